@@ -1,0 +1,107 @@
+using System.Collections.Frozen;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace Serverless.Core.Api;
+
+/// <summary>One shape of an AWS service model (botocore's <c>service-2.json</c>), as far as validation needs it.</summary>
+public sealed class Shape
+{
+    public required string Name { get; init; }
+    public required string Type { get; init; }
+    public IReadOnlyDictionary<string, string> Members { get; init; } = FrozenDictionary<string, string>.Empty;
+    public IReadOnlySet<string> Required { get; init; } = FrozenSet<string>.Empty;
+    public string? Member { get; init; }
+    public string? Key { get; init; }
+    public string? Value { get; init; }
+    public IReadOnlySet<string>? Enum { get; init; }
+    public double? Min { get; init; }
+    public double? Max { get; init; }
+    public Regex? Pattern { get; init; }
+    public bool IsDocument { get; init; }
+}
+
+/// <summary>
+/// An AWS service model embedded from botocore (see <c>tools/strip-model.py</c>): the operations
+/// and their input shapes. It is the single reference for what a request may contain.
+/// </summary>
+public sealed class ServiceModel
+{
+    private readonly FrozenDictionary<string, Shape> _shapes;
+    private readonly FrozenDictionary<string, string?> _inputs;
+
+    public string TargetPrefix { get; }
+
+    private ServiceModel(string targetPrefix, FrozenDictionary<string, Shape> shapes, FrozenDictionary<string, string?> inputs)
+    {
+        TargetPrefix = targetPrefix;
+        _shapes = shapes;
+        _inputs = inputs;
+    }
+
+    public static ServiceModel Ecs { get; } = Load("ecs");
+
+    public static ServiceModel AutoScaling { get; } = Load("application-autoscaling");
+
+    public IEnumerable<string> Operations => _inputs.Keys;
+
+    public Shape Shape(string name) => _shapes[name];
+
+    /// <summary>The input shape of <paramref name="operation"/>, or null when it takes none.</summary>
+    public Shape? InputOf(string operation)
+        => _inputs.TryGetValue(operation, out var input) && input is not null ? _shapes[input] : null;
+
+    public bool HasOperation(string operation) => _inputs.ContainsKey(operation);
+
+    private static ServiceModel Load(string service)
+    {
+        using var stream = typeof(ServiceModel).Assembly.GetManifestResourceStream($"Model.{service}.json")
+            ?? throw new InvalidOperationException($"Embedded model {service} is missing");
+        using var document = JsonDocument.Parse(stream);
+        var root = document.RootElement;
+
+        var shapes = new Dictionary<string, Shape>(StringComparer.Ordinal);
+        foreach (var shape in root.GetProperty("shapes").EnumerateObject())
+            shapes[shape.Name] = ReadShape(shape.Name, shape.Value);
+
+        var inputs = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (var operation in root.GetProperty("operations").EnumerateObject())
+            inputs[operation.Name] = operation.Value.TryGetProperty("input", out var input)
+                ? input.GetProperty("shape").GetString()
+                : null;
+
+        var prefix = root.GetProperty("metadata").GetProperty("targetPrefix").GetString()!;
+        return new ServiceModel(prefix, shapes.ToFrozenDictionary(StringComparer.Ordinal), inputs.ToFrozenDictionary(StringComparer.Ordinal));
+    }
+
+    private static Shape ReadShape(string name, JsonElement json)
+    {
+        string? Ref(string property) => json.TryGetProperty(property, out var p) ? p.GetProperty("shape").GetString() : null;
+        double? Number(string property) => json.TryGetProperty(property, out var p) ? p.GetDouble() : null;
+
+        return new Shape
+        {
+            Name = name,
+            Type = json.GetProperty("type").GetString()!,
+            Members = json.TryGetProperty("members", out var members)
+                ? members.EnumerateObject().ToFrozenDictionary(m => m.Name, m => m.Value.GetProperty("shape").GetString()!, StringComparer.Ordinal)
+                : FrozenDictionary<string, string>.Empty,
+            Required = json.TryGetProperty("required", out var required)
+                ? required.EnumerateArray().Select(r => r.GetString()!).ToFrozenSet(StringComparer.Ordinal)
+                : FrozenSet<string>.Empty,
+            Member = Ref("member"),
+            Key = Ref("key"),
+            Value = Ref("value"),
+            Enum = json.TryGetProperty("enum", out var values)
+                ? values.EnumerateArray().Select(v => v.GetString()!).ToFrozenSet(StringComparer.Ordinal)
+                : null,
+            Min = Number("min"),
+            Max = Number("max"),
+            // Coral matches the whole value against the pattern (Java's Matcher.matches).
+            Pattern = json.TryGetProperty("pattern", out var pattern)
+                ? new Regex($"^(?:{pattern.GetString()})$", RegexOptions.Compiled | RegexOptions.CultureInvariant)
+                : null,
+            IsDocument = json.TryGetProperty("document", out var document) && document.GetBoolean(),
+        };
+    }
+}

@@ -1,0 +1,111 @@
+using Azure;
+using Azure.Data.Tables;
+using Serverless.Core.Api;
+using Serverless.Core.Storage;
+using Serverless.Core.Tags;
+
+namespace Serverless.Core.Clusters;
+
+/// <summary>The <c>Clusters</c> table: one row per cluster name, ETag-guarded writes.</summary>
+public sealed class ClusterStore(StorageClients storage, Arns arns) : ITagStore
+{
+    private const string TableName = "Clusters";
+
+    public string ResourceType => "cluster";
+
+    public async Task<ClusterRecord?> FindAsync(string name, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        var response = await table.GetEntityIfExistsAsync<TableEntity>(name, "", cancellationToken: cancellationToken);
+        return response.HasValue ? ClusterRecord.FromEntity(response.Value!) : null;
+    }
+
+    /// <summary>The cluster, which must exist and be ACTIVE, else <see cref="ClusterNotFoundException"/>.</summary>
+    public async Task<ClusterRecord> GetActiveAsync(string name, CancellationToken cancellationToken)
+    {
+        var cluster = await FindAsync(name, cancellationToken);
+        return cluster is { Status: ClusterRecord.Active } ? cluster : throw new ClusterNotFoundException();
+    }
+
+    /// <summary>Inserts; returns false when a row with that name already exists.</summary>
+    public async Task<bool> TryAddAsync(ClusterRecord cluster, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        try
+        {
+            await table.AddEntityAsync(cluster.ToEntity(), cancellationToken);
+            return true;
+        }
+        catch (RequestFailedException e) when (e.Status == 409)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Replaces the row if it is unchanged since <paramref name="cluster"/> was read.</summary>
+    public async Task<ClusterRecord> SaveAsync(ClusterRecord cluster, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        try
+        {
+            var response = await table.UpdateEntityAsync(cluster.ToEntity(), cluster.ETag, TableUpdateMode.Replace, cancellationToken);
+            return cluster with { ETag = response.Headers.ETag ?? default };
+        }
+        catch (RequestFailedException e) when (e.Status is 412 or 404)
+        {
+            throw new ConcurrentUpdateException(arns.Cluster(cluster.Name));
+        }
+    }
+
+    /// <summary>
+    /// Read-modify-write with optimistic concurrency: <paramref name="change"/> runs on a fresh
+    /// read each attempt and may throw to refuse the change.
+    /// </summary>
+    public async Task<ClusterRecord> UpdateAsync(string name, Func<ClusterRecord, ClusterRecord> change, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var current = await GetActiveAsync(name, cancellationToken);
+            try
+            {
+                return await SaveAsync(change(current), cancellationToken);
+            }
+            catch (ConcurrentUpdateException) when (attempt < 5)
+            {
+                await Task.Delay(Random.Shared.Next(5, 20 * attempt), cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>ACTIVE clusters in name order after <paramref name="afterName"/>.</summary>
+    public async Task<(List<ClusterRecord> Clusters, bool More)> ListActiveAsync(string? afterName, int take, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        var filter = $"Status eq 'ACTIVE'" + (afterName is null ? "" : $" and PartitionKey gt {TableQueries.Quote(afterName)}");
+        var (entities, more) = await table.TakeAsync<TableEntity>(filter, take, null, cancellationToken);
+        return (entities.Select(ClusterRecord.FromEntity).ToList(), more);
+    }
+
+    public async Task<IReadOnlyList<Tag>> GetTagsAsync(string arn, CancellationToken cancellationToken)
+    {
+        var cluster = await FindAsync(NameFromArn(arn), cancellationToken);
+        return cluster?.Tags ?? throw new ResourceNotFoundException("The specified cluster is inactive. Specify an active cluster and try again.");
+    }
+
+    public async Task UpdateTagsAsync(string arn, Func<IReadOnlyList<Tag>, IReadOnlyList<Tag>> change, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await UpdateAsync(NameFromArn(arn), c => c with { Tags = change(c.Tags) }, cancellationToken);
+        }
+        catch (ClusterNotFoundException)
+        {
+            throw new ResourceNotFoundException("The specified cluster is inactive. Specify an active cluster and try again.");
+        }
+    }
+
+    private string NameFromArn(string arn)
+        => arns.ResourcePart(arn, ResourceType) is { Length: > 0 } name && arn == arns.Cluster(name)
+            ? name
+            : throw new InvalidParameterException("The ARN provided is invalid.");
+}

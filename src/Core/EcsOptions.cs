@@ -1,0 +1,32 @@
+namespace Serverless.Core;
+
+/// <summary>Settings the control plane reads (section <c>Ecs</c>, or flat <c>Ecs__*</c> app settings).</summary>
+public sealed class EcsOptions
+{
+    public string Region { get; set; } = "us-east-1";
+
+    public string AccountId { get; set; } = "000000000000";
+
+    /// <summary>
+    /// SigV4 credentials as <c>ACCESS_KEY_ID:SECRET</c> pairs separated by <c>;</c>. The sample settings
+    /// hold one local development pair; in Azure these come from Key Vault references.
+    /// </summary>
+    public string AccessKeys { get; set; } = "";
+
+    /// <summary>Request bodies above this are refused before parsing.</summary>
+    public int MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Prefix of every table and queue name, so tests and tenants can share one account.</summary>
+    public string StoragePrefix { get; set; } = "";
+
+    public IReadOnlyDictionary<string, string> ParseAccessKeys()
+    {
+        var keys = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var pair in AccessKeys.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var colon = pair.IndexOf(':');
+            if (colon > 0) keys[pair[..colon]] = pair[(colon + 1)..];
+        }
+        return keys;
+    }
+}
