@@ -87,13 +87,13 @@ public sealed class RequestEntityTooLargeException(string message) : EcsExceptio
 }
 
 /// <summary>SigV4 failures carry the codes AWS clients recognise (botocore retries some of them).</summary>
-public sealed class AuthenticationException(string errorType, string message, int httpStatus = 403) : EcsException(message)
+public sealed class AuthenticationException(string errorType, string message, int httpStatus = 400) : EcsException(message)
 {
     public override string ErrorType { get; } = errorType;
     public override int HttpStatus { get; } = httpStatus;
 
     public static AuthenticationException MissingToken()
-        => new("MissingAuthenticationTokenException", "Missing Authentication Token");
+        => new("MissingAuthenticationTokenException", "Request is missing Authentication Token");
 
     public static AuthenticationException UnrecognizedClient()
         => new("UnrecognizedClientException", "The security token included in the request is invalid.");

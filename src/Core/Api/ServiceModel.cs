@@ -17,7 +17,30 @@ public sealed class Shape
     public IReadOnlySet<string>? Enum { get; init; }
     public double? Min { get; init; }
     public double? Max { get; init; }
-    public Regex? Pattern { get; init; }
+    /// <summary>
+    /// The model's patterns are Java regular expressions matched against the whole value
+    /// (Coral uses <c>Matcher.matches</c>). Java spells "any supplementary character" as a
+    /// surrogate-pair range, which .NET reads per UTF-16 unit, so it becomes the surrogate block;
+    /// Java's POSIX class <c>\p{Print}</c> is printable ASCII.
+    /// Compiled on first use: most of the hundreds of patterns are never needed.
+    /// </summary>
+    public string? PatternText
+    {
+        get => _patternText;
+        init
+        {
+            _patternText = value;
+            _pattern = value is null ? null : new Lazy<Regex>(() => new Regex(
+                $"^(?:{value.Replace(@"\uD800\uDC00-\uDBFF\uDFFF", @"\uD800-\uDFFF").Replace(@"\p{Print}", @"[\x20-\x7E]")})$",
+                RegexOptions.CultureInvariant));
+        }
+    }
+
+    public Regex? Pattern => _pattern?.Value;
+
+    private readonly string? _patternText;
+    private readonly Lazy<Regex>? _pattern;
+
     public bool IsDocument { get; init; }
 }
 
@@ -44,6 +67,8 @@ public sealed class ServiceModel
     public static ServiceModel AutoScaling { get; } = Load("application-autoscaling");
 
     public IEnumerable<string> Operations => _inputs.Keys;
+
+    public IEnumerable<Shape> Shapes => _shapes.Values;
 
     public Shape Shape(string name) => _shapes[name];
 
@@ -97,10 +122,7 @@ public sealed class ServiceModel
                 : null,
             Min = Number("min"),
             Max = Number("max"),
-            // Coral matches the whole value against the pattern (Java's Matcher.matches).
-            Pattern = json.TryGetProperty("pattern", out var pattern)
-                ? new Regex($"^(?:{pattern.GetString()})$", RegexOptions.Compiled | RegexOptions.CultureInvariant)
-                : null,
+            PatternText = json.TryGetProperty("pattern", out var pattern) ? pattern.GetString() : null,
             IsDocument = json.TryGetProperty("document", out var document) && document.GetBoolean(),
         };
     }

@@ -1,0 +1,155 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Logging;
+using Serverless.Core.Api.Auth;
+
+namespace Serverless.Core.Api;
+
+/// <summary>
+/// The AWS JSON 1.1 endpoint (ECS and Application Auto Scaling at one URL): size limit, SigV4,
+/// <c>X-Amz-Target</c> dispatch, model validation, and the one place where exceptions become
+/// AWS errors. Trigger-agnostic: the Functions HTTP trigger and the standalone host both hand it
+/// an ASP.NET Core <see cref="HttpRequest"/>.
+/// </summary>
+public sealed class ApiEndpoint(ActionRegistry actions, SigV4Verifier verifier, EcsOptions options, ILogger<ApiEndpoint> logger)
+{
+    private static readonly ServiceModel[] Models = [ServiceModel.Ecs, ServiceModel.AutoScaling];
+
+    public async Task<IActionResult> HandleAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var requestId = Guid.NewGuid().ToString();
+        var target = request.Headers["X-Amz-Target"].ToString();
+        var action = target.Contains('.') ? target[(target.IndexOf('.') + 1)..] : target;
+        AwsJsonResult result;
+        try
+        {
+            var body = await ReadBodyAsync(request, options.MaxRequestBodyBytes, cancellationToken);
+            var caller = verifier.Verify(ToSignedRequest(request, body));
+            result = await DispatchAsync(target, body, new RequestContext(caller), requestId, cancellationToken);
+        }
+        catch (EcsException e)
+        {
+            result = AwsJsonResult.Error(e.HttpStatus, e.ErrorType, e.Message, requestId);
+        }
+        catch (ConcurrentUpdateException e)
+        {
+            // Retries inside the action were exhausted; a 500 makes SDKs retry the whole call.
+            logger.LogWarning("{Action} lost a concurrent update race: {Message} {RequestId}", action, e.Message, requestId);
+            result = AwsJsonResult.Error(500, "ServerException", "The request could not be completed because of a concurrent update. Retry the request.", requestId);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "{Action} failed {RequestId}", action, requestId);
+            result = AwsJsonResult.Error(500, "ServerException", "Internal server error.", requestId);
+        }
+
+        logger.LogInformation("{Action} {Status} {ElapsedMs:0.0} ms {RequestId}",
+            action.Length > 0 ? action : "(none)", result.StatusCode, Stopwatch.GetElapsedTime(started).TotalMilliseconds, requestId);
+        return result;
+    }
+
+    private async Task<AwsJsonResult> DispatchAsync(string target, ReadOnlyMemory<byte> body, RequestContext context, string requestId, CancellationToken cancellationToken)
+    {
+        var dot = target.IndexOf('.');
+        var model = dot > 0 ? Array.Find(Models, m => target.AsSpan(0, dot).SequenceEqual(m.TargetPrefix)) : null;
+        var operation = dot > 0 ? target[(dot + 1)..] : "";
+        if (model is null || !model.HasOperation(operation) || !actions.TryGet(target, out var handler))
+            throw new UnknownOperationException(target.Length == 0 ? "Missing X-Amz-Target header." : $"Unknown operation {target}.");
+
+        var request = ParseBody(body);
+        var input = model.InputOf(operation);
+        if (input is not null) request = RequestValidator.Validate(model, input, request);
+
+        var response = await handler(request, context, cancellationToken);
+        return AwsJsonResult.Ok(response, requestId);
+    }
+
+    private static JsonObject ParseBody(ReadOnlyMemory<byte> body)
+    {
+        // botocore sends "{}" for an empty input; an empty body is read the same way.
+        if (body.Length == 0) return [];
+        JsonNode? node;
+        try
+        {
+            node = JsonNode.Parse(body.Span, documentOptions: new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException e)
+        {
+            throw new SerializationException($"Malformed JSON request body: {e.Message.Split(" Path:")[0]}");
+        }
+        return node as JsonObject ?? throw new SerializationException("The request body must be a JSON object.");
+    }
+
+    private static async Task<ReadOnlyMemory<byte>> ReadBodyAsync(HttpRequest request, int limit, CancellationToken cancellationToken)
+    {
+        if (request.ContentLength > limit) throw TooLarge(limit);
+        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(request.ContentLength ?? 4096, limit) + 1);
+        while (true)
+        {
+            var read = await request.Body.ReadAsync(buffer.GetMemory(4096), cancellationToken);
+            if (read == 0) return buffer.WrittenMemory;
+            buffer.Advance(read);
+            if (buffer.WrittenCount > limit) throw TooLarge(limit);
+        }
+    }
+
+    private static RequestEntityTooLargeException TooLarge(int limit)
+        => new($"Request body exceeds the limit of {limit} bytes.");
+
+    private static SignedRequest ToSignedRequest(HttpRequest request, ReadOnlyMemory<byte> body)
+    {
+        var headers = new List<KeyValuePair<string, string>>(request.Headers.Count);
+        foreach (var (name, values) in request.Headers)
+        {
+            foreach (var value in values) headers.Add(new(name, value ?? ""));
+        }
+        // The raw target is what the client signed; Path is already decoded.
+        var raw = request.HttpContext.Features.Get<IHttpRequestFeature>()?.RawTarget;
+        var path = string.IsNullOrEmpty(raw) ? request.PathBase.Add(request.Path).ToString() : raw.Split('?')[0];
+        var query = request.QueryString.HasValue ? request.QueryString.Value![1..] : "";
+        return new SignedRequest(request.Method, path.Length == 0 ? "/" : path, query, headers, body);
+    }
+}
+
+/// <summary>A serialized AWS JSON 1.1 response.</summary>
+public sealed class AwsJsonResult : IActionResult
+{
+    private readonly byte[] _body;
+    private readonly string _requestId;
+
+    private AwsJsonResult(int statusCode, byte[] body, string requestId)
+    {
+        StatusCode = statusCode;
+        _body = body;
+        _requestId = requestId;
+    }
+
+    public int StatusCode { get; }
+
+    public static AwsJsonResult Ok(JsonObject response, string requestId)
+        => new(200, JsonSerializer.SerializeToUtf8Bytes(response, AwsJson.Options), requestId);
+
+    public static AwsJsonResult Error(int statusCode, string type, string message, string requestId)
+        => new(statusCode, JsonSerializer.SerializeToUtf8Bytes(new JsonObject { ["__type"] = type, ["message"] = message }, AwsJson.Options), requestId);
+
+    public Task ExecuteResultAsync(ActionContext context) => WriteAsync(context.HttpContext.Response);
+
+    public Task WriteAsync(HttpResponse response)
+    {
+        response.StatusCode = StatusCode;
+        response.ContentType = "application/x-amz-json-1.1";
+        response.ContentLength = _body.Length;
+        response.Headers["x-amzn-RequestId"] = _requestId;
+        return response.Body.WriteAsync(_body).AsTask();
+    }
+}
