@@ -1,0 +1,44 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Serverless.Core.Api;
+using Serverless.Core.Api.Auth;
+using Serverless.Core.Clusters;
+using Serverless.Core.Storage;
+using Serverless.Core.Tags;
+using Serverless.Core.TaskDefinitions;
+
+namespace Serverless.Core;
+
+public static class ControlPlaneServices
+{
+    /// <summary>
+    /// Everything the control plane needs, from configuration: section <c>Ecs</c> (<see cref="EcsOptions"/>)
+    /// and the storage connection string <c>AzureWebJobsStorage</c>, as the Functions host names it.
+    /// </summary>
+    public static IServiceCollection AddControlPlane(this IServiceCollection services, IConfiguration configuration)
+    {
+        var options = new EcsOptions();
+        configuration.GetSection("Ecs").Bind(options);
+        var connectionString = configuration["AzureWebJobsStorage"] is { Length: > 0 } value ? value : "UseDevelopmentStorage=true";
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton(options);
+        services.AddSingleton<Arns>();
+        services.AddSingleton(new StorageClients(connectionString, options));
+        services.AddSingleton(sp => new SigV4Verifier(options.ParseAccessKeys(), sp.GetRequiredService<TimeProvider>()));
+
+        services.AddSingleton<ClusterStore>();
+        services.AddSingleton<ITagStore>(sp => sp.GetRequiredService<ClusterStore>());
+        services.AddSingleton<IActionSource, ClusterActions>();
+
+        services.AddSingleton<TaskDefinitionStore>();
+        services.AddSingleton<ITagStore>(sp => sp.GetRequiredService<TaskDefinitionStore>());
+        services.AddSingleton<IActionSource, TaskDefinitionActions>();
+
+        services.AddSingleton<IActionSource, TagActions>();
+        services.AddSingleton<ActionRegistry>();
+        services.AddSingleton<ApiEndpoint>();
+        return services;
+    }
+}
