@@ -4,9 +4,11 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Serverless.Core.Api;
 using Serverless.Core.Api.Auth;
 using Serverless.Core.Clusters;
+using Serverless.Core.ContainerInstances;
 using Serverless.Core.Storage;
 using Serverless.Core.Tags;
 using Serverless.Core.TaskDefinitions;
+using Serverless.Core.Tasks;
 
 namespace Serverless.Core;
 
@@ -35,6 +37,19 @@ public static class ControlPlaneServices
         services.AddSingleton<TaskDefinitionStore>();
         services.AddSingleton<ITagStore>(sp => sp.GetRequiredService<TaskDefinitionStore>());
         services.AddSingleton<IActionSource, TaskDefinitionActions>();
+
+        services.AddSingleton<ContainerInstanceStore>();
+        services.AddSingleton<ITagStore>(sp => sp.GetRequiredService<ContainerInstanceStore>());
+        services.AddSingleton<IClusterUsage, ContainerInstanceUsage>();
+        services.AddSingleton<IActionSource, ContainerInstanceActions>();
+
+        services.AddSingleton<TaskStore>();
+        services.AddSingleton<ITagStore>(sp => sp.GetRequiredService<TaskStore>());
+        services.AddSingleton<TaskJson>();
+        services.AddSingleton<TaskLauncher>();
+        services.AddSingleton<TaskStateApplier>();
+        services.AddSingleton<ClientTokens>();
+        services.AddSingleton<IActionSource, TaskActions>();
 
         services.AddSingleton<IActionSource, TagActions>();
         services.AddSingleton<ActionRegistry>();

@@ -16,8 +16,14 @@ public sealed class EcsOptions
     /// <summary>Request bodies above this are refused before parsing.</summary>
     public int MaxRequestBodyBytes { get; set; } = 1024 * 1024;
 
-    /// <summary>Prefix of every table and queue name, so tests and tenants can share one account.</summary>
+    /// <summary>Prefix of every table name, so tests and tenants can share one account (queues keep their names).</summary>
     public string StoragePrefix { get; set; } = "";
+
+    /// <summary>How often workers heartbeat.</summary>
+    public int AgentHeartbeatSeconds { get; set; } = 20;
+
+    /// <summary>A worker silent this long shows <c>agentConnected: false</c> and gets no new tasks.</summary>
+    public int AgentDisconnectedAfterSeconds { get; set; } = 60;
 
     public IReadOnlyDictionary<string, string> ParseAccessKeys()
     {

@@ -6,8 +6,8 @@ using Azure.Storage.Queues;
 namespace Serverless.Core.Storage;
 
 /// <summary>
-/// The storage account (Azurite locally): every table and queue the control plane uses, named
-/// with <see cref="EcsOptions.StoragePrefix"/> and created the first time it is asked for.
+/// The storage account (Azurite locally): every table and queue the control plane uses, created
+/// the first time it is asked for. Tables are named with <see cref="EcsOptions.StoragePrefix"/>.
 /// </summary>
 public sealed class StorageClients
 {
@@ -27,8 +27,11 @@ public sealed class StorageClients
     /// <summary>Table names are alphanumeric; the prefix keeps one test's tables apart from another's.</summary>
     public string TableName(string name) => _prefix + name;
 
-    /// <summary>Queue names are lowercase with hyphens.</summary>
-    public string QueueName(string name) => (_prefix.Length > 0 ? _prefix.ToLowerInvariant() + "-" : "") + name;
+    /// <summary>
+    /// Queue names are used as they are: the Functions host binds queue triggers to fixed names
+    /// (<c>task-events</c>, <c>reconcile</c>), so a prefix would separate senders from their triggers.
+    /// </summary>
+    public static string QueueName(string name) => name;
 
     public Task<TableClient> TableAsync(string name, CancellationToken cancellationToken)
         => _tableCache.GetOrAdd(name, n => CreateTableAsync(n, cancellationToken));

@@ -1,0 +1,186 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Azure;
+using Azure.Data.Tables;
+using Serverless.Core.Api;
+using Serverless.Core.Storage;
+using Serverless.Core.Tags;
+
+namespace Serverless.Core.ContainerInstances;
+
+/// <summary>
+/// What one task holds on a container instance. Reservations live on the instance's own row,
+/// keyed by task id, so reserving and releasing are idempotent and a conditional write on that
+/// row is what keeps two control planes from overcommitting one host.
+/// </summary>
+public sealed record Reservation(string TaskId, int Cpu, int Memory, IReadOnlyList<int> TcpPorts, IReadOnlyList<int> UdpPorts)
+{
+    /// <summary>The task's <c>group</c> (<c>service:web</c>, <c>family:web</c>...), which <c>task:group</c> in the cluster query language reads.</summary>
+    public string? Group { get; init; }
+}
+
+/// <summary>An ECS attribute (<c>name</c>, optional <c>value</c>) on a container instance.</summary>
+public sealed record InstanceAttribute(string Name, string? Value);
+
+/// <summary>
+/// A container instance row. Partition key is the cluster (a cluster's instances are read
+/// together for placement; each instance writes only its own row), row key the instance id.
+/// </summary>
+public sealed record ContainerInstanceRecord
+{
+    public const string Active = "ACTIVE";
+    public const string Draining = "DRAINING";
+    public const string Inactive = "INACTIVE";
+
+    /// <summary>Ports ECS reserves on every instance (ssh, Docker, the agent).</summary>
+    public static readonly IReadOnlyList<int> EcsReservedPorts = [22, 2375, 2376, 51678, 51679];
+
+    public required string Cluster { get; init; }
+
+    /// <summary>32 hex digits, the last part of the ARN.</summary>
+    public required string Id { get; init; }
+
+    /// <summary>The host's own identifier (ECS: the EC2 instance id; here the worker's host name or configured id).</summary>
+    public required string Ec2InstanceId { get; init; }
+
+    public string Status { get; init; } = Active;
+    public string? StatusReason { get; init; }
+
+    public required int RegisteredCpu { get; init; }
+    public required int RegisteredMemory { get; init; }
+
+    /// <summary>Host ports unavailable to tasks from the start (PORTS / PORTS_UDP in registeredResources).</summary>
+    public IReadOnlyList<int> RegisteredTcpPorts { get; init; } = EcsReservedPorts;
+    public IReadOnlyList<int> RegisteredUdpPorts { get; init; } = [];
+
+    public IReadOnlyList<Reservation> Reservations { get; init; } = [];
+    public IReadOnlyList<InstanceAttribute> Attributes { get; init; } = [];
+    public IReadOnlyList<Tag> Tags { get; init; } = [];
+
+    /// <summary>Task counts as the worker last reported them (ECS's agent-reported figures).</summary>
+    public int RunningTasksCount { get; init; }
+    public int PendingTasksCount { get; init; }
+
+    public DateTimeOffset RegisteredAt { get; init; }
+    public DateTimeOffset LastHeartbeat { get; init; }
+
+    /// <summary>ECS's <c>version</c>: increases with every change of the instance's record.</summary>
+    public long Version { get; init; } = 1;
+
+    public string? AgentVersion { get; init; }
+    public string? AgentHash { get; init; }
+    public string? DockerVersion { get; init; }
+
+    public ETag ETag { get; init; }
+
+    public int RemainingCpu => RegisteredCpu - Reservations.Sum(r => r.Cpu);
+    public int RemainingMemory => RegisteredMemory - Reservations.Sum(r => r.Memory);
+
+    public IEnumerable<int> UsedTcpPorts => RegisteredTcpPorts.Concat(Reservations.SelectMany(r => r.TcpPorts));
+    public IEnumerable<int> UsedUdpPorts => RegisteredUdpPorts.Concat(Reservations.SelectMany(r => r.UdpPorts));
+
+    /// <summary>ECS's <c>agentConnected</c>: a heartbeat within <paramref name="timeout"/>.</summary>
+    public bool IsAgentConnected(DateTimeOffset now, TimeSpan timeout) => now - LastHeartbeat <= timeout;
+
+    public string? Attribute(string name) => Attributes.FirstOrDefault(a => a.Name == name)?.Value;
+
+    /// <summary>ACTIVE and DRAINING instances count as registered (DescribeClusters' registeredContainerInstancesCount).</summary>
+    public bool IsRegistered => Status is Active or Draining;
+
+    public bool HoldsReservationFor(string taskId) => Reservations.Any(r => r.TaskId == taskId);
+
+    /// <summary>
+    /// Whether a task needing <paramref name="cpu"/> units, <paramref name="memory"/> MiB and these
+    /// fixed host ports fits in what this instance has left: enough CPU and memory, and no port that
+    /// is registered, held by another task or asked for twice. Resources only: whether the
+    /// instance takes tasks at all (status, agent connected) is the caller's decision.
+    /// </summary>
+    public bool Fits(int cpu, int memory, IReadOnlyCollection<int> tcpPorts, IReadOnlyCollection<int> udpPorts)
+    {
+        if (cpu > RemainingCpu || memory > RemainingMemory) return false;
+        var tcp = UsedTcpPorts.ToHashSet();
+        if (tcpPorts.Any(p => !tcp.Add(p))) return false;
+        var udp = UsedUdpPorts.ToHashSet();
+        return udpPorts.All(udp.Add);
+    }
+
+    /// <inheritdoc cref="Fits(int, int, IReadOnlyCollection{int}, IReadOnlyCollection{int})"/>
+    public bool Fits(Reservation reservation) => Fits(reservation.Cpu, reservation.Memory, reservation.TcpPorts, reservation.UdpPorts);
+
+    /// <summary>Storage JSON for the list-valued columns: compact, camelCase, nulls left out.</summary>
+    private static readonly JsonSerializerOptions StorageJson = new(JsonSerializerDefaults.Web)
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    /// <summary>Prefix of the <see cref="LargeJson"/> columns holding <see cref="Reservations"/>.</summary>
+    internal const string ReservationsColumn = "Reservations";
+
+    /// <summary>
+    /// The row. <see cref="Reservations"/> may grow with the tasks on the host, so it is split
+    /// across columns by <see cref="LargeJson"/>; the other lists are small (attributes are capped
+    /// by ECS's limits) and take one column each. Throws <see cref="ClientException"/> when the
+    /// row would exceed what one entity holds.
+    /// </summary>
+    internal TableEntity ToEntity()
+    {
+        var entity = new TableEntity(Cluster, Id)
+        {
+            ["Ec2InstanceId"] = Ec2InstanceId,
+            ["Status"] = Status,
+            ["StatusReason"] = StatusReason,
+            ["RegisteredCpu"] = RegisteredCpu,
+            ["RegisteredMemory"] = RegisteredMemory,
+            ["RegisteredTcpPorts"] = JsonSerializer.Serialize(RegisteredTcpPorts, StorageJson),
+            ["RegisteredUdpPorts"] = JsonSerializer.Serialize(RegisteredUdpPorts, StorageJson),
+            ["Attributes"] = JsonSerializer.Serialize(Attributes, StorageJson),
+            ["Tags"] = Tag.Serialize(Tags),
+            ["RunningTasksCount"] = RunningTasksCount,
+            ["PendingTasksCount"] = PendingTasksCount,
+            ["RegisteredAt"] = RegisteredAt,
+            ["LastHeartbeat"] = LastHeartbeat,
+            ["Version"] = Version,
+            ["AgentVersion"] = AgentVersion,
+            ["AgentHash"] = AgentHash,
+            ["DockerVersion"] = DockerVersion,
+        };
+        foreach (var column in new[] { "RegisteredTcpPorts", "RegisteredUdpPorts", "Attributes" })
+        {
+            if (entity.GetString(column)!.Length > LargeJson.ChunkChars)
+                throw new ClientException($"The container instance's {column} exceed what can be stored.");
+        }
+        var reservations = JsonSerializer.Serialize(Reservations, StorageJson);
+        if (!LargeJson.Fits(reservations))
+            throw new ClientException("The container instance holds more task reservations than can be stored.");
+        LargeJson.Write(entity, reservations, ReservationsColumn);
+        return entity;
+    }
+
+    internal static ContainerInstanceRecord FromEntity(TableEntity entity) => new()
+    {
+        Cluster = entity.PartitionKey,
+        Id = entity.RowKey,
+        Ec2InstanceId = entity.GetString("Ec2InstanceId") ?? entity.RowKey,
+        Status = entity.GetString("Status") ?? Active,
+        StatusReason = entity.GetString("StatusReason"),
+        RegisteredCpu = entity.GetInt32("RegisteredCpu") ?? 0,
+        RegisteredMemory = entity.GetInt32("RegisteredMemory") ?? 0,
+        RegisteredTcpPorts = Deserialize<List<int>>(entity.GetString("RegisteredTcpPorts")) ?? [.. EcsReservedPorts],
+        RegisteredUdpPorts = Deserialize<List<int>>(entity.GetString("RegisteredUdpPorts")) ?? [],
+        Reservations = Deserialize<List<Reservation>>(LargeJson.Read(entity, ReservationsColumn)) ?? [],
+        Attributes = Deserialize<List<InstanceAttribute>>(entity.GetString("Attributes")) ?? [],
+        Tags = Tag.Deserialize(entity.GetString("Tags")),
+        RunningTasksCount = entity.GetInt32("RunningTasksCount") ?? 0,
+        PendingTasksCount = entity.GetInt32("PendingTasksCount") ?? 0,
+        RegisteredAt = entity.GetDateTimeOffset("RegisteredAt") ?? default,
+        LastHeartbeat = entity.GetDateTimeOffset("LastHeartbeat") ?? default,
+        Version = entity.GetInt64("Version") ?? 1,
+        AgentVersion = entity.GetString("AgentVersion"),
+        AgentHash = entity.GetString("AgentHash"),
+        DockerVersion = entity.GetString("DockerVersion"),
+        ETag = entity.ETag,
+    };
+
+    private static T? Deserialize<T>(string? json) where T : class
+        => string.IsNullOrEmpty(json) ? null : JsonSerializer.Deserialize<T>(json, StorageJson);
+}

@@ -1,0 +1,184 @@
+using System.Text.Json.Nodes;
+using Serverless.Core.Api;
+using Serverless.Core.Clusters;
+using Serverless.Core.ContainerInstances;
+using Serverless.Core.Scheduling;
+using Serverless.Core.Tags;
+using Serverless.Core.TaskDefinitions;
+
+namespace Serverless.Core.Tasks;
+
+/// <summary>RunTask, StartTask, StopTask, DescribeTasks, ListTasks.</summary>
+public sealed class TaskActions(
+    ClusterStore clusters,
+    TaskDefinitionStore definitions,
+    TaskStore tasks,
+    TaskLauncher launcher,
+    ClientTokens clientTokens,
+    TaskJson json,
+    Arns arns,
+    TimeProvider time) : IActionSource
+{
+    public void MapActions(ActionRegistry registry)
+    {
+        registry.Map("RunTask", RunTaskAsync);
+        registry.Map("StartTask", StartTaskAsync);
+        registry.Map("StopTask", StopTaskAsync);
+        registry.Map("DescribeTasks", DescribeTasksAsync);
+        registry.Map("ListTasks", ListTasksAsync);
+    }
+
+    private async Task<JsonObject> RunTaskAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
+    {
+        var cluster = (await clusters.GetActiveAsync(arns.ClusterName(request.String("cluster")), cancellationToken)).Name;
+        var count = request.Int("count") ?? 1;
+        if (count is < 1 or > 10) throw new InvalidParameterException("count must be between 1 and 10.");
+        if (request.String("launchType") == "FARGATE")
+            throw new InvalidParameterException("The FARGATE launch type is not supported by this cluster's capacity.");
+
+        return await clientTokens.RunOnceAsync(cluster, "RunTask", request.String("clientToken"), request, async () =>
+        {
+            var launch = await LaunchRequestAsync(cluster, request, count, cancellationToken);
+            var result = await launcher.LaunchAsync(launch, cancellationToken);
+            return Response(result);
+        }, cancellationToken);
+    }
+
+    private async Task<JsonObject> StartTaskAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
+    {
+        var cluster = (await clusters.GetActiveAsync(arns.ClusterName(request.String("cluster")), cancellationToken)).Name;
+        var named = request.Strings("containerInstances").Select(i => InstanceId(cluster, i)).ToList();
+        if (named.Count is < 1 or > 10) throw new InvalidParameterException("containerInstances must name between 1 and 10 container instances.");
+        var launch = await LaunchRequestAsync(cluster, request, named.Count, cancellationToken) with { OnInstances = named };
+        return Response(await launcher.LaunchAsync(launch, cancellationToken));
+    }
+
+    private async Task<JsonObject> StopTaskAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
+    {
+        var cluster = (await clusters.GetActiveAsync(arns.ClusterName(request.String("cluster")), cancellationToken)).Name;
+        var taskId = TaskId(cluster, request.String("task")!);
+        var reason = request.String("reason") is { Length: > 0 } given ? given : "Task stopped by user";
+        var now = time.GetUtcNow();
+        var stopped = await tasks.UpdateAsync(cluster, taskId, t => t.DesiredStatus == TaskStatus.Stopped ? null : t with
+        {
+            DesiredStatus = TaskStatus.Stopped,
+            StoppingAt = t.StoppingAt ?? now,
+            StopCode = t.StopCode ?? "UserInitiated",
+            StoppedReason = t.StoppedReason ?? reason,
+        }, cancellationToken) ?? throw new InvalidParameterException("The referenced task was not found.");
+
+        // Sent even when the task was already stopping: a repeated StopTask re-delivers a lost command.
+        if (!stopped.IsStopped) await launcher.SendStopAsync(stopped, cancellationToken);
+        return new JsonObject { ["task"] = json.ToJson(stopped, includeTags: false) };
+    }
+
+    private async Task<JsonObject> DescribeTasksAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
+    {
+        var cluster = (await clusters.GetActiveAsync(arns.ClusterName(request.String("cluster")), cancellationToken)).Name;
+        var names = request.Strings("tasks").ToList();
+        if (names.Count is < 1 or > 100) throw new InvalidParameterException("Tasks cannot be empty and may name at most 100 tasks.");
+        var includeTags = request.Strings("include").Contains("TAGS");
+
+        var found = await Task.WhenAll(names.Select(n => TryTaskId(cluster, n) is { } id
+            ? tasks.FindAsync(cluster, id, cancellationToken)
+            : Task.FromResult<TaskRecord?>(null)));
+        var described = new JsonArray();
+        var failures = new JsonArray();
+        for (var i = 0; i < names.Count; i++)
+        {
+            if (found[i] is { } task) described.Add(json.ToJson(task, includeTags));
+            else failures.Add(new JsonObject { ["arn"] = names[i].StartsWith("arn:", StringComparison.Ordinal) ? names[i] : arns.Task(cluster, names[i]), ["reason"] = "MISSING" });
+        }
+        return new JsonObject { ["tasks"] = described, ["failures"] = failures };
+    }
+
+    private async Task<JsonObject> ListTasksAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
+    {
+        var cluster = (await clusters.GetActiveAsync(arns.ClusterName(request.String("cluster")), cancellationToken)).Name;
+        var launchType = request.String("launchType");
+        var filter = new TaskFilter(
+            Group: request.String("serviceName") is { } service ? $"service:{arns.ResourcePart(service, "service")?.Split('/')[^1] ?? service}" : null,
+            Family: request.String("family"),
+            StartedBy: request.String("startedBy"),
+            ContainerInstanceId: request.String("containerInstance") is { } instance ? InstanceId(cluster, instance) : null,
+            DesiredStatus: request.String("desiredStatus") ?? TaskStatus.Running,
+            LaunchType: launchType);
+        var (page, more) = await tasks.ListAsync(cluster, filter, Paging.MaxResults(request), Paging.AfterKey(request), cancellationToken);
+        var response = new JsonObject { ["taskArns"] = page.Select(t => arns.Task(t.Cluster, t.Id)).ToJsonArray() };
+        Paging.AddNextToken(response, more, page.Count > 0 ? TaskStore.PageKey(page[^1]) : null);
+        return response;
+    }
+
+    private async Task<LaunchRequest> LaunchRequestAsync(string cluster, JsonObject request, int count, CancellationToken cancellationToken)
+    {
+        var definition = await ResolveDefinitionAsync(request.String("taskDefinition")!, cancellationToken);
+        var overrides = request["overrides"]?.DeepClone().AsObject();
+        if (TaskSizing.UnknownOverrideNames(definition, overrides).FirstOrDefault() is { } unknown)
+            throw new InvalidParameterException($"Override for container named {unknown} is not a container in the TaskDefinition.");
+        if (definition.TaskDefinition["networkMode"]?.GetValue<string>() == "awsvpc")
+            throw new InvalidParameterException("Task definitions with networkMode 'awsvpc' need elastic network interfaces, which this cluster's container instances do not provide.");
+        var startedBy = request.String("startedBy");
+        if (startedBy is { Length: > 36 }) throw new InvalidParameterException("startedBy may not be more than 36 characters.");
+
+        var constraints = request["placementConstraints"] as JsonArray ?? [];
+        var strategies = PlacementStrategies.Parse(request["placementStrategy"] as JsonArray, Placement.RunTaskDefault);
+        return new LaunchRequest
+        {
+            Cluster = cluster,
+            Definition = definition,
+            Count = count,
+            Group = request.String("group") ?? $"family:{definition.Family}",
+            Overrides = overrides,
+            StartedBy = startedBy,
+            Tags = Tag.FromRequest(request),
+            Strategies = strategies,
+            DistinctInstance = PlacementStrategies.HasDistinctInstance(constraints),
+            MemberOf = PlacementStrategies.MemberOf(constraints),
+        };
+    }
+
+    private async Task<TaskDefinitionRecord> ResolveDefinitionAsync(string reference, CancellationToken cancellationToken)
+    {
+        var name = arns.ResourcePart(reference, "task-definition") ?? throw new InvalidParameterException("Invalid taskDefinition.");
+        var definition = TaskDefinitionKey.TryParse(name) is { } key
+            ? await definitions.FindAsync(key.Family, key.Revision, cancellationToken)
+            : await definitions.FindLatestActiveAsync(name, cancellationToken);
+        if (definition is null) throw new ClientException("Unable to find task definition.");
+        if (definition.Status != TaskDefinitionRecord.Active) throw new ClientException("TaskDefinition is inactive");
+        return definition;
+    }
+
+    private JsonObject Response(LaunchResult result) => new()
+    {
+        ["tasks"] = result.Tasks.Select(t => (JsonNode?)json.ToJson(t, includeTags: true)).ToJsonArray(),
+        ["failures"] = result.Failures.Select(f =>
+        {
+            var failure = new JsonObject { ["reason"] = f.Reason };
+            if (f.Arn is not null) failure["arn"] = f.Arn;
+            if (f.Detail is not null) failure["detail"] = f.Detail;
+            return (JsonNode?)failure;
+        }).ToJsonArray(),
+    };
+
+    private string? TryTaskId(string cluster, string nameOrArn)
+    {
+        if (!nameOrArn.StartsWith("arn:", StringComparison.Ordinal)) return TaskIds.IsValid(nameOrArn) ? nameOrArn : null;
+        // Long format task/<cluster>/<id>; the old short format task/<id> names the default scope.
+        var parts = arns.ResourcePart(nameOrArn, "task")?.Split('/');
+        return parts switch
+        {
+            [var owner, var id] when owner == cluster && TaskIds.IsValid(id) => id,
+            [var id] when TaskIds.IsValid(id) => id,
+            _ => null,
+        };
+    }
+
+    private string TaskId(string cluster, string nameOrArn)
+        => TryTaskId(cluster, nameOrArn) ?? throw new InvalidParameterException("The referenced task was not found.");
+
+    private string InstanceId(string cluster, string nameOrArn)
+    {
+        var part = arns.ResourcePart(nameOrArn, "container-instance") ?? nameOrArn;
+        return part.Split('/')[^1];
+    }
+}

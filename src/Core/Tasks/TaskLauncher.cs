@@ -1,0 +1,198 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Serverless.Core.Api;
+using Serverless.Core.ContainerInstances;
+using Serverless.Core.Scheduling;
+using Serverless.Core.Storage;
+using Serverless.Core.Tags;
+using Serverless.Core.TaskDefinitions;
+
+namespace Serverless.Core.Tasks;
+
+/// <summary>What to launch: <see cref="Count"/> tasks of one definition in one group.</summary>
+public sealed record LaunchRequest
+{
+    public required string Cluster { get; init; }
+    public required TaskDefinitionRecord Definition { get; init; }
+    public required int Count { get; init; }
+    public required string Group { get; init; }
+    public JsonObject? Overrides { get; init; }
+    public string? StartedBy { get; init; }
+    public IReadOnlyList<Tag> Tags { get; init; } = [];
+    public IReadOnlyList<PlacementStrategy> Strategies { get; init; } = Placement.RunTaskDefault;
+    public bool DistinctInstance { get; init; }
+    public IReadOnlyList<Func<ContainerInstanceRecord, bool>> MemberOf { get; init; } = [];
+    /// <summary>StartTask: one task on each of these instances, no strategy.</summary>
+    public IReadOnlyList<string>? OnInstances { get; init; }
+}
+
+/// <summary>A task that could not be placed or started, as ECS reports it in <c>failures</c>.</summary>
+public sealed record LaunchFailure(string? Arn, string Reason, string? Detail = null);
+
+public sealed record LaunchResult(IReadOnlyList<TaskRecord> Tasks, IReadOnlyList<LaunchFailure> Failures);
+
+/// <summary>
+/// Places tasks and hands them to their workers. For each task: decide (pure
+/// <see cref="Placement"/>), reserve on the chosen instance with a conditional write (a lost race
+/// re-reads that instance and decides again), insert the task row, send Start to the instance's
+/// command queue. A reservation is only ever left behind with a task row that owns it.
+/// </summary>
+public sealed class TaskLauncher(
+    ContainerInstanceStore instances,
+    TaskStore tasks,
+    StorageClients storage,
+    Arns arns,
+    EcsOptions options,
+    TimeProvider time,
+    ILogger<TaskLauncher> logger)
+{
+    private const int MaxPlacementAttempts = 20;
+
+    public async Task<LaunchResult> LaunchAsync(LaunchRequest request, CancellationToken cancellationToken)
+    {
+        var hosts = (await instances.ListAsync(request.Cluster, cancellationToken)).ToList();
+        if (request.OnInstances is { } named)
+            hosts = hosts.Where(h => named.Contains(h.Id)).ToList();
+        else if (hosts.Count == 0)
+            throw new InvalidParameterException("No Container Instances were found in your cluster.");
+
+        var need = TaskSizing.Need(request.Definition, request.Overrides);
+        var groupCounts = PlacementRequest.CountGroup(hosts, request.Group);
+        var launched = new List<TaskRecord>();
+        var failures = new List<LaunchFailure>();
+        var agentTimeout = TimeSpan.FromSeconds(options.AgentDisconnectedAfterSeconds);
+
+        var slots = request.OnInstances?.Count ?? request.Count;
+        for (var slot = 0; slot < slots; slot++)
+        {
+            var candidates = request.OnInstances is { } only ? hosts.Where(h => h.Id == only[slot]).ToList() : hosts;
+            if (candidates.Count == 0)
+            {
+                failures.Add(new LaunchFailure(arns.ContainerInstance(request.Cluster, request.OnInstances![slot]), "MISSING"));
+                continue;
+            }
+
+            var taskId = TaskIds.New(request.Group);
+            ContainerInstanceRecord? reservedOn = null;
+            PlacementDecision? decision = null;
+            for (var attempt = 0; attempt < MaxPlacementAttempts && reservedOn is null; attempt++)
+            {
+                decision = Placement.Choose(new PlacementRequest
+                {
+                    Need = need,
+                    Instances = candidates,
+                    GroupTasksPerInstance = groupCounts,
+                    Strategies = request.OnInstances is null ? request.Strategies : [],
+                    DistinctInstance = request.DistinctInstance,
+                    MemberOf = request.MemberOf,
+                    Now = time.GetUtcNow(),
+                    AgentTimeout = agentTimeout,
+                });
+                if (!decision.Placed) break;
+
+                reservedOn = await instances.TryReserveAsync(decision.Instance!, need.ReservationFor(taskId, request.Group), cancellationToken);
+                // Lost the race for that instance: see what it holds now and decide again.
+                var current = reservedOn ?? await instances.FindAsync(request.Cluster, decision.Instance!.Id, cancellationToken);
+                Replace(hosts, current, decision.Instance!.Id);
+                if (!ReferenceEquals(candidates, hosts)) Replace(candidates, current, decision.Instance!.Id);
+            }
+
+            if (reservedOn is null)
+            {
+                var reason = decision is { Placed: false } ? decision.Reason! : "RESOURCE:CONTENTION";
+                failures.Add(new LaunchFailure(decision?.Closest is { } closest ? arns.ContainerInstance(request.Cluster, closest.Id) : null, reason));
+                logger.LogInformation("Could not place a task of {TaskDefinitionArn} in {Cluster}: {Reason}", request.Definition.Arn, request.Cluster, reason);
+                continue;
+            }
+
+            groupCounts[reservedOn.Id] = groupCounts.GetValueOrDefault(reservedOn.Id) + 1;
+            var task = NewTask(request, taskId, reservedOn.Id, need);
+            try
+            {
+                await tasks.InsertAsync(task, cancellationToken);
+            }
+            catch
+            {
+                await instances.ReleaseAsync(request.Cluster, reservedOn.Id, taskId, CancellationToken.None);
+                throw;
+            }
+            launched.Add(await SendStartAsync(task, request, cancellationToken));
+            logger.LogInformation("Placed {TaskArn} on {InstanceArn}", arns.Task(request.Cluster, taskId), arns.ContainerInstance(request.Cluster, reservedOn.Id));
+        }
+        return new LaunchResult(launched, failures);
+    }
+
+    /// <summary>Tells the task's worker to stop it (idempotent on the worker's side).</summary>
+    public async Task SendStopAsync(TaskRecord task, CancellationToken cancellationToken)
+    {
+        var queue = await storage.QueueAsync(TaskMessages.CommandQueue(task.ContainerInstanceId), cancellationToken);
+        await queue.SendMessageAsync(TaskMessages.Serialize(new TaskCommand
+        {
+            Type = TaskCommand.Stop,
+            Cluster = task.Cluster,
+            TaskArn = arns.Task(task.Cluster, task.Id),
+            Reason = task.StoppedReason,
+        }), cancellationToken);
+    }
+
+    private async Task<TaskRecord> SendStartAsync(TaskRecord task, LaunchRequest request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var queue = await storage.QueueAsync(TaskMessages.CommandQueue(task.ContainerInstanceId), cancellationToken);
+            await queue.SendMessageAsync(TaskMessages.Serialize(new TaskCommand
+            {
+                Type = TaskCommand.Start,
+                Cluster = task.Cluster,
+                TaskArn = arns.Task(task.Cluster, task.Id),
+                TaskDefinitionArn = task.TaskDefinitionArn,
+                Overrides = request.Overrides,
+                StartedBy = task.StartedBy,
+                Group = task.Group,
+            }), cancellationToken);
+            return task;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The worker will never hear of this task: record it as failed to start and free its
+            // resources, so what the client sees is true and nothing is held for it.
+            logger.LogError(e, "Could not send Start for {TaskArn}", arns.Task(task.Cluster, task.Id));
+            var now = time.GetUtcNow();
+            var stopped = await tasks.UpdateAsync(task.Cluster, task.Id, t => t with
+            {
+                LastStatus = TaskStatus.Stopped,
+                DesiredStatus = TaskStatus.Stopped,
+                StopCode = "TaskFailedToStart",
+                StoppedReason = "Unable to deliver the task to its container instance.",
+                StoppingAt = now,
+                StoppedAt = now,
+            }, CancellationToken.None);
+            await instances.ReleaseAsync(task.Cluster, task.ContainerInstanceId, task.Id, CancellationToken.None);
+            return stopped ?? task;
+        }
+    }
+
+    private TaskRecord NewTask(LaunchRequest request, string taskId, string instanceId, TaskNeed need) => new()
+    {
+        Cluster = request.Cluster,
+        Id = taskId,
+        Group = request.Group,
+        TaskDefinitionArn = request.Definition.Arn,
+        Family = request.Definition.Family,
+        ContainerInstanceId = instanceId,
+        StartedBy = request.StartedBy,
+        Cpu = need.Cpu,
+        Memory = need.Memory,
+        Containers = TaskSizing.Containers(request.Definition, request.Overrides),
+        Overrides = request.Overrides,
+        Tags = request.Tags,
+        CreatedAt = time.GetUtcNow(),
+    };
+
+    private static void Replace(List<ContainerInstanceRecord> hosts, ContainerInstanceRecord? current, string id)
+    {
+        var index = hosts.FindIndex(h => h.Id == id);
+        if (index < 0) return;
+        if (current is null) hosts.RemoveAt(index); else hosts[index] = current;
+    }
+}

@@ -1,0 +1,106 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+
+namespace Serverless.Core.Tasks;
+
+/// <summary>
+/// Messages between the control plane and workers. Small, versioned JSON (<see cref="V"/>);
+/// a reader ignores members it does not know, so either side can be upgraded first.
+/// </summary>
+public static class TaskMessages
+{
+    /// <summary>The queue every worker reports <see cref="TaskStateChange"/>s to.</summary>
+    public const string TaskEventsQueue = "task-events";
+
+    /// <summary>The command queue of one container instance (queue names: lowercase, 3-63 chars).</summary>
+    public static string CommandQueue(string containerInstanceId) => $"ci-{containerInstanceId.ToLowerInvariant()}";
+
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public static string Serialize<T>(T message) => JsonSerializer.Serialize(message, Json);
+
+    public static T Deserialize<T>(string json) => JsonSerializer.Deserialize<T>(json, Json)
+        ?? throw new JsonException($"Empty {typeof(T).Name} message");
+}
+
+/// <summary>What a worker is told to do with one task. Sent to the instance's command queue.</summary>
+public sealed record TaskCommand
+{
+    public const string Start = "Start";
+    public const string Stop = "Stop";
+
+    public int V { get; init; } = 1;
+
+    /// <summary><see cref="Start"/> or <see cref="Stop"/>.</summary>
+    public required string Type { get; init; }
+
+    public required string Cluster { get; init; }
+
+    public required string TaskArn { get; init; }
+
+    /// <summary>Start: the revision to run (immutable, so a worker may cache it by ARN).</summary>
+    public string? TaskDefinitionArn { get; init; }
+
+    /// <summary>Start: the task's <c>overrides</c> as RunTask took them (containerOverrides, cpu, memory...).</summary>
+    public JsonObject? Overrides { get; init; }
+
+    /// <summary>Start: the task's <c>startedBy</c> and <c>group</c>, for the containers' labels.</summary>
+    public string? StartedBy { get; init; }
+
+    public string? Group { get; init; }
+
+    /// <summary>Stop: the reason the control plane recorded (<c>stoppedReason</c>).</summary>
+    public string? Reason { get; init; }
+}
+
+/// <summary>
+/// A worker's report of a task's known state (the ECS agent's task state change). The applier
+/// never moves a task backwards: a report older than what is recorded changes nothing.
+/// </summary>
+public sealed record TaskStateChange
+{
+    public int V { get; init; } = 1;
+    public required string Cluster { get; init; }
+    public required string TaskArn { get; init; }
+    public required string ContainerInstanceArn { get; init; }
+
+    /// <summary>PENDING, RUNNING, STOPPING or STOPPED.</summary>
+    public required string LastStatus { get; init; }
+
+    public DateTimeOffset? PullStartedAt { get; init; }
+    public DateTimeOffset? PullStoppedAt { get; init; }
+    public DateTimeOffset? StartedAt { get; init; }
+    public DateTimeOffset? ExecutionStoppedAt { get; init; }
+
+    /// <summary>Set with STOPPED when the worker decided it (TaskFailedToStart, EssentialContainerExited).</summary>
+    public string? StopCode { get; init; }
+
+    public string? StoppedReason { get; init; }
+
+    /// <summary>Task health (HEALTHY, UNHEALTHY, UNKNOWN) from its essential containers' health checks.</summary>
+    public string? HealthStatus { get; init; }
+
+    public IReadOnlyList<ContainerStateChange> Containers { get; init; } = [];
+
+    /// <summary>When the worker observed this state; orders reports of the same status.</summary>
+    public DateTimeOffset ObservedAt { get; init; }
+}
+
+public sealed record ContainerStateChange
+{
+    public required string Name { get; init; }
+    public string? RuntimeId { get; init; }
+    public required string LastStatus { get; init; }
+    public int? ExitCode { get; init; }
+    public string? Reason { get; init; }
+    public string? HealthStatus { get; init; }
+    public string? ImageDigest { get; init; }
+    public IReadOnlyList<NetworkBinding> NetworkBindings { get; init; } = [];
+}
+
+/// <summary>ECS's <c>NetworkBinding</c>: where Docker published a container port on the host.</summary>
+public sealed record NetworkBinding(string BindIP, int ContainerPort, int HostPort, string Protocol);

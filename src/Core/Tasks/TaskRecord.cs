@@ -1,0 +1,180 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Azure;
+using Azure.Data.Tables;
+using Serverless.Core.Storage;
+using Serverless.Core.Tags;
+
+namespace Serverless.Core.Tasks;
+
+/// <summary>ECS task statuses in lifecycle order; a task only ever moves forward through them.</summary>
+public static class TaskStatus
+{
+    public const string Provisioning = "PROVISIONING";
+    public const string Pending = "PENDING";
+    public const string Activating = "ACTIVATING";
+    public const string Running = "RUNNING";
+    public const string Deactivating = "DEACTIVATING";
+    public const string Stopping = "STOPPING";
+    public const string Deprovisioning = "DEPROVISIONING";
+    public const string Stopped = "STOPPED";
+
+    private static readonly string[] Order = [Provisioning, Pending, Activating, Running, Deactivating, Stopping, Deprovisioning, Stopped];
+
+    public static int Rank(string status) => Array.IndexOf(Order, status);
+
+    /// <summary>Whether <paramref name="next"/> is later in the lifecycle than <paramref name="current"/>.</summary>
+    public static bool IsForward(string current, string next) => Rank(next) > Rank(current);
+}
+
+/// <summary>One container of a task, as DescribeTasks shows it.</summary>
+public sealed record TaskContainer
+{
+    public required string Name { get; init; }
+    /// <summary>The id in the container's ARN.</summary>
+    public required string Id { get; init; }
+    public required string Image { get; init; }
+    public string LastStatus { get; init; } = TaskStatus.Pending;
+    public string? RuntimeId { get; init; }
+    public int? ExitCode { get; init; }
+    public string? Reason { get; init; }
+    public string? HealthStatus { get; init; }
+    public string? ImageDigest { get; init; }
+    public IReadOnlyList<NetworkBinding> NetworkBindings { get; init; } = [];
+    public int Cpu { get; init; }
+    public int? Memory { get; init; }
+    public int? MemoryReservation { get; init; }
+}
+
+/// <summary>
+/// A task row. The task id's first 8 hex digits are a hash of the task's <see cref="Group"/>
+/// (<c>service:web</c>, <c>family:api</c>, or a custom group), and the partition key is
+/// <c>cluster|those 8 digits</c>: a service's tasks are one small partition that its reconcile
+/// reads alone, whatever else runs in the cluster, and any task ARN still names its partition.
+/// </summary>
+public sealed record TaskRecord
+{
+    public required string Cluster { get; init; }
+    public required string Id { get; init; }
+    public required string Group { get; init; }
+    public required string TaskDefinitionArn { get; init; }
+    public required string Family { get; init; }
+    public required string ContainerInstanceId { get; init; }
+    public string LastStatus { get; init; } = TaskStatus.Provisioning;
+    public string DesiredStatus { get; init; } = TaskStatus.Running;
+    public string LaunchType { get; init; } = "EC2";
+    public string? StartedBy { get; init; }
+    /// <summary>Reserved cpu units and MiB, as ECS reports them (strings on the wire).</summary>
+    public int Cpu { get; init; }
+    public int Memory { get; init; }
+    public IReadOnlyList<TaskContainer> Containers { get; init; } = [];
+    public JsonObject? Overrides { get; init; }
+    public IReadOnlyList<Tag> Tags { get; init; } = [];
+    public string? HealthStatus { get; init; }
+    public string? StopCode { get; init; }
+    public string? StoppedReason { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset? PullStartedAt { get; init; }
+    public DateTimeOffset? PullStoppedAt { get; init; }
+    public DateTimeOffset? StartedAt { get; init; }
+    public DateTimeOffset? StoppingAt { get; init; }
+    public DateTimeOffset? StoppedAt { get; init; }
+    public DateTimeOffset? ExecutionStoppedAt { get; init; }
+    /// <summary>When the last applied worker report was observed, to order health reports.</summary>
+    public DateTimeOffset? ObservedAt { get; init; }
+    /// <summary>ECS's <c>version</c>: increases with every change.</summary>
+    public long Version { get; init; } = 1;
+    public ETag ETag { get; init; }
+
+    public string PartitionKey => TaskIds.PartitionKey(Cluster, Id);
+
+    public bool IsStopped => LastStatus == TaskStatus.Stopped;
+
+    private static readonly JsonSerializerOptions Json = TaskMessages.Json;
+
+    internal TableEntity ToEntity()
+    {
+        var entity = new TableEntity(PartitionKey, Id)
+        {
+            ["Cluster"] = Cluster,
+            ["Group"] = Group,
+            ["TaskDefinitionArn"] = TaskDefinitionArn,
+            ["Family"] = Family,
+            ["ContainerInstanceId"] = ContainerInstanceId,
+            ["LastStatus"] = LastStatus,
+            ["DesiredStatus"] = DesiredStatus,
+            ["LaunchType"] = LaunchType,
+            ["StartedBy"] = StartedBy,
+            ["Cpu"] = Cpu,
+            ["Memory"] = Memory,
+            ["Overrides"] = Overrides?.ToJsonString(),
+            ["Tags"] = Tag.Serialize(Tags),
+            ["HealthStatus"] = HealthStatus,
+            ["StopCode"] = StopCode,
+            ["StoppedReason"] = StoppedReason,
+            ["CreatedAt"] = CreatedAt,
+            ["PullStartedAt"] = PullStartedAt,
+            ["PullStoppedAt"] = PullStoppedAt,
+            ["StartedAt"] = StartedAt,
+            ["StoppingAt"] = StoppingAt,
+            ["StoppedAt"] = StoppedAt,
+            ["ExecutionStoppedAt"] = ExecutionStoppedAt,
+            ["ObservedAt"] = ObservedAt,
+            ["Version"] = Version,
+        };
+        LargeJson.Write(entity, JsonSerializer.Serialize(Containers, Json), "Containers");
+        return entity;
+    }
+
+    internal static TaskRecord FromEntity(TableEntity entity) => new()
+    {
+        Cluster = entity.GetString("Cluster"),
+        Id = entity.RowKey,
+        Group = entity.GetString("Group"),
+        TaskDefinitionArn = entity.GetString("TaskDefinitionArn"),
+        Family = entity.GetString("Family"),
+        ContainerInstanceId = entity.GetString("ContainerInstanceId"),
+        LastStatus = entity.GetString("LastStatus"),
+        DesiredStatus = entity.GetString("DesiredStatus"),
+        LaunchType = entity.GetString("LaunchType") ?? "EC2",
+        StartedBy = entity.GetString("StartedBy"),
+        Cpu = entity.GetInt32("Cpu") ?? 0,
+        Memory = entity.GetInt32("Memory") ?? 0,
+        Containers = JsonSerializer.Deserialize<List<TaskContainer>>(LargeJson.Read(entity, "Containers") ?? "[]", Json)!,
+        Overrides = entity.GetString("Overrides") is { } overrides ? JsonNode.Parse(overrides)!.AsObject() : null,
+        Tags = Tag.Deserialize(entity.GetString("Tags")),
+        HealthStatus = entity.GetString("HealthStatus"),
+        StopCode = entity.GetString("StopCode"),
+        StoppedReason = entity.GetString("StoppedReason"),
+        CreatedAt = entity.GetDateTimeOffset("CreatedAt") ?? default,
+        PullStartedAt = entity.GetDateTimeOffset("PullStartedAt"),
+        PullStoppedAt = entity.GetDateTimeOffset("PullStoppedAt"),
+        StartedAt = entity.GetDateTimeOffset("StartedAt"),
+        StoppingAt = entity.GetDateTimeOffset("StoppingAt"),
+        StoppedAt = entity.GetDateTimeOffset("StoppedAt"),
+        ExecutionStoppedAt = entity.GetDateTimeOffset("ExecutionStoppedAt"),
+        ObservedAt = entity.GetDateTimeOffset("ObservedAt"),
+        Version = entity.GetInt64("Version") ?? 1,
+        ETag = entity.ETag,
+    };
+}
+
+/// <summary>Task ids and where their rows live.</summary>
+public static class TaskIds
+{
+    /// <summary>32 lowercase hex digits, as ECS task ids: 8 from the group's hash, 24 random.</summary>
+    public static string New(string group)
+        => GroupHash(group) + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
+
+    public static string GroupHash(string group)
+        => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(group)).AsSpan(0, 4));
+
+    public static string PartitionKey(string cluster, string taskId) => $"{cluster}|{taskId[..8]}";
+
+    public static string GroupPartitionKey(string cluster, string group) => $"{cluster}|{GroupHash(group)}";
+
+    /// <summary>Whether <paramref name="id"/> can be a task id of ours (anything else cannot exist).</summary>
+    public static bool IsValid(string id) => id.Length == 32 && id.All(char.IsAsciiHexDigitLower);
+}

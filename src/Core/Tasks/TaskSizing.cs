@@ -1,0 +1,74 @@
+using System.Text.Json.Nodes;
+using Serverless.Core.Scheduling;
+using Serverless.Core.TaskDefinitions;
+
+namespace Serverless.Core.Tasks;
+
+/// <summary>
+/// What a task of a definition (with RunTask overrides) reserves on its host, as ECS accounts it:
+/// task-level cpu/memory when set, else the containers' sums (memory: the hard limit, or the soft
+/// reservation where no hard limit is set); fixed host ports (bridge: hostPort &gt; 0; host mode:
+/// every container port). Dynamic ports (hostPort 0) are Docker's to pick and are not reserved.
+/// </summary>
+public static class TaskSizing
+{
+    public static TaskNeed Need(TaskDefinitionRecord definition, JsonObject? overrides)
+    {
+        var containers = Containers(definition, overrides);
+        var taskCpu = ParseInt(overrides?["cpu"]) ?? ParseInt(definition.TaskDefinition["cpu"]);
+        var taskMemory = ParseInt(overrides?["memory"]) ?? ParseInt(definition.TaskDefinition["memory"]);
+        var cpu = taskCpu ?? containers.Sum(c => c.Cpu);
+        var memory = taskMemory ?? containers.Sum(c => c.Memory ?? c.MemoryReservation ?? 0);
+
+        var hostMode = definition.TaskDefinition["networkMode"]?.GetValue<string>() == "host";
+        var tcp = new List<int>();
+        var udp = new List<int>();
+        foreach (var container in definition.ContainerDefinitions)
+        {
+            foreach (var mapping in container["portMappings"] as JsonArray ?? [])
+            {
+                var containerPort = mapping!["containerPort"]?.GetValue<int>() ?? 0;
+                var hostPort = hostMode ? containerPort : mapping["hostPort"]?.GetValue<int>() ?? 0;
+                if (hostPort <= 0) continue;
+                (mapping["protocol"]?.GetValue<string>() == "udp" ? udp : tcp).Add(hostPort);
+            }
+        }
+        return new TaskNeed(cpu, memory, tcp, udp);
+    }
+
+    /// <summary>The task's containers with their sizes after overrides, in definition order.</summary>
+    public static IReadOnlyList<TaskContainer> Containers(TaskDefinitionRecord definition, JsonObject? overrides)
+    {
+        var byName = (overrides?["containerOverrides"] as JsonArray ?? [])
+            .OfType<JsonObject>()
+            .Where(o => o["name"] is not null)
+            .ToDictionary(o => o["name"]!.GetValue<string>(), StringComparer.Ordinal);
+        return definition.ContainerDefinitions.Select(c =>
+        {
+            var name = c["name"]!.GetValue<string>();
+            byName.TryGetValue(name, out var o);
+            return new TaskContainer
+            {
+                Name = name,
+                Id = Guid.NewGuid().ToString(),
+                Image = c["image"]!.GetValue<string>(),
+                Cpu = o?["cpu"]?.GetValue<int>() ?? c["cpu"]?.GetValue<int>() ?? 0,
+                Memory = o?["memory"]?.GetValue<int>() ?? c["memory"]?.GetValue<int>(),
+                MemoryReservation = o?["memoryReservation"]?.GetValue<int>() ?? c["memoryReservation"]?.GetValue<int>(),
+            };
+        }).ToList();
+    }
+
+    /// <summary>Names in <c>containerOverrides</c> that the definition does not have.</summary>
+    public static IEnumerable<string> UnknownOverrideNames(TaskDefinitionRecord definition, JsonObject? overrides)
+    {
+        var names = definition.ContainerDefinitions.Select(c => c["name"]!.GetValue<string>()).ToHashSet(StringComparer.Ordinal);
+        return (overrides?["containerOverrides"] as JsonArray ?? [])
+            .Select(o => o?["name"]?.GetValue<string>())
+            .Where(n => n is not null && !names.Contains(n))
+            .Select(n => n!);
+    }
+
+    private static int? ParseInt(JsonNode? node)
+        => node?.GetValue<string>() is { } text && int.TryParse(text, out var value) ? value : null;
+}

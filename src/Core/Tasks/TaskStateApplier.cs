@@ -1,0 +1,117 @@
+using Microsoft.Extensions.Logging;
+using Serverless.Core.ContainerInstances;
+
+namespace Serverless.Core.Tasks;
+
+/// <summary>
+/// Applies a worker's <see cref="TaskStateChange"/> to the task row: level-triggered and
+/// idempotent. A late or duplicated report never moves a task backwards, and a STOPPED task
+/// frees its reservation (again, harmlessly, on a duplicate).
+/// </summary>
+public sealed class TaskStateApplier(TaskStore tasks, ContainerInstanceStore instances, Arns arns, TimeProvider time, ILogger<TaskStateApplier> logger)
+{
+    public async Task ApplyAsync(TaskStateChange change, CancellationToken cancellationToken)
+    {
+        if (arns.ResourcePart(change.TaskArn, "task")?.Split('/') is not [var cluster, var taskId])
+        {
+            logger.LogWarning("Ignoring a state change for {TaskArn}: not a task ARN", change.TaskArn);
+            return;
+        }
+        var now = time.GetUtcNow();
+        var task = await tasks.UpdateAsync(cluster, taskId, t => Merge(t, change, now), cancellationToken);
+        if (task is null)
+        {
+            logger.LogWarning("Ignoring a state change for unknown task {TaskArn}", change.TaskArn);
+            return;
+        }
+        logger.LogInformation("{TaskArn} is {LastStatus} (desired {DesiredStatus}), reported {ReportedStatus}",
+            change.TaskArn, task.LastStatus, task.DesiredStatus, change.LastStatus);
+        if (task.IsStopped) await instances.ReleaseAsync(cluster, task.ContainerInstanceId, taskId, cancellationToken);
+    }
+
+    /// <summary>
+    /// The task after <paramref name="change"/>, or null when the report adds nothing: statuses
+    /// only move forward, timestamps are set once, health follows the newest observation.
+    /// </summary>
+    public static TaskRecord? Merge(TaskRecord task, TaskStateChange change, DateTimeOffset now)
+    {
+        // A stopped task is final: a later STOPPED report may only fill in exit codes it lacked.
+        if (task.IsStopped)
+        {
+            if (change.LastStatus != TaskStatus.Stopped) return null;
+            var completed = task with
+            {
+                Containers = task.Containers.Select(c => change.Containers.FirstOrDefault(r => r.Name == c.Name) is { } report
+                    ? c with { ExitCode = c.ExitCode ?? report.ExitCode, Reason = c.Reason ?? report.Reason, RuntimeId = c.RuntimeId ?? report.RuntimeId }
+                    : c).ToList(),
+            };
+            return Same(task, completed) ? null : completed;
+        }
+
+        var newer = task.ObservedAt is null || change.ObservedAt >= task.ObservedAt;
+        var forward = TaskStatus.IsForward(task.LastStatus, change.LastStatus);
+        var stopping = forward && change.LastStatus == TaskStatus.Stopped;
+
+        var containers = task.Containers.Select(c =>
+        {
+            var report = change.Containers.FirstOrDefault(r => r.Name == c.Name);
+            var merged = report is null ? c : c with
+            {
+                LastStatus = TaskStatus.IsForward(c.LastStatus, report.LastStatus) ? report.LastStatus : c.LastStatus,
+                RuntimeId = c.RuntimeId ?? report.RuntimeId,
+                ExitCode = c.ExitCode ?? report.ExitCode,
+                Reason = c.Reason ?? report.Reason,
+                ImageDigest = c.ImageDigest ?? report.ImageDigest,
+                HealthStatus = newer && report.HealthStatus is not null ? report.HealthStatus : c.HealthStatus,
+                NetworkBindings = report.NetworkBindings.Count > 0 && c.NetworkBindings.Count == 0 ? report.NetworkBindings : c.NetworkBindings,
+            };
+            // A stopped task has no running containers, whatever the last report said of each.
+            return stopping && merged.LastStatus != TaskStatus.Stopped ? merged with { LastStatus = TaskStatus.Stopped } : merged;
+        }).ToList();
+
+        var merged = task with
+        {
+            LastStatus = forward ? change.LastStatus : task.LastStatus,
+            Containers = containers,
+            PullStartedAt = task.PullStartedAt ?? change.PullStartedAt,
+            PullStoppedAt = task.PullStoppedAt ?? change.PullStoppedAt,
+            StartedAt = task.StartedAt ?? change.StartedAt,
+            HealthStatus = newer && change.HealthStatus is not null ? change.HealthStatus : task.HealthStatus,
+            ObservedAt = newer ? change.ObservedAt : task.ObservedAt,
+        };
+        if (stopping)
+        {
+            merged = merged with
+            {
+                DesiredStatus = TaskStatus.Stopped,
+                StoppingAt = task.StoppingAt ?? now,
+                StoppedAt = now,
+                ExecutionStoppedAt = task.ExecutionStoppedAt ?? change.ExecutionStoppedAt ?? now,
+                // What the user or the control plane decided first (StopTask's reason) stands.
+                StopCode = task.StopCode ?? change.StopCode,
+                StoppedReason = task.StoppedReason ?? change.StoppedReason,
+            };
+        }
+        else if (forward && change.LastStatus == TaskStatus.Stopping)
+        {
+            merged = merged with { StoppingAt = task.StoppingAt ?? now };
+        }
+        return Same(task, merged) ? null : merged;
+    }
+
+    private static bool Same(TaskRecord a, TaskRecord b)
+        => a with { Containers = [], ObservedAt = null } == b with { Containers = [], ObservedAt = null }
+           && a.Containers.SequenceEqual(b.Containers, ContainerComparer.Instance);
+
+    private sealed class ContainerComparer : IEqualityComparer<TaskContainer>
+    {
+        public static readonly ContainerComparer Instance = new();
+
+        public bool Equals(TaskContainer? x, TaskContainer? y)
+            => x is not null && y is not null
+               && x with { NetworkBindings = [] } == y with { NetworkBindings = [] }
+               && x.NetworkBindings.SequenceEqual(y.NetworkBindings);
+
+        public int GetHashCode(TaskContainer obj) => obj.Name.GetHashCode(StringComparison.Ordinal);
+    }
+}

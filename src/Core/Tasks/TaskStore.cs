@@ -1,0 +1,135 @@
+using Azure;
+using Azure.Data.Tables;
+using Serverless.Core.Api;
+using Serverless.Core.Storage;
+using Serverless.Core.Tags;
+
+namespace Serverless.Core.Tasks;
+
+/// <summary>The <c>Tasks</c> table (see <see cref="TaskRecord"/> for its keys). ETag-guarded writes.</summary>
+public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
+{
+    private const string TableName = "Tasks";
+
+    public string ResourceType => "task";
+
+    public async Task InsertAsync(TaskRecord task, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        await table.AddEntityAsync(task.ToEntity(), cancellationToken);
+    }
+
+    public async Task<TaskRecord?> FindAsync(string cluster, string taskId, CancellationToken cancellationToken)
+    {
+        if (!TaskIds.IsValid(taskId)) return null;
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        var response = await table.GetEntityIfExistsAsync<TableEntity>(TaskIds.PartitionKey(cluster, taskId), taskId, cancellationToken: cancellationToken);
+        return response.HasValue ? TaskRecord.FromEntity(response.Value!) : null;
+    }
+
+    /// <summary>
+    /// Read-modify-write under optimistic concurrency. <paramref name="change"/> sees a fresh read
+    /// each attempt and returns null to leave the task as it is. Returns the task as stored, or null
+    /// when it does not exist.
+    /// </summary>
+    public async Task<TaskRecord?> UpdateAsync(string cluster, string taskId, Func<TaskRecord, TaskRecord?> change, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        for (var attempt = 1; ; attempt++)
+        {
+            var current = await FindAsync(cluster, taskId, cancellationToken);
+            if (current is null) return null;
+            var changed = change(current);
+            if (changed is null || ReferenceEquals(changed, current)) return current;
+            changed = changed with { Version = current.Version + 1 };
+            try
+            {
+                var response = await table.UpdateEntityAsync(changed.ToEntity(), current.ETag, TableUpdateMode.Replace, cancellationToken);
+                return changed with { ETag = response.Headers.ETag ?? default };
+            }
+            catch (RequestFailedException e) when (e.Status == 412 && attempt < 8)
+            {
+                await Task.Delay(Random.Shared.Next(2, 10 * attempt), cancellationToken);
+            }
+            catch (RequestFailedException e) when (e.Status == 412)
+            {
+                throw new ConcurrentUpdateException(arns.Task(cluster, taskId));
+            }
+        }
+    }
+
+    /// <summary>A group's tasks (a service's, for example): one partition.</summary>
+    public async Task<IReadOnlyList<TaskRecord>> ListForGroupAsync(string cluster, string group, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        var filter = $"PartitionKey eq {TableQueries.Quote(TaskIds.GroupPartitionKey(cluster, group))} and Group eq {TableQueries.Quote(group)}";
+        var tasks = new List<TaskRecord>();
+        await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+            tasks.Add(TaskRecord.FromEntity(entity));
+        return tasks;
+    }
+
+    /// <summary>Tasks placed on one instance that have not stopped (a cluster-wide scan: for recovery, not hot paths).</summary>
+    public async Task<IReadOnlyList<TaskRecord>> ListForInstanceAsync(string cluster, string containerInstanceId, CancellationToken cancellationToken)
+    {
+        var (tasks, _) = await ListAsync(cluster, new TaskFilter(ContainerInstanceId: containerInstanceId, NotStopped: true), int.MaxValue, null, cancellationToken);
+        return tasks;
+    }
+
+    /// <summary>
+    /// One page of a cluster's tasks matching <paramref name="filter"/>, in key order after
+    /// <paramref name="afterKey"/> (<c>PartitionKey/RowKey</c> of the last task of the previous page).
+    /// </summary>
+    public async Task<(IReadOnlyList<TaskRecord> Tasks, bool More)> ListAsync(
+        string cluster, TaskFilter filter, int take, string? afterKey, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        var clauses = new List<string>();
+        if (filter.Group is { } group)
+            clauses.Add($"PartitionKey eq {TableQueries.Quote(TaskIds.GroupPartitionKey(cluster, group))} and Group eq {TableQueries.Quote(group)}");
+        else
+            clauses.Add($"PartitionKey gt {TableQueries.Quote(cluster + "|")} and PartitionKey lt {TableQueries.Quote(cluster + "|~")}");
+        if (afterKey?.Split('/') is [var afterPartition, var afterRow])
+            clauses.Add($"(PartitionKey gt {TableQueries.Quote(afterPartition)} or (PartitionKey eq {TableQueries.Quote(afterPartition)} and RowKey gt {TableQueries.Quote(afterRow)}))");
+        if (filter.Family is { } family) clauses.Add($"Family eq {TableQueries.Quote(family)}");
+        if (filter.StartedBy is { } startedBy) clauses.Add($"StartedBy eq {TableQueries.Quote(startedBy)}");
+        if (filter.ContainerInstanceId is { } instance) clauses.Add($"ContainerInstanceId eq {TableQueries.Quote(instance)}");
+        if (filter.DesiredStatus is { } desired) clauses.Add($"DesiredStatus eq {TableQueries.Quote(desired)}");
+        if (filter.NotStopped) clauses.Add($"LastStatus ne '{TaskStatus.Stopped}'");
+        if (filter.LaunchType is { } launchType) clauses.Add($"LaunchType eq {TableQueries.Quote(launchType)}");
+
+        var (entities, more) = await table.TakeAsync<TableEntity>(string.Join(" and ", clauses), take, null, cancellationToken);
+        return (entities.Select(TaskRecord.FromEntity).ToList(), more);
+    }
+
+    public static string PageKey(TaskRecord task) => $"{task.PartitionKey}/{task.Id}";
+
+    public async Task<IReadOnlyList<Tag>> GetTagsAsync(string arn, CancellationToken cancellationToken)
+    {
+        var (cluster, id) = Parse(arn);
+        var task = await FindAsync(cluster, id, cancellationToken) ?? throw new ResourceNotFoundException("The specified task could not be found.");
+        return task.Tags;
+    }
+
+    public async Task UpdateTagsAsync(string arn, Func<IReadOnlyList<Tag>, IReadOnlyList<Tag>> change, CancellationToken cancellationToken)
+    {
+        var (cluster, id) = Parse(arn);
+        _ = await UpdateAsync(cluster, id, t => t with { Tags = change(t.Tags) }, cancellationToken)
+            ?? throw new ResourceNotFoundException("The specified task could not be found.");
+    }
+
+    private (string Cluster, string Id) Parse(string arn)
+        => arns.ResourcePart(arn, ResourceType)?.Split('/') is [var cluster, var id] && arn == arns.Task(cluster, id)
+            ? (cluster, id)
+            : throw new InvalidParameterException("The ARN provided is invalid.");
+}
+
+/// <summary>ListTasks' filters; null means "any".</summary>
+public sealed record TaskFilter(
+    string? Group = null,
+    string? Family = null,
+    string? StartedBy = null,
+    string? ContainerInstanceId = null,
+    string? DesiredStatus = null,
+    string? LaunchType = null,
+    bool NotStopped = false);
