@@ -79,6 +79,18 @@ public sealed class LimitExceededException(string message) : EcsException(messag
     public override string ErrorType => "LimitExceededException";
 }
 
+/// <summary>PutAttributes/DeleteAttributes named a target that is not a registered container instance of the cluster.</summary>
+public sealed class TargetNotFoundException(string message) : EcsException(message)
+{
+    public override string ErrorType => "TargetNotFoundException";
+}
+
+/// <summary>PutAttributes would leave an instance with more custom attributes than ECS allows.</summary>
+public sealed class AttributeLimitExceededException(string message) : EcsException(message)
+{
+    public override string ErrorType => "AttributeLimitExceededException";
+}
+
 /// <summary>The request body exceeded the configured limit.</summary>
 public sealed class RequestEntityTooLargeException(string message) : EcsException(message)
 {

@@ -628,15 +628,3 @@ public sealed partial class ContainerInstanceActions(
     /// <summary>A state change met an INACTIVE instance (possibly deregistered while we looked).</summary>
     private sealed class NotChangeableException : Exception;
 }
-
-/// <summary>PutAttributes/DeleteAttributes named a target that is not a registered container instance of the cluster.</summary>
-public sealed class TargetNotFoundException(string message) : EcsException(message)
-{
-    public override string ErrorType => "TargetNotFoundException";
-}
-
-/// <summary>PutAttributes would leave an instance with more custom attributes than ECS allows.</summary>
-public sealed class AttributeLimitExceededException(string message) : EcsException(message)
-{
-    public override string ErrorType => "AttributeLimitExceededException";
-}

@@ -222,15 +222,20 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     }
 
     /// <summary>How many instances are registered (ACTIVE or DRAINING): reads only the status column.</summary>
-    internal async Task<int> CountRegisteredAsync(string cluster, CancellationToken cancellationToken)
+    /// <summary>
+    /// Registered (ACTIVE or DRAINING) instances and the tasks their workers last reported
+    /// running and pending: the cluster's task counts come from here, so no cluster-wide task
+    /// scan is needed to describe a cluster.
+    /// </summary>
+    internal async Task<ClusterUsage> CountRegisteredAsync(string cluster, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
         var filter = TableClient.CreateQueryFilter(
             $"PartitionKey eq {cluster} and (Status eq {ContainerInstanceRecord.Active} or Status eq {ContainerInstanceRecord.Draining})");
-        var count = 0;
-        await foreach (var _ in table.QueryAsync<TableEntity>(filter, maxPerPage: 1000, select: ["Status"], cancellationToken: cancellationToken))
-            count++;
-        return count;
+        var usage = new ClusterUsage();
+        await foreach (var row in table.QueryAsync<TableEntity>(filter, maxPerPage: 1000, select: ["RunningTasksCount", "PendingTasksCount"], cancellationToken: cancellationToken))
+            usage += new ClusterUsage(1, row.GetInt32("RunningTasksCount") ?? 0, row.GetInt32("PendingTasksCount") ?? 0);
+        return usage;
     }
 
     public async Task<IReadOnlyList<Tag>> GetTagsAsync(string arn, CancellationToken cancellationToken)
@@ -291,5 +296,5 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
 public sealed class ContainerInstanceUsage(ContainerInstanceStore store) : IClusterUsage
 {
     public async Task<ClusterUsage> CountAsync(string cluster, CancellationToken cancellationToken)
-        => new(RegisteredContainerInstances: await store.CountRegisteredAsync(cluster, cancellationToken));
+        => await store.CountRegisteredAsync(cluster, cancellationToken);
 }
