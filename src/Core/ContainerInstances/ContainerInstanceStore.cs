@@ -79,8 +79,9 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
                 var registered = existing with
                 {
                     Ec2InstanceId = wanted.Ec2InstanceId,
-                    Status = ContainerInstanceRecord.Active,
-                    StatusReason = null,
+                    // A restarted agent does not undo draining: ECS keeps a DRAINING instance DRAINING.
+                    Status = existing.Status == ContainerInstanceRecord.Draining ? ContainerInstanceRecord.Draining : ContainerInstanceRecord.Active,
+                    StatusReason = existing.Status == ContainerInstanceRecord.Draining ? existing.StatusReason : null,
                     RegisteredCpu = wanted.RegisteredCpu,
                     RegisteredMemory = wanted.RegisteredMemory,
                     RegisteredTcpPorts = wanted.RegisteredTcpPorts,

@@ -13,7 +13,7 @@ public static class TableQueries
         where T : class, ITableEntity
     {
         var items = new List<T>(Math.Min(take, 1000));
-        await foreach (var entity in table.QueryAsync<T>(filter, maxPerPage: Math.Min(take + 1, 1000), select, cancellationToken))
+        await foreach (var entity in table.QueryAsync<T>(filter, maxPerPage: take >= 1000 ? 1000 : take + 1, select, cancellationToken))
         {
             if (items.Count == take) return (items, true);
             items.Add(entity);

@@ -1,0 +1,187 @@
+using Serverless.Core.Tasks;
+using Serverless.Worker.Reporting;
+using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
+
+namespace Serverless.Worker.Docker;
+
+/// <summary>
+/// One task this worker manages (the agent's <c>managedTask</c>): desired and known status, its
+/// containers, and what was reported. Fields change only under <see cref="Gate"/>; container
+/// statuses only move forward, so a late Docker event or a stale inspect cannot undo a newer one.
+/// </summary>
+internal sealed class ManagedTask
+{
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public ManagedTask(string cluster, string taskArn, TaskPlan plan)
+    {
+        Cluster = cluster;
+        TaskArn = taskArn;
+        Plan = plan;
+        Containers = plan.Containers.Select(c => new ManagedContainer(c)).ToList();
+    }
+
+    public object Gate { get; } = new();
+
+    public string Cluster { get; }
+
+    public string TaskArn { get; }
+
+    public string TaskId => TaskArn[(TaskArn.LastIndexOf('/') + 1)..];
+
+    public TaskPlan Plan { get; }
+
+    public IReadOnlyList<ManagedContainer> Containers { get; }
+
+    public string DesiredStatus { get; set; } = CoreTaskStatus.Running;
+
+    /// <summary>PENDING, RUNNING, STOPPING or STOPPED.</summary>
+    public string KnownStatus { get; set; } = CoreTaskStatus.Pending;
+
+    public DateTimeOffset? PullStartedAt { get; set; }
+    public DateTimeOffset? PullStoppedAt { get; set; }
+    public DateTimeOffset? StartedAt { get; set; }
+    public DateTimeOffset? ExecutionStoppedAt { get; set; }
+    public string? StopCode { get; set; }
+    public string? StoppedReason { get; set; }
+
+    public TaskReportState Reports { get; } = new();
+
+    /// <summary>Cancelled when the task starts stopping: whatever still waits to start gives up.</summary>
+    public CancellationTokenSource Lifetime { get; } = new();
+
+    /// <summary>The running start sequence (create, start in dependency order); the stop waits for it.</summary>
+    public Task StartSequence { get; set; } = Task.CompletedTask;
+
+    /// <summary>The stop in progress, once there is one (only one ever runs).</summary>
+    public Task? StopSequence { get; set; }
+
+    public bool IsStopping => StopSequence is not null;
+
+    public ManagedContainer? Container(string name) => Containers.FirstOrDefault(c => c.Name == name);
+
+    public IReadOnlyList<ContainerSnapshot> States() => Containers.Select(c => c.State).ToList();
+
+    /// <summary>Completes at the next change of any container (call under <see cref="Gate"/>).</summary>
+    public Task NextChange => _changed.Task;
+
+    /// <summary>Wakes whoever waits on <see cref="NextChange"/> (call under <see cref="Gate"/>).</summary>
+    public void Pulse()
+    {
+        var changed = _changed;
+        _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        changed.TrySetResult();
+    }
+
+    /// <summary>The report of the current state (call under <see cref="Gate"/>).</summary>
+    public TaskStateChange Snapshot(string containerInstanceArn, DateTimeOffset now) => new()
+    {
+        Cluster = Cluster,
+        TaskArn = TaskArn,
+        ContainerInstanceArn = containerInstanceArn,
+        LastStatus = KnownStatus,
+        PullStartedAt = PullStartedAt,
+        PullStoppedAt = PullStoppedAt,
+        StartedAt = StartedAt,
+        ExecutionStoppedAt = KnownStatus == CoreTaskStatus.Stopped ? ExecutionStoppedAt : null,
+        StopCode = KnownStatus == CoreTaskStatus.Stopped ? StopCode : null,
+        StoppedReason = KnownStatus == CoreTaskStatus.Stopped ? StoppedReason : null,
+        HealthStatus = TaskStatusRules.TaskHealth(States()),
+        Containers = Containers.Select(c => c.Report()).ToList(),
+        ObservedAt = now,
+    };
+}
+
+/// <summary>One container of a <see cref="ManagedTask"/>.</summary>
+internal sealed class ManagedContainer(ContainerPlan plan)
+{
+    public ContainerPlan Plan { get; } = plan;
+
+    public string Name => Plan.Name;
+
+    public bool Essential => Plan.Essential;
+
+    public string? DockerId { get; private set; }
+
+    public ContainerKnownStatus Status { get; private set; }
+
+    public bool Started { get; private set; }
+
+    public int? ExitCode { get; private set; }
+
+    public string? Reason { get; set; }
+
+    /// <summary>HEALTHY/UNHEALTHY/UNKNOWN when the container has a health check.</summary>
+    public string? Health { get; private set; } = plan.HasHealthCheck ? HealthStatus.Unknown : null;
+
+    /// <summary>Docker reported an OOM kill before the container died.</summary>
+    public bool OutOfMemory { get; set; }
+
+    public IReadOnlyList<NetworkBinding> Bindings { get; set; } = [];
+
+    public ContainerSnapshot State => new(Name, Essential, Status, Started, ExitCode, Health, Plan.HasHealthCheck);
+
+    /// <summary>Records the Docker id of the created container; false when it was known already.</summary>
+    public bool MarkCreated(string dockerId)
+    {
+        if (DockerId == dockerId && Status >= ContainerKnownStatus.Created) return false;
+        DockerId = dockerId;
+        if (Status < ContainerKnownStatus.Created) Status = ContainerKnownStatus.Created;
+        return true;
+    }
+
+    /// <summary>The container runs; ignored once it stopped (statuses only move forward).</summary>
+    public bool MarkRunning()
+    {
+        if (Status >= ContainerKnownStatus.Running) return false;
+        Status = ContainerKnownStatus.Running;
+        Started = true;
+        return true;
+    }
+
+    /// <summary>
+    /// The container stopped: with its exit code when it ran. A container that ran is marked
+    /// started even if its start was never seen (an exit code means it ran).
+    /// </summary>
+    public bool MarkStopped(int? exitCode, string? reason)
+    {
+        if (Status == ContainerKnownStatus.Stopped)
+        {
+            // A later, better-informed observation may still supply the exit code.
+            if (ExitCode is null && exitCode is not null && Started)
+            {
+                ExitCode = exitCode;
+                return true;
+            }
+            return false;
+        }
+        if (exitCode is not null && Status >= ContainerKnownStatus.Created) Started = true;
+        Status = ContainerKnownStatus.Stopped;
+        ExitCode = Started ? exitCode : null;
+        Reason ??= reason ?? (OutOfMemory ? "OutOfMemoryError: Container killed due to memory usage" : null);
+        return true;
+    }
+
+    public bool SetHealth(string health)
+    {
+        if (Health is null || Health == health || Status == ContainerKnownStatus.Stopped) return false;
+        Health = health;
+        return true;
+    }
+
+    public ContainerStateChange Report() => new()
+    {
+        Name = Name,
+        RuntimeId = DockerId,
+        LastStatus = Status switch
+        {
+            ContainerKnownStatus.Running => CoreTaskStatus.Running,
+            ContainerKnownStatus.Stopped => CoreTaskStatus.Stopped,
+            _ => CoreTaskStatus.Pending,
+        },
+        ExitCode = ExitCode,
+        Reason = Reason,
+        HealthStatus = Health,
+        NetworkBindings = Status == ContainerKnownStatus.Running ? Bindings : [],
+    };
+}

@@ -1,0 +1,69 @@
+using Docker.DotNet.Models;
+
+namespace Serverless.Worker.Docker;
+
+/// <summary>The task a plan is made for: who runs it and where its labels point.</summary>
+public sealed record TaskContext(string Cluster, string TaskArn, string InstanceId, string? StartedBy = null, string? Group = null);
+
+/// <summary>Defaults the task definition may leave out, from <see cref="WorkerOptions"/>.</summary>
+public sealed record PlanDefaults(TimeSpan StopTimeout, TimeSpan StartTimeout)
+{
+    /// <summary>The ECS agent's defaults: 30 s to stop, 3 minutes to wait for dependencies.</summary>
+    public static readonly PlanDefaults Agent = new(TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(3));
+}
+
+/// <summary>
+/// How one task maps onto Docker: its containers' create parameters and the volumes to provide.
+/// When <see cref="Refusal"/> is set the task cannot run on this worker at all, and it says why in
+/// ECS's words (it becomes the task's <c>stoppedReason</c> with stop code TaskFailedToStart).
+/// </summary>
+public sealed record TaskPlan(
+    string Family,
+    int Revision,
+    string NetworkMode,
+    IReadOnlyList<ContainerPlan> Containers,
+    IReadOnlyList<VolumePlan> Volumes,
+    string? Refusal = null)
+{
+    public ContainerPlan? Container(string name) => Containers.FirstOrDefault(c => c.Name == name);
+
+    public static TaskPlan Refused(string family, int revision, string reason) => new(family, revision, "bridge", [], [], reason);
+}
+
+/// <summary>One container definition, translated.</summary>
+/// <param name="Name">The container definition's name.</param>
+/// <param name="DockerName">The Docker container name, <c>ecs-&lt;family&gt;-&lt;revision&gt;-&lt;name&gt;-&lt;random&gt;</c>.</param>
+/// <param name="DependsOn">The <c>dependsOn</c> conditions, plus START on every <c>links</c> target.</param>
+/// <param name="CreateAfter">Containers that must exist before this one is created (its <c>volumesFrom</c> sources).</param>
+/// <param name="PortMappings">The definition's port mappings, for reporting bindings in host mode.</param>
+public sealed record ContainerPlan(
+    string Name,
+    string DockerName,
+    string Image,
+    bool Essential,
+    TimeSpan StopTimeout,
+    TimeSpan StartTimeout,
+    bool HasHealthCheck,
+    IReadOnlyList<ContainerDependency> DependsOn,
+    IReadOnlyList<string> CreateAfter,
+    IReadOnlyList<PortMappingPlan> PortMappings,
+    CreateContainerParameters Parameters);
+
+/// <summary>A <c>dependsOn</c> entry: wait until <see cref="ContainerName"/> meets <see cref="Condition"/>.</summary>
+public sealed record ContainerDependency(string ContainerName, string Condition);
+
+/// <summary>A port mapping: host port 0 means Docker picks one.</summary>
+public sealed record PortMappingPlan(int ContainerPort, int HostPort, string Protocol);
+
+/// <summary>
+/// A Docker volume the task needs. Task-scoped volumes are created for the task and removed with
+/// it; shared ones are found by name, created only when <see cref="Autoprovision"/> allows, and kept.
+/// </summary>
+public sealed record VolumePlan(
+    string Name,
+    string DockerName,
+    bool TaskScoped,
+    bool Autoprovision,
+    string Driver,
+    IDictionary<string, string> DriverOpts,
+    IDictionary<string, string> Labels);

@@ -1,0 +1,120 @@
+using System.Globalization;
+using Docker.DotNet.Models;
+using Microsoft.Extensions.Logging;
+using Serverless.Core.Tasks;
+using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
+
+namespace Serverless.Worker.Docker;
+
+/// <summary>Taking over the containers found after a restart.</summary>
+public sealed partial class TaskRunner
+{
+    /// <summary>
+    /// Takes over a task whose containers exist from before a restart: its plan is made again from
+    /// the task row (definition and overrides) with the Docker names it already has, each
+    /// container's state is read from Docker, and the task carries on from there — RUNNING is
+    /// reported again, an essential container that exited meanwhile stops it, containers not
+    /// started yet are started.
+    /// </summary>
+    internal async Task AdoptAsync(TaskRecord row, string taskArn, IReadOnlyList<ContainerListResponse> containers, CancellationToken cancellationToken)
+    {
+        var suffix = containers.Select(c => c.Names?.FirstOrDefault()).OfType<string>().Select(n => n[(n.LastIndexOf('-') + 1)..]).FirstOrDefault();
+        var plan = await PlanAsync(row.Cluster, taskArn, row.TaskDefinitionArn, row.Overrides, row.StartedBy, row.Group, suffix, cancellationToken);
+        if (plan.Refusal is not null)
+        {
+            await AdoptToStopAsync(row.Cluster, taskArn, containers, null, plan.Refusal, report: true, cancellationToken);
+            return;
+        }
+
+        var task = new ManagedTask(row.Cluster, taskArn, plan)
+        {
+            PullStartedAt = row.PullStartedAt,
+            PullStoppedAt = row.PullStoppedAt,
+            StartedAt = row.StartedAt,
+        };
+        if (!Admit(task, out _)) return;
+        _logger.LogInformation("Adopting {TaskArn} with {Containers} existing container(s)", taskArn, containers.Count);
+
+        // Every container is matched first, then read: a decision taken on the first one read
+        // (an essential container that exited) already knows all of them.
+        var strays = new List<string>();
+        var adopted = new List<ManagedContainer>();
+        lock (task.Gate)
+        {
+            foreach (var entry in containers)
+            {
+                var name = DockerLabels.Get(entry.Labels, DockerLabels.ContainerName);
+                var container = name is null ? null : task.Container(name);
+                if (container is null || container.DockerId is not null)
+                {
+                    strays.Add(entry.ID);
+                    continue;
+                }
+                container.MarkCreated(entry.ID);
+                adopted.Add(container);
+            }
+        }
+        foreach (var container in adopted) await RefreshAsync(task, container, cancellationToken);
+        foreach (var stray in strays)
+        {
+            _logger.LogWarning("Removing container {DockerId}, which {TaskArn} has no place for", stray, taskArn);
+            await _docker.Containers.RemoveContainerAsync(stray, new ContainerRemoveParameters { Force = true }, cancellationToken);
+        }
+
+        bool unfinished;
+        lock (task.Gate) unfinished = !task.IsStopping && task.Containers.Any(c => c.Status is ContainerKnownStatus.None or ContainerKnownStatus.Created);
+        if (unfinished) BeginStartSequence(task);
+        else OnContainersChanged(task);
+    }
+
+    /// <summary>
+    /// Stops and removes containers of a task that must not run (its row is gone, or says STOPPED),
+    /// reporting STOPPED unless <paramref name="report"/> is false (the row already shows it).
+    /// </summary>
+    internal async Task AdoptToStopAsync(
+        string cluster, string taskArn, IReadOnlyList<ContainerListResponse> containers, string? stopCode, string? reason, bool report,
+        CancellationToken cancellationToken)
+    {
+        var first = containers[0].Labels;
+        var family = DockerLabels.Get(first, DockerLabels.TaskDefinitionFamily) ?? "unknown";
+        var revision = int.TryParse(DockerLabels.Get(first, DockerLabels.TaskDefinitionVersion), NumberStyles.None, CultureInfo.InvariantCulture, out var r) ? r : 0;
+        var definition = await _definitions.FindAsync(_arns.TaskDefinition(family, revision), cancellationToken);
+        var stopTimeouts = (definition?.ContainerDefinitions ?? []).ToDictionary(
+            c => c["name"]!.GetValue<string>(),
+            c => c["stopTimeout"] is { } seconds ? TimeSpan.FromSeconds(seconds.GetValue<int>()) : Defaults().StopTimeout);
+
+        // A plan just good enough to stop: one entry per container found, named as Docker has it.
+        var plans = containers
+            .Select(c => (Entry: c, Name: DockerLabels.Get(c.Labels, DockerLabels.ContainerName) ?? c.ID))
+            .GroupBy(c => c.Name)
+            .SelectMany(g => g.Select((c, i) => (c.Entry, Name: i == 0 ? g.Key : $"{g.Key}#{i}")))
+            .Select(c => (c.Entry, Plan: new ContainerPlan(
+                c.Name, c.Entry.Names?.FirstOrDefault()?.TrimStart('/') ?? c.Entry.ID, c.Entry.Image, Essential: true,
+                stopTimeouts.GetValueOrDefault(c.Name, Defaults().StopTimeout), Defaults().StartTimeout, HasHealthCheck: false,
+                [], [], [], new CreateContainerParameters())))
+            .ToList();
+        var task = new ManagedTask(cluster, taskArn, new TaskPlan(family, revision, "bridge", [.. plans.Select(p => p.Plan)], []));
+        if (!Admit(task, out _)) return;
+        _logger.LogInformation("Stopping {Count} container(s) of {TaskArn} found after a restart: {Reason}", containers.Count, taskArn, reason);
+        lock (task.Gate)
+        {
+            foreach (var (entry, plan) in plans) task.Container(plan.Name)!.MarkCreated(entry.ID);
+        }
+        // Not awaited: adoption goes on with the next task while this one's containers stop (each
+        // is read from Docker first, so one that exited meanwhile keeps its exit code).
+        BeginStop(task, stopCode, reason, commanded: false, report);
+    }
+
+    /// <summary>Starts a task the control plane placed here and this worker never started (its Start was lost).</summary>
+    internal Task StartPlacedAsync(TaskRecord row, CancellationToken cancellationToken)
+        => StartAsync(new TaskCommand
+        {
+            Type = TaskCommand.Start,
+            Cluster = row.Cluster,
+            TaskArn = _arns.Task(row.Cluster, row.Id),
+            TaskDefinitionArn = row.TaskDefinitionArn,
+            Overrides = row.Overrides,
+            StartedBy = row.StartedBy,
+            Group = row.Group,
+        }, redelivered: false, cancellationToken);
+}

@@ -1,0 +1,337 @@
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using Microsoft.Extensions.Logging;
+using Serverless.Core.Tasks;
+using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
+
+namespace Serverless.Worker.Docker;
+
+/// <summary>Starting a task: pull, volumes, create, start in dependency order.</summary>
+public sealed partial class TaskRunner
+{
+    private void BeginStartSequence(ManagedTask task)
+    {
+        lock (task.Gate)
+        {
+            task.StartSequence = Task.Run(() => RunStartSequenceAsync(task));
+        }
+        // PENDING is worth a report only when RUNNING does not follow quickly.
+        _reporter.PublishLater(task.Reports, () => SnapshotIf(task, CoreTaskStatus.Pending), _shutdown.Token);
+    }
+
+    private async Task RunStartSequenceAsync(ManagedTask task)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(task.Lifetime.Token, _shutdown.Token);
+        var token = linked.Token;
+        try
+        {
+            if (task.Plan.Refusal is { } refusal)
+            {
+                lock (task.Gate)
+                {
+                    foreach (var container in task.Containers) container.Reason ??= refusal;
+                }
+                BeginStop(task, TaskFailedToStart, refusal, commanded: false);
+                return;
+            }
+
+            lock (task.Gate) task.PullStartedAt ??= Now();
+            var images = task.Containers.Where(c => c.DockerId is null).Select(c => c.Plan.Image).Distinct().ToList();
+            var pulls = await Task.WhenAll(images.Select(async image => (Image: image, Error: await _images.EnsureAsync(image, token))));
+            lock (task.Gate) task.PullStoppedAt ??= Now();
+            if (pulls.FirstOrDefault(p => p.Error is not null) is { Error: { } pullError } failed)
+            {
+                _logger.LogWarning("Could not pull {Image} for {TaskArn}: {Error}", failed.Image, task.TaskArn, pullError);
+                lock (task.Gate)
+                {
+                    foreach (var container in task.Containers.Where(c => c.Plan.Image == failed.Image)) container.Reason ??= pullError;
+                }
+                BeginStop(task, TaskFailedToStart, pullError, commanded: false);
+                return;
+            }
+
+            if (await EnsureVolumesAsync(task, token) is { } volumeError)
+            {
+                BeginStop(task, TaskFailedToStart, volumeError, commanded: false);
+                return;
+            }
+
+            // Containers are created together, each after the sources of its volumesFrom.
+            var creations = new Dictionary<string, Task<string?>>(StringComparer.Ordinal);
+            foreach (var plan in TaskStatusRules.CreateOrder(task.Plan.Containers))
+            {
+                var sources = plan.CreateAfter.Where(creations.ContainsKey).Select(name => creations[name]).ToList();
+                creations[plan.Name] = CreateAsync(task, task.Container(plan.Name)!, sources, token);
+            }
+            if ((await Task.WhenAll(creations.Values)).FirstOrDefault(e => e is not null) is { } createError)
+            {
+                BeginStop(task, TaskFailedToStart, createError, commanded: false);
+                return;
+            }
+
+            await Task.WhenAll(task.Containers.Select(c => StartWhenReadyAsync(task, c, token)));
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+            // The task is stopping (or the worker is): whatever did not start stays unstarted.
+        }
+        catch (Exception e)
+        {
+            _logger.LogError(e, "Starting {TaskArn} failed", task.TaskArn);
+            BeginStop(task, TaskFailedToStart, $"CannotStartContainerError: {e.Message}", commanded: false);
+        }
+    }
+
+    /// <summary>
+    /// Creates one container once its <paramref name="sources"/> exist; null, or the failure in ECS's
+    /// words (a failed source leaves it uncreated, with no failure of its own).
+    /// </summary>
+    private async Task<string?> CreateAsync(ManagedTask task, ManagedContainer container, IReadOnlyList<Task<string?>> sources, CancellationToken cancellationToken)
+    {
+        foreach (var source in sources)
+        {
+            if (await source is not null) return null;
+        }
+        if (container.DockerId is not null) return null;
+        cancellationToken.ThrowIfCancellationRequested();
+        try
+        {
+            // Not cancellable by the task's stop: an abandoned create could leave an untracked
+            // container; the stop waits for the start sequence instead.
+            var created = await _docker.Containers.CreateContainerAsync(container.Plan.Parameters, _shutdown.Token);
+            lock (task.Gate) container.MarkCreated(created.ID);
+            _logger.LogDebug("Created {DockerName} ({DockerId}) for {TaskArn}", container.Plan.DockerName, created.ID, task.TaskArn);
+            return null;
+        }
+        catch (DockerApiException e)
+        {
+            var reason = $"CannotCreateContainerError: Error response from daemon: {ImagePuller.DaemonMessage(e)}";
+            _logger.LogWarning("Could not create {ContainerName} of {TaskArn}: {Reason}", container.Name, task.TaskArn, reason);
+            lock (task.Gate) container.Reason ??= reason;
+            return reason;
+        }
+    }
+
+    /// <summary>Creates the task's Docker volumes (idempotent); null, or the failure in ECS's words.</summary>
+    private async Task<string?> EnsureVolumesAsync(ManagedTask task, CancellationToken cancellationToken)
+    {
+        foreach (var volume in task.Plan.Volumes)
+        {
+            try
+            {
+                if (!volume.Autoprovision)
+                {
+                    try
+                    {
+                        await _docker.Volumes.InspectAsync(volume.DockerName, cancellationToken);
+                        continue;
+                    }
+                    catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+                    {
+                        return $"ResourceInitializationError: volume {volume.Name}: the shared volume {volume.DockerName} does not exist and autoprovision is not set";
+                    }
+                }
+                // Creating a volume that exists with the same driver returns it unchanged.
+                await _docker.Volumes.CreateAsync(new VolumesCreateParameters
+                {
+                    Name = volume.DockerName,
+                    Driver = volume.Driver,
+                    DriverOpts = volume.DriverOpts,
+                    Labels = volume.Labels,
+                }, cancellationToken);
+            }
+            catch (DockerApiException e)
+            {
+                return $"ResourceInitializationError: failed to create volume {volume.Name}: {ImagePuller.DaemonMessage(e)}";
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Starts one container once its dependsOn conditions hold, woken by each change of the task's
+    /// containers (Docker's events), never by polling. A condition that can never hold, or does not
+    /// within the container's startTimeout, leaves it stopped unstarted, with the agent's reason.
+    /// </summary>
+    private async Task StartWhenReadyAsync(ManagedTask task, ManagedContainer container, CancellationToken cancellationToken)
+    {
+        if (container.Status != ContainerKnownStatus.Created || container.DockerId is not { } dockerId) return;
+
+        var deadline = Now() + container.Plan.StartTimeout;
+        while (true)
+        {
+            DependencyVerdict verdict;
+            Task next;
+            lock (task.Gate)
+            {
+                verdict = DependencyConditions.EvaluateAll(container.Name, container.Plan.DependsOn, name => task.Container(name)?.State);
+                next = task.NextChange;
+            }
+            if (verdict.Kind == DependencyVerdictKind.Satisfied) break;
+
+            var remaining = deadline - Now();
+            if (verdict.Kind == DependencyVerdictKind.Waiting && remaining <= TimeSpan.Zero)
+            {
+                var blocking = container.Plan.DependsOn.First(d =>
+                    DependencyConditions.Evaluate(container.Name, d, task.Container(d.ContainerName)?.State).Kind != DependencyVerdictKind.Satisfied);
+                verdict = DependencyVerdict.Impossible(DependencyConditions.TimedOut(blocking.ContainerName, container.Name));
+            }
+            if (verdict.Kind == DependencyVerdictKind.Impossible)
+            {
+                _logger.LogWarning("{ContainerName} of {TaskArn} will not start: {Reason}", container.Name, task.TaskArn, verdict.Reason);
+                bool changed;
+                lock (task.Gate) changed = container.MarkStopped(null, $"CannotStartContainerError: {verdict.Reason}");
+                if (changed) OnContainersChanged(task);
+                return;
+            }
+            try
+            {
+                await next.WaitAsync(remaining, _time, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                // Judged again above: the deadline passed.
+            }
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        try
+        {
+            await _docker.Containers.StartContainerAsync(dockerId, new ContainerStartParameters(), _shutdown.Token);
+        }
+        catch (DockerApiException e)
+        {
+            var reason = $"CannotStartContainerError: Error response from daemon: {ImagePuller.DaemonMessage(e)}";
+            _logger.LogWarning("Could not start {ContainerName} of {TaskArn}: {Reason}", container.Name, task.TaskArn, reason);
+            bool changed;
+            lock (task.Gate)
+            {
+                // Docker may already have sent the failed start's die event: the reason still says why.
+                changed = container.MarkStopped(null, reason);
+                container.Reason ??= reason;
+            }
+            if (changed) OnContainersChanged(task);
+            return;
+        }
+        await RefreshAsync(task, container, _shutdown.Token);
+    }
+
+    /// <summary>Reads a container's state from Docker (status, exit code, health, the ports Docker bound) and applies it.</summary>
+    private async Task RefreshAsync(ManagedTask task, ManagedContainer container, CancellationToken cancellationToken)
+    {
+        if (container.DockerId is not { } dockerId) return;
+        ContainerInspectResponse inspected;
+        try
+        {
+            inspected = await _docker.Containers.InspectContainerAsync(dockerId, cancellationToken);
+        }
+        catch (DockerContainerNotFoundException)
+        {
+            bool vanished;
+            lock (task.Gate) vanished = container.MarkStopped(null, ContainerVanished);
+            if (vanished) OnContainersChanged(task);
+            return;
+        }
+        bool changed;
+        lock (task.Gate) changed = Apply(task, container, inspected);
+        if (changed) OnContainersChanged(task);
+    }
+
+    /// <summary>The agent's reason for a container Docker no longer knows.</summary>
+    internal const string ContainerVanished = "ContainerVanishedError: No container matching saved ID found";
+
+    /// <summary>Applies an inspect result (call under the task's gate); true when something changed.</summary>
+    private static bool Apply(ManagedTask task, ManagedContainer container, ContainerInspectResponse inspected)
+    {
+        var changed = container.MarkCreated(inspected.ID);
+        var state = inspected.State;
+        if (state is null) return changed;
+        if (state.Running)
+        {
+            changed |= container.MarkRunning();
+            var bindings = TaskStatusRules.NetworkBindings(inspected.NetworkSettings?.Ports, task.Plan.NetworkMode, container.Plan.PortMappings);
+            if (!bindings.SequenceEqual(container.Bindings))
+            {
+                container.Bindings = bindings;
+                changed = true;
+            }
+            if (state.Health?.Status is { } health && Health(health) is { } reported) changed |= container.SetHealth(reported);
+        }
+        else if (state.Status is "exited" or "dead")
+        {
+            if (state.OOMKilled) container.OutOfMemory = true;
+            changed |= container.MarkStopped((int)state.ExitCode, null);
+        }
+        return changed;
+    }
+
+    private static string? Health(string dockerHealth) => dockerHealth switch
+    {
+        "healthy" => HealthStatus.Healthy,
+        "unhealthy" => HealthStatus.Unhealthy,
+        "starting" => HealthStatus.Unknown,
+        _ => null,
+    };
+
+    /// <summary>
+    /// The task-level consequences of a container change: an essential container that stopped
+    /// stops the task (EssentialContainerExited if it ran, TaskFailedToStart if it never could);
+    /// a task whose containers all got going is RUNNING; a RUNNING task reports what changed.
+    /// </summary>
+    private void OnContainersChanged(ManagedTask task)
+    {
+        string? stopCode = null, stopReason = null;
+        var publish = false;
+        var counts = false;
+        lock (task.Gate)
+        {
+            task.Pulse();
+            if (task.IsStopping) return;
+
+            var stoppedEssential = task.Containers.FirstOrDefault(c => c.Essential && c.Status == ContainerKnownStatus.Stopped);
+            if (stoppedEssential is not null)
+            {
+                if (stoppedEssential.Started)
+                {
+                    task.ExecutionStoppedAt ??= Now();
+                    (stopCode, stopReason) = (EssentialContainerExited, EssentialContainerExitedReason);
+                }
+                else
+                {
+                    (stopCode, stopReason) = (TaskFailedToStart, stoppedEssential.Reason ?? "CannotStartContainerError: the container did not start");
+                }
+            }
+            else if (task.KnownStatus == CoreTaskStatus.Pending && TaskStatusRules.IsRunning(task.States()))
+            {
+                task.KnownStatus = CoreTaskStatus.Running;
+                task.StartedAt ??= Now();
+                publish = counts = true;
+            }
+            else if (task.KnownStatus == CoreTaskStatus.Running)
+            {
+                publish = true;
+            }
+        }
+
+        if (stopCode is not null)
+        {
+            BeginStop(task, stopCode, stopReason, commanded: false);
+            return;
+        }
+        if (counts)
+        {
+            _logger.LogInformation("{TaskArn} is RUNNING", task.TaskArn);
+            CountsChanged?.Invoke();
+        }
+        if (publish) Background(_reporter.PublishAsync(task.Reports, () => SnapshotIf(task, CoreTaskStatus.Running), _shutdown.Token));
+    }
+
+    /// <summary>The task's report if its known status is <paramref name="status"/>, else null (it moved on).</summary>
+    private TaskStateChange? SnapshotIf(ManagedTask task, string status)
+    {
+        lock (task.Gate)
+        {
+            return task.KnownStatus == status ? task.Snapshot(_identity.ContainerInstanceArn, Now()) : null;
+        }
+    }
+}

@@ -1,0 +1,83 @@
+using System.Globalization;
+using Serverless.Core.ContainerInstances;
+
+namespace Serverless.Worker.Registration;
+
+/// <summary>
+/// The attributes a worker registers, as the ECS agent advertises them: the platform
+/// (<c>ecs.os-type</c>, <c>ecs.os-family</c>, <c>ecs.cpu-architecture</c>, optionally
+/// <c>ecs.instance-type</c> and <c>ecs.availability-zone</c>), the capabilities it really has,
+/// and the operator's custom attributes. Placement matches a task definition's
+/// <c>requiresAttributes</c> against these, so nothing is advertised that the worker cannot do:
+/// no task IAM roles, no ECR auth, no secrets, no awsvpc.
+/// </summary>
+public static class InstanceAttributes
+{
+    private const string Legacy = "com.amazonaws.ecs.capability.";
+    private const string Current = "ecs.capability.";
+
+    /// <summary>The Docker API versions the ECS agent knows to advertise (docker-remote-api.1.17 onwards).</summary>
+    private static readonly Version FirstKnownApiVersion = new(1, 17);
+
+    /// <summary>Logging drivers advertised (ECS_AVAILABLE_LOGGING_DRIVERS' default).</summary>
+    public static readonly IReadOnlyList<string> LoggingDrivers = ["json-file", "none"];
+
+    public static IReadOnlyList<InstanceAttribute> Build(
+        WorkerOptions options, string cpuArchitecture, string dockerMinApiVersion, string dockerApiVersion)
+    {
+        var attributes = new List<InstanceAttribute>
+        {
+            new("ecs.os-type", "linux"),
+            new("ecs.os-family", "LINUX"),
+            new("ecs.cpu-architecture", cpuArchitecture),
+        };
+        if (options.InstanceType is { Length: > 0 } instanceType) attributes.Add(new("ecs.instance-type", instanceType));
+        if (options.AvailabilityZone is { Length: > 0 } zone) attributes.Add(new("ecs.availability-zone", zone));
+
+        attributes.Add(new(Legacy + "privileged-container", null));
+        foreach (var version in ApiVersions(dockerMinApiVersion, dockerApiVersion))
+            attributes.Add(new(Legacy + "docker-remote-api." + version, null));
+        foreach (var driver in LoggingDrivers)
+            attributes.Add(new(Legacy + "logging-driver." + driver, null));
+        attributes.Add(new(Current + "container-health-check", null));
+        attributes.Add(new(Current + "container-ordering", null));
+        attributes.Add(new(Current + "docker-plugin.local", null));
+
+        foreach (var custom in ParseCustom(options.Attributes))
+        {
+            attributes.RemoveAll(a => a.Name == custom.Name);
+            attributes.Add(custom);
+        }
+        return attributes;
+    }
+
+    /// <summary>
+    /// <c>1.17</c> … the engine's API version, as the agent lists them (each minor version the engine
+    /// serves, from the agent's first known one or the engine's minimum, whichever is later).
+    /// </summary>
+    public static IReadOnlyList<string> ApiVersions(string minimum, string maximum)
+    {
+        if (!Version.TryParse(maximum, out var max)) return [];
+        var min = Version.TryParse(minimum, out var parsed) && parsed > FirstKnownApiVersion ? parsed : FirstKnownApiVersion;
+        var versions = new List<string>();
+        if (max.Major != 1) return versions;
+        for (var minor = min.Minor; minor <= max.Minor; minor++)
+            versions.Add(string.Create(CultureInfo.InvariantCulture, $"1.{minor}"));
+        return versions;
+    }
+
+    /// <summary>Custom attributes, <c>name=value;name2=value2</c>; a name without <c>=</c> has no value.</summary>
+    public static IReadOnlyList<InstanceAttribute> ParseCustom(string? text)
+    {
+        var result = new List<InstanceAttribute>();
+        foreach (var item in (text ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var equals = item.IndexOf('=');
+            var (name, value) = equals < 0 ? (item, (string?)null) : (item[..equals].Trim(), item[(equals + 1)..].Trim());
+            if (name.Length == 0) continue;
+            result.RemoveAll(a => a.Name == name);
+            result.Add(new InstanceAttribute(name, value));
+        }
+        return result;
+    }
+}

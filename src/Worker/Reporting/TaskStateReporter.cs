@@ -1,0 +1,141 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Serverless.Core.Storage;
+using Serverless.Core.Tasks;
+using Serverless.Worker.Docker;
+using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
+
+namespace Serverless.Worker.Reporting;
+
+/// <summary>
+/// Sends task state changes to the <c>task-events</c> queue, at most one at a time per task and
+/// only when something changed. Every report costs storage transactions (send, receive, delete,
+/// the task row's write), so transitional states are coalesced: PENDING goes out only when RUNNING
+/// did not follow within <see cref="WorkerOptions.TransitionReportDelayMilliseconds"/>, STOPPING
+/// only when STOPPED did not.
+/// </summary>
+public sealed class TaskStateReporter(StorageClients storage, WorkerOptions options, TimeProvider time, ILogger<TaskStateReporter> logger)
+{
+    private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(30);
+
+    public TimeSpan TransitionDelay => TimeSpan.FromMilliseconds(options.TransitionReportDelayMilliseconds);
+
+    /// <summary>
+    /// Takes a snapshot (under the task's report lock, so reports leave in the order they were
+    /// observed) and sends it if <see cref="TaskStatusRules.ShouldReport"/> agrees. The snapshot
+    /// function returns null when there is nothing reportable. Retries until the report is queued
+    /// or <paramref name="cancellationToken"/> ends: a lost STOPPED report would lose the task.
+    /// </summary>
+    /// <returns>Whether a report was sent.</returns>
+    public async Task<bool> PublishAsync(TaskReportState state, Func<TaskStateChange?> snapshot, CancellationToken cancellationToken)
+    {
+        await state.Lock.WaitAsync(cancellationToken);
+        try
+        {
+            var change = snapshot();
+            if (change is null) return false;
+            var fingerprint = Fingerprint(change);
+            if (!TaskStatusRules.ShouldReport(state.LastStatus, state.LastFingerprint, change.LastStatus, fingerprint)) return false;
+
+            await SendAsync(change, cancellationToken);
+            state.Sent(change.LastStatus, fingerprint);
+            logger.LogInformation("Reported {TaskArn} {LastStatus} ({Containers})", change.TaskArn, change.LastStatus,
+                string.Join(", ", change.Containers.Select(c => $"{c.Name} {c.LastStatus}{(c.ExitCode is { } code ? $" exit {code}" : "")}")));
+            return true;
+        }
+        finally
+        {
+            state.Lock.Release();
+        }
+    }
+
+    /// <summary>
+    /// After <see cref="TransitionDelay"/>, publishes a transitional state (PENDING, STOPPING) if the
+    /// task is still in it: <paramref name="snapshot"/> decides, returning null when it moved on.
+    /// </summary>
+    public void PublishLater(TaskReportState state, Func<TaskStateChange?> snapshot, CancellationToken cancellationToken)
+    {
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await Task.Delay(TransitionDelay, time, cancellationToken);
+                await PublishAsync(state, snapshot, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // The worker is stopping; the restarted worker reports the current state.
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning(e, "Could not send a delayed task report");
+            }
+        }, CancellationToken.None);
+    }
+
+    /// <summary>Opens (creates if need be) the <c>task-events</c> queue, so the first report pays no set-up.</summary>
+    public Task OpenAsync(CancellationToken cancellationToken) => storage.QueueAsync(TaskMessages.TaskEventsQueue, cancellationToken);
+
+    /// <summary>Queues one report, retrying with a capped backoff until it is queued.</summary>
+    public async Task SendAsync(TaskStateChange change, CancellationToken cancellationToken)
+    {
+        var body = TaskMessages.Serialize(change);
+        var delay = TimeSpan.FromMilliseconds(250);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var queue = await storage.QueueAsync(TaskMessages.TaskEventsQueue, cancellationToken);
+                await queue.SendMessageAsync(body, cancellationToken);
+                return;
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                logger.LogWarning(e, "Could not queue the {LastStatus} report of {TaskArn} (attempt {Attempt}); retrying in {Delay}",
+                    change.LastStatus, change.TaskArn, attempt, delay);
+                await Task.Delay(delay, time, cancellationToken);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxRetryDelay.Ticks));
+            }
+        }
+    }
+
+    /// <summary>What a report says, without when it was observed: equal fingerprints mean nothing changed.</summary>
+    private static string Fingerprint(TaskStateChange change)
+    {
+        var node = JsonSerializer.SerializeToNode(change, TaskMessages.Json)!.AsObject();
+        node.Remove("observedAt");
+        return node.ToJsonString();
+    }
+}
+
+/// <summary>What was last reported for one task, and who waits for which report.</summary>
+public sealed class TaskReportState
+{
+    private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _stopping = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    internal SemaphoreSlim Lock { get; } = new(1, 1);
+
+    public string? LastStatus { get; private set; }
+
+    internal string? LastFingerprint { get; private set; }
+
+    /// <summary>Completes when the first report (of any status) was queued.</summary>
+    public Task FirstReported => _first.Task;
+
+    /// <summary>Completes when STOPPING or STOPPED was queued.</summary>
+    public Task StoppingReported => _stopping.Task;
+
+    /// <summary>Completes when STOPPED was queued.</summary>
+    public Task StoppedReported => _stopped.Task;
+
+    internal void Sent(string status, string fingerprint)
+    {
+        LastStatus = status;
+        LastFingerprint = fingerprint;
+        _first.TrySetResult();
+        if (CoreTaskStatus.Rank(status) >= CoreTaskStatus.Rank(CoreTaskStatus.Stopping)) _stopping.TrySetResult();
+        if (status == CoreTaskStatus.Stopped) _stopped.TrySetResult();
+    }
+}

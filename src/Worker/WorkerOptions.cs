@@ -1,0 +1,88 @@
+namespace Serverless.Worker;
+
+/// <summary>
+/// The worker's settings: section <c>Worker</c> (environment variables <c>Worker__*</c>). Storage
+/// comes from <c>AzureWebJobsStorage</c> and ARNs from section <c>Ecs</c>, as for the control plane.
+/// The names follow the ECS agent's <c>ECS_*</c> settings where one exists.
+/// </summary>
+public sealed class WorkerOptions
+{
+    /// <summary>The cluster to register with (ECS_CLUSTER).</summary>
+    public string Cluster { get; set; } = "default";
+
+    /// <summary>
+    /// The container instance id (32 hex digits). When unset, the id is read from
+    /// <see cref="StateDirectory"/>, or made up and saved there, so a restarted worker keeps its identity.
+    /// </summary>
+    public string? InstanceId { get; set; }
+
+    /// <summary>
+    /// Where the worker keeps its identity (ECS_DATADIR). Default:
+    /// <c>${XDG_STATE_HOME:-~/.local/state}/ecs-worker/&lt;cluster&gt;</c>. Two workers on one host
+    /// for the same cluster need different directories (or explicit <see cref="InstanceId"/>s).
+    /// </summary>
+    public string? StateDirectory { get; set; }
+
+    /// <summary>The host's own identifier, ECS's <c>ec2InstanceId</c>. Default: the machine's host name.</summary>
+    public string? Ec2InstanceId { get; set; }
+
+    /// <summary>MiB of the host's memory kept back from tasks (ECS_RESERVED_MEMORY).</summary>
+    public int ReservedMemoryMiB { get; set; } = 256;
+
+    /// <summary>Registered MEMORY in MiB; overrides total memory minus <see cref="ReservedMemoryMiB"/>.</summary>
+    public int? MemoryMiB { get; set; }
+
+    /// <summary>Registered CPU units; overrides 1024 per core.</summary>
+    public int? Cpu { get; set; }
+
+    /// <summary>Custom attributes, <c>name=value;name2=value2</c> (ECS_INSTANCE_ATTRIBUTES); a name alone has no value.</summary>
+    public string? Attributes { get; set; }
+
+    /// <summary>Advertised as <c>ecs.availability-zone</c> when set.</summary>
+    public string? AvailabilityZone { get; set; }
+
+    /// <summary>Advertised as <c>ecs.instance-type</c> when set.</summary>
+    public string? InstanceType { get; set; }
+
+    /// <summary>The Docker Engine API endpoint (DOCKER_HOST).</summary>
+    public string DockerEndpoint { get; set; } = "unix:///var/run/docker.sock";
+
+    /// <summary>Seconds between heartbeats; counts that change are also sent, at most once a second.</summary>
+    public int HeartbeatSeconds { get; set; } = 20;
+
+    /// <summary>
+    /// How long one image pull may take before the task fails with CannotPullContainerError
+    /// (ECS_IMAGE_PULL_TIMEOUT; the agent's default is far longer, but a pull here either works fast or never).
+    /// </summary>
+    public int ImagePullTimeoutSeconds { get; set; } = 300;
+
+    /// <summary>A container's <c>stopTimeout</c> when its definition has none (ECS_CONTAINER_STOP_TIMEOUT).</summary>
+    public int ContainerStopTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>
+    /// How long a container waits for its <c>dependsOn</c> conditions when its definition has no
+    /// <c>startTimeout</c> (ECS_CONTAINER_START_TIMEOUT, 3 minutes on Linux).
+    /// </summary>
+    public int ContainerStartTimeoutSeconds { get; set; } = 180;
+
+    /// <summary>
+    /// Seconds a stopped task's containers stay after STOPPED was reported (ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION,
+    /// 3 hours on ECS). 0 removes them right after the report. Task-scoped volumes go with them.
+    /// </summary>
+    public int TaskCleanupWaitSeconds { get; set; }
+
+    /// <summary>Longest pause between polls of an idle command queue.</summary>
+    public int CommandPollMaxDelayMilliseconds { get; set; } = 2000;
+
+    /// <summary>Commands handled at once.</summary>
+    public int MaxConcurrentCommands { get; set; } = 64;
+
+    /// <summary>Deliveries of one command before it is given up: the task is reported STOPPED and the message deleted.</summary>
+    public int MaxCommandDequeueCount { get; set; } = 5;
+
+    /// <summary>
+    /// A PENDING (or STOPPING) report is sent only when RUNNING (or STOPPED) is not reached within
+    /// this delay: each report costs storage transactions, and most tasks get there sooner.
+    /// </summary>
+    public int TransitionReportDelayMilliseconds { get; set; } = 1000;
+}

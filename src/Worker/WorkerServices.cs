@@ -1,0 +1,76 @@
+using Docker.DotNet;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Serverless.Core;
+using Serverless.Core.ContainerInstances;
+using Serverless.Core.Storage;
+using Serverless.Core.TaskDefinitions;
+using Serverless.Core.Tasks;
+using Serverless.Worker.Commands;
+using Serverless.Worker.Docker;
+using Serverless.Worker.Registration;
+using Serverless.Worker.Reporting;
+
+namespace Serverless.Worker;
+
+public static class WorkerServices
+{
+    /// <summary>
+    /// Everything the worker needs, from configuration: section <c>Worker</c> (<see cref="WorkerOptions"/>),
+    /// section <c>Ecs</c> (region, account, storage prefix) and <c>AzureWebJobsStorage</c>. Without
+    /// <paramref name="runAsHostedService"/> the parts are registered but nothing starts (tests drive them).
+    /// </summary>
+    public static IServiceCollection AddWorker(this IServiceCollection services, IConfiguration configuration, bool runAsHostedService = true)
+    {
+        var options = new WorkerOptions();
+        configuration.GetSection("Worker").Bind(options);
+        var ecs = new EcsOptions();
+        configuration.GetSection("Ecs").Bind(ecs);
+        var connectionString = configuration["AzureWebJobsStorage"] is { Length: > 0 } value ? value : "UseDevelopmentStorage=true";
+        return services.AddWorker(options, ecs, connectionString, runAsHostedService);
+    }
+
+    public static IServiceCollection AddWorker(
+        this IServiceCollection services, WorkerOptions options, EcsOptions ecs, string storageConnectionString, bool runAsHostedService = true)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton(options);
+        services.AddSingleton(ecs);
+        services.AddSingleton<Arns>();
+        services.AddSingleton(new StorageClients(storageConnectionString, ecs));
+        services.AddSingleton(sp =>
+        {
+            var arns = sp.GetRequiredService<Arns>();
+            var id = InstanceIdentity.Resolve(options);
+            return new WorkerIdentity(options.Cluster, id, arns.ContainerInstance(options.Cluster, id));
+        });
+        services.AddSingleton<IDockerClient>(_ => CreateDockerClient(options.DockerEndpoint));
+
+        services.AddSingleton<TaskDefinitionStore>();
+        services.AddSingleton<TaskStore>();
+        services.AddSingleton<ContainerInstanceStore>();
+        services.AddSingleton<TaskDefinitionCache>();
+
+        services.AddSingleton<TaskStateReporter>();
+        services.AddSingleton<ImagePuller>();
+        services.AddSingleton<TaskRunner>();
+        services.AddSingleton<DockerEventWatcher>();
+        services.AddSingleton<TaskAdoption>();
+        services.AddSingleton<InstanceRegistration>();
+        services.AddSingleton<Heartbeat>();
+        services.AddSingleton<CommandLoop>();
+        if (runAsHostedService) services.AddHostedService<WorkerService>();
+        return services;
+    }
+
+    /// <summary>
+    /// A client for the engine at <paramref name="endpoint"/>. The default request timeout is long
+    /// enough for a stop that waits a container's whole stopTimeout (ECS allows up to 120 s).
+    /// </summary>
+    public static IDockerClient CreateDockerClient(string endpoint)
+    {
+        var client = new DockerClientConfiguration(new Uri(endpoint), defaultTimeout: TimeSpan.FromMinutes(5)).CreateClient();
+        return client;
+    }
+}

@@ -1,0 +1,208 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using Serverless.TestSupport;
+
+namespace Serverless.EndToEnd.Tests;
+
+/// <summary>
+/// A real control plane: the Functions app started standalone as its own process
+/// (<c>dotnet Serverless.Functions.dll</c>) on a private Azurite, with the development key pair.
+/// Tests drive it with the AWS CLI installed on the machine, exactly as a user would.
+/// </summary>
+public sealed class ControlPlaneFixture : IAsyncLifetime
+{
+    public const string AccessKeyId = "AKIALOCALDEVELOPMENT";
+    public const string SecretAccessKey = "local-development-secret-key-not-for-production";
+    public const string Region = "us-east-1";
+    public const string AccountId = "000000000000";
+
+    private readonly AzuriteFixture _azurite = new();
+    private readonly StringBuilder _log = new();
+    private readonly List<WorkerProcess> _workers = [];
+    private Process? _process;
+
+    public string Endpoint { get; private set; } = "";
+
+    public string Log { get { lock (_log) return _log.ToString(); } }
+
+    public async Task InitializeAsync()
+    {
+        await _azurite.InitializeAsync();
+        var port = FreePort();
+        Endpoint = $"http://127.0.0.1:{port}";
+        var start = new ProcessStartInfo("dotnet", [FunctionsAssembly()])
+        {
+            WorkingDirectory = Path.GetDirectoryName(FunctionsAssembly())!,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.Environment["AzureWebJobsStorage"] = _azurite.ConnectionString;
+        start.Environment["Ecs__AccessKeys"] = $"{AccessKeyId}:{SecretAccessKey}";
+        start.Environment["Ecs__Region"] = Region;
+        start.Environment["Ecs__AccountId"] = AccountId;
+        start.Environment["Ecs__MaxRequestBodyBytes"] = "1048576";
+        start.Environment["ASPNETCORE_URLS"] = Endpoint;
+        start.Environment["Standalone__Urls"] = Endpoint;
+        _process = Process.Start(start)!;
+        _process.OutputDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
+        _process.ErrorDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+
+        using var http = new HttpClient();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            if (_process.HasExited) throw new InvalidOperationException($"The control plane exited with {_process.ExitCode}:\n{Log}");
+            try
+            {
+                // Any AWS-shaped answer (here: the unsigned request is refused) means it is serving.
+                using var response = await http.PostAsync(Endpoint, new StringContent("{}"));
+                if ((int)response.StatusCode is >= 400 and < 500) return;
+            }
+            catch (HttpRequestException)
+            {
+            }
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"The control plane did not answer at {Endpoint}:\n{Log}");
+            await Task.Delay(200);
+        }
+    }
+
+    /// <summary>
+    /// Starts a worker (the Docker-backed agent) for <paramref name="cluster"/> and waits until its
+    /// container instance is registered and connected. Its containers are removed on dispose.
+    /// </summary>
+    public async Task<WorkerProcess> StartWorkerAsync(string cluster, string? instanceId = null, int? memoryMiB = null, int? cpu = null, string? zone = null)
+    {
+        var worker = new WorkerProcess(WorkerAssembly(), cluster, instanceId ?? Guid.NewGuid().ToString("N"), new Dictionary<string, string>
+        {
+            ["AzureWebJobsStorage"] = _azurite.ConnectionString,
+            ["Ecs__Region"] = Region,
+            ["Ecs__AccountId"] = AccountId,
+            ["Worker__MemoryMiB"] = (memoryMiB ?? 2048).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Worker__Cpu"] = (cpu ?? 2048).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Worker__AvailabilityZone"] = zone ?? "",
+            ["Worker__HeartbeatSeconds"] = "2",
+            ["Worker__ContainerStopTimeoutSeconds"] = "2",
+        });
+        lock (_workers) _workers.Add(worker);
+        await worker.StartAsync();
+        var arn = $"arn:aws:ecs:{Region}:{AccountId}:container-instance/{cluster}/{worker.InstanceId}";
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            var described = await EcsAsync("describe-container-instances", "--cluster", cluster, "--container-instances", arn);
+            if (described.ExitCode == 0 && described.Json["containerInstances"]!.AsArray() is [var instance, ..]
+                && instance!["agentConnected"]!.GetValue<bool>() && instance["status"]!.GetValue<string>() == "ACTIVE")
+                return worker;
+            if (worker.HasExited) throw new InvalidOperationException($"The worker exited:\n{worker.Log}");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"The worker did not register:\n{worker.Log}");
+            await Task.Delay(300);
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var worker in _workers) await worker.DisposeAsync();
+        if (_process is { HasExited: false })
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process?.Dispose();
+        await _azurite.DisposeAsync();
+    }
+
+    /// <summary>Runs <c>aws ecs ...</c> against this endpoint with the development credentials.</summary>
+    public Task<CliResult> EcsAsync(params string[] args) => AwsAsync(["ecs", .. args]);
+
+    public async Task<CliResult> AwsAsync(IEnumerable<string> args, IDictionary<string, string>? environment = null)
+    {
+        var start = new ProcessStartInfo("aws", [.. args, "--endpoint-url", Endpoint, "--output", "json"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.Environment["AWS_ACCESS_KEY_ID"] = AccessKeyId;
+        start.Environment["AWS_SECRET_ACCESS_KEY"] = SecretAccessKey;
+        start.Environment["AWS_DEFAULT_REGION"] = Region;
+        start.Environment["AWS_PAGER"] = "";
+        start.Environment["AWS_MAX_ATTEMPTS"] = "1";
+        start.Environment.Remove("AWS_PROFILE");
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return new CliResult(process.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>Runs a python script (boto3) with the endpoint and credentials in its environment.</summary>
+    public async Task<CliResult> PythonAsync(string script, params string[] args)
+    {
+        var start = new ProcessStartInfo("python3", [Path.Combine(AppContext.BaseDirectory, "Fixtures", script), .. args])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.Environment["ECS_ENDPOINT"] = Endpoint;
+        start.Environment["AWS_ACCESS_KEY_ID"] = AccessKeyId;
+        start.Environment["AWS_SECRET_ACCESS_KEY"] = SecretAccessKey;
+        start.Environment["AWS_DEFAULT_REGION"] = Region;
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return new CliResult(process.ExitCode, await stdout, await stderr);
+    }
+
+    private static string FunctionsAssembly()
+    {
+        // tests/EndToEnd.Tests/bin/<Configuration>/net10.0 → src/Functions/bin/<Configuration>/net10.0
+        var testOutput = new DirectoryInfo(AppContext.BaseDirectory);
+        var configuration = testOutput.Parent!.Name;
+        var root = testOutput.Parent.Parent!.Parent!.Parent!.Parent!.FullName;
+        var path = Path.Combine(root, "src", "Functions", "bin", configuration, "net10.0", "Serverless.Functions.dll");
+        return File.Exists(path) ? path : throw new FileNotFoundException("Build src/Functions first", path);
+    }
+
+    private static string WorkerAssembly()
+    {
+        var functions = FunctionsAssembly();
+        var path = functions.Replace(Path.Combine("src", "Functions"), Path.Combine("src", "Worker")).Replace("Serverless.Functions.dll", "Serverless.Worker.dll");
+        return File.Exists(path) ? path : throw new FileNotFoundException("Build src/Worker first", path);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+public sealed record CliResult(int ExitCode, string Stdout, string Stderr)
+{
+    public JsonNode Json => ExitCode == 0
+        ? JsonNode.Parse(Stdout.Length == 0 ? "{}" : Stdout)!
+        : throw new InvalidOperationException($"aws exited with {ExitCode}: {Stderr}");
+
+    /// <summary>The AWS error code the CLI printed, e.g. <c>ClusterNotFoundException</c>.</summary>
+    public string? ErrorCode
+    {
+        get
+        {
+            var marker = "An error occurred (";
+            var start = Stderr.IndexOf(marker, StringComparison.Ordinal);
+            if (start < 0) return null;
+            start += marker.Length;
+            return Stderr[start..Stderr.IndexOf(')', start)];
+        }
+    }
+}
+
+[CollectionDefinition("control plane")]
+public sealed class ControlPlaneCollection : ICollectionFixture<ControlPlaneFixture>;

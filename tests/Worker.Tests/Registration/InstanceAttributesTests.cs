@@ -1,0 +1,54 @@
+using Serverless.Core.ContainerInstances;
+using Serverless.Worker.Registration;
+
+namespace Serverless.Worker.Tests.Registration;
+
+public sealed class InstanceAttributesTests
+{
+    [Fact]
+    public void The_platform_and_real_capabilities_are_advertised()
+    {
+        var attributes = InstanceAttributes.Build(new WorkerOptions { AvailabilityZone = "az-1", InstanceType = "m5.large" }, "x86_64", "1.12", "1.41");
+        var names = attributes.Select(a => a.Name).ToList();
+
+        Assert.Contains(new InstanceAttribute("ecs.os-type", "linux"), attributes);
+        Assert.Contains(new InstanceAttribute("ecs.cpu-architecture", "x86_64"), attributes);
+        Assert.Contains(new InstanceAttribute("ecs.availability-zone", "az-1"), attributes);
+        Assert.Contains(new InstanceAttribute("ecs.instance-type", "m5.large"), attributes);
+        Assert.Contains("com.amazonaws.ecs.capability.docker-remote-api.1.17", names);
+        Assert.Contains("com.amazonaws.ecs.capability.docker-remote-api.1.41", names);
+        Assert.DoesNotContain("com.amazonaws.ecs.capability.docker-remote-api.1.42", names);
+        Assert.Contains("com.amazonaws.ecs.capability.logging-driver.json-file", names);
+        Assert.Contains("ecs.capability.container-health-check", names);
+        Assert.Contains("ecs.capability.container-ordering", names);
+        // Nothing the worker cannot do: secrets, task roles, ECR auth, task ENIs.
+        Assert.DoesNotContain(names, n => n.Contains("secrets") || n.Contains("task-iam-role") || n.Contains("ecr-auth") || n.Contains("task-eni"));
+    }
+
+    [Fact]
+    public void Optional_platform_attributes_are_left_out_when_unset()
+    {
+        var names = InstanceAttributes.Build(new WorkerOptions(), "arm64", "1.12", "1.41").Select(a => a.Name).ToList();
+        Assert.DoesNotContain("ecs.availability-zone", names);
+        Assert.DoesNotContain("ecs.instance-type", names);
+    }
+
+    [Fact]
+    public void Api_versions_start_at_the_agents_first_known_one_or_the_engines_minimum()
+    {
+        Assert.Equal(["1.17", "1.18", "1.19"], InstanceAttributes.ApiVersions("1.12", "1.19"));
+        Assert.Equal(["1.24", "1.25"], InstanceAttributes.ApiVersions("1.24", "1.25"));
+        Assert.Empty(InstanceAttributes.ApiVersions("1.12", "garbage"));
+    }
+
+    [Fact]
+    public void Custom_attributes_are_name_value_pairs_and_may_replace_defaults()
+    {
+        Assert.Equal(
+            [new InstanceAttribute("stack", "prod"), new InstanceAttribute("gpu", null), new InstanceAttribute("team", "a=b")],
+            InstanceAttributes.ParseCustom(" stack=prod ; gpu;team=a=b;;"));
+        var attributes = InstanceAttributes.Build(new WorkerOptions { Attributes = "ecs.os-type=custom;stack=prod" }, "x86_64", "1.12", "1.41");
+        Assert.Equal("custom", Assert.Single(attributes, a => a.Name == "ecs.os-type").Value);
+        Assert.Contains(new InstanceAttribute("stack", "prod"), attributes);
+    }
+}
