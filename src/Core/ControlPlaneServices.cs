@@ -4,6 +4,8 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Serverless.Core.Api;
 using Serverless.Core.Api.Auth;
 using Serverless.Core.Clusters;
+using Serverless.Core.Reconciliation;
+using Serverless.Core.Services;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Storage;
 using Serverless.Core.Tags;
@@ -48,6 +50,16 @@ public static class ControlPlaneServices
         services.AddSingleton<TaskJson>();
         services.AddSingleton<TaskLauncher>();
         services.AddSingleton<TaskStateApplier>();
+        services.AddSingleton<ReconcileQueue>();
+
+        services.AddSingleton<ServiceStore>();
+        services.AddSingleton<ITagStore>(sp => sp.GetRequiredService<ServiceStore>());
+        services.AddSingleton<IClusterUsage, ServiceUsage>();
+        services.AddSingleton<ServiceJson>();
+        services.AddSingleton<IActionSource, ServiceActions>();
+        services.AddSingleton<ServiceReconciler>();
+        services.AddSingleton<ServiceResync>();
+        services.AddSingleton<InstanceHealthSweep>();
         services.AddSingleton<ClientTokens>();
         services.AddSingleton<IActionSource, TaskActions>();
 

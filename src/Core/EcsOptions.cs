@@ -25,6 +25,12 @@ public sealed class EcsOptions
     /// <summary>A worker silent this long shows <c>agentConnected: false</c> and gets no new tasks.</summary>
     public int AgentDisconnectedAfterSeconds { get; set; } = 60;
 
+    /// <summary>
+    /// After this long without a heartbeat a worker's tasks are marked STOPPED and its services
+    /// replace them elsewhere; a worker that comes back stops their containers.
+    /// </summary>
+    public int AgentLostAfterSeconds { get; set; } = 180;
+
     public IReadOnlyDictionary<string, string> ParseAccessKeys()
     {
         var keys = new Dictionary<string, string>(StringComparer.Ordinal);

@@ -44,6 +44,9 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
         start.Environment["Ecs__Region"] = Region;
         start.Environment["Ecs__AccountId"] = AccountId;
         start.Environment["Ecs__MaxRequestBodyBytes"] = "1048576";
+        // Workers heartbeat every 2 s in these tests; one silent for 10 s is lost.
+        start.Environment["Ecs__AgentDisconnectedAfterSeconds"] = "6";
+        start.Environment["Ecs__AgentLostAfterSeconds"] = "10";
         start.Environment["ASPNETCORE_URLS"] = Endpoint;
         start.Environment["Standalone__Urls"] = Endpoint;
         _process = Process.Start(start)!;

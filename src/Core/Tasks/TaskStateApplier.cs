@@ -1,5 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Serverless.Core.ContainerInstances;
+using Serverless.Core.Reconciliation;
+using Serverless.Core.Services;
 
 namespace Serverless.Core.Tasks;
 
@@ -8,7 +10,8 @@ namespace Serverless.Core.Tasks;
 /// idempotent. A late or duplicated report never moves a task backwards, and a STOPPED task
 /// frees its reservation (again, harmlessly, on a duplicate).
 /// </summary>
-public sealed class TaskStateApplier(TaskStore tasks, ContainerInstanceStore instances, Arns arns, TimeProvider time, ILogger<TaskStateApplier> logger)
+public sealed class TaskStateApplier(
+    TaskStore tasks, ContainerInstanceStore instances, ReconcileQueue reconcile, Arns arns, TimeProvider time, ILogger<TaskStateApplier> logger)
 {
     public async Task ApplyAsync(TaskStateChange change, CancellationToken cancellationToken)
     {
@@ -27,6 +30,9 @@ public sealed class TaskStateApplier(TaskStore tasks, ContainerInstanceStore ins
         logger.LogInformation("{TaskArn} is {LastStatus} (desired {DesiredStatus}), reported {ReportedStatus}",
             change.TaskArn, task.LastStatus, task.DesiredStatus, change.LastStatus);
         if (task.IsStopped) await instances.ReleaseAsync(cluster, task.ContainerInstanceId, taskId, cancellationToken);
+        // A service's task changed: its service decides what follows (replace it, advance a rollout).
+        if (task.Group.StartsWith("service:", StringComparison.Ordinal))
+            await reconcile.EnqueueAsync(new ServiceKey(cluster, task.Group["service:".Length..]), null, cancellationToken);
     }
 
     /// <summary>

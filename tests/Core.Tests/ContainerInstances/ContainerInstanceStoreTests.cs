@@ -70,7 +70,7 @@ public sealed class ContainerInstanceStoreTests(AzuriteFixture azurite)
             AgentVersion = "2.0.0",
         }, _token);
 
-        Assert.Equal(ContainerInstanceRecord.Active, again.Status);
+        Assert.Equal(ContainerInstanceRecord.Draining, again.Status);   // a restarted agent does not undo draining
         Assert.Equal(4, again.Version);
         Assert.Equal((2048, 3072, "i-new", "2.0.0"), (again.RegisteredCpu, again.RegisteredMemory, again.Ec2InstanceId, again.AgentVersion));
         Assert.Equal((Start, Start.AddMinutes(5)), (again.RegisteredAt, again.LastHeartbeat));

@@ -1,0 +1,73 @@
+using Microsoft.Extensions.Logging;
+using Serverless.Core.Clusters;
+using Serverless.Core.ContainerInstances;
+using Serverless.Core.Services;
+using Serverless.Core.Tasks;
+using TaskStatus = Serverless.Core.Tasks.TaskStatus;
+
+namespace Serverless.Core.Reconciliation;
+
+/// <summary>
+/// What no event announces: a worker that stopped heartbeating. Its instance already shows
+/// <c>agentConnected: false</c> and gets no new tasks; after <see cref="EcsOptions.AgentLostAfterSeconds"/>
+/// its tasks are recorded STOPPED (their reservations freed, their services told), and a Stop is
+/// queued for each, so a worker that comes back stops those containers: no slot runs twice.
+/// </summary>
+public sealed class InstanceHealthSweep(
+    ClusterStore clusters,
+    ContainerInstanceStore instances,
+    TaskStore tasks,
+    TaskLauncher launcher,
+    ReconcileQueue reconcile,
+    EcsOptions options,
+    TimeProvider time,
+    ILogger<InstanceHealthSweep> logger)
+{
+    public async Task SweepAsync(CancellationToken cancellationToken)
+    {
+        string? after = null;
+        while (true)
+        {
+            var (page, more) = await clusters.ListActiveAsync(after, 100, cancellationToken);
+            foreach (var cluster in page) await SweepClusterAsync(cluster.Name, cancellationToken);
+            if (!more || page.Count == 0) return;
+            after = page[^1].Name;
+        }
+    }
+
+    public async Task SweepClusterAsync(string cluster, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var lostAfter = TimeSpan.FromSeconds(options.AgentLostAfterSeconds);
+        foreach (var instance in await instances.ListAsync(cluster, cancellationToken))
+        {
+            if (!instance.IsRegistered || now - instance.LastHeartbeat < lostAfter || instance.Reservations.Count == 0) continue;
+            var reason = $"Task stopped because the agent on its container instance ({instance.Id}) has not reported for more than {options.AgentLostAfterSeconds} seconds.";
+            var services = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var task in await tasks.ListForInstanceAsync(cluster, instance.Id, cancellationToken))
+            {
+                var stopped = await tasks.UpdateAsync(cluster, task.Id, t => t.IsStopped ? null : t with
+                {
+                    LastStatus = TaskStatus.Stopped,
+                    DesiredStatus = TaskStatus.Stopped,
+                    StoppingAt = t.StoppingAt ?? now,
+                    StoppedAt = now,
+                    ExecutionStoppedAt = t.ExecutionStoppedAt ?? now,
+                    StopCode = t.StopCode ?? "ServiceSchedulerInitiated",
+                    StoppedReason = t.StoppedReason ?? reason,
+                    Containers = t.Containers.Select(c => c with { LastStatus = TaskStatus.Stopped }).ToList(),
+                }, cancellationToken);
+                if (stopped is null) continue;
+                await launcher.SendStopAsync(stopped, cancellationToken);
+                await instances.ReleaseAsync(cluster, instance.Id, task.Id, cancellationToken);
+                if (task.Group.StartsWith("service:", StringComparison.Ordinal)) services.Add(task.Group["service:".Length..]);
+                logger.LogWarning("Stopped {TaskId} on lost instance {InstanceId} in {Cluster}", task.Id, instance.Id, cluster);
+            }
+            // Reservations whose task rows are already STOPPED (or never written) are freed too.
+            foreach (var reservation in instance.Reservations)
+                await instances.ReleaseAsync(cluster, instance.Id, reservation.TaskId, cancellationToken);
+            foreach (var service in services)
+                await reconcile.EnqueueAsync(new ServiceKey(cluster, service), null, cancellationToken);
+        }
+    }
+}

@@ -1,0 +1,36 @@
+using Serverless.Core.Services;
+using Serverless.Core.Storage;
+using Serverless.Core.Tasks;
+
+namespace Serverless.Core.Reconciliation;
+
+/// <summary>A reconcile message: it names the service to look at, and nothing else.</summary>
+public sealed record ReconcileMessage
+{
+    public int V { get; init; } = 1;
+    public required string Cluster { get; init; }
+    public required string Service { get; init; }
+}
+
+/// <summary>
+/// The <c>reconcile</c> queue. Every change that concerns a service enqueues one of these; the
+/// reconcile function reads the service fresh, so duplicates and stale messages are harmless.
+/// </summary>
+public sealed class ReconcileQueue(StorageClients storage)
+{
+    public const string QueueName = "reconcile";
+
+    /// <summary>Enqueues a look at <paramref name="service"/>, visible after <paramref name="delay"/> (requeue-after).</summary>
+    public async Task EnqueueAsync(ServiceKey service, TimeSpan? delay, CancellationToken cancellationToken)
+    {
+        var queue = await storage.QueueAsync(QueueName, cancellationToken);
+        var message = TaskMessages.Serialize(new ReconcileMessage { Cluster = service.Cluster, Service = service.Name });
+        await queue.SendMessageAsync(message, visibilityTimeout: delay is { } d && d > TimeSpan.Zero ? d : null, cancellationToken: cancellationToken);
+    }
+
+    public static ServiceKey Parse(string message)
+    {
+        var parsed = TaskMessages.Deserialize<ReconcileMessage>(message);
+        return new ServiceKey(parsed.Cluster, parsed.Service);
+    }
+}

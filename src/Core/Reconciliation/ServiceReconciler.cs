@@ -1,0 +1,230 @@
+using System.Collections.Concurrent;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Serverless.Core.Api;
+using Serverless.Core.ContainerInstances;
+using Serverless.Core.Scheduling;
+using Serverless.Core.Services;
+using Serverless.Core.TaskDefinitions;
+using Serverless.Core.Tasks;
+using TaskStatus = Serverless.Core.Tasks.TaskStatus;
+
+namespace Serverless.Core.Reconciliation;
+
+/// <summary>What a reconcile asks of its caller: nothing, or another look after a delay.</summary>
+public sealed record ReconcileResult(TimeSpan? RequeueAfter)
+{
+    public static readonly ReconcileResult Done = new((TimeSpan?)null);
+
+    public static ReconcileResult After(TimeSpan delay) => new(delay);
+}
+
+/// <summary>
+/// The service controller. Level-triggered and idempotent: it reads the service and its tasks
+/// fresh, asks <see cref="Rollout"/> for the next step, and applies it. While it starts or stops
+/// tasks it holds a lease on the service row (a conditional write on the ETag it read), so a second
+/// control plane, or a duplicated message, can never act on the same service at the same time.
+/// </summary>
+public sealed class ServiceReconciler(
+    ServiceStore services,
+    TaskStore tasks,
+    TaskDefinitionStore definitions,
+    ContainerInstanceStore instances,
+    TaskLauncher launcher,
+    TimeProvider time,
+    ILogger<ServiceReconciler> logger)
+{
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan PlacementRetry = TimeSpan.FromSeconds(20);
+    private readonly string _owner = Guid.NewGuid().ToString("N");
+    private readonly ConcurrentDictionary<string, bool> _healthChecks = new();
+
+    public async Task<ReconcileResult> ReconcileAsync(ServiceKey key, CancellationToken cancellationToken)
+    {
+        var service = await services.FindAsync(key.Cluster, key.Name, cancellationToken);
+        if (service is null || service.Status == ServiceRecord.Inactive) return ReconcileResult.Done;   // nothing to converge
+
+        var now = time.GetUtcNow();
+        if (service.LeaseOwner is { } owner && owner != _owner && service.LeaseExpiresAt > now)
+            return ReconcileResult.After(service.LeaseExpiresAt.Value - now + TimeSpan.FromMilliseconds(100));
+
+        var view = new ServiceView
+        {
+            Service = service,
+            Tasks = await tasks.ListForGroupAsync(key.Cluster, service.Group, cancellationToken),
+            PrimaryHasHealthCheck = await HasHealthCheckAsync(service.Primary?.TaskDefinitionArn, cancellationToken),
+            Instances = service.IsDaemon ? await instances.ListAsync(key.Cluster, cancellationToken) : [],
+            DaemonEligible = DaemonEligibility(service),
+            Now = now,
+        };
+        var step = Rollout.NextStep(view);
+
+        if (!step.ChangesTasks)
+        {
+            if (!SameRecord(service, step.Service)) await SaveOrRequeueAsync(step.Service, cancellationToken);
+            return step.CheckAgainIn is { } later ? ReconcileResult.After(later) : ReconcileResult.Done;
+        }
+
+        // Claim the service before acting: losing this write means someone else changed it since
+        // our read, and their change must be seen before anything is decided.
+        ServiceRecord claimed;
+        try
+        {
+            claimed = await services.SaveAsync(service with { LeaseOwner = _owner, LeaseExpiresAt = now + Lease }, cancellationToken);
+        }
+        catch (ConcurrentUpdateException)
+        {
+            return ReconcileResult.After(TimeSpan.FromMilliseconds(200));
+        }
+
+        var events = new List<string>();
+        var placementFailed = false;
+        await StopAsync(service, step.Stop, events, cancellationToken);
+        foreach (var start in step.Start)
+            placementFailed |= await StartAsync(service, start, events, cancellationToken);
+
+        var recorded = step.Service with
+        {
+            Events = Rollout.AddEvents(step.Service.Events, events, time.GetUtcNow()),
+            LeaseOwner = null,
+            LeaseExpiresAt = null,
+            ETag = claimed.ETag,
+        };
+        try
+        {
+            await services.SaveAsync(recorded, cancellationToken);
+        }
+        catch (ConcurrentUpdateException)
+        {
+            // The API changed the service while we held it: keep our events, free the lease, look again.
+            await services.UpdateAsync(key.Cluster, key.Name, s => s with
+            {
+                Events = Rollout.AddEvents(s.Events, events, time.GetUtcNow()),
+                LeaseOwner = s.LeaseOwner == _owner ? null : s.LeaseOwner,
+                LeaseExpiresAt = s.LeaseOwner == _owner ? null : s.LeaseExpiresAt,
+            }, cancellationToken);
+            return ReconcileResult.After(TimeSpan.Zero);
+        }
+        return placementFailed ? ReconcileResult.After(PlacementRetry)
+            : step.CheckAgainIn is { } again ? ReconcileResult.After(again)
+            : ReconcileResult.Done;
+    }
+
+    private async Task StopAsync(ServiceRecord service, IReadOnlyList<TaskStop> stops, List<string> events, CancellationToken cancellationToken)
+    {
+        if (stops.Count == 0) return;
+        var now = time.GetUtcNow();
+        var stopped = new List<string>();
+        foreach (var stop in stops)
+        {
+            var task = await tasks.UpdateAsync(service.Cluster, stop.TaskId, t => t.DesiredStatus == TaskStatus.Stopped ? null : t with
+            {
+                DesiredStatus = TaskStatus.Stopped,
+                StoppingAt = t.StoppingAt ?? now,
+                StopCode = t.StopCode ?? "ServiceSchedulerInitiated",
+                StoppedReason = t.StoppedReason ?? stop.Reason,
+            }, cancellationToken);
+            if (task is null || task.IsStopped) continue;
+            await launcher.SendStopAsync(task, cancellationToken);
+            stopped.Add(task.Id);
+            logger.LogInformation("Service {Service} stops {TaskId}: {Reason}", service.Name, task.Id, stop.Reason);
+        }
+        if (stopped.Count > 0)
+            events.Add($"(service {service.Name}) has stopped {stopped.Count} running tasks: {string.Join(" ", stopped.Select(id => $"(task {id})"))}.");
+    }
+
+    /// <summary>Starts the step's tasks; true when some could not be placed.</summary>
+    private async Task<bool> StartAsync(ServiceRecord service, TaskStart start, List<string> events, CancellationToken cancellationToken)
+    {
+        var definition = await ResolveAsync(start.TaskDefinitionArn, cancellationToken);
+        if (definition is null)
+        {
+            logger.LogWarning("Service {Service} cannot start tasks: {TaskDefinitionArn} is gone", service.Name, start.TaskDefinitionArn);
+            return true;
+        }
+        var constraints = service.PlacementConstraints;
+        var launched = new List<TaskRecord>();
+        var failures = new List<LaunchFailure>();
+        var remaining = start.Count;
+        var onInstances = start.OnInstances;
+        while (remaining > 0)
+        {
+            var batch = Math.Min(remaining, 10);
+            var result = await launcher.LaunchAsync(new LaunchRequest
+            {
+                Cluster = service.Cluster,
+                Definition = definition,
+                Count = batch,
+                Group = service.Group,
+                StartedBy = start.DeploymentId,
+                Tags = service.PropagateTags ? service.Tags : [],
+                Strategies = service.IsDaemon ? [] : service.PlacementStrategy.Count > 0 ? service.PlacementStrategy : Placement.ServiceDefault,
+                DistinctInstance = PlacementStrategies.HasDistinctInstance(constraints),
+                MemberOf = PlacementStrategies.MemberOf(constraints),
+                OnInstances = onInstances?.Skip(start.Count - remaining).Take(batch).ToList(),
+            }, cancellationToken);
+            launched.AddRange(result.Tasks);
+            failures.AddRange(result.Failures);
+            remaining -= batch;
+            if (result.Failures.Count > 0 && onInstances is null) break;   // the rest will not fit either
+        }
+        if (launched.Count > 0)
+            events.Add($"(service {service.Name}) has started {launched.Count} tasks: {string.Join(" ", launched.Select(t => $"(task {t.Id})"))}.");
+        if (failures.Count == 0) return false;
+
+        var failure = failures[0];
+        var closest = failure.Arn is { } arn ? $" The closest matching (container-instance {arn.Split('/')[^1]}) {Insufficient(failure.Reason)}." : "";
+        events.Add($"(service {service.Name}) was unable to place a task because no container instance met all of its requirements.{closest} For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.");
+        logger.LogInformation("Service {Service} could not place {Count} tasks: {Reason}", service.Name, start.Count - launched.Count, failure.Reason);
+        return true;
+    }
+
+    private static string Insufficient(string reason) => reason switch
+    {
+        Placement.ReasonCpu => "has insufficient CPU units available",
+        Placement.ReasonMemory => "has insufficient memory available",
+        Placement.ReasonPorts or Placement.ReasonUdpPorts => "is already using a port required by your task",
+        Placement.ReasonAgent => "is not connected",
+        Placement.ReasonAttribute => "does not match the placement constraints",
+        _ => $"cannot take the task ({reason})",
+    };
+
+    private static Func<ContainerInstanceRecord, bool> DaemonEligibility(ServiceRecord service)
+    {
+        if (!service.IsDaemon) return _ => false;
+        var memberOf = PlacementStrategies.MemberOf(service.PlacementConstraints);
+        return instance => instance.Status == ContainerInstanceRecord.Active && memberOf.All(m => m(instance));
+    }
+
+    private async Task SaveOrRequeueAsync(ServiceRecord next, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await services.SaveAsync(next, cancellationToken);
+        }
+        catch (ConcurrentUpdateException)
+        {
+            // Someone changed the service since we read it; their write enqueued its own reconcile.
+        }
+    }
+
+    private async Task<bool> HasHealthCheckAsync(string? taskDefinitionArn, CancellationToken cancellationToken)
+    {
+        if (taskDefinitionArn is null) return false;
+        if (_healthChecks.TryGetValue(taskDefinitionArn, out var known)) return known;
+        var definition = await ResolveAsync(taskDefinitionArn, cancellationToken);
+        var has = definition?.ContainerDefinitions.Any(c => c["essential"]?.GetValue<bool>() != false && c["healthCheck"] is JsonObject) ?? false;
+        // Revisions never change, so the answer holds for as long as this process lives.
+        return _healthChecks[taskDefinitionArn] = has;
+    }
+
+    private Task<TaskDefinitionRecord?> ResolveAsync(string taskDefinitionArn, CancellationToken cancellationToken)
+    {
+        var key = TaskDefinitionKey.TryParse(taskDefinitionArn.Split('/')[^1]);
+        return key is { } k ? definitions.FindAsync(k.Family, k.Revision, cancellationToken) : Task.FromResult<TaskDefinitionRecord?>(null);
+    }
+
+    private static bool SameRecord(ServiceRecord a, ServiceRecord b)
+        => a.Status == b.Status && a.Deployments.SequenceEqual(b.Deployments) && a.Events.Count == b.Events.Count
+           && a.TaskDefinitionArn == b.TaskDefinitionArn;
+}

@@ -1,0 +1,16 @@
+using Microsoft.Azure.Functions.Worker;
+using Serverless.Core.Reconciliation;
+
+namespace Serverless.Functions.Reconciliation;
+
+/// <summary>Reconciles the service a message names (queue <c>reconcile</c>); "look again in T" becomes a delayed message.</summary>
+public sealed class ReconcileFunction(ServiceReconciler reconciler, ReconcileQueue queue)
+{
+    [Function("Reconcile")]
+    public async Task Run([QueueTrigger(ReconcileQueue.QueueName)] string message, CancellationToken cancellationToken)
+    {
+        var key = ReconcileQueue.Parse(message);
+        var result = await reconciler.ReconcileAsync(key, cancellationToken);
+        if (result.RequeueAfter is { } delay) await queue.EnqueueAsync(key, delay, cancellationToken);
+    }
+}

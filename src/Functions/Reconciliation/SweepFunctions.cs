@@ -1,0 +1,18 @@
+using Microsoft.Azure.Functions.Worker;
+using Serverless.Core.Reconciliation;
+
+namespace Serverless.Functions.Reconciliation;
+
+/// <summary>Timers for what no event announces.</summary>
+public sealed class SweepFunctions(ServiceResync resync, InstanceHealthSweep healthSweep)
+{
+    /// <summary>Every minute: re-enqueue every active service, in case a message was lost.</summary>
+    [Function("ServiceResync")]
+    public Task Resync([TimerTrigger("0 * * * * *")] TimerInfo timer, CancellationToken cancellationToken)
+        => resync.ResyncAsync(cancellationToken);
+
+    /// <summary>Every 15 seconds: replace the tasks of workers that stopped heartbeating.</summary>
+    [Function("InstanceHealthSweep")]
+    public Task Sweep([TimerTrigger("*/15 * * * * *")] TimerInfo timer, CancellationToken cancellationToken)
+        => healthSweep.SweepAsync(cancellationToken);
+}

@@ -1,0 +1,275 @@
+using Serverless.Core.ContainerInstances;
+using Serverless.Core.Reconciliation;
+using Serverless.Core.Services;
+using Serverless.Core.Tasks;
+using TaskStatus = Serverless.Core.Tasks.TaskStatus;
+
+namespace Serverless.Core.Tests.Reconciliation;
+
+public class RolloutTests
+{
+    private static readonly DateTimeOffset Now = new(2026, 11, 25, 12, 0, 0, TimeSpan.Zero);
+    private const string V1 = "arn:aws:ecs:us-east-1:000000000000:task-definition/web:1";
+    private const string V2 = "arn:aws:ecs:us-east-1:000000000000:task-definition/web:2";
+
+    private static Deployment Deployment(string id, string status, string taskDefinition, string rollout = DeploymentStatus.InProgress) => new()
+    {
+        Id = id,
+        Status = status,
+        TaskDefinitionArn = taskDefinition,
+        RolloutState = rollout,
+        CreatedAt = Now.AddMinutes(-10),
+    };
+
+    private static ServiceRecord Service(int desired, params Deployment[] deployments) => new()
+    {
+        Cluster = "c",
+        Name = "web",
+        DesiredCount = desired,
+        TaskDefinitionArn = deployments[0].TaskDefinitionArn,
+        Deployments = deployments,
+    };
+
+    private static int _next;
+
+    private static TaskRecord Task(string deployment, string lastStatus = TaskStatus.Running, string? health = null,
+        string desired = TaskStatus.Running, string? stopCode = null, string instance = "i1", int ageSeconds = 60) => new()
+    {
+        Cluster = "c",
+        Id = TaskIds.New("service:web")[..24] + (++_next).ToString("x8"),
+        Group = "service:web",
+        TaskDefinitionArn = V1,
+        Family = "web",
+        ContainerInstanceId = instance,
+        StartedBy = deployment,
+        LastStatus = lastStatus,
+        DesiredStatus = lastStatus == TaskStatus.Stopped ? TaskStatus.Stopped : desired,
+        HealthStatus = health,
+        StopCode = stopCode,
+        CreatedAt = Now.AddSeconds(-ageSeconds),
+        StartedAt = lastStatus == TaskStatus.Running ? Now.AddSeconds(-ageSeconds + 1) : null,
+    };
+
+    private static RolloutStep Step(ServiceRecord service, IEnumerable<TaskRecord> tasks, bool healthCheck = false,
+        IReadOnlyList<ContainerInstanceRecord>? instances = null)
+        => Rollout.NextStep(new ServiceView
+        {
+            Service = service,
+            Tasks = tasks.ToList(),
+            PrimaryHasHealthCheck = healthCheck,
+            Instances = instances ?? [],
+            Now = Now,
+        });
+
+    private static int Starting(RolloutStep step) => step.Start.Sum(s => s.Count);
+
+    [Fact]
+    public void A_new_service_starts_its_desired_count()
+    {
+        var step = Step(Service(3, Deployment("d1", DeploymentStatus.Primary, V1)), []);
+        Assert.Equal(3, Starting(step));
+        Assert.Equal("d1", step.Start[0].DeploymentId);
+        Assert.Empty(step.Stop);
+    }
+
+    [Fact]
+    public void A_converged_service_needs_nothing_and_reports_steady_state_once()
+    {
+        var service = Service(2, Deployment("d1", DeploymentStatus.Primary, V1));
+        var tasks = new[] { Task("d1"), Task("d1") };
+        var first = Step(service, tasks);
+        Assert.False(first.ChangesTasks);
+        Assert.Equal(DeploymentStatus.Completed, first.Service.Primary!.RolloutState);
+        Assert.Contains(first.Service.Events, e => e.Message == "(service web) has reached a steady state.");
+        Assert.Contains(first.Service.Events, e => e.Message.Contains("deployment completed"));
+
+        var again = Step(first.Service, tasks);
+        Assert.Equal(first.Service.Events.Count, again.Service.Events.Count);
+    }
+
+    [Fact]
+    public void A_stopped_task_is_replaced()
+    {
+        var service = Service(2, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentStatus.Completed));
+        var step = Step(service, [Task("d1"), Task("d1", TaskStatus.Stopped, stopCode: "EssentialContainerExited")]);
+        Assert.Equal(1, Starting(step));
+    }
+
+    [Fact]
+    public void Scaling_in_stops_pending_tasks_before_running_ones()
+    {
+        var service = Service(1, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentStatus.Completed));
+        var running = Task("d1");
+        var pending = Task("d1", TaskStatus.Pending);
+        var step = Step(service, [running, pending]);
+        Assert.Equal(pending.Id, Assert.Single(step.Stop).TaskId);
+    }
+
+    [Theory]
+    // desired, min%, max%, then: new tasks started and old tasks stopped in the first step
+    [InlineData(4, 100, 200, 4, 0)]
+    [InlineData(4, 50, 100, 0, 2)]
+    [InlineData(4, 50, 150, 2, 2)]
+    [InlineData(4, 0, 100, 0, 4)]
+    [InlineData(3, 100, 133, 0, 0)]
+    public void A_rollout_never_exceeds_maximum_percent_nor_falls_below_minimum_healthy(int desired, int min, int max, int started, int stopped)
+    {
+        var service = Service(desired, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed))
+            with { DeploymentConfiguration = new DeploymentConfiguration(min, max) };
+        var old = Enumerable.Range(0, desired).Select(_ => Task("d1")).ToList();
+        var step = Step(service, old);
+        Assert.Equal(started, Starting(step));
+        Assert.Equal(stopped, step.Stop.Count);
+        Assert.True(desired + started <= Math.Max(desired, desired * max / 100));
+        Assert.True(desired - stopped >= Math.Ceiling(desired * min / 100.0));
+    }
+
+    [Fact]
+    public void A_rollout_drains_the_old_deployment_once_new_tasks_are_healthy_and_then_completes()
+    {
+        var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed));
+        var old = new[] { Task("d1"), Task("d1") };
+
+        // New tasks pending: nothing old may stop yet (min healthy 100%).
+        var pendingNew = new[] { Task("d2", TaskStatus.Pending), Task("d2", TaskStatus.Pending) };
+        var waiting = Step(service, [.. old, .. pendingNew]);
+        Assert.Empty(waiting.Stop);
+        Assert.Equal(0, Starting(waiting));
+
+        // New tasks running: both old ones go.
+        var runningNew = new[] { Task("d2"), Task("d2") };
+        var draining = Step(service, [.. old, .. runningNew]);
+        Assert.Equal(old.Select(t => t.Id).Order(), draining.Stop.Select(s => s.TaskId).Order());
+        Assert.Equal(DeploymentStatus.InProgress, draining.Service.Primary!.RolloutState);
+
+        // Old ones stopped: the old deployment leaves and the new one completes.
+        var stoppedOld = old.Select(t => t with { LastStatus = TaskStatus.Stopped, DesiredStatus = TaskStatus.Stopped, StopCode = "ServiceSchedulerInitiated" });
+        var done = Step(draining.Service, [.. stoppedOld, .. runningNew]);
+        Assert.Single(done.Service.Deployments);
+        Assert.Equal(DeploymentStatus.Completed, done.Service.Primary!.RolloutState);
+    }
+
+    [Fact]
+    public void A_task_with_a_health_check_counts_as_healthy_only_when_healthy()
+    {
+        var service = Service(1, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed));
+        var old = Task("d1");
+        Assert.Empty(Step(service, [old, Task("d2", health: "UNKNOWN")], healthCheck: true).Stop);
+        Assert.Equal(old.Id, Assert.Single(Step(service, [old, Task("d2", health: "HEALTHY")], healthCheck: true).Stop).TaskId);
+    }
+
+    [Fact]
+    public void An_unhealthy_task_is_replaced_after_the_grace_period_only()
+    {
+        var service = Service(1, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentStatus.Completed)) with { HealthCheckGracePeriodSeconds = 120 };
+        var young = Task("d1", health: "UNHEALTHY", ageSeconds: 30);
+        var inGrace = Step(service, [young], healthCheck: true);
+        Assert.Empty(inGrace.Stop);
+        Assert.NotNull(inGrace.CheckAgainIn);
+
+        var old = Task("d1", health: "UNHEALTHY", ageSeconds: 300);
+        var replaced = Step(service, [old], healthCheck: true);
+        Assert.Equal(Rollout.ReasonUnhealthy, Assert.Single(replaced.Stop).Reason);
+    }
+
+    [Theory]
+    [InlineData(1, 3)]
+    [InlineData(6, 3)]
+    [InlineData(10, 5)]
+    [InlineData(1000, 200)]
+    public void The_circuit_breaker_threshold_follows_ecs(int desired, int threshold)
+        => Assert.Equal(threshold, Rollout.FailureThreshold(desired));
+
+    [Fact]
+    public void The_circuit_breaker_fails_the_deployment_and_rolls_back_to_the_last_completed_one()
+    {
+        var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed))
+            with { DeploymentConfiguration = new DeploymentConfiguration(CircuitBreakerEnable: true, CircuitBreakerRollback: true) };
+        var failures = Enumerable.Range(0, 3).Select(_ => Task("d2", TaskStatus.Stopped, stopCode: "EssentialContainerExited"));
+        var step = Step(service, [Task("d1"), Task("d1"), .. failures]);
+
+        var primary = step.Service.Primary!;
+        Assert.Equal(V1, primary.TaskDefinitionArn);
+        Assert.NotEqual("d1", primary.Id);
+        // The failed deployment has no tasks left, so it leaves the list like any drained one.
+        Assert.DoesNotContain(step.Service.Deployments, d => d.Id == "d2" && d.RolloutState != DeploymentStatus.Failed);
+        Assert.Contains(step.Service.Events, e => e.Message == "(service web) (deployment d2) deployment failed: tasks failed to start.");
+        Assert.Contains(step.Service.Events, e => e.Message == "(service web) rolling back to deployment d1.");
+        Assert.Equal(V1, step.Service.TaskDefinitionArn);
+    }
+
+    [Fact]
+    public void Without_rollback_a_tripped_deployment_stops_launching()
+    {
+        var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2))
+            with { DeploymentConfiguration = new DeploymentConfiguration(CircuitBreakerEnable: true) };
+        var failures = Enumerable.Range(0, 3).Select(_ => Task("d2", TaskStatus.Stopped, stopCode: "TaskFailedToStart"));
+        var step = Step(service, failures);
+        Assert.Equal(DeploymentStatus.Failed, step.Service.Primary!.RolloutState);
+        Assert.Equal(0, Starting(step));
+    }
+
+    [Fact]
+    public void User_stops_do_not_count_as_failures()
+    {
+        var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2))
+            with { DeploymentConfiguration = new DeploymentConfiguration(CircuitBreakerEnable: true) };
+        var stopped = Enumerable.Range(0, 5).Select(_ => Task("d2", TaskStatus.Stopped, stopCode: "UserInitiated"));
+        Assert.Equal(2, Starting(Step(service, stopped)));
+    }
+
+    [Fact]
+    public void A_draining_service_stops_everything_then_becomes_inactive()
+    {
+        var service = Service(2, Deployment("d1", DeploymentStatus.Primary, V1)) with { Status = ServiceRecord.Draining, DesiredCount = 0 };
+        var tasks = new[] { Task("d1"), Task("d1") };
+        Assert.Equal(2, Step(service, tasks).Stop.Count);
+        var stopped = tasks.Select(t => t with { LastStatus = TaskStatus.Stopped, DesiredStatus = TaskStatus.Stopped });
+        Assert.Equal(ServiceRecord.Inactive, Step(service, stopped).Service.Status);
+    }
+
+    [Fact]
+    public void A_task_stuck_before_running_past_the_deadline_is_replaced()
+    {
+        var service = Service(1, Deployment("d1", DeploymentStatus.Primary, V1));
+        var stuck = Task("d1", TaskStatus.Provisioning, ageSeconds: 600);
+        var step = Step(service, [stuck]);
+        Assert.Equal(Rollout.ReasonStuck, Assert.Single(step.Stop).Reason);
+    }
+
+    private static ContainerInstanceRecord Instance(string id, string status = ContainerInstanceRecord.Active) => new()
+    {
+        Cluster = "c", Id = id, Ec2InstanceId = id, Status = status, RegisteredCpu = 1024, RegisteredMemory = 1024, LastHeartbeat = Now,
+    };
+
+    [Fact]
+    public void A_daemon_service_runs_one_task_on_each_active_instance()
+    {
+        var service = Service(0, Deployment("d1", DeploymentStatus.Primary, V1)) with { SchedulingStrategy = ServiceRecord.Daemon };
+        var step = Step(service, [Task("d1", instance: "a")], instances: [Instance("a"), Instance("b"), Instance("c", ContainerInstanceRecord.Draining)]);
+        var start = Assert.Single(step.Start);
+        Assert.Equal(["b"], start.OnInstances!);
+        Assert.Equal(2, step.Service.Primary!.DesiredCount);
+    }
+
+    [Fact]
+    public void A_daemon_service_leaves_draining_instances_and_replaces_old_revisions_in_place()
+    {
+        var service = Service(0, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed))
+            with { SchedulingStrategy = ServiceRecord.Daemon };
+        var onDraining = Task("d2", instance: "b");
+        var oldOnA = Task("d1", instance: "a");
+        var step = Step(service, [oldOnA, onDraining], instances: [Instance("a"), Instance("b", ContainerInstanceRecord.Draining)]);
+        Assert.Equal(new[] { oldOnA.Id, onDraining.Id }.Order(), step.Stop.Select(s => s.TaskId).Order());
+        Assert.Empty(step.Start);
+    }
+
+    [Fact]
+    public void Events_are_newest_first_and_bounded()
+    {
+        var events = Enumerable.Range(0, ServiceRecord.MaxEvents).Select(i => new ServiceEvent($"{i}", Now, $"old {i}")).ToList();
+        var added = Rollout.AddEvents(events, ["first", "second"], Now);
+        Assert.Equal(ServiceRecord.MaxEvents, added.Count);
+        Assert.Equal(["second", "first", "old 0"], added.Take(3).Select(e => e.Message));
+    }
+}
