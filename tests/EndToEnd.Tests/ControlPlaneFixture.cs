@@ -22,6 +22,7 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
     private readonly AzuriteFixture _azurite = new();
     private readonly StringBuilder _log = new();
     private readonly List<WorkerProcess> _workers = [];
+    private readonly List<Process> _others = [];
     private Process? _process;
 
     public string Endpoint { get; private set; } = "";
@@ -31,8 +32,26 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         await _azurite.InitializeAsync();
-        var port = FreePort();
-        Endpoint = $"http://127.0.0.1:{port}";
+        (_process, Endpoint) = await StartControlPlaneAsync(_log);
+    }
+
+    /// <summary>The storage account every process of this fixture shares.</summary>
+    public string StorageConnectionString => _azurite.ConnectionString;
+
+    /// <summary>
+    /// Another control plane on the same storage (a second Functions instance): returns its
+    /// endpoint. It runs the same queue and timer functions, so both reconcile concurrently.
+    /// </summary>
+    public async Task<string> StartAnotherControlPlaneAsync()
+    {
+        var (process, endpoint) = await StartControlPlaneAsync(_log);
+        lock (_others) _others.Add(process);
+        return endpoint;
+    }
+
+    private async Task<(Process, string)> StartControlPlaneAsync(StringBuilder log)
+    {
+        var endpoint = $"http://127.0.0.1:{FreePort()}";
         var start = new ProcessStartInfo("dotnet", [FunctionsAssembly()])
         {
             WorkingDirectory = Path.GetDirectoryName(FunctionsAssembly())!,
@@ -47,29 +66,29 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
         // Workers heartbeat every 2 s in these tests; one silent for 10 s is lost.
         start.Environment["Ecs__AgentDisconnectedAfterSeconds"] = "6";
         start.Environment["Ecs__AgentLostAfterSeconds"] = "10";
-        start.Environment["ASPNETCORE_URLS"] = Endpoint;
-        start.Environment["Standalone__Urls"] = Endpoint;
-        _process = Process.Start(start)!;
-        _process.OutputDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
-        _process.ErrorDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
+        start.Environment["ASPNETCORE_URLS"] = endpoint;
+        start.Environment["Standalone__Urls"] = endpoint;
+        var process = Process.Start(start)!;
+        process.OutputDataReceived += (_, e) => { lock (log) log.AppendLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { lock (log) log.AppendLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
 
         using var http = new HttpClient();
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)
         {
-            if (_process.HasExited) throw new InvalidOperationException($"The control plane exited with {_process.ExitCode}:\n{Log}");
+            if (process.HasExited) throw new InvalidOperationException($"The control plane exited with {process.ExitCode}:\n{Log}");
             try
             {
                 // Any AWS-shaped answer (here: the unsigned request is refused) means it is serving.
-                using var response = await http.PostAsync(Endpoint, new StringContent("{}"));
-                if ((int)response.StatusCode is >= 400 and < 500) return;
+                using var response = await http.PostAsync(endpoint, new StringContent("{}"));
+                if ((int)response.StatusCode is >= 400 and < 500) return (process, endpoint);
             }
             catch (HttpRequestException)
             {
             }
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"The control plane did not answer at {Endpoint}:\n{Log}");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"The control plane did not answer at {endpoint}:\n{Log}");
             await Task.Delay(200);
         }
     }
@@ -110,6 +129,11 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
     public async Task DisposeAsync()
     {
         foreach (var worker in _workers) await worker.DisposeAsync();
+        foreach (var other in _others)
+        {
+            if (!other.HasExited) other.Kill(entireProcessTree: true);
+            other.Dispose();
+        }
         if (_process is { HasExited: false })
         {
             _process.Kill(entireProcessTree: true);
@@ -122,9 +146,9 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
     /// <summary>Runs <c>aws ecs ...</c> against this endpoint with the development credentials.</summary>
     public Task<CliResult> EcsAsync(params string[] args) => AwsAsync(["ecs", .. args]);
 
-    public async Task<CliResult> AwsAsync(IEnumerable<string> args, IDictionary<string, string>? environment = null)
+    public async Task<CliResult> AwsAsync(IEnumerable<string> args, IDictionary<string, string>? environment = null, string? endpoint = null)
     {
-        var start = new ProcessStartInfo("aws", [.. args, "--endpoint-url", Endpoint, "--output", "json"])
+        var start = new ProcessStartInfo("aws", [.. args, "--endpoint-url", endpoint ?? Endpoint, "--output", "json"])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

@@ -181,8 +181,8 @@ public sealed class ServiceTests(ControlPlaneFixture plane)
         var definition = await RegisterAsync("daemon");
         _ = (await plane.EcsAsync("create-service", "--cluster", cluster, "--service-name", "agent", "--task-definition", definition,
             "--scheduling-strategy", "DAEMON")).Json;
+        await WaitForAsync(async () => (await RunningTasksAsync(cluster, "agent")).Count == 1, "the daemon's first task");
         await WaitStableAsync(cluster, "agent");
-        Assert.Single(await RunningTasksAsync(cluster, "agent"));
 
         var b = await plane.StartWorkerAsync(cluster);
         await WaitForAsync(async () => (await RunningTasksAsync(cluster, "agent")).Count == 2, "a task on the instance that joined");

@@ -171,6 +171,8 @@ public static class Rollout
 
         var next = service with
         {
+            // A DAEMON service's desired count is the number of instances it should run on.
+            DesiredCount = service.IsDaemon ? desired : service.DesiredCount,
             Status = status,
             Deployments = deployments,
             Events = AddEvents(service.Events, events, view.Now),

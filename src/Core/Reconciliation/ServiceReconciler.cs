@@ -36,7 +36,6 @@ public sealed class ServiceReconciler(
 {
     private static readonly TimeSpan Lease = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan PlacementRetry = TimeSpan.FromSeconds(20);
-    private readonly string _owner = Guid.NewGuid().ToString("N");
     private readonly ConcurrentDictionary<string, bool> _healthChecks = new();
 
     public async Task<ReconcileResult> ReconcileAsync(ServiceKey key, CancellationToken cancellationToken)
@@ -44,9 +43,14 @@ public sealed class ServiceReconciler(
         var service = await services.FindAsync(key.Cluster, key.Name, cancellationToken);
         if (service is null || service.Status == ServiceRecord.Inactive) return ReconcileResult.Done;   // nothing to converge
 
+        // The lease belongs to one reconcile, not to a process: messages for the same service can
+        // run at once in one process too (a queue batch), and each must see the other's lease.
         var now = time.GetUtcNow();
-        if (service.LeaseOwner is { } owner && owner != _owner && service.LeaseExpiresAt > now)
-            return ReconcileResult.After(service.LeaseExpiresAt.Value - now + TimeSpan.FromMilliseconds(100));
+        if (service.LeaseOwner is not null && service.LeaseExpiresAt > now)
+            // Look again shortly: the holder usually finishes in milliseconds, and what this message
+            // announced may be newer than what the holder read.
+            return ReconcileResult.After(TimeSpan.FromMilliseconds(Math.Min(1000, (service.LeaseExpiresAt.Value - now).TotalMilliseconds + 50)));
+        var owner = Guid.NewGuid().ToString("N");
 
         var view = new ServiceView
         {
@@ -70,7 +74,7 @@ public sealed class ServiceReconciler(
         ServiceRecord claimed;
         try
         {
-            claimed = await services.SaveAsync(service with { LeaseOwner = _owner, LeaseExpiresAt = now + Lease }, cancellationToken);
+            claimed = await services.SaveAsync(service with { LeaseOwner = owner, LeaseExpiresAt = now + Lease }, cancellationToken);
         }
         catch (ConcurrentUpdateException)
         {
@@ -100,8 +104,8 @@ public sealed class ServiceReconciler(
             await services.UpdateAsync(key.Cluster, key.Name, s => s with
             {
                 Events = Rollout.AddEvents(s.Events, events, time.GetUtcNow()),
-                LeaseOwner = s.LeaseOwner == _owner ? null : s.LeaseOwner,
-                LeaseExpiresAt = s.LeaseOwner == _owner ? null : s.LeaseExpiresAt,
+                LeaseOwner = s.LeaseOwner == owner ? null : s.LeaseOwner,
+                LeaseExpiresAt = s.LeaseOwner == owner ? null : s.LeaseExpiresAt,
             }, cancellationToken);
             return ReconcileResult.After(TimeSpan.Zero);
         }
@@ -225,6 +229,6 @@ public sealed class ServiceReconciler(
     }
 
     private static bool SameRecord(ServiceRecord a, ServiceRecord b)
-        => a.Status == b.Status && a.Deployments.SequenceEqual(b.Deployments) && a.Events.Count == b.Events.Count
+        => a.Status == b.Status && a.DesiredCount == b.DesiredCount && a.Deployments.SequenceEqual(b.Deployments) && a.Events.Count == b.Events.Count
            && a.TaskDefinitionArn == b.TaskDefinitionArn;
 }

@@ -1,0 +1,107 @@
+using System.Text.Json.Nodes;
+using Azure.Storage.Queues;
+
+namespace Serverless.EndToEnd.Tests;
+
+/// <summary>
+/// Two control planes on one storage account reconcile the same services while every reconcile
+/// message is delivered many times over: maximumPercent holds, no instance is overcommitted, and
+/// no slot runs two tasks.
+/// </summary>
+[Collection("control plane")]
+public sealed class ConcurrencyTests(ControlPlaneFixture plane)
+{
+    private const string Image = "local/busybox:latest";
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task Two_control_planes_and_duplicated_messages_never_exceed_the_bounds(int round)
+    {
+        var second = await plane.StartAnotherControlPlaneAsync();
+        var cluster = $"twice{round}-{Guid.NewGuid():N}"[..30];
+        _ = (await plane.EcsAsync("create-cluster", "--cluster-name", cluster)).Json;
+        // Room for exactly 8 tasks of 128 MiB across the two instances.
+        await plane.StartWorkerAsync(cluster, memoryMiB: 512);
+        await plane.StartWorkerAsync(cluster, memoryMiB: 512);
+        string Register(string command) => $$"""[{"name":"main","image":"{{Image}}","memory":128,"entryPoint":["sh","-c"],"command":["{{command}}"]}]""";
+        var v1 = (await plane.EcsAsync("register-task-definition", "--family", "twice", "--container-definitions", Register("sleep 600"))).Json["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
+        var v2 = (await plane.EcsAsync("register-task-definition", "--family", "twice", "--container-definitions", Register("sleep 601"))).Json["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
+
+        // The service is created through one control plane and updated through the other.
+        _ = (await plane.EcsAsync("create-service", "--cluster", cluster, "--service-name", "dup", "--task-definition", v1,
+            "--desired-count", "6", "--deployment-configuration", "minimumHealthyPercent=50,maximumPercent=125")).Json;
+        var flood = FloodAsync(cluster, "dup", TimeSpan.FromSeconds(50));
+        await WaitAsync(cluster, "dup");
+        _ = (await plane.AwsAsync(["ecs", "update-service", "--cluster", cluster, "--service", "dup", "--task-definition", v2], endpoint: second)).Json;
+
+        var deadline = DateTime.UtcNow.AddSeconds(150);
+        var maxAlive = 0;
+        while (DateTime.UtcNow < deadline)
+        {
+            var alive = await AliveTasksAsync(cluster);
+            maxAlive = Math.Max(maxAlive, alive.Count);
+            Assert.True(alive.Count <= 7, $"{alive.Count} tasks alive: above maximumPercent 125% of 6:\n"
+                + string.Join("\n", alive.Select(t => $"{t["taskArn"]} {t["startedBy"]} {t["lastStatus"]}/{t["desiredStatus"]} {t["createdAt"]} {t["containerInstanceArn"]!.GetValue<string>()[^6..]} {t["stoppedReason"]}")));
+            foreach (var instance in (await plane.EcsAsync("list-container-instances", "--cluster", cluster)).Json["containerInstanceArns"]!.AsArray())
+            {
+                var described = (await plane.EcsAsync("describe-container-instances", "--cluster", cluster, "--container-instances", instance!.GetValue<string>())).Json["containerInstances"]![0]!;
+                var memory = described["remainingResources"]!.AsArray().First(r => r!["name"]!.GetValue<string>() == "MEMORY")!["integerValue"]!.GetValue<int>();
+                Assert.True(memory >= 0, $"instance overcommitted: {memory} MiB remaining");
+            }
+            var service = (await plane.EcsAsync("describe-services", "--cluster", cluster, "--services", "dup")).Json["services"]![0]!;
+            if (service["deployments"]!.AsArray().Count == 1 && service["taskDefinition"]!.GetValue<string>() == v2 && service["runningCount"]!.GetValue<int>() == 6
+                && alive.Count == 6) break;
+            await Task.Delay(500);
+        }
+        await flood;
+
+        await WaitAsync(cluster, "dup");
+        var final = await AliveTasksAsync(cluster);
+        Assert.Equal(6, final.Count);
+        Assert.All(final, t => Assert.Equal(v2, t["taskDefinitionArn"]!.GetValue<string>()));
+        // Exactly one container per running task: nothing started twice for one slot.
+        var (_, labels) = await Docker.RunAsync("ps", "--format", "{{.Label \"com.amazonaws.ecs.task-arn\"}}", "--filter", $"label=com.amazonaws.ecs.cluster={cluster}");
+        Assert.Equal(final.Select(t => t["taskArn"]!.GetValue<string>()).Order(), labels.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order());
+
+        _ = (await plane.EcsAsync("delete-service", "--cluster", cluster, "--service", "dup", "--force")).Json;
+        var inactive = await plane.EcsAsync("wait", "services-inactive", "--cluster", cluster, "--services", "dup");
+        Assert.True(inactive.ExitCode == 0, inactive.Stderr);
+    }
+
+    /// <summary>Floods the reconcile queue with copies of the service's message, as a misbehaving queue would.</summary>
+    private async Task FloodAsync(string cluster, string service, TimeSpan duration)
+    {
+        var queue = new QueueClient(plane.StorageConnectionString, "reconcile", new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None });
+        await queue.CreateIfNotExistsAsync();
+        var message = new JsonObject { ["v"] = 1, ["cluster"] = cluster, ["service"] = service }.ToJsonString();
+        var until = DateTime.UtcNow + duration;
+        while (DateTime.UtcNow < until)
+        {
+            await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => queue.SendMessageAsync(message)));
+            await Task.Delay(200);
+        }
+    }
+
+    private async Task<List<JsonNode>> AliveTasksAsync(string cluster)
+    {
+        var arns = (await plane.EcsAsync("list-tasks", "--cluster", cluster, "--service-name", "dup")).Json["taskArns"]!.AsArray().Select(a => a!.GetValue<string>()).ToArray();
+        if (arns.Length == 0) return [];
+        // Every task that is not STOPPED holds a slot (and a reservation), whatever its desired status.
+        var all = (await plane.EcsAsync(["describe-tasks", "--cluster", cluster, "--tasks", .. arns])).Json["tasks"]!.AsArray().Select(t => t!).ToList();
+        var stopping = (await plane.EcsAsync("list-tasks", "--cluster", cluster, "--service-name", "dup", "--desired-status", "STOPPED")).Json["taskArns"]!.AsArray().Select(a => a!.GetValue<string>()).ToArray();
+        if (stopping.Length > 0)
+            all.AddRange((await plane.EcsAsync(["describe-tasks", "--cluster", cluster, "--tasks", .. stopping.Take(100)])).Json["tasks"]!.AsArray()
+                .Where(t => t!["lastStatus"]!.GetValue<string>() != "STOPPED").Select(t => t!));
+        // A task listed as desired RUNNING may have been told to stop before the second listing: count it once.
+        return all.Where(t => t["lastStatus"]!.GetValue<string>() != "STOPPED")
+            .GroupBy(t => t["taskArn"]!.GetValue<string>()).Select(g => g.Last()).ToList();
+    }
+
+    private async Task WaitAsync(string cluster, string service)
+    {
+        var result = await plane.EcsAsync("wait", "services-stable", "--cluster", cluster, "--services", service);
+        Assert.True(result.ExitCode == 0, result.Stderr);
+    }
+}
