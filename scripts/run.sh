@@ -226,11 +226,15 @@ done
 # ---- worker --------------------------------------------------------------------------------
 
 if [ "$run_worker" -eq 1 ]; then
+    # The worker joins the "default" cluster; like the ECS agent without ECS_CLUSTER, make sure it exists.
+    AWS_ACCESS_KEY_ID="$access_key_id" AWS_SECRET_ACCESS_KEY="$secret_access_key" AWS_DEFAULT_REGION="$region" \
+        aws ecs create-cluster --cluster-name default --endpoint-url "$endpoint" >/dev/null ||
+        die "could not create the default cluster"
     worker_name="$(basename "$worker_project" .csproj)"
     worker_out="$(dirname "$worker_project")/bin/$CONFIGURATION/net10.0"
     if [ -f "$worker_out/$worker_name.dll" ]; then
-        start_process worker "$worker_out" dotnet "$worker_name.dll"
-        log "worker started (log: $RUN_DIR/worker.log)"
+        start_process worker "$worker_out" env Worker__Cluster=default dotnet "$worker_name.dll"
+        log "worker started for cluster default (log: $RUN_DIR/worker.log)"
     else
         log "warning: $worker_out/$worker_name.dll not found; no worker started"
     fi
@@ -247,6 +251,7 @@ Talk to it with the AWS CLI:
 
   export AWS_ACCESS_KEY_ID=$access_key_id AWS_SECRET_ACCESS_KEY=$secret_access_key AWS_DEFAULT_REGION=$region
   aws ecs list-clusters --endpoint-url $endpoint
+  aws ecs list-container-instances --endpoint-url $endpoint
 
 EOF
 

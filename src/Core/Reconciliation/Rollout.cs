@@ -165,7 +165,8 @@ public static class Rollout
             deployments = deployments.Select(d => d.Id == primaryNow.Id ? primaryNow : d).ToList();
             events.Add($"(service {service.Name}) (deployment {primaryNow.Id}) deployment completed.");
         }
-        var status = service.Status == ServiceRecord.Draining && after.Count == 0 ? ServiceRecord.Inactive : service.Status;
+        // A deleted service is INACTIVE once every task has actually stopped, not when told to.
+        var status = service.Status == ServiceRecord.Draining && view.Tasks.All(t => t.IsStopped) ? ServiceRecord.Inactive : service.Status;
         if (steady && status == ServiceRecord.Active && !LastEventIsSteady(service))
             events.Add($"(service {service.Name}) has reached a steady state.");
 

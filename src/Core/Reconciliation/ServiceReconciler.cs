@@ -223,10 +223,7 @@ public sealed class ServiceReconciler(
     }
 
     private Task<TaskDefinitionRecord?> ResolveAsync(string taskDefinitionArn, CancellationToken cancellationToken)
-    {
-        var key = TaskDefinitionKey.TryParse(taskDefinitionArn.Split('/')[^1]);
-        return key is { } k ? definitions.FindAsync(k.Family, k.Revision, cancellationToken) : Task.FromResult<TaskDefinitionRecord?>(null);
-    }
+        => definitions.FindByReferenceAsync(taskDefinitionArn, cancellationToken);
 
     private static bool SameRecord(ServiceRecord a, ServiceRecord b)
         => a.Status == b.Status && a.DesiredCount == b.DesiredCount && a.Deployments.SequenceEqual(b.Deployments) && a.Events.Count == b.Events.Count

@@ -402,11 +402,8 @@ public sealed partial class ServiceActions(
     /// </summary>
     private async Task<TaskDefinitionRecord> ResolveDefinitionAsync(string reference, CancellationToken cancellationToken)
     {
-        var name = arns.ResourcePart(reference, "task-definition") ?? throw new ClientException("TaskDefinition not found.");
-        var definition = TaskDefinitionKey.TryParse(name) is { } key
-            ? await definitions.FindAsync(key.Family, key.Revision, cancellationToken)
-            : await definitions.FindLatestActiveAsync(name, cancellationToken);
-        if (definition is null) throw new ClientException("TaskDefinition not found.");
+        var definition = await definitions.FindByReferenceAsync(reference, cancellationToken)
+            ?? throw new ClientException("TaskDefinition not found.");
         if (definition.Status != TaskDefinitionRecord.Active) throw new ClientException("TaskDefinition is inactive");
         return definition;
     }

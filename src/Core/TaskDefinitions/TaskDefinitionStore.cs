@@ -112,6 +112,19 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
         return row is null ? null : ToRecord(row);
     }
 
+    /// <summary>
+    /// The revision a <c>taskDefinition</c> parameter names, as RunTask, CreateService and
+    /// UpdateService take it: <c>family</c> (its latest ACTIVE revision), <c>family:revision</c> or an
+    /// ARN; null when there is none. Any status: callers decide what an INACTIVE revision may do.
+    /// </summary>
+    public async Task<TaskDefinitionRecord?> FindByReferenceAsync(string reference, CancellationToken cancellationToken)
+    {
+        if (arns.ResourcePart(reference, "task-definition") is not { Length: > 0 } name) return null;
+        return TaskDefinitionKey.TryParse(name) is { } key
+            ? await FindAsync(key.Family, key.Revision, cancellationToken)
+            : await FindLatestActiveAsync(name, cancellationToken);
+    }
+
     /// <summary>The highest ACTIVE revision of <paramref name="family"/>, or null when it has none.</summary>
     public async Task<TaskDefinitionRecord?> FindLatestActiveAsync(string family, CancellationToken cancellationToken)
     {

@@ -139,11 +139,8 @@ public sealed class TaskActions(
 
     private async Task<TaskDefinitionRecord> ResolveDefinitionAsync(string reference, CancellationToken cancellationToken)
     {
-        var name = arns.ResourcePart(reference, "task-definition") ?? throw new InvalidParameterException("Invalid taskDefinition.");
-        var definition = TaskDefinitionKey.TryParse(name) is { } key
-            ? await definitions.FindAsync(key.Family, key.Revision, cancellationToken)
-            : await definitions.FindLatestActiveAsync(name, cancellationToken);
-        if (definition is null) throw new ClientException("Unable to find task definition.");
+        var definition = await definitions.FindByReferenceAsync(reference, cancellationToken)
+            ?? throw new ClientException("Unable to find task definition.");
         if (definition.Status != TaskDefinitionRecord.Active) throw new ClientException("TaskDefinition is inactive");
         return definition;
     }

@@ -223,7 +223,11 @@ public class RolloutTests
     {
         var service = Service(2, Deployment("d1", DeploymentStatus.Primary, V1)) with { Status = ServiceRecord.Draining, DesiredCount = 0 };
         var tasks = new[] { Task("d1"), Task("d1") };
-        Assert.Equal(2, Step(service, tasks).Stop.Count);
+        var draining = Step(service, tasks);
+        Assert.Equal(2, draining.Stop.Count);
+        Assert.Equal(ServiceRecord.Draining, draining.Service.Status);
+        var stopping = tasks.Select(t => t with { DesiredStatus = TaskStatus.Stopped });
+        Assert.Equal(ServiceRecord.Draining, Step(service, stopping).Service.Status);
         var stopped = tasks.Select(t => t with { LastStatus = TaskStatus.Stopped, DesiredStatus = TaskStatus.Stopped });
         Assert.Equal(ServiceRecord.Inactive, Step(service, stopped).Service.Status);
     }
