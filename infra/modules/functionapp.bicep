@@ -1,0 +1,125 @@
+// The control plane: a Linux Functions app on an Elastic Premium plan, .NET 10 isolated worker.
+//
+// Why Elastic Premium: it runs dotnet-isolated 10.0 on Linux (linuxFxVersion DOTNET-ISOLATED|10.0),
+// keeps always-ready instances (no cold start for the API, and the 15-second sweep and
+// one-minute resync timers fire on time), has no execution time limit, and supports Key Vault
+// references for AzureWebJobsStorage and the content share, which our connection-string-only
+// storage code needs. Flex Consumption can be cheaper when idle, but takes a different resource
+// shape (functionAppConfig: runtime, scale, deployment storage; no linuxFxVersion, no
+// WEBSITE_CONTENT* settings) and its .NET 10 availability varies by region; see infra/README.md.
+param planName string
+param appName string
+param location string
+param tags object
+param planSku string
+param minimumInstances int
+param maximumInstances int
+
+@description('Resource id of the user-assigned identity that resolves the Key Vault references.')
+param identityId string
+param identityClientId string
+
+@description('Versionless Key Vault URI of the storage connection string.')
+param storageConnectionSecretUri string
+
+@description('Versionless Key Vault URI of the SigV4 access keys.')
+param accessKeysSecretUri string
+
+param contentShareName string
+
+@description('Application Insights connection string. Empty: no Application Insights settings.')
+param appInsightsConnectionString string
+
+@description('The Ecs__* settings, name to value.')
+param ecsSettings object
+
+var storageReference = '@Microsoft.KeyVault(SecretUri=${storageConnectionSecretUri})'
+
+var platformSettings = {
+  FUNCTIONS_EXTENSION_VERSION: '~4'
+  FUNCTIONS_WORKER_RUNTIME: 'dotnet-isolated'
+  AzureWebJobsDisableHomepage: 'true'
+  AzureWebJobsStorage: storageReference
+  // Elastic Premium mounts its content from Azure Files. The connection is a Key Vault reference,
+  // which the platform cannot resolve while validating the request, so validation is skipped and
+  // the share is created by the storage module.
+  WEBSITE_CONTENTAZUREFILECONNECTIONSTRING: storageReference
+  WEBSITE_CONTENTSHARE: contentShareName
+  WEBSITE_SKIP_CONTENTSHARE_VALIDATION: '1'
+  WEBSITE_RUN_FROM_PACKAGE: '1'
+  Ecs__AccessKeys: '@Microsoft.KeyVault(SecretUri=${accessKeysSecretUri})'
+}
+
+var monitoringSettings = empty(appInsightsConnectionString)
+  ? {}
+  : {
+      APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+      // Entra ID ingestion with the app's identity (the component has local auth off).
+      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    }
+
+var allSettings = union(platformSettings, monitoringSettings, ecsSettings)
+
+resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'elastic'
+  sku: {
+    name: planSku
+    tier: 'ElasticPremium'
+  }
+  properties: {
+    reserved: true // Linux
+    maximumElasticWorkerCount: maximumInstances
+  }
+}
+
+resource app 'Microsoft.Web/sites@2025-03-01' = {
+  name: appName
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    reserved: true
+    httpsOnly: true
+    clientAffinityEnabled: false
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      linuxFxVersion: 'DOTNET-ISOLATED|10.0'
+      minimumElasticInstanceCount: minimumInstances
+      // Lets the runtime, which sees the resolved Key Vault references, vote on scaling for the
+      // queue triggers instead of relying on the scale controller reading the connection itself.
+      functionsRuntimeScaleMonitoringEnabled: true
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      appSettings: [
+        for setting in items(allSettings): {
+          name: setting.key
+          value: setting.value
+        }
+      ]
+    }
+  }
+}
+
+// No FTP publishing; deployments go through the SCM (Kudu) zip deploy endpoint.
+resource ftp 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
+  parent: app
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+output name string = app.name
+output url string = 'https://${app.properties.defaultHostName}'
