@@ -1,0 +1,336 @@
+"""The Markdown report of the RunTask benchmark (runtask.py collects, this renders)."""
+
+import datetime
+import os
+import platform
+import subprocess
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+P50_BAR, P95_BAR = 1.2, 1.5
+DISTURBED_CPU = 50
+STORAGE_BAR, EXECUTIONS_BAR = 15, 4
+
+SEGMENTS = [
+    # (from mark, to mark, label, what it is)
+    (None, "runtask_answered", "RunTask call",
+     "API: validate, read cluster/definition/instances, reserve, insert task, send Start"),
+    ("runtask_answered", "worker_received", "wait for the worker's command-queue poll",
+     "the worker polls `ci-<instance>` with back-off 100 ms doubling to 2 s (`CommandPollMaxDelayMilliseconds`)"),
+    ("worker_received", "container_started", "worker starts the container",
+     "plan (task definition), image check, `docker create`, `docker start`"),
+    ("container_started", "worker_reported", "worker reports RUNNING",
+     "inspect, then one message to `task-events`"),
+    ("worker_reported", "cp_received", "wait for the control plane's task-events poll",
+     "queue trigger back-off 100 ms doubling to `maxPollingInterval` (host.json: 2 s), ±20% jitter"),
+    ("cp_received", "cp_applied", "control plane applies the report",
+     "TaskStateApplier: read task row, conditional replace"),
+    ("cp_applied", "running_seen", "client sees it",
+     "DescribeTasks every 20 ms (persistent signed connection)"),
+]
+
+
+def pct(values: list, p: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    v = sorted(x for x in values if x is not None)
+    if not v:
+        return float("nan")
+    k = (len(v) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def mean(values: list) -> float:
+    v = [x for x in values if x is not None]
+    return sum(v) / len(v) if v else float("nan")
+
+
+def stats_row(label: str, values: list) -> str:
+    v = [x for x in values if x is not None]
+    return (f"| {label} | {pct(v, 50):,.0f} | {pct(v, 95):,.0f} | {mean(v):,.0f} | "
+            f"{min(v):,.0f} | {max(v):,.0f} | {len(v)} |")
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def command_output(command: list) -> str:
+    try:
+        return subprocess.run(command, capture_output=True, text=True,
+                              timeout=20).stdout.strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "n/a"
+
+
+def machine_info() -> list:
+    model = "n/a"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    repo = os.path.dirname(os.path.dirname(HERE))
+    head = command_output(["git", "-C", repo, "rev-parse", "--short", "HEAD"])
+    dirty = command_output(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"])
+    return [
+        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ("nproc", str(os.cpu_count())),
+        ("cpu", model),
+        ("memory", f"{mem_gb:.1f} GiB"),
+        ("kernel", platform.release()),
+        ("dotnet", command_output(["dotnet", "--version"])),
+        ("docker engine", command_output(["docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"])),
+        ("azurite", command_output(["azurite", "--version"])),
+        ("python", platform.python_version()),
+        ("commit", head + (" (plus uncommitted changes)" if dirty not in ("", "n/a") else "")),
+    ]
+
+
+def breakdown_table(rows: list, tasks: int, per_label: str = "per task") -> list:
+    out = [f"| process | table / queue | operation (Azurite's name) | HTTP | calls | {per_label} |",
+           "| --- | --- | --- | --- | ---: | ---: |"]
+    for process, resource, op, method, count in rows:
+        out.append(f"| {process} | {resource} | {op} | {method} | {count} | {count / tasks:.2f} |")
+    return out
+
+
+def render(results: dict, args) -> str:
+    lat = results["latency"]
+    ours, raw = lat["ours"], lat["raw"]
+    o_ms = [o["ms"] for o in ours]
+    r_ms = [r["ms"] for r in raw]
+    out = ["# RunTask: time to RUNNING and cost per task, ours vs raw `docker run -d`", ""]
+    out += [f"One run, one machine, one Docker engine: Azurite (in memory, `--debug`), our control "
+            f"plane standalone and one worker (defaults, except that its storage requests carry no "
+            f"User-Agent so they can be told apart). Task definition: `{IMAGE_DESC}`, memory 32 MiB.",
+            ""]
+
+    # ---- latency
+    out += ["## 1. Latency", "",
+            f"{len(ours)} of our tasks launched one after another, each measured alone: RunTask "
+            f"(signed, with a `clientToken` as boto3 sends) over a keep-alive connection, then "
+            f"DescribeTasks every {args.poll_interval * 1000:.0f} ms until `lastStatus == RUNNING`. "
+            f"Each is followed (0.5 s later) by one raw `docker run -d {IMAGE_DESC}` on the same "
+            f"engine, timed from the command's start until it returns; then the raw container is "
+            f"removed, and the next RunTask is sent {args.gap:g} s + a random 0-{args.gap_jitter:g} s "
+            f"after the previous one was seen RUNNING: each launch finds the cluster idle (both of "
+            f"our queue pollers back at their longest interval, 2 s) at a random point of the "
+            f"pollers' cycles, as a user's RunTask would. {args.warmup} unmeasured warm-up pairs first. Our tasks keep "
+            f"running (up to 4 minutes, then they are stopped between samples, unmeasured), so both "
+            f"sides see the same containers on the engine.",
+            "",
+            "| ms | p50 | p95 | mean | min | max | n |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            stats_row("**ours**: RunTask sent → DescribeTasks shows RUNNING", o_ms),
+            stats_row("**raw**: `docker run -d` start → returns", r_ms),
+            stats_row("raw: → first `docker inspect` shows Running (one more CLI call)",
+                      [r["inspect_running_ms"] for r in raw]),
+            stats_row("raw: → container `StartedAt` (engine's clock)", [r["started_at_ms"] for r in raw]),
+            stats_row("ours: → our container's `start` event (docker events)",
+                      [o["marks_ms"]["container_started"] for o in ours]),
+            ""]
+    r50, r95 = pct(o_ms, 50) / pct(r_ms, 50), pct(o_ms, 95) / pct(r_ms, 95)
+    quiet = [i for i, o in enumerate(ours) if o.get("other_cpu", 0) <= DISTURBED_CPU]
+    q_o = [ours[i]["ms"] for i in quiet]
+    q_r = [raw[i]["ms"] for i in quiet]
+    out += ["| ours / raw `docker run -d` | ratio | bar | | pairs undisturbed by other processes only |",
+            "| --- | ---: | ---: | --- | ---: |",
+            f"| p50 | {r50:.2f}x | ≤ {P50_BAR}x | {verdict(r50 <= P50_BAR)} | "
+            f"{pct(q_o, 50) / pct(q_r, 50):.2f}x ({pct(q_o, 50):,.0f} / {pct(q_r, 50):,.0f} ms) |",
+            f"| p95 | {r95:.2f}x | ≤ {P95_BAR}x | {verdict(r95 <= P95_BAR)} | "
+            f"{pct(q_o, 95) / pct(q_r, 95):.2f}x ({pct(q_o, 95):,.0f} / {pct(q_r, 95):,.0f} ms) |",
+            "",
+            f"{len(ours) - len(quiet)} of {len(ours)} pairs ran while processes outside the "
+            f"benchmark used more than {DISTURBED_CPU}% of a core (the machine is shared); the last "
+            f"column leaves them out. Before each pair the driver waited for the machine to be "
+            f"quiet ({lat.get('quiet_waited_s', 0):.0f} s of waiting in all).", ""]
+
+    out += ["Where our time goes: each sample's timeline joined from the client, the worker's and "
+            "the control plane's logs, Docker's events and Azurite's log (the queue poll that "
+            "returned the message is the last `Messages_Dequeue` of that queue before the "
+            "process logged the message's effect). Segments in order; p50s do not add up exactly.",
+            "",
+            "| segment | p50 ms | p95 ms | mean ms | share of mean | what happens |",
+            "| --- | ---: | ---: | ---: | ---: | --- |"]
+    total_mean = mean(o_ms)
+    for start, end, label, what in SEGMENTS:
+        vals = []
+        for o in ours:
+            m = o["marks_ms"]
+            a = 0.0 if start is None else m.get(start)
+            b = m.get(end)
+            vals.append(b - a if a is not None and b is not None else None)
+        if not any(v is not None for v in vals):
+            out.append(f"| {label} | n/a | n/a | n/a | | {what} |")
+            continue
+        out.append(f"| {label} | {pct(vals, 50):,.0f} | {pct(vals, 95):,.0f} | {mean(vals):,.0f} | "
+                   f"{100 * mean(vals) / total_mean:.0f}% | {what} |")
+    rtt = [x for o in ours for x in o["describe_rtt_ms"]]
+    out += ["",
+            f"Client overhead: a DescribeTasks round trip took p50 {pct(rtt, 50):.1f} ms at the client "
+            f"(server's own time p50 {pct(lat.get('describe_server_ms', []), 50):.1f} ms, "
+            f"{sum(o['describe_polls'] for o in ours) / len(ours):.0f} polls per sample); "
+            f"RunTask p50 {pct([o['runtask_ms'] for o in ours], 50):.0f} ms at the client, "
+            f"{pct(lat.get('runtask_server_ms', []), 50):.0f} ms in the server. CPU during the "
+            f"measured pairs (% of one core): " + ", ".join(
+                f"{k} {v:.0f}" for k, v in lat["cpu"].items() if k != "seconds") + ".", ""]
+
+    # ---- cost
+    out += ["## 2. Cost per task", "",
+            "Each window starts after "
+            f"{args.settle:g} s of idle (pollers back at their longest interval) and ends when "
+            "Docker reported every container started (or destroyed), the control plane's log "
+            "shows every task RUNNING (or STOPPED) applied, every task-events invocation completed "
+            "and the worker's heartbeat carries the new count, plus 0.2 s. In between, no API call "
+            "but the launching/stopping ones. Storage transactions = every request Azurite logged "
+            "in the window, from both processes, idle polling included (a table batch counts "
+            "once). Function executions = HTTP invocations (one per API call) + `TaskEvents` "
+            "queue-trigger invocations (the standalone host's per-message completion line); "
+            "the last column adds whatever else ran in the window (other queue functions, "
+            "timers).",
+            "",
+            "| window | tasks | storage transactions | per task | of which control plane / worker "
+            "| executions: API calls + TaskEvents | per task | all executions in window (per task) "
+            "| window s |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for w in results["windows"]:
+        n = w["tasks"]
+        sp = w["storage_by_process"]
+        core = core_executions(w)
+        out.append(f"| {w['name']} | {n} | {w['storage']} | **{w['storage'] / n:.2f}** | "
+                   f"{sp['control plane'] / n:.2f} / {sp['worker'] / n:.2f} | {core} | "
+                   f"**{core / n:.2f}** | {w['executions']} ({w['executions'] / n:.2f}) | "
+                   f"{w['t_end'] - w['t_start']:.1f} |")
+    runs = [w for w in results["windows"] if w["kind"] == "run"]
+    out += ["", "| bar (per task launched) | " + " | ".join(w["name"] for w in runs) + " |",
+            "| --- | " + " | ".join("---:" for _ in runs) + " |",
+            f"| storage transactions ≤ {STORAGE_BAR} | " + " | ".join(
+                f"{w['storage'] / w['tasks']:.2f} ({verdict(w['storage'] / w['tasks'] <= STORAGE_BAR)})"
+                for w in runs) + " |",
+            f"| function executions ≤ {EXECUTIONS_BAR} (API calls + TaskEvents) | " + " | ".join(
+                f"{core_executions(w) / w['tasks']:.2f} ({verdict(core_executions(w) / w['tasks'] <= EXECUTIONS_BAR)})"
+                for w in runs) + " |",
+            f"| function executions ≤ {EXECUTIONS_BAR} (everything in the window) | " + " | ".join(
+                f"{w['executions'] / w['tasks']:.2f} ({verdict(w['executions'] / w['tasks'] <= EXECUTIONS_BAR)})"
+                for w in runs) + " |", ""]
+    out += ["Function executions and task reports per window:", ""]
+    for w in results["windows"]:
+        api = ", ".join(f"{k} x{v}" for k, v in sorted(w["api_calls"].items())) or "none"
+        apps = ", ".join(f"{k} x{v}" for k, v in sorted(w["applications"].items())) or "none"
+        funcs = ", ".join(f"{k} x{v}" for k, v in sorted(w["functions"].items())) or "none"
+        out.append(f"- {w['name']}: HTTP {api}; {funcs}; task reports applied "
+                   f"(reported -> resulting lastStatus): {apps}")
+    hosted = results.get("hosted_functions", [])
+    if hosted:
+        out += ["", "The control plane hosts: " + "; ".join(
+            f"{name} ({kind}: {detail})" for name, kind, detail in hosted) + "."]
+    out.append("")
+    for w in results["windows"]:
+        out += [f"### Storage calls in window \"{w['name']}\" ({w['tasks']} tasks, "
+                f"{w['t_end'] - w['t_start']:.1f} s)", ""]
+        out += breakdown_table(w["breakdown"], w["tasks"])
+        out.append("")
+
+    # ---- idle
+    idle = results["idle"]
+    minutes = idle["minutes"]
+    by_proc = {}
+    for process, _, _, _, count in idle["breakdown"]:
+        by_proc[process] = by_proc.get(process, 0) + count
+    cpu = idle["cpu"]
+    out += ["## 3. Idle", "",
+            f"{minutes * 60:.0f} s with both processes running, no API calls and the "
+            f"{idle.get('tasks_running', 0)} tasks of the last window running, "
+            f"{args.settle:g} s after that window.", "",
+            "| process | storage requests / min | CPU % of one core |",
+            "| --- | ---: | ---: |",
+            f"| control plane | {by_proc.get('control plane', 0) / minutes:.1f} | {cpu['control plane']:.1f} |",
+            f"| worker | {by_proc.get('worker', 0) / minutes:.1f} | {cpu['worker']:.1f} |",
+            f"| Azurite | | {cpu['azurite']:.1f} |",
+            f"| Docker engine (dockerd, containerd; shared) | | {cpu['docker engine']:.1f} |",
+            f"| other processes on the machine | | {cpu['other processes']:.1f} |", ""]
+    out += breakdown_table(idle["breakdown"], minutes, "per minute")
+    funcs = ", ".join(f"{k} x{v}" for k, v in sorted(idle.get("functions", {}).items())) or "none"
+    out += ["", f"Function executions in the idle window: {funcs}."]
+    out += ["", "CPU per 10 s slice (% of one core): " + "; ".join(
+        f"cp {s['control plane']:.1f} / worker {s['worker']:.1f} / other {s['other processes']:.0f}"
+        for s in idle["cpu_slices"]) + ".", ""]
+    out += ["Busiest threads over the idle window (% of one core, threads of the same name summed):", "",
+            "| process | thread | threads | CPU % |", "| --- | --- | ---: | ---: |"]
+    for proc in ("control plane", "worker"):
+        for name, count, value in idle["threads"][proc][:4]:
+            out.append(f"| {proc} | `{name}` | {count} | {value:.2f} |")
+    startup = results.get("startup")
+    if startup:
+        secs = results["startup_seconds"]
+        out += ["", f"For comparison, the {secs:.0f} s right after start-up and the first few "
+                f"requests (create cluster, register task definition, worker registration), before "
+                f"any task:", "",
+                "| process | total CPU % | busiest threads (CPU %) |", "| --- | ---: | --- |"]
+        for proc in ("control plane", "worker"):
+            rows = startup[proc]
+            out.append(f"| {proc} | {sum(r[2] for r in rows):.1f} | " + ", ".join(
+                f"`{n}` {v:.1f}" for n, _, v in rows[:3] if v > 0) + " |")
+        out += ["", "`.NET Tiered Com` is the runtime's background tiered-compilation thread: "
+                "methods first run as quickly-jitted tier-0 code and, once called often, are "
+                "compiled again optimized (tier 1) in the background. It runs only after new "
+                "code paths got hot, so a freshly started process (or one that just served its "
+                "first burst of requests) shows CPU with no load, which then fades within "
+                "seconds; the idle numbers above are the steady state."]
+    out.append("")
+
+    out += ["Machine:", ""] + [f"- {k}: {v}" for k, v in machine_info()]
+    out += ["", "Caveats:", "",
+            "- Azurite runs with `--debug` for the whole run (about 30 log lines per request); that "
+            "costs Azurite CPU and a little latency on every storage call, ours only (raw docker "
+            "uses no storage). Its CPU is in the tables above.",
+            "- The worker runs with `AZURE_TELEMETRY_DISABLED=true` (its Azure SDK sends no "
+            "User-Agent header), which is how its requests are told apart from the control "
+            "plane's in Azurite's log; everything else is the default configuration (worker: "
+            "`HeartbeatSeconds` 20, `CommandPollMaxDelayMilliseconds` 2000, "
+            "`TransitionReportDelayMilliseconds` 1000; control plane: host.json "
+            "`maxPollingInterval` 2 s, batch 16). Debug lines are switched on in two places to "
+            "count what happens: the control plane's `Function.*` categories (one line per "
+            "queue or timer invocation) and the worker's `Heartbeat`.",
+            "- Our container gets `--memory 32m` and labels from the task definition; the raw one is "
+            "exactly `docker run -d local/busybox:latest sleep 300` plus one label (for cleanup).",
+            "- The raw baseline includes the docker CLI's own start-up (a Go binary); ours includes "
+            "the Python client's signing and the 20 ms DescribeTasks polling granularity.",
+            "- The machine and its Docker engine are shared with other sessions; the CPU tables "
+            "show how much else ran. Azurite stands in for Azure Storage (no network latency here; "
+            "on Azure each storage call costs milliseconds more).",
+            "", "Reproduce: `bash bench/run-task.sh` (see bench/README.md)."]
+    return "\n".join(out) + "\n"
+
+
+IMAGE_DESC = "local/busybox:latest sleep 300"
+
+
+def core_executions(w: dict) -> int:
+    """API calls + TaskEvents invocations: the executions the launch (or stop) itself causes."""
+    return sum(w["api_calls"].values()) + sum(
+        v for k, v in w["functions"].items() if k.startswith("TaskEvents "))
+
+
+def warnings(results: dict, args) -> list:
+    out = []
+    lat_cpu = results["latency"]["cpu"]
+    if lat_cpu["other processes"] > 25:
+        out.append(f"latency phase: other processes used {lat_cpu['other processes']:.0f}% CPU on "
+                   f"average; samples of both sides are disturbed")
+    for w in results["windows"]:
+        if not w.get("heartbeat_seen"):
+            out.append(f"{w['name']}: no worker heartbeat with the final task count was seen; the "
+                       f"window may miss the worker's last heartbeat write")
+        if not w.get("drained"):
+            out.append(f"{w['name']}: not every task-events invocation had completed at the window's end")
+    missing = sum(1 for o in results["latency"]["ours"]
+                  for v in o.get("marks_ms", {}).values() if v is None)
+    if missing:
+        out.append(f"latency breakdown: {missing} timeline marks could not be found in the logs")
+    if results["idle"]["cpu"]["other processes"] > 25:
+        out.append(f"idle window: other processes used {results['idle']['cpu']['other processes']:.0f}% CPU")
+    return out
