@@ -30,8 +30,9 @@ public sealed class TaskStateApplier(
         logger.LogInformation("{TaskArn} is {LastStatus} (desired {DesiredStatus}), reported {ReportedStatus}",
             change.TaskArn, task.LastStatus, task.DesiredStatus, change.LastStatus);
         if (task.IsStopped) await instances.ReleaseAsync(cluster, task.ContainerInstanceId, taskId, cancellationToken);
-        // A service's task changed: its service decides what follows (replace it, advance a rollout).
-        if (task.Group.StartsWith("service:", StringComparison.Ordinal))
+        // A service's task started or stopped: its service decides what follows (replace it, advance
+        // a rollout). PENDING and STOPPING change nothing a reconcile would act on, so they cost none.
+        if (task.Group.StartsWith("service:", StringComparison.Ordinal) && change.LastStatus is TaskStatus.Running or TaskStatus.Stopped)
             await reconcile.EnqueueAsync(new ServiceKey(cluster, task.Group["service:".Length..]), null, cancellationToken);
     }
 
