@@ -132,8 +132,12 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
         var table = await storage.TableAsync(TableName, cancellationToken);
         var familyRow = await ReadFamilyAsync(table, family, cancellationToken);
         if (familyRow is null || FamilyCounts.From(familyRow).Of(TaskDefinitionRecord.Active) == 0) return null;
+        // Usually the newest revision is the one: read it straight away, without the index query.
+        var latest = familyRow.GetInt32("Latest")!.Value;
+        var newest = await ReadRevisionAsync(table, family, latest, cancellationToken);
+        if (newest?.GetString("Status") == TaskDefinitionRecord.Active) return ToRecord(newest);
         // Find the number by row key alone, then read that one row in full.
-        await foreach (var key in DescendingAsync(table, family, familyRow.GetInt32("Latest")!.Value, TaskDefinitionRecord.Active, ["RowKey"], cancellationToken))
+        await foreach (var key in DescendingAsync(table, family, latest - 1, TaskDefinitionRecord.Active, ["RowKey"], cancellationToken))
         {
             var row = await ReadRevisionAsync(table, family, ParseRevisionKey(key.RowKey), cancellationToken);
             if (row?.GetString("Status") == TaskDefinitionRecord.Active) return ToRecord(row);

@@ -73,11 +73,14 @@ public sealed class TaskDefinitionStoreTests(AzuriteFixture azurite)
     public async Task The_latest_active_revision_skips_deregistered_ones()
     {
         var store = _tables.NewStore();
-        for (var i = 0; i < 3; i++) await RegisterAsync(store, "web");
+        for (var i = 0; i < 4; i++) await RegisterAsync(store, "web");
         await store.DeregisterAsync(new TaskDefinitionKey("web", 3), _token);
+        Assert.Equal(4, (await store.FindLatestActiveAsync("web", _token))!.Revision);
+        await store.DeregisterAsync(new TaskDefinitionKey("web", 4), _token);
 
         Assert.Equal(2, (await store.FindLatestActiveAsync("web", _token))!.Revision);
         await store.DeregisterAsync(new TaskDefinitionKey("web", 2), _token);
+        Assert.Equal(1, (await store.FindLatestActiveAsync("web", _token))!.Revision);
         await store.DeregisterAsync(new TaskDefinitionKey("web", 1), _token);
         Assert.Null(await store.FindLatestActiveAsync("web", _token));
         Assert.Null(await store.FindLatestActiveAsync("never-registered", _token));
