@@ -9,8 +9,13 @@ namespace Serverless.EndToEnd.Tests;
 /// no slot runs two tasks.
 /// </summary>
 [Collection("control plane")]
-public sealed class ConcurrencyTests(ControlPlaneFixture plane)
+public sealed class ConcurrencyTests(ControlPlaneFixture plane) : IAsyncLifetime
 {
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    /// <summary>This test's workers (and their containers) end with it.</summary>
+    public Task DisposeAsync() => plane.StopWorkersAsync();
+
     private const string Image = "local/busybox:latest";
 
     [Theory]
@@ -32,7 +37,9 @@ public sealed class ConcurrencyTests(ControlPlaneFixture plane)
         // The service is created through one control plane and updated through the other.
         _ = (await plane.EcsAsync("create-service", "--cluster", cluster, "--service-name", "dup", "--task-definition", v1,
             "--desired-count", "6", "--deployment-configuration", "minimumHealthyPercent=50,maximumPercent=125")).Json;
-        var flood = FloodAsync(cluster, "dup", TimeSpan.FromSeconds(50));
+        // Duplicates flood in from the first placement until the rollout is over.
+        using var rolledOut = new CancellationTokenSource();
+        var flood = FloodAsync(cluster, "dup", TimeSpan.FromSeconds(120), rolledOut.Token);
         await WaitAsync(cluster, "dup");
         _ = (await plane.AwsAsync(["ecs", "update-service", "--cluster", cluster, "--service", "dup", "--task-definition", v2], endpoint: second)).Json;
 
@@ -55,6 +62,7 @@ public sealed class ConcurrencyTests(ControlPlaneFixture plane)
                 && alive.Count == 6) break;
             await Task.Delay(500);
         }
+        await rolledOut.CancelAsync();
         await flood;
 
         await WaitAsync(cluster, "dup");
@@ -66,18 +74,18 @@ public sealed class ConcurrencyTests(ControlPlaneFixture plane)
         Assert.Equal(final.Select(t => t["taskArn"]!.GetValue<string>()).Order(), labels.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order());
 
         _ = (await plane.EcsAsync("delete-service", "--cluster", cluster, "--service", "dup", "--force")).Json;
-        var inactive = await plane.EcsAsync("wait", "services-inactive", "--cluster", cluster, "--services", "dup");
+        var inactive = await plane.WaitAsync("services-inactive", cluster, ["dup"]);
         Assert.True(inactive.ExitCode == 0, inactive.Stderr);
     }
 
     /// <summary>Floods the reconcile queue with copies of the service's message, as a misbehaving queue would.</summary>
-    private async Task FloodAsync(string cluster, string service, TimeSpan duration)
+    private async Task FloodAsync(string cluster, string service, TimeSpan duration, CancellationToken stop)
     {
         var queue = new QueueClient(plane.StorageConnectionString, "reconcile", new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None });
         await queue.CreateIfNotExistsAsync();
         var message = new JsonObject { ["v"] = 1, ["cluster"] = cluster, ["service"] = service }.ToJsonString();
         var until = DateTime.UtcNow + duration;
-        while (DateTime.UtcNow < until)
+        while (DateTime.UtcNow < until && !stop.IsCancellationRequested)
         {
             await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => queue.SendMessageAsync(message)));
             await Task.Delay(200);
@@ -101,7 +109,7 @@ public sealed class ConcurrencyTests(ControlPlaneFixture plane)
 
     private async Task WaitAsync(string cluster, string service)
     {
-        var result = await plane.EcsAsync("wait", "services-stable", "--cluster", cluster, "--services", service);
+        var result = await plane.WaitAsync("services-stable", cluster, [service]);
         Assert.True(result.ExitCode == 0, result.Stderr);
     }
 }

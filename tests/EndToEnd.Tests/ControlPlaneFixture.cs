@@ -126,9 +126,24 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// Stops every worker started so far and removes its containers: a test's workers end with the
+    /// test, so later tests do not share the machine with them.
+    /// </summary>
+    public async Task StopWorkersAsync()
+    {
+        WorkerProcess[] workers;
+        lock (_workers)
+        {
+            workers = [.. _workers];
+            _workers.Clear();
+        }
+        foreach (var worker in workers) await worker.DisposeAsync();
+    }
+
     public async Task DisposeAsync()
     {
-        foreach (var worker in _workers) await worker.DisposeAsync();
+        await StopWorkersAsync();
         foreach (var other in _others)
         {
             if (!other.HasExited) other.Kill(entireProcessTree: true);
@@ -141,6 +156,42 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
         }
         _process?.Dispose();
         await _azurite.DisposeAsync();
+    }
+
+    /// <summary>
+    /// <c>aws ecs wait &lt;waiter&gt;</c> for <paramref name="names"/> (services or tasks), run once a
+    /// describe call shows what the waiter waits for. The CLI's waiters sleep 6 s (tasks) or 15 s
+    /// (services) before they look again; polling first keeps the tests from sleeping through
+    /// those delays, while the waiter itself still has to agree on its first look.
+    /// </summary>
+    public async Task<CliResult> WaitAsync(string waiter, string cluster, IReadOnlyList<string> names, int seconds = 150)
+    {
+        var (describe, option, member) = waiter.StartsWith("services-", StringComparison.Ordinal)
+            ? ("describe-services", "--services", "services")
+            : ("describe-tasks", "--tasks", "tasks");
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (DateTime.UtcNow < deadline)
+        {
+            var described = await EcsAsync([describe, "--cluster", cluster, option, .. names]);
+            if (described.ExitCode == 0 && Settled(waiter, described.Json[member]!.AsArray())) break;
+            await Task.Delay(300);
+        }
+        return await EcsAsync(["wait", waiter, "--cluster", cluster, option, .. names]);
+    }
+
+    // The acceptors of botocore's ECS waiters (success, or a failure the waiter reports at once).
+    private static bool Settled(string waiter, JsonArray items)
+    {
+        static string Str(JsonNode? node, string name) => node![name]!.GetValue<string>();
+        static int Int(JsonNode? node, string name) => node![name]!.GetValue<int>();
+        return waiter switch
+        {
+            "services-stable" => items.All(s => s!["deployments"]!.AsArray().Count == 1 && Int(s, "runningCount") == Int(s, "desiredCount")),
+            "services-inactive" => items.All(s => Str(s, "status") == "INACTIVE"),
+            "tasks-running" => items.All(t => Str(t, "lastStatus") == "RUNNING") || items.Any(t => Str(t, "lastStatus") == "STOPPED"),
+            "tasks-stopped" => items.All(t => Str(t, "lastStatus") == "STOPPED"),
+            _ => throw new ArgumentException($"Unknown waiter {waiter}", nameof(waiter)),
+        };
     }
 
     /// <summary>Runs <c>aws ecs ...</c> against this endpoint with the development credentials.</summary>

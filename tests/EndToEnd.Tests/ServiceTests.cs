@@ -4,8 +4,13 @@ namespace Serverless.EndToEnd.Tests;
 
 /// <summary>Services on real Docker, driven with the AWS CLI and its waiters.</summary>
 [Collection("control plane")]
-public sealed class ServiceTests(ControlPlaneFixture plane)
+public sealed class ServiceTests(ControlPlaneFixture plane) : IAsyncLifetime
 {
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    /// <summary>This test's workers (and their containers) end with it.</summary>
+    public Task DisposeAsync() => plane.StopWorkersAsync();
+
     private const string Image = "local/busybox:latest";
 
     private async Task<string> ClusterAsync(string name)
@@ -25,7 +30,7 @@ public sealed class ServiceTests(ControlPlaneFixture plane)
 
     private async Task WaitStableAsync(string cluster, string service)
     {
-        var result = await plane.EcsAsync("wait", "services-stable", "--cluster", cluster, "--services", service);
+        var result = await plane.WaitAsync("services-stable", cluster, [service]);
         Assert.True(result.ExitCode == 0, $"services-stable failed: {result.Stderr}\n{(await DescribeAsync(cluster, service)).ToJsonString()}");
     }
 
@@ -41,7 +46,7 @@ public sealed class ServiceTests(ControlPlaneFixture plane)
     private async Task DeleteAsync(string cluster, string service)
     {
         _ = (await plane.EcsAsync("delete-service", "--cluster", cluster, "--service", service, "--force")).Json;
-        var result = await plane.EcsAsync("wait", "services-inactive", "--cluster", cluster, "--services", service);
+        var result = await plane.WaitAsync("services-inactive", cluster, [service]);
         Assert.True(result.ExitCode == 0, result.Stderr);
     }
 

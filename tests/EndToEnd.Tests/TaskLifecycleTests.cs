@@ -4,8 +4,13 @@ namespace Serverless.EndToEnd.Tests;
 
 /// <summary>RunTask to STOPPED on a real Docker engine, driven with the AWS CLI.</summary>
 [Collection("control plane")]
-public sealed class TaskLifecycleTests(ControlPlaneFixture plane)
+public sealed class TaskLifecycleTests(ControlPlaneFixture plane) : IAsyncLifetime
 {
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    /// <summary>This test's workers (and their containers) end with it.</summary>
+    public Task DisposeAsync() => plane.StopWorkersAsync();
+
     private const string Image = "local/busybox:latest";
 
     private async Task<string> ClusterAsync(string name)
@@ -29,7 +34,7 @@ public sealed class TaskLifecycleTests(ControlPlaneFixture plane)
 
     private async Task WaitAsync(string waiter, string cluster, params string[] tasks)
     {
-        var result = await plane.EcsAsync(["wait", waiter, "--cluster", cluster, "--tasks", .. tasks]);
+        var result = await plane.WaitAsync(waiter, cluster, tasks);
         Assert.True(result.ExitCode == 0, $"wait {waiter} failed: {result.Stderr}");
     }
 
