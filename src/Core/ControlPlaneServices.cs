@@ -30,6 +30,7 @@ public static class ControlPlaneServices
         services.AddSingleton(options);
         services.AddSingleton<Arns>();
         services.AddSingleton(new StorageClients(connectionString, options));
+        services.AddSingleton<QueueWake>();
         services.AddSingleton(sp => new SigV4Verifier(options.ParseAccessKeys(), sp.GetRequiredService<TimeProvider>()));
 
         services.AddSingleton<ClusterStore>();

@@ -31,6 +31,16 @@ public sealed class EcsOptions
     /// </summary>
     public int AgentLostAfterSeconds { get; set; } = 180;
 
+    /// <summary>
+    /// UDP port on which the standalone host takes wakes for its queue triggers from workers
+    /// (<see cref="Storage.QueueWake"/>): 0 any free port, negative none (the triggers then only poll).
+    /// Under the Functions host the host polls, and this is not used.
+    /// </summary>
+    public int WakePort { get; set; }
+
+    /// <summary>The address workers send wakes to; default the address this host routes outwards from.</summary>
+    public string? WakeAddress { get; set; }
+
     public IReadOnlyDictionary<string, string> ParseAccessKeys()
     {
         var keys = new Dictionary<string, string>(StringComparer.Ordinal);

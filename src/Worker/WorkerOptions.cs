@@ -71,6 +71,16 @@ public sealed class WorkerOptions
     /// </summary>
     public int TaskCleanupWaitSeconds { get; set; }
 
+    /// <summary>
+    /// UDP port on which the worker takes wakes for its command queue from the control plane
+    /// (<c>QueueWake</c>): 0 any free port, negative none (commands are then found by polling alone).
+    /// The endpoint is registered with the container instance.
+    /// </summary>
+    public int WakePort { get; set; }
+
+    /// <summary>The address the control plane sends wakes to; default the address this host routes outwards from.</summary>
+    public string? WakeAddress { get; set; }
+
     /// <summary>Longest pause between polls of an idle command queue.</summary>
     public int CommandPollMaxDelayMilliseconds { get; set; } = 2000;
 

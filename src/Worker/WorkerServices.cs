@@ -4,6 +4,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Serverless.Core;
 using Serverless.Core.ContainerInstances;
+using Serverless.Core.Reconciliation;
+using Serverless.Core.Services;
 using Serverless.Core.Storage;
 using Serverless.Core.TaskDefinitions;
 using Serverless.Core.Tasks;
@@ -39,6 +41,7 @@ public static class WorkerServices
         services.AddSingleton(ecs);
         services.AddSingleton<Arns>();
         services.AddSingleton(new StorageClients(storageConnectionString, ecs));
+        services.AddSingleton<QueueWake>();
         services.AddSingleton(sp =>
         {
             var arns = sp.GetRequiredService<Arns>();
@@ -50,6 +53,9 @@ public static class WorkerServices
         services.AddSingleton<TaskDefinitionStore>();
         services.AddSingleton<TaskStore>();
         services.AddSingleton<ContainerInstanceStore>();
+        services.AddSingleton<ServiceStore>();
+        services.AddSingleton<ReconcileQueue>();
+        services.AddSingleton<ServiceResync>();
         services.AddSingleton<TaskDefinitionCache>();
 
         services.AddSingleton<TaskStateReporter>();

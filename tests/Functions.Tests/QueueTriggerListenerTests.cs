@@ -1,7 +1,9 @@
 using Azure.Storage.Queues;
 using Azure.Storage.Queues.Models;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
+using Serverless.Core.Storage;
 using Serverless.Functions.Standalone;
 using Serverless.TestSupport;
 
@@ -28,8 +30,8 @@ public sealed class QueueTriggerListenerTests(AzuriteFixture azurite)
 
     private QueueTriggerListener Listener(
         string queue, QueueTriggerOptions options, Func<QueueMessage, BinaryData, CancellationToken, Task> handler,
-        TimeProvider? time = null)
-        => new("TestFunction", Queue(queue), Queue(queue + "-poison"), options, handler, time ?? TimeProvider.System, _logger);
+        TimeProvider? time = null, WakeSignal? wake = null)
+        => new("TestFunction", Queue(queue), Queue(queue + "-poison"), options, handler, time ?? TimeProvider.System, _logger, wake);
 
     private static async Task<QueueProperties> PropertiesAsync(QueueClient queue) => (await queue.GetPropertiesAsync()).Value;
 
@@ -185,6 +187,38 @@ public sealed class QueueTriggerListenerTests(AzuriteFixture azurite)
         await Eventually.TrueAsync(() => received == 1 && listener.IdleWaits > waits, "the message, then the next wait");
 
         Assert.InRange(listener.CurrentIdleDelay, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(120));
+        await stop.CancelAsync();
+        await running;
+    }
+
+    [Fact]
+    public async Task A_wake_ends_a_long_idle_wait_so_a_message_sent_then_is_taken_at_once()
+    {
+        var name = UniqueName("wake");
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        using var wakes = new QueueWake(NullLogger<QueueWake>.Instance);
+        var received = 0;
+        var listener = Listener(name, Fast with { MaxPollingInterval = TimeSpan.FromMinutes(1) }, (_, _, _) =>
+        {
+            Interlocked.Increment(ref received);
+            return Task.CompletedTask;
+        }, time, wakes.Signal(name));
+        using var stop = new CancellationTokenSource();
+        var running = listener.RunAsync(stop.Token);
+
+        // Back off to the longest wait first.
+        var waits = 0L;
+        while (listener.CurrentIdleDelay < TimeSpan.FromSeconds(48))
+        {
+            await Eventually.TrueAsync(() => listener.IdleWaits > waits, "the listener to wait for its next poll");
+            waits = listener.IdleWaits;
+            if (listener.CurrentIdleDelay < TimeSpan.FromSeconds(48)) time.Advance(listener.CurrentIdleDelay);
+        }
+        await Queue(name).SendMessageAsync("now");
+        wakes.Local(name);
+
+        // Not a tick of the clock: the wake alone brought the poll that found the message.
+        await Eventually.TrueAsync(() => received == 1, "the message to be taken");
         await stop.CancelAsync();
         await running;
     }

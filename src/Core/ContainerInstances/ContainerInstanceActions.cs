@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Api;
 using Serverless.Core.Clusters;
+using Serverless.Core.Reconciliation;
 using Serverless.Core.Scheduling;
 using Serverless.Core.Tags;
 
@@ -19,6 +20,7 @@ namespace Serverless.Core.ContainerInstances;
 public sealed partial class ContainerInstanceActions(
     ContainerInstanceStore store,
     ClusterStore clusters,
+    ServiceResync resync,
     Arns arns,
     EcsOptions options,
     TimeProvider time,
@@ -100,6 +102,8 @@ public sealed partial class ContainerInstanceActions(
         var registered = await store.RegisterAsync(wanted, cancellationToken);
         logger.LogInformation("Registered {ContainerInstanceArn} ({Ec2InstanceId}, version {Version}) with {Cpu} cpu and {Memory} MiB",
             arns.ContainerInstance(cluster, id), registered.Ec2InstanceId, registered.Version, registered.RegisteredCpu, registered.RegisteredMemory);
+        // New capacity: DAEMON services start a task on it, waiting services can place.
+        await resync.ResyncClusterAsync(cluster, cancellationToken);
         return new JsonObject { ["containerInstance"] = ToJson(registered, includeTags: true, includeHealth: false) };
     }
 
@@ -128,6 +132,7 @@ public sealed partial class ContainerInstanceActions(
         }, cancellationToken);
         logger.LogInformation("Deregistered {ContainerInstanceArn} (force: {Force}, {Reservations} task reservation(s) left)",
             arns.ContainerInstance(cluster, deregistered.Id), force, deregistered.Reservations.Count);
+        await resync.ResyncClusterAsync(cluster, cancellationToken);
         return new JsonObject { ["containerInstance"] = ToJson(deregistered, includeTags: true, includeHealth: false) };
     }
 
@@ -204,6 +209,7 @@ public sealed partial class ContainerInstanceActions(
 
         var updated = new JsonArray();
         var failures = new JsonArray();
+        var changedCount = 0;
         foreach (var name in given)
         {
             var id = InstanceId(cluster, name);
@@ -224,6 +230,7 @@ public sealed partial class ContainerInstanceActions(
                     ? throw new NotChangeableException()
                     : instance with { Status = status, StatusReason = null }, cancellationToken);
                 updated.Add(ToJson(changed, includeTags: false, includeHealth: false));
+                changedCount++;
                 logger.LogInformation("Set {ContainerInstanceArn} to {Status}", arns.ContainerInstance(cluster, changed.Id), status);
             }
             catch (NotChangeableException)
@@ -232,6 +239,9 @@ public sealed partial class ContainerInstanceActions(
                     "Only an ACTIVE or DRAINING container instance can change state."));
             }
         }
+        // Draining moves service tasks elsewhere and a returning instance takes tasks again: every
+        // service of the cluster looks now, not at the next resync.
+        if (changedCount > 0) await resync.ResyncClusterAsync(cluster, cancellationToken);
         return new JsonObject { ["containerInstances"] = updated, ["failures"] = failures };
     }
 

@@ -71,6 +71,9 @@ public sealed record ContainerInstanceRecord
     public string? AgentHash { get; init; }
     public string? DockerVersion { get; init; }
 
+    /// <summary>Where the worker listens for command-queue wakes (<c>address:port</c>, see <see cref="Storage.QueueWake"/>); not part of the API.</summary>
+    public string? WakeEndpoint { get; init; }
+
     public ETag ETag { get; init; }
 
     public int RemainingCpu => RegisteredCpu - Reservations.Sum(r => r.Cpu);
@@ -143,6 +146,7 @@ public sealed record ContainerInstanceRecord
             ["AgentVersion"] = AgentVersion,
             ["AgentHash"] = AgentHash,
             ["DockerVersion"] = DockerVersion,
+            ["WakeEndpoint"] = WakeEndpoint,
         };
         foreach (var column in new[] { "RegisteredTcpPorts", "RegisteredUdpPorts", "Attributes" })
         {
@@ -178,6 +182,7 @@ public sealed record ContainerInstanceRecord
         AgentVersion = entity.GetString("AgentVersion"),
         AgentHash = entity.GetString("AgentHash"),
         DockerVersion = entity.GetString("DockerVersion"),
+        WakeEndpoint = entity.GetString("WakeEndpoint"),
         ETag = entity.ETag,
     };
 

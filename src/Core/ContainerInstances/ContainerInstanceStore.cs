@@ -91,6 +91,7 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
                     AgentVersion = wanted.AgentVersion,
                     AgentHash = wanted.AgentHash,
                     DockerVersion = wanted.DockerVersion,
+                    WakeEndpoint = wanted.WakeEndpoint ?? existing.WakeEndpoint,
                     LastHeartbeat = now,
                     Version = existing.Version + 1,
                 };

@@ -16,7 +16,7 @@ public sealed record ReconcileMessage
 /// The <c>reconcile</c> queue. Every change that concerns a service enqueues one of these; the
 /// reconcile function reads the service fresh, so duplicates and stale messages are harmless.
 /// </summary>
-public sealed class ReconcileQueue(StorageClients storage)
+public sealed class ReconcileQueue(StorageClients storage, QueueWake wake)
 {
     public const string QueueName = "reconcile";
 
@@ -25,7 +25,10 @@ public sealed class ReconcileQueue(StorageClients storage)
     {
         var queue = await storage.QueueAsync(QueueName, cancellationToken);
         var message = TaskMessages.Serialize(new ReconcileMessage { Cluster = service.Cluster, Service = service.Name });
-        await queue.SendMessageAsync(message, visibilityTimeout: delay is { } d && d > TimeSpan.Zero ? d : null, cancellationToken: cancellationToken);
+        var later = delay is { } d && d > TimeSpan.Zero;
+        await queue.SendMessageAsync(message, visibilityTimeout: later ? delay : null, cancellationToken: cancellationToken);
+        // Visible now: when this process runs the reconcile function, it need not wait for its next poll.
+        if (!later) wake.Local(QueueName);
     }
 
     public static ServiceKey Parse(string message)

@@ -43,6 +43,7 @@ public sealed class TaskLauncher(
     StorageClients storage,
     Arns arns,
     EcsOptions options,
+    QueueWake wake,
     TimeProvider time,
     ILogger<TaskLauncher> logger)
 {
@@ -106,7 +107,7 @@ public sealed class TaskLauncher(
             }
 
             groupCounts[reservedOn.Id] = groupCounts.GetValueOrDefault(reservedOn.Id) + 1;
-            var task = NewTask(request, taskId, reservedOn.Id, need);
+            var task = NewTask(request, taskId, reservedOn, need);
             try
             {
                 await tasks.InsertAsync(task, cancellationToken);
@@ -123,24 +124,30 @@ public sealed class TaskLauncher(
     }
 
     /// <summary>Tells the task's worker to stop it (idempotent on the worker's side).</summary>
-    public async Task SendStopAsync(TaskRecord task, CancellationToken cancellationToken)
-    {
-        var queue = await storage.QueueAsync(TaskMessages.CommandQueue(task.ContainerInstanceId), cancellationToken);
-        await queue.SendMessageAsync(TaskMessages.Serialize(new TaskCommand
+    public Task SendStopAsync(TaskRecord task, CancellationToken cancellationToken)
+        => SendAsync(task, new TaskCommand
         {
             Type = TaskCommand.Stop,
             Cluster = task.Cluster,
             TaskArn = arns.Task(task.Cluster, task.Id),
             Reason = task.StoppedReason,
-        }), cancellationToken);
+            ReportWake = wake.Endpoint,
+        }, cancellationToken);
+
+    /// <summary>Puts <paramref name="command"/> on the task's instance queue, then wakes that instance's worker.</summary>
+    private async Task SendAsync(TaskRecord task, TaskCommand command, CancellationToken cancellationToken)
+    {
+        var name = TaskMessages.CommandQueue(task.ContainerInstanceId);
+        var queue = await storage.QueueAsync(name, cancellationToken);
+        await queue.SendMessageAsync(TaskMessages.Serialize(command), cancellationToken);
+        wake.Send(task.WakeEndpoint, name);
     }
 
     private async Task<TaskRecord> SendStartAsync(TaskRecord task, LaunchRequest request, CancellationToken cancellationToken)
     {
         try
         {
-            var queue = await storage.QueueAsync(TaskMessages.CommandQueue(task.ContainerInstanceId), cancellationToken);
-            await queue.SendMessageAsync(TaskMessages.Serialize(new TaskCommand
+            await SendAsync(task, new TaskCommand
             {
                 Type = TaskCommand.Start,
                 Cluster = task.Cluster,
@@ -149,7 +156,8 @@ public sealed class TaskLauncher(
                 Overrides = request.Overrides,
                 StartedBy = task.StartedBy,
                 Group = task.Group,
-            }), cancellationToken);
+                ReportWake = wake.Endpoint,
+            }, cancellationToken);
             return task;
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -172,14 +180,15 @@ public sealed class TaskLauncher(
         }
     }
 
-    private TaskRecord NewTask(LaunchRequest request, string taskId, string instanceId, TaskNeed need) => new()
+    private TaskRecord NewTask(LaunchRequest request, string taskId, ContainerInstanceRecord instance, TaskNeed need) => new()
     {
         Cluster = request.Cluster,
         Id = taskId,
         Group = request.Group,
         TaskDefinitionArn = request.Definition.Arn,
         Family = request.Definition.Family,
-        ContainerInstanceId = instanceId,
+        ContainerInstanceId = instance.Id,
+        WakeEndpoint = instance.WakeEndpoint,
         StartedBy = request.StartedBy,
         Cpu = need.Cpu,
         Memory = need.Memory,

@@ -55,6 +55,12 @@ public sealed record TaskCommand
 
     /// <summary>Stop: the reason the control plane recorded (<c>stoppedReason</c>).</summary>
     public string? Reason { get; init; }
+
+    /// <summary>
+    /// Where the sending control plane takes wakes for <see cref="TaskMessages.TaskEventsQueue"/>
+    /// (<see cref="Storage.QueueWake"/>), so the worker can have its reports picked up at once; null when it takes none.
+    /// </summary>
+    public string? ReportWake { get; init; }
 }
 
 /// <summary>

@@ -62,6 +62,8 @@ public sealed record TaskRecord
     public required string TaskDefinitionArn { get; init; }
     public required string Family { get; init; }
     public required string ContainerInstanceId { get; init; }
+    /// <summary>Where the instance's worker took command-queue wakes when the task was placed (<see cref="Storage.QueueWake"/>).</summary>
+    public string? WakeEndpoint { get; init; }
     public string LastStatus { get; init; } = TaskStatus.Provisioning;
     public string DesiredStatus { get; init; } = TaskStatus.Running;
     public string LaunchType { get; init; } = "EC2";
@@ -103,6 +105,7 @@ public sealed record TaskRecord
             ["TaskDefinitionArn"] = TaskDefinitionArn,
             ["Family"] = Family,
             ["ContainerInstanceId"] = ContainerInstanceId,
+            ["WakeEndpoint"] = WakeEndpoint,
             ["LastStatus"] = LastStatus,
             ["DesiredStatus"] = DesiredStatus,
             ["LaunchType"] = LaunchType,
@@ -136,6 +139,7 @@ public sealed record TaskRecord
         TaskDefinitionArn = entity.GetString("TaskDefinitionArn"),
         Family = entity.GetString("Family"),
         ContainerInstanceId = entity.GetString("ContainerInstanceId"),
+        WakeEndpoint = entity.GetString("WakeEndpoint"),
         LastStatus = entity.GetString("LastStatus"),
         DesiredStatus = entity.GetString("DesiredStatus"),
         LaunchType = entity.GetString("LaunchType") ?? "EC2",

@@ -2,6 +2,7 @@ using Azure;
 using Azure.Storage.Queues;
 using Azure.Storage.Queues.Models;
 using Microsoft.Extensions.Logging;
+using Serverless.Core.Storage;
 
 namespace Serverless.Functions.Standalone;
 
@@ -22,6 +23,7 @@ public sealed partial class QueueTriggerListener
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly PollingBackoff _backoff;
+    private readonly WakeSignal? _wake;
     private readonly SemaphoreSlim _completed = new(0);
     private readonly HashSet<Task> _inFlight = [];
     private bool _poisonQueueExists;
@@ -35,10 +37,12 @@ public sealed partial class QueueTriggerListener
     /// <param name="handler">Runs the function for a message and its decoded body; throwing means failure.</param>
     /// <param name="time">The clock for polling delays and lease renewals.</param>
     /// <param name="logger">Receives one line per failure or poisoning, and debug lines otherwise.</param>
+    /// <param name="wake">Cuts an idle wait short when set (a message was just sent to the queue); null to poll on the back-off alone.</param>
     public QueueTriggerListener(
         string function, QueueClient queue, QueueClient poisonQueue, QueueTriggerOptions options,
-        Func<QueueMessage, BinaryData, CancellationToken, Task> handler, TimeProvider time, ILogger logger)
+        Func<QueueMessage, BinaryData, CancellationToken, Task> handler, TimeProvider time, ILogger logger, WakeSignal? wake = null)
     {
+        _wake = wake;
         _function = function;
         _queue = queue;
         _poisonQueue = poisonQueue;
@@ -141,10 +145,17 @@ public sealed partial class QueueTriggerListener
     {
         var delay = _backoff.Next();
         // Start the timer before publishing the wait, so an observer that sees it can advance a fake clock past it.
-        var wait = Task.Delay(delay, _time, stoppingToken);
+        var wait = _wake?.WaitAsync(delay, _time, stoppingToken) ?? SleepAsync(delay, stoppingToken);
         CurrentIdleDelay = delay;
         Interlocked.Increment(ref _idleWaits);
-        await wait;
+        // Woken: a message was just sent, so poll at once and quickly again, as after finding messages.
+        if (await wait) _backoff.Reset();
+    }
+
+    private async Task<bool> SleepAsync(TimeSpan delay, CancellationToken stoppingToken)
+    {
+        await Task.Delay(delay, _time, stoppingToken);
+        return false;
     }
 
     private async Task EnsureQueueExistsAsync(CancellationToken stoppingToken)

@@ -6,6 +6,8 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Serverless.Core;
+using Serverless.Core.Storage;
 
 [assembly: InternalsVisibleTo("Serverless.Functions.Tests")]
 
@@ -76,7 +78,8 @@ public static partial class StandaloneHost
             var time = services.GetRequiredService<TimeProvider>();
             return new StandaloneTriggerService(
                 queues, timers, hostJson.Queues, TimerTimeZone(builder.Configuration, time),
-                services.GetRequiredService<IServiceScopeFactory>(), time, services.GetRequiredService<ILoggerFactory>());
+                services.GetRequiredService<IServiceScopeFactory>(), services.GetRequiredService<QueueWake>(),
+                services.GetRequiredService<EcsOptions>(), time, services.GetRequiredService<ILoggerFactory>());
         });
 
         var app = builder.Build();

@@ -4,6 +4,8 @@ using Microsoft.Azure.Functions.Worker;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Serverless.Core;
+using Serverless.Core.Storage;
 
 namespace Serverless.Functions.Standalone;
 
@@ -24,6 +26,8 @@ internal sealed partial class StandaloneTriggerService(
     QueueTriggerOptions queueOptions,
     TimeZoneInfo timeZone,
     IServiceScopeFactory scopes,
+    QueueWake wake,
+    EcsOptions ecs,
     TimeProvider time,
     ILoggerFactory loggers) : IHostedService, IDisposable
 {
@@ -36,6 +40,7 @@ internal sealed partial class StandaloneTriggerService(
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        ListenForWakes();
         foreach (var binding in queues)
         {
             var function = binding.Function;
@@ -46,7 +51,8 @@ internal sealed partial class StandaloneTriggerService(
                 queueOptions,
                 (message, body, token) => InvokeAsync(function, function.ConvertQueueMessage(message, body), QueueBindingData(message, body), token),
                 time,
-                loggers.CreateLogger($"Function.{function.Name}"));
+                loggers.CreateLogger($"Function.{function.Name}"),
+                wake.Signal(binding.QueueName));
             _listeners.Add(listener);
             _running.Add(Task.Run(() => listener.RunAsync(_stopping.Token), CancellationToken.None));
         }
@@ -64,6 +70,23 @@ internal sealed partial class StandaloneTriggerService(
             _running.Add(Task.Run(() => scheduler.RunAsync(_stopping.Token), CancellationToken.None));
         }
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Workers wake the queue triggers after they report (their commands carry this endpoint), as the
+    /// host's own sends wake them in-process. Without it the triggers still poll on their back-off.
+    /// </summary>
+    private void ListenForWakes()
+    {
+        if (queues.Count == 0) return;
+        try
+        {
+            wake.Listen(ecs.WakePort, ecs.WakeAddress);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or FormatException)
+        {
+            LogNoWakes(_logger, ecs.WakePort, e.Message);
+        }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -104,6 +127,10 @@ internal sealed partial class StandaloneTriggerService(
         ["ExpirationTime"] = message.ExpiresOn,
         ["NextVisibleTime"] = message.NextVisibleOn,
     };
+
+    [LoggerMessage(Level = LogLevel.Warning,
+        Message = "Not listening for queue wakes on UDP port {Port}: {Error}; queue triggers poll on their back-off alone")]
+    private static partial void LogNoWakes(ILogger logger, int port, string error);
 
     [LoggerMessage(Level = LogLevel.Warning,
         Message = "Shutdown timed out with {Count} queue listeners or timers still running their functions")]

@@ -6,6 +6,7 @@ using Serverless.Core.Storage;
 using Serverless.Core.Tasks;
 using Serverless.Worker.Docker;
 using Serverless.Worker.Registration;
+using Serverless.Worker.Reporting;
 
 namespace Serverless.Worker.Commands;
 
@@ -17,7 +18,7 @@ namespace Serverless.Worker.Commands;
 /// it is given up — its task reported STOPPED with the reason — so it never blocks the others.
 /// </summary>
 public sealed class CommandLoop(
-    StorageClients storage, TaskRunner runner, WorkerIdentity identity, WorkerOptions options, TimeProvider time, ILogger<CommandLoop> logger)
+    StorageClients storage, TaskRunner runner, TaskStateReporter reporter, QueueWake wake, WorkerIdentity identity, WorkerOptions options, TimeProvider time, ILogger<CommandLoop> logger)
 {
     /// <summary>Queue Storage's most messages per receive.</summary>
     public const int MaxBatch = 32;
@@ -25,6 +26,7 @@ public sealed class CommandLoop(
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var queue = await OpenQueueAsync(cancellationToken);
+        var woken = wake.Signal(TaskMessages.CommandQueue(identity.InstanceId));
         var cap = TimeSpan.FromMilliseconds(options.CommandPollMaxDelayMilliseconds);
         using var slots = new SemaphoreSlim(options.MaxConcurrentCommands, options.MaxConcurrentCommands);
         var delay = TimeSpan.Zero;
@@ -74,7 +76,20 @@ public sealed class CommandLoop(
                 logger.LogWarning("Could not receive commands: {Error}", e.Message);
                 delay = cap;
             }
-            if (delay > TimeSpan.Zero) await Task.Delay(delay, time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            // The control plane wakes us right after it sends a command; the back-off only covers a lost wake.
+            if (delay > TimeSpan.Zero && await WaitAsync(woken, delay, cancellationToken)) delay = TimeSpan.Zero;
+        }
+    }
+
+    private async Task<bool> WaitAsync(WakeSignal woken, TimeSpan delay, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await woken.WaitAsync(delay, time, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return false;
         }
     }
 
@@ -110,6 +125,8 @@ public sealed class CommandLoop(
             return;
         }
 
+        // Reports about this task (and any other) wake the control plane that sent the latest command.
+        if (command.ReportWake is { } reportWake) reporter.ReportWake = reportWake;
         await using var lease = new MessageLease(queue, message, time, logger);
         try
         {

@@ -3,6 +3,8 @@ using System.Runtime.InteropServices;
 using Docker.DotNet;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.ContainerInstances;
+using Serverless.Core.Reconciliation;
+using Serverless.Core.Storage;
 
 namespace Serverless.Worker.Registration;
 
@@ -12,7 +14,7 @@ namespace Serverless.Worker.Registration;
 /// re-registers the same id, which keeps the instance's reservations and tasks.
 /// </summary>
 public sealed class InstanceRegistration(
-    ContainerInstanceStore store, IDockerClient docker, WorkerIdentity identity, WorkerOptions options, ILogger<InstanceRegistration> logger)
+    ContainerInstanceStore store, ServiceResync resync, IDockerClient docker, QueueWake wake, WorkerIdentity identity, WorkerOptions options, ILogger<InstanceRegistration> logger)
 {
     public async Task<ContainerInstanceRecord> RegisterAsync(CancellationToken cancellationToken)
     {
@@ -29,6 +31,9 @@ public sealed class InstanceRegistration(
         var registered = await store.RegisterAsync(wanted, cancellationToken);
         logger.LogInformation("Registered {ContainerInstanceArn} ({Ec2InstanceId}): CPU {Cpu}, MEMORY {Memory} MiB",
             identity.ContainerInstanceArn, registered.Ec2InstanceId, registered.RegisteredCpu, registered.RegisteredMemory);
+        // What RegisterContainerInstance does in the control plane: the cluster's services look at
+        // the new capacity now (a DAEMON service starts its task here) rather than at the next resync.
+        await resync.ResyncClusterAsync(identity.Cluster, cancellationToken);
         return registered;
     }
 
@@ -51,6 +56,7 @@ public sealed class InstanceRegistration(
             AgentVersion = AgentVersion,
             // ECS reports the engine as "DockerVersion: <version>".
             DockerVersion = $"DockerVersion: {version.Version}",
+            WakeEndpoint = wake.Endpoint,
         };
     }
 

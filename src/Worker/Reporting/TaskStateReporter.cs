@@ -14,11 +14,14 @@ namespace Serverless.Worker.Reporting;
 /// did not follow within <see cref="WorkerOptions.TransitionReportDelayMilliseconds"/>, STOPPING
 /// only when STOPPED did not.
 /// </summary>
-public sealed class TaskStateReporter(StorageClients storage, WorkerOptions options, TimeProvider time, ILogger<TaskStateReporter> logger)
+public sealed class TaskStateReporter(StorageClients storage, QueueWake wake, WorkerOptions options, TimeProvider time, ILogger<TaskStateReporter> logger)
 {
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(30);
 
     public TimeSpan TransitionDelay => TimeSpan.FromMilliseconds(options.TransitionReportDelayMilliseconds);
+
+    /// <summary>The control plane to wake after a report (the latest command's <see cref="TaskCommand.ReportWake"/>).</summary>
+    public string? ReportWake { get; set; }
 
     /// <summary>
     /// Takes a snapshot (under the task's report lock, so reports leave in the order they were
@@ -87,6 +90,7 @@ public sealed class TaskStateReporter(StorageClients storage, WorkerOptions opti
             {
                 var queue = await storage.QueueAsync(TaskMessages.TaskEventsQueue, cancellationToken);
                 await queue.SendMessageAsync(body, cancellationToken);
+                wake.Send(ReportWake, TaskMessages.TaskEventsQueue);
                 return;
             }
             catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)

@@ -2,6 +2,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using Serverless.Core.Clusters;
 using Serverless.Core.ContainerInstances;
+using Serverless.Core.Reconciliation;
+using Serverless.Core.Services;
 using Serverless.Core.Storage;
 using Serverless.TestSupport;
 
@@ -30,7 +32,12 @@ public sealed class ContainerInstanceTables(string connectionString)
     public ClusterStore NewClusterStore() => new(new StorageClients(connectionString, Options), Arns);
 
     public ContainerInstanceActions NewActions(ContainerInstanceStore store, ClusterStore clusters)
-        => new(store, clusters, Arns, Options, Time, NullLogger<ContainerInstanceActions>.Instance);
+        => new(store, clusters, Resync, Arns, Options, Time, NullLogger<ContainerInstanceActions>.Instance);
+
+    /// <summary>Cluster resyncs go to the shared reconcile queue; these tests' clusters have no services, so they enqueue nothing.</summary>
+    private ServiceResync Resync => new(
+        new ServiceStore(new StorageClients(connectionString, Options), Arns),
+        new ReconcileQueue(new StorageClients(connectionString, Options), new QueueWake(NullLogger<QueueWake>.Instance)));
 
     /// <summary>An instance as a worker would register it: <paramref name="cpu"/> units, <paramref name="memory"/> MiB.</summary>
     public static ContainerInstanceRecord Host(

@@ -94,6 +94,28 @@ public sealed class ServiceActionsTests(AzuriteFixture azurite) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Capacity_that_joins_or_drains_makes_every_service_of_the_cluster_reconcile_at_once()
+    {
+        await CreateAsync("web");
+        await CreateAsync("agent", extra: """, "schedulingStrategy": "DAEMON" """);
+        await _tables.ReconcilesAsync(_token);
+
+        var registered = await CallAsync("RegisterContainerInstance", $$"""
+            {"cluster":"{{Cluster}}","instanceIdentityDocument":"{\"instanceId\":\"i-0123\"}",
+             "totalResources":[{"name":"CPU","type":"INTEGER","integerValue":1024},{"name":"MEMORY","type":"INTEGER","integerValue":2048}]}
+            """);
+        Assert.Equal(["agent", "web"], (await _tables.ReconcilesAsync(_token)).Select(k => k.Name).Order());
+
+        var instance = Str(registered["containerInstance"]!["containerInstanceArn"]);
+        await CallAsync("UpdateContainerInstancesState", $$"""{"cluster":"{{Cluster}}","containerInstances":["{{instance}}"],"status":"DRAINING"}""");
+        Assert.Equal(["agent", "web"], (await _tables.ReconcilesAsync(_token)).Select(k => k.Name).Order());
+
+        // Asking for the status it already has changes nothing, and wakes nobody.
+        await CallAsync("UpdateContainerInstancesState", $$"""{"cluster":"{{Cluster}}","containerInstances":["{{instance}}"],"status":"DRAINING"}""");
+        Assert.Empty(await _tables.ReconcilesAsync(_token));
+    }
+
+    [Fact]
     public async Task DescribeServices_answers_what_CreateService_did_with_tags_only_when_asked()
     {
         var created = await CreateAsync(extra: """, "desiredCount": 1, "tags": [{"key": "a", "value": "b"}], "propagateTags": "SERVICE", "enableECSManagedTags": true, "healthCheckGracePeriodSeconds": 30""");

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using Serverless.Core.Api;
 using Serverless.Core.Clusters;
+using Serverless.Core.ContainerInstances;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Services;
 using Serverless.Core.Storage;
@@ -36,8 +37,12 @@ public sealed class ServiceTables
             new ClusterActions(Clusters, [new ServiceUsage(Services)], Arns, Time),
             new TaskDefinitionActions(Definitions, Arns),
             new ServiceActions(
-                Clusters, Definitions, Services, new ReconcileQueue(_storage), new ClientTokens(_storage, Time),
+                Clusters, Definitions, Services, new ReconcileQueue(_storage, new QueueWake(NullLogger<QueueWake>.Instance)), new ClientTokens(_storage, Time),
                 new ServiceJson(Arns, Options), Arns, Time, NullLogger<ServiceActions>.Instance),
+            new ContainerInstanceActions(
+                new ContainerInstanceStore(_storage, Arns, Time), Clusters,
+                new ServiceResync(Services, new ReconcileQueue(_storage, new QueueWake(NullLogger<QueueWake>.Instance))),
+                Arns, Options, Time, NullLogger<ContainerInstanceActions>.Instance),
             new TagActions([Services]),
         ]);
     }

@@ -1,5 +1,9 @@
 using Azure.Storage.Queues;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using Serverless.Core.Storage;
 using Serverless.Core.Tasks;
+using Serverless.Worker.Reporting;
 using Serverless.Worker.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -37,6 +41,32 @@ public sealed class CommandLoopTests(WorkerFixture fixture, ITestOutputHelper ou
         Assert.Equal("Done", stopped.StoppedReason);
         await WaitUntilEmptyAsync(queue);
         Assert.False(loop.IsCompleted);
+    }
+
+    [Fact]
+    public async Task A_wake_from_the_control_plane_brings_a_command_in_without_waiting_for_the_next_poll()
+    {
+        // A clock that never moves: once idle, the loop would wait for its next poll forever.
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var worker = await WorkerHarness.StartAsync(fixture, output, time: time);
+        var endpoint = worker.Get<QueueWake>().Listen(0, "127.0.0.1");
+        var definition = await worker.RegisterAsync("""
+            {"family": "woken", "containerDefinitions": [{"name": "app", "image": "local/busybox:latest", "memory": 32, "command": ["sleep", "300"], "stopTimeout": 1}]}
+            """);
+        var queue = await CommandQueueAsync(worker);
+        _ = worker.Commands.RunAsync(worker.Stopping);
+        await Task.Delay(500); // the first poll finds nothing, and the loop settles into its wait
+
+        var start = worker.StartCommand(definition) with { ReportWake = "127.0.0.1:9" };
+        await queue.SendMessageAsync(TaskMessages.Serialize(start));
+        using var controlPlane = new QueueWake(NullLogger<QueueWake>.Instance);
+        controlPlane.Send(endpoint, queue.Name);
+
+        await Events.WaitForStatusAsync(start.TaskArn, "RUNNING", worker.Stopping);
+        // And the reports of the command's task will wake the control plane that sent it.
+        Assert.Equal("127.0.0.1:9", worker.Get<TaskStateReporter>().ReportWake);
+        await worker.Runner.StopAsync(WorkerHarness.StopCommand(start.TaskArn), worker.Stopping);
+        await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", worker.Stopping);
     }
 
     [Fact]

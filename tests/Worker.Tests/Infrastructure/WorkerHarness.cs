@@ -55,10 +55,14 @@ public sealed class WorkerHarness : IAsyncDisposable
 
     public T Get<T>() where T : notnull => _services.GetRequiredService<T>();
 
-    /// <summary>A worker (without <paramref name="watchEvents"/>: deaf to Docker's events) for a new instance id, or for <paramref name="instanceId"/> (a restart) sharing <paramref name="storagePrefix"/>'s tables.</summary>
+    /// <summary>
+    /// A worker (without <paramref name="watchEvents"/>: deaf to Docker's events) for a new instance id, or for
+    /// <paramref name="instanceId"/> (a restart) sharing <paramref name="storagePrefix"/>'s tables; on
+    /// <paramref name="time"/>'s clock when given.
+    /// </summary>
     public static async Task<WorkerHarness> StartAsync(
         WorkerFixture fixture, ITestOutputHelper output, string? instanceId = null, string? storagePrefix = null, Action<WorkerOptions>? configure = null,
-        bool watchEvents = true)
+        bool watchEvents = true, TimeProvider? time = null)
     {
         var options = new WorkerOptions
         {
@@ -71,7 +75,9 @@ public sealed class WorkerHarness : IAsyncDisposable
         };
         configure?.Invoke(options);
         var prefix = storagePrefix ?? TestNames.Unique("worker");
-        var services = new ServiceCollection()
+        var collection = new ServiceCollection();
+        if (time is not null) collection.AddSingleton(time);
+        var services = collection
             .AddLogging(logging => logging.AddProvider(new XunitLoggerProvider(output)).SetMinimumLevel(LogLevel.Debug))
             .AddWorker(options, new EcsOptions { StoragePrefix = prefix }, fixture.ConnectionString, runAsHostedService: false)
             .BuildServiceProvider();
