@@ -92,7 +92,9 @@ public sealed class WorkerOptions
 
     /// <summary>
     /// A PENDING (or STOPPING) report is sent only when RUNNING (or STOPPED) is not reached within
-    /// this delay: each report costs storage transactions, and most tasks get there sooner.
+    /// this delay: each report costs four storage transactions, and most tasks get there sooner.
+    /// The ECS agent itself reports only RUNNING and STOPPED; a start that is slow for a reason
+    /// (an image pull, a dependency, a busy engine) still shows PENDING after this long.
     /// </summary>
-    public int TransitionReportDelayMilliseconds { get; set; } = 1000;
+    public int TransitionReportDelayMilliseconds { get; set; } = 3000;
 }

@@ -214,11 +214,15 @@ public sealed class QueueTriggerListenerTests(AzuriteFixture azurite)
             waits = listener.IdleWaits;
             if (listener.CurrentIdleDelay < TimeSpan.FromSeconds(48)) time.Advance(listener.CurrentIdleDelay);
         }
+        var polls = listener.PollCount;
         await Queue(name).SendMessageAsync("now");
         wakes.Local(name);
 
         // Not a tick of the clock: the wake alone brought the poll that found the message.
         await Eventually.TrueAsync(() => received == 1, "the message to be taken");
+        // And that short batch drained the queue: no second poll until the next wake or the back-off.
+        await Task.Delay(300);
+        Assert.Equal(polls + 1, listener.PollCount);
         await stop.CancelAsync();
         await running;
     }

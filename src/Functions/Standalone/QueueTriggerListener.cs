@@ -37,7 +37,11 @@ public sealed partial class QueueTriggerListener
     /// <param name="handler">Runs the function for a message and its decoded body; throwing means failure.</param>
     /// <param name="time">The clock for polling delays and lease renewals.</param>
     /// <param name="logger">Receives one line per failure or poisoning, and debug lines otherwise.</param>
-    /// <param name="wake">Cuts an idle wait short when set (a message was just sent to the queue); null to poll on the back-off alone.</param>
+    /// <param name="wake">
+    /// Cuts an idle wait short when set (a message was just sent to the queue); null to poll on the back-off
+    /// alone. With a wake, the listener polls when woken, after a full batch, and on the back-off, which then
+    /// climbs to the maximum and stays there: it only has to catch a message whose wake was lost.
+    /// </param>
     public QueueTriggerListener(
         string function, QueueClient queue, QueueClient poisonQueue, QueueTriggerOptions options,
         Func<QueueMessage, BinaryData, CancellationToken, Task> handler, TimeProvider time, ILogger logger, WakeSignal? wake = null)
@@ -133,10 +137,21 @@ public sealed partial class QueueTriggerListener
                 continue;
             }
 
-            _backoff.Reset();
             foreach (var message in messages)
             {
                 Track(Task.Run(() => ProcessAsync(message, stoppingToken), CancellationToken.None));
+            }
+
+            if (_wake is null)
+            {
+                // Busy: poll fast again, as the host does.
+                _backoff.Reset();
+            }
+            else if (messages.Length < _options.BatchSize)
+            {
+                // A short batch drained the queue, and whoever sends next wakes us: polling again now, and
+                // fast after that, would only cost storage calls. The back-off covers a message sent without a wake.
+                await IdleAsync(stoppingToken);
             }
         }
     }
@@ -148,8 +163,8 @@ public sealed partial class QueueTriggerListener
         var wait = _wake?.WaitAsync(delay, _time, stoppingToken) ?? SleepAsync(delay, stoppingToken);
         CurrentIdleDelay = delay;
         Interlocked.Increment(ref _idleWaits);
-        // Woken: a message was just sent, so poll at once and quickly again, as after finding messages.
-        if (await wait) _backoff.Reset();
+        // Woken or not, the back-off stays where it is: with wakes it is only the safety net for a lost one.
+        await wait;
     }
 
     private async Task<bool> SleepAsync(TimeSpan delay, CancellationToken stoppingToken)

@@ -65,7 +65,10 @@ public sealed class CommandLoop(
                         }
                     }, CancellationToken.None);
                 }
-                delay = PollDelay.Next(delay, messages.Length > 0, cap);
+                delay = wake.Endpoint is null
+                    ? PollDelay.Next(delay, messages.Length > 0, cap)
+                    // The control plane wakes us when it sends: poll again at once only when the batch was full.
+                    : messages.Length == batch ? TimeSpan.Zero : cap;
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {

@@ -72,6 +72,8 @@ public sealed class WorkerHarness : IAsyncDisposable
             CommandPollMaxDelayMilliseconds = 200,
             HeartbeatSeconds = 1,
             ImagePullTimeoutSeconds = 30,
+            // The tests of transitional reports stop in 3 s; the default would race them.
+            TransitionReportDelayMilliseconds = 1000,
         };
         configure?.Invoke(options);
         var prefix = storagePrefix ?? TestNames.Unique("worker");
