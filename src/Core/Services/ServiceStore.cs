@@ -114,7 +114,8 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
 
     /// <summary>
     /// One page of a cluster's ACTIVE and DRAINING services in name order after <paramref name="afterName"/>,
-    /// optionally only those of one launch type and scheduling strategy, and whether more follow.
+    /// optionally only those of one launch type and scheduling strategy, and whether more follow. The
+    /// records are minimal, as <see cref="ListAllActiveAsync"/>'s: they name services and are never saved back.
     /// </summary>
     public Task<(IReadOnlyList<ServiceRecord> Services, bool More)> ListAsync(
         string cluster, string? afterName, int take, string? launchType, string? schedulingStrategy, CancellationToken cancellationToken)
@@ -140,8 +141,10 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
         };
         if (launchType is not null) clauses.Add($"LaunchType eq {TableQueries.Quote(launchType)}");
         if (schedulingStrategy is not null) clauses.Add($"SchedulingStrategy eq {TableQueries.Quote(schedulingStrategy)}");
-        var (entities, more) = await table.TakeAsync<TableEntity>(string.Join(" and ", clauses), take, null, cancellationToken);
-        return (entities.Select(FromEntity).ToList(), more);
+        // Listing names services, nothing more: the key columns only, so a page of services with long
+        // event and deployment histories costs storage no more than a page of names.
+        var (entities, more) = await table.TakeAsync<TableEntity>(string.Join(" and ", clauses), take, KeyColumns, cancellationToken);
+        return (entities.Select(e => FromEntity(e) with { ETag = default }).ToList(), more);
     }
 
     /// <summary>

@@ -74,14 +74,19 @@ public sealed class TaskActions(
 
     private async Task<JsonObject> DescribeTasksAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
-        var cluster = (await clusters.GetActiveAsync(arns.ClusterName(request.String("cluster")), cancellationToken)).Name;
+        var cluster = arns.ClusterName(request.String("cluster"));
         var names = request.Strings("tasks").ToList();
         if (names.Count is < 1 or > 100) throw new InvalidParameterException("Tasks cannot be empty and may name at most 100 tasks.");
         var includeTags = request.Strings("include").Contains("TAGS");
 
-        var found = await Task.WhenAll(names.Select(n => TryTaskId(cluster, n) is { } id
+        // The cluster check and the reads go out together: one round trip, not two (a missing
+        // cluster still answers ClusterNotFoundException, the reads are then thrown away).
+        var active = clusters.GetActiveAsync(cluster, cancellationToken);
+        var reads = Task.WhenAll(names.Select(n => TryTaskId(cluster, n) is { } id
             ? tasks.FindAsync(cluster, id, cancellationToken)
             : Task.FromResult<TaskRecord?>(null)));
+        await Task.WhenAll(active, reads);
+        var found = await reads;
         var described = new JsonArray();
         var failures = new JsonArray();
         for (var i = 0; i < names.Count; i++)
@@ -94,7 +99,7 @@ public sealed class TaskActions(
 
     private async Task<JsonObject> ListTasksAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
-        var cluster = (await clusters.GetActiveAsync(arns.ClusterName(request.String("cluster")), cancellationToken)).Name;
+        var cluster = arns.ClusterName(request.String("cluster"));
         var launchType = request.String("launchType");
         var filter = new TaskFilter(
             Group: request.String("serviceName") is { } service ? $"service:{arns.ResourcePart(service, "service")?.Split('/')[^1] ?? service}" : null,
@@ -103,7 +108,10 @@ public sealed class TaskActions(
             ContainerInstanceId: request.String("containerInstance") is { } instance ? InstanceId(cluster, instance) : null,
             DesiredStatus: request.String("desiredStatus") ?? TaskStatus.Running,
             LaunchType: launchType);
-        var (page, more) = await tasks.ListAsync(cluster, filter, Paging.MaxResults(request), Paging.AfterKey(request), cancellationToken);
+        var active = clusters.GetActiveAsync(cluster, cancellationToken);
+        var listing = tasks.ListKeysAsync(cluster, filter, Paging.MaxResults(request), Paging.AfterKey(request), cancellationToken);
+        await Task.WhenAll(active, listing);
+        var (page, more) = await listing;
         var response = new JsonObject { ["taskArns"] = page.Select(t => arns.Task(t.Cluster, t.Id)).ToJsonArray() };
         Paging.AddNextToken(response, more, page.Count > 0 ? TaskStore.PageKey(page[^1]) : null);
         return response;

@@ -82,6 +82,21 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
     /// </summary>
     public async Task<(IReadOnlyList<TaskRecord> Tasks, bool More)> ListAsync(
         string cluster, TaskFilter filter, int take, string? afterKey, CancellationToken cancellationToken)
+        => await ListAsync(cluster, filter, take, afterKey, select: null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ListAsync(string, TaskFilter, int, string?, CancellationToken)"/>, reading only the
+    /// keys: records that carry <see cref="TaskRecord.Cluster"/> and <see cref="TaskRecord.Id"/> and
+    /// nothing else, for answers that only name tasks (ListTasks).
+    /// </summary>
+    public Task<(IReadOnlyList<TaskRecord> Tasks, bool More)> ListKeysAsync(
+        string cluster, TaskFilter filter, int take, string? afterKey, CancellationToken cancellationToken)
+        => ListAsync(cluster, filter, take, afterKey, KeyColumns, cancellationToken);
+
+    private static readonly string[] KeyColumns = ["PartitionKey", "RowKey", "Cluster"];
+
+    private async Task<(IReadOnlyList<TaskRecord> Tasks, bool More)> ListAsync(
+        string cluster, TaskFilter filter, int take, string? afterKey, IEnumerable<string>? select, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
         var clauses = new List<string>();
@@ -98,9 +113,20 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
         if (filter.NotStopped) clauses.Add($"LastStatus ne '{TaskStatus.Stopped}'");
         if (filter.LaunchType is { } launchType) clauses.Add($"LaunchType eq {TableQueries.Quote(launchType)}");
 
-        var (entities, more) = await table.TakeAsync<TableEntity>(string.Join(" and ", clauses), take, null, cancellationToken);
-        return (entities.Select(TaskRecord.FromEntity).ToList(), more);
+        var (entities, more) = await table.TakeAsync<TableEntity>(string.Join(" and ", clauses), take, select, cancellationToken);
+        Func<TableEntity, TaskRecord> read = select is null ? TaskRecord.FromEntity : KeysOnly;
+        return (entities.Select(read).ToList(), more);
     }
+
+    private static TaskRecord KeysOnly(TableEntity entity) => new()
+    {
+        Cluster = entity.GetString("Cluster"),
+        Id = entity.RowKey,
+        Group = "",
+        TaskDefinitionArn = "",
+        Family = "",
+        ContainerInstanceId = "",
+    };
 
     public static string PageKey(TaskRecord task) => $"{task.PartitionKey}/{task.Id}";
 
