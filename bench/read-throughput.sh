@@ -107,6 +107,9 @@ if [[ -z "$OURS_URL" ]]; then
     export AzureWebJobsStorage="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$AZURITE_KEY;QueueEndpoint=http://127.0.0.1:$AZ_QUEUE_PORT/devstoreaccount1;TableEndpoint=http://127.0.0.1:$AZ_TABLE_PORT/devstoreaccount1;"
     export Ecs__AccessKeys="AKIALOCALDEVELOPMENT:local-development-secret-key-not-for-production"
     export Ecs__Region=us-east-1 Ecs__AccountId=000000000000
+    # The seeded tasks sit on a container instance no worker serves: keep the health sweep from
+    # retiring it (and stopping its tasks) in the middle of the run.
+    export Ecs__AgentLostAfterSeconds=86400
     export ASPNETCORE_URLS="$OURS_URL" Standalone__Urls="$OURS_URL"
     export Logging__LogLevel__Default=Warning Logging__LogLevel__Microsoft=Warning
     export DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production

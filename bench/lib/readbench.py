@@ -196,7 +196,7 @@ class CpuMeter:
 # ---------------------------------------------------------------- the measurements
 
 def signed_set(url: str, action: str) -> list:
-    return [sign(url, action, body) for body in workload.request_bodies(action)]
+    return [sign(url, action, body) for body in workload.request_bodies(action, url)]
 
 
 def preflight(servers: dict) -> None:
@@ -273,7 +273,7 @@ def run_wrk(url: str, action: str, seconds: float, args, workdir: str, tag: str)
         # wrk reports a refused connection as zero requests and zero errors.
         errors["no responses at all"] = 0
     if errors:
-        status, body = send_once(sign(url, action, workload.request_bodies(action)[0]))
+        status, body = send_once(sign(url, action, workload.request_bodies(action, url)[0]))
         raise BenchmarkFailed(
             f"{tag} {action}: wrk saw errors {errors} in {result['requests']} requests "
             f"(status = HTTP status > 399). A benchmark of errors is worthless.\n"
@@ -389,7 +389,10 @@ def render(results: dict, args) -> str:
     out += [f"Same machine, same run, same pre-signed requests (SigV4, botocore). Seeded "
             f"identically through boto3: {len(workload.CLUSTERS)} clusters, "
             f"{len(workload.FAMILIES)} task definition families x {workload.REVISIONS} "
-            f"revisions (2 containers each).", ""]
+            f"revisions (2 containers each); in cluster {workload.WORK_CLUSTER}, "
+            f"{len(workload.SERVICES)} services (desired count 0) and {workload.TASKS} tasks on one "
+            f"registered container instance that no worker serves. DescribeServices asks for one "
+            f"service or all ten, DescribeTasks for one task or ten.", ""]
     out += [f"- throughput: `wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s` "
             f"after a {args.warmup:g} s warm-up, closed loop, zero non-2xx and zero socket "
             f"errors (checked; the run fails otherwise)",
