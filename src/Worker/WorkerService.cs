@@ -36,26 +36,14 @@ public sealed class WorkerService(
         var watching = events.RunAsync(stoppingToken);
         await events.Started.WaitAsync(stoppingToken);
 
-        ListenForWakes();
+        // Before registering, so the registration carries the endpoint. Without it commands are still found by polling.
+        wake.Listen(options.WakePort, options.WakeAddress);
         await RetryAsync("register", registration.RegisterAsync, stoppingToken, fatal: e => e is InvalidOperationException);
         await RetryAsync("open the task-events queue", reporter.OpenAsync, stoppingToken);
         await RetryAsync("adopt the tasks from before this start", adoption.RunAsync, stoppingToken);
 
         logger.LogInformation("Worker {ContainerInstanceArn} ready", identity.ContainerInstanceArn);
         await Task.WhenAll(watching, heartbeat.RunAsync(stoppingToken), commands.RunAsync(stoppingToken));
-    }
-
-    /// <summary>Before registering, so the registration carries the endpoint. Without it commands are still found by polling.</summary>
-    private void ListenForWakes()
-    {
-        try
-        {
-            wake.Listen(options.WakePort, options.WakeAddress);
-        }
-        catch (Exception e) when (e is System.Net.Sockets.SocketException or FormatException)
-        {
-            logger.LogWarning("Not listening for command wakes on UDP port {Port}: {Error}; commands are found by polling alone", options.WakePort, e.Message);
-        }
     }
 
     private async Task RetryAsync(string what, Func<CancellationToken, Task> action, CancellationToken cancellationToken, Func<Exception, bool>? fatal = null)

@@ -27,6 +27,17 @@ public sealed class ClusterStore(StorageClients storage, Arns arns) : ITagStore
         return cluster is { Status: ClusterRecord.Active } ? cluster : throw new ClusterNotFoundException();
     }
 
+    /// <summary>
+    /// <paramref name="read"/>'s result, awaited together with the check that cluster <paramref name="name"/>
+    /// is ACTIVE: one round trip instead of two. A missing cluster still wins
+    /// (<see cref="ClusterNotFoundException"/>); the read is then thrown away.
+    /// </summary>
+    public async Task<T> ReadInActiveAsync<T>(string name, Task<T> read, CancellationToken cancellationToken)
+    {
+        await Task.WhenAll(GetActiveAsync(name, cancellationToken), read);
+        return await read;
+    }
+
     /// <summary>Inserts; returns false when a row with that name already exists.</summary>
     public async Task<bool> TryAddAsync(ClusterRecord cluster, CancellationToken cancellationToken)
     {

@@ -20,8 +20,8 @@ public sealed class ServiceResync(ServiceStore services, ReconcileQueue reconcil
         while (true)
         {
             var (page, more) = await services.ListAsync(cluster, after, Page, null, null, cancellationToken);
-            foreach (var service in page)
-                await reconcile.EnqueueAsync(new ServiceKey(service.Cluster, service.Name), null, cancellationToken);
+            // A page at once: this runs inside RegisterContainerInstance and UpdateContainerInstancesState.
+            await Task.WhenAll(page.Select(s => reconcile.EnqueueAsync(new ServiceKey(s.Cluster, s.Name), null, cancellationToken)));
             count += page.Count;
             if (!more || page.Count == 0) return count;
             after = page[^1].Name;

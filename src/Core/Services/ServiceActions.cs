@@ -323,14 +323,10 @@ public sealed partial class ServiceActions(
         if (references.Count is < 1 or > 10) throw new InvalidParameterException("services must contain between 1 and 10 entries.");
         var includeTags = request.Strings("include").Contains("TAGS");
 
-        // The cluster check and the reads in one round trip (a missing cluster still wins).
         var names = references.Select(r => ServiceName(cluster, r)).ToList();
-        var active = clusters.GetActiveAsync(cluster, cancellationToken);
-        var reads = Task.WhenAll(names.Select(n => n is null
+        var found = await clusters.ReadInActiveAsync(cluster, Task.WhenAll(names.Select(n => n is null
             ? Task.FromResult<ServiceRecord?>(null)
-            : services.FindAsync(cluster, n, cancellationToken)));
-        await Task.WhenAll(active, reads);
-        var found = await reads;
+            : services.FindAsync(cluster, n, cancellationToken))), cancellationToken);
 
         // INACTIVE services are still described, which is how the services-inactive waiter and
         // tools that delete a service see it finish.
@@ -358,17 +354,16 @@ public sealed partial class ServiceActions(
         // ECS pages ListServices 10 at a time unless told otherwise.
         var take = Paging.MaxResults(request, @default: 10, max: 100);
         var after = Paging.AfterKey(request);
-        var active = clusters.GetActiveAsync(cluster, cancellationToken);
         // No service here is managed by ECS itself (Express services): that filter finds none.
         if (request.String("resourceManagementType") == "ECS")
         {
-            await active;
+            await clusters.GetActiveAsync(cluster, cancellationToken);
             return new JsonObject { ["serviceArns"] = new JsonArray() };
         }
 
-        var listing = services.ListActiveAsync(cluster, after, take, request.String("launchType"), request.String("schedulingStrategy"), cancellationToken);
-        await Task.WhenAll(active, listing);
-        var (page, more) = await listing;
+        var (page, more) = await clusters.ReadInActiveAsync(cluster,
+            services.ListActiveAsync(cluster, after, take, request.String("launchType"), request.String("schedulingStrategy"), cancellationToken),
+            cancellationToken);
         var response = new JsonObject { ["serviceArns"] = page.Select(s => arns.Service(s.Cluster, s.Name)).ToJsonArray() };
         Paging.AddNextToken(response, more, page.LastOrDefault()?.Name);
         return response;

@@ -44,7 +44,8 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger) : IDisposable
     /// <summary>
     /// Starts receiving wakes on UDP <paramref name="port"/> (0: any free port) of every local
     /// address, and advertises <paramref name="advertisedAddress"/> (default: the address this host
-    /// routes outwards from, or loopback). Does nothing when <paramref name="port"/> is negative.
+    /// routes outwards from, or loopback). Does nothing when <paramref name="port"/> is negative; a port
+    /// that cannot be bound is logged, and this process's pollers then poll on their back-off alone.
     /// </summary>
     /// <returns>The advertised endpoint, or null when not listening.</returns>
     public string? Listen(int port, string? advertisedAddress)
@@ -58,10 +59,11 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger) : IDisposable
             {
                 socket.Bind(new IPEndPoint(IPAddress.Any, port));
             }
-            catch
+            catch (SocketException e)
             {
                 socket.Dispose();
-                throw;
+                LogNotListening(logger, port, e.Message);
+                return null;
             }
             var bound = ((IPEndPoint)socket.LocalEndPoint!).Port;
             var address = advertisedAddress is { Length: > 0 } configured ? configured : OutwardAddress().ToString();
@@ -168,6 +170,10 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger) : IDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Listening for queue wakes on {Endpoint} (UDP)")]
     private static partial void LogListening(ILogger logger, string endpoint);
+
+    [LoggerMessage(Level = LogLevel.Warning,
+        Message = "Not listening for queue wakes on UDP port {Port}: {Error}; queues are found by polling alone")]
+    private static partial void LogNotListening(ILogger logger, int port, string error);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Could not wake the poller of {Queue} at {Endpoint}: {Error}")]
     private static partial void LogSendFailed(ILogger logger, string queue, string endpoint, string error);

@@ -79,14 +79,9 @@ public sealed class TaskActions(
         if (names.Count is < 1 or > 100) throw new InvalidParameterException("Tasks cannot be empty and may name at most 100 tasks.");
         var includeTags = request.Strings("include").Contains("TAGS");
 
-        // The cluster check and the reads go out together: one round trip, not two (a missing
-        // cluster still answers ClusterNotFoundException, the reads are then thrown away).
-        var active = clusters.GetActiveAsync(cluster, cancellationToken);
-        var reads = Task.WhenAll(names.Select(n => TryTaskId(cluster, n) is { } id
+        var found = await clusters.ReadInActiveAsync(cluster, Task.WhenAll(names.Select(n => TryTaskId(cluster, n) is { } id
             ? tasks.FindAsync(cluster, id, cancellationToken)
-            : Task.FromResult<TaskRecord?>(null)));
-        await Task.WhenAll(active, reads);
-        var found = await reads;
+            : Task.FromResult<TaskRecord?>(null))), cancellationToken);
         var described = new JsonArray();
         var failures = new JsonArray();
         for (var i = 0; i < names.Count; i++)
@@ -108,10 +103,8 @@ public sealed class TaskActions(
             ContainerInstanceId: request.String("containerInstance") is { } instance ? InstanceId(cluster, instance) : null,
             DesiredStatus: request.String("desiredStatus") ?? TaskStatus.Running,
             LaunchType: launchType);
-        var active = clusters.GetActiveAsync(cluster, cancellationToken);
-        var listing = tasks.ListKeysAsync(cluster, filter, Paging.MaxResults(request), Paging.AfterKey(request), cancellationToken);
-        await Task.WhenAll(active, listing);
-        var (page, more) = await listing;
+        var (page, more) = await clusters.ReadInActiveAsync(
+            cluster, tasks.ListKeysAsync(cluster, filter, Paging.MaxResults(request), Paging.AfterKey(request), cancellationToken), cancellationToken);
         var response = new JsonObject { ["taskArns"] = page.Select(t => arns.Task(t.Cluster, t.Id)).ToJsonArray() };
         Paging.AddNextToken(response, more, page.Count > 0 ? TaskStore.PageKey(page[^1]) : null);
         return response;

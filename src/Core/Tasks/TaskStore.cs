@@ -80,9 +80,9 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
     /// One page of a cluster's tasks matching <paramref name="filter"/>, in key order after
     /// <paramref name="afterKey"/> (<c>PartitionKey/RowKey</c> of the last task of the previous page).
     /// </summary>
-    public async Task<(IReadOnlyList<TaskRecord> Tasks, bool More)> ListAsync(
+    public Task<(IReadOnlyList<TaskRecord> Tasks, bool More)> ListAsync(
         string cluster, TaskFilter filter, int take, string? afterKey, CancellationToken cancellationToken)
-        => await ListAsync(cluster, filter, take, afterKey, select: null, cancellationToken);
+        => ListAsync(cluster, filter, take, afterKey, select: null, cancellationToken);
 
     /// <summary>
     /// As <see cref="ListAsync(string, TaskFilter, int, string?, CancellationToken)"/>, reading only the

@@ -40,7 +40,9 @@ internal sealed partial class StandaloneTriggerService(
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        ListenForWakes();
+        // Workers wake the queue triggers after they report (their commands carry this endpoint), as the
+        // host's own sends wake them in-process. Without it the triggers still poll on their back-off.
+        if (queues.Count > 0) wake.Listen(ecs.WakePort, ecs.WakeAddress);
         foreach (var binding in queues)
         {
             var function = binding.Function;
@@ -70,23 +72,6 @@ internal sealed partial class StandaloneTriggerService(
             _running.Add(Task.Run(() => scheduler.RunAsync(_stopping.Token), CancellationToken.None));
         }
         return Task.CompletedTask;
-    }
-
-    /// <summary>
-    /// Workers wake the queue triggers after they report (their commands carry this endpoint), as the
-    /// host's own sends wake them in-process. Without it the triggers still poll on their back-off.
-    /// </summary>
-    private void ListenForWakes()
-    {
-        if (queues.Count == 0) return;
-        try
-        {
-            wake.Listen(ecs.WakePort, ecs.WakeAddress);
-        }
-        catch (Exception e) when (e is System.Net.Sockets.SocketException or FormatException)
-        {
-            LogNoWakes(_logger, ecs.WakePort, e.Message);
-        }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -127,10 +112,6 @@ internal sealed partial class StandaloneTriggerService(
         ["ExpirationTime"] = message.ExpiresOn,
         ["NextVisibleTime"] = message.NextVisibleOn,
     };
-
-    [LoggerMessage(Level = LogLevel.Warning,
-        Message = "Not listening for queue wakes on UDP port {Port}: {Error}; queue triggers poll on their back-off alone")]
-    private static partial void LogNoWakes(ILogger logger, int port, string error);
 
     [LoggerMessage(Level = LogLevel.Warning,
         Message = "Shutdown timed out with {Count} queue listeners or timers still running their functions")]
