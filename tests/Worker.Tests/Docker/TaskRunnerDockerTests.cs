@@ -75,18 +75,21 @@ public sealed class TaskRunnerDockerTests(WorkerFixture fixture, ITestOutputHelp
     [Fact]
     public async Task A_fast_start_reports_RUNNING_without_a_PENDING_first()
     {
-        var definition = await _worker.RegisterAsync("""
+        // The worker's own default delay: the harness's 1 s is shorter than a start on a busy engine here.
+        await using var worker = await WorkerHarness.StartAsync(fixture, output,
+            configure: o => o.TransitionReportDelayMilliseconds = new WorkerOptions().TransitionReportDelayMilliseconds);
+        var definition = await worker.RegisterAsync("""
             {"family": "fast", "containerDefinitions": [{"name": "app", "image": "local/busybox:latest", "memory": 32, "command": ["sleep", "300"], "stopTimeout": 1}]}
             """);
-        var start = _worker.StartCommand(definition);
+        var start = worker.StartCommand(definition);
 
-        await _worker.Runner.StartAsync(start, redelivered: false, Token);
+        await worker.Runner.StartAsync(start, redelivered: false, Token);
         await Events.WaitForStatusAsync(start.TaskArn, "RUNNING", Token);
         await Task.Delay(1500);
 
         var reports = await Events.ReportsAsync(start.TaskArn, Token);
         Assert.Equal(["RUNNING"], reports.Select(r => r.LastStatus));
-        await _worker.Runner.StopAsync(WorkerHarness.StopCommand(start.TaskArn), Token);
+        await worker.Runner.StopAsync(WorkerHarness.StopCommand(start.TaskArn), Token);
         await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", Token);
     }
 
