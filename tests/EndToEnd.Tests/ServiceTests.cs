@@ -132,6 +132,10 @@ public sealed class ServiceTests(ControlPlaneFixture plane) : IAsyncLifetime
         _ = (await plane.EcsAsync("create-service", "--cluster", cluster, "--service-name", "svc", "--task-definition", good,
             "--desired-count", "2", "--deployment-configuration", "deploymentCircuitBreaker={enable=true,rollback=true}")).Json;
         await WaitStableAsync(cluster, "svc");
+        // The breaker rolls back to the last COMPLETED deployment, as ECS's does: the first one must be
+        // marked so before the bad revision arrives (steady and marked can be a reconcile apart).
+        await WaitForAsync(async () => (await DescribeAsync(cluster, "svc"))["deployments"]![0]!["rolloutState"]!.GetValue<string>() == "COMPLETED",
+            "the first deployment to complete");
 
         var bad = await RegisterAsync("breaker", "exit 1");
         _ = (await plane.EcsAsync("update-service", "--cluster", cluster, "--service", "svc", "--task-definition", bad)).Json;
