@@ -103,8 +103,7 @@ public static class Rollout
                     FailedTasks = failed,
                     UpdatedAt = view.Now,
                 };
-                var lastGood = deployments.Where(d => d.Id != primary.Id && d.RolloutState == DeploymentStatus.Completed)
-                    .OrderByDescending(d => d.CreatedAt).FirstOrDefault();
+                var lastGood = LastCompleted(deployments, primary.Id);
                 if (config.CircuitBreakerRollback && lastGood is not null)
                 {
                     var rollback = new Deployment
@@ -148,12 +147,18 @@ public static class Rollout
         var oldAfter = after.Where(t => t.StartedBy != primary.Id).ToList();
         var started = starts.Sum(s => s.OnInstances?.Count ?? s.Count);
 
+        // Old deployments leave the list once they have no tasks left, except the newest COMPLETED
+        // one: it stays, hidden as INACTIVE, until the primary completes, so that the circuit breaker
+        // can roll back to it even after failing tasks that ran for a moment replaced all of its own.
+        var fallback = LastCompleted(deployments, primary.Id)?.Id;
         deployments = deployments
             .Select(d => d.Id == primary.Id
                 ? Counted(d, primaryAfter, desired, view)
                 : Counted(d, after.Where(t => t.StartedBy == d.Id).ToList(), after.Count(t => t.StartedBy == d.Id), view))
-            // Old deployments leave the list once they have no tasks left.
-            .Where(d => d.Id == primary.Id || after.Any(t => t.StartedBy == d.Id))
+            .Where(d => d.Id == primary.Id || d.Id == fallback || after.Any(t => t.StartedBy == d.Id))
+            .Select(d => d.Id != primary.Id && d.Status != DeploymentStatus.Inactive && !after.Any(t => t.StartedBy == d.Id)
+                ? d with { Status = DeploymentStatus.Inactive, UpdatedAt = view.Now }
+                : d)
             .ToList();
 
         var primaryNow = deployments.First(d => d.Id == primary.Id);
@@ -162,7 +167,7 @@ public static class Rollout
         if (steady && primaryNow.RolloutState == DeploymentStatus.InProgress)
         {
             primaryNow = primaryNow with { RolloutState = DeploymentStatus.Completed, RolloutStateReason = "ECS deployment " + primaryNow.Id + " completed.", UpdatedAt = view.Now };
-            deployments = deployments.Select(d => d.Id == primaryNow.Id ? primaryNow : d).ToList();
+            deployments = deployments.Where(d => d.Status != DeploymentStatus.Inactive).Select(d => d.Id == primaryNow.Id ? primaryNow : d).ToList();
             events.Add($"(service {service.Name}) (deployment {primaryNow.Id}) deployment completed.");
         }
         // A deleted service is INACTIVE once every task has actually stopped, not when told to.
@@ -266,6 +271,10 @@ public static class Rollout
             ? deployment
             : deployment with { DesiredCount = desired, RunningCount = running, PendingCount = pending, FailedTasks = failed, UpdatedAt = view.Now };
     }
+
+    private static Deployment? LastCompleted(IEnumerable<Deployment> deployments, string primaryId)
+        => deployments.Where(d => d.Id != primaryId && d.RolloutState == DeploymentStatus.Completed)
+            .OrderByDescending(d => d.CreatedAt).FirstOrDefault();
 
     private static bool LastEventIsSteady(ServiceRecord service)
         => service.Events.Count > 0 && service.Events[0].Message.EndsWith("has reached a steady state.", StringComparison.Ordinal);

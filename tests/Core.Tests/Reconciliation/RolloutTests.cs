@@ -199,6 +199,36 @@ public class RolloutTests
     }
 
     [Fact]
+    public void The_circuit_breaker_rolls_back_even_after_failing_tasks_that_ran_for_a_moment_replaced_every_old_one()
+    {
+        var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed))
+            with { DeploymentConfiguration = new DeploymentConfiguration(CircuitBreakerEnable: true, CircuitBreakerRollback: true) };
+        var old = new[] { Task("d1"), Task("d1") };
+        // The bad revision's tasks were RUNNING for a moment: they count as healthy, so the old ones go.
+        var replacing = Step(service, [.. old, Task("d2"), Task("d2")]);
+        Assert.Equal(2, replacing.Stop.Count);
+        var stoppedOld = old.Select(t => t with { LastStatus = TaskStatus.Stopped, DesiredStatus = TaskStatus.Stopped, StopCode = "ServiceSchedulerInitiated" }).ToList();
+        var oneFailed = new[] { Task("d2", TaskStatus.Stopped, stopCode: "EssentialContainerExited"), Task("d2") };
+        var drained = Step(replacing.Service, [.. stoppedOld, .. oneFailed]);
+
+        // d1 has no tasks left: INACTIVE (which DescribeServices does not show), but still there to roll back to.
+        Assert.Equal(DeploymentStatus.Inactive, Assert.Single(drained.Service.Deployments, d => d.Id == "d1").Status);
+        Assert.Equal(drained.Service.Deployments, Step(drained.Service, [.. stoppedOld, .. oneFailed]).Service.Deployments);
+
+        var failures = Enumerable.Range(0, 3).Select(_ => Task("d2", TaskStatus.Stopped, stopCode: "EssentialContainerExited"));
+        var tripped = Step(drained.Service, [.. stoppedOld, .. failures]);
+        Assert.Equal(V1, tripped.Service.Primary!.TaskDefinitionArn);
+        Assert.Contains(tripped.Service.Events, e => e.Message == "(service web) rolling back to deployment d1.");
+        Assert.Equal(2, Starting(tripped));
+
+        // Once the rollback completes, the hidden deployment is gone.
+        var back = tripped.Service.Primary!.Id;
+        var done = Step(tripped.Service, [.. stoppedOld, .. failures, Task(back), Task(back)]);
+        Assert.Equal(DeploymentStatus.Completed, done.Service.Primary!.RolloutState);
+        Assert.Single(done.Service.Deployments);
+    }
+
+    [Fact]
     public void Without_rollback_a_tripped_deployment_stops_launching()
     {
         var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2))
