@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
@@ -46,6 +47,13 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
 
     /// <summary>Attempts at a conditional write before giving up; each lost race means another writer won.</summary>
     private const int MaxAttempts = 30;
+    private const int MaxFamiliesRemembered = 10_000;
+
+    /// <summary>
+    /// The newest revision number this process has seen per family: only a lower bound for the
+    /// next lookup's query (revision numbers only grow), never an answer, so it cannot go stale.
+    /// </summary>
+    private readonly ConcurrentDictionary<string, int> _newestSeen = new(StringComparer.Ordinal);
 
     public string ResourceType => "task-definition";
 
@@ -130,11 +138,27 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
     {
         if (!IsFamily(family)) return null;
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var familyRow = await ReadFamilyAsync(table, family, cancellationToken);
+        TableEntity? familyRow, newest;
+        if (_newestSeen.TryGetValue(family, out var seen)
+            && await ReadFromAsync(table, family, seen, cancellationToken) is { } rows)
+        {
+            // One request: the family row (its key sorts after every revision's) and the revisions
+            // from the newest this process has seen, which is usually still the newest.
+            familyRow = rows.Find(r => r.RowKey == FamilyRowKey);
+            newest = familyRow?.GetInt32("Latest") is { } number
+                ? rows.Find(r => r.RowKey == RevisionKey(number)) ?? await ReadRevisionAsync(table, family, number, cancellationToken)
+                : null;
+        }
+        else
+        {
+            familyRow = await ReadFamilyAsync(table, family, cancellationToken);
+            newest = familyRow?.GetInt32("Latest") is { } number ? await ReadRevisionAsync(table, family, number, cancellationToken) : null;
+        }
         if (familyRow is null || FamilyCounts.From(familyRow).Of(TaskDefinitionRecord.Active) == 0) return null;
-        // Usually the newest revision is the one: read it straight away, without the index query.
         var latest = familyRow.GetInt32("Latest")!.Value;
-        var newest = await ReadRevisionAsync(table, family, latest, cancellationToken);
+        if (_newestSeen.Count >= MaxFamiliesRemembered) _newestSeen.Clear();
+        _newestSeen[family] = latest;
+        // Usually the newest revision is the one, without the index query.
         if (newest?.GetString("Status") == TaskDefinitionRecord.Active) return ToRecord(newest);
         // Find the number by row key alone, then read that one row in full.
         await foreach (var key in DescendingAsync(table, family, latest - 1, TaskDefinitionRecord.Active, ["RowKey"], cancellationToken))
@@ -351,6 +375,17 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
             body, arn, revision, status,
             row.GetDateTimeOffset("RegisteredAt")!.Value, row.GetDateTimeOffset("DeregisteredAt"), row.GetDateTimeOffset("DeleteRequestedAt"));
         return new TaskDefinitionRecord(family, revision, status, arn, described, Tag.Deserialize(row.GetString("Tags")), row.ETag);
+    }
+
+    /// <summary>
+    /// The family row and the revisions from <paramref name="fromRevision"/> up, in one query; null
+    /// when they do not fit one small page (many registrations since), for the caller to read them apart.
+    /// </summary>
+    private static async Task<List<TableEntity>?> ReadFromAsync(TableClient table, string family, int fromRevision, CancellationToken cancellationToken)
+    {
+        var filter = $"PartitionKey eq {TableQueries.Quote(family)} and RowKey ge '{RevisionKey(fromRevision)}' and RowKey le '{FamilyRowKey}'";
+        var (rows, more) = await table.TakeAsync<TableEntity>(filter, 20, select: null, cancellationToken);
+        return more ? null : rows;
     }
 
     private static async Task<TableEntity?> ReadFamilyAsync(TableClient table, string family, CancellationToken cancellationToken)

@@ -87,6 +87,27 @@ public sealed class TaskDefinitionStoreTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task The_latest_active_revision_follows_what_another_control_plane_registers_and_deregisters()
+    {
+        // The reader remembers the newest revision it saw, as a lower bound for its next query only.
+        var prefix = TaskDefinitionTables.NewPrefix();
+        var reader = _tables.NewStore(prefix);
+        var writer = _tables.NewStore(prefix);
+        await RegisterAsync(writer, "web");
+        Assert.Equal(1, (await reader.FindLatestActiveAsync("web", _token))!.Revision);
+
+        await RegisterAsync(writer, "web");
+        Assert.Equal(2, (await reader.FindLatestActiveAsync("web", _token))!.Revision);
+        for (var i = 0; i < 25; i++) await RegisterAsync(writer, "web");
+        Assert.Equal(27, (await reader.FindLatestActiveAsync("web", _token))!.Revision);
+        await writer.DeregisterAsync(new TaskDefinitionKey("web", 27), _token);
+        Assert.Equal(26, (await reader.FindLatestActiveAsync("web", _token))!.Revision);
+        Assert.Equal(26, (await reader.FindLatestActiveAsync("web", _token))!.Revision);
+        for (var revision = 1; revision <= 26; revision++) await writer.DeregisterAsync(new TaskDefinitionKey("web", revision), _token);
+        Assert.Null(await reader.FindLatestActiveAsync("web", _token));
+    }
+
+    [Fact]
     public async Task Deregistering_stamps_the_time_once_and_repeats_harmlessly()
     {
         var store = _tables.NewStore();
