@@ -231,4 +231,44 @@ public sealed class TaskLifecycleTests(ControlPlaneFixture plane) : IAsyncLifeti
         foreach (var arn in arns) await plane.EcsAsync("stop-task", "--cluster", cluster, "--task", arn);
         await WaitAsync("tasks-stopped", cluster, arns);
     }
+
+    [Fact]
+    public async Task Run_task_with_one_client_token_launches_once_however_often_and_concurrently_it_is_sent()
+    {
+        var cluster = await ClusterAsync("token");
+        var worker = await plane.StartWorkerAsync(cluster, memoryMiB: 1024);
+        var definition = await RegisterAsync("token", $$"""[{"name":"main","image":"{{Image}}","memory":128,"command":["sleep","300"]}]""");
+        var token = Guid.NewGuid().ToString();
+
+        // Eight identical calls at once, then one more afterwards: one pair of tasks, one answer.
+        var result = await plane.PythonAsync("concurrent_run.py", cluster, definition, "8", token, "2");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        var outcome = JsonNode.Parse(result.Stdout)!;
+        Assert.Empty(outcome["errors"]!.AsArray());
+        var arns = outcome["tasks"]!.AsArray().Select(t => t!.GetValue<string>()).Distinct().Order().ToArray();
+        Assert.Equal(2, arns.Length);
+        Assert.Equal(16, outcome["tasks"]!.AsArray().Count);
+        var retry = await RunAsync(cluster, definition, "--count", "2", "--client-token", token);
+        Assert.Equal(arns, retry["tasks"]!.AsArray().Select(t => t!["taskArn"]!.GetValue<string>()).Order());
+
+        // The same token with other parameters is refused.
+        var other = await plane.EcsAsync("run-task", "--cluster", cluster, "--task-definition", definition, "--count", "1", "--client-token", token);
+        Assert.NotEqual(0, other.ExitCode);
+        Assert.Contains("InvalidParameterException", other.Stderr);
+
+        // Only those two exist, hold resources and run: the losers' placements left nothing behind.
+        await WaitAsync("tasks-running", cluster, arns);
+        var listed = (await plane.EcsAsync("list-tasks", "--cluster", cluster)).Json["taskArns"]!.AsArray().Select(a => a!.GetValue<string>()).Order();
+        Assert.Equal(arns, listed);
+        var instance = (await plane.EcsAsync("describe-container-instances", "--cluster", cluster, "--container-instances", worker.InstanceId))
+            .Json["containerInstances"]![0]!;
+        var memory = instance["remainingResources"]!.AsArray().Single(r => r!["name"]!.GetValue<string>() == "MEMORY")!["integerValue"]!.GetValue<int>();
+        var registered = instance["registeredResources"]!.AsArray().Single(r => r!["name"]!.GetValue<string>() == "MEMORY")!["integerValue"]!.GetValue<int>();
+        Assert.Equal(registered - 2 * 128, memory);
+        var (_, containers) = await Docker.RunAsync("ps", "-q", "--filter", $"label=com.amazonaws.ecs.cluster={cluster}");
+        Assert.Equal(2, containers.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+
+        foreach (var arn in arns) await plane.EcsAsync("stop-task", "--cluster", cluster, "--task", arn);
+        await WaitAsync("tasks-stopped", cluster, arns);
+    }
 }

@@ -8,25 +8,79 @@ using Serverless.Core.Storage;
 namespace Serverless.Core.Api;
 
 /// <summary>
-/// <c>clientToken</c> idempotency: the first request with a token claims it (an insert, so two
-/// concurrent retries cannot both run) and records its response; a repeat with the same token
-/// gets that response back; the same token with different parameters is refused, as ECS does.
+/// <c>clientToken</c> idempotency: a repeat with the same token gets the first request's response
+/// back; the same token with different parameters is refused, as ECS does. Two ways:
+/// <see cref="RunOnceAsync"/> claims the token before running (an insert, so two concurrent
+/// retries cannot both run) and records the response after it: two writes. <see cref="RecordAsync"/>
+/// is for actions that can still be undone when they have run (RunTask before any Start is sent):
+/// the response is recorded with one insert, and whoever finds the token taken undoes its own work.
 /// </summary>
 public sealed class ClientTokens(StorageClients storage, TimeProvider time)
 {
     private const string TableName = "ClientTokens";
     private static readonly TimeSpan InFlightTimeout = TimeSpan.FromSeconds(30);
 
+    /// <summary>Refuses a token ECS would refuse; true when there is one.</summary>
+    public static bool Validate(string? token)
+    {
+        if (string.IsNullOrEmpty(token)) return false;
+        if (token.Length > 64) throw new InvalidParameterException("clientToken may be at most 64 characters.");
+        return true;
+    }
+
+    /// <summary>
+    /// Records <paramref name="response"/> as the answer to <paramref name="token"/>. Null when it
+    /// was recorded; the response already recorded when another request with the same token and
+    /// parameters was first (the caller undoes its work and answers with that one).
+    /// </summary>
+    public async Task<JsonObject?> RecordAsync(
+        string cluster, string action, string token, JsonObject request, JsonObject response, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        var record = Row(cluster, action, token, request);
+        LargeJson.Write(record, response.ToJsonString(), "Response");
+        try
+        {
+            await table.AddEntityAsync(record, cancellationToken);
+            return null;
+        }
+        catch (RequestFailedException e) when (e.Status == 409)
+        {
+            var existing = (await table.GetEntityIfExistsAsync<TableEntity>(cluster, record.RowKey, cancellationToken: cancellationToken)).Value
+                ?? throw new ConcurrentUpdateException($"clientToken {token}");
+            if (existing.GetString("Fingerprint") != record.GetString("Fingerprint"))
+                throw new InvalidParameterException("The clientToken was already used with different parameters.");
+            // A claim without a response is a RunOnceAsync in flight; this action never writes one.
+            return LargeJson.Read(existing, "Response") is { } recorded
+                ? JsonNode.Parse(recorded)!.AsObject()
+                : throw new ConcurrentUpdateException($"clientToken {token}");
+        }
+    }
+
+    private TableEntity Row(string cluster, string action, string token, JsonObject request) => new(
+        cluster, Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{action}\n{token}"))))
+    {
+        ["Fingerprint"] = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Canonical(request)!.ToJsonString()))),
+        ["ClaimedAt"] = time.GetUtcNow(),
+    };
+
+    /// <summary>The request with every object's members in ordinal order: SDKs send the same parameters in different orders.</summary>
+    private static JsonNode? Canonical(JsonNode? node) => node switch
+    {
+        JsonObject o => new JsonObject(o.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, Canonical(p.Value)))),
+        JsonArray a => new JsonArray(a.Select(Canonical).ToArray()),
+        _ => node?.DeepClone(),
+    };
+
     public async Task<JsonObject> RunOnceAsync(
         string cluster, string action, string? token, JsonObject request, Func<Task<JsonObject>> run, CancellationToken cancellationToken)
     {
-        if (string.IsNullOrEmpty(token)) return await run();
-        if (token.Length > 64) throw new InvalidParameterException("clientToken may be at most 64 characters.");
+        if (!Validate(token)) return await run();
 
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{action}\n{token}")));
-        var fingerprint = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(request.ToJsonString())));
-        var claim = new TableEntity(cluster, key) { ["Fingerprint"] = fingerprint, ["ClaimedAt"] = time.GetUtcNow() };
+        var claim = Row(cluster, action, token!, request);
+        var key = claim.RowKey;
+        var fingerprint = claim.GetString("Fingerprint");
 
         for (var attempt = 0; ; attempt++)
         {

@@ -36,12 +36,32 @@ public sealed class TaskActions(
         if (request.String("launchType") == "FARGATE")
             throw new InvalidParameterException("The FARGATE launch type is not supported by this cluster's capacity.");
 
-        return await clientTokens.RunOnceAsync(cluster, "RunTask", request.String("clientToken"), request, async () =>
+        var token = request.String("clientToken");
+        var idempotent = ClientTokens.Validate(token);
+        var launch = await LaunchRequestAsync(cluster, request, count, cancellationToken);
+        var placed = await launcher.PlaceAsync(launch, cancellationToken);
+        // clientToken: the placed tasks are recorded as the token's answer before any worker hears of
+        // them; a request that finds the token answered already (a retry, or a duplicate running
+        // alongside) undoes its placement and gives that answer, so one token launches once.
+        if (idempotent)
         {
-            var launch = await LaunchRequestAsync(cluster, request, count, cancellationToken);
-            var result = await launcher.LaunchAsync(launch, cancellationToken);
-            return Response(result);
-        }, cancellationToken);
+            JsonObject? recorded;
+            try
+            {
+                recorded = await clientTokens.RecordAsync(cluster, "RunTask", token!, request, Response(placed), cancellationToken);
+            }
+            catch
+            {
+                await launcher.AbandonAsync(placed, CancellationToken.None);
+                throw;
+            }
+            if (recorded is not null)
+            {
+                await launcher.AbandonAsync(placed, cancellationToken);
+                return recorded;
+            }
+        }
+        return Response(await launcher.StartAsync(placed, cancellationToken));
     }
 
     private async Task<JsonObject> StartTaskAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)

@@ -50,6 +50,13 @@ public sealed class TaskLauncher(
     private const int MaxPlacementAttempts = 20;
 
     public async Task<LaunchResult> LaunchAsync(LaunchRequest request, CancellationToken cancellationToken)
+        => await StartAsync(await PlaceAsync(request, cancellationToken), cancellationToken);
+
+    /// <summary>
+    /// Places the tasks and records them (rows PROVISIONING, resources reserved) without telling
+    /// any worker yet: until <see cref="StartAsync"/>, <see cref="AbandonAsync"/> undoes it all.
+    /// </summary>
+    public async Task<LaunchResult> PlaceAsync(LaunchRequest request, CancellationToken cancellationToken)
     {
         var hosts = (await instances.ListAsync(request.Cluster, cancellationToken)).ToList();
         if (request.OnInstances is { } named)
@@ -64,63 +71,90 @@ public sealed class TaskLauncher(
         var agentTimeout = TimeSpan.FromSeconds(options.AgentDisconnectedAfterSeconds);
 
         var slots = request.OnInstances?.Count ?? request.Count;
-        for (var slot = 0; slot < slots; slot++)
+        try
         {
-            var candidates = request.OnInstances is { } only ? hosts.Where(h => h.Id == only[slot]).ToList() : hosts;
-            if (candidates.Count == 0)
+            for (var slot = 0; slot < slots; slot++)
             {
-                failures.Add(new LaunchFailure(arns.ContainerInstance(request.Cluster, request.OnInstances![slot]), "MISSING"));
-                continue;
-            }
-
-            var taskId = TaskIds.New(request.Group);
-            ContainerInstanceRecord? reservedOn = null;
-            PlacementDecision? decision = null;
-            for (var attempt = 0; attempt < MaxPlacementAttempts && reservedOn is null; attempt++)
-            {
-                decision = Placement.Choose(new PlacementRequest
+                var candidates = request.OnInstances is { } only ? hosts.Where(h => h.Id == only[slot]).ToList() : hosts;
+                if (candidates.Count == 0)
                 {
-                    Need = need,
-                    Instances = candidates,
-                    GroupTasksPerInstance = groupCounts,
-                    Strategies = request.OnInstances is null ? request.Strategies : [],
-                    DistinctInstance = request.DistinctInstance,
-                    MemberOf = request.MemberOf,
-                    Now = time.GetUtcNow(),
-                    AgentTimeout = agentTimeout,
-                });
-                if (!decision.Placed) break;
+                    failures.Add(new LaunchFailure(arns.ContainerInstance(request.Cluster, request.OnInstances![slot]), "MISSING"));
+                    continue;
+                }
 
-                reservedOn = await instances.TryReserveAsync(decision.Instance!, need.ReservationFor(taskId, request.Group), cancellationToken);
-                // Lost the race for that instance: see what it holds now and decide again.
-                var current = reservedOn ?? await instances.FindAsync(request.Cluster, decision.Instance!.Id, cancellationToken);
-                Replace(hosts, current, decision.Instance!.Id);
-                if (!ReferenceEquals(candidates, hosts)) Replace(candidates, current, decision.Instance!.Id);
-            }
+                var taskId = TaskIds.New(request.Group);
+                ContainerInstanceRecord? reservedOn = null;
+                PlacementDecision? decision = null;
+                for (var attempt = 0; attempt < MaxPlacementAttempts && reservedOn is null; attempt++)
+                {
+                    decision = Placement.Choose(new PlacementRequest
+                    {
+                        Need = need,
+                        Instances = candidates,
+                        GroupTasksPerInstance = groupCounts,
+                        Strategies = request.OnInstances is null ? request.Strategies : [],
+                        DistinctInstance = request.DistinctInstance,
+                        MemberOf = request.MemberOf,
+                        Now = time.GetUtcNow(),
+                        AgentTimeout = agentTimeout,
+                    });
+                    if (!decision.Placed) break;
 
-            if (reservedOn is null)
-            {
-                var reason = decision is { Placed: false } ? decision.Reason! : "RESOURCE:CONTENTION";
-                failures.Add(new LaunchFailure(decision?.Closest is { } closest ? arns.ContainerInstance(request.Cluster, closest.Id) : null, reason));
-                logger.LogInformation("Could not place a task of {TaskDefinitionArn} in {Cluster}: {Reason}", request.Definition.Arn, request.Cluster, reason);
-                continue;
-            }
+                    reservedOn = await instances.TryReserveAsync(decision.Instance!, need.ReservationFor(taskId, request.Group), cancellationToken);
+                    // Lost the race for that instance: see what it holds now and decide again.
+                    var current = reservedOn ?? await instances.FindAsync(request.Cluster, decision.Instance!.Id, cancellationToken);
+                    Replace(hosts, current, decision.Instance!.Id);
+                    if (!ReferenceEquals(candidates, hosts)) Replace(candidates, current, decision.Instance!.Id);
+                }
 
-            groupCounts[reservedOn.Id] = groupCounts.GetValueOrDefault(reservedOn.Id) + 1;
-            var task = NewTask(request, taskId, reservedOn, need);
-            try
-            {
-                await tasks.InsertAsync(task, cancellationToken);
+                if (reservedOn is null)
+                {
+                    var reason = decision is { Placed: false } ? decision.Reason! : "RESOURCE:CONTENTION";
+                    failures.Add(new LaunchFailure(decision?.Closest is { } closest ? arns.ContainerInstance(request.Cluster, closest.Id) : null, reason));
+                    logger.LogInformation("Could not place a task of {TaskDefinitionArn} in {Cluster}: {Reason}", request.Definition.Arn, request.Cluster, reason);
+                    continue;
+                }
+
+                groupCounts[reservedOn.Id] = groupCounts.GetValueOrDefault(reservedOn.Id) + 1;
+                TaskRecord task;
+                try
+                {
+                    task = await tasks.InsertAsync(NewTask(request, taskId, reservedOn, need), cancellationToken);
+                }
+                catch
+                {
+                    await instances.ReleaseAsync(request.Cluster, reservedOn.Id, taskId, CancellationToken.None);
+                    throw;
+                }
+                launched.Add(task);
+                logger.LogInformation("Placed {TaskArn} on {InstanceArn}", arns.Task(request.Cluster, taskId), arns.ContainerInstance(request.Cluster, reservedOn.Id));
             }
-            catch
-            {
-                await instances.ReleaseAsync(request.Cluster, reservedOn.Id, taskId, CancellationToken.None);
-                throw;
-            }
-            launched.Add(await SendStartAsync(task, request, cancellationToken));
-            logger.LogInformation("Placed {TaskArn} on {InstanceArn}", arns.Task(request.Cluster, taskId), arns.ContainerInstance(request.Cluster, reservedOn.Id));
+        }
+        catch when (launched.Count > 0)
+        {
+            // Nothing was sent yet: the tasks placed so far go too, so the failed call leaves nothing behind.
+            await AbandonAsync(new LaunchResult(launched, []), CancellationToken.None);
+            throw;
         }
         return new LaunchResult(launched, failures);
+    }
+
+    /// <summary>Sends Start for each placed task; one that cannot be sent is recorded as failed to start.</summary>
+    public async Task<LaunchResult> StartAsync(LaunchResult placed, CancellationToken cancellationToken)
+    {
+        var started = new List<TaskRecord>(placed.Tasks.Count);
+        foreach (var task in placed.Tasks) started.Add(await SendStartAsync(task, cancellationToken));
+        return placed with { Tasks = started };
+    }
+
+    /// <summary>Undoes <see cref="PlaceAsync"/>: no worker has heard of these tasks, so they go without a trace.</summary>
+    public async Task AbandonAsync(LaunchResult placed, CancellationToken cancellationToken)
+    {
+        foreach (var task in placed.Tasks)
+        {
+            await tasks.DeleteAsync(task, cancellationToken);
+            await instances.ReleaseAsync(task.Cluster, task.ContainerInstanceId, task.Id, cancellationToken);
+        }
     }
 
     /// <summary>Tells the task's worker to stop it (idempotent on the worker's side).</summary>
@@ -143,7 +177,7 @@ public sealed class TaskLauncher(
         wake.Send(task.WakeEndpoint, name);
     }
 
-    private async Task<TaskRecord> SendStartAsync(TaskRecord task, LaunchRequest request, CancellationToken cancellationToken)
+    private async Task<TaskRecord> SendStartAsync(TaskRecord task, CancellationToken cancellationToken)
     {
         try
         {
@@ -153,7 +187,7 @@ public sealed class TaskLauncher(
                 Cluster = task.Cluster,
                 TaskArn = arns.Task(task.Cluster, task.Id),
                 TaskDefinitionArn = task.TaskDefinitionArn,
-                Overrides = request.Overrides,
+                Overrides = task.Overrides,
                 StartedBy = task.StartedBy,
                 Group = task.Group,
                 ReportWake = wake.Endpoint,

@@ -13,10 +13,19 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
 
     public string ResourceType => "task";
 
-    public async Task InsertAsync(TaskRecord task, CancellationToken cancellationToken)
+    /// <summary>Inserts a new task row; returns the task with the row's ETag.</summary>
+    public async Task<TaskRecord> InsertAsync(TaskRecord task, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        await table.AddEntityAsync(task.ToEntity(), cancellationToken);
+        var response = await table.AddEntityAsync(task.ToEntity(), cancellationToken);
+        return task with { ETag = response.Headers.ETag ?? default };
+    }
+
+    /// <summary>Deletes the task row as it was inserted or last read (a row changed since is left alone).</summary>
+    public async Task DeleteAsync(TaskRecord task, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        await table.DeleteEntityAsync(task.PartitionKey, task.Id, task.ETag, cancellationToken);
     }
 
     public async Task<TaskRecord?> FindAsync(string cluster, string taskId, CancellationToken cancellationToken)
