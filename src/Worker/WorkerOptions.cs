@@ -97,4 +97,10 @@ public sealed class WorkerOptions
     /// (an image pull, a dependency, a busy engine) still shows PENDING after this long.
     /// </summary>
     public int TransitionReportDelayMilliseconds { get; set; } = 3000;
+
+    /// <summary>
+    /// How long a transitional report (PENDING, STOPPING) waits for other reports to share its
+    /// queue message: a busy host reports many tasks per message. 0 sends each at once.
+    /// </summary>
+    public int TransitionReportBatchMilliseconds { get; set; } = 500;
 }

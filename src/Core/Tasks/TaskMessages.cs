@@ -25,6 +25,26 @@ public static class TaskMessages
 
     public static T Deserialize<T>(string json) => JsonSerializer.Deserialize<T>(json, Json)
         ?? throw new JsonException($"Empty {typeof(T).Name} message");
+
+    /// <summary>Several reports in one <c>task-events</c> message (a single one is sent bare).</summary>
+    public static string SerializeReports(IEnumerable<TaskStateChange> changes)
+        => Serialize(new TaskStateReports { Changes = changes.ToList() });
+
+    /// <summary>The reports of one <c>task-events</c> message: a bare <see cref="TaskStateChange"/> or a <see cref="TaskStateReports"/>.</summary>
+    public static IReadOnlyList<TaskStateChange> DeserializeReports(string json)
+    {
+        var node = JsonNode.Parse(json) as JsonObject ?? throw new JsonException("A task-events message is not a JSON object");
+        return node.ContainsKey("changes")
+            ? node.Deserialize<TaskStateReports>(Json)?.Changes ?? []
+            : [node.Deserialize<TaskStateChange>(Json) ?? throw new JsonException("Empty TaskStateChange message")];
+    }
+}
+
+/// <summary>Reports of several tasks in one message, in the order they were observed.</summary>
+public sealed record TaskStateReports
+{
+    public int V { get; init; } = 1;
+    public required IReadOnlyList<TaskStateChange> Changes { get; init; }
 }
 
 /// <summary>What a worker is told to do with one task. Sent to the instance's command queue.</summary>

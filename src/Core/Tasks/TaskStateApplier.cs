@@ -13,6 +13,14 @@ namespace Serverless.Core.Tasks;
 public sealed class TaskStateApplier(
     TaskStore tasks, ContainerInstanceStore instances, ReconcileQueue reconcile, Arns arns, TimeProvider time, ILogger<TaskStateApplier> logger)
 {
+    /// <summary>
+    /// Applies one message's reports side by side: each is a conditional merge that never moves a
+    /// task backwards, so their order does not matter. If any fails the message is delivered again,
+    /// and those already applied change nothing the second time.
+    /// </summary>
+    public Task ApplyAsync(IReadOnlyList<TaskStateChange> changes, CancellationToken cancellationToken)
+        => changes.Count == 1 ? ApplyAsync(changes[0], cancellationToken) : Task.WhenAll(changes.Select(c => ApplyAsync(c, cancellationToken)));
+
     public async Task ApplyAsync(TaskStateChange change, CancellationToken cancellationToken)
     {
         if (arns.ResourcePart(change.TaskArn, "task")?.Split('/') is not [var cluster, var taskId])

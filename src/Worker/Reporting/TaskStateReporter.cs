@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Storage;
 using Serverless.Core.Tasks;
@@ -12,11 +13,26 @@ namespace Serverless.Worker.Reporting;
 /// only when something changed. Every report costs storage transactions (send, receive, delete,
 /// the task row's write), so transitional states are coalesced: PENDING goes out only when RUNNING
 /// did not follow within <see cref="WorkerOptions.TransitionReportDelayMilliseconds"/>, STOPPING
-/// only when STOPPED did not.
+/// only when STOPPED did not. Reports share messages: one sender takes every report waiting when
+/// it is free (a lone report leaves at once); transitional ones wait up to
+/// <see cref="WorkerOptions.TransitionReportBatchMilliseconds"/> for company.
 /// </summary>
 public sealed class TaskStateReporter(StorageClients storage, QueueWake wake, WorkerOptions options, TimeProvider time, ILogger<TaskStateReporter> logger)
 {
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(30);
+
+    /// <summary>Reports per message at most, and their JSON's length: well inside a queue message once base64-encoded.</summary>
+    private const int MaxBatch = 32;
+    private const int MaxBatchChars = 32 * 1024;
+
+    private sealed record Outgoing(TaskStateChange Change, string Json, bool Transitional)
+    {
+        public TaskCompletionSource Sent { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private readonly Channel<Outgoing> _outbox = Channel.CreateUnbounded<Outgoing>(new UnboundedChannelOptions { SingleReader = true });
+    private Outgoing? _carried;
+    private int _senderStarted;
 
     public TimeSpan TransitionDelay => TimeSpan.FromMilliseconds(options.TransitionReportDelayMilliseconds);
 
@@ -40,7 +56,7 @@ public sealed class TaskStateReporter(StorageClients storage, QueueWake wake, Wo
             var fingerprint = Fingerprint(change);
             if (!TaskStatusRules.ShouldReport(state.LastStatus, state.LastFingerprint, change.LastStatus, fingerprint)) return false;
 
-            await SendAsync(change, cancellationToken);
+            await SendAsync(change, cancellationToken, transitional: change.LastStatus is CoreTaskStatus.Pending or CoreTaskStatus.Stopping);
             state.Sent(change.LastStatus, fingerprint);
             logger.LogInformation("Reported {TaskArn} {LastStatus} ({Containers})", change.TaskArn, change.LastStatus,
                 string.Join(", ", change.Containers.Select(c => $"{c.Name} {c.LastStatus}{(c.ExitCode is { } code ? $" exit {code}" : "")}")));
@@ -79,25 +95,97 @@ public sealed class TaskStateReporter(StorageClients storage, QueueWake wake, Wo
     /// <summary>Opens (creates if need be) the <c>task-events</c> queue, so the first report pays no set-up.</summary>
     public Task OpenAsync(CancellationToken cancellationToken) => storage.QueueAsync(TaskMessages.TaskEventsQueue, cancellationToken);
 
-    /// <summary>Queues one report, retrying with a capped backoff until it is queued.</summary>
-    public async Task SendAsync(TaskStateChange change, CancellationToken cancellationToken)
+    /// <summary>
+    /// Queues one report (in a message with whatever else is waiting) and returns once it is queued;
+    /// the sender retries with a capped backoff until it is. <paramref name="transitional"/> reports
+    /// may wait a little for others to share their message.
+    /// </summary>
+    public Task SendAsync(TaskStateChange change, CancellationToken cancellationToken, bool transitional = false)
     {
-        var body = TaskMessages.Serialize(change);
+        if (Interlocked.Exchange(ref _senderStarted, 1) == 0) _ = Task.Run(SendLoopAsync, CancellationToken.None);
+        var outgoing = new Outgoing(change, TaskMessages.Serialize(change), transitional);
+        _outbox.Writer.TryWrite(outgoing);
+        return outgoing.Sent.Task.WaitAsync(cancellationToken);
+    }
+
+    private async Task SendLoopAsync()
+    {
+        var linger = TimeSpan.FromMilliseconds(options.TransitionReportBatchMilliseconds);
+        while (true)
+        {
+            try
+            {
+                var batch = await NextBatchAsync(linger);
+                await SendBatchAsync(batch);
+                foreach (var item in batch) item.Sent.TrySetResult();
+            }
+            catch (Exception e)
+            {
+                // Never ends: a report that cannot be queued is retried inside SendBatchAsync.
+                logger.LogError(e, "Task report sender failed; continuing");
+            }
+        }
+    }
+
+    /// <summary>Every report waiting now; when all are transitional, also those arriving within <paramref name="linger"/>.</summary>
+    private async Task<List<Outgoing>> NextBatchAsync(TimeSpan linger)
+    {
+        var batch = new List<Outgoing>();
+        var chars = 0;
+        if (_carried is { } carried) { batch.Add(carried); chars = carried.Json.Length; _carried = null; }
+        else
+        {
+            var first = await _outbox.Reader.ReadAsync();
+            batch.Add(first);
+            chars = first.Json.Length;
+        }
+        bool Take()
+        {
+            while (batch.Count < MaxBatch && _outbox.Reader.TryRead(out var next))
+            {
+                if (chars + next.Json.Length > MaxBatchChars) { _carried = next; return false; }
+                batch.Add(next);
+                chars += next.Json.Length;
+            }
+            return batch.Count < MaxBatch;
+        }
+        if (!Take() || linger <= TimeSpan.Zero) return batch;
+
+        var until = time.GetUtcNow() + linger;
+        while (batch.TrueForAll(o => o.Transitional) && time.GetUtcNow() < until)
+        {
+            using var timeout = new CancellationTokenSource(until - time.GetUtcNow(), time);
+            try
+            {
+                if (!await _outbox.Reader.WaitToReadAsync(timeout.Token)) break;
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            if (!Take()) break;
+        }
+        return batch;
+    }
+
+    private async Task SendBatchAsync(List<Outgoing> batch)
+    {
+        var body = batch.Count == 1 ? batch[0].Json : TaskMessages.SerializeReports(batch.Select(o => o.Change));
         var delay = TimeSpan.FromMilliseconds(250);
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                var queue = await storage.QueueAsync(TaskMessages.TaskEventsQueue, cancellationToken);
-                await queue.SendMessageAsync(body, cancellationToken);
+                var queue = await storage.QueueAsync(TaskMessages.TaskEventsQueue, CancellationToken.None);
+                await queue.SendMessageAsync(body, CancellationToken.None);
                 wake.Send(ReportWake, TaskMessages.TaskEventsQueue);
                 return;
             }
-            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            catch (Exception e)
             {
-                logger.LogWarning(e, "Could not queue the {LastStatus} report of {TaskArn} (attempt {Attempt}); retrying in {Delay}",
-                    change.LastStatus, change.TaskArn, attempt, delay);
-                await Task.Delay(delay, time, cancellationToken);
+                logger.LogWarning(e, "Could not queue {Count} task report(s), the first {LastStatus} of {TaskArn} (attempt {Attempt}); retrying in {Delay}",
+                    batch.Count, batch[0].Change.LastStatus, batch[0].Change.TaskArn, attempt, delay);
+                await Task.Delay(delay, time);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxRetryDelay.Ticks));
             }
         }

@@ -14,6 +14,9 @@ public sealed class TaskEventsProbe(QueueClient queue)
 
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
 
+    /// <summary>How many reports each message received so far carried, in queue order.</summary>
+    public List<int> MessageSizes { get; } = [];
+
     /// <summary>Every report of <paramref name="taskArn"/> received so far, in queue order.</summary>
     public async Task<IReadOnlyList<TaskStateChange>> ReportsAsync(string taskArn, CancellationToken cancellationToken)
     {
@@ -53,7 +56,11 @@ public sealed class TaskEventsProbe(QueueClient queue)
                 if (messages.Length == 0) return;
                 foreach (var message in messages)
                 {
-                    lock (_seen) _seen.Add(TaskMessages.Deserialize<TaskStateChange>(message.Body.ToString()));
+                    lock (_seen)
+                    {
+                        _seen.AddRange(TaskMessages.DeserializeReports(message.Body.ToString()));
+                        MessageSizes.Add(_seen.Count - MessageSizes.Sum());
+                    }
                     await queue.DeleteMessageAsync(message.MessageId, message.PopReceipt, cancellationToken);
                 }
             }

@@ -1,0 +1,81 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using Serverless.Core;
+using Serverless.Core.Storage;
+using Serverless.Core.Tasks;
+using Serverless.TestSupport;
+using Serverless.Worker.Reporting;
+using Serverless.Worker.Tests.Infrastructure;
+
+namespace Serverless.Worker.Tests.Reporting;
+
+/// <summary>How reports share <c>task-events</c> messages, on a clock that only moves when told (its own Azurite: the queue name is fixed).</summary>
+public sealed class TaskStateReporterTests : IAsyncLifetime
+{
+    private readonly AzuriteFixture _azurite = new();
+    private readonly FakeTimeProvider _time = new(DateTimeOffset.UtcNow);
+    private readonly CancellationToken _token = new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token;
+    private TaskStateReporter _reporter = null!;
+    private TaskEventsProbe _events = null!;
+
+    public async Task InitializeAsync()
+    {
+        await _azurite.InitializeAsync();
+        var storage = new StorageClients(_azurite.ConnectionString, new EcsOptions { StoragePrefix = TestNames.Unique("reports") });
+        var options = new WorkerOptions { TransitionReportBatchMilliseconds = 500 };
+        _reporter = new TaskStateReporter(storage, new QueueWake(NullLogger<QueueWake>.Instance), options, _time, NullLogger<TaskStateReporter>.Instance);
+        _events = new TaskEventsProbe(_azurite.CreateQueueServiceClient().GetQueueClient(TaskMessages.TaskEventsQueue));
+    }
+
+    public Task DisposeAsync() => _azurite.DisposeAsync();
+
+    private static TaskStateChange Report(int task, string status) => new()
+    {
+        Cluster = "c",
+        TaskArn = $"arn:aws:ecs:us-east-1:000000000000:task/c/{task:x32}",
+        ContainerInstanceArn = "arn:aws:ecs:us-east-1:000000000000:container-instance/c/i",
+        LastStatus = status,
+    };
+
+    private async Task<List<int>> MessagesAsync()
+    {
+        await _events.ReportsAsync("", _token);
+        return _events.MessageSizes;
+    }
+
+    [Fact]
+    public async Task Transitional_reports_wait_for_company_and_leave_with_the_next_urgent_one()
+    {
+        // The clock never moves here, so the PENDING reports can only leave with the RUNNING one.
+        var pending = Enumerable.Range(1, 3).Select(i => _reporter.SendAsync(Report(i, "PENDING"), _token, transitional: true)).ToList();
+        await Task.Delay(200, _token);
+        Assert.All(pending, p => Assert.False(p.IsCompleted));
+
+        await _reporter.SendAsync(Report(4, "RUNNING"), _token);
+        await Task.WhenAll(pending);
+
+        Assert.Equal([4], await MessagesAsync());
+        Assert.Equal(["PENDING", "PENDING", "PENDING", "RUNNING"], (await _events.ReportsAsync(Report(1, "").TaskArn, _token))
+            .Concat(await _events.ReportsAsync(Report(2, "").TaskArn, _token))
+            .Concat(await _events.ReportsAsync(Report(3, "").TaskArn, _token))
+            .Concat(await _events.ReportsAsync(Report(4, "").TaskArn, _token)).Select(r => r.LastStatus));
+    }
+
+    [Fact]
+    public async Task Transitional_reports_alone_leave_together_once_the_wait_is_over()
+    {
+        var pending = Enumerable.Range(1, 2).Select(i => _reporter.SendAsync(Report(i, "STOPPING"), _token, transitional: true)).ToList();
+        await Task.Delay(200, _token);
+        _time.Advance(TimeSpan.FromMilliseconds(500));
+        await Task.WhenAll(pending);
+        Assert.Equal([2], await MessagesAsync());
+    }
+
+    [Fact]
+    public async Task An_urgent_report_alone_leaves_at_once_in_a_message_of_its_own()
+    {
+        await _reporter.SendAsync(Report(1, "RUNNING"), _token);
+        await _reporter.SendAsync(Report(2, "STOPPED"), _token);
+        Assert.Equal([1, 1], await MessagesAsync());
+    }
+}
