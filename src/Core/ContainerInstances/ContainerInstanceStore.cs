@@ -176,16 +176,20 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     /// Removes the task's reservation, retrying lost races. Idempotent: no reservation, or no
     /// instance, is nothing to do.
     /// </summary>
-    public async Task ReleaseAsync(string cluster, string id, string taskId, CancellationToken cancellationToken)
+    public Task ReleaseAsync(string cluster, string id, string taskId, CancellationToken cancellationToken)
+        => ReleaseAsync(cluster, id, [taskId], cancellationToken);
+
+    /// <summary>Removes the reservations of <paramref name="taskIds"/> (tasks on one instance) in one write.</summary>
+    public async Task ReleaseAsync(string cluster, string id, IReadOnlyCollection<string> taskIds, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
         for (var attempt = 1; ; attempt++)
         {
             var current = await FindAsync(cluster, id, cancellationToken);
-            if (current is null || !current.HoldsReservationFor(taskId)) return;
+            if (current is null || !taskIds.Any(current.HoldsReservationFor)) return;
             var released = current with
             {
-                Reservations = current.Reservations.Where(r => r.TaskId != taskId).ToList(),
+                Reservations = current.Reservations.Where(r => !taskIds.Contains(r.TaskId)).ToList(),
                 Version = current.Version + 1,
             };
             if (await ReplaceAsync(table, released, cancellationToken) is not null) return;

@@ -14,34 +14,49 @@ public sealed class TaskStateApplier(
     TaskStore tasks, ContainerInstanceStore instances, ReconcileQueue reconcile, Arns arns, TimeProvider time, ILogger<TaskStateApplier> logger)
 {
     /// <summary>
-    /// Applies one message's reports side by side: each is a conditional merge that never moves a
-    /// task backwards, so their order does not matter. If any fails the message is delivered again,
-    /// and those already applied change nothing the second time.
+    /// Applies one message's reports. Each is a conditional merge that never moves a task backwards,
+    /// so their order does not matter; reports of tasks in one partition (one group's) are read with
+    /// one query and written with one batch, and stopped tasks on one instance free their
+    /// reservations in one write. If anything fails the message is delivered again, and what was
+    /// already applied changes nothing the second time.
     /// </summary>
-    public Task ApplyAsync(IReadOnlyList<TaskStateChange> changes, CancellationToken cancellationToken)
-        => changes.Count == 1 ? ApplyAsync(changes[0], cancellationToken) : Task.WhenAll(changes.Select(c => ApplyAsync(c, cancellationToken)));
-
-    public async Task ApplyAsync(TaskStateChange change, CancellationToken cancellationToken)
+    public async Task ApplyAsync(IReadOnlyList<TaskStateChange> changes, CancellationToken cancellationToken)
     {
-        if (arns.ResourcePart(change.TaskArn, "task")?.Split('/') is not [var cluster, var taskId])
+        var reports = new List<(string Cluster, string TaskId, TaskStateChange Change)>();
+        foreach (var change in changes)
         {
-            logger.LogWarning("Ignoring a state change for {TaskArn}: not a task ARN", change.TaskArn);
-            return;
+            if (arns.ResourcePart(change.TaskArn, "task")?.Split('/') is [var cluster, var taskId] && TaskIds.IsValid(taskId))
+                reports.Add((cluster, taskId, change));
+            else
+                logger.LogWarning("Ignoring a state change for {TaskArn}: not a task ARN", change.TaskArn);
         }
         var now = time.GetUtcNow();
-        var task = await tasks.UpdateAsync(cluster, taskId, t => Merge(t, change, now), cancellationToken);
-        if (task is null)
-        {
-            logger.LogWarning("Ignoring a state change for unknown task {TaskArn}", change.TaskArn);
-            return;
-        }
-        logger.LogInformation("{TaskArn} is {LastStatus} (desired {DesiredStatus}), reported {ReportedStatus}",
-            change.TaskArn, task.LastStatus, task.DesiredStatus, change.LastStatus);
-        if (task.IsStopped) await instances.ReleaseAsync(cluster, task.ContainerInstanceId, taskId, cancellationToken);
+        var applied = (await Task.WhenAll(reports
+            .GroupBy(r => (r.Cluster, Partition: TaskIds.PartitionKey(r.Cluster, r.TaskId)))
+            .Select(async partition =>
+            {
+                // A worker never puts two reports of one task in a message; should it, the first applies now, the next on redelivery.
+                var byId = partition.GroupBy(r => r.TaskId).ToDictionary(g => g.Key, g => g.First().Change);
+                var stored = byId.Count == 1
+                    ? await tasks.UpdateAsync(partition.Key.Cluster, byId.Keys.Single(), t => Merge(t, byId[t.Id], now), cancellationToken) is { } one ? [one] : []
+                    : await tasks.UpdateManyAsync(partition.Key.Cluster, byId.Keys, t => Merge(t, byId[t.Id], now), cancellationToken);
+                foreach (var missing in byId.Keys.Except(stored.Select(t => t.Id)))
+                    logger.LogWarning("Ignoring a state change for unknown task {TaskArn}", byId[missing].TaskArn);
+                return stored.Select(t => (Task: t, Change: byId[t.Id]));
+            }))).SelectMany(r => r).ToList();
+
+        foreach (var (task, change) in applied)
+            logger.LogInformation("{TaskArn} is {LastStatus} (desired {DesiredStatus}), reported {ReportedStatus}",
+                change.TaskArn, task.LastStatus, task.DesiredStatus, change.LastStatus);
+        await Task.WhenAll(applied.Where(a => a.Task.IsStopped)
+            .GroupBy(a => (a.Task.Cluster, a.Task.ContainerInstanceId))
+            .Select(g => instances.ReleaseAsync(g.Key.Cluster, g.Key.ContainerInstanceId, g.Select(a => a.Task.Id).ToList(), cancellationToken)));
         // A service's task started or stopped: its service decides what follows (replace it, advance
         // a rollout). PENDING and STOPPING change nothing a reconcile would act on, so they cost none.
-        if (task.Group.StartsWith("service:", StringComparison.Ordinal) && change.LastStatus is TaskStatus.Running or TaskStatus.Stopped)
-            await reconcile.EnqueueAsync(new ServiceKey(cluster, task.Group["service:".Length..]), null, cancellationToken);
+        foreach (var service in applied
+                     .Where(a => a.Task.Group.StartsWith("service:", StringComparison.Ordinal) && a.Change.LastStatus is TaskStatus.Running or TaskStatus.Stopped)
+                     .Select(a => new ServiceKey(a.Task.Cluster, a.Task.Group["service:".Length..])).Distinct())
+            await reconcile.EnqueueAsync(service, null, cancellationToken);
     }
 
     /// <summary>

@@ -67,6 +67,49 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
         }
     }
 
+    /// <summary>
+    /// <see cref="UpdateAsync"/> for several tasks of one partition: one query reads them, one
+    /// batch writes those <paramref name="change"/> changed, all conditional on what was read (a
+    /// lost race reads and decides again). Returns the tasks as stored; ids that do not exist are missing.
+    /// </summary>
+    public async Task<IReadOnlyList<TaskRecord>> UpdateManyAsync(
+        string cluster, IReadOnlyCollection<string> taskIds, Func<TaskRecord, TaskRecord?> change, CancellationToken cancellationToken)
+    {
+        var partition = TaskIds.PartitionKey(cluster, taskIds.First());
+        if (taskIds.Any(id => !TaskIds.IsValid(id) || TaskIds.PartitionKey(cluster, id) != partition))
+            throw new ArgumentException("Tasks of one partition only.", nameof(taskIds));
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        var filter = $"PartitionKey eq {TableQueries.Quote(partition)} and ("
+            + string.Join(" or ", taskIds.Select(id => $"RowKey eq {TableQueries.Quote(id)}")) + ")";
+        for (var attempt = 1; ; attempt++)
+        {
+            var current = new List<TaskRecord>();
+            await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+                current.Add(TaskRecord.FromEntity(entity));
+            var changed = current
+                .Select(t => (Before: t, After: change(t)))
+                .Where(c => c.After is not null && !ReferenceEquals(c.After, c.Before))
+                .Select(c => c.After! with { Version = c.Before.Version + 1, ETag = c.Before.ETag })
+                .ToList();
+            if (changed.Count == 0) return current;
+            try
+            {
+                var responses = await table.SubmitTransactionAsync(
+                    changed.Select(t => new TableTransactionAction(TableTransactionActionType.UpdateReplace, t.ToEntity(), t.ETag)), cancellationToken);
+                var stored = changed.Select((t, i) => t with { ETag = responses.Value[i].Headers.ETag ?? default }).ToDictionary(t => t.Id);
+                return current.Select(t => stored.GetValueOrDefault(t.Id) ?? t).ToList();
+            }
+            catch (TableTransactionFailedException e) when (e.Status == 412 && attempt < 8)
+            {
+                await Task.Delay(Random.Shared.Next(2, 10 * attempt), cancellationToken);
+            }
+            catch (TableTransactionFailedException e) when (e.Status == 412)
+            {
+                throw new ConcurrentUpdateException(arns.Task(cluster, changed[e.FailedTransactionActionIndex ?? 0].Id));
+            }
+        }
+    }
+
     /// <summary>A group's tasks (a service's, for example): one partition.</summary>
     public async Task<IReadOnlyList<TaskRecord>> ListForGroupAsync(string cluster, string group, CancellationToken cancellationToken)
     {
