@@ -285,16 +285,18 @@ class Bench:
             time.sleep(self.args.poll_interval)
 
     def wait_queue_drained(self, from_line: int, timeout: float) -> bool:
-        """Until every task-events invocation that applied a report (TaskStateApplier line) has
-        also finished (QueueTriggerListener's completion line comes after the message's delete
-        and after the handler's last write, e.g. the reservation release of a STOPPED task)."""
+        """Until the task-events invocation that applied the last report (TaskStateApplier line)
+        has also finished: a TaskEvents completion line follows it (QueueTriggerListener's
+        completion line comes after the message's delete and after the handler's last write, e.g.
+        the reservation release of a STOPPED task). One message may carry several reports."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.poll_logs()
             lines = self.cp_log.lines[from_line:]
-            applied = sum(1 for l in lines if l.category == "Serverless.Core.Tasks.TaskStateApplier")
-            done = sum(1 for _, name, _, _ in logs.function_executions(lines) if name == "TaskEvents")
-            if done >= applied:
+            last_applied = max((i for i, l in enumerate(lines) if l.category == "Serverless.Core.Tasks.TaskStateApplier"), default=-1)
+            done = [i for i, l in enumerate(lines[last_applied + 1:])
+                    if l.category == "Function.TaskEvents" and l.message.startswith("Function TaskEvents completed message")]
+            if last_applied < 0 or done:
                 return True
             time.sleep(0.05)
         return False
