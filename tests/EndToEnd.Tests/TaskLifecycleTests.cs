@@ -271,4 +271,22 @@ public sealed class TaskLifecycleTests(ControlPlaneFixture plane) : IAsyncLifeti
         foreach (var arn in arns) await plane.EcsAsync("stop-task", "--cluster", cluster, "--task", arn);
         await WaitAsync("tasks-stopped", cluster, arns);
     }
+
+    [Fact]
+    public async Task Run_task_names_a_missing_cluster_before_anything_else_and_an_empty_one_as_having_no_instances()
+    {
+        var definition = await RegisterAsync("nowhere", $$"""[{"name":"main","image":"{{Image}}","memory":16}]""");
+        var missing = $"missing-{Guid.NewGuid():N}"[..30];
+        Assert.Equal("ClusterNotFoundException", (await plane.EcsAsync("run-task", "--cluster", missing, "--task-definition", definition)).ErrorCode);
+        Assert.Equal("ClusterNotFoundException", (await plane.EcsAsync("run-task", "--cluster", missing, "--task-definition", "no-such-family")).ErrorCode);
+
+        var empty = await ClusterAsync("empty");
+        var none = await plane.EcsAsync("run-task", "--cluster", empty, "--task-definition", definition);
+        Assert.Equal("InvalidParameterException", none.ErrorCode);
+        Assert.Contains("No Container Instances were found in your cluster.", none.Stderr);
+        Assert.Equal("ClientException", (await plane.EcsAsync("run-task", "--cluster", empty, "--task-definition", "no-such-family")).ErrorCode);
+
+        await plane.EcsAsync("delete-cluster", "--cluster", empty);
+        Assert.Equal("ClusterNotFoundException", (await plane.EcsAsync("run-task", "--cluster", empty, "--task-definition", definition)).ErrorCode);
+    }
 }

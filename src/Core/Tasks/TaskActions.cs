@@ -11,6 +11,7 @@ namespace Serverless.Core.Tasks;
 /// <summary>RunTask, StartTask, StopTask, DescribeTasks, ListTasks.</summary>
 public sealed class TaskActions(
     ClusterStore clusters,
+    ContainerInstanceStore instances,
     TaskDefinitionStore definitions,
     TaskStore tasks,
     TaskLauncher launcher,
@@ -30,16 +31,29 @@ public sealed class TaskActions(
 
     private async Task<JsonObject> RunTaskAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
-        var cluster = (await clusters.GetActiveAsync(arns.ClusterName(request.String("cluster")), cancellationToken)).Name;
+        var cluster = arns.ClusterName(request.String("cluster"));
         var count = request.Int("count") ?? 1;
         if (count is < 1 or > 10) throw new InvalidParameterException("count must be between 1 and 10.");
         if (request.String("launchType") == "FARGATE")
             throw new InvalidParameterException("The FARGATE launch type is not supported by this cluster's capacity.");
-
         var token = request.String("clientToken");
         var idempotent = ClientTokens.Validate(token);
-        var launch = await LaunchRequestAsync(cluster, request, count, cancellationToken);
-        var placed = await launcher.PlaceAsync(launch, cancellationToken);
+
+        // The task definition and the cluster's instances are read side by side. A cluster with a
+        // registered instance is ACTIVE (DeleteCluster refuses while one is), so the cluster row is
+        // read only when there is none, and then its absence is the error, whatever else is wrong.
+        var hosts = instances.ListAsync(cluster, cancellationToken);
+        var definition = LaunchRequestAsync(cluster, request, count, cancellationToken);
+        try
+        {
+            await Task.WhenAll(hosts, definition);
+        }
+        catch
+        {
+            // Both have finished; which error the client gets is decided below.
+        }
+        if (!(await hosts).Any(h => h.IsRegistered)) await clusters.GetActiveAsync(cluster, cancellationToken);
+        var placed = await launcher.PlaceAsync(await definition, await hosts, cancellationToken);
         // clientToken: the placed tasks are recorded as the token's answer before any worker hears of
         // them; a request that finds the token answered already (a retry, or a duplicate running
         // alongside) undoes its placement and gives that answer, so one token launches once.

@@ -50,15 +50,16 @@ public sealed class TaskLauncher(
     private const int MaxPlacementAttempts = 20;
 
     public async Task<LaunchResult> LaunchAsync(LaunchRequest request, CancellationToken cancellationToken)
-        => await StartAsync(await PlaceAsync(request, cancellationToken), cancellationToken);
+        => await StartAsync(await PlaceAsync(request, known: null, cancellationToken), cancellationToken);
 
     /// <summary>
     /// Places the tasks and records them (rows PROVISIONING, resources reserved) without telling
     /// any worker yet: until <see cref="StartAsync"/>, <see cref="AbandonAsync"/> undoes it all.
     /// </summary>
-    public async Task<LaunchResult> PlaceAsync(LaunchRequest request, CancellationToken cancellationToken)
+    /// <param name="known">The cluster's instances when the caller has just read them.</param>
+    public async Task<LaunchResult> PlaceAsync(LaunchRequest request, IReadOnlyList<ContainerInstanceRecord>? known, CancellationToken cancellationToken)
     {
-        var hosts = (await instances.ListAsync(request.Cluster, cancellationToken)).ToList();
+        var hosts = (known ?? await instances.ListAsync(request.Cluster, cancellationToken)).ToList();
         if (request.OnInstances is { } named)
             hosts = hosts.Where(h => named.Contains(h.Id)).ToList();
         else if (hosts.Count == 0)
