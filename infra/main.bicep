@@ -58,6 +58,10 @@ param agentDisconnectedAfterSeconds int = 60
 @minValue(1)
 param agentLostAfterSeconds int = 180
 
+@description('Ecs__StoppedTaskRetentionMinutes: how long a STOPPED task stays describable before the retention sweep deletes it (ECS: about an hour).')
+@minValue(1)
+param stoppedTaskRetentionMinutes int = 60
+
 // ---------------------------------------------------------------------------------------------
 // Platform
 // ---------------------------------------------------------------------------------------------
@@ -268,6 +272,7 @@ module functionApp 'modules/functionapp.bicep' = {
       Ecs__AgentHeartbeatSeconds: string(agentHeartbeatSeconds)
       Ecs__AgentDisconnectedAfterSeconds: string(agentDisconnectedAfterSeconds)
       Ecs__AgentLostAfterSeconds: string(agentLostAfterSeconds)
+      Ecs__StoppedTaskRetentionMinutes: string(stoppedTaskRetentionMinutes)
     }
   }
 }

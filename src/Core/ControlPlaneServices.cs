@@ -61,6 +61,7 @@ public static class ControlPlaneServices
         services.AddSingleton<ServiceReconciler>();
         services.AddSingleton<ServiceResync>();
         services.AddSingleton<InstanceHealthSweep>();
+        services.AddSingleton<TaskRetention>();
         services.AddSingleton<ClientTokens>();
         services.AddSingleton<IActionSource, TaskActions>();
 

@@ -32,6 +32,12 @@ public sealed class EcsOptions
     public int AgentLostAfterSeconds { get; set; } = 180;
 
     /// <summary>
+    /// How long a STOPPED task stays describable (ECS: about an hour); after that the retention
+    /// sweep deletes it, so reading a service's or a cluster's tasks costs what is alive, not history.
+    /// </summary>
+    public int StoppedTaskRetentionMinutes { get; set; } = 60;
+
+    /// <summary>
     /// UDP port on which the standalone host takes wakes for its queue triggers from workers
     /// (<see cref="Storage.QueueWake"/>): 0 any free port, negative none (the triggers then only poll).
     /// Under the Functions host the host polls, and this is not used.

@@ -92,7 +92,7 @@ public static class Rollout
         var config = service.DeploymentConfiguration;
         if (config.CircuitBreakerEnable && primary.RolloutState == DeploymentStatus.InProgress)
         {
-            var failed = view.Tasks.Count(t => t.StartedBy == primary.Id && t.IsStopped && IsFailure(t));
+            var failed = FailedLaunches(primary, view);
             if (failed >= FailureThreshold(service.DesiredCount))
             {
                 events.Add($"(service {service.Name}) (deployment {primary.Id}) deployment failed: tasks failed to start.");
@@ -266,7 +266,7 @@ public static class Rollout
     {
         var running = tasks.Count(t => t.LastStatus == TaskStatus.Running);
         var pending = tasks.Count - running;
-        var failed = view.Tasks.Count(t => t.StartedBy == deployment.Id && t.IsStopped && IsFailure(t));
+        var failed = FailedLaunches(deployment, view);
         return deployment.DesiredCount == desired && deployment.RunningCount == running && deployment.PendingCount == pending && deployment.FailedTasks == failed
             ? deployment
             : deployment with { DesiredCount = desired, RunningCount = running, PendingCount = pending, FailedTasks = failed, UpdatedAt = view.Now };
@@ -275,6 +275,13 @@ public static class Rollout
     private static Deployment? LastCompleted(IEnumerable<Deployment> deployments, string primaryId)
         => deployments.Where(d => d.Id != primaryId && d.RolloutState == DeploymentStatus.Completed)
             .OrderByDescending(d => d.CreatedAt).FirstOrDefault();
+
+    /// <summary>
+    /// The deployment's failed launches: those among its stopped tasks, or as many as were counted
+    /// before, whichever is more (the retention sweep deletes tasks stopped long ago).
+    /// </summary>
+    private static int FailedLaunches(Deployment deployment, ServiceView view)
+        => Math.Max(deployment.FailedTasks, view.Tasks.Count(t => t.StartedBy == deployment.Id && t.IsStopped && IsFailure(t)));
 
     private static bool LastEventIsSteady(ServiceRecord service)
         => service.Events.Count > 0 && service.Events[0].Message.EndsWith("has reached a steady state.", StringComparison.Ordinal);

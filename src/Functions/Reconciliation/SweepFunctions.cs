@@ -1,10 +1,11 @@
 using Microsoft.Azure.Functions.Worker;
 using Serverless.Core.Reconciliation;
+using Serverless.Core.Tasks;
 
 namespace Serverless.Functions.Reconciliation;
 
 /// <summary>Timers for what no event announces.</summary>
-public sealed class SweepFunctions(ServiceResync resync, InstanceHealthSweep healthSweep)
+public sealed class SweepFunctions(ServiceResync resync, InstanceHealthSweep healthSweep, TaskRetention retention)
 {
     /// <summary>Every minute: re-enqueue every active service, in case a message was lost.</summary>
     [Function("ServiceResync")]
@@ -15,4 +16,9 @@ public sealed class SweepFunctions(ServiceResync resync, InstanceHealthSweep hea
     [Function("InstanceHealthSweep")]
     public Task Sweep([TimerTrigger("*/15 * * * * *")] TimerInfo timer, CancellationToken cancellationToken)
         => healthSweep.SweepAsync(cancellationToken);
+
+    /// <summary>Every 5 minutes: forget tasks stopped more than an hour ago, as ECS does.</summary>
+    [Function("TaskRetention")]
+    public Task Retain([TimerTrigger("0 */5 * * * *")] TimerInfo timer, CancellationToken cancellationToken)
+        => retention.SweepAsync(cancellationToken);
 }

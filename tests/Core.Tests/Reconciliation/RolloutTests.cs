@@ -229,6 +229,20 @@ public class RolloutTests
     }
 
     [Fact]
+    public void Failed_launches_already_counted_still_count_once_their_tasks_are_gone()
+    {
+        // The retention sweep deleted the failed tasks; the deployment remembers how many there were.
+        var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2) with { FailedTasks = 2 })
+            with { DeploymentConfiguration = new DeploymentConfiguration(CircuitBreakerEnable: true) };
+        var step = Step(service, [Task("d2", TaskStatus.Stopped, stopCode: "EssentialContainerExited")]);
+        Assert.Equal(2, step.Service.Primary!.FailedTasks);
+        Assert.Equal(DeploymentStatus.InProgress, step.Service.Primary!.RolloutState);
+
+        var tripped = Step(service with { Deployments = [service.Deployments[0] with { FailedTasks = 3 }] }, []);
+        Assert.Equal(DeploymentStatus.Failed, tripped.Service.Primary!.RolloutState);
+    }
+
+    [Fact]
     public void Without_rollback_a_tripped_deployment_stops_launching()
     {
         var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2))

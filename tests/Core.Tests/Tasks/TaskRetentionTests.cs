@@ -1,0 +1,66 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using Serverless.Core.Api;
+using Serverless.Core.Storage;
+using Serverless.Core.Tasks;
+using Serverless.TestSupport;
+using TaskStatus = Serverless.Core.Tasks.TaskStatus;
+
+namespace Serverless.Core.Tests.Tasks;
+
+/// <summary>The retention sweep over real tables (Azurite), each test with its own.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class TaskRetentionTests
+{
+    private static readonly Arns Arns = new(new EcsOptions { Region = "us-east-1", AccountId = "000000000000" });
+    private readonly CancellationToken _token = new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token;
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
+    private readonly TaskStore _tasks;
+    private readonly ClientTokens _tokens;
+    private readonly TaskRetention _retention;
+
+    public TaskRetentionTests(AzuriteFixture azurite)
+    {
+        var options = new EcsOptions { StoragePrefix = TestNames.Unique("Retain"), StoppedTaskRetentionMinutes = 60 };
+        var storage = new StorageClients(azurite.ConnectionString, options);
+        _tasks = new TaskStore(storage, Arns);
+        _tokens = new ClientTokens(storage, _time);
+        _retention = new TaskRetention(_tasks, _tokens, options, _time, NullLogger<TaskRetention>.Instance);
+    }
+
+    private async Task<TaskRecord> TaskAsync(string group, TimeSpan? stoppedAgo)
+    {
+        var stopped = stoppedAgo is { } ago ? _time.GetUtcNow() - ago : (DateTimeOffset?)null;
+        return await _tasks.InsertAsync(new TaskRecord
+        {
+            Cluster = "c", Id = TaskIds.New(group), Group = group, TaskDefinitionArn = "arn:aws:ecs:us-east-1:000000000000:task-definition/web:1",
+            Family = "web", ContainerInstanceId = "i",
+            LastStatus = stopped is null ? TaskStatus.Running : TaskStatus.Stopped,
+            DesiredStatus = stopped is null ? TaskStatus.Running : TaskStatus.Stopped,
+            StoppedAt = stopped,
+            CreatedAt = _time.GetUtcNow() - TimeSpan.FromHours(3),
+        }, _token);
+    }
+
+    [Fact]
+    public async Task Tasks_stopped_longer_than_the_retention_go_and_everything_else_stays()
+    {
+        var request = new JsonObject { ["cluster"] = "c" };
+        Assert.Null(await _tokens.RecordAsync("c", "RunTask", "old", request, new JsonObject(), _token));
+        _time.Advance(ClientTokens.Retention + TimeSpan.FromMinutes(1));
+        Assert.Null(await _tokens.RecordAsync("c", "RunTask", "new", request, new JsonObject(), _token));
+        var old = await Task.WhenAll(Enumerable.Range(0, 3).Select(i => TaskAsync(i == 0 ? "service:web" : "family:web", TimeSpan.FromMinutes(61))));
+        var recent = await TaskAsync("family:web", TimeSpan.FromMinutes(59));
+        var running = await TaskAsync("family:web", null);
+
+        await _retention.SweepAsync(_token);
+
+        foreach (var task in old) Assert.Null(await _tasks.FindAsync("c", task.Id, _token));
+        Assert.NotNull(await _tasks.FindAsync("c", recent.Id, _token));
+        Assert.NotNull(await _tasks.FindAsync("c", running.Id, _token));
+        // "old" is forgotten (it can be used afresh); "new" still answers a retry.
+        Assert.Null(await _tokens.RecordAsync("c", "RunTask", "old", request, new JsonObject(), _token));
+        Assert.NotNull(await _tokens.RecordAsync("c", "RunTask", "new", request, new JsonObject(), _token));
+    }
+}
