@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using Docker.DotNet;
 using Docker.DotNet.Models;
@@ -12,6 +13,14 @@ namespace Serverless.Worker.Docker;
 /// </summary>
 public sealed class ImagePuller(IDockerClient docker, WorkerOptions options, ILogger<ImagePuller> logger)
 {
+    /// <summary>Images found present before. A hint only: a create that finds one gone calls <see cref="Forget"/> and ensures it again.</summary>
+    private readonly ConcurrentDictionary<string, byte> _seen = new(StringComparer.Ordinal);
+
+    /// <summary>Whether <paramref name="image"/> was present when last looked at, so a start may skip looking again.</summary>
+    public bool SeenPresent(string image) => _seen.ContainsKey(image);
+
+    public void Forget(string image) => _seen.TryRemove(image, out _);
+
     /// <summary>Null when the image is present (now), else the failure in ECS's words (<c>CannotPullContainerError: …</c>).</summary>
     public async Task<string?> EnsureAsync(string image, CancellationToken cancellationToken)
     {
@@ -53,6 +62,8 @@ public sealed class ImagePuller(IDockerClient docker, WorkerOptions options, ILo
         try
         {
             await docker.Images.InspectImageAsync(image, cancellationToken);
+            if (_seen.Count > 10_000) _seen.Clear();
+            _seen[image] = 0;
             return true;
         }
         catch (DockerImageNotFoundException)

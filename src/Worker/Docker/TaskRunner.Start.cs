@@ -36,7 +36,9 @@ public sealed partial class TaskRunner
             }
 
             lock (task.Gate) task.PullStartedAt ??= Now();
-            var images = task.Containers.Where(c => c.DockerId is null).Select(c => c.Plan.Image).Distinct().ToList();
+            // An image seen present before is not looked at again: one Docker call less per start.
+            // Should it have gone since, its container's create finds out and pulls it (CreateAsync).
+            var images = task.Containers.Where(c => c.DockerId is null).Select(c => c.Plan.Image).Distinct().Where(i => !_images.SeenPresent(i)).ToList();
             var pulls = await Task.WhenAll(images.Select(async image => (Image: image, Error: await _images.EnsureAsync(image, token))));
             lock (task.Gate) task.PullStoppedAt ??= Now();
             if (pulls.FirstOrDefault(p => p.Error is not null) is { Error: { } pullError } failed)
@@ -98,7 +100,25 @@ public sealed partial class TaskRunner
         {
             // Not cancellable by the task's stop: an abandoned create could leave an untracked
             // container; the stop waits for the start sequence instead.
-            var created = await _docker.Containers.CreateContainerAsync(container.Plan.Parameters, _shutdown.Token);
+            CreateContainerResponse created;
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    created = await _docker.Containers.CreateContainerAsync(container.Plan.Parameters, _shutdown.Token);
+                    break;
+                }
+                catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound && attempt == 1)
+                {
+                    // The image went since it was last seen (the start skipped looking): make it present, then create again.
+                    _images.Forget(container.Plan.Image);
+                    if (await _images.EnsureAsync(container.Plan.Image, cancellationToken) is { } pullError)
+                    {
+                        lock (task.Gate) container.Reason ??= pullError;
+                        return pullError;
+                    }
+                }
+            }
             lock (task.Gate) container.MarkCreated(created.ID);
             _logger.LogDebug("Created {DockerName} ({DockerId}) for {TaskArn}", container.Plan.DockerName, created.ID, task.TaskArn);
             return null;

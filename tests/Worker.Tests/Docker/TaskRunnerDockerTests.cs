@@ -157,6 +157,32 @@ public sealed class TaskRunnerDockerTests(WorkerFixture fixture, ITestOutputHelp
     }
 
     [Fact]
+    public async Task An_image_removed_after_a_task_used_it_is_looked_for_again_by_the_next_start()
+    {
+        // The worker skips looking for an image it has seen; a create that misses it must pull (here: fail to).
+        var tag = Guid.NewGuid().ToString("N");
+        await fixture.Docker.Images.TagImageAsync("local/busybox:latest", new ImageTagParameters { RepositoryName = "nonexistent.invalid/busybox", Tag = tag });
+        var definition = await _worker.RegisterAsync($$"""
+            {"family": "vanishing", "containerDefinitions": [{"name": "app", "image": "nonexistent.invalid/busybox:{{tag}}", "memory": 32, "command": ["sleep", "300"], "stopTimeout": 1}]}
+            """);
+        var first = _worker.StartCommand(definition);
+        await _worker.Runner.StartAsync(first, redelivered: false, Token);
+        await Events.WaitForStatusAsync(first.TaskArn, "RUNNING", Token);
+        await _worker.Runner.StopAsync(WorkerHarness.StopCommand(first.TaskArn), Token);
+        await Events.WaitForStatusAsync(first.TaskArn, "STOPPED", Token);
+        await _worker.WaitUntilRemovedAsync(first.TaskArn);
+        await fixture.Docker.Images.DeleteImageAsync($"nonexistent.invalid/busybox:{tag}", new ImageDeleteParameters());
+
+        var second = _worker.StartCommand(definition);
+        await _worker.Runner.StartAsync(second, redelivered: false, Token);
+        var stopped = await Events.WaitForStatusAsync(second.TaskArn, "STOPPED", Token);
+
+        Assert.Equal("TaskFailedToStart", stopped.StopCode);
+        Assert.StartsWith("CannotPullContainerError: ", stopped.StoppedReason);
+        Assert.Empty(await _worker.ContainersAsync(second.TaskArn));
+    }
+
+    [Fact]
     public async Task A_task_with_secrets_is_refused_honestly()
     {
         var definition = await _worker.RegisterAsync("""
