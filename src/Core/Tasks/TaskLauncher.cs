@@ -65,70 +65,17 @@ public sealed class TaskLauncher(
         else if (hosts.Count == 0)
             throw new InvalidParameterException("No Container Instances were found in your cluster.");
 
-        var need = TaskSizing.Need(request.Definition, request.Overrides);
-        var groupCounts = PlacementRequest.CountGroup(hosts, request.Group);
+        var placement = new SlotPlacement(request, hosts, TaskSizing.Need(request.Definition, request.Overrides),
+            PlacementRequest.CountGroup(hosts, request.Group), TimeSpan.FromSeconds(options.AgentDisconnectedAfterSeconds));
         var launched = new List<TaskRecord>();
         var failures = new List<LaunchFailure>();
-        var agentTimeout = TimeSpan.FromSeconds(options.AgentDisconnectedAfterSeconds);
-
-        var slots = request.OnInstances?.Count ?? request.Count;
         try
         {
-            for (var slot = 0; slot < slots; slot++)
+            for (var slot = 0; slot < (request.OnInstances?.Count ?? request.Count); slot++)
             {
-                var candidates = request.OnInstances is { } only ? hosts.Where(h => h.Id == only[slot]).ToList() : hosts;
-                if (candidates.Count == 0)
-                {
-                    failures.Add(new LaunchFailure(arns.ContainerInstance(request.Cluster, request.OnInstances![slot]), "MISSING"));
-                    continue;
-                }
-
-                var taskId = TaskIds.New(request.Group);
-                ContainerInstanceRecord? reservedOn = null;
-                PlacementDecision? decision = null;
-                for (var attempt = 0; attempt < MaxPlacementAttempts && reservedOn is null; attempt++)
-                {
-                    decision = Placement.Choose(new PlacementRequest
-                    {
-                        Need = need,
-                        Instances = candidates,
-                        GroupTasksPerInstance = groupCounts,
-                        Strategies = request.OnInstances is null ? request.Strategies : [],
-                        DistinctInstance = request.DistinctInstance,
-                        MemberOf = request.MemberOf,
-                        Now = time.GetUtcNow(),
-                        AgentTimeout = agentTimeout,
-                    });
-                    if (!decision.Placed) break;
-
-                    reservedOn = await instances.TryReserveAsync(decision.Instance!, need.ReservationFor(taskId, request.Group), cancellationToken);
-                    // Lost the race for that instance: see what it holds now and decide again.
-                    var current = reservedOn ?? await instances.FindAsync(request.Cluster, decision.Instance!.Id, cancellationToken);
-                    Replace(hosts, current, decision.Instance!.Id);
-                    if (!ReferenceEquals(candidates, hosts)) Replace(candidates, current, decision.Instance!.Id);
-                }
-
-                if (reservedOn is null)
-                {
-                    var reason = decision is { Placed: false } ? decision.Reason! : "RESOURCE:CONTENTION";
-                    failures.Add(new LaunchFailure(decision?.Closest is { } closest ? arns.ContainerInstance(request.Cluster, closest.Id) : null, reason));
-                    logger.LogInformation("Could not place a task of {TaskDefinitionArn} in {Cluster}: {Reason}", request.Definition.Arn, request.Cluster, reason);
-                    continue;
-                }
-
-                groupCounts[reservedOn.Id] = groupCounts.GetValueOrDefault(reservedOn.Id) + 1;
-                TaskRecord task;
-                try
-                {
-                    task = await tasks.InsertAsync(NewTask(request, taskId, reservedOn, need), cancellationToken);
-                }
-                catch
-                {
-                    await instances.ReleaseAsync(request.Cluster, reservedOn.Id, taskId, CancellationToken.None);
-                    throw;
-                }
-                launched.Add(task);
-                logger.LogInformation("Placed {TaskArn} on {InstanceArn}", arns.Task(request.Cluster, taskId), arns.ContainerInstance(request.Cluster, reservedOn.Id));
+                var (task, failure) = await PlaceOneAsync(placement, slot, cancellationToken);
+                if (task is not null) launched.Add(task);
+                else failures.Add(failure!);
             }
         }
         catch when (launched.Count > 0)
@@ -138,6 +85,67 @@ public sealed class TaskLauncher(
             throw;
         }
         return new LaunchResult(launched, failures);
+    }
+
+    /// <summary>What every slot of one launch shares: the hosts as last seen (updated on lost races) and the group's count per host.</summary>
+    private sealed record SlotPlacement(
+        LaunchRequest Request, List<ContainerInstanceRecord> Hosts, TaskNeed Need, Dictionary<string, int> GroupCounts, TimeSpan AgentTimeout);
+
+    /// <summary>
+    /// One task: decide (pure <see cref="Placement"/>), reserve on the chosen instance with a
+    /// conditional write (a lost race re-reads that instance and decides again), insert its row.
+    /// </summary>
+    private async Task<(TaskRecord? Task, LaunchFailure? Failure)> PlaceOneAsync(SlotPlacement placement, int slot, CancellationToken cancellationToken)
+    {
+        var (request, hosts, need, groupCounts, agentTimeout) = placement;
+        var candidates = request.OnInstances is { } only ? hosts.Where(h => h.Id == only[slot]).ToList() : hosts;
+        if (candidates.Count == 0)
+            return (null, new LaunchFailure(arns.ContainerInstance(request.Cluster, request.OnInstances![slot]), "MISSING"));
+
+        var taskId = TaskIds.New(request.Group);
+        ContainerInstanceRecord? reservedOn = null;
+        PlacementDecision? decision = null;
+        for (var attempt = 0; attempt < MaxPlacementAttempts && reservedOn is null; attempt++)
+        {
+            decision = Placement.Choose(new PlacementRequest
+            {
+                Need = need,
+                Instances = candidates,
+                GroupTasksPerInstance = groupCounts,
+                Strategies = request.OnInstances is null ? request.Strategies : [],
+                DistinctInstance = request.DistinctInstance,
+                MemberOf = request.MemberOf,
+                Now = time.GetUtcNow(),
+                AgentTimeout = agentTimeout,
+            });
+            if (!decision.Placed) break;
+
+            reservedOn = await instances.TryReserveAsync(decision.Instance!, need.ReservationFor(taskId, request.Group), cancellationToken);
+            // Lost the race for that instance: see what it holds now and decide again.
+            var current = reservedOn ?? await instances.FindAsync(request.Cluster, decision.Instance!.Id, cancellationToken);
+            Replace(hosts, current, decision.Instance!.Id);
+            if (!ReferenceEquals(candidates, hosts)) Replace(candidates, current, decision.Instance!.Id);
+        }
+
+        if (reservedOn is null)
+        {
+            var reason = decision is { Placed: false } ? decision.Reason! : "RESOURCE:CONTENTION";
+            logger.LogInformation("Could not place a task of {TaskDefinitionArn} in {Cluster}: {Reason}", request.Definition.Arn, request.Cluster, reason);
+            return (null, new LaunchFailure(decision?.Closest is { } closest ? arns.ContainerInstance(request.Cluster, closest.Id) : null, reason));
+        }
+
+        groupCounts[reservedOn.Id] = groupCounts.GetValueOrDefault(reservedOn.Id) + 1;
+        try
+        {
+            var task = await tasks.InsertAsync(NewTask(request, taskId, reservedOn, need), cancellationToken);
+            logger.LogInformation("Placed {TaskArn} on {InstanceArn}", arns.Task(request.Cluster, taskId), arns.ContainerInstance(request.Cluster, reservedOn.Id));
+            return (task, null);
+        }
+        catch
+        {
+            await instances.ReleaseAsync(request.Cluster, reservedOn.Id, taskId, CancellationToken.None);
+            throw;
+        }
     }
 
     /// <summary>Sends Start for each placed task; one that cannot be sent is recorded as failed to start.</summary>

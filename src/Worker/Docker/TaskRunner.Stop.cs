@@ -260,7 +260,7 @@ public sealed partial class TaskRunner
                 Reason = containerReason,
             }).ToList(),
             ObservedAt = now,
-        }, cancellationToken);
+        }, transitional: false, cancellationToken);
         _logger.LogInformation("Reported {TaskArn} STOPPED without containers: {StoppedReason}", taskArn, reason);
     }
 }

@@ -56,7 +56,7 @@ public sealed class TaskStateReporter(StorageClients storage, QueueWake wake, Wo
             var fingerprint = Fingerprint(change);
             if (!TaskStatusRules.ShouldReport(state.LastStatus, state.LastFingerprint, change.LastStatus, fingerprint)) return false;
 
-            await SendAsync(change, cancellationToken, transitional: change.LastStatus is CoreTaskStatus.Pending or CoreTaskStatus.Stopping);
+            await SendAsync(change, transitional: change.LastStatus is CoreTaskStatus.Pending or CoreTaskStatus.Stopping, cancellationToken);
             state.Sent(change.LastStatus, fingerprint);
             logger.LogInformation("Reported {TaskArn} {LastStatus} ({Containers})", change.TaskArn, change.LastStatus,
                 string.Join(", ", change.Containers.Select(c => $"{c.Name} {c.LastStatus}{(c.ExitCode is { } code ? $" exit {code}" : "")}")));
@@ -100,7 +100,7 @@ public sealed class TaskStateReporter(StorageClients storage, QueueWake wake, Wo
     /// the sender retries with a capped backoff until it is. <paramref name="transitional"/> reports
     /// may wait a little for others to share their message.
     /// </summary>
-    public Task SendAsync(TaskStateChange change, CancellationToken cancellationToken, bool transitional = false)
+    public Task SendAsync(TaskStateChange change, bool transitional, CancellationToken cancellationToken)
     {
         if (Interlocked.Exchange(ref _senderStarted, 1) == 0) _ = Task.Run(SendLoopAsync, CancellationToken.None);
         var outgoing = new Outgoing(change, TaskMessages.Serialize(change), transitional);

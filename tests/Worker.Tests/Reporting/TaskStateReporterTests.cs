@@ -47,11 +47,11 @@ public sealed class TaskStateReporterTests : IAsyncLifetime
     public async Task Transitional_reports_wait_for_company_and_leave_with_the_next_urgent_one()
     {
         // The clock never moves here, so the PENDING reports can only leave with the RUNNING one.
-        var pending = Enumerable.Range(1, 3).Select(i => _reporter.SendAsync(Report(i, "PENDING"), _token, transitional: true)).ToList();
+        var pending = Enumerable.Range(1, 3).Select(i => _reporter.SendAsync(Report(i, "PENDING"), transitional: true, _token)).ToList();
         await Task.Delay(200, _token);
         Assert.All(pending, p => Assert.False(p.IsCompleted));
 
-        await _reporter.SendAsync(Report(4, "RUNNING"), _token);
+        await _reporter.SendAsync(Report(4, "RUNNING"), transitional: false, _token);
         await Task.WhenAll(pending);
 
         Assert.Equal([4], await MessagesAsync());
@@ -64,7 +64,7 @@ public sealed class TaskStateReporterTests : IAsyncLifetime
     [Fact]
     public async Task Transitional_reports_alone_leave_together_once_the_wait_is_over()
     {
-        var pending = Enumerable.Range(1, 2).Select(i => _reporter.SendAsync(Report(i, "STOPPING"), _token, transitional: true)).ToList();
+        var pending = Enumerable.Range(1, 2).Select(i => _reporter.SendAsync(Report(i, "STOPPING"), transitional: true, _token)).ToList();
         await Task.Delay(200, _token);
         _time.Advance(TimeSpan.FromMilliseconds(500));
         await Task.WhenAll(pending);
@@ -74,8 +74,8 @@ public sealed class TaskStateReporterTests : IAsyncLifetime
     [Fact]
     public async Task An_urgent_report_alone_leaves_at_once_in_a_message_of_its_own()
     {
-        await _reporter.SendAsync(Report(1, "RUNNING"), _token);
-        await _reporter.SendAsync(Report(2, "STOPPED"), _token);
+        await _reporter.SendAsync(Report(1, "RUNNING"), transitional: false, _token);
+        await _reporter.SendAsync(Report(2, "STOPPED"), transitional: false, _token);
         Assert.Equal([1, 1], await MessagesAsync());
     }
 }
