@@ -113,14 +113,13 @@ public sealed class TaskActions(
         if (names.Count is < 1 or > 100) throw new InvalidParameterException("Tasks cannot be empty and may name at most 100 tasks.");
         var includeTags = request.Strings("include").Contains("TAGS");
 
-        var found = await clusters.ReadInActiveAsync(cluster, Task.WhenAll(names.Select(n => TryTaskId(cluster, n) is { } id
-            ? tasks.FindAsync(cluster, id, cancellationToken)
-            : Task.FromResult<TaskRecord?>(null))), cancellationToken);
+        var ids = names.Select(n => TryTaskId(cluster, n)).ToList();
+        var found = await clusters.ReadInActiveAsync(cluster, tasks.FindManyAsync(cluster, ids.OfType<string>(), cancellationToken), cancellationToken);
         var described = new JsonArray();
         var failures = new JsonArray();
         for (var i = 0; i < names.Count; i++)
         {
-            if (found[i] is { } task) described.Add(json.ToJson(task, includeTags));
+            if (ids[i] is { } id && found.GetValueOrDefault(id) is { } task) described.Add(json.ToJson(task, includeTags));
             else failures.Add(new JsonObject { ["arn"] = names[i].StartsWith("arn:", StringComparison.Ordinal) ? names[i] : arns.Task(cluster, names[i]), ["reason"] = "MISSING" });
         }
         return new JsonObject { ["tasks"] = described, ["failures"] = failures };

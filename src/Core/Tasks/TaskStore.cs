@@ -79,13 +79,9 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
         if (taskIds.Any(id => !TaskIds.IsValid(id) || TaskIds.PartitionKey(cluster, id) != partition))
             throw new ArgumentException("Tasks of one partition only.", nameof(taskIds));
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = $"PartitionKey eq {TableQueries.Quote(partition)} and ("
-            + string.Join(" or ", taskIds.Select(id => $"RowKey eq {TableQueries.Quote(id)}")) + ")";
         for (var attempt = 1; ; attempt++)
         {
-            var current = new List<TaskRecord>();
-            await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
-                current.Add(TaskRecord.FromEntity(entity));
+            var current = await ReadPartitionAsync(table, cluster, taskIds, cancellationToken);
             var changed = current
                 .Select(t => (Before: t, After: change(t)))
                 .Where(c => c.After is not null && !ReferenceEquals(c.After, c.Before))
@@ -136,6 +132,33 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
             }
         }
         return deleted;
+    }
+
+    /// <summary>
+    /// The tasks of <paramref name="taskIds"/> that exist: one request per partition (a point read
+    /// for a lone id, one query for several; tasks of one group share a partition), side by side.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, TaskRecord>> FindManyAsync(string cluster, IEnumerable<string> taskIds, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        async Task<IReadOnlyList<TaskRecord>> ReadAsync(IReadOnlyList<string> ids)
+            => ids.Count == 1
+                ? await FindAsync(cluster, ids[0], cancellationToken) is { } one ? [one] : []
+                : await ReadPartitionAsync(table, cluster, ids, cancellationToken);
+        var reads = taskIds.Where(TaskIds.IsValid).Distinct().GroupBy(id => TaskIds.PartitionKey(cluster, id)).Select(p => ReadAsync(p.ToList()));
+        return (await Task.WhenAll(reads)).SelectMany(r => r).ToDictionary(t => t.Id);
+    }
+
+    /// <summary>The existing tasks among <paramref name="taskIds"/>, all of one partition, in one query.</summary>
+    private static async Task<IReadOnlyList<TaskRecord>> ReadPartitionAsync(
+        TableClient table, string cluster, IReadOnlyCollection<string> taskIds, CancellationToken cancellationToken)
+    {
+        var filter = $"PartitionKey eq {TableQueries.Quote(TaskIds.PartitionKey(cluster, taskIds.First()))} and ("
+            + string.Join(" or ", taskIds.Select(id => $"RowKey eq {TableQueries.Quote(id)}")) + ")";
+        var found = new List<TaskRecord>();
+        await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+            found.Add(TaskRecord.FromEntity(entity));
+        return found;
     }
 
     /// <summary>A group's tasks (a service's, for example): one partition.</summary>

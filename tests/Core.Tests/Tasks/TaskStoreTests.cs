@@ -1,0 +1,37 @@
+using Microsoft.Extensions.Time.Testing;
+using Serverless.Core.Storage;
+using Serverless.Core.Tasks;
+using Serverless.TestSupport;
+
+namespace Serverless.Core.Tests.Tasks;
+
+/// <summary>Reading several tasks at once over a real table (Azurite).</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class TaskStoreTests(AzuriteFixture azurite)
+{
+    private static readonly Arns Arns = new(new EcsOptions { Region = "us-east-1", AccountId = "000000000000" });
+    private readonly CancellationToken _token = new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token;
+    private readonly TaskStore _tasks = new(new StorageClients(azurite.ConnectionString, new EcsOptions { StoragePrefix = TestNames.Unique("Find") }), Arns);
+    private readonly DateTimeOffset _now = new FakeTimeProvider().GetUtcNow();
+
+    private Task<TaskRecord> TaskAsync(string group) => _tasks.InsertAsync(new TaskRecord
+    {
+        Cluster = "c", Id = TaskIds.New(group), Group = group, TaskDefinitionArn = "arn:aws:ecs:us-east-1:000000000000:task-definition/web:1",
+        Family = "web", ContainerInstanceId = "i", CreatedAt = _now,
+    }, _token);
+
+    [Fact]
+    public async Task Many_tasks_are_found_by_id_across_partitions_and_missing_or_malformed_ids_are_left_out()
+    {
+        var web = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => TaskAsync("family:web")));
+        var api = await TaskAsync("service:api");
+        var missing = TaskIds.New("family:web");
+
+        var found = await _tasks.FindManyAsync("c", [.. web.Select(t => t.Id), api.Id, web[0].Id, missing, "not-a-task-id"], _token);
+
+        Assert.Equal(web.Select(t => t.Id).Append(api.Id).Order(StringComparer.Ordinal), found.Keys.Order(StringComparer.Ordinal));
+        Assert.All(web, t => Assert.Equal("family:web", found[t.Id].Group));
+        Assert.Equal("service:api", found[api.Id].Group);
+        Assert.Empty(await _tasks.FindManyAsync("other-cluster", web.Select(t => t.Id), _token));
+    }
+}
