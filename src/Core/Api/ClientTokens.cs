@@ -23,24 +23,11 @@ public sealed class ClientTokens(StorageClients storage, TimeProvider time)
     /// <summary>How long a token's answer is kept for retries.</summary>
     public static readonly TimeSpan Retention = TimeSpan.FromHours(24);
 
-    /// <summary>Deletes the records of tokens first used before <paramref name="before"/>; returns how many.</summary>
+    /// <summary>Deletes the records of tokens first used before <paramref name="before"/> (a batch per cluster); returns how many.</summary>
     public async Task<int> DeleteClaimedBeforeAsync(DateTimeOffset before, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = TableClient.CreateQueryFilter($"ClaimedAt lt {before}");
-        var deleted = 0;
-        await foreach (var row in table.QueryAsync<TableEntity>(filter, select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken))
-        {
-            try
-            {
-                await table.DeleteEntityAsync(row.PartitionKey, row.RowKey, ETag.All, cancellationToken);
-                deleted++;
-            }
-            catch (RequestFailedException e) when (e.Status == 404)
-            {
-            }
-        }
-        return deleted;
+        return await table.DeleteMatchingAsync(TableClient.CreateQueryFilter($"ClaimedAt lt {before}"), cancellationToken);
     }
 
     /// <summary>Refuses a token ECS would refuse; true when there is one.</summary>

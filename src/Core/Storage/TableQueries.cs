@@ -5,6 +5,32 @@ namespace Serverless.Core.Storage;
 public static class TableQueries
 {
     /// <summary>
+    /// Deletes every entity matching <paramref name="filter"/>: one scan of keys, then one batch per
+    /// partition (100 rows at most each). A batch that fails (another process deleted one of its
+    /// rows first) is left for the next call. Returns how many were deleted.
+    /// </summary>
+    public static async Task<int> DeleteMatchingAsync(this TableClient table, string filter, CancellationToken cancellationToken)
+    {
+        var matching = new List<TableEntity>();
+        await foreach (var row in table.QueryAsync<TableEntity>(filter, select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken))
+            matching.Add(row);
+        var deleted = 0;
+        foreach (var batch in matching.GroupBy(r => r.PartitionKey).SelectMany(p => p.Chunk(100)))
+        {
+            try
+            {
+                await table.SubmitTransactionAsync(batch.Select(r => new TableTransactionAction(TableTransactionActionType.Delete, r, Azure.ETag.All)), cancellationToken);
+                deleted += batch.Length;
+            }
+            catch (TableTransactionFailedException)
+            {
+                // Some row went first; what is left goes next time.
+            }
+        }
+        return deleted;
+    }
+
+    /// <summary>
     /// Up to <paramref name="take"/> entities matching <paramref name="filter"/>, and whether more exist:
     /// reads pages until it has one entity past the limit, so callers can page by key.
     /// </summary>

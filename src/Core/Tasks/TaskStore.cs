@@ -106,32 +106,11 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
         }
     }
 
-    /// <summary>
-    /// Deletes every task STOPPED before <paramref name="before"/>: one filtered scan, then one
-    /// batch per partition (100 rows at most). A batch that fails (another control plane deleted
-    /// some of its rows first) is left to the next sweep. Returns how many were deleted.
-    /// </summary>
+    /// <summary>Deletes every task STOPPED before <paramref name="before"/>, a batch per partition; returns how many.</summary>
     public async Task<int> DeleteStoppedBeforeAsync(DateTimeOffset before, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = TableClient.CreateQueryFilter($"LastStatus eq {TaskStatus.Stopped} and StoppedAt lt {before}");
-        var stale = new List<TableEntity>();
-        await foreach (var row in table.QueryAsync<TableEntity>(filter, select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken))
-            stale.Add(row);
-        var deleted = 0;
-        foreach (var batch in stale.GroupBy(r => r.PartitionKey).SelectMany(p => p.Chunk(100)))
-        {
-            try
-            {
-                await table.SubmitTransactionAsync(batch.Select(r => new TableTransactionAction(TableTransactionActionType.Delete, r, ETag.All)), cancellationToken);
-                deleted += batch.Length;
-            }
-            catch (TableTransactionFailedException)
-            {
-                // Some row went first; what is left goes in the next sweep.
-            }
-        }
-        return deleted;
+        return await table.DeleteMatchingAsync(TableClient.CreateQueryFilter($"LastStatus eq {TaskStatus.Stopped} and StoppedAt lt {before}"), cancellationToken);
     }
 
     /// <summary>

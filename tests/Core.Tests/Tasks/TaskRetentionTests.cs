@@ -13,7 +13,6 @@ namespace Serverless.Core.Tests.Tasks;
 [Collection(AzuriteCollection.Name)]
 public sealed class TaskRetentionTests
 {
-    private static readonly Arns Arns = new(new EcsOptions { Region = "us-east-1", AccountId = "000000000000" });
     private readonly CancellationToken _token = new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token;
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
     private readonly TaskStore _tasks;
@@ -24,7 +23,7 @@ public sealed class TaskRetentionTests
     {
         var options = new EcsOptions { StoragePrefix = TestNames.Unique("Retain"), StoppedTaskRetentionMinutes = 60 };
         var storage = new StorageClients(azurite.ConnectionString, options);
-        _tasks = new TaskStore(storage, Arns);
+        _tasks = new TaskStore(storage, TaskRows.Arns);
         _tokens = new ClientTokens(storage, _time);
         _retention = new TaskRetention(_tasks, _tokens, options, _time, NullLogger<TaskRetention>.Instance);
     }
@@ -32,14 +31,11 @@ public sealed class TaskRetentionTests
     private async Task<TaskRecord> TaskAsync(string group, TimeSpan? stoppedAgo)
     {
         var stopped = stoppedAgo is { } ago ? _time.GetUtcNow() - ago : (DateTimeOffset?)null;
-        return await _tasks.InsertAsync(new TaskRecord
+        return await _tasks.InsertAsync(TaskRows.New("c", group, "i", _time.GetUtcNow() - TimeSpan.FromHours(3)) with
         {
-            Cluster = "c", Id = TaskIds.New(group), Group = group, TaskDefinitionArn = "arn:aws:ecs:us-east-1:000000000000:task-definition/web:1",
-            Family = "web", ContainerInstanceId = "i",
             LastStatus = stopped is null ? TaskStatus.Running : TaskStatus.Stopped,
             DesiredStatus = stopped is null ? TaskStatus.Running : TaskStatus.Stopped,
             StoppedAt = stopped,
-            CreatedAt = _time.GetUtcNow() - TimeSpan.FromHours(3),
         }, _token);
     }
 

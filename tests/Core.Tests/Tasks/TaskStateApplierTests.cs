@@ -13,7 +13,7 @@ namespace Serverless.Core.Tests.Tasks;
 [Collection(AzuriteCollection.Name)]
 public sealed class TaskStateApplierTests
 {
-    private static readonly Arns Arns = new(new EcsOptions { Region = "us-east-1", AccountId = "000000000000" });
+    private static Arns Arns => TaskRows.Arns;
     private readonly CancellationToken _token = new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token;
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
     private readonly string _cluster = TestNames.Unique("apply");
@@ -32,12 +32,10 @@ public sealed class TaskStateApplierTests
 
     private async Task<TaskRecord> TaskAsync(string group, string instance)
     {
-        var task = new TaskRecord
+        var task = TaskRows.New(_cluster, group, instance, _time.GetUtcNow()) with
         {
-            Cluster = _cluster, Id = TaskIds.New(group), Group = group, TaskDefinitionArn = "arn:aws:ecs:us-east-1:000000000000:task-definition/web:1",
-            Family = "web", ContainerInstanceId = instance, Memory = 64,
+            Memory = 64,
             Containers = [new TaskContainer { Name = "app", Id = Guid.NewGuid().ToString(), Image = "local/busybox:latest" }],
-            CreatedAt = _time.GetUtcNow(),
         };
         return await _tasks.InsertAsync(task, _token);
     }

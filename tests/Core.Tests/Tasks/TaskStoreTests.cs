@@ -9,16 +9,11 @@ namespace Serverless.Core.Tests.Tasks;
 [Collection(AzuriteCollection.Name)]
 public sealed class TaskStoreTests(AzuriteFixture azurite)
 {
-    private static readonly Arns Arns = new(new EcsOptions { Region = "us-east-1", AccountId = "000000000000" });
     private readonly CancellationToken _token = new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token;
-    private readonly TaskStore _tasks = new(new StorageClients(azurite.ConnectionString, new EcsOptions { StoragePrefix = TestNames.Unique("Find") }), Arns);
+    private readonly TaskStore _tasks = new(new StorageClients(azurite.ConnectionString, new EcsOptions { StoragePrefix = TestNames.Unique("Find") }), TaskRows.Arns);
     private readonly DateTimeOffset _now = new FakeTimeProvider().GetUtcNow();
 
-    private Task<TaskRecord> TaskAsync(string group) => _tasks.InsertAsync(new TaskRecord
-    {
-        Cluster = "c", Id = TaskIds.New(group), Group = group, TaskDefinitionArn = "arn:aws:ecs:us-east-1:000000000000:task-definition/web:1",
-        Family = "web", ContainerInstanceId = "i", CreatedAt = _now,
-    }, _token);
+    private Task<TaskRecord> TaskAsync(string group) => _tasks.InsertAsync(TaskRows.New("c", group, "i", _now), _token);
 
     [Fact]
     public async Task Many_tasks_are_found_by_id_across_partitions_and_missing_or_malformed_ids_are_left_out()
