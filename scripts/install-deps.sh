@@ -9,6 +9,7 @@
 #
 #   - Azurite (npm, global)                         storage emulator for Tables and Queues
 #   - wrk, curl (Debian)                            HTTP load generator for the benchmarks; probes
+#   - faketime (Debian)                             a worker with a skewed clock, in the fault tests
 #   - docker.io, busybox-static (Debian)            container engine for the worker and its tests
 #   - dockerd started in the background when /var/run/docker.sock does not answer
 #   - local/busybox:latest imported from busybox-static (no registry here: images are made locally)
@@ -72,6 +73,8 @@ deb_installed() {
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# libfaketime: the fault tests run a worker whose wall clock is off.
+deb_installed faketime || missing+=(faketime)
 if [ "$SKIP_DOCKER" != "1" ]; then
     command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
     # The package, not just any busybox: the image needs a statically linked binary.

@@ -3,6 +3,9 @@
 #
 #   bash scripts/test.sh [extra dotnet test arguments, e.g. --filter FullyQualifiedName~Clusters]
 #
+# Without arguments it runs two stages: every test but the fault catalogue, then the fault catalogue
+# (Category=Fault) on its own; its figures land in TestResults/faults/faults.tsv.
+#
 # Installs what is missing first (scripts/install-deps.sh, with Docker: the worker's tests need the
 # engine and local/busybox:latest; ECS_SKIP_DOCKER=1 skips it), builds Release, runs `dotnet test`
 # with a per-project summary on the console and a TRX file per test project in TestResults/, and
@@ -76,13 +79,27 @@ fi
 
 # Minimal console verbosity prints failures and one "Passed!/Failed! - ... - <assembly>" line per
 # test project. A test that hangs for 20 minutes is killed and reported rather than blocking CI.
+run_tests() {
+    dotnet test "$@" -c "$CONFIGURATION" --no-build -nologo \
+        --logger "console;verbosity=minimal" \
+        --logger trx \
+        --results-directory "$RESULTS" \
+        --blame-hang-timeout 20m --blame-hang-dump-type none </dev/null
+}
+
 set +e
-dotnet test "$solution" -c "$CONFIGURATION" --no-build -nologo \
-    --logger "console;verbosity=minimal" \
-    --logger trx \
-    --results-directory "$RESULTS" \
-    --blame-hang-timeout 20m --blame-hang-dump-type none \
-    "$@" </dev/null
-status=$?
+if [ "$#" -gt 0 ]; then
+    run_tests "$solution" "$@"
+    status=$?
+else
+    # Two stages: the suite, then the fault catalogue (tests/EndToEnd.Tests/Faults), which kills
+    # processes and restarts engines and so runs alone, after everything else.
+    run_tests "$solution" --filter "Category!=Fault"
+    status=$?
+    echo "test: fault catalogue" >&2
+    FAULT_RESULTS="$RESULTS/faults" run_tests tests/EndToEnd.Tests/Serverless.EndToEnd.Tests.csproj --filter "Category=Fault"
+    fault_status=$?
+    [ "$status" -eq 0 ] && status=$fault_status
+fi
 set -e
 finish "$status"

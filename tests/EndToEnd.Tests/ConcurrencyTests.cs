@@ -51,13 +51,13 @@ public sealed class ConcurrencyTests(ControlPlaneFixture plane) : IAsyncLifetime
             maxAlive = Math.Max(maxAlive, alive.Count);
             Assert.True(alive.Count <= 7, $"{alive.Count} tasks alive: above maximumPercent 125% of 6:\n"
                 + string.Join("\n", alive.Select(t => $"{t["taskArn"]} {t["startedBy"]} {t["lastStatus"]}/{t["desiredStatus"]} {t["createdAt"]} {t["containerInstanceArn"]!.GetValue<string>()[^6..]} {t["stoppedReason"]}")));
-            foreach (var instance in (await plane.EcsAsync("list-container-instances", "--cluster", cluster)).Json["containerInstanceArns"]!.AsArray())
+            foreach (var instance in (await plane.Client.EcsOkAsync("ListContainerInstances", new() { ["cluster"] = cluster }))["containerInstanceArns"]!.AsArray())
             {
-                var described = (await plane.EcsAsync("describe-container-instances", "--cluster", cluster, "--container-instances", instance!.GetValue<string>())).Json["containerInstances"]![0]!;
+                var described = (await plane.Client.EcsOkAsync("DescribeContainerInstances", new() { ["cluster"] = cluster, ["containerInstances"] = new JsonArray(instance!.GetValue<string>()) }))["containerInstances"]![0]!;
                 var memory = described["remainingResources"]!.AsArray().First(r => r!["name"]!.GetValue<string>() == "MEMORY")!["integerValue"]!.GetValue<int>();
                 Assert.True(memory >= 0, $"instance overcommitted: {memory} MiB remaining");
             }
-            var service = (await plane.EcsAsync("describe-services", "--cluster", cluster, "--services", "dup")).Json["services"]![0]!;
+            var service = await plane.DescribeServiceAsync(cluster, "dup");
             if (service["deployments"]!.AsArray().Count == 1 && service["taskDefinition"]!.GetValue<string>() == v2 && service["runningCount"]!.GetValue<int>() == 6
                 && alive.Count == 6) break;
             await Task.Delay(500);
@@ -94,14 +94,13 @@ public sealed class ConcurrencyTests(ControlPlaneFixture plane) : IAsyncLifetime
 
     private async Task<List<JsonNode>> AliveTasksAsync(string cluster)
     {
-        var arns = (await plane.EcsAsync("list-tasks", "--cluster", cluster, "--service-name", "dup")).Json["taskArns"]!.AsArray().Select(a => a!.GetValue<string>()).ToArray();
-        if (arns.Length == 0) return [];
+        var arns = await plane.ListTaskArnsAsync(cluster, "dup");
+        if (arns.Count == 0) return [];
         // Every task that is not STOPPED holds a slot (and a reservation), whatever its desired status.
-        var all = (await plane.EcsAsync(["describe-tasks", "--cluster", cluster, "--tasks", .. arns])).Json["tasks"]!.AsArray().Select(t => t!).ToList();
-        var stopping = (await plane.EcsAsync("list-tasks", "--cluster", cluster, "--service-name", "dup", "--desired-status", "STOPPED")).Json["taskArns"]!.AsArray().Select(a => a!.GetValue<string>()).ToArray();
-        if (stopping.Length > 0)
-            all.AddRange((await plane.EcsAsync(["describe-tasks", "--cluster", cluster, "--tasks", .. stopping.Take(100)])).Json["tasks"]!.AsArray()
-                .Where(t => t!["lastStatus"]!.GetValue<string>() != "STOPPED").Select(t => t!));
+        var all = await plane.DescribeTasksAsync(cluster, arns);
+        var stopping = await plane.ListTaskArnsAsync(cluster, "dup", "STOPPED");
+        if (stopping.Count > 0)
+            all.AddRange((await plane.DescribeTasksAsync(cluster, stopping.Take(100))).Where(t => t["lastStatus"]!.GetValue<string>() != "STOPPED"));
         // A task listed as desired RUNNING may have been told to stop before the second listing: count it once.
         return all.Where(t => t["lastStatus"]!.GetValue<string>() != "STOPPED")
             .GroupBy(t => t["taskArn"]!.GetValue<string>()).Select(g => g.Last()).ToList();

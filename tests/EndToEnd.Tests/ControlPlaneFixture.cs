@@ -12,7 +12,7 @@ namespace Serverless.EndToEnd.Tests;
 /// (<c>dotnet Serverless.Functions.dll</c>) on a private Azurite, with the development key pair.
 /// Tests drive it with the AWS CLI installed on the machine, exactly as a user would.
 /// </summary>
-public sealed class ControlPlaneFixture : IAsyncLifetime
+public class ControlPlaneFixture : IAsyncLifetime
 {
     public const string AccessKeyId = "AKIALOCALDEVELOPMENT";
     public const string SecretAccessKey = "local-development-secret-key-not-for-production";
@@ -27,12 +27,19 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
 
     public string Endpoint { get; private set; } = "";
 
+    /// <summary>Settings a derived fixture gives its control planes on top of the ones above.</summary>
+    protected virtual IReadOnlyDictionary<string, string> ControlPlaneSettings { get; } = new Dictionary<string, string>();
+
+    /// <summary>A signed client in this process, for polling and bursts (see <see cref="SignedClient"/>).</summary>
+    public SignedClient Client { get; private set; } = null!;
+
     public string Log { get { lock (_log) return _log.ToString(); } }
 
     public async Task InitializeAsync()
     {
         await _azurite.InitializeAsync();
         (_process, Endpoint) = await StartControlPlaneAsync(_log);
+        Client = new SignedClient(Endpoint, AccessKeyId, SecretAccessKey, Region);
     }
 
     /// <summary>The storage account every process of this fixture shares.</summary>
@@ -49,9 +56,26 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
         return endpoint;
     }
 
-    private async Task<(Process, string)> StartControlPlaneAsync(StringBuilder log)
+    /// <summary>
+    /// <c>kill -9</c> of the first control plane (a crashed Functions instance: no clean-up, no
+    /// graceful end of a request), then a new one on the same endpoint and storage.
+    /// </summary>
+    public async Task KillAndRestartControlPlaneAsync(TimeSpan downFor = default)
     {
-        var endpoint = $"http://127.0.0.1:{FreePort()}";
+        if (_process is { HasExited: false })
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process?.Dispose();
+        _process = null;
+        if (downFor > TimeSpan.Zero) await Task.Delay(downFor);
+        (_process, _) = await StartControlPlaneAsync(_log, Endpoint);
+    }
+
+    private async Task<(Process, string)> StartControlPlaneAsync(StringBuilder log, string? endpoint = null)
+    {
+        endpoint ??= $"http://127.0.0.1:{FreePort()}";
         var start = new ProcessStartInfo("dotnet", [FunctionsAssembly()])
         {
             WorkingDirectory = Path.GetDirectoryName(FunctionsAssembly())!,
@@ -68,6 +92,7 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
         start.Environment["Ecs__AgentLostAfterSeconds"] = "10";
         start.Environment["ASPNETCORE_URLS"] = endpoint;
         start.Environment["Standalone__Urls"] = endpoint;
+        foreach (var (key, value) in ControlPlaneSettings) start.Environment[key] = value;
         var process = Process.Start(start)!;
         process.OutputDataReceived += (_, e) => { lock (log) log.AppendLine(e.Data); };
         process.ErrorDataReceived += (_, e) => { lock (log) log.AppendLine(e.Data); };
@@ -97,9 +122,32 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
     /// Starts a worker (the Docker-backed agent) for <paramref name="cluster"/> and waits until its
     /// container instance is registered and connected. Its containers are removed on dispose.
     /// </summary>
-    public async Task<WorkerProcess> StartWorkerAsync(string cluster, string? instanceId = null, int? memoryMiB = null, int? cpu = null, string? zone = null)
+    public async Task<WorkerProcess> StartWorkerAsync(string cluster, string? instanceId = null, int? memoryMiB = null, int? cpu = null, string? zone = null, TimeSpan clockOffset = default)
     {
-        var worker = new WorkerProcess(WorkerAssembly(), cluster, instanceId ?? Guid.NewGuid().ToString("N"), new Dictionary<string, string>
+        var worker = CreateWorker(cluster, instanceId ?? Guid.NewGuid().ToString("N"), memoryMiB, cpu, zone, clockOffset);
+        await worker.StartAsync();
+        var arn = $"arn:aws:ecs:{Region}:{AccountId}:container-instance/{cluster}/{worker.InstanceId}";
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            var described = await Client.EcsAsync("DescribeContainerInstances", new() { ["cluster"] = cluster, ["containerInstances"] = new JsonArray(arn) });
+            if (described.Status == HttpStatusCode.OK && described.Body["containerInstances"]!.AsArray() is [var instance, ..]
+                && instance!["agentConnected"]!.GetValue<bool>() && instance["status"]!.GetValue<string>() == "ACTIVE")
+                return worker;
+            if (worker.HasExited) throw new InvalidOperationException($"The worker exited:\n{worker.Log}");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"The worker did not register:\n{worker.Log}");
+            await Task.Delay(300);
+        }
+    }
+
+    /// <summary>
+    /// A worker process for <paramref name="cluster"/>, not started yet; it ends with the test
+    /// (<see cref="StopWorkersAsync"/>). <paramref name="clockOffset"/> runs it with its wall clock
+    /// that far off (libfaketime), as a host whose clock drifted.
+    /// </summary>
+    public WorkerProcess CreateWorker(string cluster, string instanceId, int? memoryMiB = null, int? cpu = null, string? zone = null, TimeSpan clockOffset = default)
+    {
+        var environment = new Dictionary<string, string>
         {
             ["AzureWebJobsStorage"] = _azurite.ConnectionString,
             ["Ecs__Region"] = Region,
@@ -109,21 +157,24 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
             ["Worker__AvailabilityZone"] = zone ?? "",
             ["Worker__HeartbeatSeconds"] = "2",
             ["Worker__ContainerStopTimeoutSeconds"] = "2",
-        });
-        lock (_workers) _workers.Add(worker);
-        await worker.StartAsync();
-        var arn = $"arn:aws:ecs:{Region}:{AccountId}:container-instance/{cluster}/{worker.InstanceId}";
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
+        };
+        if (clockOffset != TimeSpan.Zero)
         {
-            var described = await EcsAsync("describe-container-instances", "--cluster", cluster, "--container-instances", arn);
-            if (described.ExitCode == 0 && described.Json["containerInstances"]!.AsArray() is [var instance, ..]
-                && instance!["agentConnected"]!.GetValue<bool>() && instance["status"]!.GetValue<string>() == "ACTIVE")
-                return worker;
-            if (worker.HasExited) throw new InvalidOperationException($"The worker exited:\n{worker.Log}");
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"The worker did not register:\n{worker.Log}");
-            await Task.Delay(300);
+            environment["LD_PRELOAD"] = FakeTimeLibrary();
+            environment["FAKETIME"] = $"{(clockOffset < TimeSpan.Zero ? "-" : "+")}{(long)Math.Abs(clockOffset.TotalSeconds)}";
+            // Only the wall clock drifts on a real host; timers and Stopwatch keep the monotonic one.
+            environment["FAKETIME_DONT_FAKE_MONOTONIC"] = "1";
         }
+        var worker = new WorkerProcess(WorkerAssembly(), cluster, instanceId, environment);
+        lock (_workers) _workers.Add(worker);
+        return worker;
+    }
+
+    private static string FakeTimeLibrary()
+    {
+        string[] candidates = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1"];
+        return candidates.FirstOrDefault(File.Exists)
+            ?? throw new FileNotFoundException("libfaketime is missing: bash scripts/install-deps.sh installs Debian's faketime");
     }
 
     /// <summary>
@@ -155,6 +206,7 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
             await _process.WaitForExitAsync();
         }
         _process?.Dispose();
+        Client?.Dispose();
         await _azurite.DisposeAsync();
     }
 
@@ -167,13 +219,13 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
     public async Task<CliResult> WaitAsync(string waiter, string cluster, IReadOnlyList<string> names, int seconds = 150)
     {
         var (describe, option, member) = waiter.StartsWith("services-", StringComparison.Ordinal)
-            ? ("describe-services", "--services", "services")
-            : ("describe-tasks", "--tasks", "tasks");
+            ? ("DescribeServices", "--services", "services")
+            : ("DescribeTasks", "--tasks", "tasks");
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (DateTime.UtcNow < deadline)
         {
-            var described = await EcsAsync([describe, "--cluster", cluster, option, .. names]);
-            if (described.ExitCode == 0 && Settled(waiter, described.Json[member]!.AsArray())) break;
+            var described = await Client.EcsAsync(describe, new() { ["cluster"] = cluster, [member] = new JsonArray([.. names.Select(n => JsonValue.Create(n))]) });
+            if (described.Status == HttpStatusCode.OK && Settled(waiter, described.Body[member]!.AsArray())) break;
             await Task.Delay(300);
         }
         return await EcsAsync(["wait", waiter, "--cluster", cluster, option, .. names]);
@@ -193,6 +245,40 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
             _ => throw new ArgumentException($"Unknown waiter {waiter}", nameof(waiter)),
         };
     }
+
+    /// <summary>ListTasks (all pages) through the in-process client: for polling.</summary>
+    public async Task<List<string>> ListTaskArnsAsync(string cluster, string? service = null, string desiredStatus = "RUNNING")
+    {
+        var arns = new List<string>();
+        string? next = null;
+        do
+        {
+            var request = new JsonObject { ["cluster"] = cluster, ["desiredStatus"] = desiredStatus };
+            if (service is not null) request["serviceName"] = service;
+            if (next is not null) request["nextToken"] = next;
+            var page = await Client.EcsOkAsync("ListTasks", request);
+            arns.AddRange(page["taskArns"]!.AsArray().Select(a => a!.GetValue<string>()));
+            next = page["nextToken"]?.GetValue<string>();
+        }
+        while (next is not null);
+        return arns;
+    }
+
+    /// <summary>DescribeTasks through the in-process client, 100 at a time: for polling.</summary>
+    public async Task<List<JsonNode>> DescribeTasksAsync(string cluster, IEnumerable<string> arns)
+    {
+        var tasks = new List<JsonNode>();
+        foreach (var chunk in arns.Chunk(100))
+        {
+            var described = await Client.EcsOkAsync("DescribeTasks", new() { ["cluster"] = cluster, ["tasks"] = new JsonArray([.. chunk.Select(a => JsonValue.Create(a))]) });
+            tasks.AddRange(described["tasks"]!.AsArray().Select(t => t!));
+        }
+        return tasks;
+    }
+
+    /// <summary>DescribeServices of one service through the in-process client: for polling.</summary>
+    public async Task<JsonNode> DescribeServiceAsync(string cluster, string service)
+        => (await Client.EcsOkAsync("DescribeServices", new() { ["cluster"] = cluster, ["services"] = new JsonArray(service) }))["services"]![0]!;
 
     /// <summary>Runs <c>aws ecs ...</c> against this endpoint with the development credentials.</summary>
     public Task<CliResult> EcsAsync(params string[] args) => AwsAsync(["ecs", .. args]);

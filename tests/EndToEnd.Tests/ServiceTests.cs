@@ -25,8 +25,7 @@ public sealed class ServiceTests(ControlPlaneFixture plane) : IAsyncLifetime
             $$"""[{"name":"main","image":"{{Image}}","memory":{{memory}},"entryPoint":["sh","-c"],"command":["{{command}}"]}]"""))
             .Json["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
 
-    private async Task<JsonNode> DescribeAsync(string cluster, string service)
-        => (await plane.EcsAsync("describe-services", "--cluster", cluster, "--services", service)).Json["services"]![0]!;
+    private Task<JsonNode> DescribeAsync(string cluster, string service) => plane.DescribeServiceAsync(cluster, service);
 
     private async Task WaitStableAsync(string cluster, string service)
     {
@@ -36,11 +35,9 @@ public sealed class ServiceTests(ControlPlaneFixture plane) : IAsyncLifetime
 
     private async Task<List<JsonNode>> RunningTasksAsync(string cluster, string service)
     {
-        var arns = (await plane.EcsAsync("list-tasks", "--cluster", cluster, "--service-name", service)).Json["taskArns"]!.AsArray()
-            .Select(a => a!.GetValue<string>()).ToArray();
-        if (arns.Length == 0) return [];
-        return (await plane.EcsAsync(["describe-tasks", "--cluster", cluster, "--tasks", .. arns])).Json["tasks"]!.AsArray()
-            .Where(t => t!["lastStatus"]!.GetValue<string>() == "RUNNING").Select(t => t!).ToList();
+        var arns = await plane.ListTaskArnsAsync(cluster, service);
+        if (arns.Count == 0) return [];
+        return (await plane.DescribeTasksAsync(cluster, arns)).Where(t => t["lastStatus"]!.GetValue<string>() == "RUNNING").ToList();
     }
 
     private async Task DeleteAsync(string cluster, string service)
@@ -104,10 +101,9 @@ public sealed class ServiceTests(ControlPlaneFixture plane) : IAsyncLifetime
         var deadline = DateTime.UtcNow.AddSeconds(120);
         while (DateTime.UtcNow < deadline)
         {
-            var arns = (await plane.EcsAsync("list-tasks", "--cluster", cluster, "--service-name", "api")).Json["taskArns"]!.AsArray()
-                .Select(a => a!.GetValue<string>()).ToArray();
-            Assert.True(arns.Length <= 6, $"{arns.Length} tasks alive during the rollout");
-            var described = (await plane.EcsAsync(["describe-tasks", "--cluster", cluster, "--tasks", .. arns])).Json["tasks"]!.AsArray();
+            var arns = await plane.ListTaskArnsAsync(cluster, "api");
+            Assert.True(arns.Count <= 6, $"{arns.Count} tasks alive during the rollout");
+            var described = await plane.DescribeTasksAsync(cluster, arns);
             var running = described.Count(t => t!["lastStatus"]!.GetValue<string>() == "RUNNING" && t["desiredStatus"]!.GetValue<string>() == "RUNNING");
             Assert.True(running >= 2, $"only {running} tasks running during the rollout");
             var service = await DescribeAsync(cluster, "api");

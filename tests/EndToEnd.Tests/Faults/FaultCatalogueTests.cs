@@ -1,0 +1,241 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text.Json.Nodes;
+
+namespace Serverless.EndToEnd.Tests.Faults;
+
+/// <summary>A control plane, storage and workers of their own, for faults that would disturb other tests.</summary>
+public sealed class FaultPlaneFixture : ControlPlaneFixture;
+
+/// <summary>
+/// The fault catalogue: each test injects one fault into a running system (Azurite, control plane,
+/// workers, Docker), then checks <see cref="ClusterInvariants"/> within a bound and records how long
+/// convergence took (<see cref="FaultFigures"/>). They run in their own stage of <c>scripts/test.sh</c>,
+/// after the rest of the suite, and several times over with <c>scripts/faults.sh</c>.
+/// </summary>
+[Trait("Category", "Fault")]
+public sealed class FaultCatalogueTests(FaultPlaneFixture plane) : IClassFixture<FaultPlaneFixture>, IAsyncLifetime
+{
+    private const string Image = "local/busybox:latest";
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(120);
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public Task DisposeAsync() => plane.StopWorkersAsync();
+
+    [Fact]
+    public async Task Control_plane_killed_during_a_RunTask_burst()
+    {
+        var cluster = await ClusterAsync("cpkill");
+        await plane.StartWorkerAsync(cluster, memoryMiB: 4096);
+        var definition = await RegisterAsync("cpkill");
+
+        // 24 RunTask calls at once, each with its own clientToken; the control plane dies mid-burst.
+        var acknowledged = new ConcurrentBag<string>();
+        var unanswered = new ConcurrentBag<string>();
+        var tokens = Enumerable.Range(0, 24).Select(_ => Guid.NewGuid().ToString("N")).ToList();
+        var burst = tokens.Select(async token =>
+        {
+            try
+            {
+                var response = await plane.Client.EcsAsync("RunTask", RunTask(cluster, definition, token));
+                if (response.Status == HttpStatusCode.OK) foreach (var arn in TaskArns(response.Body)) acknowledged.Add(arn);
+                else unanswered.Add(token);
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                unanswered.Add(token);
+            }
+        }).ToList();
+        await Task.Delay(Random.Shared.Next(50, 400));
+        await plane.KillAndRestartControlPlaneAsync();
+        await Task.WhenAll(burst);
+
+        // What failed is retried with the same clientToken, as an SDK retries.
+        foreach (var token in unanswered)
+            foreach (var arn in TaskArns(await plane.Client.EcsOkAsync("RunTask", RunTask(cluster, definition, token)))) acknowledged.Add(arn);
+
+        await ConvergedAsync(nameof(Control_plane_killed_during_a_RunTask_burst), cluster, [.. acknowledged]);
+        Assert.Equal(tokens.Count, acknowledged.Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Client_disconnects_in_the_middle_of_RunTask()
+    {
+        var cluster = await ClusterAsync("hangup");
+        await plane.StartWorkerAsync(cluster, memoryMiB: 4096);
+        var definition = await RegisterAsync("hangup");
+
+        var acknowledged = new ConcurrentBag<string>();
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(async i =>
+        {
+            using var hangUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(5 + i * 15));
+            try
+            {
+                var response = await plane.Client.EcsAsync("RunTask", RunTask(cluster, definition, Guid.NewGuid().ToString("N")), hangUp.Token);
+                if (response.Status == HttpStatusCode.OK) foreach (var arn in TaskArns(response.Body)) acknowledged.Add(arn);
+            }
+            catch (OperationCanceledException)
+            {
+                // The client went away; whatever the server did must still converge.
+            }
+        }));
+
+        await ConvergedAsync(nameof(Client_disconnects_in_the_middle_of_RunTask), cluster, [.. acknowledged]);
+    }
+
+    [Fact]
+    public async Task Worker_killed_at_random_points_of_a_start()
+    {
+        var cluster = await ClusterAsync("wkill");
+        var worker = await plane.StartWorkerAsync(cluster, memoryMiB: 4096);
+        var definition = await RegisterAsync("wkill");
+
+        var acknowledged = new List<string>();
+        for (var round = 0; round < 4; round++)
+        {
+            acknowledged.AddRange(TaskArns(await plane.Client.EcsOkAsync("RunTask", RunTask(cluster, definition, Guid.NewGuid().ToString("N"), count: 3))));
+            await Task.Delay(Random.Shared.Next(0, 1500));
+            await worker.KillAsync();
+            await worker.StartAsync();
+        }
+
+        await ConvergedAsync(nameof(Worker_killed_at_random_points_of_a_start), cluster, acknowledged);
+    }
+
+    [Fact]
+    public async Task A_task_container_removed_behind_the_workers_back()
+    {
+        var cluster = await ClusterAsync("rmc");
+        await plane.StartWorkerAsync(cluster);
+        var definition = await RegisterAsync("rmc");
+        _ = await plane.Client.EcsOkAsync("CreateService", new() { ["cluster"] = cluster, ["serviceName"] = "web", ["taskDefinition"] = definition, ["desiredCount"] = 3 });
+        await ConvergeBeforeFaultAsync(cluster);
+
+        var (_, ids) = await Docker.RunAsync("ps", "-q", "--filter", $"label=com.amazonaws.ecs.cluster={cluster}");
+        await Docker.RunAsync("rm", "-f", ids.Split('\n')[0]);
+
+        await ConvergedAsync(nameof(A_task_container_removed_behind_the_workers_back), cluster, []);
+    }
+
+    [Fact]
+    public async Task A_stranger_container_with_our_labels()
+    {
+        var cluster = await ClusterAsync("stranger");
+        var worker = await plane.StartWorkerAsync(cluster);
+        var stranger = $"arn:aws:ecs:{ControlPlaneFixture.Region}:{ControlPlaneFixture.AccountId}:task/{cluster}/{Guid.NewGuid():N}";
+        var (exit, id) = await Docker.RunAsync("run", "-d", "--label", $"ecs-worker.instance-id={worker.InstanceId}",
+            "--label", $"com.amazonaws.ecs.cluster={cluster}", "--label", $"com.amazonaws.ecs.task-arn={stranger}",
+            "--label", "com.amazonaws.ecs.container-name=main", Image, "sleep", "600");
+        Assert.Equal(0, exit);
+        try
+        {
+            await ConvergedAsync(nameof(A_stranger_container_with_our_labels), cluster, []);
+        }
+        finally
+        {
+            await Docker.RunAsync("rm", "-f", id);
+        }
+    }
+
+    [Fact]
+    public async Task Docker_daemon_restarted_under_a_service()
+    {
+        var cluster = await ClusterAsync("dockerd");
+        await plane.StartWorkerAsync(cluster);
+        var definition = await RegisterAsync("dockerd");
+        _ = await plane.Client.EcsOkAsync("CreateService", new() { ["cluster"] = cluster, ["serviceName"] = "web", ["taskDefinition"] = definition, ["desiredCount"] = 3 });
+        await ConvergeBeforeFaultAsync(cluster);
+
+        await DockerEngine.RestartAsync();
+
+        await ConvergedAsync(nameof(Docker_daemon_restarted_under_a_service), cluster, []);
+    }
+
+    [Fact]
+    public async Task A_worker_whose_clock_is_four_minutes_behind()
+    {
+        var cluster = await ClusterAsync("skew");
+        var worker = await plane.StartWorkerAsync(cluster, clockOffset: TimeSpan.FromMinutes(-4));
+        var definition = await RegisterAsync("skew");
+        _ = await plane.Client.EcsOkAsync("CreateService", new() { ["cluster"] = cluster, ["serviceName"] = "web", ["taskDefinition"] = definition, ["desiredCount"] = 2 });
+
+        await ConvergedAsync(nameof(A_worker_whose_clock_is_four_minutes_behind), cluster, [], async () =>
+        {
+            // Several heartbeat periods later the instance is still judged connected.
+            await Task.Delay(TimeSpan.FromSeconds(15));
+            var instance = (await plane.Client.EcsOkAsync("DescribeContainerInstances", new()
+            {
+                ["cluster"] = cluster,
+                ["containerInstances"] = new JsonArray(worker.InstanceId),
+            }))["containerInstances"]![0]!;
+            Assert.True(instance["agentConnected"]!.GetValue<bool>(), instance.ToJsonString());
+        });
+    }
+
+    [Fact]
+    public async Task Two_workers_with_one_instance_id()
+    {
+        var cluster = await ClusterAsync("twin");
+        var first = await plane.StartWorkerAsync(cluster);
+        var definition = await RegisterAsync("twin");
+        _ = await plane.Client.EcsOkAsync("CreateService", new() { ["cluster"] = cluster, ["serviceName"] = "web", ["taskDefinition"] = definition, ["desiredCount"] = 2 });
+        await ConvergeBeforeFaultAsync(cluster);
+
+        // A second host configured with the same identity: it must be refused, and the first keeps its tasks.
+        var twin = plane.CreateWorker(cluster, first.InstanceId);
+        await twin.StartAsync();
+        _ = await plane.Client.EcsOkAsync("UpdateService", new() { ["cluster"] = cluster, ["service"] = "web", ["desiredCount"] = 4 });
+
+        await ConvergedAsync(nameof(Two_workers_with_one_instance_id), cluster, [], () =>
+        {
+            Assert.True(twin.HasExited, $"the second worker with one instance id kept running:\n{twin.Log}");
+            return Task.CompletedTask;
+        });
+    }
+
+    /// <summary>
+    /// Waits for the invariants and records the figures of <paramref name="fault"/>; a test with
+    /// assertions of its own after convergence records with <paramref name="andThen"/> done first.
+    /// </summary>
+    private async Task ConvergedAsync(string fault, string cluster, IReadOnlyCollection<string> acknowledged, Func<Task>? andThen = null)
+    {
+        var took = await ClusterInvariants.ConvergeAsync(plane, cluster, acknowledged, Bound);
+        if (andThen is not null) await andThen();
+        var last = await ClusterInvariants.ViolationsAsync(plane, cluster, acknowledged);
+        FaultFigures.Record(fault, took,
+            writesLost: last.Count(v => v.StartsWith("acknowledged task lost", StringComparison.Ordinal)),
+            orphans: last.Count(v => v.StartsWith("orphan container", StringComparison.Ordinal)));
+    }
+
+    private Task ConvergeBeforeFaultAsync(string cluster) => ClusterInvariants.ConvergeAsync(plane, cluster, [], Bound);
+
+    private async Task<string> ClusterAsync(string name)
+    {
+        var cluster = $"{name}-{Guid.NewGuid():N}"[..30];
+        _ = await plane.Client.EcsOkAsync("CreateCluster", new() { ["clusterName"] = cluster });
+        return cluster;
+    }
+
+    // Task-level memory, so a task's reservation reads back from DescribeTasks.
+    private async Task<string> RegisterAsync(string family)
+        => (await plane.Client.EcsOkAsync("RegisterTaskDefinition", new()
+        {
+            ["family"] = family,
+            ["memory"] = "32",
+            ["containerDefinitions"] = new JsonArray(new JsonObject
+            {
+                ["name"] = "main",
+                ["image"] = Image,
+                ["essential"] = true,
+                ["entryPoint"] = new JsonArray("sh", "-c"),
+                ["command"] = new JsonArray("trap 'exit 0' TERM; sleep 600 & wait"),
+            }),
+        }))["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
+
+    private static JsonObject RunTask(string cluster, string definition, string clientToken, int count = 1)
+        => new() { ["cluster"] = cluster, ["taskDefinition"] = definition, ["clientToken"] = clientToken, ["count"] = count };
+
+    private static IEnumerable<string> TaskArns(JsonNode runTaskResponse)
+        => runTaskResponse["tasks"]!.AsArray().Select(t => t!["taskArn"]!.GetValue<string>());
+}
