@@ -18,19 +18,19 @@ public sealed class ConcurrencyTests(ControlPlaneFixture plane) : IAsyncLifetime
 
     private const string Image = "local/busybox:latest";
 
-    [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(3)]
-    public async Task Two_control_planes_and_duplicated_messages_never_exceed_the_bounds(int round)
+    // One round: three identical rounds cost three minutes of every CI run and found nothing one
+    // did not; scripts/faults.sh is where the system is run over and over.
+    [Fact]
+    public async Task Two_control_planes_and_duplicated_messages_never_exceed_the_bounds()
     {
         var second = await plane.StartAnotherControlPlaneAsync();
-        var cluster = $"twice{round}-{Guid.NewGuid():N}"[..30];
+        var cluster = $"twice-{Guid.NewGuid():N}"[..30];
         _ = (await plane.EcsAsync("create-cluster", "--cluster-name", cluster)).Json;
         // Room for exactly 8 tasks of 128 MiB across the two instances.
         await plane.StartWorkerAsync(cluster, memoryMiB: 512);
         await plane.StartWorkerAsync(cluster, memoryMiB: 512);
-        string Register(string command) => $$"""[{"name":"main","image":"{{Image}}","memory":128,"entryPoint":["sh","-c"],"command":["{{command}}"]}]""";
+        // The shell ends on SIGTERM, so a stop does not wait out the stop timeout (a bare sleep as PID 1 ignores it).
+        string Register(string command) => $$"""[{"name":"main","image":"{{Image}}","memory":128,"entryPoint":["sh","-c"],"command":["trap 'exit 0' TERM; {{command}} & wait"]}]""";
         var v1 = (await plane.EcsAsync("register-task-definition", "--family", "twice", "--container-definitions", Register("sleep 600"))).Json["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
         var v2 = (await plane.EcsAsync("register-task-definition", "--family", "twice", "--container-definitions", Register("sleep 601"))).Json["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
 

@@ -20,9 +20,11 @@ public sealed class ServiceTests(ControlPlaneFixture plane) : IAsyncLifetime
         return cluster;
     }
 
+    // A long-running command runs under a shell that ends on SIGTERM, so stopping its task does not
+    // wait out the stop timeout (a bare sleep as PID 1 ignores SIGTERM).
     private async Task<string> RegisterAsync(string family, string command = "sleep 600", int memory = 32)
         => (await plane.EcsAsync("register-task-definition", "--family", family, "--container-definitions",
-            $$"""[{"name":"main","image":"{{Image}}","memory":{{memory}},"entryPoint":["sh","-c"],"command":["{{command}}"]}]"""))
+            $$"""[{"name":"main","image":"{{Image}}","memory":{{memory}},"entryPoint":["sh","-c"],"command":["{{(command.StartsWith("sleep", StringComparison.Ordinal) ? $"trap 'exit 0' TERM; {command} & wait" : command)}}"]}]"""))
             .Json["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
 
     private Task<JsonNode> DescribeAsync(string cluster, string service) => plane.DescribeServiceAsync(cluster, service);
