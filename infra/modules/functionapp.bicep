@@ -27,6 +27,9 @@ param accessKeysSecretUri string
 
 param contentShareName string
 
+@description('Resource id of the VNet integration subnet (delegated to Microsoft.Web/serverFarms). Storage and Key Vault admit only it.')
+param subnetId string
+
 @description('Application Insights connection string. Empty: no Application Insights settings.')
 param appInsightsConnectionString string
 
@@ -92,6 +95,13 @@ resource app 'Microsoft.Web/sites@2025-03-01' = {
     httpsOnly: true
     clientAffinityEnabled: false
     keyVaultReferenceIdentity: identityId
+    // Outbound through the VNet, where Storage and Key Vault let it in (service endpoints): all
+    // traffic, the Key Vault reference resolution and the content share (Azure Files) included.
+    virtualNetworkSubnetId: subnetId
+    outboundVnetRouting: {
+      allTraffic: true
+      contentShareTraffic: true
+    }
     siteConfig: {
       linuxFxVersion: 'DOTNET-ISOLATED|10.0'
       minimumElasticInstanceCount: minimumInstances
@@ -112,10 +122,19 @@ resource app 'Microsoft.Web/sites@2025-03-01' = {
   }
 }
 
-// No FTP publishing; deployments go through the SCM (Kudu) zip deploy endpoint.
+// No basic (user name and password) publishing at all: no FTP, and the SCM (Kudu) endpoint takes
+// Entra ID tokens only (az functionapp deployment ... with az login, or a federated CI identity).
 resource ftp 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
   parent: app
   name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scm 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
+  parent: app
+  name: 'scm'
   properties: {
     allow: false
   }
