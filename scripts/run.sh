@@ -238,8 +238,9 @@ if [ ! -f "$SETTINGS" ]; then
     cp "$SAMPLE_SETTINGS" "$SETTINGS"
 fi
 # The standalone host reads local.settings.json from its base directory, the build output; the
-# build copies it there, but only if it existed when the build ran.
-cp "$SETTINGS" "$FUNCTIONS_OUT/local.settings.json"
+# build copies it there, but only if it existed when the build ran. Only when it differs: a
+# control plane starting from the same output (a test) must not read it half-written.
+cmp -s "$SETTINGS" "$FUNCTIONS_OUT/local.settings.json" || cp "$SETTINGS" "$FUNCTIONS_OUT/local.settings.json"
 
 access_keys="${Ecs__AccessKeys:-$(setting Ecs__AccessKeys)}"
 first_pair="${access_keys%%;*}"
