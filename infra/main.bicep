@@ -232,6 +232,8 @@ module storage 'modules/storage.bicep' = {
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalType: operatorPrincipalType
     tablePrefix: ecsStoragePrefix
+    functionIdentityId: functionIdentity.id
+    functionPrincipalId: functionIdentity.properties.principalId
     allowedSubnetIds: [
       network.outputs.functionSubnetId
       network.outputs.workerSubnetId
@@ -288,6 +290,9 @@ module functionApp 'modules/functionapp.bicep' = {
     identityId: functionIdentity.id
     identityClientId: functionIdentity.properties.clientId
     storageConnectionSecretUri: keyVault.outputs.storageConnectionSecretUri
+    blobServiceUri: storage.outputs.blobEndpoint
+    queueServiceUri: storage.outputs.queueEndpoint
+    tableServiceUri: storage.outputs.tableEndpoint
     accessKeysSecretUri: keyVault.outputs.accessKeysSecretUri
     contentShareName: contentShareName
     subnetId: network.outputs.functionSubnetId

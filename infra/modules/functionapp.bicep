@@ -2,9 +2,8 @@
 //
 // Why Elastic Premium: it runs dotnet-isolated 10.0 on Linux (linuxFxVersion DOTNET-ISOLATED|10.0),
 // keeps always-ready instances (no cold start for the API, and the 15-second sweep and
-// one-minute resync timers fire on time), has no execution time limit, and supports Key Vault
-// references for AzureWebJobsStorage and the content share, which our connection-string-only
-// storage code needs. Flex Consumption can be cheaper when idle, but takes a different resource
+// one-minute resync timers fire on time), has no execution time limit, and supports a Key Vault
+// reference for the content share's connection string. Flex Consumption can be cheaper when idle, but takes a different resource
 // shape (functionAppConfig: runtime, scale, deployment storage; no linuxFxVersion, no
 // WEBSITE_CONTENT* settings) and its .NET 10 availability varies by region; see infra/README.md.
 param planName string
@@ -19,8 +18,13 @@ param maximumInstances int
 param identityId string
 param identityClientId string
 
-@description('Versionless Key Vault URI of the storage connection string.')
+@description('Versionless Key Vault URI of the storage connection string (the content share only).')
 param storageConnectionSecretUri string
+
+@description('Blob, Queue and Table service endpoints of the storage account, for the identity-based AzureWebJobsStorage.')
+param blobServiceUri string
+param queueServiceUri string
+param tableServiceUri string
 
 @description('Versionless Key Vault URI of the SigV4 access keys.')
 param accessKeysSecretUri string
@@ -42,10 +46,17 @@ var platformSettings = {
   FUNCTIONS_EXTENSION_VERSION: '~4'
   FUNCTIONS_WORKER_RUNTIME: 'dotnet-isolated'
   AzureWebJobsDisableHomepage: 'true'
-  AzureWebJobsStorage: storageReference
-  // Elastic Premium mounts its content from Azure Files. The connection is a Key Vault reference,
-  // which the platform cannot resolve while validating the request, so validation is skipped and
-  // the share is created by the storage module.
+  // Identity-based: the Functions host (locks, keys, queue triggers) and the control plane's own
+  // Tables and Queues (src/Core/Storage/StorageAccess.cs) use the app's managed identity, no key.
+  AzureWebJobsStorage__blobServiceUri: blobServiceUri
+  AzureWebJobsStorage__queueServiceUri: queueServiceUri
+  AzureWebJobsStorage__tableServiceUri: tableServiceUri
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  // Elastic Premium mounts its content from Azure Files, which takes a connection string only: the
+  // one place the account key is still used. It is a Key Vault reference, which the platform cannot
+  // resolve while validating the request, so validation is skipped and the share is created by the
+  // storage module.
   WEBSITE_CONTENTAZUREFILECONNECTIONSTRING: storageReference
   WEBSITE_CONTENTSHARE: contentShareName
   WEBSITE_SKIP_CONTENTSHARE_VALIDATION: '1'

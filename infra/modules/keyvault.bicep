@@ -1,5 +1,5 @@
 // Key Vault in RBAC mode with the two secrets the control plane needs:
-//   storage-connection-string  -> AzureWebJobsStorage (and the Functions content share)
+//   storage-connection-string  -> WEBSITE_CONTENTAZUREFILECONNECTIONSTRING (the content share)
 //   ecs-access-keys            -> Ecs__AccessKeys (SigV4 KEYID:SECRET pairs)
 // Only the Functions app's identity may read them, and only from its VNet integration subnet: the
 // worker hosts use their managed identity for storage and need nothing from the vault.

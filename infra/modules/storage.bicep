@@ -1,10 +1,11 @@
 // The storage account: Tables (all state), Queues (all messages), Blobs (Functions host locks and
 // keys; worker packages), Files (the Functions content share).
 //
-// Shared key access stays ON for the Functions app alone: the Elastic Premium content share (Azure
-// Files) is mounted with a connection string, and the control plane opens Tables and Queues with
-// the same one; it lives only in Key Vault. The worker hosts use no key: their managed identity has
-// Storage Table / Queue Data Contributor on exactly the tables and queues the worker uses.
+// Shared key access stays ON for one use alone: the Elastic Premium content share (Azure Files) is
+// mounted with a connection string, which lives only in Key Vault. Everything else uses Entra ID:
+// the Functions host and the control plane with the app's identity (roles on the account: they
+// create tables and queues at run time), the worker hosts with theirs (Storage Table / Queue Data
+// Contributor on exactly the tables and queues the worker uses).
 //
 // Network: only the VNet's subnets (service endpoints) and the optional operator addresses reach
 // the account; everything else is refused (publicNetworkAccess 'Enabled' with defaultAction
@@ -19,6 +20,10 @@ param workerPackageContainer string
 @description('Resource id of the worker hosts\' identity, which reads worker packages and uses the worker\'s tables and queues. Empty: none.')
 param workerIdentityId string
 param workerPrincipalId string
+
+@description('Principal id of the Functions app\'s identity: the identity-based AzureWebJobsStorage (host and control plane).')
+param functionIdentityId string
+param functionPrincipalId string
 
 @description('Ecs__StoragePrefix: the prefix of every table name.')
 param tablePrefix string
@@ -38,6 +43,7 @@ var storageBlobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
 var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 
 // What the worker (src/Worker) opens. Tables: TaskStore, TaskDefinitionStore, ContainerInstanceStore
 // (register, heartbeat), ServiceStore (the resync after registering). Queues: reconcile, task-events,
@@ -178,6 +184,25 @@ resource packageReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataReader)
   }
 }
+
+// The Functions app: the host needs Blob Data Owner (locks, keys) and Queue Data Contributor (its
+// triggers); the control plane creates tables and per-instance command queues at run time, so its
+// roles are on the account.
+resource functionAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for role in [
+    storageBlobDataOwner
+    storageQueueDataContributor
+    storageTableDataContributor
+  ]: {
+    name: guid(account.id, functionIdentityId, role)
+    scope: account
+    properties: {
+      principalId: functionPrincipalId
+      principalType: 'ServicePrincipal'
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role)
+    }
+  }
+]
 
 // The worker's data access, table by table and queue by queue (the narrowest scopes Azure has).
 resource workerTableAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = [

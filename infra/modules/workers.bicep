@@ -36,7 +36,7 @@ param settings object
 // /etc/ecs-worker/worker.env: read by systemd (EnvironmentFile) for the worker and its start script.
 var hostSettings = {
   WORKER_IDENTITY_CLIENT_ID: identityClientId
-  // An identity-based connection (src/Worker/WorkerStorage.cs), named as the Functions host names one.
+  // An identity-based connection (src/Core/Storage/StorageAccess.cs), named as the Functions host names one.
   AzureWebJobsStorage__tableServiceUri: tableServiceUri
   AzureWebJobsStorage__queueServiceUri: queueServiceUri
   AzureWebJobsStorage__credential: 'managedidentity'

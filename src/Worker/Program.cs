@@ -3,7 +3,7 @@ using Serverless.Worker;
 
 // The worker: registers this Docker host with the control plane and runs the tasks placed on it.
 // Settings: Worker__* (WorkerOptions), Ecs__Region / Ecs__AccountId, AzureWebJobsStorage (a connection
-// string, or AzureWebJobsStorage__* for a managed identity: WorkerStorage).
+// string, or AzureWebJobsStorage__* for a managed identity: StorageAccess).
 var builder = Host.CreateApplicationBuilder(args);
 builder.Services.AddWorker(builder.Configuration);
 await builder.Build().RunAsync();

@@ -43,7 +43,9 @@ public sealed class InfraTests : IClassFixture<InfraTests.CompiledTemplate>
     public void The_worker_identity_has_table_and_queue_data_roles_scoped_to_each_table_and_queue()
     {
         var storage = _compiled.Module("storage");
-        var grants = Resources(storage).Where(r => Type(r) == "Microsoft.Authorization/roleAssignments").ToList();
+        var grants = Resources(storage)
+            .Where(r => Type(r) == "Microsoft.Authorization/roleAssignments" && r["name"]!.GetValue<string>().Contains("workerIdentityId", StringComparison.Ordinal))
+            .ToList();
         var tables = grants.Single(g => HasRole(storage, g, TableDataContributor));
         Assert.Contains("tableServices/tables", tables["scope"]!.GetValue<string>());
         Assert.NotNull(tables["copy"]); // one per table
@@ -66,13 +68,17 @@ public sealed class InfraTests : IClassFixture<InfraTests.CompiledTemplate>
     }
 
     [Fact]
-    public void The_Functions_app_allows_no_basic_publishing_credentials_and_goes_out_through_the_VNet()
+    public void The_Functions_app_uses_its_identity_for_storage_allows_no_basic_publishing_and_goes_out_through_the_VNet()
     {
         var resources = Resources(_compiled.Module("functionapp")).ToList();
         var policies = resources.Where(r => Type(r) == "Microsoft.Web/sites/basicPublishingCredentialsPolicies").ToList();
         Assert.Equal(["'ftp'", "'scm'"], policies.Select(p => p["name"]!.GetValue<string>().Split(", ")[^1].TrimEnd(')', ']')).Order());
         Assert.All(policies, p => Assert.False(p["properties"]!["allow"]!.GetValue<bool>()));
         var site = resources.Single(r => Type(r) == "Microsoft.Web/sites");
+        // The host and the control plane reach storage with the app's identity; no key but the content share's.
+        var settings = _compiled.Module("functionapp")["variables"]!["platformSettings"]!.AsObject();
+        Assert.Equal("managedidentity", settings["AzureWebJobsStorage__credential"]!.GetValue<string>());
+        Assert.False(settings.ContainsKey("AzureWebJobsStorage"));
         Assert.True(site["properties"]!["outboundVnetRouting"]!["allTraffic"]!.GetValue<bool>());
         Assert.NotNull(site["properties"]!["virtualNetworkSubnetId"]);
     }

@@ -1,27 +1,26 @@
 using Azure.Core;
 using Azure.Identity;
 using Microsoft.Extensions.Configuration;
-using Serverless.Core;
-using Serverless.Core.Storage;
 
-namespace Serverless.Worker;
+namespace Serverless.Core.Storage;
 
 /// <summary>
-/// How the worker reaches the storage account, read the way the Functions host reads a connection
-/// named <c>AzureWebJobsStorage</c>: either a connection string (<c>AzureWebJobsStorage</c>; Azurite
-/// locally), or an identity-based connection, so a worker host in Azure holds no account key:
+/// How the control plane and the worker reach the storage account, read the way the Functions host
+/// reads a connection named <c>AzureWebJobsStorage</c>: either a connection string
+/// (<c>AzureWebJobsStorage</c>; Azurite locally), or an identity-based connection, so a process in
+/// Azure needs no account key:
 /// <c>AzureWebJobsStorage__tableServiceUri</c> and <c>AzureWebJobsStorage__queueServiceUri</c> (or
 /// <c>AzureWebJobsStorage__accountName</c> for the public cloud's endpoints), with
 /// <c>AzureWebJobsStorage__credential=managedidentity</c> and, for a user-assigned identity,
 /// <c>AzureWebJobsStorage__clientId</c>. Without <c>credential</c> the developer's own sign-in is
 /// used (<see cref="DefaultAzureCredential"/>: environment, workload identity, managed identity, Azure CLI...).
 /// </summary>
-public sealed record WorkerStorage(string? ConnectionString, Uri? TableServiceUri, Uri? QueueServiceUri, bool ManagedIdentity, string? ClientId)
+public sealed record StorageAccess(string? ConnectionString, Uri? TableServiceUri, Uri? QueueServiceUri, bool ManagedIdentity, string? ClientId)
 {
     public const string Setting = "AzureWebJobsStorage";
 
     /// <summary>The connection in <paramref name="configuration"/>; the local Azurite when none is set.</summary>
-    public static WorkerStorage From(IConfiguration configuration)
+    public static StorageAccess From(IConfiguration configuration)
     {
         if (configuration[Setting] is { Length: > 0 } connectionString) return new(connectionString, null, null, false, null);
 

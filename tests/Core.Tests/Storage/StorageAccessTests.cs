@@ -1,14 +1,14 @@
 using Azure.Identity;
 using Microsoft.Extensions.Configuration;
-using Serverless.Core;
+using Serverless.Core.Storage;
 
-namespace Serverless.Worker.Tests.Registration;
+namespace Serverless.Core.Tests.Storage;
 
-/// <summary>The worker's storage connection: a key locally, a managed identity on a host in Azure.</summary>
-public sealed class WorkerStorageTests
+/// <summary>The storage connection: a key locally, a managed identity in Azure.</summary>
+public sealed class StorageAccessTests
 {
-    private static WorkerStorage Read(params (string Key, string Value)[] settings)
-        => WorkerStorage.From(new ConfigurationBuilder()
+    private static StorageAccess Read(params (string Key, string Value)[] settings)
+        => StorageAccess.From(new ConfigurationBuilder()
             .AddInMemoryCollection(settings.Select(s => KeyValuePair.Create(s.Key, (string?)s.Value)))
             .Build());
 
@@ -16,11 +16,11 @@ public sealed class WorkerStorageTests
     public void A_connection_string_is_used_as_it_is()
     {
         var storage = Read(("AzureWebJobsStorage", "UseDevelopmentStorage=true;"));
-        Assert.Equal(new WorkerStorage("UseDevelopmentStorage=true;", null, null, false, null), storage);
+        Assert.Equal(new StorageAccess("UseDevelopmentStorage=true;", null, null, false, null), storage);
     }
 
     [Fact]
-    public void Without_any_setting_the_worker_uses_the_local_Azurite()
+    public void Without_any_setting_the_local_Azurite_is_used()
         => Assert.Equal("UseDevelopmentStorage=true", Read().ConnectionString);
 
     [Fact]
