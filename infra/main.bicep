@@ -98,8 +98,8 @@ param functionMaximumInstances int = 20
 @description('Deploy Log Analytics + Application Insights (Entra ID ingestion, no instrumentation key auth) and wire the Functions app to it.')
 param deployApplicationInsights bool = true
 
-@description('Key Vault purge protection. Recommended for production; once on it cannot be turned off, and a deleted vault name stays taken for the retention period.')
-param keyVaultPurgeProtection bool = false
+@description('Key Vault purge protection: a deleted vault or secret cannot be purged before the retention period ends. Once on it cannot be turned off, and a deleted vault name stays taken for that period; turn it off only for throwaway deployments.')
+param keyVaultPurgeProtection bool = true
 
 @description('Days a deleted Key Vault (and deleted secrets) can be recovered.')
 @minValue(7)
@@ -108,6 +108,9 @@ param keyVaultSoftDeleteRetentionDays int = 7
 
 @description('Optional object id of a user or group that publishes worker packages: it gets Storage Blob Data Contributor on the worker package container. Empty: none.')
 param operatorPrincipalId string = ''
+
+@description('Public IP addresses or CIDR ranges (e.g. 203.0.113.7 or 203.0.113.0/24) let through the Storage and Key Vault firewalls, for operators who upload worker packages or manage secrets. Everything else reaches them only from the VNet.')
+param operatorIpRanges array = []
 
 @description('Type of operatorPrincipalId.')
 @allowed([
@@ -121,7 +124,7 @@ param operatorPrincipalType string = 'User'
 // Worker hosts
 // ---------------------------------------------------------------------------------------------
 
-@description('Deploy the worker network (VNet, NSG, NAT gateway) and scale set. False: control plane only; run workers elsewhere.')
+@description('Deploy the worker scale set (the VNet, NSG and NAT gateway are always deployed: the Functions app is in the VNet too). False: control plane only; workers elsewhere need their address in operatorIpRanges and an identity with the worker\'s data roles (modules/storage.bicep).')
 param deployWorkerHosts bool = true
 
 @description('Number of worker VMs. 0 deploys the scale set empty; scale it once the worker package is uploaded.')
@@ -152,11 +155,14 @@ param workerPackageUrl string = ''
 @description('.NET channel of the ASP.NET Core runtime installed on the worker hosts (the worker targets net10.0).')
 param workerDotnetChannel string = '10.0'
 
-@description('Address space of the worker VNet.')
+@description('Address space of the VNet (the worker hosts\' subnet and the Functions app\'s integration subnet).')
 param workerVnetAddressPrefix string = '10.60.0.0/16'
 
 @description('Subnet of the worker hosts, inside workerVnetAddressPrefix.')
 param workerSubnetPrefix string = '10.60.0.0/20'
+
+@description('VNet integration subnet of the Functions app, inside workerVnetAddressPrefix (/26 or larger for Elastic Premium scale-out).')
+param functionSubnetPrefix string = '10.60.16.0/24'
 
 // ---------------------------------------------------------------------------------------------
 // Names
@@ -174,6 +180,7 @@ var names = {
   logAnalytics: 'log-${prefix}-${suffix}'
   appInsights: 'appi-${prefix}-${suffix}'
   workerPrefix: '${prefix}-worker-${suffix}'
+  networkPrefix: '${prefix}-${suffix}'
 }
 var contentShareName = take(toLower('${names.functionApp}-content'), 63)
 var workerPackageContainer = 'worker-packages'
@@ -199,6 +206,18 @@ resource workerIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-1
 // Modules
 // ---------------------------------------------------------------------------------------------
 
+module network 'modules/network.bicep' = {
+  name: 'network'
+  params: {
+    namePrefix: names.networkPrefix
+    location: location
+    tags: tags
+    addressPrefix: workerVnetAddressPrefix
+    functionSubnetPrefix: functionSubnetPrefix
+    workerSubnetPrefix: workerSubnetPrefix
+  }
+}
+
 module storage 'modules/storage.bicep' = {
   name: 'storage'
   params: {
@@ -212,6 +231,14 @@ module storage 'modules/storage.bicep' = {
     workerPrincipalId: deployWorkerHosts ? workerIdentity!.properties.principalId : ''
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalType: operatorPrincipalType
+    tablePrefix: ecsStoragePrefix
+    functionIdentityId: functionIdentity.id
+    functionPrincipalId: functionIdentity.properties.principalId
+    allowedSubnetIds: [
+      network.outputs.functionSubnetId
+      network.outputs.workerSubnetId
+    ]
+    allowedIpRanges: operatorIpRanges
   }
 }
 
@@ -227,8 +254,10 @@ module keyVault 'modules/keyvault.bicep' = {
     ecsAccessKeys: ecsAccessKeys
     functionIdentityId: functionIdentity.id
     functionPrincipalId: functionIdentity.properties.principalId
-    workerIdentityId: deployWorkerHosts ? workerIdentity.id : ''
-    workerPrincipalId: deployWorkerHosts ? workerIdentity!.properties.principalId : ''
+    allowedSubnetIds: [
+      network.outputs.functionSubnetId
+    ]
+    allowedIpRanges: operatorIpRanges
   }
   // Reads the account's keys by name, so it waits for the account explicitly.
   dependsOn: [
@@ -261,8 +290,12 @@ module functionApp 'modules/functionapp.bicep' = {
     identityId: functionIdentity.id
     identityClientId: functionIdentity.properties.clientId
     storageConnectionSecretUri: keyVault.outputs.storageConnectionSecretUri
+    blobServiceUri: storage.outputs.blobEndpoint
+    queueServiceUri: storage.outputs.queueEndpoint
+    tableServiceUri: storage.outputs.tableEndpoint
     accessKeysSecretUri: keyVault.outputs.accessKeysSecretUri
     contentShareName: contentShareName
+    subnetId: network.outputs.functionSubnetId
     appInsightsConnectionString: deployApplicationInsights ? monitoring!.outputs.connectionString : ''
     ecsSettings: {
       Ecs__Region: ecsRegion
@@ -290,10 +323,9 @@ module workers 'modules/workers.bicep' = if (deployWorkerHosts) {
     sshPublicKey: workerSshPublicKey
     identityId: workerIdentity.id
     identityClientId: workerIdentity!.properties.clientId
-    vnetAddressPrefix: workerVnetAddressPrefix
-    subnetPrefix: workerSubnetPrefix
-    keyVaultUri: keyVault.outputs.uri
-    storageConnectionSecretName: keyVault.outputs.storageConnectionSecretName
+    subnetId: network.outputs.workerSubnetId
+    tableServiceUri: storage.outputs.tableEndpoint
+    queueServiceUri: storage.outputs.queueEndpoint
     packageUrl: empty(workerPackageUrl) ? '${storage.outputs.blobEndpoint}${workerPackageContainer}/${workerPackageBlob}' : workerPackageUrl
     packageUsesManagedIdentity: empty(workerPackageUrl)
     dotnetChannel: workerDotnetChannel

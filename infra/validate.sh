@@ -4,7 +4,7 @@
 # honours your NuGet configuration and proxy), then builds main.bicep and main.bicepparam. Fails
 # on any error or warning; the linter rules are in infra/bicepconfig.json.
 #
-#   bash infra/validate.sh
+#   bash infra/validate.sh [--out DIR]     --out: also keep the compiled ARM template, DIR/main.json
 #
 # Needs: the .NET SDK (only for the download) and network access to NuGet.
 # Environment:
@@ -15,6 +15,12 @@ set -euo pipefail
 INFRA="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BICEP_VERSION="${BICEP_VERSION:-0.49.2}"
 export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
+
+out=""
+if [ "${1:-}" = --out ]; then
+    out="${2:?--out needs a directory}"
+    mkdir -p "$out"
+fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -53,15 +59,16 @@ fi
 
 failed=0
 # Runs one bicep command; any error or warning (the linter's included) fails the validation.
+# Its output (the ARM JSON) goes to $output.
 check() {
     local what="$1"; shift
     local log="$work/diagnostics.log"
-    if ! "$bicep" "$@" --stdout > /dev/null 2> "$log"; then failed=1; fi
+    if ! "$bicep" "$@" --stdout > "${output:-/dev/null}" 2> "$log"; then failed=1; fi
     if grep -Eq ' : (Error|Warning) ' "$log"; then failed=1; fi
     if [ -s "$log" ]; then cat "$log" >&2; else echo "ok: $what (no errors, no warnings)"; fi
 }
 
-check "bicep build infra/main.bicep" build "$INFRA/main.bicep"
+output="${out:+$out/main.json}" check "bicep build infra/main.bicep" build "$INFRA/main.bicep"
 # main.bicepparam reads its secrets from the environment: placeholders, never deployed.
 ECS_ACCESS_KEYS='VALIDATEONLYKEY00001:not-a-secret' \
 WORKER_SSH_PUBLIC_KEY='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIValidateOnlyValidateOnlyValidateOnly0000 validate' \

@@ -1,31 +1,47 @@
 #!/usr/bin/env bash
-# Runs the control plane locally: dependencies, a Release build, an in-memory Azurite, the Functions
-# app in standalone mode (and the worker, once src/Worker exists), then prints how to talk to it.
+# Runs the control plane locally: dependencies, a Release build, Azurite, the Functions app in
+# standalone mode and a worker, then prints how to talk to it.
 #
 #   bash scripts/run.sh             foreground: follows the control plane's log; Ctrl-C stops
 #                                   everything this script started
 #   bash scripts/run.sh --detach    starts everything in the background and returns; logs and pids
 #                                   stay under the state directory
 #   bash scripts/run.sh --stop      stops what a --detach run started
+#   --fresh (with any of the above) first removes the local state: Azurite's data, the worker's
+#                                   identity and the task containers that worker started
 #
 # Either start first stops a previous --detach run, so running it twice is safe.
 #
+# State survives a restart: Azurite keeps its data in the state directory, and the worker keeps its
+# container instance id there. Stopping leaves the task containers running, as stopping the ECS agent
+# does; the next start adopts those whose task still exists and removes those whose task does not
+# (or is to stop), so no container is left without a task. On a restart the worker starts before the
+# control plane, so its instance is not taken for lost however long it was down.
+#
 # Environment:
 #   ECS_PORT=7071             where the API listens (a free port is picked if it is taken)
-#   ECS_STORAGE_CONNECTION    use this storage account instead of starting Azurite
+#   ECS_STORAGE_CONNECTION    use this storage account instead of starting Azurite (--fresh then
+#                             refuses: it clears only the local Azurite)
+#   ECS_AZURITE_PORTS         Azurite's blob, queue and table ports (default "10000 10001 10002";
+#                             "0 0 0" picks free ones; taken defaults also mean free ones)
 #   ECS_SKIP_DOCKER=1         no Docker engine and no worker: the API and storage only
-#   ECS_STATE_DIR             logs and pids (default ${XDG_STATE_HOME:-$HOME/.local/state}/ecs-serverless)
+#   ECS_SKIP_BUILD=1          run the existing Release build output (the tests do; they built it)
+#   ECS_STATE_DIR             Azurite's data, the worker's identity, logs and pids
+#                             (default ${XDG_STATE_HOME:-$HOME/.local/state}/ecs-serverless)
 #
 # Settings: src/Functions/local.settings.json (created from local.settings.sample.json when missing;
 # git-ignored, so edit it freely). The storage connection is passed as the AzureWebJobsStorage
 # environment variable, which the app reads above local.settings.json, so the file keeps
-# UseDevelopmentStorage=true even when Azurite had to move off its default ports.
+# UseDevelopmentStorage=true even when Azurite had to move off its default ports. Other settings
+# in the environment (Ecs__*, Worker__*) override the file too.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE_DIR="${ECS_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/ecs-serverless}"
 RUN_DIR="$STATE_DIR/run"
 PIDS="$RUN_DIR/pids"
+AZURITE_DIR="$STATE_DIR/azurite"
+WORKER_DIR="$STATE_DIR/worker"
 CONFIGURATION=Release
 FUNCTIONS_PROJECT="$ROOT/src/Functions/Serverless.Functions.csproj"
 FUNCTIONS_OUT="$ROOT/src/Functions/bin/$CONFIGURATION/net10.0"
@@ -34,13 +50,16 @@ SAMPLE_SETTINGS="$ROOT/local.settings.sample.json"
 export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
 
 mode=foreground
-case "${1:-}" in
-    "") ;;
-    --detach) mode=detach ;;
-    --stop) mode=stop ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: $0 [--detach | --stop]" >&2; exit 2 ;;
-esac
+fresh=0
+for arg in "$@"; do
+    case "$arg" in
+        --detach) mode=detach ;;
+        --stop) mode=stop ;;
+        --fresh) fresh=1 ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "usage: $0 [--detach | --stop] [--fresh]" >&2; exit 2 ;;
+    esac
+done
 
 log() { printf 'run: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -49,28 +68,56 @@ mkdir -p "$RUN_DIR"
 
 # ---- stopping ------------------------------------------------------------------------------
 
-# Stops the processes named in a pid file ("name pid" lines), politely, then not.
+# Stops the processes named in a pid file ("name pid" lines), politely, then not, one at a time
+# in the reverse order of their start: the worker's and the control plane's last writes reach
+# Azurite, and Azurite then saves its data before it exits.
 stop_pids() {
     local file="$1" name pid
     [ -f "$file" ] || return 0
     while read -r name pid; do
-        if kill -0 "$pid" 2>/dev/null; then
-            log "stopping $name ($pid)"
-            kill "$pid" 2>/dev/null || true
-        fi
-    done <"$file"
-    for _ in $(seq 1 50); do
-        local alive=0
-        while read -r name pid; do kill -0 "$pid" 2>/dev/null && alive=1; done <"$file"
-        [ "$alive" -eq 0 ] && break
-        sleep 0.2
-    done
-    while read -r name pid; do kill -KILL "$pid" 2>/dev/null || true; done <"$file"
+        kill -0 "$pid" 2>/dev/null || continue
+        log "stopping $name ($pid)"
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    done < <(tac "$file")
     rm -f "$file"
 }
 
+# The worker's container instance id, empty when it has none yet.
+worker_instance_id() { cat "$WORKER_DIR/instance-id" 2>/dev/null | tr -d '[:space:]' || true; }
+
+# --fresh: the task containers (and task volumes) of the worker's instance, then the state they
+# belonged to. Containers go first: once the instance id is gone, nothing would find them again.
+remove_local_state() {
+    local id
+    id="$(worker_instance_id)"
+    if [ -n "$id" ] && command -v docker >/dev/null 2>&1; then
+        local containers volumes
+        containers="$(docker ps -aq --filter "label=ecs-worker.instance-id=$id")"
+        if [ -n "$containers" ]; then
+            log "removing $(wc -l <<<"$containers") task container(s) of container instance $id"
+            docker rm -f $containers >/dev/null
+        fi
+        volumes="$(docker volume ls -q --filter "label=ecs-worker.instance-id=$id")"
+        [ -z "$volumes" ] || docker volume rm -f $volumes >/dev/null
+    fi
+    log "removing the local state in $AZURITE_DIR and $WORKER_DIR"
+    rm -rf "$AZURITE_DIR" "$WORKER_DIR"
+}
+
 stop_pids "$PIDS"
-[ "$mode" = stop ] && { log "stopped"; exit 0; }
+if [ "$fresh" -eq 1 ] && [ -n "${ECS_STORAGE_CONNECTION:-}" ]; then
+    die "--fresh clears the local Azurite only; with ECS_STORAGE_CONNECTION, clear that account yourself"
+fi
+if [ "$mode" = stop ]; then
+    [ "$fresh" -eq 1 ] && remove_local_state
+    log "stopped"
+    exit 0
+fi
 
 # ---- helpers -------------------------------------------------------------------------------
 
@@ -127,6 +174,7 @@ trap 'exit 143' TERM
 # ---- dependencies and build ----------------------------------------------------------------
 
 bash "$ROOT/scripts/install-deps.sh"
+[ "$fresh" -eq 1 ] && remove_local_state
 
 # Only what this script runs, so that a test project in the middle of a change cannot stop the
 # product from starting; scripts/test.sh builds the whole solution.
@@ -135,10 +183,12 @@ run_worker=0
 if [ -n "$worker_project" ] && [ "${ECS_SKIP_DOCKER:-0}" != "1" ]; then
     run_worker=1
 fi
-log "building ($CONFIGURATION)"
-dotnet build "$FUNCTIONS_PROJECT" -c "$CONFIGURATION" -v quiet -nologo </dev/null
-if [ "$run_worker" -eq 1 ]; then
-    dotnet build "$worker_project" -c "$CONFIGURATION" -v quiet -nologo </dev/null
+if [ "${ECS_SKIP_BUILD:-0}" != "1" ]; then
+    log "building ($CONFIGURATION)"
+    dotnet build "$FUNCTIONS_PROJECT" -c "$CONFIGURATION" -v quiet -nologo </dev/null
+    if [ "$run_worker" -eq 1 ]; then
+        dotnet build "$worker_project" -c "$CONFIGURATION" -v quiet -nologo </dev/null
+    fi
 fi
 
 # ---- storage -------------------------------------------------------------------------------
@@ -148,15 +198,18 @@ if [ -n "${ECS_STORAGE_CONNECTION:-}" ]; then
     log "using the storage account in ECS_STORAGE_CONNECTION"
 else
     command -v azurite >/dev/null 2>&1 || die "azurite is not on PATH; run scripts/install-deps.sh"
-    azurite_ports=(10000 10001 10002)
+    read -r -a azurite_ports <<<"${ECS_AZURITE_PORTS:-10000 10001 10002}"
+    [ "${#azurite_ports[@]}" -eq 3 ] || die "ECS_AZURITE_PORTS needs three ports: blob, queue, table"
     for port in "${azurite_ports[@]}"; do
-        if port_in_use "$port"; then
+        if [ "$port" != 0 ] && port_in_use "$port"; then
             log "port $port is taken; Azurite gets free ports instead"
             azurite_ports=(0 0 0)
             break
         fi
     done
-    start_process azurite "$RUN_DIR" azurite --inMemoryPersistence --skipApiVersionCheck --loose --silent \
+    # On disk, so clusters, task definitions, services and tasks outlive a stop (--fresh clears it).
+    mkdir -p "$AZURITE_DIR"
+    start_process azurite "$RUN_DIR" azurite --location "$AZURITE_DIR" --skipApiVersionCheck --loose --silent \
         --disableTelemetry --blobPort "${azurite_ports[0]}" --queuePort "${azurite_ports[1]}" --tablePort "${azurite_ports[2]}"
     azurite_pid=$last_pid
     for _ in $(seq 1 300); do
@@ -169,13 +222,13 @@ else
     }
     blob="$(endpoint_of Blob)" queue="$(endpoint_of Queue)" table="$(endpoint_of Table)"
     [ -n "$blob" ] && [ -n "$queue" ] && [ -n "$table" ] || { cat "$RUN_DIR/azurite.log" >&2; die "Azurite did not start listening"; }
-    if [ "${azurite_ports[0]}" = 10000 ]; then
+    if [ "${azurite_ports[*]}" = "10000 10001 10002" ]; then
         storage="UseDevelopmentStorage=true"
     else
         key="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
         storage="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$key;BlobEndpoint=$blob/devstoreaccount1;QueueEndpoint=$queue/devstoreaccount1;TableEndpoint=$table/devstoreaccount1;"
     fi
-    log "Azurite is up: tables $table, queues $queue"
+    log "Azurite is up: tables $table, queues $queue, data in $AZURITE_DIR"
 fi
 
 # ---- settings ------------------------------------------------------------------------------
@@ -185,8 +238,9 @@ if [ ! -f "$SETTINGS" ]; then
     cp "$SAMPLE_SETTINGS" "$SETTINGS"
 fi
 # The standalone host reads local.settings.json from its base directory, the build output; the
-# build copies it there, but only if it existed when the build ran.
-cp "$SETTINGS" "$FUNCTIONS_OUT/local.settings.json"
+# build copies it there, but only if it existed when the build ran. Only when it differs: a
+# control plane starting from the same output (a test) must not read it half-written.
+cmp -s "$SETTINGS" "$FUNCTIONS_OUT/local.settings.json" || cp "$SETTINGS" "$FUNCTIONS_OUT/local.settings.json"
 
 access_keys="${Ecs__AccessKeys:-$(setting Ecs__AccessKeys)}"
 first_pair="${access_keys%%;*}"
@@ -197,7 +251,40 @@ region="${region:-us-east-1}"
 [ -n "$access_key_id" ] && [ "$first_pair" != "$access_key_id" ] ||
     die "no access key in Ecs__AccessKeys (local.settings.json); expected ACCESS_KEY_ID:SECRET"
 
-# ---- control plane -------------------------------------------------------------------------
+# ---- worker and control plane --------------------------------------------------------------
+
+export AzureWebJobsStorage="$storage"
+
+worker_started=0
+# The worker needs storage, not the API: it registers its instance and adopts its containers itself.
+# Returns once it is ready (registered, the containers from before this start adopted) or after 60 s.
+start_worker() {
+    local worker_name worker_out worker_pid ready=0
+    worker_name="$(basename "$worker_project" .csproj)"
+    worker_out="$(dirname "$worker_project")/bin/$CONFIGURATION/net10.0"
+    if [ ! -f "$worker_out/$worker_name.dll" ]; then
+        log "warning: $worker_out/$worker_name.dll not found; no worker started"
+        return 0
+    fi
+    # Its identity lives in the state directory, so --fresh forgets it with the data it belongs to.
+    start_process worker "$worker_out" env Worker__Cluster=default Worker__StateDirectory="$WORKER_DIR" dotnet "$worker_name.dll"
+    worker_pid=$last_pid
+    worker_started=1
+    log "worker started for cluster default (log: $RUN_DIR/worker.log); waiting until it is ready"
+    for _ in $(seq 1 600); do
+        kill -0 "$worker_pid" 2>/dev/null || { tail -n 40 "$RUN_DIR/worker.log" >&2; die "the worker exited"; }
+        grep -Eq 'Worker arn:[^ ]+ ready' "$RUN_DIR/worker.log" && { ready=1; break; }
+        sleep 0.1
+    done
+    [ "$ready" -eq 1 ] || log "warning: the worker is not ready after 60 s (log: $RUN_DIR/worker.log)"
+}
+
+# A restart: the worker goes first and the control plane waits until it is ready, so the control
+# plane's health sweep sees a fresh heartbeat and does not take the instance's tasks for lost
+# because the whole system was down for a while.
+if [ "$run_worker" -eq 1 ] && [ -n "$(worker_instance_id)" ]; then
+    start_worker
+fi
 
 port="${ECS_PORT:-7071}"
 if port_in_use "$port"; then
@@ -207,7 +294,6 @@ if port_in_use "$port"; then
 fi
 endpoint="http://127.0.0.1:$port"
 
-export AzureWebJobsStorage="$storage"
 start_process control-plane "$FUNCTIONS_OUT" env ASPNETCORE_URLS="$endpoint" dotnet Serverless.Functions.dll
 control_plane_pid=$last_pid
 
@@ -223,21 +309,13 @@ for _ in $(seq 1 600); do
 done
 [ "$up" -eq 1 ] || { tail -n 40 "$RUN_DIR/control-plane.log" >&2; die "the API did not answer at $endpoint within 60 s"; }
 
-# ---- worker --------------------------------------------------------------------------------
-
 if [ "$run_worker" -eq 1 ]; then
-    # The worker joins the "default" cluster; like the ECS agent without ECS_CLUSTER, make sure it exists.
+    # The worker joins the "default" cluster; like the ECS agent without ECS_CLUSTER, make sure it
+    # exists (on a restart it does, and CreateCluster answers with it).
     AWS_ACCESS_KEY_ID="$access_key_id" AWS_SECRET_ACCESS_KEY="$secret_access_key" AWS_DEFAULT_REGION="$region" \
         aws ecs create-cluster --cluster-name default --endpoint-url "$endpoint" >/dev/null ||
         die "could not create the default cluster"
-    worker_name="$(basename "$worker_project" .csproj)"
-    worker_out="$(dirname "$worker_project")/bin/$CONFIGURATION/net10.0"
-    if [ -f "$worker_out/$worker_name.dll" ]; then
-        start_process worker "$worker_out" env Worker__Cluster=default dotnet "$worker_name.dll"
-        log "worker started for cluster default (log: $RUN_DIR/worker.log)"
-    else
-        log "warning: $worker_out/$worker_name.dll not found; no worker started"
-    fi
+    [ "$worker_started" -eq 1 ] || start_worker
 fi
 
 # ---- how to use it -------------------------------------------------------------------------

@@ -2,9 +2,8 @@
 //
 // Why Elastic Premium: it runs dotnet-isolated 10.0 on Linux (linuxFxVersion DOTNET-ISOLATED|10.0),
 // keeps always-ready instances (no cold start for the API, and the 15-second sweep and
-// one-minute resync timers fire on time), has no execution time limit, and supports Key Vault
-// references for AzureWebJobsStorage and the content share, which our connection-string-only
-// storage code needs. Flex Consumption can be cheaper when idle, but takes a different resource
+// one-minute resync timers fire on time), has no execution time limit, and supports a Key Vault
+// reference for the content share's connection string. Flex Consumption can be cheaper when idle, but takes a different resource
 // shape (functionAppConfig: runtime, scale, deployment storage; no linuxFxVersion, no
 // WEBSITE_CONTENT* settings) and its .NET 10 availability varies by region; see infra/README.md.
 param planName string
@@ -19,13 +18,21 @@ param maximumInstances int
 param identityId string
 param identityClientId string
 
-@description('Versionless Key Vault URI of the storage connection string.')
+@description('Versionless Key Vault URI of the storage connection string (the content share only).')
 param storageConnectionSecretUri string
+
+@description('Blob, Queue and Table service endpoints of the storage account, for the identity-based AzureWebJobsStorage.')
+param blobServiceUri string
+param queueServiceUri string
+param tableServiceUri string
 
 @description('Versionless Key Vault URI of the SigV4 access keys.')
 param accessKeysSecretUri string
 
 param contentShareName string
+
+@description('Resource id of the VNet integration subnet (delegated to Microsoft.Web/serverFarms). Storage and Key Vault admit only it.')
+param subnetId string
 
 @description('Application Insights connection string. Empty: no Application Insights settings.')
 param appInsightsConnectionString string
@@ -39,10 +46,17 @@ var platformSettings = {
   FUNCTIONS_EXTENSION_VERSION: '~4'
   FUNCTIONS_WORKER_RUNTIME: 'dotnet-isolated'
   AzureWebJobsDisableHomepage: 'true'
-  AzureWebJobsStorage: storageReference
-  // Elastic Premium mounts its content from Azure Files. The connection is a Key Vault reference,
-  // which the platform cannot resolve while validating the request, so validation is skipped and
-  // the share is created by the storage module.
+  // Identity-based: the Functions host (locks, keys, queue triggers) and the control plane's own
+  // Tables and Queues (src/Core/Storage/StorageAccess.cs) use the app's managed identity, no key.
+  AzureWebJobsStorage__blobServiceUri: blobServiceUri
+  AzureWebJobsStorage__queueServiceUri: queueServiceUri
+  AzureWebJobsStorage__tableServiceUri: tableServiceUri
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  // Elastic Premium mounts its content from Azure Files, which takes a connection string only: the
+  // one place the account key is still used. It is a Key Vault reference, which the platform cannot
+  // resolve while validating the request, so validation is skipped and the share is created by the
+  // storage module.
   WEBSITE_CONTENTAZUREFILECONNECTIONSTRING: storageReference
   WEBSITE_CONTENTSHARE: contentShareName
   WEBSITE_SKIP_CONTENTSHARE_VALIDATION: '1'
@@ -92,6 +106,13 @@ resource app 'Microsoft.Web/sites@2025-03-01' = {
     httpsOnly: true
     clientAffinityEnabled: false
     keyVaultReferenceIdentity: identityId
+    // Outbound through the VNet, where Storage and Key Vault let it in (service endpoints): all
+    // traffic, the Key Vault reference resolution and the content share (Azure Files) included.
+    virtualNetworkSubnetId: subnetId
+    outboundVnetRouting: {
+      allTraffic: true
+      contentShareTraffic: true
+    }
     siteConfig: {
       linuxFxVersion: 'DOTNET-ISOLATED|10.0'
       minimumElasticInstanceCount: minimumInstances
@@ -112,10 +133,19 @@ resource app 'Microsoft.Web/sites@2025-03-01' = {
   }
 }
 
-// No FTP publishing; deployments go through the SCM (Kudu) zip deploy endpoint.
+// No basic (user name and password) publishing at all: no FTP, and the SCM (Kudu) endpoint takes
+// Entra ID tokens only (az functionapp deployment ... with az login, or a federated CI identity).
 resource ftp 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
   parent: app
   name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scm 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
+  parent: app
+  name: 'scm'
   properties: {
     allow: false
   }

@@ -1,8 +1,8 @@
 // Key Vault in RBAC mode with the two secrets the control plane needs:
-//   storage-connection-string  -> AzureWebJobsStorage (and the Functions content share), also read
-//                                 by the worker hosts at service start
+//   storage-connection-string  -> WEBSITE_CONTENTAZUREFILECONNECTIONSTRING (the content share)
 //   ecs-access-keys            -> Ecs__AccessKeys (SigV4 KEYID:SECRET pairs)
-// The Functions app's identity may read both; the worker hosts' identity only the first.
+// Only the Functions app's identity may read them, and only from its VNet integration subnet: the
+// worker hosts use their managed identity for storage and need nothing from the vault.
 param name string
 param location string
 param tags object
@@ -17,9 +17,11 @@ param ecsAccessKeys string
 param functionIdentityId string
 param functionPrincipalId string
 
-@description('Resource id and principal id of the worker hosts\' identity. Empty: no worker hosts.')
-param workerIdentityId string
-param workerPrincipalId string
+@description('Subnets allowed through the firewall (service endpoints for Microsoft.KeyVault).')
+param allowedSubnetIds array
+
+@description('Public IP addresses or CIDR ranges allowed through the firewall (operators). Empty: none.')
+param allowedIpRanges array
 
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 var storageSecretName = 'storage-connection-string'
@@ -44,13 +46,25 @@ resource vault 'Microsoft.KeyVault/vaults@2025-05-01' = {
     softDeleteRetentionInDays: softDeleteRetentionDays
     // null, not false: Key Vault refuses an explicit false.
     enablePurgeProtection: purgeProtection ? true : null
-    // Public endpoint: the Functions app (no VNet integration here) resolves its Key Vault
-    // references over it, and the worker hosts reach it through their NAT gateway. Every read
-    // still needs an Entra ID token with the Key Vault Secrets User role.
+    // Reachable from the Functions app's integration subnet (service endpoint; the app resolves
+    // its Key Vault references through the VNet) and the operator addresses only. 'Enabled' with
+    // defaultAction 'Deny' is "selected networks": 'Disabled' would refuse the service endpoint too.
+    // Deployments write the secrets through Azure Resource Manager, which the firewall does not gate.
     publicNetworkAccess: 'Enabled'
     networkAcls: {
-      defaultAction: 'Allow'
+      defaultAction: 'Deny'
       bypass: 'AzureServices'
+      virtualNetworkRules: [
+        for subnetId in allowedSubnetIds: {
+          id: subnetId
+          ignoreMissingVnetServiceEndpoint: false
+        }
+      ]
+      ipRules: [
+        for range in allowedIpRanges: {
+          value: range
+        }
+      ]
     }
   }
 }
@@ -84,20 +98,8 @@ resource functionCanRead 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   }
 }
 
-// The worker hosts only need storage: the role is scoped to that one secret.
-resource workerCanRead 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(workerIdentityId)) {
-  name: guid(storageSecret.id, workerIdentityId, keyVaultSecretsUser)
-  scope: storageSecret
-  properties: {
-    principalId: workerPrincipalId
-    principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
-  }
-}
-
 output name string = vault.name
 output uri string = vault.properties.vaultUri
-output storageConnectionSecretName string = storageSecret.name
 // Versionless URIs: the app follows a rotated secret (App Service refreshes references within 24 h,
 // or at once on any config change or restart).
 output storageConnectionSecretUri string = storageSecret.properties.secretUri

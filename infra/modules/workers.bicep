@@ -1,9 +1,8 @@
-// Worker hosts: a VNet with a NAT gateway (outbound only: apt, the .NET runtime, image pulls,
-// Storage, Key Vault), an NSG without inbound rules from the internet, and a Linux scale set whose
-// cloud-init (worker/cloud-init.yaml) installs docker.io and the ASP.NET Core runtime and runs the
-// published worker as the systemd service ecs-worker. At each service start the host reads the
-// storage connection string from Key Vault with its managed identity (IMDS token), so no secret is
-// in the VM model or on disk.
+// Worker hosts: a Linux scale set in the workers subnet (modules/network.bicep) whose cloud-init
+// (worker/cloud-init.yaml) installs docker.io and the ASP.NET Core runtime and runs the published
+// worker as the systemd service ecs-worker. The worker reaches Tables and Queues with the hosts'
+// managed identity (AzureWebJobsStorage__* settings: endpoints, credential, client id), so no
+// storage key or other secret is on the hosts, in the VM model or on disk.
 param namePrefix string
 param location string
 param tags object
@@ -17,12 +16,12 @@ param sshPublicKey string
 param identityId string
 param identityClientId string
 
-param vnetAddressPrefix string
-param subnetPrefix string
+@description('Resource id of the workers subnet.')
+param subnetId string
 
-@description('Key Vault URI (https://<name>.vault.azure.net/).')
-param keyVaultUri string
-param storageConnectionSecretName string
+@description('Table and Queue service endpoints of the storage account (https://<account>.table.core.windows.net/, ...).')
+param tableServiceUri string
+param queueServiceUri string
 
 @description('URL of the published worker (.tar.gz).')
 param packageUrl string
@@ -34,15 +33,14 @@ param dotnetChannel string
 @description('Worker__* and Ecs__* settings for the worker, name to value.')
 param settings object
 
-// Token audience for Key Vault in this cloud (https://vault.azure.net in the public cloud).
-var keyVaultResource = 'https://${substring(environment().suffixes.keyvaultDns, 1)}'
-
 // /etc/ecs-worker/worker.env: read by systemd (EnvironmentFile) for the worker and its start script.
 var hostSettings = {
   WORKER_IDENTITY_CLIENT_ID: identityClientId
-  KEY_VAULT_URI: keyVaultUri
-  KEY_VAULT_RESOURCE: keyVaultResource
-  STORAGE_SECRET_NAME: storageConnectionSecretName
+  // An identity-based connection (src/Core/Storage/StorageAccess.cs), named as the Functions host names one.
+  AzureWebJobsStorage__tableServiceUri: tableServiceUri
+  AzureWebJobsStorage__queueServiceUri: queueServiceUri
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
   WORKER_PACKAGE_URL: packageUrl
   WORKER_PACKAGE_AUTH: packageUsesManagedIdentity ? 'managed-identity' : 'none'
   DOTNET_CHANNEL: dotnetChannel
@@ -52,76 +50,6 @@ var hostSettings = {
 }
 var envFile = '${join(map(items(union(hostSettings, settings)), s => '${s.key}=${s.value}'), '\n')}\n'
 var cloudInit = replace(loadTextContent('../worker/cloud-init.yaml'), '__WORKER_ENV_B64__', base64(envFile))
-
-resource nsg 'Microsoft.Network/networkSecurityGroups@2025-05-01' = {
-  name: 'nsg-${namePrefix}'
-  location: location
-  tags: tags
-  properties: {
-    // Only the default rules: VNet and load balancer traffic in, nothing from the internet. Task
-    // ports are reachable inside the VNet; add rules (or a load balancer) to expose services.
-    securityRules: []
-  }
-}
-
-resource natIp 'Microsoft.Network/publicIPAddresses@2025-05-01' = {
-  name: 'pip-${namePrefix}-nat'
-  location: location
-  tags: tags
-  sku: {
-    name: 'Standard'
-  }
-  properties: {
-    publicIPAllocationMethod: 'Static'
-    publicIPAddressVersion: 'IPv4'
-  }
-}
-
-resource nat 'Microsoft.Network/natGateways@2025-05-01' = {
-  name: 'ng-${namePrefix}'
-  location: location
-  tags: tags
-  sku: {
-    name: 'Standard'
-  }
-  properties: {
-    idleTimeoutInMinutes: 10
-    publicIpAddresses: [
-      {
-        id: natIp.id
-      }
-    ]
-  }
-}
-
-resource vnet 'Microsoft.Network/virtualNetworks@2025-05-01' = {
-  name: 'vnet-${namePrefix}'
-  location: location
-  tags: tags
-  properties: {
-    addressSpace: {
-      addressPrefixes: [
-        vnetAddressPrefix
-      ]
-    }
-    subnets: [
-      {
-        name: 'workers'
-        properties: {
-          addressPrefix: subnetPrefix
-          networkSecurityGroup: {
-            id: nsg.id
-          }
-          natGateway: {
-            id: nat.id
-          }
-          // Outbound goes through the NAT gateway, never Azure's implicit default outbound access.
-          defaultOutboundAccess: false
-        }
-      }
-    ]
-  }
-}
 
 resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2025-04-01' = {
   name: 'vmss-${namePrefix}'
@@ -209,7 +137,7 @@ resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2025-04-01' = {
                   properties: {
                     primary: true
                     subnet: {
-                      id: vnet.properties.subnets[0].id
+                      id: subnetId
                     }
                   }
                 }
@@ -223,4 +151,3 @@ resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2025-04-01' = {
 }
 
 output scaleSetName string = scaleSet.name
-output vnetName string = vnet.name

@@ -18,18 +18,18 @@ public static class ControlPlaneServices
 {
     /// <summary>
     /// Everything the control plane needs, from configuration: section <c>Ecs</c> (<see cref="EcsOptions"/>)
-    /// and the storage connection string <c>AzureWebJobsStorage</c>, as the Functions host names it.
+    /// and the storage connection <c>AzureWebJobsStorage</c>, as the Functions host names it: a connection
+    /// string, or an identity-based connection (<see cref="StorageAccess"/>).
     /// </summary>
     public static IServiceCollection AddControlPlane(this IServiceCollection services, IConfiguration configuration)
     {
         var options = new EcsOptions();
         configuration.GetSection("Ecs").Bind(options);
-        var connectionString = configuration["AzureWebJobsStorage"] is { Length: > 0 } value ? value : "UseDevelopmentStorage=true";
 
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(options);
         services.AddSingleton<Arns>();
-        services.AddSingleton(new StorageClients(connectionString, options));
+        services.AddSingleton(StorageAccess.From(configuration).CreateClients(options));
         services.AddSingleton<QueueWake>();
         services.AddSingleton(sp => new SigV4Verifier(options.ParseAccessKeys(), sp.GetRequiredService<TimeProvider>()));
 

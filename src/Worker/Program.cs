@@ -2,7 +2,8 @@ using Microsoft.Extensions.Hosting;
 using Serverless.Worker;
 
 // The worker: registers this Docker host with the control plane and runs the tasks placed on it.
-// Settings: Worker__* (WorkerOptions), Ecs__Region / Ecs__AccountId, AzureWebJobsStorage.
+// Settings: Worker__* (WorkerOptions), Ecs__Region / Ecs__AccountId, AzureWebJobsStorage (a connection
+// string, or AzureWebJobsStorage__* for a managed identity: StorageAccess).
 var builder = Host.CreateApplicationBuilder(args);
 builder.Services.AddWorker(builder.Configuration);
 await builder.Build().RunAsync();

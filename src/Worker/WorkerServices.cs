@@ -20,7 +20,8 @@ public static class WorkerServices
 {
     /// <summary>
     /// Everything the worker needs, from configuration: section <c>Worker</c> (<see cref="WorkerOptions"/>),
-    /// section <c>Ecs</c> (region, account, storage prefix) and <c>AzureWebJobsStorage</c>. Without
+    /// section <c>Ecs</c> (region, account, storage prefix) and <c>AzureWebJobsStorage</c>, a connection
+    /// string or an identity-based connection (<see cref="StorageAccess"/>). Without
     /// <paramref name="runAsHostedService"/> the parts are registered but nothing starts (tests drive them).
     /// </summary>
     public static IServiceCollection AddWorker(this IServiceCollection services, IConfiguration configuration, bool runAsHostedService = true)
@@ -29,18 +30,21 @@ public static class WorkerServices
         configuration.GetSection("Worker").Bind(options);
         var ecs = new EcsOptions();
         configuration.GetSection("Ecs").Bind(ecs);
-        var connectionString = configuration["AzureWebJobsStorage"] is { Length: > 0 } value ? value : "UseDevelopmentStorage=true";
-        return services.AddWorker(options, ecs, connectionString, runAsHostedService);
+        return services.AddWorker(options, ecs, StorageAccess.From(configuration), runAsHostedService);
     }
 
     public static IServiceCollection AddWorker(
         this IServiceCollection services, WorkerOptions options, EcsOptions ecs, string storageConnectionString, bool runAsHostedService = true)
+        => services.AddWorker(options, ecs, new StorageAccess(storageConnectionString, null, null, false, null), runAsHostedService);
+
+    public static IServiceCollection AddWorker(
+        this IServiceCollection services, WorkerOptions options, EcsOptions ecs, StorageAccess storage, bool runAsHostedService = true)
     {
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(options);
         services.AddSingleton(ecs);
         services.AddSingleton<Arns>();
-        services.AddSingleton(new StorageClients(storageConnectionString, ecs));
+        services.AddSingleton(storage.CreateClients(ecs));
         services.AddSingleton<QueueWake>();
         services.AddSingleton(sp =>
         {

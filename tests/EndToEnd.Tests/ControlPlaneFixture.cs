@@ -283,9 +283,13 @@ public class ControlPlaneFixture : IAsyncLifetime
     /// <summary>Runs <c>aws ecs ...</c> against this endpoint with the development credentials.</summary>
     public Task<CliResult> EcsAsync(params string[] args) => AwsAsync(["ecs", .. args]);
 
-    public async Task<CliResult> AwsAsync(IEnumerable<string> args, IDictionary<string, string>? environment = null, string? endpoint = null)
+    public Task<CliResult> AwsAsync(IEnumerable<string> args, IDictionary<string, string>? environment = null, string? endpoint = null)
+        => AwsCliAsync(endpoint ?? Endpoint, args, environment);
+
+    /// <summary>Runs <c>aws ...</c> against <paramref name="endpoint"/> with the development credentials.</summary>
+    public static async Task<CliResult> AwsCliAsync(string endpoint, IEnumerable<string> args, IDictionary<string, string>? environment = null)
     {
-        var start = new ProcessStartInfo("aws", [.. args, "--endpoint-url", endpoint ?? Endpoint, "--output", "json"])
+        var start = new ProcessStartInfo("aws", [.. args, "--endpoint-url", endpoint, "--output", "json"])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -340,7 +344,7 @@ public class ControlPlaneFixture : IAsyncLifetime
         return File.Exists(path) ? path : throw new FileNotFoundException("Build src/Worker first", path);
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Azure;
+using Azure.Core;
 using Azure.Data.Tables;
 using Azure.Storage.Queues;
 
@@ -22,6 +23,17 @@ public sealed class StorageClients
         _prefix = options.StoragePrefix;
         _tables = new TableServiceClient(connectionString);
         _queues = new QueueServiceClient(connectionString, new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None });
+    }
+
+    /// <summary>
+    /// The same account through Entra ID instead of a key (a worker host's managed identity): the
+    /// service endpoints, e.g. <c>https://&lt;account&gt;.table.core.windows.net</c>, and the credential.
+    /// </summary>
+    public StorageClients(Uri tableServiceUri, Uri queueServiceUri, TokenCredential credential, EcsOptions options)
+    {
+        _prefix = options.StoragePrefix;
+        _tables = new TableServiceClient(tableServiceUri, credential);
+        _queues = new QueueServiceClient(queueServiceUri, credential, new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None });
     }
 
     /// <summary>Table names are alphanumeric; the prefix keeps one test's tables apart from another's.</summary>

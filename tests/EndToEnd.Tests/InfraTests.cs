@@ -1,0 +1,143 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+
+namespace Serverless.EndToEnd.Tests;
+
+/// <summary>
+/// <c>infra/</c> compiled with the Bicep CLI (<c>infra/validate.sh</c>: the NuGet package
+/// Azure.Bicep.CommandLine, errors and linter warnings fail it), then the ARM template read for what
+/// keeps keys and networks closed: no storage key on the worker hosts, data roles per table and
+/// queue, firewalls that deny by default, no basic publishing credentials, purge protection.
+/// </summary>
+public sealed class InfraTests : IClassFixture<InfraTests.CompiledTemplate>
+{
+    private readonly CompiledTemplate _compiled;
+
+    public InfraTests(CompiledTemplate compiled) => _compiled = compiled;
+
+    private const string TableDataContributor = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3";
+    private const string QueueDataContributor = "974c5e8b-45b9-4653-ba55-5f855dd0fb88";
+
+    [Fact]
+    public void The_Bicep_builds_without_errors_or_warnings()
+        => Assert.True(_compiled.ExitCode == 0, _compiled.Output);
+
+    [Fact]
+    public void Worker_hosts_reach_storage_with_their_managed_identity_and_hold_no_key()
+    {
+        var workers = _compiled.Module("workers").ToJsonString();
+        Assert.DoesNotContain("listKeys", workers);
+        Assert.DoesNotContain("KEY_VAULT", workers);
+        Assert.DoesNotContain("vault", workers, StringComparison.OrdinalIgnoreCase);
+        var settings = _compiled.Module("workers")["variables"]!["hostSettings"]!;
+        Assert.Equal("managedidentity", settings["AzureWebJobsStorage__credential"]!.GetValue<string>());
+        Assert.NotNull(settings["AzureWebJobsStorage__tableServiceUri"]);
+        Assert.NotNull(settings["AzureWebJobsStorage__queueServiceUri"]);
+
+        // The vault grants its secrets to the Functions app's identity alone.
+        var vaultGrants = Resources(_compiled.Module("keyvault")).Where(r => Type(r) == "Microsoft.Authorization/roleAssignments").ToList();
+        Assert.All(vaultGrants, grant => Assert.Contains("functionIdentityId", grant["name"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public void The_worker_identity_has_table_and_queue_data_roles_scoped_to_each_table_and_queue()
+    {
+        var storage = _compiled.Module("storage");
+        var grants = Resources(storage)
+            .Where(r => Type(r) == "Microsoft.Authorization/roleAssignments" && r["name"]!.GetValue<string>().Contains("workerIdentityId", StringComparison.Ordinal))
+            .ToList();
+        var tables = grants.Single(g => HasRole(storage, g, TableDataContributor));
+        Assert.Contains("tableServices/tables", tables["scope"]!.GetValue<string>());
+        Assert.NotNull(tables["copy"]); // one per table
+
+        var queues = grants.Where(g => HasRole(storage, g, QueueDataContributor)).ToList();
+        Assert.Contains(queues, q => q["scope"]!.GetValue<string>().Contains("queueServices/queues", StringComparison.Ordinal) && q["copy"] is not null);
+        // Command queues are named at run time: the account-wide grant is conditioned on their prefix.
+        var commandQueues = Assert.Single(queues, q => q["properties"]!["condition"] is not null);
+        Assert.Contains("queues:name] StringStartsWith", commandQueues["properties"]!["condition"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void Storage_and_Key_Vault_deny_other_networks_and_purge_protection_is_on()
+    {
+        var account = Resources(_compiled.Module("storage")).Single(r => Type(r) == "Microsoft.Storage/storageAccounts");
+        Assert.Equal("Deny", account["properties"]!["networkAcls"]!["defaultAction"]!.GetValue<string>());
+        var vault = Resources(_compiled.Module("keyvault")).Single(r => Type(r) == "Microsoft.KeyVault/vaults");
+        Assert.Equal("Deny", vault["properties"]!["networkAcls"]!["defaultAction"]!.GetValue<string>());
+        Assert.True(_compiled.Template["parameters"]!["keyVaultPurgeProtection"]!["defaultValue"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public void The_Functions_app_uses_its_identity_for_storage_allows_no_basic_publishing_and_goes_out_through_the_VNet()
+    {
+        var resources = Resources(_compiled.Module("functionapp")).ToList();
+        var policies = resources.Where(r => Type(r) == "Microsoft.Web/sites/basicPublishingCredentialsPolicies").ToList();
+        Assert.Equal(["'ftp'", "'scm'"], policies.Select(p => p["name"]!.GetValue<string>().Split(", ")[^1].TrimEnd(')', ']')).Order());
+        Assert.All(policies, p => Assert.False(p["properties"]!["allow"]!.GetValue<bool>()));
+        var site = resources.Single(r => Type(r) == "Microsoft.Web/sites");
+        // The host and the control plane reach storage with the app's identity; no key but the content share's.
+        var settings = _compiled.Module("functionapp")["variables"]!["platformSettings"]!.AsObject();
+        Assert.Equal("managedidentity", settings["AzureWebJobsStorage__credential"]!.GetValue<string>());
+        Assert.False(settings.ContainsKey("AzureWebJobsStorage"));
+        Assert.True(site["properties"]!["outboundVnetRouting"]!["allTraffic"]!.GetValue<bool>());
+        Assert.NotNull(site["properties"]!["virtualNetworkSubnetId"]);
+    }
+
+    private static string Type(JsonNode resource) => resource["type"]!.GetValue<string>();
+
+    /// <summary>Whether the grant's role is <paramref name="roleId"/>, written out or through a variable of the template.</summary>
+    private static bool HasRole(JsonNode template, JsonNode grant, string roleId)
+    {
+        var role = grant["properties"]!["roleDefinitionId"]!.GetValue<string>();
+        var names = (template["variables"] as JsonObject ?? [])
+            .Where(v => v.Value is JsonValue value && value.TryGetValue<string>(out var text) && text == roleId)
+            .Select(v => $"variables('{v.Key}')");
+        return role.Contains(roleId, StringComparison.Ordinal) || names.Any(n => role.Contains(n, StringComparison.Ordinal));
+    }
+
+    private static IEnumerable<JsonNode> Resources(JsonNode template)
+        => template["resources"] switch
+        {
+            JsonArray array => array.OfType<JsonNode>(),
+            JsonObject symbolic => symbolic.Select(p => p.Value).OfType<JsonNode>(),
+            _ => [],
+        };
+
+    /// <summary>infra/validate.sh run once for the class; the compiled main.json and the script's output.</summary>
+    public sealed class CompiledTemplate : IAsyncLifetime
+    {
+        private readonly string _directory = Directory.CreateTempSubdirectory("ecs-infra-").FullName;
+
+        public int ExitCode { get; private set; }
+        public string Output { get; private set; } = "";
+        public JsonNode Template { get; private set; } = new JsonObject();
+
+        /// <summary>The template of the module deployed as <paramref name="name"/>.</summary>
+        public JsonNode Module(string name)
+            => Resources(Template).Single(r => Type(r) == "Microsoft.Resources/deployments" && r["name"]!.GetValue<string>() == name)["properties"]!["template"]!;
+
+        public async Task InitializeAsync()
+        {
+            var root = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
+            var start = new ProcessStartInfo("bash", [Path.Combine(root, "infra", "validate.sh"), "--out", _directory])
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            using var process = Process.Start(start)!;
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            var stderr = process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync();
+            ExitCode = process.ExitCode;
+            Output = await stdout + await stderr;
+            var compiled = Path.Combine(_directory, "main.json");
+            if (File.Exists(compiled)) Template = JsonNode.Parse(await File.ReadAllTextAsync(compiled))!;
+        }
+
+        public Task DisposeAsync()
+        {
+            Directory.Delete(_directory, recursive: true);
+            return Task.CompletedTask;
+        }
+    }
+}
