@@ -63,6 +63,7 @@ public static class ControlPlaneServices
         services.AddSingleton<InstanceHealthSweep>();
         services.AddSingleton<TaskRetention>();
         services.AddSingleton<TaskDeliverySweep>();
+        services.AddSingleton<TaskEventsRedrive>();
         services.AddSingleton<ClientTokens>();
         services.AddSingleton<IActionSource, TaskActions>();
 
