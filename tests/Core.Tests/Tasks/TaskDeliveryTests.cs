@@ -1,3 +1,4 @@
+using Serverless.Core.Api;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Services;
@@ -181,5 +182,36 @@ public sealed class UncertainStartTests(AzuriteFixture azurite)
         var task = await world.TaskNowAsync(Assert.Single(launched.Tasks).Id, _token);
         Assert.Equal((TaskStatus.Pending, TaskStatus.Running, null), (task.LastStatus, task.DesiredStatus, task.StopCode));
         Assert.True((await world.InstanceNowAsync(instance.Id, _token)).HoldsReservationFor(task.Id));
+    }
+}
+
+/// <summary>RunTask whose client goes away once its tasks are placed.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class RunTaskInterruptedTests(AzuriteFixture azurite)
+{
+    private readonly CancellationToken _token = new CancellationTokenSource(TimeSpan.FromMinutes(2)).Token;
+
+    [Fact]
+    public async Task A_client_gone_while_its_Start_is_sent_still_gets_the_task_started_not_left_holding_a_reservation()
+    {
+        await using var tap = new QueueSendTap(azurite);
+        var world = new TaskWorld(azurite, tap.ConnectionString(azurite));
+        await world.InitializeAsync(_token);
+        var instance = await world.InstanceAsync(_token);
+        var actions = new TaskActions(world.Clusters, world.Instances, world.Definitions, world.Tasks, world.Launcher,
+            new ClientTokens(world.Storage, world.Time), new TaskJson(world.Arns), world.Arns, world.Time);
+        var registry = new ActionRegistry([actions]);
+        Assert.True(registry.TryGet($"{ActionRegistry.EcsTargetPrefix}.RunTask", out var runTask));
+        using var client = CancellationTokenSource.CreateLinkedTokenSource(_token);
+        tap.OnSend = client.Cancel;   // the client disconnects as the Start goes out
+
+        var response = await runTask(new System.Text.Json.Nodes.JsonObject { ["cluster"] = world.Cluster, ["taskDefinition"] = "web" },
+            new RequestContext("AKIDTEST"), client.Token);
+
+        var taskArn = response["tasks"]![0]!["taskArn"]!.GetValue<string>();
+        var start = Assert.Single(await world.CommandsAsync(instance.Id, _token));
+        Assert.Equal((TaskCommand.Start, taskArn), (start.Type, start.TaskArn));
+        var task = await world.TaskNowAsync(taskArn.Split('/')[^1], _token);
+        Assert.Equal((TaskStatus.Pending, TaskStatus.Running), (task.LastStatus, task.DesiredStatus));
     }
 }
