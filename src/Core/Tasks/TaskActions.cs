@@ -53,8 +53,9 @@ public sealed class TaskActions(
             // Both have finished; which error the client gets is decided below.
         }
         if (!(await hosts).Any(h => h.IsRegistered)) await clusters.GetActiveAsync(cluster, cancellationToken);
+        var launch = await definition;
         if ((await hosts).Count == 0) throw new InvalidParameterException(TaskLauncher.NoInstancesMessage);
-        var placed = await launcher.PlaceAsync(await definition, await hosts, cancellationToken);
+        var placed = await launcher.PlaceAsync(launch, await hosts, cancellationToken);
         // From here on the client going away changes nothing: what was placed is either started or
         // undone, never left holding reservations with no Start sent. Finishing is a few writes, as
         // undoing would be, and is what a recorded clientToken answer has already promised, so the
