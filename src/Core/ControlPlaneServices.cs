@@ -62,6 +62,8 @@ public static class ControlPlaneServices
         services.AddSingleton<ServiceResync>();
         services.AddSingleton<InstanceHealthSweep>();
         services.AddSingleton<TaskRetention>();
+        services.AddSingleton<TaskDeliverySweep>();
+        services.AddSingleton<TaskEventsRedrive>();
         services.AddSingleton<ClientTokens>();
         services.AddSingleton<IActionSource, TaskActions>();
 

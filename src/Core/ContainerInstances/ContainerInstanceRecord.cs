@@ -17,6 +17,9 @@ public sealed record Reservation(string TaskId, int Cpu, int Memory, IReadOnlyLi
 {
     /// <summary>The task's <c>group</c> (<c>service:web</c>, <c>family:web</c>...), which <c>task:group</c> in the cluster query language reads.</summary>
     public string? Group { get; init; }
+
+    /// <summary>When the reservation was made: one whose task row never appeared is released after a grace period.</summary>
+    public DateTimeOffset? ReservedAt { get; init; }
 }
 
 /// <summary>An ECS attribute (<c>name</c>, optional <c>value</c>) on a container instance.</summary>

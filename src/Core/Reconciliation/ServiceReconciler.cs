@@ -62,11 +62,13 @@ public sealed class ServiceReconciler(
             Now = now,
         };
         var step = Rollout.NextStep(view);
+        var nextStop = await ResendStopsAsync(view.Tasks, now, cancellationToken);
 
         if (!step.ChangesTasks)
         {
             if (!SameRecord(service, step.Service)) await SaveOrRequeueAsync(step.Service, cancellationToken);
-            return step.CheckAgainIn is { } later ? ReconcileResult.After(later) : ReconcileResult.Done;
+            var later = Earliest(step.CheckAgainIn, nextStop - now);
+            return later is { } delay ? ReconcileResult.After(delay) : ReconcileResult.Done;
         }
 
         // Claim the service before acting: losing this write means someone else changed it since
@@ -125,17 +127,46 @@ public sealed class ServiceReconciler(
             {
                 DesiredStatus = TaskStatus.Stopped,
                 StoppingAt = t.StoppingAt ?? now,
+                StopSentAt = now,
                 StopCode = t.StopCode ?? "ServiceSchedulerInitiated",
                 StoppedReason = t.StoppedReason ?? stop.Reason,
             }, cancellationToken);
             if (task is null || task.IsStopped) continue;
-            await launcher.SendStopAsync(task, cancellationToken);
+            try
+            {
+                await launcher.SendStopAsync(task, cancellationToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                // The task is recorded desired STOPPED with the time of this attempt: a later reconcile sends Stop again.
+                logger.LogWarning(e, "Service {Service} could not send Stop to {TaskId}; it is sent again later", service.Name, task.Id);
+            }
             stopped.Add(task.Id);
             logger.LogInformation("Service {Service} stops {TaskId}: {Reason}", service.Name, task.Id, stop.Reason);
         }
         if (stopped.Count > 0)
             events.Add($"(service {service.Name}) has stopped {stopped.Count} running tasks: {string.Join(" ", stopped.Select(id => $"(task {id})"))}.");
     }
+
+    /// <summary>
+    /// Sends Stop again to the service's tasks told to stop that have not stopped, once
+    /// <see cref="TaskDeadlines.StopResendAfter"/> has passed since the last one (a Stop can be lost
+    /// between the write that asked for it and the queue). Returns when the next one falls due.
+    /// </summary>
+    private async Task<DateTimeOffset?> ResendStopsAsync(IReadOnlyList<TaskRecord> serviceTasks, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        DateTimeOffset? next = null;
+        foreach (var task in serviceTasks)
+        {
+            if (TaskDeadlines.NextStopAt(task) is not { } due) continue;
+            if (due <= now && await launcher.ResendStopIfDueAsync(task, cancellationToken)) due = now + TaskDeadlines.StopResendAfter;
+            else if (due <= now) due = now + TaskDeadlines.StopResendAfter;
+            next = next is null || due < next ? due : next;
+        }
+        return next;
+    }
+
+    private static TimeSpan? Earliest(TimeSpan? a, TimeSpan? b) => a is null ? b : b is null ? a : a < b ? a : b;
 
     /// <summary>Starts the step's tasks; true when some could not be placed.</summary>
     private async Task<bool> StartAsync(ServiceRecord service, TaskStart start, List<string> events, CancellationToken cancellationToken)
@@ -177,8 +208,11 @@ public sealed class ServiceReconciler(
         if (failures.Count == 0) return false;
 
         var failure = failures[0];
-        var closest = failure.Arn is { } arn ? $" The closest matching (container-instance {arn.Split('/')[^1]}) {Insufficient(failure.Reason)}." : "";
-        events.Add($"(service {service.Name}) was unable to place a task because no container instance met all of its requirements.{closest} For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.");
+        var closest = failure.Reason == TaskLauncher.NoInstancesReason ? " Reason: No Container Instances were found in your cluster."
+            : failure.Arn is { } arn ? $" The closest matching (container-instance {arn.Split('/')[^1]}) {Insufficient(failure.Reason)}." : "";
+        var message = $"(service {service.Name}) was unable to place a task because no container instance met all of its requirements.{closest} For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.";
+        // ECS omits a repeated placement event until the cause is resolved or six hours pass.
+        if (!ServiceEvents.IsRepeat(service.Events, message, time.GetUtcNow())) events.Add(message);
         logger.LogInformation("Service {Service} could not place {Count} tasks: {Reason}", service.Name, start.Count - launched.Count, failure.Reason);
         return true;
     }

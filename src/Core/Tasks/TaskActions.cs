@@ -53,7 +53,14 @@ public sealed class TaskActions(
             // Both have finished; which error the client gets is decided below.
         }
         if (!(await hosts).Any(h => h.IsRegistered)) await clusters.GetActiveAsync(cluster, cancellationToken);
-        var placed = await launcher.PlaceAsync(await definition, await hosts, cancellationToken);
+        var launch = await definition;
+        if ((await hosts).Count == 0) throw new InvalidParameterException(TaskLauncher.NoInstancesMessage);
+        var placed = await launcher.PlaceAsync(launch, await hosts, cancellationToken);
+        // From here on the client going away changes nothing: what was placed is either started or
+        // undone, never left holding reservations with no Start sent. Finishing is a few writes, as
+        // undoing would be, and is what a recorded clientToken answer has already promised, so the
+        // rest runs to the end without the request's token (a crash is left to TaskDeliverySweep).
+        var detached = CancellationToken.None;
         // clientToken: the placed tasks are recorded as the token's answer before any worker hears of
         // them; a request that finds the token answered already (a retry, or a duplicate running
         // alongside) undoes its placement and gives that answer, so one token launches once.
@@ -62,20 +69,20 @@ public sealed class TaskActions(
             JsonObject? recorded;
             try
             {
-                recorded = await clientTokens.RecordAsync(cluster, "RunTask", token!, request, Response(placed), cancellationToken);
+                recorded = await clientTokens.RecordAsync(cluster, "RunTask", token!, request, Response(placed), detached);
             }
             catch
             {
-                await launcher.AbandonAsync(placed, CancellationToken.None);
+                await launcher.AbandonAsync(placed, detached);
                 throw;
             }
             if (recorded is not null)
             {
-                await launcher.AbandonAsync(placed, cancellationToken);
+                await launcher.AbandonAsync(placed, detached);
                 return recorded;
             }
         }
-        return Response(await launcher.StartAsync(placed, cancellationToken));
+        return Response(await launcher.StartAsync(placed, detached));
     }
 
     private async Task<JsonObject> StartTaskAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
@@ -97,6 +104,7 @@ public sealed class TaskActions(
         {
             DesiredStatus = TaskStatus.Stopped,
             StoppingAt = t.StoppingAt ?? now,
+            StopSentAt = now,
             StopCode = t.StopCode ?? "UserInitiated",
             StoppedReason = t.StoppedReason ?? reason,
         }, cancellationToken) ?? throw new InvalidParameterException("The referenced task was not found.");

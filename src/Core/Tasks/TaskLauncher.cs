@@ -1,4 +1,6 @@
 using System.Text.Json.Nodes;
+using Azure;
+using Azure.Storage.Queues;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Api;
 using Serverless.Core.ContainerInstances;
@@ -49,11 +51,22 @@ public sealed class TaskLauncher(
 {
     private const int MaxPlacementAttempts = 20;
 
-    public async Task<LaunchResult> LaunchAsync(LaunchRequest request, CancellationToken cancellationToken)
-        => await StartAsync(await PlaceAsync(request, known: null, cancellationToken), cancellationToken);
+    /// <summary>The failure reason of a task that could not be placed because its cluster has no container instance at all.</summary>
+    public const string NoInstancesReason = "NO_INSTANCES";
+
+    /// <summary>RunTask's error for a cluster with no container instance, in ECS's words.</summary>
+    public const string NoInstancesMessage = "No Container Instances were found in your cluster.";
 
     /// <summary>
-    /// Places the tasks and records them (rows PROVISIONING, resources reserved) without telling
+    /// Places and starts the tasks. <paramref name="cancellationToken"/> stops placement; once
+    /// tasks are placed their Starts are sent whatever happens to the caller, since undoing a
+    /// placement costs as many writes as finishing it and a Start may already be on its way.
+    /// </summary>
+    public async Task<LaunchResult> LaunchAsync(LaunchRequest request, CancellationToken cancellationToken)
+        => await StartAsync(await PlaceAsync(request, known: null, cancellationToken), CancellationToken.None);
+
+    /// <summary>
+    /// Places the tasks and records them (rows PENDING, resources reserved) without telling
     /// any worker yet: until <see cref="StartAsync"/>, <see cref="AbandonAsync"/> undoes it all.
     /// </summary>
     /// <param name="known">The cluster's instances when the caller has just read them.</param>
@@ -63,7 +76,8 @@ public sealed class TaskLauncher(
         if (request.OnInstances is { } named)
             hosts = hosts.Where(h => named.Contains(h.Id)).ToList();
         else if (hosts.Count == 0)
-            throw new InvalidParameterException("No Container Instances were found in your cluster.");
+            // An outcome, not an error: a service records it as an event and looks again later (RunTask answers it as ECS does).
+            return new LaunchResult([], Enumerable.Range(0, request.Count).Select(_ => new LaunchFailure(null, NoInstancesReason)).ToList());
 
         var placement = new SlotPlacement(request, hosts, TaskSizing.Need(request.Definition, request.Overrides),
             PlacementRequest.CountGroup(hosts, request.Group), TimeSpan.FromSeconds(options.AgentDisconnectedAfterSeconds));
@@ -120,7 +134,7 @@ public sealed class TaskLauncher(
             });
             if (!decision.Placed) break;
 
-            reservedOn = await instances.TryReserveAsync(decision.Instance!, need.ReservationFor(taskId, request.Group), cancellationToken);
+            reservedOn = await instances.TryReserveAsync(decision.Instance!, need.ReservationFor(taskId, request.Group) with { ReservedAt = time.GetUtcNow() }, cancellationToken);
             // Lost the race for that instance: see what it holds now and decide again.
             var current = reservedOn ?? await instances.FindAsync(request.Cluster, decision.Instance!.Id, cancellationToken);
             Replace(hosts, current, decision.Instance!.Id);
@@ -166,7 +180,11 @@ public sealed class TaskLauncher(
         }
     }
 
-    /// <summary>Tells the task's worker to stop it (idempotent on the worker's side).</summary>
+    /// <summary>
+    /// Tells the task's worker to stop it (idempotent on the worker's side). The caller records
+    /// <see cref="TaskRecord.StopSentAt"/> with the write that asked the task to stop, so that a
+    /// Stop lost here is sent again by <see cref="ResendStopIfDueAsync"/>.
+    /// </summary>
     public Task SendStopAsync(TaskRecord task, CancellationToken cancellationToken)
         => SendAsync(task, new TaskCommand
         {
@@ -177,14 +195,63 @@ public sealed class TaskLauncher(
             ReportWake = wake.Endpoint,
         }, cancellationToken);
 
-    /// <summary>Puts <paramref name="command"/> on the task's instance queue, then wakes that instance's worker.</summary>
+    /// <summary>
+    /// Sends Stop again to a task told to stop that has not stopped, when the last one was sent more
+    /// than <see cref="TaskDeadlines.StopResendAfter"/> ago: first records the new send time
+    /// (conditionally, so of two control planes looking at once only one sends), then sends. A send
+    /// that fails is logged and left to the next look. Returns whether a Stop was sent.
+    /// </summary>
+    public async Task<bool> ResendStopIfDueAsync(TaskRecord task, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var due = await tasks.UpdateAsync(task.Cluster, task.Id, t => TaskDeadlines.StopIsDue(t, now) ? t with { StopSentAt = now } : null, cancellationToken);
+        if (due is null || due.StopSentAt != now) return false;
+        try
+        {
+            await SendStopAsync(due, cancellationToken);
+            logger.LogWarning("Sent Stop again to {TaskArn} (desired STOPPED since {StoppingAt}, still {LastStatus})",
+                arns.Task(due.Cluster, due.Id), due.StoppingAt, due.LastStatus);
+            return true;
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning(e, "Could not send Stop to {TaskArn}; it is sent again later", arns.Task(due.Cluster, due.Id));
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Puts <paramref name="command"/> on the task's instance queue, then wakes that instance's worker.
+    /// Throws <see cref="CommandNotSentException"/> when the command is certainly not on the queue
+    /// (the queue could not be had, or storage refused the message); any other failure leaves it
+    /// unknown whether the message was enqueued (a timeout, a connection lost, a server error).
+    /// </summary>
     private async Task SendAsync(TaskRecord task, TaskCommand command, CancellationToken cancellationToken)
     {
         var name = TaskMessages.CommandQueue(task.ContainerInstanceId);
-        var queue = await storage.QueueAsync(name, cancellationToken);
-        await queue.SendMessageAsync(TaskMessages.Serialize(command), cancellationToken);
+        QueueClient queue;
+        try
+        {
+            queue = await storage.QueueAsync(name, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            throw new CommandNotSentException(e);
+        }
+        try
+        {
+            await queue.SendMessageAsync(TaskMessages.Serialize(command), cancellationToken);
+        }
+        catch (RequestFailedException e) when (e.Status is >= 400 and < 500 and not 408)
+        {
+            // The service answered and refused: nothing was enqueued.
+            throw new CommandNotSentException(e);
+        }
         wake.Send(task.WakeEndpoint, name);
     }
+
+    /// <summary>A command that is certainly not on its queue (as opposed to one whose send had no clear answer).</summary>
+    private sealed class CommandNotSentException(Exception inner) : Exception(inner.Message, inner);
 
     private async Task<TaskRecord> SendStartAsync(TaskRecord task, CancellationToken cancellationToken)
     {
@@ -203,11 +270,20 @@ public sealed class TaskLauncher(
             }, cancellationToken);
             return task;
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (e is not CommandNotSentException && (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested))
+        {
+            // Sent or not, nobody can tell (a timeout, a lost connection, a server error): the worker
+            // may run the task. It stays as it is, desired RUNNING and not yet acknowledged; a worker
+            // that got the Start acknowledges it, and if none does, the start deadline stops it, frees
+            // its reservation and sends Stop (TaskDeliverySweep).
+            logger.LogWarning(e, "Start for {TaskArn} may or may not have been queued; the start deadline decides", arns.Task(task.Cluster, task.Id));
+            return task;
+        }
+        catch (CommandNotSentException e)
         {
             // The worker will never hear of this task: record it as failed to start and free its
             // resources, so what the client sees is true and nothing is held for it.
-            logger.LogError(e, "Could not send Start for {TaskArn}", arns.Task(task.Cluster, task.Id));
+            logger.LogError(e.InnerException, "Could not send Start for {TaskArn}", arns.Task(task.Cluster, task.Id));
             var now = time.GetUtcNow();
             var stopped = await tasks.UpdateAsync(task.Cluster, task.Id, t => t with
             {
@@ -238,6 +314,9 @@ public sealed class TaskLauncher(
         Containers = TaskSizing.Containers(request.Definition, request.Overrides),
         Overrides = request.Overrides,
         Tags = request.Tags,
+        // ECS shows a bridge or host task on EC2 PENDING from the start (PROVISIONING is for a task
+        // waiting for a network interface or for capacity, which nothing here waits for).
+        LastStatus = TaskStatus.Pending,
         CreatedAt = time.GetUtcNow(),
     };
 

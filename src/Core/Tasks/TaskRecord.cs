@@ -84,6 +84,12 @@ public sealed record TaskRecord
     public DateTimeOffset? StoppingAt { get; init; }
     public DateTimeOffset? StoppedAt { get; init; }
     public DateTimeOffset? ExecutionStoppedAt { get; init; }
+    /// <summary>
+    /// When Stop was last sent (or attempted) to the task's worker: a task desired STOPPED that has
+    /// not stopped gets it again once <see cref="TaskDeadlines.StopResendAfter"/> has passed, so a
+    /// lost Stop is only ever late (stop delivery is level-triggered).
+    /// </summary>
+    public DateTimeOffset? StopSentAt { get; init; }
     /// <summary>When the last applied worker report was observed, to order health reports.</summary>
     public DateTimeOffset? ObservedAt { get; init; }
     /// <summary>ECS's <c>version</c>: increases with every change.</summary>
@@ -124,6 +130,7 @@ public sealed record TaskRecord
             ["StoppingAt"] = StoppingAt,
             ["StoppedAt"] = StoppedAt,
             ["ExecutionStoppedAt"] = ExecutionStoppedAt,
+            ["StopSentAt"] = StopSentAt,
             ["ObservedAt"] = ObservedAt,
             ["Version"] = Version,
         };
@@ -159,6 +166,7 @@ public sealed record TaskRecord
         StoppingAt = entity.GetDateTimeOffset("StoppingAt"),
         StoppedAt = entity.GetDateTimeOffset("StoppedAt"),
         ExecutionStoppedAt = entity.GetDateTimeOffset("ExecutionStoppedAt"),
+        StopSentAt = entity.GetDateTimeOffset("StopSentAt"),
         ObservedAt = entity.GetDateTimeOffset("ObservedAt"),
         Version = entity.GetInt64("Version") ?? 1,
         ETag = entity.ETag,

@@ -129,8 +129,11 @@ public sealed class TaskStateApplier(
         return Same(task, merged) ? null : merged;
     }
 
+    // A task's first report is never "nothing new", whatever it says: it is the worker's
+    // acknowledgement of the Start (ObservedAt set), which the start deadline reads.
     private static bool Same(TaskRecord a, TaskRecord b)
         => a with { Containers = [], ObservedAt = null } == b with { Containers = [], ObservedAt = null }
+           && (a.ObservedAt is not null || b.ObservedAt is null)
            && a.Containers.SequenceEqual(b.Containers, ContainerComparer.Instance);
 
     private sealed class ContainerComparer : IEqualityComparer<TaskContainer>

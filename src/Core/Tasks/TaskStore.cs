@@ -200,6 +200,32 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
         return (entities.Select(read).ToList(), more);
     }
 
+    private static readonly string[] DeadlineColumns =
+        ["PartitionKey", "RowKey", "Cluster", "Group", "ContainerInstanceId", "LastStatus", "DesiredStatus", "CreatedAt", "StoppingAt", "StopSentAt", "ObservedAt"];
+
+    /// <summary>
+    /// The cluster's tasks that have not stopped, with only what <see cref="TaskDeadlines"/> decides
+    /// on (keys, group, instance, statuses and their times): a cluster-wide scan for the periodic
+    /// sweep, never for a hot path. Act on a task through <see cref="UpdateAsync"/>, which reads it whole.
+    /// </summary>
+    public async Task<IReadOnlyList<TaskRecord>> ListLiveAsync(string cluster, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        var filter = $"PartitionKey gt {TableQueries.Quote(cluster + "|")} and PartitionKey lt {TableQueries.Quote(cluster + "|~")} and LastStatus ne '{TaskStatus.Stopped}'";
+        var (entities, _) = await table.TakeAsync<TableEntity>(filter, int.MaxValue, DeadlineColumns, cancellationToken);
+        return entities.Select(e => KeysOnly(e) with
+        {
+            Group = e.GetString("Group"),
+            ContainerInstanceId = e.GetString("ContainerInstanceId"),
+            LastStatus = e.GetString("LastStatus"),
+            DesiredStatus = e.GetString("DesiredStatus"),
+            CreatedAt = e.GetDateTimeOffset("CreatedAt") ?? default,
+            StoppingAt = e.GetDateTimeOffset("StoppingAt"),
+            StopSentAt = e.GetDateTimeOffset("StopSentAt"),
+            ObservedAt = e.GetDateTimeOffset("ObservedAt"),
+        }).ToList();
+    }
+
     private static TaskRecord KeysOnly(TableEntity entity) => new()
     {
         Cluster = entity.GetString("Cluster"),

@@ -5,7 +5,7 @@ using Serverless.Core.Tasks;
 namespace Serverless.Functions.Reconciliation;
 
 /// <summary>Timers for what no event announces.</summary>
-public sealed class SweepFunctions(ServiceResync resync, InstanceHealthSweep healthSweep, TaskRetention retention)
+public sealed class SweepFunctions(ServiceResync resync, InstanceHealthSweep healthSweep, TaskRetention retention, TaskDeliverySweep delivery)
 {
     /// <summary>Every minute: re-enqueue every active service, in case a message was lost.</summary>
     [Function("ServiceResync")]
@@ -16,6 +16,11 @@ public sealed class SweepFunctions(ServiceResync resync, InstanceHealthSweep hea
     [Function("InstanceHealthSweep")]
     public Task Sweep([TimerTrigger("*/15 * * * * *")] TimerInfo timer, CancellationToken cancellationToken)
         => healthSweep.SweepAsync(cancellationToken);
+
+    /// <summary>Every 30 seconds: send lost Stops again, stop tasks whose Start was never acknowledged, free orphaned reservations.</summary>
+    [Function("TaskDeliverySweep")]
+    public Task Deliver([TimerTrigger("*/30 * * * * *")] TimerInfo timer, CancellationToken cancellationToken)
+        => delivery.SweepAsync(cancellationToken);
 
     /// <summary>Every 5 minutes: forget tasks stopped more than an hour ago, as ECS does.</summary>
     [Function("TaskRetention")]

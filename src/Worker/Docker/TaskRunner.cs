@@ -77,8 +77,7 @@ public sealed partial class TaskRunner : IDisposable
     /// is queued, which is when the command may be deleted: from then on the task is this worker's,
     /// and a restart re-adopts it from its containers. A duplicate returns the same way.
     /// </summary>
-    /// <param name="redelivered">The command was delivered before: the task row is read first, in
-    /// case the task finished or was stopped in between.</param>
+    /// <param name="redelivered">The command was delivered before: a task whose row is gone is not started.</param>
     public async Task StartAsync(TaskCommand command, bool redelivered, CancellationToken cancellationToken)
     {
         if (Existing(command.TaskArn) is { } known)
@@ -88,22 +87,29 @@ public sealed partial class TaskRunner : IDisposable
         }
         if (HasFinished(command.TaskArn)) return;
 
-        if (redelivered)
+        // The task row is read on every Start, beside the plan, so it costs no time: a Start can
+        // arrive after the control plane gave up on it (its send had no clear answer and the start
+        // deadline stopped the task, or the task was stopped meanwhile), and a task desired STOPPED
+        // is never started. A first delivery whose row is missing is started (the control plane
+        // writes the row before it sends); a redelivered one was started before, or is gone.
+        var reading = _taskStore.FindAsync(command.Cluster, TaskIdOf(command.TaskArn), cancellationToken);
+        var planning = PlanAsync(command.Cluster, command.TaskArn, command.TaskDefinitionArn, command.Overrides, command.StartedBy, command.Group, null, cancellationToken);
+        var row = await reading;
+        if ((row is null && redelivered) || row is { IsStopped: true })
         {
-            var row = await _taskStore.FindAsync(command.Cluster, TaskIdOf(command.TaskArn), cancellationToken);
-            if (row is null || row.IsStopped)
-            {
-                _logger.LogInformation("Ignored a repeated Start of {TaskArn}: the task is {State}", command.TaskArn, row is null ? "gone" : "stopped");
-                return;
-            }
-            if (row.DesiredStatus == CoreTaskStatus.Stopped)
-            {
-                await ReportStoppedAsync(command.Cluster, command.TaskArn, null, row.StoppedReason, row.Containers.Select(c => c.Name), null, cancellationToken);
-                return;
-            }
+            _logger.LogInformation("Ignored a Start of {TaskArn}: the task is {State}", command.TaskArn, row is null ? "gone" : "stopped");
+            await ((Task)planning).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            return;
+        }
+        if (row is { DesiredStatus: CoreTaskStatus.Stopped })
+        {
+            _logger.LogInformation("Refused a Start of {TaskArn}: the task is desired STOPPED", command.TaskArn);
+            await ((Task)planning).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await ReportStoppedAsync(command.Cluster, command.TaskArn, null, row.StoppedReason, row.Containers.Select(c => c.Name), null, cancellationToken);
+            return;
         }
 
-        var plan = await PlanAsync(command.Cluster, command.TaskArn, command.TaskDefinitionArn, command.Overrides, command.StartedBy, command.Group, null, cancellationToken);
+        var plan = await planning;
         var task = new ManagedTask(command.Cluster, command.TaskArn, plan);
         if (!Admit(task, out var existing))
         {

@@ -52,6 +52,19 @@ public class TaskStateMergeTests
     }
 
     [Fact]
+    public void A_first_PENDING_report_on_a_task_placed_PENDING_is_recorded_as_the_workers_acknowledgement()
+    {
+        var placed = Task(TaskStatus.Pending) with { Containers = [new TaskContainer { Name = "app", Id = "c1", Image = "local/busybox" }] };
+        var bare = new TaskStateChange { Cluster = "c", TaskArn = "arn", ContainerInstanceArn = "arn", LastStatus = TaskStatus.Pending, ObservedAt = T0.AddSeconds(1) };
+
+        var acknowledged = TaskStateApplier.Merge(placed, bare, T0.AddSeconds(2))!;
+
+        Assert.Equal((TaskStatus.Pending, T0.AddSeconds(1)), (acknowledged.LastStatus, acknowledged.ObservedAt));
+        Assert.True(TaskDeadlines.IsAcknowledged(acknowledged));
+        Assert.Null(TaskStateApplier.Merge(acknowledged, bare with { ObservedAt = T0.AddSeconds(3) }, T0.AddSeconds(4)));
+    }
+
+    [Fact]
     public void A_running_report_after_stopped_changes_nothing()
     {
         var stopped = TaskStateApplier.Merge(Task(TaskStatus.Running), Report(TaskStatus.Stopped, T0.AddSeconds(5), exitCode: 1, stopCode: "EssentialContainerExited"), T0.AddSeconds(6))!;

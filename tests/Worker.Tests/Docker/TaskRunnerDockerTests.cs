@@ -333,6 +333,27 @@ public sealed class TaskRunnerDockerTests(WorkerFixture fixture, ITestOutputHelp
     }
 
     [Fact]
+    public async Task A_Stop_sent_again_while_stopping_and_after_stopped_changes_nothing()
+    {
+        var definition = await _worker.RegisterAsync("""
+            {"family": "stop-twice", "containerDefinitions": [{"name": "app", "image": "local/busybox:latest", "memory": 32, "command": ["sleep", "300"], "stopTimeout": 2}]}
+            """);
+        var start = _worker.StartCommand(definition);
+        await _worker.Runner.StartAsync(start, redelivered: false, Token);
+        await Events.WaitForStatusAsync(start.TaskArn, "RUNNING", Token);
+
+        // The control plane re-sends a Stop it could not confirm (TaskDeadlines.StopResendAfter).
+        await _worker.Runner.StopAsync(WorkerHarness.StopCommand(start.TaskArn, "first"), Token);
+        await _worker.Runner.StopAsync(WorkerHarness.StopCommand(start.TaskArn, "second"), Token);
+        var stopped = await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", Token);
+        await _worker.Runner.StopAsync(WorkerHarness.StopCommand(start.TaskArn, "third"), Token);
+
+        Assert.Equal("first", stopped.StoppedReason);
+        Assert.Single(await Events.ReportsAsync(start.TaskArn, Token), r => r.LastStatus == "STOPPED");
+        Assert.Equal(137, Assert.Single(stopped.Containers).ExitCode);
+    }
+
+    [Fact]
     public async Task Stop_for_a_task_this_worker_never_ran_still_reports_STOPPED()
     {
         var taskArn = _worker.NewTaskArn("never");
@@ -357,6 +378,24 @@ public sealed class TaskRunnerDockerTests(WorkerFixture fixture, ITestOutputHelp
 
         await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", Token);
         Assert.Empty(await _worker.ContainersAsync(start.TaskArn));
+    }
+
+    [Theory]
+    [InlineData("PENDING", "STOPPED")]   // told to stop before this worker took the Start
+    [InlineData("STOPPED", "STOPPED")]   // given up by the start deadline: its Start's send had no clear answer
+    public async Task A_first_start_of_a_task_whose_row_is_desired_STOPPED_does_not_run_it(string lastStatus, string desiredStatus)
+    {
+        var definition = await _worker.RegisterAsync("""
+            {"family": "given-up", "containerDefinitions": [{"name": "app", "image": "local/busybox:latest", "memory": 32, "command": ["sleep", "300"]}]}
+            """);
+        var start = _worker.StartCommand(definition);
+        await _worker.InsertTaskRowAsync(start, definition, lastStatus, desiredStatus);
+
+        await _worker.Runner.StartAsync(start, redelivered: false, Token);
+
+        Assert.Empty(await _worker.ContainersAsync(start.TaskArn));
+        Assert.DoesNotContain(start.TaskArn, _worker.Runner.TaskArns);
+        if (lastStatus != "STOPPED") await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", Token);
     }
 
     [Fact]

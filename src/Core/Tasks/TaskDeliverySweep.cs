@@ -1,0 +1,112 @@
+using Microsoft.Extensions.Logging;
+using Serverless.Core.Clusters;
+using Serverless.Core.ContainerInstances;
+using Serverless.Core.Reconciliation;
+using Serverless.Core.Services;
+
+namespace Serverless.Core.Tasks;
+
+/// <summary>
+/// The timer's look at every task's commands, for what no event announces (<see cref="TaskDeadlines"/>):
+/// <list type="bullet">
+/// <item>a task told to stop that has not stopped gets Stop again once it is due (a lost Stop);</item>
+/// <item>a task no worker acknowledged by its start deadline is recorded STOPPED, its reservation
+/// freed and Stop sent, in case a worker holds its Start after all (a RunTask interrupted after
+/// placement, a Start whose send had no clear answer); its service is told;</item>
+/// <item>a reservation whose task row never appeared (a control plane that crashed between
+/// reserving and inserting), or whose task has stopped, is released after a grace period.</item>
+/// </list>
+/// Level-triggered: each decision reads the row again and writes conditionally, so two control
+/// planes sweeping at once, or a report arriving meanwhile, change nothing twice.
+/// </summary>
+public sealed class TaskDeliverySweep(
+    ClusterStore clusters,
+    ContainerInstanceStore instances,
+    TaskStore tasks,
+    TaskLauncher launcher,
+    ReconcileQueue reconcile,
+    Arns arns,
+    TimeProvider time,
+    ILogger<TaskDeliverySweep> logger)
+{
+    public async Task SweepAsync(CancellationToken cancellationToken)
+    {
+        string? after = null;
+        while (true)
+        {
+            var (page, more) = await clusters.ListActiveAsync(after, 100, cancellationToken);
+            foreach (var cluster in page) await SweepClusterAsync(cluster.Name, cancellationToken);
+            if (!more || page.Count == 0) return;
+            after = page[^1].Name;
+        }
+    }
+
+    public async Task SweepClusterAsync(string cluster, CancellationToken cancellationToken)
+    {
+        // Instances before tasks: a reservation read here whose task is inserted after the task scan
+        // is younger than the grace period, so it is not taken for an orphan.
+        var hosts = await instances.ListAsync(cluster, cancellationToken);
+        var live = await tasks.ListLiveAsync(cluster, cancellationToken);
+        var now = time.GetUtcNow();
+
+        var services = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var task in live)
+        {
+            if (TaskDeadlines.StartIsOverdue(task, now))
+            {
+                if (await ExpireAsync(cluster, task.Id, now, cancellationToken) && task.Group.StartsWith("service:", StringComparison.Ordinal))
+                    services.Add(task.Group["service:".Length..]);
+            }
+            else if (TaskDeadlines.StopIsDue(task, now))
+            {
+                await launcher.ResendStopIfDueAsync(task, cancellationToken);
+            }
+        }
+
+        var liveIds = live.Select(t => t.Id).ToHashSet(StringComparer.Ordinal);
+        foreach (var host in hosts)
+        {
+            var old = host.Reservations
+                .Where(r => !liveIds.Contains(r.TaskId) && r.ReservedAt is { } at && at + TaskDeadlines.OrphanReservationGrace <= now)
+                .Select(r => r.TaskId).ToList();
+            if (old.Count == 0) continue;
+            // Looked at again one by one: a task stopped or inserted since the scan keeps what is true of it now.
+            var found = await tasks.FindManyAsync(cluster, old, cancellationToken);
+            var orphans = old.Where(id => found.GetValueOrDefault(id) is not { } task || task.IsStopped).ToList();
+            if (orphans.Count == 0) continue;
+            await instances.ReleaseAsync(cluster, host.Id, orphans, cancellationToken);
+            logger.LogWarning("Released {Count} reservation(s) on {InstanceArn} whose tasks do not exist or have stopped: {TaskIds}",
+                orphans.Count, arns.ContainerInstance(cluster, host.Id), string.Join(" ", orphans));
+        }
+
+        foreach (var service in services)
+            await reconcile.EnqueueAsync(new ServiceKey(cluster, service), null, cancellationToken);
+    }
+
+    /// <summary>Records an unacknowledged task STOPPED, sends Stop, frees its reservation; false when it was acknowledged or stopped meanwhile.</summary>
+    private async Task<bool> ExpireAsync(string cluster, string taskId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var expired = false;
+        var task = await tasks.UpdateAsync(cluster, taskId, t =>
+        {
+            var next = TaskDeadlines.Expire(t, now);
+            expired = next is not null;
+            return next;
+        }, cancellationToken);
+        if (task is null || !expired) return false;
+
+        logger.LogWarning("Stopped {TaskArn}: its container instance {InstanceId} did not acknowledge it within {Deadline}",
+            arns.Task(cluster, taskId), task.ContainerInstanceId, TaskDeadlines.StartDeadline);
+        try
+        {
+            // A worker that has the Start after all stops the task (or refuses to start it, the row being STOPPED).
+            await launcher.SendStopAsync(task, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning(e, "Could not send Stop to {TaskArn}; a worker holding its Start refuses it, the task being STOPPED", arns.Task(cluster, taskId));
+        }
+        await instances.ReleaseAsync(cluster, task.ContainerInstanceId, taskId, cancellationToken);
+        return true;
+    }
+}

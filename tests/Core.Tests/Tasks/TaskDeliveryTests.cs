@@ -1,0 +1,217 @@
+using Serverless.Core.Api;
+using Serverless.Core.ContainerInstances;
+using Serverless.Core.Reconciliation;
+using Serverless.Core.Services;
+using Serverless.Core.Tasks;
+using Serverless.TestSupport;
+using TaskStatus = Serverless.Core.Tasks.TaskStatus;
+
+namespace Serverless.Core.Tests.Tasks;
+
+/// <summary>
+/// Commands that go missing between the control plane and a worker: a lost Stop, a Start never
+/// sent or never acknowledged, a reservation without its task. Real tables and queues, no worker.
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class TaskDeliveryTests(AzuriteFixture azurite)
+{
+    private readonly CancellationToken _token = new CancellationTokenSource(TimeSpan.FromMinutes(2)).Token;
+    private readonly TaskWorld _world = new(azurite);
+
+    [Fact]
+    public async Task A_bridge_task_on_EC2_is_PENDING_from_placement_as_ECS_shows_it()
+    {
+        var definition = await _world.InitializeAsync(_token);
+        var instance = await _world.InstanceAsync(_token);
+
+        var launched = await _world.Launcher.LaunchAsync(_world.Launch(definition), _token);
+
+        Assert.Equal(TaskStatus.Pending, Assert.Single(launched.Tasks).LastStatus);
+        Assert.Equal(TaskStatus.Pending, (await _world.TaskNowAsync(launched.Tasks[0].Id, _token)).LastStatus);
+        Assert.Equal(TaskCommand.Start, Assert.Single(await _world.CommandsAsync(instance.Id, _token)).Type);
+    }
+
+    [Fact]
+    public async Task A_task_placed_whose_Start_never_went_out_is_stopped_at_the_start_deadline_and_frees_its_reservation()
+    {
+        var definition = await _world.InitializeAsync(_token);
+        var instance = await _world.InstanceAsync(_token);
+        // RunTask interrupted after placement: the row and the reservation exist, no Start was sent.
+        var placed = Assert.Single((await _world.Launcher.PlaceAsync(_world.Launch(definition), null, _token)).Tasks);
+
+        _world.Time.Advance(TaskDeadlines.StartDeadline - TimeSpan.FromSeconds(1));
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
+        Assert.Equal(TaskStatus.Pending, (await _world.TaskNowAsync(placed.Id, _token)).LastStatus);
+        Assert.True((await _world.InstanceNowAsync(instance.Id, _token)).HoldsReservationFor(placed.Id));
+
+        _world.Time.Advance(TimeSpan.FromSeconds(1));
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
+
+        var task = await _world.TaskNowAsync(placed.Id, _token);
+        Assert.Equal((TaskStatus.Stopped, TaskStatus.Stopped, "TaskFailedToStart"), (task.LastStatus, task.DesiredStatus, task.StopCode));
+        Assert.Equal(TaskDeadlines.StartDeadlineReason, task.StoppedReason);
+        Assert.False((await _world.InstanceNowAsync(instance.Id, _token)).HoldsReservationFor(placed.Id));
+        // A worker that got the Start after all is told to stop it.
+        var stop = Assert.Single(await _world.CommandsAsync(instance.Id, _token));
+        Assert.Equal((TaskCommand.Stop, _world.Arns.Task(_world.Cluster, placed.Id)), (stop.Type, stop.TaskArn));
+    }
+
+    [Fact]
+    public async Task A_task_its_worker_acknowledged_is_not_stopped_by_the_start_deadline()
+    {
+        var definition = await _world.InitializeAsync(_token);
+        var instance = await _world.InstanceAsync(_token);
+        var launched = Assert.Single((await _world.Launcher.LaunchAsync(_world.Launch(definition), _token)).Tasks);
+        await _world.CommandsAsync(instance.Id, _token);
+        var applier = new TaskStateApplier(_world.Tasks, _world.Instances, _world.Reconcile, _world.Arns, _world.Time,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<TaskStateApplier>.Instance);
+        // The worker's first report: PENDING, what the row already says, and still its acknowledgement.
+        await applier.ApplyAsync([new TaskStateChange
+        {
+            Cluster = _world.Cluster, TaskArn = _world.Arns.Task(_world.Cluster, launched.Id),
+            ContainerInstanceArn = _world.Arns.ContainerInstance(_world.Cluster, instance.Id),
+            LastStatus = TaskStatus.Pending, ObservedAt = _world.Time.GetUtcNow(),
+        }], _token);
+
+        _world.Time.Advance(TaskDeadlines.StartDeadline + TimeSpan.FromMinutes(1));
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
+
+        Assert.Equal((TaskStatus.Pending, TaskStatus.Running), ((await _world.TaskNowAsync(launched.Id, _token)).LastStatus, (await _world.TaskNowAsync(launched.Id, _token)).DesiredStatus));
+        Assert.True((await _world.InstanceNowAsync(instance.Id, _token)).HoldsReservationFor(launched.Id));
+        Assert.Empty(await _world.CommandsAsync(instance.Id, _token));
+    }
+
+    [Fact]
+    public async Task A_Stop_that_was_never_delivered_is_sent_again_by_the_sweep_once_due_and_not_before()
+    {
+        var definition = await _world.InitializeAsync(_token);
+        var instance = await _world.InstanceAsync(_token);
+        var launched = Assert.Single((await _world.Launcher.LaunchAsync(_world.Launch(definition), _token)).Tasks);
+        await _world.CommandsAsync(instance.Id, _token);
+        var now = _world.Time.GetUtcNow();
+        // StopTask marked it (and recorded the attempt), then the send to the queue failed.
+        await _world.Tasks.UpdateAsync(_world.Cluster, launched.Id, t => t with
+        {
+            LastStatus = TaskStatus.Running, ObservedAt = now, DesiredStatus = TaskStatus.Stopped, StoppingAt = now, StopSentAt = now, StoppedReason = "Task stopped by user",
+        }, _token);
+
+        _world.Time.Advance(TaskDeadlines.StopResendAfter - TimeSpan.FromSeconds(1));
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
+        Assert.Empty(await _world.CommandsAsync(instance.Id, _token));
+
+        _world.Time.Advance(TimeSpan.FromSeconds(1));
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);   // twice at once: sent once
+
+        var stop = Assert.Single(await _world.CommandsAsync(instance.Id, _token));
+        Assert.Equal((TaskCommand.Stop, "Task stopped by user"), (stop.Type, stop.Reason));
+        Assert.Equal(_world.Time.GetUtcNow(), (await _world.TaskNowAsync(launched.Id, _token)).StopSentAt);
+    }
+
+    [Fact]
+    public async Task A_draining_service_sends_a_lost_Stop_again_when_it_reconciles_and_looks_again_when_the_next_is_due()
+    {
+        var definition = await _world.InitializeAsync(_token);
+        var instance = await _world.InstanceAsync(_token);
+        var launched = Assert.Single((await _world.Launcher.LaunchAsync(_world.Launch(definition, "service:web"), _token)).Tasks);
+        await _world.CommandsAsync(instance.Id, _token);
+        var now = _world.Time.GetUtcNow();
+        Assert.True(await _world.Services.TryInsertAsync(new ServiceRecord
+        {
+            Cluster = _world.Cluster, Name = "web", Status = ServiceRecord.Draining, TaskDefinitionArn = definition.Arn,
+            Deployments = [new Deployment { Id = "ecs-svc/1", Status = DeploymentStatus.Primary, TaskDefinitionArn = definition.Arn, CreatedAt = now, UpdatedAt = now }],
+        }, _token));
+        // DeleteService's reconcile asked the task to stop, and the Stop never reached the queue.
+        await _world.Tasks.UpdateAsync(_world.Cluster, launched.Id, t => t with
+        {
+            LastStatus = TaskStatus.Running, ObservedAt = now, DesiredStatus = TaskStatus.Stopped, StoppingAt = now,
+        }, _token);
+
+        _world.Time.Advance(TaskDeadlines.StopResendAfter);
+        var result = await _world.Reconciler.ReconcileAsync(new ServiceKey(_world.Cluster, "web"), _token);
+
+        var stop = Assert.Single(await _world.CommandsAsync(instance.Id, _token));
+        Assert.Equal((TaskCommand.Stop, _world.Arns.Task(_world.Cluster, launched.Id)), (stop.Type, stop.TaskArn));
+        Assert.Equal(TaskDeadlines.StopResendAfter, result.RequeueAfter);
+        Assert.Equal(ServiceRecord.Draining, (await _world.Services.FindAsync(_world.Cluster, "web", _token))!.Status);
+    }
+
+    [Fact]
+    public async Task A_reservation_whose_task_row_never_appeared_is_released_after_the_grace_period()
+    {
+        var definition = await _world.InitializeAsync(_token);
+        var instance = await _world.InstanceAsync(_token);
+        var running = Assert.Single((await _world.Launcher.LaunchAsync(_world.Launch(definition), _token)).Tasks);
+        var orphan = TaskIds.New("family:web");
+        // A control plane that died between reserving and inserting.
+        instance = (await _world.Instances.TryReserveAsync(await _world.InstanceNowAsync(instance.Id, _token),
+            new Reservation(orphan, 0, 128, [], []) { ReservedAt = _world.Time.GetUtcNow() }, _token))!;
+        var acknowledged = _world.Time.GetUtcNow();
+        await _world.Tasks.UpdateAsync(_world.Cluster, running.Id, t => t with { LastStatus = TaskStatus.Running, ObservedAt = acknowledged }, _token);
+
+        _world.Time.Advance(TaskDeadlines.OrphanReservationGrace - TimeSpan.FromSeconds(1));
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
+        Assert.True((await _world.InstanceNowAsync(instance.Id, _token)).HoldsReservationFor(orphan));
+
+        _world.Time.Advance(TimeSpan.FromSeconds(1));
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
+
+        var after = await _world.InstanceNowAsync(instance.Id, _token);
+        Assert.False(after.HoldsReservationFor(orphan));
+        Assert.True(after.HoldsReservationFor(running.Id));
+    }
+}
+
+/// <summary>A Start whose send had no clear answer: the worker may have it, so nothing is decided until the start deadline.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class UncertainStartTests(AzuriteFixture azurite)
+{
+    private readonly CancellationToken _token = new CancellationTokenSource(TimeSpan.FromMinutes(2)).Token;
+
+    [Fact]
+    public async Task A_Start_that_may_or_may_not_be_queued_leaves_the_task_desired_RUNNING_and_holding_its_reservation()
+    {
+        await using var endpoint = new UnansweredQueueEndpoint();
+        var world = new TaskWorld(azurite, endpoint.ConnectionString(azurite));
+        var definition = await world.InitializeAsync(_token);
+        var instance = await world.InstanceAsync(_token);
+
+        var launched = await world.Launcher.LaunchAsync(world.Launch(definition), _token);
+
+        Assert.True(endpoint.Sends > 0);
+        var task = await world.TaskNowAsync(Assert.Single(launched.Tasks).Id, _token);
+        Assert.Equal((TaskStatus.Pending, TaskStatus.Running, null), (task.LastStatus, task.DesiredStatus, task.StopCode));
+        Assert.True((await world.InstanceNowAsync(instance.Id, _token)).HoldsReservationFor(task.Id));
+    }
+}
+
+/// <summary>RunTask whose client goes away once its tasks are placed.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class RunTaskInterruptedTests(AzuriteFixture azurite)
+{
+    private readonly CancellationToken _token = new CancellationTokenSource(TimeSpan.FromMinutes(2)).Token;
+
+    [Fact]
+    public async Task A_client_gone_while_its_Start_is_sent_still_gets_the_task_started_not_left_holding_a_reservation()
+    {
+        await using var tap = new QueueSendTap(azurite);
+        var world = new TaskWorld(azurite, tap.ConnectionString(azurite));
+        await world.InitializeAsync(_token);
+        var instance = await world.InstanceAsync(_token);
+        var actions = new TaskActions(world.Clusters, world.Instances, world.Definitions, world.Tasks, world.Launcher,
+            new ClientTokens(world.Storage, world.Time), new TaskJson(world.Arns), world.Arns, world.Time);
+        var registry = new ActionRegistry([actions]);
+        Assert.True(registry.TryGet($"{ActionRegistry.EcsTargetPrefix}.RunTask", out var runTask));
+        using var client = CancellationTokenSource.CreateLinkedTokenSource(_token);
+        tap.OnSend = client.Cancel;   // the client disconnects as the Start goes out
+
+        var response = await runTask(new System.Text.Json.Nodes.JsonObject { ["cluster"] = world.Cluster, ["taskDefinition"] = "web" },
+            new RequestContext("AKIDTEST"), client.Token);
+
+        var taskArn = response["tasks"]![0]!["taskArn"]!.GetValue<string>();
+        var start = Assert.Single(await world.CommandsAsync(instance.Id, _token));
+        Assert.Equal((TaskCommand.Start, taskArn), (start.Type, start.TaskArn));
+        var task = await world.TaskNowAsync(taskArn.Split('/')[^1], _token);
+        Assert.Equal((TaskStatus.Pending, TaskStatus.Running), (task.LastStatus, task.DesiredStatus));
+    }
+}
