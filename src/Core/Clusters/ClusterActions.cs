@@ -68,7 +68,10 @@ public sealed partial class ClusterActions(ClusterStore clusters, IEnumerable<IC
     {
         var include = Include.Parse(request);
         var names = request.Strings("clusters").DefaultIfEmpty("default").ToList();
-        var found = await Task.WhenAll(names.Select(n => clusters.FindAsync(arns.ClusterName(n), cancellationToken)));
+        // A name no cluster can have is simply missing, as any other unknown name.
+        var found = await Task.WhenAll(names.Select(n => arns.TryClusterName(n) is { } name
+            ? clusters.FindAsync(name, cancellationToken)
+            : Task.FromResult<ClusterRecord?>(null)));
 
         var described = new JsonArray();
         var failures = new JsonArray();
@@ -77,7 +80,7 @@ public sealed partial class ClusterActions(ClusterStore clusters, IEnumerable<IC
             if (found[i] is { } cluster)
                 described.Add(await ToJsonAsync(cluster, include, cancellationToken));
             else
-                failures.Add(new JsonObject { ["arn"] = arns.Cluster(arns.ClusterName(names[i])), ["reason"] = "MISSING" });
+                failures.Add(new JsonObject { ["arn"] = names[i].StartsWith("arn:", StringComparison.Ordinal) ? names[i] : arns.Cluster(names[i]), ["reason"] = "MISSING" });
         }
         return new JsonObject { ["clusters"] = described, ["failures"] = failures };
     }
