@@ -38,11 +38,12 @@ public sealed class Arns(EcsOptions options)
 
     /// <summary>
     /// The cluster name from a name or cluster ARN; <c>default</c> when omitted, as ECS does. A name no
-    /// cluster can have (ECS: up to 255 letters, digits, hyphens and underscores) names no cluster:
-    /// <see cref="Api.ClusterNotFoundException"/>, before it can reach storage as a key.
+    /// cluster can have (up to 255 letters, digits, hyphens and underscores) is refused in ECS's words
+    /// before it can reach storage as a key.
     /// </summary>
     public string ClusterName(string? nameOrArn)
-        => TryClusterName(nameOrArn) ?? throw new Api.ClusterNotFoundException();
+        => TryClusterName(nameOrArn) ?? throw new Api.InvalidParameterException(
+            $"Cluster must match ^[a-zA-Z0-9\\-_]{{1,255}}$, but was {(string.IsNullOrEmpty(nameOrArn) ? "default" : ResourcePart(nameOrArn, "cluster") ?? nameOrArn)}");
 
     /// <summary>As <see cref="ClusterName"/>, or null for a name no cluster can have.</summary>
     public string? TryClusterName(string? nameOrArn)

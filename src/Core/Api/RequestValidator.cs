@@ -128,6 +128,9 @@ public static class RequestValidator
     {
         if (shape.Enum is { } values && !values.Contains(value))
         {
+            // ECS checks the launch type itself, before Coral's generic validation, in its own words.
+            if (shape.Name == "LaunchType")
+                throw new InvalidParameterException($"launch type should be one of [{string.Join(',', shape.EnumInOrder!)}]");
             errors.Add($"Value '{value}' at '{path}' failed to satisfy constraint: Member must satisfy enum value set: [{string.Join(", ", values)}]");
             return;
         }

@@ -108,9 +108,11 @@ public sealed class TaskActions(
 
     private async Task<JsonObject> DescribeTasksAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
-        var cluster = arns.ClusterName(request.String("cluster"));
+        // The list is checked before the cluster, as in DescribeContainerInstances.
         var names = request.Strings("tasks").ToList();
-        if (names.Count is < 1 or > 100) throw new InvalidParameterException("Tasks cannot be empty and may name at most 100 tasks.");
+        if (names.Count == 0) throw new InvalidParameterException("Tasks cannot be empty.");
+        if (names.Count > 100) throw new InvalidParameterException("At most 100 tasks can be described at once.");
+        var cluster = arns.ClusterName(request.String("cluster"));
         var includeTags = request.Strings("include").Contains("TAGS");
 
         var ids = names.Select(n => TryTaskId(cluster, n)).ToList();

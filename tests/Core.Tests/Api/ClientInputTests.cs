@@ -93,9 +93,30 @@ public sealed class ClientInputTests(AzuriteFixture azurite) : IAsyncLifetime
     [InlineData("ListTasks")]
     [InlineData("ListContainerInstances")]
     [InlineData("DescribeServices")]
-    public async Task A_cluster_name_no_cluster_can_have_is_not_found(string action)
+    public async Task A_cluster_name_no_cluster_can_have_is_refused_in_ecs_words(string action)
     {
-        var body = $$"""{"cluster":"{{new string('c', 2000)}}","services":["s"]}""";
+        var name = new string('c', 2000);
+        var answer = await _api.EcsAsync(action, $$"""{"cluster":"{{name}}","services":["s"]}""", _token);
+        Assert.Equal((400, "InvalidParameterException", $"Cluster must match ^[a-zA-Z0-9\\-_]{{1,255}}$, but was {name}"),
+            (answer.Status, answer.Type, answer.Message));
+    }
+
+    [Theory]
+    [InlineData("DescribeTasks", """{"cluster":"nowhere","tasks":[]}""", "Tasks cannot be empty.")]
+    [InlineData("DescribeTasks", """{"cluster":"input","tasks":[]}""", "Tasks cannot be empty.")]
+    [InlineData("DescribeContainerInstances", """{"cluster":"nowhere","containerInstances":[]}""", "Container instance cannot be empty.")]
+    [InlineData("DescribeContainerInstances", """{"cluster":"input","containerInstances":[]}""", "Container instance cannot be empty.")]
+    public async Task An_empty_describe_list_is_refused_in_ecs_words_before_the_cluster_is_looked_up(string action, string body, string message)
+    {
+        var answer = await _api.EcsAsync(action, body, _token);
+        Assert.Equal((400, "InvalidParameterException", message), (answer.Status, answer.Type, answer.Message));
+    }
+
+    [Theory]
+    [InlineData("DescribeTasks", """{"cluster":"nowhere","tasks":["0123456789abcdef0123456789abcdef"]}""")]
+    [InlineData("DescribeContainerInstances", """{"cluster":"nowhere","containerInstances":["0123456789abcdef0123456789abcdef"]}""")]
+    public async Task A_describe_in_a_missing_cluster_is_cluster_not_found(string action, string body)
+    {
         var answer = await _api.EcsAsync(action, body, _token);
         Assert.Equal((400, "ClusterNotFoundException"), (answer.Status, answer.Type));
     }
