@@ -101,10 +101,11 @@ public sealed class ApiEndpoint(ActionRegistry actions, SigV4Verifier verifier, 
 
     private const int MaxDepth = 64;
 
-    // Table and Queue service error codes for "too large", not for any fault of ours.
+    // Table and Queue service error codes for "too large" (Azure answers a key over 1 KiB with
+    // OutOfRangeInput), not for any fault of ours.
     private static readonly HashSet<string> StorageSizeErrors = new(StringComparer.Ordinal)
     {
-        "PropertyValueTooLarge", "EntityTooLarge", "KeyValueTooLarge", "TooManyProperties", "RequestBodyTooLarge", "MessageTooLarge",
+        "PropertyValueTooLarge", "EntityTooLarge", "KeyValueTooLarge", "OutOfRangeInput", "TooManyProperties", "RequestBodyTooLarge", "MessageTooLarge",
     };
 
     // JSON may escape half of a surrogate pair ("\ud800"), which is no text at all: it cannot be read
