@@ -36,7 +36,25 @@ public sealed class Arns(EcsOptions options)
         return resource[(slash + 1)..];
     }
 
-    /// <summary>The cluster name from a name or cluster ARN; <c>default</c> when omitted, as ECS does.</summary>
+    /// <summary>
+    /// The cluster name from a name or cluster ARN; <c>default</c> when omitted, as ECS does. A name no
+    /// cluster can have (up to 255 letters, digits, hyphens and underscores) is refused in ECS's words
+    /// before it can reach storage as a key.
+    /// </summary>
     public string ClusterName(string? nameOrArn)
-        => string.IsNullOrEmpty(nameOrArn) ? "default" : ResourcePart(nameOrArn, "cluster") ?? nameOrArn;
+        => TryClusterName(nameOrArn) ?? throw new Api.InvalidParameterException(
+            $"Cluster must match ^[a-zA-Z0-9\\-_]{{1,255}}$, but was {(string.IsNullOrEmpty(nameOrArn) ? "default" : ResourcePart(nameOrArn, "cluster") ?? nameOrArn)}");
+
+    /// <summary>As <see cref="ClusterName"/>, or null for a name no cluster can have.</summary>
+    public string? TryClusterName(string? nameOrArn)
+    {
+        var name = string.IsNullOrEmpty(nameOrArn) ? "default" : ResourcePart(nameOrArn, "cluster") ?? nameOrArn;
+        return IsClusterName(name) ? name : null;
+    }
+
+    public static bool IsClusterName(string name)
+        => name.Length is > 0 and <= 255 && name.AsSpan().IndexOfAnyExcept(ClusterNameChars) < 0;
+
+    private static readonly System.Buffers.SearchValues<char> ClusterNameChars =
+        System.Buffers.SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
 }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Serverless.Core.AccountSettings;
 using Serverless.Core.Api;
 using Serverless.Core.Api.Auth;
 using Serverless.Core.Clusters;
@@ -32,6 +33,10 @@ public static class ControlPlaneServices
         services.AddSingleton(StorageAccess.From(configuration).CreateClients(options));
         services.AddSingleton<QueueWake>();
         services.AddSingleton(sp => new SigV4Verifier(options.ParseAccessKeys(), sp.GetRequiredService<TimeProvider>()));
+
+        services.AddSingleton<AccountSettingsStore>();
+        services.AddSingleton<AccountSettingsActions>();
+        services.AddSingleton<IActionSource>(sp => sp.GetRequiredService<AccountSettingsActions>());
 
         services.AddSingleton<ClusterStore>();
         services.AddSingleton<ITagStore>(sp => sp.GetRequiredService<ClusterStore>());

@@ -44,7 +44,8 @@ public sealed class EcsOptions
     /// </summary>
     public int WakePort { get; set; }
 
-    /// <summary>The address workers send wakes to; default the address this host routes outwards from.</summary>
+    /// <summary>The address workers send wakes to; the one local IP address the wake port is bound to
+    /// and advertised with; default loopback (one machine). Set it to an address the other side can reach when it runs elsewhere.</summary>
     public string? WakeAddress { get; set; }
 
     public IReadOnlyDictionary<string, string> ParseAccessKeys()

@@ -78,7 +78,8 @@ public sealed class WorkerOptions
     /// </summary>
     public int WakePort { get; set; }
 
-    /// <summary>The address the control plane sends wakes to; default the address this host routes outwards from.</summary>
+    /// <summary>The address the control plane sends wakes to; the one local IP address the wake port is bound to
+    /// and advertised with; default loopback (one machine). Set it to an address the other side can reach when it runs elsewhere.</summary>
     public string? WakeAddress { get; set; }
 
     /// <summary>Longest pause between polls of an idle command queue.</summary>

@@ -37,6 +37,14 @@ public sealed class ApiEndpoint(ActionRegistry actions, SigV4Verifier verifier, 
         {
             result = AwsJsonResult.Error(e.HttpStatus, e.ErrorType, e.Message, requestId);
         }
+        catch (Azure.RequestFailedException e) when (e.Status is 400 or 413 && e.ErrorCode is { } code && StorageSizeErrors.Contains(code))
+        {
+            // What the request asked to store is more than Azure stores (a value over 64 KiB, a key over
+            // 1 KiB, ...): the client's input, refused as input. Actions bound what they know ECS bounds;
+            // this catches the rest, so no input can turn into a 500.
+            logger.LogWarning("{Action} asked to store more than storage takes: {Code} {RequestId}", action, e.ErrorCode, requestId);
+            result = AwsJsonResult.Error(400, "InvalidParameterException", "The request contains a value that is too large.", requestId);
+        }
         catch (ConcurrentUpdateException e)
         {
             // Retries inside the action were exhausted; a 500 makes SDKs retry the whole call.
@@ -81,13 +89,43 @@ public sealed class ApiEndpoint(ActionRegistry actions, SigV4Verifier verifier, 
         JsonNode? node;
         try
         {
-            node = JsonNode.Parse(body.Span, documentOptions: new JsonDocumentOptions { MaxDepth = 64 });
+            CheckText(body.Span);
+            node = JsonNode.Parse(body.Span, documentOptions: new JsonDocumentOptions { MaxDepth = MaxDepth });
         }
         catch (JsonException e)
         {
             throw new SerializationException($"Malformed JSON request body: {e.Message.Split(" Path:")[0]}");
         }
         return node as JsonObject ?? throw new SerializationException("The request body must be a JSON object.");
+    }
+
+    private const int MaxDepth = 64;
+
+    // Table and Queue service error codes for "too large" (Azure answers a key over 1 KiB with
+    // OutOfRangeInput), not for any fault of ours.
+    private static readonly HashSet<string> StorageSizeErrors = new(StringComparer.Ordinal)
+    {
+        "PropertyValueTooLarge", "EntityTooLarge", "KeyValueTooLarge", "OutOfRangeInput", "TooManyProperties", "RequestBodyTooLarge", "MessageTooLarge",
+    };
+
+    // JSON may escape half of a surrogate pair ("\ud800"), which is no text at all: it cannot be read
+    // as a string, stored or echoed. Every name and string is decoded once here, so a handler (or the
+    // storage client) never meets one.
+    private static void CheckText(ReadOnlySpan<byte> body)
+    {
+        var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = MaxDepth });
+        while (reader.Read())
+        {
+            if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.PropertyName) || !reader.ValueIsEscaped) continue;
+            try
+            {
+                reader.GetString();
+            }
+            catch (InvalidOperationException)
+            {
+                throw new SerializationException($"Invalid UTF-16 escape sequence in a JSON string (at position {reader.TokenStartIndex}).");
+            }
+        }
     }
 
     private static async Task<ReadOnlyMemory<byte>> ReadBodyAsync(HttpRequest request, int limit, CancellationToken cancellationToken)

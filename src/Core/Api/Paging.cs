@@ -23,6 +23,8 @@ public static class Paging
     {
         var token = request.String("nextToken");
         if (string.IsNullOrEmpty(token)) return null;
+        // A token holds one row key (at most 1 KiB in Table Storage): anything longer is no token of ours.
+        if (token.Length > MaxTokenLength) throw new InvalidParameterException("Invalid nextToken.");
         try
         {
             return Encoding.UTF8.GetString(Base64Url.DecodeFromChars(token));
@@ -32,6 +34,8 @@ public static class Paging
             throw new InvalidParameterException("Invalid nextToken.");
         }
     }
+
+    private const int MaxTokenLength = 4096;
 
     public static string Token(string lastKey) => Base64Url.EncodeToString(Encoding.UTF8.GetBytes(lastKey));
 

@@ -84,14 +84,20 @@ public static class RequestValidator
 
             case "double" or "float":
                 if (node is not JsonValue real || real.GetValueKind() != JsonValueKind.Number) throw WrongType(node, "Double", path);
-                var number = real.GetValue<JsonElement>().GetDouble();
+                // 1e400 is valid JSON but no double: Jackson fails to read it as Coral's NUMBER_VALUE.
+                if (!real.GetValue<JsonElement>().TryGetDouble(out var number) || !double.IsFinite(number))
+                    throw new SerializationException("NUMBER_VALUE can not be converted to a Double");
                 CheckRange(shape, number, path, errors, "value");
                 return JsonValue.Create(number);
 
             case "timestamp":
                 // The JSON protocol sends epoch seconds; ISO-8601 strings are accepted as Coral does.
                 if (node is JsonValue stamp && stamp.GetValueKind() == JsonValueKind.Number)
-                    return JsonValue.Create(stamp.GetValue<JsonElement>().GetDouble());
+                {
+                    if (!stamp.GetValue<JsonElement>().TryGetDouble(out var seconds) || Math.Abs(seconds) > MaxEpochSeconds)
+                        throw new SerializationException("NUMBER_VALUE can not be converted to a Date");
+                    return JsonValue.Create(seconds);
+                }
                 if (node is JsonValue iso && iso.GetValueKind() == JsonValueKind.String
                     && DateTimeOffset.TryParse(iso.GetValue<string>(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed))
                     return JsonValue.Create(parsed.ToUnixTimeMilliseconds() / 1000.0);
@@ -122,6 +128,9 @@ public static class RequestValidator
     {
         if (shape.Enum is { } values && !values.Contains(value))
         {
+            // ECS checks the launch type itself, before Coral's generic validation, in its own words.
+            if (shape.Name == "LaunchType")
+                throw new InvalidParameterException($"launch type should be one of [{string.Join(',', shape.EnumInOrder!)}]");
             errors.Add($"Value '{value}' at '{path}' failed to satisfy constraint: Member must satisfy enum value set: [{string.Join(", ", values)}]");
             return;
         }
@@ -154,6 +163,9 @@ public static class RequestValidator
             : $"{found} can not be converted to {Article(expected)} {expected} (at '{path}')";
         return new SerializationException(message);
     }
+
+    // DateTimeOffset's range: a timestamp outside it cannot be a date.
+    private const double MaxEpochSeconds = 253_402_300_799;
 
     private static string Article(string word) => "AEIOU".Contains(word[0]) ? "an" : "a";
 

@@ -15,6 +15,8 @@ public sealed class Shape
     public string? Key { get; init; }
     public string? Value { get; init; }
     public IReadOnlySet<string>? Enum { get; init; }
+    /// <summary><see cref="Enum"/> in the model's order, for messages that list the values.</summary>
+    public IReadOnlyList<string>? EnumInOrder { get; init; }
     public double? Min { get; init; }
     public double? Max { get; init; }
     /// <summary>
@@ -119,6 +121,9 @@ public sealed class ServiceModel
             Value = Ref("value"),
             Enum = json.TryGetProperty("enum", out var values)
                 ? values.EnumerateArray().Select(v => v.GetString()!).ToFrozenSet(StringComparer.Ordinal)
+                : null,
+            EnumInOrder = json.TryGetProperty("enum", out var ordered)
+                ? [.. ordered.EnumerateArray().Select(v => v.GetString()!)]
                 : null,
             Min = Number("min"),
             Max = Number("max"),

@@ -1,14 +1,20 @@
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Serverless.Core.AccountSettings;
 using Serverless.Core.Api;
 using Serverless.Core.Tags;
 
 namespace Serverless.Core.Clusters;
 
 /// <summary>CreateCluster, DescribeClusters, ListClusters, UpdateCluster, UpdateClusterSettings, DeleteCluster.</summary>
-public sealed partial class ClusterActions(ClusterStore clusters, IEnumerable<IClusterUsage> usage, Arns arns, TimeProvider time) : IActionSource
+/// <remarks>
+/// A new cluster's <c>containerInsights</c> is the caller's account setting unless the request sets it
+/// (without <paramref name="accountSettings"/>, ECS's default, disabled).
+/// </remarks>
+public sealed partial class ClusterActions(
+    ClusterStore clusters, IEnumerable<IClusterUsage> usage, Arns arns, TimeProvider time, AccountSettingsActions? accountSettings = null) : IActionSource
 {
-    private static readonly JsonArray DefaultSettings = [new JsonObject { ["name"] = "containerInsights", ["value"] = "disabled" }];
+    private const string ContainerInsights = "containerInsights";
 
     public void MapActions(ActionRegistry registry)
     {
@@ -33,7 +39,7 @@ public sealed partial class ClusterActions(ClusterStore clusters, IEnumerable<IC
         {
             Name = name,
             Tags = Tag.FromRequest(request),
-            Settings = MergeSettings(DefaultSettings, request["settings"] as JsonArray).ToJsonString(),
+            Settings = MergeSettings(await DefaultSettingsAsync(context, cancellationToken), request["settings"] as JsonArray).ToJsonString(),
             Configuration = request["configuration"]?.ToJsonString(),
             ServiceConnectDefaults = request["serviceConnectDefaults"]?.ToJsonString(),
             CapacityProviders = request["capacityProviders"]?.ToJsonString(),
@@ -68,7 +74,10 @@ public sealed partial class ClusterActions(ClusterStore clusters, IEnumerable<IC
     {
         var include = Include.Parse(request);
         var names = request.Strings("clusters").DefaultIfEmpty("default").ToList();
-        var found = await Task.WhenAll(names.Select(n => clusters.FindAsync(arns.ClusterName(n), cancellationToken)));
+        // A name no cluster can have is simply missing, as any other unknown name.
+        var found = await Task.WhenAll(names.Select(n => arns.TryClusterName(n) is { } name
+            ? clusters.FindAsync(name, cancellationToken)
+            : Task.FromResult<ClusterRecord?>(null)));
 
         var described = new JsonArray();
         var failures = new JsonArray();
@@ -77,7 +86,7 @@ public sealed partial class ClusterActions(ClusterStore clusters, IEnumerable<IC
             if (found[i] is { } cluster)
                 described.Add(await ToJsonAsync(cluster, include, cancellationToken));
             else
-                failures.Add(new JsonObject { ["arn"] = arns.Cluster(arns.ClusterName(names[i])), ["reason"] = "MISSING" });
+                failures.Add(new JsonObject { ["arn"] = names[i].StartsWith("arn:", StringComparison.Ordinal) ? names[i] : arns.Cluster(names[i]), ["reason"] = "MISSING" });
         }
         return new JsonObject { ["clusters"] = described, ["failures"] = failures };
     }
@@ -176,6 +185,12 @@ public sealed partial class ClusterActions(ClusterStore clusters, IEnumerable<IC
     }
 
     /// <summary>Settings are keyed by name: a new value replaces the old one of the same name.</summary>
+    private async Task<JsonArray> DefaultSettingsAsync(RequestContext context, CancellationToken cancellationToken)
+    {
+        var insights = accountSettings is null ? "disabled" : await accountSettings.EffectiveValueAsync(ContainerInsights, context, cancellationToken);
+        return [new JsonObject { ["name"] = ContainerInsights, ["value"] = insights }];
+    }
+
     private static JsonArray MergeSettings(JsonArray current, JsonArray? changes)
     {
         var merged = current.Select(s => s!.DeepClone().AsObject()).ToList();

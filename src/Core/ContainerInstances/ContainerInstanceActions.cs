@@ -138,11 +138,12 @@ public sealed partial class ContainerInstanceActions(
 
     private async Task<JsonObject> DescribeAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
+        // The list is checked before the cluster, as in DescribeTasks.
+        var given = request.Strings("containerInstances").ToList();
+        if (given.Count == 0) throw new InvalidParameterException("Container instance cannot be empty.");
+        if (given.Count > MaxDescribe) throw new InvalidParameterException($"At most {MaxDescribe} container instances can be described at once.");
         var cluster = arns.ClusterName(request.String("cluster"));
         await clusters.GetActiveAsync(cluster, cancellationToken);
-        var given = request.Strings("containerInstances").ToList();
-        if (given.Count == 0) throw new InvalidParameterException("The list of container instances must not be empty.");
-        if (given.Count > MaxDescribe) throw new InvalidParameterException($"At most {MaxDescribe} container instances can be described at once.");
 
         var include = request.Strings("include").ToHashSet(StringComparer.Ordinal);
         var found = await Task.WhenAll(given.Select(g => InstanceId(cluster, g) is { } id

@@ -23,10 +23,17 @@ namespace Serverless.Core.Storage;
 /// </remarks>
 public sealed partial class QueueWake(ILogger<QueueWake> logger) : IDisposable
 {
-    /// <summary>Wake-driven polls of one queue are at least this far apart, so a flood of datagrams cannot turn into a flood of storage calls.</summary>
-    public static readonly TimeSpan MinimumSpacing = TimeSpan.FromMilliseconds(5);
+    /// <summary>
+    /// Wake-driven polls of one queue per second, at most, once a burst of <see cref="WakeBurst"/> is
+    /// spent: a flood of datagrams (or of local wakes) costs at most this many extra storage calls.
+    /// </summary>
+    public const int MaxWakesPerSecond = 20;
 
-    private const int MaxPayload = 64;
+    /// <summary>Wakes one queue may take back to back before <see cref="MaxWakesPerSecond"/> applies.</summary>
+    public const int WakeBurst = 8;
+
+    // An Azure queue name is at most 63 characters.
+    private const int MaxPayload = 63;
 
     private readonly ConcurrentDictionary<string, WakeSignal> _signals = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
@@ -42,22 +49,30 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger) : IDisposable
     public WakeSignal Signal(string queueName) => _signals.GetOrAdd(queueName, _ => new WakeSignal());
 
     /// <summary>
-    /// Starts receiving wakes on UDP <paramref name="port"/> (0: any free port) of every local
-    /// address, and advertises <paramref name="advertisedAddress"/> (default: the address this host
-    /// routes outwards from, or loopback). Does nothing when <paramref name="port"/> is negative; a port
-    /// that cannot be bound is logged, and this process's pollers then poll on their back-off alone.
+    /// Starts receiving wakes on UDP <paramref name="port"/> (0: any free port) of
+    /// <paramref name="address"/> alone, and advertises that address: loopback unless configured, so a
+    /// host takes wakes from the network only when its settings say so (one machine needs no more).
+    /// Does nothing when <paramref name="port"/> is negative; an address that is not a unicast IP or a
+    /// port that cannot be bound is logged, and this process's pollers then poll on their back-off alone.
     /// </summary>
     /// <returns>The advertised endpoint, or null when not listening.</returns>
-    public string? Listen(int port, string? advertisedAddress)
+    public string? Listen(int port, string? address)
     {
         if (port < 0) return null;
         lock (_gate)
         {
             if (_listening is not null) return Endpoint;
-            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            var ip = IPAddress.Loopback;
+            if (address is { Length: > 0 } && (!IPAddress.TryParse(address, out ip!) || ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any)))
+            {
+                // An unspecified address would take wakes from everywhere and could not be advertised.
+                LogNotListening(logger, port, $"'{address}' is not one IP address of this host");
+                return null;
+            }
+            var socket = new Socket(ip.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
             try
             {
-                socket.Bind(new IPEndPoint(IPAddress.Any, port));
+                socket.Bind(new IPEndPoint(ip, port));
             }
             catch (SocketException e)
             {
@@ -65,10 +80,9 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger) : IDisposable
                 LogNotListening(logger, port, e.Message);
                 return null;
             }
-            var bound = ((IPEndPoint)socket.LocalEndPoint!).Port;
-            var address = advertisedAddress is { Length: > 0 } configured ? configured : OutwardAddress().ToString();
+            var bound = (IPEndPoint)socket.LocalEndPoint!;
             _listening = socket;
-            Endpoint = $"{address}:{bound}";
+            Endpoint = bound.ToString();
             _ = Task.Run(() => ReceiveAsync(socket, _closing.Token));
             LogListening(logger, Endpoint);
             return Endpoint;
@@ -132,10 +146,11 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger) : IDisposable
             try
             {
                 var received = await socket.ReceiveFromAsync(buffer, SocketFlags.None, any, cancellationToken);
-                if (received.ReceivedBytes is 0 or > MaxPayload) continue;
-                // Only queues someone here polls: anything else is noise and is dropped.
-                var name = Encoding.ASCII.GetString(buffer, 0, received.ReceivedBytes);
-                Local(name);
+                // Only a queue name, and only of a queue someone here polls: anything else is dropped
+                // unread, so a stranger's datagram costs a receive and nothing more.
+                var payload = buffer.AsSpan(0, received.ReceivedBytes);
+                if (!IsQueueName(payload)) continue;
+                Local(Encoding.ASCII.GetString(payload));
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -153,19 +168,16 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger) : IDisposable
         }
     }
 
-    /// <summary>The local address of the route outwards (no packet is sent), or loopback when there is none.</summary>
-    private static IPAddress OutwardAddress()
+    /// <summary>Azure's rule for a queue name: 3-63 of a-z, 0-9 and single hyphens, a letter or digit at each end.</summary>
+    internal static bool IsQueueName(ReadOnlySpan<byte> name)
     {
-        try
+        if (name.Length is < 3 or > MaxPayload || name[0] == '-' || name[^1] == '-') return false;
+        for (var i = 0; i < name.Length; i++)
         {
-            using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-            probe.Connect(new IPEndPoint(IPAddress.Parse("192.0.2.1"), 9));
-            return ((IPEndPoint)probe.LocalEndPoint!).Address;
+            var c = name[i];
+            if (c == '-' ? name[i - 1] == '-' : !(char.IsAsciiLetterLower((char)c) || char.IsAsciiDigit((char)c))) return false;
         }
-        catch (SocketException)
-        {
-            return IPAddress.Loopback;
-        }
+        return true;
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Listening for queue wakes on {Endpoint} (UDP)")]
@@ -190,7 +202,11 @@ public sealed class WakeSignal
 {
     private readonly Lock _gate = new();
     private TaskCompletionSource _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private long _lastWakeTicks;
+
+    // Token bucket of wake-driven polls (QueueWake.MaxWakesPerSecond, QueueWake.WakeBurst), in the
+    // timestamps of the TimeProvider the poller waits with. Only the one poller of the queue takes tokens.
+    private double _tokens = QueueWake.WakeBurst;
+    private long _refilledAt = -1;
 
     public void Set()
     {
@@ -223,11 +239,23 @@ public sealed class WakeSignal
         }
 
         lock (_gate) _next = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        // Keep wake-driven polls apart (see QueueWake.MinimumSpacing).
-        var now = time.GetTimestamp();
-        var since = time.GetElapsedTime(Interlocked.Exchange(ref _lastWakeTicks, now), now);
-        if (since < QueueWake.MinimumSpacing)
-            await Task.Delay(QueueWake.MinimumSpacing - since, time, cancellationToken);
+        // A wake may poll now if the bucket holds a token; otherwise it polls when the next one is due.
+        var wait = TakeToken(time);
+        if (wait > TimeSpan.Zero) await Task.Delay(wait, time, cancellationToken);
         return true;
+    }
+
+    /// <summary>Takes a token (possibly one not yet refilled) and returns how long until it is due.</summary>
+    private TimeSpan TakeToken(TimeProvider time)
+    {
+        var now = time.GetTimestamp();
+        if (_refilledAt >= 0)
+        {
+            var earned = time.GetElapsedTime(_refilledAt, now).TotalSeconds * QueueWake.MaxWakesPerSecond;
+            _tokens = Math.Min(QueueWake.WakeBurst, _tokens + earned);
+        }
+        _refilledAt = now;
+        _tokens -= 1;
+        return _tokens >= 0 ? TimeSpan.Zero : TimeSpan.FromSeconds(-_tokens / QueueWake.MaxWakesPerSecond);
     }
 }

@@ -222,7 +222,23 @@ public static partial class TaskDefinitionDefaults
             || result["efsVolumeConfiguration"] is not null || result["fsxWindowsFileServerVolumeConfiguration"] is not null
             || result["s3filesVolumeConfiguration"] is not null || result["configuredAtLaunch"]?.GetValue<bool>() == true;
         if (!hasSource) result["host"] = new JsonObject();
+        // ECS describes an EFS volume without a root directory as mounting the file system's root.
+        if (result["efsVolumeConfiguration"] is JsonObject efs && efs["rootDirectory"] is null)
+            result["efsVolumeConfiguration"] = WithRootDirectory(efs);
         return result;
+    }
+
+    private static JsonObject WithRootDirectory(JsonObject efs)
+    {
+        // After fileSystemId, where ECS puts it (the model's member order).
+        var ordered = new JsonObject();
+        foreach (var (name, value) in efs)
+        {
+            ordered[name] = value?.DeepClone();
+            if (name == "fileSystemId") ordered["rootDirectory"] = "/";
+        }
+        ordered["rootDirectory"] ??= "/";
+        return ordered;
     }
 
     /// <summary>

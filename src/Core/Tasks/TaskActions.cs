@@ -116,9 +116,11 @@ public sealed class TaskActions(
 
     private async Task<JsonObject> DescribeTasksAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
-        var cluster = arns.ClusterName(request.String("cluster"));
+        // The list is checked before the cluster, as in DescribeContainerInstances.
         var names = request.Strings("tasks").ToList();
-        if (names.Count is < 1 or > 100) throw new InvalidParameterException("Tasks cannot be empty and may name at most 100 tasks.");
+        if (names.Count == 0) throw new InvalidParameterException("Tasks cannot be empty.");
+        if (names.Count > 100) throw new InvalidParameterException("At most 100 tasks can be described at once.");
+        var cluster = arns.ClusterName(request.String("cluster"));
         var includeTags = request.Strings("include").Contains("TAGS");
 
         var ids = names.Select(n => TryTaskId(cluster, n)).ToList();
@@ -155,12 +157,15 @@ public sealed class TaskActions(
     {
         var definition = await ResolveDefinitionAsync(request.String("taskDefinition")!, cancellationToken);
         var overrides = request["overrides"]?.DeepClone().AsObject();
+        CheckOverrides(overrides);
         if (TaskSizing.UnknownOverrideNames(definition, overrides).FirstOrDefault() is { } unknown)
             throw new InvalidParameterException($"Override for container named {unknown} is not a container in the TaskDefinition.");
         if (definition.TaskDefinition["networkMode"]?.GetValue<string>() == "awsvpc")
             throw new InvalidParameterException("Task definitions with networkMode 'awsvpc' need elastic network interfaces, which this cluster's container instances do not provide.");
         var startedBy = request.String("startedBy");
         if (startedBy is { Length: > 36 }) throw new InvalidParameterException("startedBy may not be more than 36 characters.");
+        if (request.String("group") is { Length: > MaxGroupLength })
+            throw new InvalidParameterException($"Group name must be at most {MaxGroupLength} characters.");
 
         var constraints = request["placementConstraints"] as JsonArray ?? [];
         var strategies = PlacementStrategies.Parse(request["placementStrategy"] as JsonArray, Placement.RunTaskDefault);
@@ -177,6 +182,28 @@ public sealed class TaskActions(
             DistinctInstance = PlacementStrategies.HasDistinctInstance(constraints),
             MemberOf = PlacementStrategies.MemberOf(constraints),
         };
+    }
+
+    /// <summary>ECS: "A total of 8192 characters are allowed for overrides. This limit includes the JSON formatting characters."</summary>
+    public const int MaxContainerOverridesLength = 8192;
+
+    /// <summary>A task group is a name like a family's (<c>family:</c>, <c>service:</c> plus up to 255 characters).</summary>
+    public const int MaxGroupLength = 255;
+
+    // Overrides travel with the task row and its Start command, so their size is ECS's limit, not ours;
+    // and one container cannot take two overrides.
+    private static void CheckOverrides(JsonObject? overrides)
+    {
+        if (overrides is null) return;
+        if (overrides.ToJsonString(AwsJson.Options).Length > MaxContainerOverridesLength)
+            throw new InvalidParameterException($"Container Overrides length must be at most {MaxContainerOverridesLength}");
+        if (overrides["containerOverrides"] is not JsonArray containerOverrides) return;
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var name in containerOverrides.Select(o => o?["name"]?.GetValue<string>()).OfType<string>())
+        {
+            if (!names.Add(name))
+                throw new InvalidParameterException($"Container overrides contain more than one override for container named {name}.");
+        }
     }
 
     private async Task<TaskDefinitionRecord> ResolveDefinitionAsync(string reference, CancellationToken cancellationToken)

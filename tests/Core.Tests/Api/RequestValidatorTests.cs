@@ -125,4 +125,14 @@ public class RequestValidatorTests
         }
         return body;
     }
+
+    [Theory]
+    [InlineData("RunTask", """{"taskDefinition":"web","launchType":"SOMETHING"}""")]
+    [InlineData("CreateService", """{"serviceName":"web","launchType":"ec2"}""")]
+    [InlineData("ListTasks", """{"launchType":"SPOT"}""")]
+    public void An_unknown_launch_type_gets_ecs_own_message(string operation, string json)
+    {
+        var error = Assert.Throws<InvalidParameterException>(() => Validate(operation, json));
+        Assert.Equal("launch type should be one of [EC2,FARGATE,EXTERNAL,MANAGED_INSTANCES]", error.Message);
+    }
 }

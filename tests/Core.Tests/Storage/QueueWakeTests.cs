@@ -1,3 +1,7 @@
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using Serverless.Core.Storage;
@@ -116,5 +120,110 @@ public sealed class QueueWakeTests
         wake.Send(endpoint, "task-events");
 
         Assert.True(await signal.WaitAsync(TimeSpan.Zero, new FakeTimeProvider(), _token));
+    }
+
+    [Fact]
+    public void Without_an_address_a_process_listens_on_loopback_alone()
+    {
+        using var wake = NewWake();
+
+        var endpoint = wake.Listen(0, null);
+
+        Assert.NotNull(endpoint);
+        Assert.True(IPEndPoint.TryParse(endpoint, out var parsed));
+        Assert.True(IPAddress.IsLoopback(parsed!.Address), endpoint);
+    }
+
+    [Fact]
+    public async Task A_datagram_to_another_address_of_the_host_wakes_nobody()
+    {
+        var other = NetworkInterface.GetAllNetworkInterfaces()
+            .Where(n => n.OperationalStatus == OperationalStatus.Up)
+            .SelectMany(n => n.GetIPProperties().UnicastAddresses)
+            .Select(a => a.Address)
+            .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a));
+        Assert.NotNull(other); // the test machines have one; without it this test proves nothing
+        using var wake = NewWake();
+        var port = IPEndPoint.Parse(wake.Listen(0, null)!).Port;
+        var signal = wake.Signal("reconcile");
+        using var stranger = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+
+        stranger.SendTo("reconcile"u8.ToArray(), new IPEndPoint(other, port));
+        // The same datagram to the bound address does arrive: the first was refused, not slow.
+        stranger.SendTo("task-events"u8.ToArray(), new IPEndPoint(IPAddress.Loopback, port));
+        var arrived = wake.Signal("task-events").WaitAsync(Long, TimeProvider.System, _token);
+        Assert.True(await arrived.WaitAsync(TimeSpan.FromSeconds(30), _token));
+
+        Assert.False(await signal.WaitAsync(TimeSpan.Zero, new FakeTimeProvider(), _token));
+    }
+
+    [Fact]
+    public void An_address_that_is_not_one_ip_of_this_host_is_not_listened_on()
+    {
+        using var wake = NewWake();
+        Assert.Null(wake.Listen(0, "0.0.0.0"));
+        Assert.Null(wake.Listen(0, "not-an-address"));
+    }
+
+    [Theory]
+    [InlineData("reconcile", true)]
+    [InlineData("task-events", true)]
+    [InlineData("ci-0123abcd", true)]
+    [InlineData("ab", false)]
+    [InlineData("Reconcile", false)]
+    [InlineData("-reconcile", false)]
+    [InlineData("reconcile-", false)]
+    [InlineData("re--concile", false)]
+    [InlineData("re concile", false)]
+    [InlineData("reconcile\n", false)]
+    [InlineData("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false)]
+    public void Only_an_azure_queue_name_is_taken_from_a_datagram(string payload, bool taken)
+        => Assert.Equal(taken, QueueWake.IsQueueName(Encoding.UTF8.GetBytes(payload)));
+
+    [Fact]
+    public async Task A_flood_of_wakes_costs_at_most_the_burst_and_the_rate_in_extra_polls_per_second()
+    {
+        using var wake = NewWake();
+        var endpoint = wake.Listen(0, null)!;
+        var signal = wake.Signal("reconcile");
+        var time = new FakeTimeProvider();
+        using var flooding = CancellationTokenSource.CreateLinkedTokenSource(_token);
+        var flood = Task.Run(async () =>
+        {
+            using var sender = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            var target = IPEndPoint.Parse(endpoint);
+            var junk = new byte[63];
+            while (!flooding.IsCancellationRequested)
+            {
+                for (var i = 0; i < 200; i++)
+                {
+                    sender.SendTo("reconcile"u8, SocketFlags.None, target);
+                    sender.SendTo(junk, SocketFlags.None, target);
+                }
+                await Task.Yield();
+            }
+        }, _token);
+
+        // The poller polls whenever woken, for one second of its clock, while the flood goes on.
+        var polls = 0;
+        var elapsed = TimeSpan.Zero;
+        var step = TimeSpan.FromMilliseconds(10);
+        while (elapsed < TimeSpan.FromSeconds(1))
+        {
+            var woken = signal.WaitAsync(Long, time, _token);
+            while (!woken.IsCompleted && elapsed < TimeSpan.FromSeconds(1))
+            {
+                // A bounded wait for the wake to land (or the rate-limit delay to start), then time moves.
+                await Task.WhenAny(woken, Task.Delay(20, _token));
+                if (woken.IsCompleted) break;
+                time.Advance(step);
+                elapsed += step;
+            }
+            if (woken.IsCompleted && await woken) polls++;
+        }
+        await flooding.CancelAsync();
+        await flood;
+
+        Assert.InRange(polls, QueueWake.WakeBurst, QueueWake.WakeBurst + QueueWake.MaxWakesPerSecond + 1);
     }
 }

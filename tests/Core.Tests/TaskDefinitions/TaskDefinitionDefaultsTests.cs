@@ -37,6 +37,25 @@ public class TaskDefinitionDefaultsTests
         => Assert.Equal(mib, TaskDefinitionDefaults.ParseTaskMemory(value));
 
     [Fact]
+    public void An_efs_volume_without_a_root_directory_is_described_with_the_root()
+    {
+        var volume = TaskDefinitionDefaults.VolumeWithDefaults(JsonNode.Parse(
+            """{"name":"data","efsVolumeConfiguration":{"fileSystemId":"fs-1","transitEncryption":"ENABLED"}}""")!.AsObject());
+
+        Assert.Equal("""{"name":"data","efsVolumeConfiguration":{"fileSystemId":"fs-1","rootDirectory":"/","transitEncryption":"ENABLED"}}""",
+            volume.ToJsonString());
+    }
+
+    [Fact]
+    public void An_efs_volume_keeps_the_root_directory_it_was_given()
+    {
+        var volume = TaskDefinitionDefaults.VolumeWithDefaults(JsonNode.Parse(
+            """{"name":"data","efsVolumeConfiguration":{"fileSystemId":"fs-1","rootDirectory":"/srv"}}""")!.AsObject());
+
+        Assert.Equal("/srv", volume["efsVolumeConfiguration"]!["rootDirectory"]!.GetValue<string>());
+    }
+
+    [Fact]
     public void Registered_cpu_and_memory_are_described_as_integers_in_strings()
     {
         var body = Resolve(Minimal().With(r => { r["cpu"] = "1 vCPU"; r["memory"] = "2 GB"; }));

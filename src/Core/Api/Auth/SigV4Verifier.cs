@@ -79,7 +79,7 @@ public sealed class SigV4Verifier
         var auth = presigned ? FromQuery(request.RawQueryString) : FromHeader(header, request.Headers);
 
         CheckClock(auth.Time);
-        CheckHostIsSigned(auth.SignedHeaders.Span);
+        CheckSignedHeaders(auth.SignedHeaders.Span, request.Headers);
         if (!auth.Algorithm.Span.SequenceEqual(Algorithm))
         {
             throw AuthenticationException.Incomplete(
@@ -224,15 +224,63 @@ public sealed class SigV4Verifier
     private static string Format(DateTimeOffset time)
         => time.UtcDateTime.ToString(TimestampFormat, CultureInfo.InvariantCulture);
 
-    // Without Host signed, a captured request could be replayed against another endpoint.
-    private static void CheckHostIsSigned(ReadOnlySpan<char> signedHeaders)
+    /// <summary>At most this many names in <c>SignedHeaders</c>; botocore signs five or six.</summary>
+    public const int MaxSignedHeaders = 64;
+
+    /// <summary>A canonical request longer than this is not echoed in the mismatch message.</summary>
+    public const int MaxEchoedCanonicalRequest = 16 * 1024;
+
+    // What the signature must cover, checked before any canonical request is built:
+    // - Host: without it a captured request could be replayed against another endpoint;
+    // - every x-amz-* header present, as the SigV4 documentation requires and every SDK does: above
+    //   all X-Amz-Target, which chooses the action, so a signed ListClusters cannot become a DeleteCluster;
+    // - each name once, and a bounded number of them: a name listed again adds its value to the
+    //   canonical request again, so one small request could make us build and echo megabytes.
+    private static void CheckSignedHeaders(ReadOnlySpan<char> signedHeaders, IReadOnlyList<KeyValuePair<string, string>> headers)
+    {
+        var count = 0;
+        var host = false;
+        foreach (var range in signedHeaders.Split(';'))
+        {
+            var name = signedHeaders[range];
+            if (++count > MaxSignedHeaders)
+            {
+                throw AuthenticationException.Incomplete(
+                    $"SignedHeaders may list at most {MaxSignedHeaders} headers.");
+            }
+            host |= name.Equals("host", StringComparison.OrdinalIgnoreCase);
+            if (signedHeaders[(range.End.GetOffset(signedHeaders.Length))..].Length > 0
+                && ContainsName(signedHeaders[(range.End.GetOffset(signedHeaders.Length) + 1)..], name))
+            {
+                throw AuthenticationException.Incomplete($"SignedHeaders lists '{name}' more than once.");
+            }
+        }
+        if (!host)
+        {
+            throw new AuthenticationException("InvalidSignatureException",
+                "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
+        }
+        for (var i = 0; i < headers.Count; i++)
+        {
+            var name = headers[i].Key;
+            // A session token is refused after the signature in any case (no key here has one).
+            if (name.StartsWith("x-amz-", StringComparison.OrdinalIgnoreCase)
+                && !name.Equals("X-Amz-Security-Token", StringComparison.OrdinalIgnoreCase)
+                && !ContainsName(signedHeaders, name))
+            {
+                throw new AuthenticationException("InvalidSignatureException",
+                    $"'{name}' must be a 'SignedHeader' in the AWS Authorization.");
+            }
+        }
+    }
+
+    private static bool ContainsName(ReadOnlySpan<char> signedHeaders, ReadOnlySpan<char> name)
     {
         foreach (var range in signedHeaders.Split(';'))
         {
-            if (signedHeaders[range].Equals("host", StringComparison.OrdinalIgnoreCase)) return;
+            if (signedHeaders[range].Equals(name, StringComparison.OrdinalIgnoreCase)) return true;
         }
-        throw new AuthenticationException("InvalidSignatureException",
-            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
+        return false;
     }
 
     // AWS reports every scope problem in one message; region and service are deliberately not among them.
@@ -348,9 +396,11 @@ public sealed class SigV4Verifier
 
     // AWS JSON services tell the caller what they computed; it holds nothing secret and is the only way a
     // client author can find which header a proxy rewrote.
+    // Bounded all the same: headers are bounded by the host, but the answer must not depend on that.
     private static AuthenticationException Mismatch(ReadOnlySpan<char> canonicalRequest, ReadOnlySpan<char> stringToSign)
     {
         var generic = AuthenticationException.InvalidSignature();
+        if (canonicalRequest.Length > MaxEchoedCanonicalRequest) return generic;
         return new AuthenticationException(generic.ErrorType,
             $"{generic.Message}\n\nThe Canonical String for this request should have been\n'{canonicalRequest}'\n\n" +
             $"The String-to-Sign should have been\n'{stringToSign}'\n");

@@ -539,6 +539,62 @@ public sealed class SigV4VerifierTests
         Assert.Equal("UnrecognizedClientException", error.ErrorType);
     }
 
+    [Fact]
+    public void A_signed_header_listed_again_and_again_is_refused_without_building_its_canonical_request()
+    {
+        // Each repeat would add the 8 KiB header's value to the canonical request again: 80 MB, echoed.
+        var names = string.Join(';', Enumerable.Repeat("x-big", 10_000));
+        var request = ReplaceInAuthorization(With(Botocore.ListClusters, "X-Big", new string('b', 8192)),
+            "SignedHeaders=content-type;host;x-amz-date;x-amz-target", $"SignedHeaders=content-type;host;x-amz-date;x-amz-target;{names}");
+
+        var error = Rejects(Verifier(BotocoreTime), request);
+
+        Assert.Equal("IncompleteSignatureException", error.ErrorType);
+        Assert.True(error.Message.Length < 1024, $"{error.Message.Length} characters");
+    }
+
+    [Fact]
+    public void A_header_listed_twice_is_refused()
+    {
+        var request = ReplaceInAuthorization(Botocore.ListClusters, "SignedHeaders=content-type;host;", "SignedHeaders=content-type;host;host;");
+
+        var error = Rejects(Verifier(BotocoreTime), request);
+
+        Assert.Equal(("IncompleteSignatureException", "SignedHeaders lists 'host' more than once."), (error.ErrorType, error.Message));
+    }
+
+    [Fact]
+    public void More_signed_headers_than_any_client_sends_are_refused()
+    {
+        var names = string.Join(';', Enumerable.Range(0, SigV4Verifier.MaxSignedHeaders).Select(i => $"x-h{i:D3}"));
+        var request = ReplaceInAuthorization(Botocore.ListClusters, "SignedHeaders=content-type;", $"SignedHeaders=content-type;{names};");
+
+        var error = Rejects(Verifier(BotocoreTime), request);
+
+        Assert.Equal(("IncompleteSignatureException", $"SignedHeaders may list at most {SigV4Verifier.MaxSignedHeaders} headers."), (error.ErrorType, error.Message));
+    }
+
+    [Fact]
+    public void A_mismatch_echoes_the_canonical_request_only_while_it_is_small()
+    {
+        var request = With(Botocore.ListClusters, "X-Big", new string('b', 32 * 1024));
+        request = ReplaceInAuthorization(request, "SignedHeaders=content-type;host;x-amz-date;x-amz-target", "SignedHeaders=content-type;host;x-amz-date;x-amz-target;x-big");
+
+        var error = Rejects(Verifier(BotocoreTime), request);
+
+        Assert.Equal(AuthenticationException.InvalidSignature().Message, error.Message);
+    }
+
+    [Fact]
+    public void An_x_amz_target_the_signature_does_not_cover_is_refused()
+    {
+        var request = ReplaceInAuthorization(Botocore.ListClusters, "SignedHeaders=content-type;host;x-amz-date;x-amz-target", "SignedHeaders=content-type;host;x-amz-date");
+
+        var error = Rejects(Verifier(BotocoreTime), request);
+
+        Assert.Equal(("InvalidSignatureException", "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization."), (error.ErrorType, error.Message));
+    }
+
     // ---- Builders ----
 
     private static SigV4Verifier Verifier(DateTimeOffset now)
