@@ -38,6 +38,15 @@ public sealed class EcsOptions
     public int StoppedTaskRetentionMinutes { get; set; } = 60;
 
     /// <summary>
+    /// A task no worker has acknowledged this long after it was placed is recorded STOPPED and its
+    /// reservation freed (<see cref="Tasks.TaskDeadlines"/>): its Start was lost.
+    /// </summary>
+    public int TaskStartDeadlineSeconds { get; set; } = (int)Tasks.TaskDeadlines.StartDeadline.TotalSeconds;
+
+    /// <summary>A reservation whose task row never appeared is released once it is this old.</summary>
+    public int OrphanReservationGraceSeconds { get; set; } = (int)Tasks.TaskDeadlines.OrphanReservationGrace.TotalSeconds;
+
+    /// <summary>
     /// UDP port on which the standalone host takes wakes for its queue triggers from workers
     /// (<see cref="Storage.QueueWake"/>): 0 any free port, negative none (the triggers then only poll).
     /// Under the Functions host the host polls, and this is not used.

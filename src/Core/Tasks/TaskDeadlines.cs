@@ -16,16 +16,17 @@ public static class TaskDeadlines
     public static readonly TimeSpan StopResendAfter = TimeSpan.FromSeconds(60);
 
     /// <summary>
-    /// A task whose worker has not reported on it this long after it was placed is stopped and its
-    /// reservation freed: its Start was lost (RunTask interrupted after placement, a send that
-    /// failed or timed out). A worker that takes a Start acknowledges it within seconds.
+    /// By default, a task whose worker has not reported on it this long after it was placed is
+    /// stopped and its reservation freed: its Start was lost (RunTask interrupted after placement, a
+    /// send that failed or timed out). A worker that takes a Start acknowledges it within seconds.
+    /// <c>Ecs__TaskStartDeadlineSeconds</c> sets it.
     /// </summary>
     public static readonly TimeSpan StartDeadline = TimeSpan.FromMinutes(5);
 
     /// <summary>
-    /// A reservation whose task row does not exist (a control plane that crashed between reserving
-    /// and inserting) is released once it is this old: long enough that an insert still under way
-    /// (storage retries included) has landed.
+    /// By default, a reservation whose task row does not exist (a control plane that crashed between
+    /// reserving and inserting) is released once it is this old: long enough that an insert still
+    /// under way (storage retries included) has landed. <c>Ecs__OrphanReservationGraceSeconds</c> sets it.
     /// </summary>
     public static readonly TimeSpan OrphanReservationGrace = TimeSpan.FromMinutes(5);
 
@@ -45,16 +46,16 @@ public static class TaskDeadlines
     public static bool IsAcknowledged(TaskRecord task) => task.ObservedAt is not null;
 
     /// <summary>Whether the task's start deadline has passed with no word from its worker.</summary>
-    public static bool StartIsOverdue(TaskRecord task, DateTimeOffset now)
-        => !task.IsStopped && !IsAcknowledged(task) && task.CreatedAt + StartDeadline <= now;
+    public static bool StartIsOverdue(TaskRecord task, DateTimeOffset now, TimeSpan deadline)
+        => !task.IsStopped && !IsAcknowledged(task) && task.CreatedAt + deadline <= now;
 
     /// <summary>
     /// The task recorded STOPPED because its start deadline passed unacknowledged: the control
     /// plane decides it, as it does for a lost instance, since no worker will report on it; the
     /// caller sends Stop in case a worker has the Start after all, and frees the reservation.
     /// </summary>
-    public static TaskRecord? Expire(TaskRecord task, DateTimeOffset now)
-        => !StartIsOverdue(task, now) ? null : task with
+    public static TaskRecord? Expire(TaskRecord task, DateTimeOffset now, TimeSpan deadline)
+        => !StartIsOverdue(task, now, deadline) ? null : task with
         {
             LastStatus = TaskStatus.Stopped,
             DesiredStatus = TaskStatus.Stopped,

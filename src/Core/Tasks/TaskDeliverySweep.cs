@@ -26,9 +26,13 @@ public sealed class TaskDeliverySweep(
     TaskLauncher launcher,
     ReconcileQueue reconcile,
     Arns arns,
+    EcsOptions options,
     TimeProvider time,
     ILogger<TaskDeliverySweep> logger)
 {
+    private readonly TimeSpan _startDeadline = TimeSpan.FromSeconds(options.TaskStartDeadlineSeconds);
+    private readonly TimeSpan _orphanGrace = TimeSpan.FromSeconds(options.OrphanReservationGraceSeconds);
+
     public async Task SweepAsync(CancellationToken cancellationToken)
     {
         string? after = null;
@@ -52,7 +56,7 @@ public sealed class TaskDeliverySweep(
         var services = new HashSet<string>(StringComparer.Ordinal);
         foreach (var task in live)
         {
-            if (TaskDeadlines.StartIsOverdue(task, now))
+            if (TaskDeadlines.StartIsOverdue(task, now, _startDeadline))
             {
                 if (await ExpireAsync(cluster, task.Id, now, cancellationToken) && task.Group.StartsWith("service:", StringComparison.Ordinal))
                     services.Add(task.Group["service:".Length..]);
@@ -67,7 +71,7 @@ public sealed class TaskDeliverySweep(
         foreach (var host in hosts)
         {
             var old = host.Reservations
-                .Where(r => !liveIds.Contains(r.TaskId) && r.ReservedAt is { } at && at + TaskDeadlines.OrphanReservationGrace <= now)
+                .Where(r => !liveIds.Contains(r.TaskId) && r.ReservedAt is { } at && at + _orphanGrace <= now)
                 .Select(r => r.TaskId).ToList();
             if (old.Count == 0) continue;
             // Looked at again one by one: a task stopped or inserted since the scan keeps what is true of it now.
@@ -89,14 +93,14 @@ public sealed class TaskDeliverySweep(
         var expired = false;
         var task = await tasks.UpdateAsync(cluster, taskId, t =>
         {
-            var next = TaskDeadlines.Expire(t, now);
+            var next = TaskDeadlines.Expire(t, now, _startDeadline);
             expired = next is not null;
             return next;
         }, cancellationToken);
         if (task is null || !expired) return false;
 
         logger.LogWarning("Stopped {TaskArn}: its container instance {InstanceId} did not acknowledge it within {Deadline}",
-            arns.Task(cluster, taskId), task.ContainerInstanceId, TaskDeadlines.StartDeadline);
+            arns.Task(cluster, taskId), task.ContainerInstanceId, _startDeadline);
         try
         {
             // A worker that has the Start after all stops the task (or refuses to start it, the row being STOPPED).

@@ -3,6 +3,7 @@ using Azure.Storage.Queues;
 using Azure.Storage.Queues.Models;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
+using Serverless.Core;
 using Serverless.Core.Clusters;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Reconciliation;
@@ -38,7 +39,7 @@ internal sealed class TaskWorld
         Reconcile = new ReconcileQueue(Storage, wake);
         Launcher = new TaskLauncher(Instances, Tasks, Storage, Arns, options, wake, Time, NullLogger<TaskLauncher>.Instance);
         Reconciler = new ServiceReconciler(Services, Tasks, Definitions, Instances, Launcher, Time, NullLogger<ServiceReconciler>.Instance);
-        Sweep = new TaskDeliverySweep(Clusters, Instances, Tasks, Launcher, Reconcile, Arns, Time, NullLogger<TaskDeliverySweep>.Instance);
+        Sweep = new TaskDeliverySweep(Clusters, Instances, Tasks, Launcher, Reconcile, Arns, new EcsOptions(), Time, NullLogger<TaskDeliverySweep>.Instance);
     }
 
     public FakeTimeProvider Time { get; } = new(Start);
