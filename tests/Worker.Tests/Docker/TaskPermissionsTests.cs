@@ -102,7 +102,7 @@ public sealed class TaskPermissionsTests
         var permissions = new TaskPermissions(HostPaths: ["/srv/data/", "/var/log"]);
         var plan = Plan(Task(
             """, "mountPoints": [{"sourceVolume": "v", "containerPath": "/v"}]""",
-            $$""" "volumes": [{"name": "v", "host": {"sourcePath": "{{sourcePath}}"}}], """), permissions);
+            $$$""" "volumes": [{"name": "v", "host": {"sourcePath": "{{{sourcePath}}}"}}], """), permissions);
         if (allowed) Assert.Null(plan.Refusal);
         else Assert.Equal($"CannotCreateContainerError: volume v: host path {sourcePath} is not allowed on this worker (Worker__AllowedHostPaths=/srv/data;/var/log)", plan.Refusal);
     }

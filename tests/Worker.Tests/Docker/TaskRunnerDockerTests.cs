@@ -222,16 +222,55 @@ public sealed class TaskRunnerDockerTests(WorkerFixture fixture, ITestOutputHelp
     [Fact]
     public async Task A_privileged_task_runs_privileged_on_a_worker_that_allows_it()
     {
-        await using var allowing = await WorkerHarness.StartAsync(fixture, output, configure: o => o.AllowPrivileged = true);
+        await using var allowing = await WorkerHarness.StartAsync(fixture, output, configure: o =>
+        {
+            o.AllowPrivileged = true;
+            o.TaskCleanupWaitSeconds = 300; // keep the container to look at, should the engine refuse it
+        });
         var definition = await allowing.RegisterAsync(PrivilegedDefinition);
         var start = allowing.StartCommand(definition);
 
         await allowing.Runner.StartAsync(start, redelivered: false, allowing.Stopping);
-        var running = await Events.WaitForStatusAsync(start.TaskArn, "RUNNING", allowing.Stopping);
+        var reported = await Events.WaitForAsync(start.TaskArn, r => r.LastStatus is "RUNNING" or "STOPPED", allowing.Stopping);
 
-        Assert.True((await allowing.InspectAsync(Assert.Single(running.Containers).RuntimeId!)).HostConfig.Privileged);
+        // The worker created it privileged: it was not refused.
+        var app = Assert.Single(reported.Containers);
+        Assert.True((await allowing.InspectAsync(app.RuntimeId!)).HostConfig.Privileged);
+        if (reported.LastStatus == "STOPPED")
+        {
+            // An engine that itself runs in a container without every capability (as on these
+            // test machines) cannot start any privileged container: then the task fails exactly
+            // as a raw `docker run --privileged` does, with the engine's words, not the worker's.
+            Assert.False(await EngineRunsPrivilegedAsync(), $"The engine runs privileged containers, yet the task stopped: {reported.StoppedReason}");
+            Assert.Equal("TaskFailedToStart", reported.StopCode);
+            Assert.StartsWith("CannotStartContainerError: Error response from daemon: ", reported.StoppedReason);
+            Assert.DoesNotContain("Worker__", reported.StoppedReason);
+            return;
+        }
         await allowing.Runner.StopAsync(WorkerHarness.StopCommand(start.TaskArn), allowing.Stopping);
         await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", allowing.Stopping);
+    }
+
+    /// <summary>Whether this engine can start a privileged container at all (a raw create and start, no worker).</summary>
+    private async Task<bool> EngineRunsPrivilegedAsync()
+    {
+        var created = await _worker.Docker.Containers.CreateContainerAsync(new CreateContainerParameters
+        {
+            Image = "local/busybox:latest", Cmd = ["true"], HostConfig = new HostConfig { Privileged = true },
+        }, Token);
+        try
+        {
+            await _worker.Docker.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), Token);
+            return true;
+        }
+        catch (global::Docker.DotNet.DockerApiException)
+        {
+            return false;
+        }
+        finally
+        {
+            await _worker.Docker.Containers.RemoveContainerAsync(created.ID, new ContainerRemoveParameters { Force = true }, Token);
+        }
     }
 
     [Fact]
