@@ -28,10 +28,20 @@ public sealed record TaskPermissions(
     /// <summary><see cref="HostPaths"/> normalised: absolute, no trailing slash, no <c>..</c>; relative ones dropped.</summary>
     public IReadOnlyList<string> AllowedHostPaths => (HostPaths ?? []).Select(Normalize).OfType<string>().Distinct().ToList();
 
+    /// <summary>
+    /// Follows symbolic links in a host path (as Docker will when it binds it), or null to judge
+    /// paths as written. Without it, a link inside an allowed directory could point anywhere.
+    /// </summary>
+    public Func<string, string>? ResolveLinks { get; init; }
+
+    /// <summary>The worker's permissions; bind sources are judged after following the host's links.</summary>
     public static TaskPermissions From(WorkerOptions options) => new(
         options.AllowPrivileged, options.AllowHostNetwork, options.AllowHostPidMode, options.AllowHostIpcMode,
         (options.AllowedHostPaths ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-        options.AllowAddedCapabilities, options.AllowDevices, options.AllowVolumeDriverOptions);
+        options.AllowAddedCapabilities, options.AllowDevices, options.AllowVolumeDriverOptions)
+    {
+        ResolveLinks = HostPathResolver.Resolve,
+    };
 
     /// <summary>
     /// The first thing the task definition asks for that this worker does not allow, as a stopped
@@ -77,11 +87,20 @@ public sealed record TaskPermissions(
 
     /// <summary>
     /// Whether a bind source lies in an allowed directory. The path is normalised first (no
-    /// <c>..</c> escapes); a relative path is never allowed.
+    /// <c>..</c> escapes), and with <see cref="ResolveLinks"/> it must still lie there once its
+    /// links are followed; a relative path is never allowed.
     /// </summary>
     public bool MayMount(string sourcePath)
-        => Normalize(sourcePath) is { } path
-           && AllowedHostPaths.Any(allowed => allowed == "/" || path == allowed || path.StartsWith(allowed + "/", StringComparison.Ordinal));
+    {
+        if (Normalize(sourcePath) is not { } path) return false;
+        var allowed = AllowedHostPaths;
+        if (!Within(path, allowed)) return false;
+        // Where Docker will really bind: the path, and the allowed directories, with links followed.
+        return ResolveLinks is not { } resolve || Within(resolve(path), allowed.Select(resolve).ToList());
+    }
+
+    private static bool Within(string path, IReadOnlyList<string> allowed)
+        => allowed.Any(a => a == "/" || path == a || path.StartsWith(a + "/", StringComparison.Ordinal));
 
     /// <summary>
     /// A Docker volume that is not the plain local driver: another driver, or any driver options

@@ -116,8 +116,55 @@ public sealed class TaskPermissionsTests
             AllowAddedCapabilities = true, AllowDevices = true, AllowVolumeDriverOptions = true,
         });
         Assert.Equal(["/data", "/logs"], permissions.AllowedHostPaths);
-        Assert.Equal(TaskPermissions.All with { HostPaths = null }, permissions with { HostPaths = null });
-        Assert.Equal(TaskPermissions.None, TaskPermissions.From(new WorkerOptions()) with { HostPaths = null });
+        Assert.Equal(TaskPermissions.All with { HostPaths = null }, permissions with { HostPaths = null, ResolveLinks = null });
+        Assert.Equal(TaskPermissions.None, TaskPermissions.From(new WorkerOptions()) with { HostPaths = null, ResolveLinks = null });
+        Assert.NotNull(permissions.ResolveLinks);
         Assert.Empty(TaskPermissions.From(new WorkerOptions()).AllowedHostPaths);
+    }
+
+    [Fact]
+    public void A_link_inside_an_allowed_directory_does_not_lead_a_bind_mount_out_of_it()
+    {
+        var root = Directory.CreateTempSubdirectory("host-paths-").FullName;
+        try
+        {
+            var allowed = Directory.CreateDirectory(Path.Combine(root, "allowed")).FullName;
+            var secret = Directory.CreateDirectory(Path.Combine(root, "secret")).FullName;
+            Directory.CreateDirectory(Path.Combine(allowed, "real"));
+            File.CreateSymbolicLink(Path.Combine(allowed, "escape"), secret);
+            File.CreateSymbolicLink(Path.Combine(allowed, "inside"), "real");
+            var permissions = TaskPermissions.From(new WorkerOptions { AllowedHostPaths = allowed });
+
+            Assert.False(permissions.MayMount(Path.Combine(allowed, "escape")));
+            Assert.False(permissions.MayMount(Path.Combine(allowed, "escape", "deeper")));
+            Assert.True(permissions.MayMount(Path.Combine(allowed, "inside")));
+            Assert.True(permissions.MayMount(Path.Combine(allowed, "real", "not-yet-created")));
+            // Judged as written, the link would have passed.
+            Assert.True((permissions with { ResolveLinks = null }).MayMount(Path.Combine(allowed, "escape")));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void An_allowed_directory_that_is_itself_a_link_allows_where_it_leads()
+    {
+        var root = Directory.CreateTempSubdirectory("host-paths-").FullName;
+        try
+        {
+            var data = Directory.CreateDirectory(Path.Combine(root, "data")).FullName;
+            var link = Path.Combine(root, "current");
+            File.CreateSymbolicLink(link, data);
+            var permissions = TaskPermissions.From(new WorkerOptions { AllowedHostPaths = link });
+
+            Assert.True(permissions.MayMount(Path.Combine(link, "logs")));
+            Assert.Equal(Path.Combine(data, "logs"), HostPathResolver.Resolve(Path.Combine(link, "logs")));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
     }
 }
