@@ -145,4 +145,12 @@ public sealed class WorkerOptions
     /// <c>ecs-worker.docker-volume-driver-options</c>; plain local volumes are always allowed.
     /// </summary>
     public bool AllowVolumeDriverOptions { get; set; }
+
+    /// <summary>
+    /// Containers with <c>dockerSecurityOptions</c> other than <c>no-new-privileges</c> (<c>label:</c>,
+    /// <c>apparmor:</c>, <c>seccomp=unconfined</c>, ...: the ECS agent's ECS_SELINUX_CAPABLE and
+    /// ECS_APPARMOR_CAPABLE). Advertised as <c>com.amazonaws.ecs.capability.selinux</c>,
+    /// <c>com.amazonaws.ecs.capability.apparmor</c> and <c>ecs-worker.docker-security-options</c>.
+    /// </summary>
+    public bool AllowSecurityOptions { get; set; }
 }

@@ -30,4 +30,17 @@ public static class HostAccessAttributes
 
     /// <summary>A <c>dockerVolumeConfiguration</c> with a driver other than <c>local</c>, or with <c>driverOpts</c>.</summary>
     public const string VolumeDriverOptions = "ecs-worker.docker-volume-driver-options";
+
+    /// <summary>ECS's own (ECS_SELINUX_CAPABLE): a <c>dockerSecurityOptions</c> entry <c>label:...</c>.</summary>
+    public const string SeLinux = "com.amazonaws.ecs.capability.selinux";
+
+    /// <summary>ECS's own (ECS_APPARMOR_CAPABLE): a <c>dockerSecurityOptions</c> entry <c>apparmor:...</c>.</summary>
+    public const string AppArmor = "com.amazonaws.ecs.capability.apparmor";
+
+    /// <summary>Any <c>dockerSecurityOptions</c> entry but <c>no-new-privileges</c> (which only hardens).</summary>
+    public const string SecurityOptions = "ecs-worker.docker-security-options";
+
+    /// <summary>Whether a <c>dockerSecurityOptions</c> entry loosens or changes confinement (all but <c>no-new-privileges</c>).</summary>
+    public static bool LoosensConfinement(string securityOption)
+        => securityOption is not ("no-new-privileges" or "no-new-privileges:true" or "no-new-privileges=true");
 }

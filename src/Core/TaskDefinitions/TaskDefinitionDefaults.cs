@@ -294,7 +294,8 @@ public static partial class TaskDefinitionDefaults
     /// <item><c>efs</c>/<c>efsAuth</c>: EFS volumes; <c>firelens.&lt;type&gt;</c>: firelensConfiguration.</item>
     /// </list>
     /// Plus this system's <see cref="HostAccessAttributes"/> for what reaches into the host (host
-    /// network, PID and IPC modes, bind mounts, added capabilities, devices, volume driver options),
+    /// network, PID and IPC modes, bind mounts, added capabilities, devices, volume driver options,
+    /// security options: <c>label</c> also requires ECS's <c>selinux</c>, <c>apparmor</c> its <c>apparmor</c>),
     /// which a worker advertises only when its settings allow them.
     /// </summary>
     public static IReadOnlyList<string> RequiredAttributes(JsonObject definition)
@@ -324,6 +325,12 @@ public static partial class TaskDefinitionDefaults
             if (container["linuxParameters"]?["initProcessEnabled"]?.GetValue<bool>() == true) names.Add(Legacy + "docker-remote-api.1.25");
             if (container["linuxParameters"]?["capabilities"]?["add"] is JsonArray { Count: > 0 }) names.Add(HostAccessAttributes.AddedCapabilities);
             if (container["linuxParameters"]?["devices"] is JsonArray { Count: > 0 }) names.Add(HostAccessAttributes.Devices);
+            foreach (var option in (container["dockerSecurityOptions"] as JsonArray ?? []).Select(o => o!.GetValue<string>()).Where(HostAccessAttributes.LoosensConfinement))
+            {
+                names.Add(HostAccessAttributes.SecurityOptions);
+                if (option.StartsWith("label", StringComparison.Ordinal)) names.Add(HostAccessAttributes.SeLinux);
+                if (option.StartsWith("apparmor", StringComparison.Ordinal)) names.Add(HostAccessAttributes.AppArmor);
+            }
             if (container["dependsOn"] is JsonArray { Count: > 0 }) names.Add(Current + "container-ordering");
             if (container["environmentFiles"] is JsonArray { Count: > 0 }) names.Add(Current + "env-files.s3");
             if (container["repositoryCredentials"] is not null) names.Add(Legacy + "private-registry-authentication.secretsmanager");

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Serverless.Core.TaskDefinitions;
 
 namespace Serverless.Worker.Docker;
 
@@ -17,13 +18,14 @@ public sealed record TaskPermissions(
     IReadOnlyList<string>? HostPaths = null,
     bool AddedCapabilities = false,
     bool Devices = false,
-    bool VolumeDriverOptions = false)
+    bool VolumeDriverOptions = false,
+    bool SecurityOptions = false)
 {
     /// <summary>The default: every feature that reaches into the host is refused.</summary>
     public static readonly TaskPermissions None = new();
 
     /// <summary>Everything allowed (tests of translation that are not about permissions).</summary>
-    public static readonly TaskPermissions All = new(true, true, true, true, ["/"], true, true, true);
+    public static readonly TaskPermissions All = new(true, true, true, true, ["/"], true, true, true, true);
 
     /// <summary><see cref="HostPaths"/> normalised: absolute, no trailing slash, no <c>..</c>; relative ones dropped.</summary>
     public IReadOnlyList<string> AllowedHostPaths => (HostPaths ?? []).Select(Normalize).OfType<string>().Distinct().ToList();
@@ -38,7 +40,7 @@ public sealed record TaskPermissions(
     public static TaskPermissions From(WorkerOptions options) => new(
         options.AllowPrivileged, options.AllowHostNetwork, options.AllowHostPidMode, options.AllowHostIpcMode,
         (options.AllowedHostPaths ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-        options.AllowAddedCapabilities, options.AllowDevices, options.AllowVolumeDriverOptions)
+        options.AllowAddedCapabilities, options.AllowDevices, options.AllowVolumeDriverOptions, options.AllowSecurityOptions)
     {
         ResolveLinks = HostPathResolver.Resolve,
     };
@@ -65,6 +67,8 @@ public sealed record TaskPermissions(
                 return Refused("added Linux capabilities (linuxParameters.capabilities.add) are", nameof(WorkerOptions.AllowAddedCapabilities));
             if (!Devices && container["linuxParameters"]?["devices"] is JsonArray { Count: > 0 })
                 return Refused("host devices (linuxParameters.devices) are", nameof(WorkerOptions.AllowDevices));
+            if (!SecurityOptions && (container["dockerSecurityOptions"] as JsonArray ?? []).Any(o => HostAccessAttributes.LoosensConfinement(o!.GetValue<string>())))
+                return Refused("Docker security options other than no-new-privileges are", nameof(WorkerOptions.AllowSecurityOptions));
         }
 
         foreach (var node in taskDefinition["volumes"] as JsonArray ?? [])

@@ -65,6 +65,12 @@ public static class InstanceAttributes
         if (options.AllowAddedCapabilities) yield return HostAccessAttributes.AddedCapabilities;
         if (options.AllowDevices) yield return HostAccessAttributes.Devices;
         if (options.AllowVolumeDriverOptions) yield return HostAccessAttributes.VolumeDriverOptions;
+        if (options.AllowSecurityOptions)
+        {
+            yield return HostAccessAttributes.SeLinux;
+            yield return HostAccessAttributes.AppArmor;
+            yield return HostAccessAttributes.SecurityOptions;
+        }
     }
 
     /// <summary>

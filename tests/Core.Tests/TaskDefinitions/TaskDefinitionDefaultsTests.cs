@@ -200,6 +200,22 @@ public class TaskDefinitionDefaultsTests
     }
 
     [Fact]
+    public void Security_options_require_ECS_selinux_and_apparmor_capabilities_and_no_new_privileges_nothing()
+    {
+        var request = Register("""
+            {"family":"web","containerDefinitions":[
+              {"name":"a","image":"i","memory":64,"dockerSecurityOptions":["no-new-privileges","label:type:svirt_apache_t","apparmor:unconfined"]},
+              {"name":"b","image":"i","memory":64,"dockerSecurityOptions":["no-new-privileges"]}]}
+            """);
+        Assert.Equal(
+        [
+            "com.amazonaws.ecs.capability.apparmor",
+            "com.amazonaws.ecs.capability.selinux",
+            "ecs-worker.docker-security-options",
+        ], Names(Resolve(request)["requiresAttributes"]));
+    }
+
+    [Fact]
     public void Scratch_volumes_plain_local_docker_volumes_and_dropped_capabilities_require_nothing_of_the_host()
     {
         var request = Register("""

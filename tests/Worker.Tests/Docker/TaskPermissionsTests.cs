@@ -52,6 +52,16 @@ public sealed class TaskPermissionsTests
             "volume nfs: Docker volume drivers other than local, and driver options, are disabled on this worker (Worker__AllowVolumeDriverOptions=false)",
             new(VolumeDriverOptions: true)
         },
+        {
+            Task(""", "dockerSecurityOptions": ["no-new-privileges", "seccomp=unconfined"]"""),
+            "Docker security options other than no-new-privileges are disabled on this worker (Worker__AllowSecurityOptions=false)",
+            new(SecurityOptions: true)
+        },
+        {
+            Task(""", "dockerSecurityOptions": ["apparmor:unconfined"]"""),
+            "Docker security options other than no-new-privileges are disabled on this worker (Worker__AllowSecurityOptions=false)",
+            new(SecurityOptions: true)
+        },
     };
 
     [Theory]
@@ -79,10 +89,10 @@ public sealed class TaskPermissionsTests
     }
 
     [Fact]
-    public void Plain_tasks_local_volumes_scratch_volumes_and_dropped_capabilities_need_no_setting()
+    public void Plain_tasks_local_volumes_scratch_volumes_dropped_capabilities_and_no_new_privileges_need_no_setting()
     {
         var plan = Plan(Task(
-            """, "linuxParameters": {"capabilities": {"drop": ["MKNOD"]}, "initProcessEnabled": true}, "mountPoints": [{"sourceVolume": "scratch", "containerPath": "/s"}]""",
+            """, "dockerSecurityOptions": ["no-new-privileges"], "linuxParameters": {"capabilities": {"drop": ["MKNOD"]}, "initProcessEnabled": true}, "mountPoints": [{"sourceVolume": "scratch", "containerPath": "/s"}]""",
             """ "volumes": [{"name": "scratch", "host": {}}, {"name": "data", "dockerVolumeConfiguration": {"scope": "task", "driver": "local"}}], """), TaskPermissions.None);
         Assert.Null(plan.Refusal);
     }
@@ -113,7 +123,7 @@ public sealed class TaskPermissionsTests
         var permissions = TaskPermissions.From(new WorkerOptions
         {
             AllowPrivileged = true, AllowHostNetwork = true, AllowHostPidMode = true, AllowHostIpcMode = true, AllowedHostPaths = " /data ; /logs/ ;",
-            AllowAddedCapabilities = true, AllowDevices = true, AllowVolumeDriverOptions = true,
+            AllowAddedCapabilities = true, AllowDevices = true, AllowVolumeDriverOptions = true, AllowSecurityOptions = true,
         });
         Assert.Equal(["/data", "/logs"], permissions.AllowedHostPaths);
         Assert.Equal(TaskPermissions.All with { HostPaths = null }, permissions with { HostPaths = null, ResolveLinks = null });

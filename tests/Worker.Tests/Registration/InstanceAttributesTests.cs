@@ -30,6 +30,8 @@ public sealed class InstanceAttributesTests
     {
         var names = InstanceAttributes.Build(new WorkerOptions(), "x86_64", "1.12", "1.41").Select(a => a.Name).ToList();
         Assert.DoesNotContain("com.amazonaws.ecs.capability.privileged-container", names);
+        Assert.DoesNotContain("com.amazonaws.ecs.capability.selinux", names);
+        Assert.DoesNotContain("com.amazonaws.ecs.capability.apparmor", names);
         Assert.DoesNotContain(names, n => n.StartsWith("ecs-worker.", StringComparison.Ordinal));
         // Plain local Docker volumes are always allowed.
         Assert.Contains("ecs.capability.docker-plugin.local", names);
@@ -41,7 +43,7 @@ public sealed class InstanceAttributesTests
         var options = new WorkerOptions
         {
             AllowPrivileged = true, AllowHostNetwork = true, AllowHostPidMode = true, AllowHostIpcMode = true, AllowedHostPaths = "/data",
-            AllowAddedCapabilities = true, AllowDevices = true, AllowVolumeDriverOptions = true,
+            AllowAddedCapabilities = true, AllowDevices = true, AllowVolumeDriverOptions = true, AllowSecurityOptions = true,
         };
         var names = InstanceAttributes.Build(options, "x86_64", "1.12", "1.41").Select(a => a.Name).ToList();
         Assert.Contains("com.amazonaws.ecs.capability.privileged-container", names);
@@ -52,6 +54,9 @@ public sealed class InstanceAttributesTests
         Assert.Contains("ecs-worker.linux-parameters.capabilities-add", names);
         Assert.Contains("ecs-worker.linux-parameters.devices", names);
         Assert.Contains("ecs-worker.docker-volume-driver-options", names);
+        Assert.Contains("com.amazonaws.ecs.capability.selinux", names);
+        Assert.Contains("com.amazonaws.ecs.capability.apparmor", names);
+        Assert.Contains("ecs-worker.docker-security-options", names);
     }
 
     [Fact]
