@@ -97,9 +97,11 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
     /// Starts a worker (the Docker-backed agent) for <paramref name="cluster"/> and waits until its
     /// container instance is registered and connected. Its containers are removed on dispose.
     /// </summary>
-    public async Task<WorkerProcess> StartWorkerAsync(string cluster, string? instanceId = null, int? memoryMiB = null, int? cpu = null, string? zone = null)
+    /// <param name="settings">More of the worker's settings (<c>Worker__AllowPrivileged</c>...), over the defaults.</param>
+    public async Task<WorkerProcess> StartWorkerAsync(
+        string cluster, string? instanceId = null, int? memoryMiB = null, int? cpu = null, string? zone = null, IReadOnlyDictionary<string, string>? settings = null)
     {
-        var worker = new WorkerProcess(WorkerAssembly(), cluster, instanceId ?? Guid.NewGuid().ToString("N"), new Dictionary<string, string>
+        var environment = new Dictionary<string, string>
         {
             ["AzureWebJobsStorage"] = _azurite.ConnectionString,
             ["Ecs__Region"] = Region,
@@ -109,7 +111,9 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
             ["Worker__AvailabilityZone"] = zone ?? "",
             ["Worker__HeartbeatSeconds"] = "2",
             ["Worker__ContainerStopTimeoutSeconds"] = "2",
-        });
+        };
+        foreach (var (name, value) in settings ?? new Dictionary<string, string>()) environment[name] = value;
+        var worker = new WorkerProcess(WorkerAssembly(), cluster, instanceId ?? Guid.NewGuid().ToString("N"), environment);
         lock (_workers) _workers.Add(worker);
         await worker.StartAsync();
         var arn = $"arn:aws:ecs:{Region}:{AccountId}:container-instance/{cluster}/{worker.InstanceId}";
