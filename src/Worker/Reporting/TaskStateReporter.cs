@@ -245,7 +245,7 @@ public sealed class TaskStateReporter(StorageClients storage, QueueWake wake, Wo
         if (Fits(json)) return (shortened, json);
 
         // The most bindings per container that fit, by bisection (0 always leaves the smallest form).
-        int low = 0, high = shortened.Containers.Max(c => c.NetworkBindings.Count);
+        int low = 0, high = shortened.Containers.Select(c => c.NetworkBindings.Count).DefaultIfEmpty(0).Max();
         while (low < high)
         {
             var middle = (low + high + 1) / 2;

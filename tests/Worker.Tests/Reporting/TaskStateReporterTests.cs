@@ -130,4 +130,17 @@ public sealed class TaskStateReporterTests : IAsyncLifetime
         Assert.Equal(0, stopped.Containers.Single(c => c.Name == "sidecar").ExitCode);
         Assert.Equal("STOPPED", Assert.Single(await _events.ReportsAsync(Report(2, "").TaskArn, _token)).LastStatus);
     }
+
+    [Fact]
+    public async Task A_report_the_queue_refuses_for_good_fails_alone_and_the_sender_goes_on()
+    {
+        // Nothing in it can be trimmed: its identity alone is over a queue message.
+        var unsendable = Report(1, "RUNNING") with { Cluster = new string('c', 70 * 1024) };
+        var refused = _reporter.SendAsync(unsendable, transitional: false, _token);
+        var next = _reporter.SendAsync(Report(2, "RUNNING"), transitional: false, _token);
+
+        await Assert.ThrowsAsync<Azure.RequestFailedException>(() => refused.WaitAsync(TimeSpan.FromSeconds(20), _token));
+        await next.WaitAsync(TimeSpan.FromSeconds(20), _token);
+        Assert.Equal("RUNNING", Assert.Single(await _events.ReportsAsync(Report(2, "").TaskArn, _token)).LastStatus);
+    }
 }
