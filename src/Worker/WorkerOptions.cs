@@ -104,4 +104,54 @@ public sealed class WorkerOptions
     /// queue message: a busy host reports many tasks per message. 0 sends each at once.
     /// </summary>
     public int TransitionReportBatchMilliseconds { get; set; } = 500;
+
+    // What a task may do to its host. Safe by default: everything below is refused unless set, and
+    // the worker advertises what it allows as attributes, so placement sends such tasks only here.
+
+    /// <summary>
+    /// Run <c>privileged</c> containers (the ECS agent's ECS_DISABLE_PRIVILEGED, inverted). Advertised as
+    /// <c>com.amazonaws.ecs.capability.privileged-container</c>.
+    /// </summary>
+    public bool AllowPrivileged { get; set; }
+
+    /// <summary>
+    /// Run tasks in the <c>host</c> network mode. Advertised as <c>ecs-worker.network-mode.host</c>. Such
+    /// containers share the host's network stack: the Docker-network block of the cloud metadata
+    /// endpoint (169.254.169.254) does not cover them.
+    /// </summary>
+    public bool AllowHostNetwork { get; set; }
+
+    /// <summary>Run tasks with <c>pidMode: host</c>. Advertised as <c>ecs-worker.pid-mode.host</c>.</summary>
+    public bool AllowHostPidMode { get; set; }
+
+    /// <summary>Run tasks with <c>ipcMode: host</c>. Advertised as <c>ecs-worker.ipc-mode.host</c>.</summary>
+    public bool AllowHostIpcMode { get; set; }
+
+    /// <summary>
+    /// Host directories, <c>;</c>-separated, that bind mounts (<c>volumes[].host.sourcePath</c>) may name
+    /// or lie below; <c>/</c> allows any. None by default. Advertised as <c>ecs-worker.host-path-mounts</c>
+    /// when not empty (placement cannot match paths, so a path outside the list still stops the task).
+    /// </summary>
+    public string? AllowedHostPaths { get; set; }
+
+    /// <summary>Containers with <c>linuxParameters.capabilities.add</c>. Advertised as <c>ecs-worker.linux-parameters.capabilities-add</c>.</summary>
+    public bool AllowAddedCapabilities { get; set; }
+
+    /// <summary>Containers with <c>linuxParameters.devices</c>. Advertised as <c>ecs-worker.linux-parameters.devices</c>.</summary>
+    public bool AllowDevices { get; set; }
+
+    /// <summary>
+    /// Docker volumes (<c>dockerVolumeConfiguration</c>) with a driver other than <c>local</c> or with
+    /// <c>driverOpts</c> (the local driver's options can bind any host path). Advertised as
+    /// <c>ecs-worker.docker-volume-driver-options</c>; plain local volumes are always allowed.
+    /// </summary>
+    public bool AllowVolumeDriverOptions { get; set; }
+
+    /// <summary>
+    /// Containers with <c>dockerSecurityOptions</c> other than <c>no-new-privileges</c> (<c>label:</c>,
+    /// <c>apparmor:</c>, <c>seccomp=unconfined</c>, ...: the ECS agent's ECS_SELINUX_CAPABLE and
+    /// ECS_APPARMOR_CAPABLE). Advertised as <c>com.amazonaws.ecs.capability.selinux</c>,
+    /// <c>com.amazonaws.ecs.capability.apparmor</c> and <c>ecs-worker.docker-security-options</c>.
+    /// </summary>
+    public bool AllowSecurityOptions { get; set; }
 }

@@ -122,9 +122,12 @@ public class ControlPlaneFixture : IAsyncLifetime
     /// Starts a worker (the Docker-backed agent) for <paramref name="cluster"/> and waits until its
     /// container instance is registered and connected. Its containers are removed on dispose.
     /// </summary>
-    public async Task<WorkerProcess> StartWorkerAsync(string cluster, string? instanceId = null, int? memoryMiB = null, int? cpu = null, string? zone = null, TimeSpan clockOffset = default)
+    /// <param name="settings">More of the worker's settings (<c>Worker__AllowPrivileged</c>...), over the defaults.</param>
+    public async Task<WorkerProcess> StartWorkerAsync(
+        string cluster, string? instanceId = null, int? memoryMiB = null, int? cpu = null, string? zone = null,
+        IReadOnlyDictionary<string, string>? settings = null, TimeSpan clockOffset = default)
     {
-        var worker = CreateWorker(cluster, instanceId ?? Guid.NewGuid().ToString("N"), memoryMiB, cpu, zone, clockOffset);
+        var worker = CreateWorker(cluster, instanceId ?? Guid.NewGuid().ToString("N"), memoryMiB, cpu, zone, settings, clockOffset);
         await worker.StartAsync();
         var arn = $"arn:aws:ecs:{Region}:{AccountId}:container-instance/{cluster}/{worker.InstanceId}";
         var deadline = DateTime.UtcNow.AddSeconds(60);
@@ -145,7 +148,9 @@ public class ControlPlaneFixture : IAsyncLifetime
     /// (<see cref="StopWorkersAsync"/>). <paramref name="clockOffset"/> runs it with its wall clock
     /// that far off (libfaketime), as a host whose clock drifted.
     /// </summary>
-    public WorkerProcess CreateWorker(string cluster, string instanceId, int? memoryMiB = null, int? cpu = null, string? zone = null, TimeSpan clockOffset = default)
+    public WorkerProcess CreateWorker(
+        string cluster, string instanceId, int? memoryMiB = null, int? cpu = null, string? zone = null,
+        IReadOnlyDictionary<string, string>? settings = null, TimeSpan clockOffset = default)
     {
         var environment = new Dictionary<string, string>
         {
@@ -158,6 +163,7 @@ public class ControlPlaneFixture : IAsyncLifetime
             ["Worker__HeartbeatSeconds"] = "2",
             ["Worker__ContainerStopTimeoutSeconds"] = "2",
         };
+        foreach (var (name, value) in settings ?? new Dictionary<string, string>()) environment[name] = value;
         if (clockOffset != TimeSpan.Zero)
         {
             environment["LD_PRELOAD"] = FakeTimeLibrary();

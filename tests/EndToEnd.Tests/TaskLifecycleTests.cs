@@ -137,6 +137,39 @@ public sealed class TaskLifecycleTests(ControlPlaneFixture plane) : IAsyncLifeti
     }
 
     [Fact]
+    public async Task A_task_that_adds_capabilities_is_placed_only_on_a_worker_that_allows_it()
+    {
+        var cluster = await ClusterAsync("caps");
+        var strict = await plane.StartWorkerAsync(cluster);
+        var definition = await RegisterAsync("net-admin", """
+            [{"name":"main","image":"local/busybox:latest","memory":32,"command":["sleep","300"],
+              "linuxParameters":{"capabilities":{"add":["NET_ADMIN"]}}}]
+            """);
+        var described = (await plane.EcsAsync("describe-task-definition", "--task-definition", definition)).Json["taskDefinition"]!;
+        Assert.Contains(described["requiresAttributes"]!.AsArray(), a => a!["name"]!.GetValue<string>() == "ecs-worker.linux-parameters.capabilities-add");
+
+        // Only a default worker: nowhere to place it.
+        var refused = await RunAsync(cluster, definition);
+        Assert.Empty(refused["tasks"]!.AsArray());
+        var failure = Assert.Single(refused["failures"]!.AsArray())!;
+        Assert.Equal("ATTRIBUTE", failure["reason"]!.GetValue<string>());
+        Assert.EndsWith(strict.InstanceId, failure["arn"]!.GetValue<string>());
+
+        var allowing = await plane.StartWorkerAsync(cluster, settings: new Dictionary<string, string> { ["Worker__AllowAddedCapabilities"] = "true" });
+        var run = await RunAsync(cluster, definition, "--count", "2");
+        Assert.Empty(run["failures"]!.AsArray());
+        var tasks = run["tasks"]!.AsArray().Select(t => t!["taskArn"]!.GetValue<string>()).ToArray();
+        await WaitAsync("tasks-running", cluster, tasks);
+        foreach (var taskArn in tasks)
+        {
+            var task = await DescribeAsync(cluster, taskArn);
+            Assert.EndsWith(allowing.InstanceId, task["containerInstanceArn"]!.GetValue<string>());
+            var container = await InspectAsync(task["containers"]![0]!["runtimeId"]!.GetValue<string>());
+            Assert.Contains("NET_ADMIN", container["HostConfig"]!["CapAdd"]!.AsArray().Select(c => c!.GetValue<string>()));
+        }
+    }
+
+    [Fact]
     public async Task Depends_on_success_starts_the_app_only_after_init_succeeded()
     {
         var cluster = await ClusterAsync("depends");

@@ -75,7 +75,9 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
                 }
 
                 var reported = wanted.Attributes.Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
-                var kept = existing.Attributes.Where(a => !a.Name.StartsWith("ecs.", StringComparison.Ordinal) && !reported.Contains(a.Name));
+                // What the agent reported before and no longer does is gone (a worker restarted with
+                // Worker__AllowPrivileged off must lose privileged-container); custom attributes stay.
+                var kept = existing.Attributes.Where(a => !IsAgentOwned(a.Name) && !reported.Contains(a.Name));
                 var registered = existing with
                 {
                     Ec2InstanceId = wanted.Ec2InstanceId,
@@ -293,6 +295,12 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     /// <summary>A short jittered pause before retrying a lost race (real time: this is not business time).</summary>
     private static Task BackoffAsync(int attempt, CancellationToken cancellationToken)
         => Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(5, 10 + 15 * attempt)), cancellationToken);
+
+    /// <summary>Attributes only an agent reports: ECS's <c>ecs.*</c> and legacy <c>com.amazonaws.ecs.*</c>, and the worker's <c>ecs-worker.*</c>.</summary>
+    private static bool IsAgentOwned(string name)
+        => name.StartsWith("ecs.", StringComparison.Ordinal)
+           || name.StartsWith("com.amazonaws.ecs.", StringComparison.Ordinal)
+           || name.StartsWith("ecs-worker.", StringComparison.Ordinal);
 }
 
 /// <summary>

@@ -30,6 +30,11 @@ public sealed record PlacementRequest
     public bool DistinctInstance { get; init; }
     /// <summary>Constraints <c>memberOf</c>, already compiled from the cluster query language.</summary>
     public IReadOnlyList<Func<ContainerInstanceRecord, bool>> MemberOf { get; init; } = [];
+    /// <summary>
+    /// The task definition's <c>requiresAttributes</c>: an instance must have each by name, and
+    /// with the same value when one is given.
+    /// </summary>
+    public IReadOnlyList<InstanceAttribute> RequiredAttributes { get; init; } = [];
     public required DateTimeOffset Now { get; init; }
     public required TimeSpan AgentTimeout { get; init; }
     /// <summary>Source of randomness for the <c>random</c> strategy (injected so tests can replay it).</summary>
@@ -76,7 +81,7 @@ public static class Placement
         (string Reason, Func<ContainerInstanceRecord, bool> Passes)[] stages =
         [
             (ReasonAgent, i => i.IsAgentConnected(request.Now, request.AgentTimeout)),
-            (ReasonAttribute, i => request.MemberOf.All(m => m(i))),
+            (ReasonAttribute, i => HasAll(i, request.RequiredAttributes) && request.MemberOf.All(m => m(i))),
             (ReasonDistinctInstance, i => !request.DistinctInstance || request.GroupTasksPerInstance.GetValueOrDefault(i.Id) == 0),
             (ReasonCpu, i => i.RemainingCpu >= request.Need.Cpu),
             (ReasonMemory, i => i.RemainingMemory >= request.Need.Memory),
@@ -104,6 +109,10 @@ public static class Placement
         }
         return new PlacementDecision(candidates[0]);
     }
+
+    /// <summary>Whether the instance has every required attribute: the name, and the value when one is required (ECS's match).</summary>
+    public static bool HasAll(ContainerInstanceRecord instance, IReadOnlyList<InstanceAttribute> required)
+        => required.All(r => instance.Attributes.Any(a => a.Name == r.Name && (r.Value is null || a.Value == r.Value)));
 
     /// <summary>Whether the instance could take the task right now, ignoring strategies.</summary>
     public static bool Fits(ContainerInstanceRecord instance, TaskNeed need)

@@ -309,6 +309,10 @@ public static partial class TaskDefinitionDefaults
     /// <c>private-registry-authentication.secretsmanager</c>: repositoryCredentials;</item>
     /// <item><c>efs</c>/<c>efsAuth</c>: EFS volumes; <c>firelens.&lt;type&gt;</c>: firelensConfiguration.</item>
     /// </list>
+    /// Plus this system's <see cref="HostAccessAttributes"/> for what reaches into the host (host
+    /// network, PID and IPC modes, bind mounts, added capabilities, devices, volume driver options,
+    /// security options: <c>label</c> also requires ECS's <c>selinux</c>, <c>apparmor</c> its <c>apparmor</c>),
+    /// which a worker advertises only when its settings allow them.
     /// </summary>
     public static IReadOnlyList<string> RequiredAttributes(JsonObject definition)
     {
@@ -323,6 +327,9 @@ public static partial class TaskDefinitionDefaults
             names.Add(Current + "task-eni");
             names.Add(Legacy + "docker-remote-api.1.18");
         }
+        if (NetworkMode(definition) == "host") names.Add(HostAccessAttributes.HostNetwork);
+        if (definition.String("pidMode") == "host") names.Add(HostAccessAttributes.HostPidMode);
+        if (definition.String("ipcMode") == "host") names.Add(HostAccessAttributes.HostIpcMode);
 
         foreach (var item in definition["containerDefinitions"] as JsonArray ?? [])
         {
@@ -330,8 +337,16 @@ public static partial class TaskDefinitionDefaults
             if (container["dockerLabels"] is JsonObject { Count: > 0 } || container["ulimits"] is JsonArray { Count: > 0 })
                 names.Add(Legacy + "docker-remote-api.1.18");
             if (container["memoryReservation"] is not null) names.Add(Legacy + "docker-remote-api.1.21");
-            if (container.Bool("privileged") == true) names.Add(Legacy + "privileged-container");
+            if (container.Bool("privileged") == true) names.Add(HostAccessAttributes.Privileged);
             if (container["linuxParameters"]?["initProcessEnabled"]?.GetValue<bool>() == true) names.Add(Legacy + "docker-remote-api.1.25");
+            if (container["linuxParameters"]?["capabilities"]?["add"] is JsonArray { Count: > 0 }) names.Add(HostAccessAttributes.AddedCapabilities);
+            if (container["linuxParameters"]?["devices"] is JsonArray { Count: > 0 }) names.Add(HostAccessAttributes.Devices);
+            foreach (var option in (container["dockerSecurityOptions"] as JsonArray ?? []).Select(o => o!.GetValue<string>()).Where(HostAccessAttributes.LoosensConfinement))
+            {
+                names.Add(HostAccessAttributes.SecurityOptions);
+                if (option.StartsWith("label", StringComparison.Ordinal)) names.Add(HostAccessAttributes.SeLinux);
+                if (option.StartsWith("apparmor", StringComparison.Ordinal)) names.Add(HostAccessAttributes.AppArmor);
+            }
             if (container["dependsOn"] is JsonArray { Count: > 0 }) names.Add(Current + "container-ordering");
             if (container["environmentFiles"] is JsonArray { Count: > 0 }) names.Add(Current + "env-files.s3");
             if (container["repositoryCredentials"] is not null) names.Add(Legacy + "private-registry-authentication.secretsmanager");
@@ -368,7 +383,13 @@ public static partial class TaskDefinitionDefaults
         foreach (var item in definition["volumes"] as JsonArray ?? [])
         {
             var volume = (JsonObject)item!;
-            if (volume["dockerVolumeConfiguration"] is not null) names.Add(Legacy + "docker-remote-api.1.25");
+            if (volume["dockerVolumeConfiguration"] is JsonObject docker)
+            {
+                names.Add(Legacy + "docker-remote-api.1.25");
+                if ((docker.String("driver") ?? "local") != "local" || docker["driverOpts"] is JsonObject { Count: > 0 })
+                    names.Add(HostAccessAttributes.VolumeDriverOptions);
+            }
+            if (volume["host"]?["sourcePath"]?.GetValue<string>() is { Length: > 0 }) names.Add(HostAccessAttributes.HostPathMounts);
             if (volume["efsVolumeConfiguration"] is JsonObject efs)
             {
                 names.Add(Current + "efs");

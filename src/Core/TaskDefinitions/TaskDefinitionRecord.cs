@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Azure;
+using Serverless.Core.ContainerInstances;
 using Serverless.Core.Tags;
 
 namespace Serverless.Core.TaskDefinitions;
@@ -25,6 +26,12 @@ public sealed record TaskDefinitionRecord(
     /// <summary>The container definitions, as described (defaults filled in).</summary>
     public IEnumerable<JsonObject> ContainerDefinitions
         => (TaskDefinition["containerDefinitions"] as JsonArray ?? []).Select(c => (JsonObject)c!);
+
+    /// <summary>The <c>requiresAttributes</c> placement must satisfy (name, and value when given).</summary>
+    public IReadOnlyList<InstanceAttribute> RequiresAttributes
+        => (TaskDefinition["requiresAttributes"] as JsonArray ?? [])
+            .Select(a => new InstanceAttribute(a!["name"]!.GetValue<string>(), a["value"]?.GetValue<string>()))
+            .ToList();
 }
 
 /// <summary>A revision's place in the table: family and revision number.</summary>

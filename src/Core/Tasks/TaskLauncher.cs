@@ -129,6 +129,7 @@ public sealed class TaskLauncher(
                 Strategies = request.OnInstances is null ? request.Strategies : [],
                 DistinctInstance = request.DistinctInstance,
                 MemberOf = request.MemberOf,
+                RequiredAttributes = request.Definition.RequiresAttributes,
                 Now = time.GetUtcNow(),
                 AgentTimeout = agentTimeout,
             });

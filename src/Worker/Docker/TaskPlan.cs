@@ -5,9 +5,12 @@ namespace Serverless.Worker.Docker;
 /// <summary>The task a plan is made for: who runs it and where its labels point.</summary>
 public sealed record TaskContext(string Cluster, string TaskArn, string InstanceId, string? StartedBy = null, string? Group = null);
 
-/// <summary>Defaults the task definition may leave out, from <see cref="WorkerOptions"/>.</summary>
+/// <summary>Defaults the task definition may leave out, and what the worker permits, from <see cref="WorkerOptions"/>.</summary>
 public sealed record PlanDefaults(TimeSpan StopTimeout, TimeSpan StartTimeout)
 {
+    /// <summary>What the task may do to the host; nothing by default.</summary>
+    public TaskPermissions Permissions { get; init; } = TaskPermissions.None;
+
     /// <summary>The ECS agent's defaults: 30 s to stop, 3 minutes to wait for dependencies.</summary>
     public static readonly PlanDefaults Agent = new(TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(3));
 }

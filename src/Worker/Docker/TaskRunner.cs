@@ -231,7 +231,10 @@ public sealed partial class TaskRunner : IDisposable
     }
 
     private PlanDefaults Defaults() => new(
-        TimeSpan.FromSeconds(_options.ContainerStopTimeoutSeconds), TimeSpan.FromSeconds(_options.ContainerStartTimeoutSeconds));
+        TimeSpan.FromSeconds(_options.ContainerStopTimeoutSeconds), TimeSpan.FromSeconds(_options.ContainerStartTimeoutSeconds))
+    {
+        Permissions = TaskPermissions.From(_options),
+    };
 
     /// <summary>The agent's random hex that makes Docker names unique.</summary>
     private static string NewSuffix() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(10));

@@ -29,7 +29,7 @@ public static class TaskTranslation
         var definitions = (taskDefinition["containerDefinitions"] as JsonArray ?? []).Select(c => (JsonObject)c!).ToList();
 
         // A refused task is still translated, so its report names its containers.
-        var refusal = Refusal(taskDefinition, definitions, networkMode);
+        var refusal = Refusal(taskDefinition, definitions, networkMode) ?? defaults.Permissions.Refusal(taskDefinition);
 
         var volumes = new List<VolumePlan>();
         var sources = new Dictionary<string, string>(StringComparer.Ordinal); // ECS volume name → bind source

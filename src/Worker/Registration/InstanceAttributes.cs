@@ -1,5 +1,7 @@
 using System.Globalization;
 using Serverless.Core.ContainerInstances;
+using Serverless.Core.TaskDefinitions;
+using Serverless.Worker.Docker;
 
 namespace Serverless.Worker.Registration;
 
@@ -9,7 +11,8 @@ namespace Serverless.Worker.Registration;
 /// <c>ecs.instance-type</c> and <c>ecs.availability-zone</c>), the capabilities it really has,
 /// and the operator's custom attributes. Placement matches a task definition's
 /// <c>requiresAttributes</c> against these, so nothing is advertised that the worker cannot do:
-/// no task IAM roles, no ECR auth, no secrets, no awsvpc.
+/// no task IAM roles, no ECR auth, no secrets, no awsvpc, and what reaches into the host
+/// (privileged containers, host namespaces, bind mounts, ...) only when the settings allow it.
 /// </summary>
 public static class InstanceAttributes
 {
@@ -34,7 +37,6 @@ public static class InstanceAttributes
         if (options.InstanceType is { Length: > 0 } instanceType) attributes.Add(new("ecs.instance-type", instanceType));
         if (options.AvailabilityZone is { Length: > 0 } zone) attributes.Add(new("ecs.availability-zone", zone));
 
-        attributes.Add(new(Legacy + "privileged-container", null));
         foreach (var version in ApiVersions(dockerMinApiVersion, dockerApiVersion))
             attributes.Add(new(Legacy + "docker-remote-api." + version, null));
         foreach (var driver in LoggingDrivers)
@@ -42,6 +44,7 @@ public static class InstanceAttributes
         attributes.Add(new(Current + "container-health-check", null));
         attributes.Add(new(Current + "container-ordering", null));
         attributes.Add(new(Current + "docker-plugin.local", null));
+        foreach (var name in HostAccess(options)) attributes.Add(new(name, null));
 
         foreach (var custom in ParseCustom(options.Attributes))
         {
@@ -49,6 +52,25 @@ public static class InstanceAttributes
             attributes.Add(custom);
         }
         return attributes;
+    }
+
+    /// <summary>The <see cref="HostAccessAttributes"/> this worker's settings allow (the ECS agent drops privileged-container under ECS_DISABLE_PRIVILEGED).</summary>
+    public static IEnumerable<string> HostAccess(WorkerOptions options)
+    {
+        if (options.AllowPrivileged) yield return HostAccessAttributes.Privileged;
+        if (options.AllowHostNetwork) yield return HostAccessAttributes.HostNetwork;
+        if (options.AllowHostPidMode) yield return HostAccessAttributes.HostPidMode;
+        if (options.AllowHostIpcMode) yield return HostAccessAttributes.HostIpcMode;
+        if (TaskPermissions.From(options).AllowedHostPaths.Count > 0) yield return HostAccessAttributes.HostPathMounts;
+        if (options.AllowAddedCapabilities) yield return HostAccessAttributes.AddedCapabilities;
+        if (options.AllowDevices) yield return HostAccessAttributes.Devices;
+        if (options.AllowVolumeDriverOptions) yield return HostAccessAttributes.VolumeDriverOptions;
+        if (options.AllowSecurityOptions)
+        {
+            yield return HostAccessAttributes.SeLinux;
+            yield return HostAccessAttributes.AppArmor;
+            yield return HostAccessAttributes.SecurityOptions;
+        }
     }
 
     /// <summary>

@@ -1,5 +1,7 @@
+using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
+using Azure;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Storage;
 using Serverless.Core.Tasks;
@@ -21,12 +23,23 @@ public sealed class TaskStateReporter(StorageClients storage, QueueWake wake, Wo
 {
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(30);
 
-    /// <summary>Reports per message at most, and their JSON's length: well inside a queue message once base64-encoded.</summary>
+    /// <summary>Reports per message at most, and the UTF-8 bytes of their JSON: well inside a 64 KiB queue message.</summary>
     private const int MaxBatch = 32;
-    private const int MaxBatchChars = 32 * 1024;
+    private const int MaxBatchBytes = 32 * 1024;
+
+    /// <summary>
+    /// The UTF-8 bytes one report may take. A queue message holds 64 KiB; a report over this is
+    /// trimmed (<see cref="Fit"/>), never refused, so one oversized report cannot stall the sender.
+    /// </summary>
+    public const int MaxReportBytes = 48 * 1024;
+
+    /// <summary>Reasons are cut to this when a report must shrink (ECS's own reasons are far shorter).</summary>
+    private const int MaxReasonChars = 1024;
 
     private sealed record Outgoing(TaskStateChange Change, string Json, bool Transitional)
     {
+        public int Bytes { get; } = Encoding.UTF8.GetByteCount(Json);
+
         public TaskCompletionSource Sent { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
@@ -103,7 +116,14 @@ public sealed class TaskStateReporter(StorageClients storage, QueueWake wake, Wo
     public Task SendAsync(TaskStateChange change, bool transitional, CancellationToken cancellationToken)
     {
         if (Interlocked.Exchange(ref _senderStarted, 1) == 0) _ = Task.Run(SendLoopAsync, CancellationToken.None);
-        var outgoing = new Outgoing(change, TaskMessages.Serialize(change), transitional);
+        var (fitted, json) = Fit(change);
+        if (!ReferenceEquals(fitted, change))
+        {
+            logger.LogWarning("The {LastStatus} report of {TaskArn} is over {MaxBytes} bytes; sending it trimmed ({Bindings} of {AllBindings} network bindings)",
+                change.LastStatus, change.TaskArn, MaxReportBytes,
+                fitted.Containers.Sum(c => c.NetworkBindings.Count), change.Containers.Sum(c => c.NetworkBindings.Count));
+        }
+        var outgoing = new Outgoing(fitted, json, transitional);
         _outbox.Writer.TryWrite(outgoing);
         return outgoing.Sent.Task.WaitAsync(cancellationToken);
     }
@@ -131,21 +151,21 @@ public sealed class TaskStateReporter(StorageClients storage, QueueWake wake, Wo
     private async Task<List<Outgoing>> NextBatchAsync(TimeSpan linger)
     {
         var batch = new List<Outgoing>();
-        var chars = 0;
-        if (_carried is { } carried) { batch.Add(carried); chars = carried.Json.Length; _carried = null; }
+        var bytes = 0;
+        if (_carried is { } carried) { batch.Add(carried); bytes = carried.Bytes; _carried = null; }
         else
         {
             var first = await _outbox.Reader.ReadAsync();
             batch.Add(first);
-            chars = first.Json.Length;
+            bytes = first.Bytes;
         }
         bool Take()
         {
             while (batch.Count < MaxBatch && _outbox.Reader.TryRead(out var next))
             {
-                if (chars + next.Json.Length > MaxBatchChars) { _carried = next; return false; }
+                if (bytes + next.Bytes > MaxBatchBytes) { _carried = next; return false; }
                 batch.Add(next);
-                chars += next.Json.Length;
+                bytes += next.Bytes;
             }
             return batch.Count < MaxBatch;
         }
@@ -181,6 +201,19 @@ public sealed class TaskStateReporter(StorageClients storage, QueueWake wake, Wo
                 wake.Send(ReportWake, TaskMessages.TaskEventsQueue);
                 return;
             }
+            catch (RequestFailedException e) when (e.Status is 400 or 413)
+            {
+                // Refused for good (retrying the same body would stall every later report): a batch
+                // goes again one report per message; a lone report the queue will not take fails alone.
+                if (batch.Count > 1)
+                {
+                    foreach (var single in batch) await SendBatchAsync([single]);
+                    return;
+                }
+                logger.LogError(e, "The queue refused the {LastStatus} report of {TaskArn} ({Bytes} bytes); it is dropped", batch[0].Change.LastStatus, batch[0].Change.TaskArn, batch[0].Bytes);
+                batch[0].Sent.TrySetException(e);
+                return;
+            }
             catch (Exception e)
             {
                 logger.LogWarning(e, "Could not queue {Count} task report(s), the first {LastStatus} of {TaskArn} (attempt {Attempt}); retrying in {Delay}",
@@ -189,6 +222,58 @@ public sealed class TaskStateReporter(StorageClients storage, QueueWake wake, Wo
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxRetryDelay.Ticks));
             }
         }
+    }
+
+    /// <summary>
+    /// The report and its JSON, within <see cref="MaxReportBytes"/>. What must reach the control
+    /// plane stays whole: the status, stop code, timestamps, every container's status and exit code.
+    /// What may be cut is cut in this order until it fits: long reasons (shortened), network bindings
+    /// (each container keeps the first ones, as many as fit: a host-mode port range binds thousands),
+    /// then everything but each container's name, runtime id, status and exit code.
+    /// </summary>
+    public static (TaskStateChange Change, string Json) Fit(TaskStateChange change)
+    {
+        var json = TaskMessages.Serialize(change);
+        if (Fits(json)) return (change, json);
+
+        var shortened = change with
+        {
+            StoppedReason = Shorten(change.StoppedReason),
+            Containers = change.Containers.Select(c => c with { Reason = Shorten(c.Reason) }).ToList(),
+        };
+        json = TaskMessages.Serialize(shortened);
+        if (Fits(json)) return (shortened, json);
+
+        // The most bindings per container that fit, by bisection (0 always leaves the smallest form).
+        int low = 0, high = shortened.Containers.Select(c => c.NetworkBindings.Count).DefaultIfEmpty(0).Max();
+        while (low < high)
+        {
+            var middle = (low + high + 1) / 2;
+            if (Fits(TaskMessages.Serialize(KeepBindings(shortened, middle)))) low = middle;
+            else high = middle - 1;
+        }
+        var capped = KeepBindings(shortened, low);
+        json = TaskMessages.Serialize(capped);
+        if (Fits(json)) return (capped, json);
+
+        var bare = capped with
+        {
+            StoppedReason = Shorten(capped.StoppedReason, 255),
+            Containers = capped.Containers.Select(c => new ContainerStateChange
+            {
+                Name = c.Name, RuntimeId = c.RuntimeId, LastStatus = c.LastStatus, ExitCode = c.ExitCode, Reason = Shorten(c.Reason, 255),
+            }).ToList(),
+        };
+        return (bare, TaskMessages.Serialize(bare));
+
+        static bool Fits(string text) => Encoding.UTF8.GetByteCount(text) <= MaxReportBytes;
+
+        static TaskStateChange KeepBindings(TaskStateChange report, int count) => report with
+        {
+            Containers = report.Containers.Select(c => c.NetworkBindings.Count <= count ? c : c with { NetworkBindings = c.NetworkBindings.Take(count).ToList() }).ToList(),
+        };
+
+        static string? Shorten(string? text, int max = MaxReasonChars) => text is { } t && t.Length > max ? t[..(max - 1)] + "…" : text;
     }
 
     /// <summary>What a report says, without when it was observed: equal fingerprints mean nothing changed.</summary>

@@ -85,6 +85,22 @@ public sealed class ContainerInstanceStoreTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task Re_registration_drops_capabilities_the_agent_no_longer_reports()
+    {
+        var store = _tables.NewStore();
+        var first = await store.RegisterAsync(Host() with
+        {
+            Attributes = [new("com.amazonaws.ecs.capability.privileged-container", null), new("ecs-worker.network-mode.host", null), new("ecs.os-type", "linux")],
+        }, _token);
+        await store.UpdateAsync("default", first.Id, i => i with { Attributes = [.. i.Attributes, new InstanceAttribute("stack", "prod")] }, _token);
+
+        // Restarted with the settings off: it reports neither any more.
+        var again = await store.RegisterAsync(Host(id: first.Id) with { Attributes = [new("ecs.os-type", "linux")] }, _token);
+
+        Assert.Equal([new InstanceAttribute("ecs.os-type", "linux"), new InstanceAttribute("stack", "prod")], again.Attributes);
+    }
+
+    [Fact]
     public async Task Re_registration_with_tags_replaces_the_tags()
     {
         var store = _tables.NewStore();

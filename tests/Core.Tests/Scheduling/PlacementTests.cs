@@ -26,7 +26,8 @@ public class PlacementTests
 
     private static PlacementDecision Choose(TaskNeed need, IReadOnlyList<ContainerInstanceRecord> hosts,
         IReadOnlyList<PlacementStrategy>? strategies = null, Dictionary<string, int>? group = null, bool distinct = false,
-        IReadOnlyList<Func<ContainerInstanceRecord, bool>>? memberOf = null, Func<int, int>? random = null)
+        IReadOnlyList<Func<ContainerInstanceRecord, bool>>? memberOf = null, Func<int, int>? random = null,
+        IReadOnlyList<InstanceAttribute>? required = null)
         => Placement.Choose(new PlacementRequest
         {
             Need = need,
@@ -35,6 +36,7 @@ public class PlacementTests
             GroupTasksPerInstance = group ?? new(),
             DistinctInstance = distinct,
             MemberOf = memberOf ?? [],
+            RequiredAttributes = required ?? [],
             Now = Now,
             AgentTimeout = TimeSpan.FromSeconds(60),
             Random = random ?? (_ => 0),
@@ -162,5 +164,51 @@ public class PlacementTests
         Assert.False(Placement.Fits(host, Need(513, 1)));
         Assert.False(Placement.Fits(host, Need(1, 513)));
         Assert.False(Placement.Fits(host, Need(1, 1, tcp: [80])));
+    }
+
+    private static ContainerInstanceRecord WithAttributes(ContainerInstanceRecord host, params InstanceAttribute[] attributes)
+        => host with { Attributes = attributes };
+
+    private static InstanceAttribute A(string name, string? value) => new(name, value);
+
+    [Fact]
+    public void Required_attributes_send_the_task_only_to_instances_that_have_them_all()
+    {
+        var plain = WithAttributes(Host("a"), A("ecs.os-type", "linux"));
+        var privileged = WithAttributes(Host("b"), A("ecs.os-type", "linux"), A("com.amazonaws.ecs.capability.privileged-container", null));
+        var both = WithAttributes(Host("c"), A("com.amazonaws.ecs.capability.privileged-container", null), A("ecs-worker.network-mode.host", null));
+        IReadOnlyList<InstanceAttribute> required = [new("com.amazonaws.ecs.capability.privileged-container", null), new("ecs-worker.network-mode.host", null)];
+
+        Assert.Same(both, Choose(Need(), [plain, privileged, both], required: required).Instance);
+        Assert.Same(privileged, Choose(Need(), [plain, privileged], required: [required[0]]).Instance);
+    }
+
+    [Fact]
+    public void No_instance_with_a_required_attribute_fails_placement_with_ATTRIBUTE()
+    {
+        var plain = WithAttributes(Host("a"), A("ecs.os-type", "linux"));
+        var decision = Choose(Need(), [plain], required: [new("com.amazonaws.ecs.capability.privileged-container", null)]);
+        Assert.False(decision.Placed);
+        Assert.Equal(Placement.ReasonAttribute, decision.Reason);
+    }
+
+    [Fact]
+    public void A_required_value_must_match_and_a_required_name_alone_matches_any_value()
+    {
+        var linux = WithAttributes(Host("a"), A("ecs.os-type", "linux"));
+        var windows = WithAttributes(Host("b"), A("ecs.os-type", "windows"));
+
+        Assert.Same(windows, Choose(Need(), [linux, windows], required: [new("ecs.os-type", "windows")]).Instance);
+        Assert.Same(linux, Choose(Need(), [linux, windows], required: [new("ecs.os-type", null)]).Instance);
+        Assert.Equal(Placement.ReasonAttribute, Choose(Need(), [linux], required: [new("ecs.os-type", "windows")]).Reason);
+        Assert.Equal(Placement.ReasonAttribute, Choose(Need(), [linux], required: [new("ecs.os-type", "")]).Reason);
+    }
+
+    [Fact]
+    public void Required_attributes_are_judged_before_resources()
+    {
+        // The attribute stage comes first, as ECS names the first filter an instance fails.
+        var small = WithAttributes(Host("a", memory: 128));
+        Assert.Equal(Placement.ReasonAttribute, Choose(Need(memory: 256), [small], required: [new("x", null)]).Reason);
     }
 }

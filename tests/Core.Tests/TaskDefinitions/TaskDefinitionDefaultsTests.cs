@@ -164,6 +164,9 @@ public class TaskDefinitionDefaultsTests
             "com.amazonaws.ecs.capability.docker-remote-api.1.25",
             "com.amazonaws.ecs.capability.logging-driver.json-file",
             "com.amazonaws.ecs.capability.task-iam-role",
+            // This system's own: the realistic definition bind-mounts a host path and adds a capability.
+            "ecs-worker.host-path-mounts",
+            "ecs-worker.linux-parameters.capabilities-add",
             "ecs.capability.container-health-check",
             "ecs.capability.container-ordering",
             "ecs.capability.secrets.asm.environment-variables",
@@ -189,6 +192,56 @@ public class TaskDefinitionDefaultsTests
             "ecs.capability.execution-role-ecr-pull",
             "ecs.capability.task-eni",
         ], Names(Resolve(request)["requiresAttributes"]));
+    }
+
+    [Fact]
+    public void What_reaches_into_the_host_requires_the_attributes_a_worker_advertises_only_when_allowed()
+    {
+        var request = Register("""
+            {"family":"web","networkMode":"host","pidMode":"host","ipcMode":"host",
+             "volumes":[{"name":"logs","host":{"sourcePath":"/var/log"}},
+                        {"name":"etc","dockerVolumeConfiguration":{"scope":"task","driver":"local","driverOpts":{"type":"none","o":"bind","device":"/etc"}}}],
+             "containerDefinitions":[{"name":"a","image":"i","memory":64,"privileged":true,
+               "linuxParameters":{"capabilities":{"add":["SYS_ADMIN"]},"devices":[{"hostPath":"/dev/sda"}]}}]}
+            """);
+        Assert.Equal(
+        [
+            "com.amazonaws.ecs.capability.docker-remote-api.1.25",
+            "com.amazonaws.ecs.capability.privileged-container",
+            "ecs-worker.docker-volume-driver-options",
+            "ecs-worker.host-path-mounts",
+            "ecs-worker.ipc-mode.host",
+            "ecs-worker.linux-parameters.capabilities-add",
+            "ecs-worker.linux-parameters.devices",
+            "ecs-worker.network-mode.host",
+            "ecs-worker.pid-mode.host",
+        ], Names(Resolve(request)["requiresAttributes"]));
+    }
+
+    [Fact]
+    public void Security_options_require_ECS_selinux_and_apparmor_capabilities_and_no_new_privileges_nothing()
+    {
+        var request = Register("""
+            {"family":"web","containerDefinitions":[
+              {"name":"a","image":"i","memory":64,"dockerSecurityOptions":["no-new-privileges","label:type:svirt_apache_t","apparmor:unconfined"]},
+              {"name":"b","image":"i","memory":64,"dockerSecurityOptions":["no-new-privileges"]}]}
+            """);
+        Assert.Equal(
+        [
+            "com.amazonaws.ecs.capability.apparmor",
+            "com.amazonaws.ecs.capability.selinux",
+            "ecs-worker.docker-security-options",
+        ], Names(Resolve(request)["requiresAttributes"]));
+    }
+
+    [Fact]
+    public void Scratch_volumes_plain_local_docker_volumes_and_dropped_capabilities_require_nothing_of_the_host()
+    {
+        var request = Register("""
+            {"family":"web","volumes":[{"name":"scratch"},{"name":"data","dockerVolumeConfiguration":{"scope":"task","driver":"local"}}],
+             "containerDefinitions":[{"name":"a","image":"i","memory":64,"linuxParameters":{"capabilities":{"drop":["MKNOD"]}}}]}
+            """);
+        Assert.Equal(["com.amazonaws.ecs.capability.docker-remote-api.1.25"], Names(Resolve(request)["requiresAttributes"]));
     }
 
     [Fact]

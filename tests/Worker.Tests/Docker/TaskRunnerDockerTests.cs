@@ -199,6 +199,80 @@ public sealed class TaskRunnerDockerTests(WorkerFixture fixture, ITestOutputHelp
         Assert.Empty(await _worker.ContainersAsync(start.TaskArn));
     }
 
+    private const string PrivilegedDefinition = """
+        {"family": "privileged", "containerDefinitions": [{"name": "app", "image": "local/busybox:latest", "memory": 32,
+          "command": ["sleep", "300"], "stopTimeout": 1, "privileged": true}]}
+        """;
+
+    [Fact]
+    public async Task A_privileged_task_on_a_default_worker_stops_with_a_reason_naming_the_setting()
+    {
+        var definition = await _worker.RegisterAsync(PrivilegedDefinition);
+        var start = _worker.StartCommand(definition);
+
+        await _worker.Runner.StartAsync(start, redelivered: false, Token);
+        var stopped = await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", Token);
+
+        Assert.Equal("TaskFailedToStart", stopped.StopCode);
+        Assert.Equal("CannotCreateContainerError: privileged containers are disabled on this worker (Worker__AllowPrivileged=false)", stopped.StoppedReason);
+        Assert.Equal(stopped.StoppedReason, Assert.Single(stopped.Containers).Reason);
+        Assert.Empty(await _worker.ContainersAsync(start.TaskArn));
+    }
+
+    [Fact]
+    public async Task A_privileged_task_runs_privileged_on_a_worker_that_allows_it()
+    {
+        await using var allowing = await WorkerHarness.StartAsync(fixture, output, configure: o =>
+        {
+            o.AllowPrivileged = true;
+            o.TaskCleanupWaitSeconds = 300; // keep the container to look at, should the engine refuse it
+        });
+        var definition = await allowing.RegisterAsync(PrivilegedDefinition);
+        var start = allowing.StartCommand(definition);
+
+        await allowing.Runner.StartAsync(start, redelivered: false, allowing.Stopping);
+        var reported = await Events.WaitForAsync(start.TaskArn, r => r.LastStatus is "RUNNING" or "STOPPED", allowing.Stopping);
+
+        // The worker created it privileged: it was not refused.
+        var app = Assert.Single(reported.Containers);
+        Assert.True((await allowing.InspectAsync(app.RuntimeId!)).HostConfig.Privileged);
+        if (reported.LastStatus == "STOPPED")
+        {
+            // An engine that itself runs in a container without every capability (as on these
+            // test machines) cannot start any privileged container: then the task fails exactly
+            // as a raw `docker run --privileged` does, with the engine's words, not the worker's.
+            Assert.False(await EngineRunsPrivilegedAsync(), $"The engine runs privileged containers, yet the task stopped: {reported.StoppedReason}");
+            Assert.Equal("TaskFailedToStart", reported.StopCode);
+            Assert.StartsWith("CannotStartContainerError: Error response from daemon: ", reported.StoppedReason);
+            Assert.DoesNotContain("Worker__", reported.StoppedReason);
+            return;
+        }
+        await allowing.Runner.StopAsync(WorkerHarness.StopCommand(start.TaskArn), allowing.Stopping);
+        await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", allowing.Stopping);
+    }
+
+    /// <summary>Whether this engine can start a privileged container at all (a raw create and start, no worker).</summary>
+    private async Task<bool> EngineRunsPrivilegedAsync()
+    {
+        var created = await _worker.Docker.Containers.CreateContainerAsync(new CreateContainerParameters
+        {
+            Image = "local/busybox:latest", Cmd = ["true"], HostConfig = new HostConfig { Privileged = true },
+        }, Token);
+        try
+        {
+            await _worker.Docker.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), Token);
+            return true;
+        }
+        catch (global::Docker.DotNet.DockerApiException)
+        {
+            return false;
+        }
+        finally
+        {
+            await _worker.Docker.Containers.RemoveContainerAsync(created.ID, new ContainerRemoveParameters { Force = true }, Token);
+        }
+    }
+
     [Fact]
     public async Task An_init_container_that_succeeds_runs_to_completion_before_the_app_starts()
     {
@@ -444,20 +518,22 @@ public sealed class TaskRunnerDockerTests(WorkerFixture fixture, ITestOutputHelp
     [Fact]
     public async Task In_host_mode_the_container_ports_are_the_hosts()
     {
-        var definition = await _worker.RegisterAsync("""
+        // Host networking is refused by default; this worker's settings allow it.
+        await using var worker = await WorkerHarness.StartAsync(fixture, output, configure: o => o.AllowHostNetwork = true);
+        var definition = await worker.RegisterAsync("""
             {"family": "host-mode", "networkMode": "host", "containerDefinitions": [{"name": "app", "image": "local/busybox:latest", "memory": 32,
               "command": ["sleep", "300"], "stopTimeout": 1, "portMappings": [{"containerPort": 18080}]}]}
             """);
-        var start = _worker.StartCommand(definition);
+        var start = worker.StartCommand(definition);
 
-        await _worker.Runner.StartAsync(start, redelivered: false, Token);
-        var running = await Events.WaitForStatusAsync(start.TaskArn, "RUNNING", Token);
+        await worker.Runner.StartAsync(start, redelivered: false, worker.Stopping);
+        var running = await Events.WaitForStatusAsync(start.TaskArn, "RUNNING", worker.Stopping);
 
         var app = Assert.Single(running.Containers);
         Assert.Equal(new NetworkBinding("0.0.0.0", 18080, 18080, "tcp"), Assert.Single(app.NetworkBindings));
-        Assert.Equal("host", (await _worker.InspectAsync(app.RuntimeId!)).HostConfig.NetworkMode);
-        await _worker.Runner.StopAsync(WorkerHarness.StopCommand(start.TaskArn), Token);
-        await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", Token);
+        Assert.Equal("host", (await worker.InspectAsync(app.RuntimeId!)).HostConfig.NetworkMode);
+        await worker.Runner.StopAsync(WorkerHarness.StopCommand(start.TaskArn), worker.Stopping);
+        await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", worker.Stopping);
     }
 
     [Fact]

@@ -26,6 +26,40 @@ public sealed class InstanceAttributesTests
     }
 
     [Fact]
+    public void A_default_worker_advertises_nothing_that_reaches_into_the_host()
+    {
+        var names = InstanceAttributes.Build(new WorkerOptions(), "x86_64", "1.12", "1.41").Select(a => a.Name).ToList();
+        Assert.DoesNotContain("com.amazonaws.ecs.capability.privileged-container", names);
+        Assert.DoesNotContain("com.amazonaws.ecs.capability.selinux", names);
+        Assert.DoesNotContain("com.amazonaws.ecs.capability.apparmor", names);
+        Assert.DoesNotContain(names, n => n.StartsWith("ecs-worker.", StringComparison.Ordinal));
+        // Plain local Docker volumes are always allowed.
+        Assert.Contains("ecs.capability.docker-plugin.local", names);
+    }
+
+    [Fact]
+    public void Each_allowed_host_feature_is_advertised_under_the_name_task_definitions_require()
+    {
+        var options = new WorkerOptions
+        {
+            AllowPrivileged = true, AllowHostNetwork = true, AllowHostPidMode = true, AllowHostIpcMode = true, AllowedHostPaths = "/data",
+            AllowAddedCapabilities = true, AllowDevices = true, AllowVolumeDriverOptions = true, AllowSecurityOptions = true,
+        };
+        var names = InstanceAttributes.Build(options, "x86_64", "1.12", "1.41").Select(a => a.Name).ToList();
+        Assert.Contains("com.amazonaws.ecs.capability.privileged-container", names);
+        Assert.Contains("ecs-worker.network-mode.host", names);
+        Assert.Contains("ecs-worker.pid-mode.host", names);
+        Assert.Contains("ecs-worker.ipc-mode.host", names);
+        Assert.Contains("ecs-worker.host-path-mounts", names);
+        Assert.Contains("ecs-worker.linux-parameters.capabilities-add", names);
+        Assert.Contains("ecs-worker.linux-parameters.devices", names);
+        Assert.Contains("ecs-worker.docker-volume-driver-options", names);
+        Assert.Contains("com.amazonaws.ecs.capability.selinux", names);
+        Assert.Contains("com.amazonaws.ecs.capability.apparmor", names);
+        Assert.Contains("ecs-worker.docker-security-options", names);
+    }
+
+    [Fact]
     public void Optional_platform_attributes_are_left_out_when_unset()
     {
         var names = InstanceAttributes.Build(new WorkerOptions(), "arm64", "1.12", "1.41").Select(a => a.Name).ToList();

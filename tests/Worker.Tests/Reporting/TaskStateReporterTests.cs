@@ -78,4 +78,69 @@ public sealed class TaskStateReporterTests : IAsyncLifetime
         await _reporter.SendAsync(Report(2, "STOPPED"), transitional: false, _token);
         Assert.Equal([1, 1], await MessagesAsync());
     }
+
+    /// <summary>A host-mode task with a container port range of <paramref name="ports"/> ports: one binding each.</summary>
+    private static TaskStateChange WithBindings(TaskStateChange report, int ports) => report with
+    {
+        Containers =
+        [
+            new ContainerStateChange
+            {
+                Name = "app", LastStatus = report.LastStatus, RuntimeId = new string('f', 64),
+                NetworkBindings = Enumerable.Range(10000, ports).Select(p => new NetworkBinding("0.0.0.0", p, p, "tcp")).ToList(),
+            },
+            new ContainerStateChange { Name = "sidecar", LastStatus = report.LastStatus, ExitCode = report.LastStatus == "STOPPED" ? 0 : null },
+        ],
+    };
+
+    [Fact]
+    public async Task An_oversized_report_is_trimmed_to_fit_a_queue_message_and_later_reports_still_leave()
+    {
+        var huge = WithBindings(Report(1, "RUNNING"), 5000);
+        Assert.True(System.Text.Encoding.UTF8.GetByteCount(TaskMessages.Serialize(huge)) > 64 * 1024);
+
+        await _reporter.SendAsync(huge, transitional: false, _token).WaitAsync(TimeSpan.FromSeconds(20), _token);
+        await _reporter.SendAsync(Report(2, "RUNNING"), transitional: false, _token).WaitAsync(TimeSpan.FromSeconds(20), _token);
+
+        var running = Assert.Single(await _events.ReportsAsync(huge.TaskArn, _token));
+        Assert.Equal("RUNNING", running.LastStatus);
+        Assert.Equal(["app", "sidecar"], running.Containers.Select(c => c.Name));
+        // As many bindings as fit, in order; the rest are left out of the report, not the state.
+        var kept = running.Containers[0].NetworkBindings;
+        Assert.InRange(kept.Count, 1, 4999);
+        Assert.Equal(huge.Containers[0].NetworkBindings.Take(kept.Count), kept);
+        Assert.Equal("RUNNING", Assert.Single(await _events.ReportsAsync(Report(2, "").TaskArn, _token)).LastStatus);
+    }
+
+    [Fact]
+    public async Task An_oversized_stopped_report_keeps_its_transition_stop_code_and_exit_codes()
+    {
+        var huge = WithBindings(Report(1, "STOPPED"), 20000) with
+        {
+            StopCode = "EssentialContainerExited",
+            StoppedReason = "Essential container in task exited " + new string('x', 100 * 1024),
+        };
+        var sent = _reporter.SendAsync(huge, transitional: false, _token);
+        var batched = _reporter.SendAsync(Report(2, "STOPPED"), transitional: false, _token);
+        await Task.WhenAll(sent, batched).WaitAsync(TimeSpan.FromSeconds(20), _token);
+
+        var stopped = Assert.Single(await _events.ReportsAsync(huge.TaskArn, _token));
+        Assert.Equal(("STOPPED", "EssentialContainerExited"), (stopped.LastStatus, stopped.StopCode));
+        Assert.StartsWith("Essential container in task exited xxx", stopped.StoppedReason);
+        Assert.Equal(0, stopped.Containers.Single(c => c.Name == "sidecar").ExitCode);
+        Assert.Equal("STOPPED", Assert.Single(await _events.ReportsAsync(Report(2, "").TaskArn, _token)).LastStatus);
+    }
+
+    [Fact]
+    public async Task A_report_the_queue_refuses_for_good_fails_alone_and_the_sender_goes_on()
+    {
+        // Nothing in it can be trimmed: its identity alone is over a queue message.
+        var unsendable = Report(1, "RUNNING") with { Cluster = new string('c', 70 * 1024) };
+        var refused = _reporter.SendAsync(unsendable, transitional: false, _token);
+        var next = _reporter.SendAsync(Report(2, "RUNNING"), transitional: false, _token);
+
+        await Assert.ThrowsAsync<Azure.RequestFailedException>(() => refused.WaitAsync(TimeSpan.FromSeconds(20), _token));
+        await next.WaitAsync(TimeSpan.FromSeconds(20), _token);
+        Assert.Equal("RUNNING", Assert.Single(await _events.ReportsAsync(Report(2, "").TaskArn, _token)).LastStatus);
+    }
 }
