@@ -185,7 +185,7 @@ public sealed class ServiceReconciler(
                 Count = batch,
                 Group = service.Group,
                 StartedBy = start.DeploymentId,
-                Tags = service.PropagateTags ? service.Tags : [],
+                Tags = PropagatedTags(service, definition),
                 Strategies = service.IsDaemon ? [] : service.PlacementStrategy.Count > 0 ? service.PlacementStrategy : Placement.ServiceDefault,
                 DistinctInstance = PlacementStrategies.HasDistinctInstance(constraints),
                 MemberOf = PlacementStrategies.MemberOf(constraints),
@@ -207,6 +207,14 @@ public sealed class ServiceReconciler(
         logger.LogInformation("Service {Service} could not place {Count} tasks: {Reason}", service.Name, start.Count - launched.Count, failure.Reason);
         return true;
     }
+
+    /// <summary>ECS <c>propagateTags</c>: the service's tags, the task definition's, or none.</summary>
+    private static IReadOnlyList<Tags.Tag> PropagatedTags(ServiceRecord service, TaskDefinitionRecord definition) => service.PropagateTagsFrom switch
+    {
+        "SERVICE" => service.Tags,
+        "TASK_DEFINITION" => definition.Tags,
+        _ => [],
+    };
 
     private static string Insufficient(string reason) => reason switch
     {
