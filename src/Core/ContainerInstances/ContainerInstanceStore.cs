@@ -137,6 +137,20 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     }
 
     /// <summary>
+    /// The ids of the cluster's DRAINING instances (whose service tasks are moved elsewhere): one
+    /// partition query that returns the row keys only, usually none.
+    /// </summary>
+    public async Task<IReadOnlySet<string>> ListDrainingIdsAsync(string cluster, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {cluster} and Status eq {ContainerInstanceRecord.Draining}");
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        await foreach (var row in table.QueryAsync<TableEntity>(filter, maxPerPage: 1000, select: ["RowKey"], cancellationToken: cancellationToken))
+            ids.Add(row.RowKey);
+        return ids;
+    }
+
+    /// <summary>
     /// Read-modify-write under optimistic concurrency: <paramref name="change"/> runs on a fresh read
     /// each attempt (so it must be free of side effects) and may throw to refuse. The version goes up
     /// by one. Throws <see cref="InvalidParameterException"/> when the instance does not exist, and

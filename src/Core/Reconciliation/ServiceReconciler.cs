@@ -58,6 +58,7 @@ public sealed class ServiceReconciler(
             PrimaryHasHealthCheck = await HasHealthCheckAsync(service.Primary?.TaskDefinitionArn, cancellationToken),
             Instances = service.IsDaemon ? await instances.ListAsync(key.Cluster, cancellationToken) : [],
             DaemonEligible = DaemonEligibility(service),
+            DrainingInstances = service.IsDaemon ? new HashSet<string>() : await instances.ListDrainingIdsAsync(key.Cluster, cancellationToken),
             Now = now,
         };
         var step = Rollout.NextStep(view);
