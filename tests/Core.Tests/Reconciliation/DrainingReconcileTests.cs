@@ -52,4 +52,32 @@ public sealed class DrainingReconcileTests(AzuriteFixture azurite) : IAsyncLifet
         Assert.All(tasks.Where(t => t.ContainerInstanceId == b.Id), t => Assert.Equal(TaskStatus.Running, t.DesiredStatus));
         Assert.Equal(4, tasks.Count);
     }
+
+    [Fact]
+    public async Task The_service_tasks_of_a_force_deregistered_instance_are_stopped_and_replaced_on_another()
+    {
+        var a = await _tables.RegisterInstanceAsync(_token);
+        await _tables.Api.CallAsync("CreateService",
+            $$"""{"cluster":"{{_tables.Cluster}}","serviceName":"web","taskDefinition":"web","desiredCount":2}""", _token);
+        var reconciler = _tables.NewReconciler();
+        await reconciler.ReconcileAsync(new(_tables.Cluster, "web"), _token);
+        await RunAllAsync(await _tables.ServiceTasksAsync("web", _token));
+        var b = await _tables.RegisterInstanceAsync(_token);
+
+        await _tables.Api.CallAsync("DeregisterContainerInstance",
+            $$"""{"cluster":"{{_tables.Cluster}}","containerInstance":"{{a.Id}}","force":true}""", _token);
+        await _tables.Api.ReconcilesAsync(_token);
+        await _tables.NewHealthSweep().SweepClusterAsync(_tables.Cluster, _token);
+
+        var orphans = await _tables.ServiceTasksAsync("web", _token);
+        Assert.All(orphans, t => Assert.Equal((TaskStatus.Stopped, TaskStatus.Stopped), (t.LastStatus, t.DesiredStatus)));
+        Assert.All(orphans, t => Assert.Contains("was deregistered", t.StoppedReason));
+        Assert.Empty((await _tables.NewInstanceStore().FindAsync(_tables.Cluster, a.Id, _token))!.Reservations);
+        Assert.Equal([new Serverless.Core.Services.ServiceKey(_tables.Cluster, "web")], await _tables.Api.ReconcilesAsync(_token));
+
+        await reconciler.ReconcileAsync(new(_tables.Cluster, "web"), _token);
+        var live = (await _tables.ServiceTasksAsync("web", _token)).Where(t => !t.IsStopped).ToList();
+        Assert.Equal(2, live.Count);
+        Assert.All(live, t => Assert.Equal(b.Id, t.ContainerInstanceId));
+    }
 }

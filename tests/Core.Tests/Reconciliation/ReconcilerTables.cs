@@ -58,6 +58,18 @@ public sealed class ReconcilerTables(AzuriteFixture azurite)
             instances, launcher, Api.Time, NullLogger<ServiceReconciler>.Instance);
     }
 
+    /// <summary>A control plane's health sweep (lost and deregistered instances).</summary>
+    public InstanceHealthSweep NewHealthSweep()
+    {
+        var storage = NewStorage();
+        var instances = new ContainerInstanceStore(storage, Api.Arns, Api.Time);
+        var tasks = new TaskStore(storage, Api.Arns);
+        var wake = new QueueWake(NullLogger<QueueWake>.Instance);
+        var launcher = new TaskLauncher(instances, tasks, storage, Api.Arns, Api.Options, wake, Api.Time, NullLogger<TaskLauncher>.Instance);
+        return new InstanceHealthSweep(Api.Clusters, instances, tasks, launcher, new ReconcileQueue(storage, wake), Api.Options, Api.Time,
+            NullLogger<InstanceHealthSweep>.Instance);
+    }
+
     public async Task<IReadOnlyList<TaskRecord>> ServiceTasksAsync(string service, CancellationToken cancellationToken)
         => await NewTaskStore().ListForGroupAsync(Cluster, $"service:{service}", cancellationToken);
 
