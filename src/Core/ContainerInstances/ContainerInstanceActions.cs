@@ -593,8 +593,8 @@ public sealed partial class ContainerInstanceActions(
         };
         if (instance.StatusReason is not null) json["statusReason"] = instance.StatusReason;
         json["agentConnected"] = connected;
-        json["runningTasksCount"] = instance.RunningTasksCount;
-        json["pendingTasksCount"] = instance.PendingTasksCount;
+        json["runningTasksCount"] = instance.CountedRunningTasks;
+        json["pendingTasksCount"] = instance.CountedPendingTasks;
         json["attributes"] = instance.Attributes.Select(a => (JsonNode?)AttributeJson(a)).ToJsonArray();
         json["registeredAt"] = AwsJson.Timestamp(instance.RegisteredAt);
         json["attachments"] = new JsonArray();

@@ -241,11 +241,11 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
         }
     }
 
-    /// <summary>How many instances are registered (ACTIVE or DRAINING): reads only the status column.</summary>
     /// <summary>
-    /// Registered (ACTIVE or DRAINING) instances and the tasks their workers last reported
-    /// running and pending: the cluster's task counts come from here, so no cluster-wide task
-    /// scan is needed to describe a cluster.
+    /// Registered (ACTIVE or DRAINING) instances and their tasks counted as each instance counts
+    /// them (<see cref="ContainerInstanceRecord.CountedRunningTasks"/>: placed tasks, split by what
+    /// the worker last reported running): the cluster's task counts come from here, reading three
+    /// small columns of one partition, so no cluster-wide task scan is needed to describe a cluster.
     /// </summary>
     internal async Task<ClusterUsage> CountRegisteredAsync(string cluster, CancellationToken cancellationToken)
     {
@@ -253,8 +253,13 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
         var filter = TableClient.CreateQueryFilter(
             $"PartitionKey eq {cluster} and (Status eq {ContainerInstanceRecord.Active} or Status eq {ContainerInstanceRecord.Draining})");
         var usage = new ClusterUsage();
-        await foreach (var row in table.QueryAsync<TableEntity>(filter, maxPerPage: 1000, select: ["RunningTasksCount", "PendingTasksCount"], cancellationToken: cancellationToken))
-            usage += new ClusterUsage(1, row.GetInt32("RunningTasksCount") ?? 0, row.GetInt32("PendingTasksCount") ?? 0);
+        await foreach (var row in table.QueryAsync<TableEntity>(filter, maxPerPage: 1000,
+            select: [ContainerInstanceRecord.PlacedTasksColumn, "RunningTasksCount"], cancellationToken: cancellationToken))
+        {
+            var placed = row.GetInt32(ContainerInstanceRecord.PlacedTasksColumn) ?? 0;
+            var running = ContainerInstanceRecord.RunningOf(placed, row.GetInt32("RunningTasksCount") ?? 0);
+            usage += new ClusterUsage(1, running, placed - running);
+        }
         return usage;
     }
 
