@@ -86,6 +86,16 @@ public sealed record ContainerInstanceRecord
     public string? AgentHash { get; init; }
     public string? DockerVersion { get; init; }
 
+    /// <summary>
+    /// The worker process that holds this instance (a token it draws at start and writes when it
+    /// registers); null once it stopped cleanly. A second worker with the same instance id is
+    /// refused while the holder is alive, and a worker that finds another owner here stops.
+    /// </summary>
+    public string? Owner { get; init; }
+
+    /// <summary>Changes with every registration and heartbeat: how others see that the worker is alive without reading its clock.</summary>
+    public string? Beat { get; init; }
+
     /// <summary>Where the worker listens for command-queue wakes (<c>address:port</c>, see <see cref="Storage.QueueWake"/>); not part of the API.</summary>
     public string? WakeEndpoint { get; init; }
 
@@ -165,6 +175,8 @@ public sealed record ContainerInstanceRecord
             ["AgentHash"] = AgentHash,
             ["DockerVersion"] = DockerVersion,
             ["WakeEndpoint"] = WakeEndpoint,
+            ["Owner"] = Owner,
+            ["Beat"] = Beat,
         };
         foreach (var column in new[] { "RegisteredTcpPorts", "RegisteredUdpPorts", "Attributes" })
         {
@@ -203,6 +215,8 @@ public sealed record ContainerInstanceRecord
         AgentHash = entity.GetString("AgentHash"),
         DockerVersion = entity.GetString("DockerVersion"),
         WakeEndpoint = entity.GetString("WakeEndpoint"),
+        Owner = entity.GetString("Owner") is { Length: > 0 } owner ? owner : null,
+        Beat = entity.GetString("Beat"),
         ETag = entity.ETag,
     };
 

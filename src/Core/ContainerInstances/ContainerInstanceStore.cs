@@ -69,7 +69,7 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
             {
                 if (existing is null)
                 {
-                    var added = wanted with { Status = ContainerInstanceRecord.Active, RegisteredAt = now, LastHeartbeat = now, Version = 1 };
+                    var added = wanted with { Status = ContainerInstanceRecord.Active, RegisteredAt = now, LastHeartbeat = now, Version = 1, Beat = NewBeat() };
                     var response = await table.AddEntityAsync(added.ToEntity(), cancellationToken);
                     return added with { ETag = response.Headers.ETag ?? default };
                 }
@@ -92,6 +92,8 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
                     AgentHash = wanted.AgentHash,
                     DockerVersion = wanted.DockerVersion,
                     WakeEndpoint = wanted.WakeEndpoint ?? existing.WakeEndpoint,
+                    Owner = wanted.Owner,
+                    Beat = NewBeat(),
                     LastHeartbeat = now,
                     Version = existing.Version + 1,
                 };
@@ -220,12 +222,29 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     /// change of the instance). Throws <see cref="InvalidParameterException"/> when the instance
     /// does not exist: the worker should register again.
     /// </summary>
-    public async Task HeartbeatAsync(string cluster, string id, int runningTasksCount, int pendingTasksCount, CancellationToken cancellationToken)
+    public Task HeartbeatAsync(string cluster, string id, int runningTasksCount, int pendingTasksCount, CancellationToken cancellationToken)
+        => HeartbeatAsync(cluster, id, runningTasksCount, pendingTasksCount, owner: null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="HeartbeatAsync(string, string, int, int, CancellationToken)"/>, for the worker
+    /// that registered the instance as <paramref name="owner"/>: first reads who owns the row now
+    /// (one column), and throws <see cref="InstanceOwnedElsewhereException"/> without writing when
+    /// another worker registered it since.
+    /// </summary>
+    public async Task HeartbeatAsync(string cluster, string id, int runningTasksCount, int pendingTasksCount, string? owner, CancellationToken cancellationToken)
     {
         if (!IsId(id)) throw NotFound(cluster, id);
         var table = await storage.TableAsync(TableName, cancellationToken);
+        if (owner is not null)
+        {
+            var seen = await table.GetEntityIfExistsAsync<TableEntity>(cluster, id, ["Owner"], cancellationToken);
+            if (!seen.HasValue) throw NotFound(cluster, id);
+            if (seen.Value!.GetString("Owner") is { Length: > 0 } current && current != owner)
+                throw new InstanceOwnedElsewhereException(Arn(cluster, id), current);
+        }
         var beat = new TableEntity(cluster, id)
         {
+            ["Beat"] = NewBeat(),
             ["LastHeartbeat"] = Now(),
             ["RunningTasksCount"] = runningTasksCount,
             ["PendingTasksCount"] = pendingTasksCount,
@@ -238,6 +257,26 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
         catch (RequestFailedException e) when (e.Status == 404)
         {
             throw NotFound(cluster, id);
+        }
+    }
+
+    /// <summary>
+    /// A worker stopping cleanly gives the instance up, so its next start registers at once. Only
+    /// the owner's own token is cleared (a conditional merge on the row as read); anything else is left.
+    /// </summary>
+    public async Task ReleaseOwnerAsync(string cluster, string id, string owner, CancellationToken cancellationToken)
+    {
+        if (!IsId(id)) return;
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        var seen = await table.GetEntityIfExistsAsync<TableEntity>(cluster, id, ["Owner"], cancellationToken);
+        if (!seen.HasValue || seen.Value!.GetString("Owner") != owner) return;
+        try
+        {
+            await table.UpdateEntityAsync(new TableEntity(cluster, id) { ["Owner"] = "" }, seen.Value.ETag, TableUpdateMode.Merge, cancellationToken);
+        }
+        catch (RequestFailedException e) when (e.Status is 412 or 404)
+        {
+            // Changed since we read it: whoever wrote it decides.
         }
     }
 
@@ -306,12 +345,25 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
 
     private string Arn(ContainerInstanceRecord instance) => arns.ContainerInstance(instance.Cluster, instance.Id);
 
+    private string Arn(string cluster, string id) => arns.ContainerInstance(cluster, id);
+
+    private static string NewBeat() => Guid.NewGuid().ToString("N");
+
     /// <summary>Now, to the millisecond: what the API shows is what is stored.</summary>
     private DateTimeOffset Now() => DateTimeOffset.FromUnixTimeMilliseconds(time.GetUtcNow().ToUnixTimeMilliseconds());
 
     /// <summary>A short jittered pause before retrying a lost race (real time: this is not business time).</summary>
     private static Task BackoffAsync(int attempt, CancellationToken cancellationToken)
         => Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(5, 10 + 15 * attempt)), cancellationToken);
+}
+
+/// <summary>A heartbeat of a worker whose instance another worker has registered since: this one must stop.</summary>
+public sealed class InstanceOwnedElsewhereException(string containerInstanceArn, string owner)
+    : Exception($"Container instance {containerInstanceArn} is now held by another worker ({owner}).")
+{
+    public string ContainerInstanceArn { get; } = containerInstanceArn;
+
+    public string Owner { get; } = owner;
 }
 
 /// <summary>

@@ -81,9 +81,17 @@ public sealed class Heartbeat(
     {
         try
         {
-            await store.HeartbeatAsync(identity.Cluster, identity.InstanceId, running, pending, cancellationToken);
+            await store.HeartbeatAsync(identity.Cluster, identity.InstanceId, running, pending, identity.Session, cancellationToken);
             logger.LogDebug("Heartbeat of {ContainerInstanceArn}: {Running} running, {Pending} pending", identity.ContainerInstanceArn, running, pending);
             return true;
+        }
+        catch (InstanceOwnedElsewhereException e)
+        {
+            // Another worker registered this instance id: its commands and reports are that
+            // worker's now. Running on would start or stop its tasks, so this worker exits.
+            logger.LogCritical("{ContainerInstanceArn} was registered by another worker ({Owner}); this worker stops. Give each worker its own instance id.",
+                identity.ContainerInstanceArn, e.Owner);
+            throw;
         }
         catch (InvalidParameterException)
         {
