@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Api;
 using Serverless.Core.ContainerInstances;
+using Serverless.Core.Tasks;
 using Serverless.Worker.Docker;
 
 namespace Serverless.Worker.Registration;
@@ -12,7 +13,7 @@ namespace Serverless.Worker.Registration;
 /// </summary>
 public sealed class Heartbeat(
     ContainerInstanceStore store, InstanceRegistration registration, TaskRunner runner, WorkerIdentity identity,
-    WorkerOptions options, TimeProvider time, ILogger<Heartbeat> logger)
+    WorkerOptions options, StorageClock clock, TimeProvider time, ILogger<Heartbeat> logger)
 {
     public static readonly TimeSpan Debounce = TimeSpan.FromSeconds(1);
 
@@ -81,6 +82,7 @@ public sealed class Heartbeat(
     {
         try
         {
+            await clock.SyncIfDueAsync(TaskMessages.CommandQueue(identity.InstanceId), cancellationToken);
             await store.HeartbeatAsync(identity.Cluster, identity.InstanceId, running, pending, identity.Session, cancellationToken);
             logger.LogDebug("Heartbeat of {ContainerInstanceArn}: {Running} running, {Pending} pending", identity.ContainerInstanceArn, running, pending);
             return true;

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Storage;
+using Serverless.Core.Tasks;
 
 namespace Serverless.Worker.Registration;
 
@@ -15,7 +16,7 @@ namespace Serverless.Worker.Registration;
 /// </summary>
 public sealed class InstanceRegistration(
     ContainerInstanceStore store, ServiceResync resync, IDockerClient docker, QueueWake wake, WorkerIdentity identity, WorkerOptions options,
-    TimeProvider time, ILogger<InstanceRegistration> logger)
+    StorageClock clock, TimeProvider time, ILogger<InstanceRegistration> logger)
 {
     /// <summary>
     /// Registers the host, unless another live worker holds the instance id: then throws
@@ -41,6 +42,7 @@ public sealed class InstanceRegistration(
         }
 
         var wanted = await DescribeHostAsync(cancellationToken) with { Owner = identity.Session };
+        await clock.SyncAsync(TaskMessages.CommandQueue(identity.InstanceId), cancellationToken);
         var registered = await store.RegisterAsync(wanted, cancellationToken);
         logger.LogInformation("Registered {ContainerInstanceArn} ({Ec2InstanceId}): CPU {Cpu}, MEMORY {Memory} MiB",
             identity.ContainerInstanceArn, registered.Ec2InstanceId, registered.RegisteredCpu, registered.RegisteredMemory);
