@@ -43,7 +43,31 @@ public sealed class WorkerService(
         await RetryAsync("adopt the tasks from before this start", adoption.RunAsync, stoppingToken);
 
         logger.LogInformation("Worker {ContainerInstanceArn} ready", identity.ContainerInstanceArn);
-        await Task.WhenAll(watching, heartbeat.RunAsync(stoppingToken), commands.RunAsync(stoppingToken));
+        using var running = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var loops = new[] { watching, heartbeat.RunAsync(running.Token), commands.RunAsync(running.Token) };
+        var ended = await Task.WhenAny(loops);
+        if (ended.IsFaulted)
+        {
+            // A loop that fails for good (the heartbeat found another worker on this instance) ends
+            // the worker: the others stop taking commands first, then the failure stops the host.
+            await running.CancelAsync();
+            await ended;
+        }
+        await Task.WhenAll(loops);
+    }
+
+    /// <summary>Stops the loops, then gives the instance up so the next start of this worker registers at once.</summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        try
+        {
+            await registration.ReleaseAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogWarning("Could not give up {ContainerInstanceArn}: {Error}; the next start waits for its heartbeat to lapse", identity.ContainerInstanceArn, e.Message);
+        }
     }
 
     private async Task RetryAsync(string what, Func<CancellationToken, Task> action, CancellationToken cancellationToken, Func<Exception, bool>? fatal = null)

@@ -56,7 +56,10 @@ public static class WorkerServices
 
         services.AddSingleton<TaskDefinitionStore>();
         services.AddSingleton<TaskStore>();
-        services.AddSingleton<ContainerInstanceStore>();
+        // The instance row's heartbeat and registration times are stamped with the storage's clock, not the host's.
+        services.AddSingleton(sp => new StorageClock(sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<StorageClients>()));
+        services.AddSingleton(sp => new ContainerInstanceStore(
+            sp.GetRequiredService<StorageClients>(), sp.GetRequiredService<Arns>(), sp.GetRequiredService<StorageClock>()));
         services.AddSingleton<ServiceStore>();
         services.AddSingleton<ReconcileQueue>();
         services.AddSingleton<ServiceResync>();

@@ -109,9 +109,10 @@ public sealed partial class ContainerInstanceActions(
 
     /// <summary>
     /// Moves the instance to INACTIVE. Without <c>force</c>, ECS refuses while tasks remain on it
-    /// (a reservation, or tasks its worker reports). With <c>force</c>, the tasks are left as they
-    /// are: stopping them (and so releasing their reservations) is the control plane's job, hooked
-    /// in by whoever reconciles tasks. Deregistering an INACTIVE instance answers it unchanged.
+    /// (a reservation, or tasks its worker reports). With <c>force</c>, the tasks are orphaned: the
+    /// next <see cref="InstanceHealthSweep"/> records them STOPPED, sends each a Stop,
+    /// releases their reservations and tells their services, which start replacements elsewhere.
+    /// Deregistering an INACTIVE instance answers it unchanged.
     /// </summary>
     private async Task<JsonObject> DeregisterAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
@@ -593,8 +594,8 @@ public sealed partial class ContainerInstanceActions(
         };
         if (instance.StatusReason is not null) json["statusReason"] = instance.StatusReason;
         json["agentConnected"] = connected;
-        json["runningTasksCount"] = instance.RunningTasksCount;
-        json["pendingTasksCount"] = instance.PendingTasksCount;
+        json["runningTasksCount"] = instance.CountedRunningTasks;
+        json["pendingTasksCount"] = instance.CountedPendingTasks;
         json["attributes"] = instance.Attributes.Select(a => (JsonNode?)AttributeJson(a)).ToJsonArray();
         json["registeredAt"] = AwsJson.Timestamp(instance.RegisteredAt);
         json["attachments"] = new JsonArray();

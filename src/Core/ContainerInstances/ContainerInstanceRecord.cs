@@ -60,9 +60,24 @@ public sealed record ContainerInstanceRecord
     public IReadOnlyList<InstanceAttribute> Attributes { get; init; } = [];
     public IReadOnlyList<Tag> Tags { get; init; } = [];
 
-    /// <summary>Task counts as the worker last reported them (ECS's agent-reported figures).</summary>
+    /// <summary>
+    /// Task counts as the worker last reported them. What the API shows is <see cref="CountedRunningTasks"/>
+    /// and <see cref="CountedPendingTasks"/>, which start from the control plane's own state.
+    /// </summary>
     public int RunningTasksCount { get; init; }
     public int PendingTasksCount { get; init; }
+
+    /// <summary>
+    /// ECS's <c>runningTasksCount</c>: of the tasks placed here and not yet released (the
+    /// reservations, the control plane's own record), as many as the worker last reported running.
+    /// </summary>
+    public int CountedRunningTasks => RunningOf(Reservations.Count, RunningTasksCount);
+
+    /// <summary>ECS's <c>pendingTasksCount</c>: the placed tasks not counted running, so a task counts from the moment it is placed.</summary>
+    public int CountedPendingTasks => Reservations.Count - CountedRunningTasks;
+
+    /// <summary>How many of <paramref name="placed"/> tasks count as running when the worker last reported <paramref name="reported"/>.</summary>
+    internal static int RunningOf(int placed, int reported) => Math.Clamp(reported, 0, placed);
 
     public DateTimeOffset RegisteredAt { get; init; }
     public DateTimeOffset LastHeartbeat { get; init; }
@@ -73,6 +88,16 @@ public sealed record ContainerInstanceRecord
     public string? AgentVersion { get; init; }
     public string? AgentHash { get; init; }
     public string? DockerVersion { get; init; }
+
+    /// <summary>
+    /// The worker process that holds this instance (a token it draws at start and writes when it
+    /// registers); null once it stopped cleanly. A second worker with the same instance id is
+    /// refused while the holder is alive, and a worker that finds another owner here stops.
+    /// </summary>
+    public string? Owner { get; init; }
+
+    /// <summary>Changes with every registration and heartbeat: how others see that the worker is alive without reading its clock.</summary>
+    public string? Beat { get; init; }
 
     /// <summary>Where the worker listens for command-queue wakes (<c>address:port</c>, see <see cref="Storage.QueueWake"/>); not part of the API.</summary>
     public string? WakeEndpoint { get; init; }
@@ -122,6 +147,9 @@ public sealed record ContainerInstanceRecord
     /// <summary>Prefix of the <see cref="LargeJson"/> columns holding <see cref="Reservations"/>.</summary>
     internal const string ReservationsColumn = "Reservations";
 
+    /// <summary>The number of <see cref="Reservations"/>, written with them.</summary>
+    internal const string PlacedTasksColumn = "PlacedTasks";
+
     /// <summary>
     /// The row. <see cref="Reservations"/> may grow with the tasks on the host, so it is split
     /// across columns by <see cref="LargeJson"/>; the other lists are small (attributes are capped
@@ -150,6 +178,8 @@ public sealed record ContainerInstanceRecord
             ["AgentHash"] = AgentHash,
             ["DockerVersion"] = DockerVersion,
             ["WakeEndpoint"] = WakeEndpoint,
+            ["Owner"] = Owner,
+            ["Beat"] = Beat,
         };
         foreach (var column in new[] { "RegisteredTcpPorts", "RegisteredUdpPorts", "Attributes" })
         {
@@ -160,6 +190,8 @@ public sealed record ContainerInstanceRecord
         if (!LargeJson.Fits(reservations))
             throw new ClientException("The container instance holds more task reservations than can be stored.");
         LargeJson.Write(entity, reservations, ReservationsColumn);
+        // How many tasks are placed here, so DescribeClusters counts them without reading the reservations.
+        entity[PlacedTasksColumn] = Reservations.Count;
         return entity;
     }
 
@@ -186,6 +218,8 @@ public sealed record ContainerInstanceRecord
         AgentHash = entity.GetString("AgentHash"),
         DockerVersion = entity.GetString("DockerVersion"),
         WakeEndpoint = entity.GetString("WakeEndpoint"),
+        Owner = entity.GetString("Owner") is { Length: > 0 } owner ? owner : null,
+        Beat = entity.GetString("Beat"),
         ETag = entity.ETag,
     };
 

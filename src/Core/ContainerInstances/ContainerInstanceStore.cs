@@ -69,7 +69,7 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
             {
                 if (existing is null)
                 {
-                    var added = wanted with { Status = ContainerInstanceRecord.Active, RegisteredAt = now, LastHeartbeat = now, Version = 1 };
+                    var added = wanted with { Status = ContainerInstanceRecord.Active, RegisteredAt = now, LastHeartbeat = now, Version = 1, Beat = NewBeat() };
                     var response = await table.AddEntityAsync(added.ToEntity(), cancellationToken);
                     return added with { ETag = response.Headers.ETag ?? default };
                 }
@@ -94,6 +94,8 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
                     AgentHash = wanted.AgentHash,
                     DockerVersion = wanted.DockerVersion,
                     WakeEndpoint = wanted.WakeEndpoint ?? existing.WakeEndpoint,
+                    Owner = wanted.Owner,
+                    Beat = NewBeat(),
                     LastHeartbeat = now,
                     Version = existing.Version + 1,
                 };
@@ -136,6 +138,20 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
         await foreach (var entity in table.QueryAsync<TableEntity>(filter, maxPerPage: 1000, cancellationToken: cancellationToken))
             instances.Add(ContainerInstanceRecord.FromEntity(entity));
         return instances;
+    }
+
+    /// <summary>
+    /// The ids of the cluster's DRAINING instances (whose service tasks are moved elsewhere): one
+    /// partition query that returns the row keys only, usually none.
+    /// </summary>
+    public async Task<IReadOnlySet<string>> ListDrainingIdsAsync(string cluster, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {cluster} and Status eq {ContainerInstanceRecord.Draining}");
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        await foreach (var row in table.QueryAsync<TableEntity>(filter, maxPerPage: 1000, select: ["RowKey"], cancellationToken: cancellationToken))
+            ids.Add(row.RowKey);
+        return ids;
     }
 
     /// <summary>
@@ -208,12 +224,29 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     /// change of the instance). Throws <see cref="InvalidParameterException"/> when the instance
     /// does not exist: the worker should register again.
     /// </summary>
-    public async Task HeartbeatAsync(string cluster, string id, int runningTasksCount, int pendingTasksCount, CancellationToken cancellationToken)
+    public Task HeartbeatAsync(string cluster, string id, int runningTasksCount, int pendingTasksCount, CancellationToken cancellationToken)
+        => HeartbeatAsync(cluster, id, runningTasksCount, pendingTasksCount, owner: null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="HeartbeatAsync(string, string, int, int, CancellationToken)"/>, for the worker
+    /// that registered the instance as <paramref name="owner"/>: first reads who owns the row now
+    /// (one column), and throws <see cref="InstanceOwnedElsewhereException"/> without writing when
+    /// another worker registered it since.
+    /// </summary>
+    public async Task HeartbeatAsync(string cluster, string id, int runningTasksCount, int pendingTasksCount, string? owner, CancellationToken cancellationToken)
     {
         if (!IsId(id)) throw NotFound(cluster, id);
         var table = await storage.TableAsync(TableName, cancellationToken);
+        if (owner is not null)
+        {
+            var seen = await table.GetEntityIfExistsAsync<TableEntity>(cluster, id, ["Owner"], cancellationToken);
+            if (!seen.HasValue) throw NotFound(cluster, id);
+            if (seen.Value!.GetString("Owner") is { Length: > 0 } current && current != owner)
+                throw new InstanceOwnedElsewhereException(Arn(cluster, id), current);
+        }
         var beat = new TableEntity(cluster, id)
         {
+            ["Beat"] = NewBeat(),
             ["LastHeartbeat"] = Now(),
             ["RunningTasksCount"] = runningTasksCount,
             ["PendingTasksCount"] = pendingTasksCount,
@@ -229,11 +262,31 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
         }
     }
 
-    /// <summary>How many instances are registered (ACTIVE or DRAINING): reads only the status column.</summary>
     /// <summary>
-    /// Registered (ACTIVE or DRAINING) instances and the tasks their workers last reported
-    /// running and pending: the cluster's task counts come from here, so no cluster-wide task
-    /// scan is needed to describe a cluster.
+    /// A worker stopping cleanly gives the instance up, so its next start registers at once. Only
+    /// the owner's own token is cleared (a conditional merge on the row as read); anything else is left.
+    /// </summary>
+    public async Task ReleaseOwnerAsync(string cluster, string id, string owner, CancellationToken cancellationToken)
+    {
+        if (!IsId(id)) return;
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        var seen = await table.GetEntityIfExistsAsync<TableEntity>(cluster, id, ["Owner"], cancellationToken);
+        if (!seen.HasValue || seen.Value!.GetString("Owner") != owner) return;
+        try
+        {
+            await table.UpdateEntityAsync(new TableEntity(cluster, id) { ["Owner"] = "" }, seen.Value.ETag, TableUpdateMode.Merge, cancellationToken);
+        }
+        catch (RequestFailedException e) when (e.Status is 412 or 404)
+        {
+            // Changed since we read it: whoever wrote it decides.
+        }
+    }
+
+    /// <summary>
+    /// Registered (ACTIVE or DRAINING) instances and their tasks counted as each instance counts
+    /// them (<see cref="ContainerInstanceRecord.CountedRunningTasks"/>: placed tasks, split by what
+    /// the worker last reported running): the cluster's task counts come from here, reading three
+    /// small columns of one partition, so no cluster-wide task scan is needed to describe a cluster.
     /// </summary>
     internal async Task<ClusterUsage> CountRegisteredAsync(string cluster, CancellationToken cancellationToken)
     {
@@ -241,8 +294,13 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
         var filter = TableClient.CreateQueryFilter(
             $"PartitionKey eq {cluster} and (Status eq {ContainerInstanceRecord.Active} or Status eq {ContainerInstanceRecord.Draining})");
         var usage = new ClusterUsage();
-        await foreach (var row in table.QueryAsync<TableEntity>(filter, maxPerPage: 1000, select: ["RunningTasksCount", "PendingTasksCount"], cancellationToken: cancellationToken))
-            usage += new ClusterUsage(1, row.GetInt32("RunningTasksCount") ?? 0, row.GetInt32("PendingTasksCount") ?? 0);
+        await foreach (var row in table.QueryAsync<TableEntity>(filter, maxPerPage: 1000,
+            select: [ContainerInstanceRecord.PlacedTasksColumn, "RunningTasksCount"], cancellationToken: cancellationToken))
+        {
+            var placed = row.GetInt32(ContainerInstanceRecord.PlacedTasksColumn) ?? 0;
+            var running = ContainerInstanceRecord.RunningOf(placed, row.GetInt32("RunningTasksCount") ?? 0);
+            usage += new ClusterUsage(1, running, placed - running);
+        }
         return usage;
     }
 
@@ -289,6 +347,10 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
 
     private string Arn(ContainerInstanceRecord instance) => arns.ContainerInstance(instance.Cluster, instance.Id);
 
+    private string Arn(string cluster, string id) => arns.ContainerInstance(cluster, id);
+
+    private static string NewBeat() => Guid.NewGuid().ToString("N");
+
     /// <summary>Now, to the millisecond: what the API shows is what is stored.</summary>
     private DateTimeOffset Now() => DateTimeOffset.FromUnixTimeMilliseconds(time.GetUtcNow().ToUnixTimeMilliseconds());
 
@@ -301,6 +363,15 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
         => name.StartsWith("ecs.", StringComparison.Ordinal)
            || name.StartsWith("com.amazonaws.ecs.", StringComparison.Ordinal)
            || name.StartsWith("ecs-worker.", StringComparison.Ordinal);
+}
+
+/// <summary>A heartbeat of a worker whose instance another worker has registered since: this one must stop.</summary>
+public sealed class InstanceOwnedElsewhereException(string containerInstanceArn, string owner)
+    : Exception($"Container instance {containerInstanceArn} is now held by another worker ({owner}).")
+{
+    public string ContainerInstanceArn { get; } = containerInstanceArn;
+
+    public string Owner { get; } = owner;
 }
 
 /// <summary>

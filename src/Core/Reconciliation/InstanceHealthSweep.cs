@@ -12,6 +12,8 @@ namespace Serverless.Core.Reconciliation;
 /// <c>agentConnected: false</c> and gets no new tasks; after <see cref="EcsOptions.AgentLostAfterSeconds"/>
 /// its tasks are recorded STOPPED (their reservations freed, their services told), and a Stop is
 /// queued for each, so a worker that comes back stops those containers: no slot runs twice.
+/// The tasks a forced DeregisterContainerInstance left on an INACTIVE instance are orphans (ECS no
+/// longer accounts for them, and their services start other copies): they go the same way at once.
 /// </summary>
 public sealed class InstanceHealthSweep(
     ClusterStore clusters,
@@ -41,8 +43,12 @@ public sealed class InstanceHealthSweep(
         var lostAfter = TimeSpan.FromSeconds(options.AgentLostAfterSeconds);
         foreach (var instance in await instances.ListAsync(cluster, cancellationToken))
         {
-            if (!instance.IsRegistered || now - instance.LastHeartbeat < lostAfter || instance.Reservations.Count == 0) continue;
-            var reason = $"Task stopped because the agent on its container instance ({instance.Id}) has not reported for more than {options.AgentLostAfterSeconds} seconds.";
+            if (instance.Reservations.Count == 0) continue;
+            var orphaned = instance.Status == ContainerInstanceRecord.Inactive;
+            if (!orphaned && (!instance.IsRegistered || now - instance.LastHeartbeat < lostAfter)) continue;
+            var reason = orphaned
+                ? $"Task stopped because its container instance ({instance.Id}) was deregistered."
+                : $"Task stopped because the agent on its container instance ({instance.Id}) has not reported for more than {options.AgentLostAfterSeconds} seconds.";
             var services = new HashSet<string>(StringComparer.Ordinal);
             foreach (var task in await tasks.ListForInstanceAsync(cluster, instance.Id, cancellationToken))
             {
@@ -61,7 +67,7 @@ public sealed class InstanceHealthSweep(
                 await launcher.SendStopAsync(stopped, cancellationToken);
                 await instances.ReleaseAsync(cluster, instance.Id, task.Id, cancellationToken);
                 if (task.Group.StartsWith("service:", StringComparison.Ordinal)) services.Add(task.Group["service:".Length..]);
-                logger.LogWarning("Stopped {TaskId} on lost instance {InstanceId} in {Cluster}", task.Id, instance.Id, cluster);
+                logger.LogWarning("Stopped {TaskId} on {State} instance {InstanceId} in {Cluster}", task.Id, orphaned ? "deregistered" : "lost", instance.Id, cluster);
             }
             // Reservations whose task rows are already STOPPED (or never written) are freed too.
             foreach (var reservation in instance.Reservations)

@@ -16,6 +16,11 @@ public sealed record ServiceView
     /// <summary>DAEMON services: the cluster's instances, with <see cref="DaemonEligible"/> deciding which take a task.</summary>
     public IReadOnlyList<ContainerInstanceRecord> Instances { get; init; } = [];
     public Func<ContainerInstanceRecord, bool> DaemonEligible { get; init; } = _ => true;
+    /// <summary>
+    /// REPLICA services: the ids of the cluster's DRAINING instances. The service's tasks on them
+    /// are replaced elsewhere, as ECS's container instance draining does.
+    /// </summary>
+    public IReadOnlySet<string> DrainingInstances { get; init; } = new HashSet<string>();
     public required DateTimeOffset Now { get; init; }
 }
 
@@ -49,6 +54,7 @@ public static class Rollout
     public const string ReasonUnhealthy = "Task failed container health checks";
     public const string ReasonStuck = "Task did not reach RUNNING within the start deadline";
     public const string ReasonDaemonPlacement = "Task is on a container instance that no longer takes this daemon service's tasks";
+    public const string ReasonInstanceDraining = "Container instance is draining";
 
     /// <summary>ECS's circuit breaker threshold: half the desired count, at least 3, at most 200.</summary>
     public static int FailureThreshold(int desired) => Math.Clamp((int)Math.Ceiling(desired * 0.5), 3, 200);
@@ -195,8 +201,13 @@ public static class Rollout
         var minHealthy = (int)Math.Ceiling(desired * config.MinimumHealthyPercent / 100.0);
         var reason = string.Format(System.Globalization.CultureInfo.InvariantCulture, ReasonScaling, primary.Id);
 
-        var current = remaining.Where(t => t.StartedBy == primary.Id).ToList();
-        var old = remaining.Where(t => t.StartedBy != primary.Id).ToList();
+        // Tasks on a DRAINING instance are replaced like an old deployment's (ECS: "stopped and
+        // replaced according to minimumHealthyPercent and maximumPercent"): they do not count as
+        // current, so replacements start elsewhere, and the healthy ones go only as far as the
+        // healthy count allows; the others (PENDING, not yet RUNNING) are stopped at once.
+        var displaced = remaining.Where(t => view.DrainingInstances.Contains(t.ContainerInstanceId)).ToList();
+        var current = remaining.Where(t => t.StartedBy == primary.Id && !displaced.Contains(t)).ToList();
+        var old = remaining.Where(t => t.StartedBy != primary.Id && !displaced.Contains(t)).ToList();
         var healthy = remaining.Count(t => IsHealthy(t, t.StartedBy == primary.Id ? view.PrimaryHasHealthCheck : false));
 
         // Scale in: surplus tasks of the current deployment go, not-yet-running ones first.
@@ -210,13 +221,19 @@ public static class Rollout
             current = current.Where(t => stops.All(s => s.TaskId != t.Id)).ToList();
         }
 
-        // Old deployments drain: tasks that are not healthy cost no availability; healthy ones
-        // go only while the healthy count stays at or above minimumHealthyPercent.
+        // Old deployments and draining instances empty: tasks that are not healthy cost no
+        // availability; healthy ones go only while the healthy count stays at or above
+        // minimumHealthyPercent, those on draining instances first (they cannot stay).
+        bool HealthyLeaving(TaskRecord t) => IsHealthy(t, t.StartedBy == primary.Id && view.PrimaryHasHealthCheck);
+        foreach (var task in displaced.Where(t => !HealthyLeaving(t)))
+            stops.Add(new TaskStop(task.Id, ReasonInstanceDraining));
         foreach (var task in old.Where(t => !IsHealthy(t, false)))
             stops.Add(new TaskStop(task.Id, reason));
         var stoppable = Math.Max(0, healthy - minHealthy);
-        foreach (var task in old.Where(t => IsHealthy(t, false)).OrderBy(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal).Take(stoppable))
-            stops.Add(new TaskStop(task.Id, reason));
+        var leaving = displaced.Where(HealthyLeaving).OrderBy(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal)
+            .Select(t => new TaskStop(t.Id, ReasonInstanceDraining))
+            .Concat(old.Where(t => IsHealthy(t, false)).OrderBy(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal).Select(t => new TaskStop(t.Id, reason)));
+        stops.AddRange(leaving.Take(stoppable));
 
         // Start what the current deployment lacks, within maximumPercent of every task that still
         // holds a slot: a task told to stop keeps its slot until it has stopped.

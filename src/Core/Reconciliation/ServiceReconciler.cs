@@ -46,11 +46,10 @@ public sealed class ServiceReconciler(
         // The lease belongs to one reconcile, not to a process: messages for the same service can
         // run at once in one process too (a queue batch), and each must see the other's lease.
         var now = time.GetUtcNow();
-        if (service.LeaseOwner is not null && service.LeaseExpiresAt > now)
+        if (ServiceLease.HeldByAnother(service, now))
             // Look again shortly: the holder usually finishes in milliseconds, and what this message
             // announced may be newer than what the holder read.
-            return ReconcileResult.After(TimeSpan.FromMilliseconds(Math.Min(1000, (service.LeaseExpiresAt.Value - now).TotalMilliseconds + 50)));
-        var owner = Guid.NewGuid().ToString("N");
+            return ReconcileResult.After(TimeSpan.FromMilliseconds(Math.Min(1000, (service.LeaseExpiresAt!.Value - now).TotalMilliseconds + 50)));
 
         var view = new ServiceView
         {
@@ -59,6 +58,7 @@ public sealed class ServiceReconciler(
             PrimaryHasHealthCheck = await HasHealthCheckAsync(service.Primary?.TaskDefinitionArn, cancellationToken),
             Instances = service.IsDaemon ? await instances.ListAsync(key.Cluster, cancellationToken) : [],
             DaemonEligible = DaemonEligibility(service),
+            DrainingInstances = service.IsDaemon ? new HashSet<string>() : await instances.ListDrainingIdsAsync(key.Cluster, cancellationToken),
             Now = now,
         };
         var step = Rollout.NextStep(view);
@@ -73,56 +73,81 @@ public sealed class ServiceReconciler(
 
         // Claim the service before acting: losing this write means someone else changed it since
         // our read, and their change must be seen before anything is decided.
-        ServiceRecord claimed;
+        var lease = await ServiceLease.TryClaimAsync(services, time, service, cancellationToken);
+        if (lease is null) return ReconcileResult.After(TimeSpan.FromMilliseconds(200));
         try
         {
-            claimed = await services.SaveAsync(service with { LeaseOwner = owner, LeaseExpiresAt = now + Lease }, cancellationToken);
+            return await ActAsync(key, step, lease, cancellationToken);
         }
-        catch (ConcurrentUpdateException)
+        finally
         {
-            return ReconcileResult.After(TimeSpan.FromMilliseconds(200));
+            // Also on a failure: a lease left behind would stall every reconcile of the service until it expires.
+            await lease.ReleaseAsync(CancellationToken.None);
         }
+    }
 
+    /// <summary>
+    /// Applies <paramref name="step"/> under <paramref name="lease"/>: every stop and every placement
+    /// is preceded by <see cref="ServiceLease.HoldAsync"/>, so once another reconcile has taken the
+    /// service this one starts and stops nothing more, and its record (read before the other's
+    /// work) is never saved over the other's.
+    /// </summary>
+    private async Task<ReconcileResult> ActAsync(ServiceKey key, RolloutStep step, ServiceLease lease, CancellationToken cancellationToken)
+    {
+        var service = step.Service;
         var events = new List<string>();
         var placementFailed = false;
-        await StopAsync(service, step.Stop, events, cancellationToken);
+        await StopAsync(service, step.Stop, lease, events, cancellationToken);
         foreach (var start in step.Start)
-            placementFailed |= await StartAsync(service, start, events, cancellationToken);
+            placementFailed |= await StartAsync(service, start, lease, events, cancellationToken);
 
-        var recorded = step.Service with
+        if (!lease.Lost)
         {
-            Events = Rollout.AddEvents(step.Service.Events, events, time.GetUtcNow()),
-            LeaseOwner = null,
-            LeaseExpiresAt = null,
-            ETag = claimed.ETag,
-        };
-        try
-        {
-            await services.SaveAsync(recorded, cancellationToken);
+            var recorded = step.Service with
+            {
+                Events = Rollout.AddEvents(step.Service.Events, events, time.GetUtcNow()),
+                LeaseOwner = null,
+                LeaseExpiresAt = null,
+                ETag = lease.Current.ETag,
+            };
+            try
+            {
+                await services.SaveAsync(recorded, cancellationToken);
+                lease.Released();
+                return placementFailed ? ReconcileResult.After(PlacementRetry)
+                    : step.CheckAgainIn is { } again ? ReconcileResult.After(again)
+                    : ReconcileResult.Done;
+            }
+            catch (ConcurrentUpdateException)
+            {
+                // The API changed the service while we held it: keep our events below, free the lease, look again.
+            }
         }
-        catch (ConcurrentUpdateException)
+        else
         {
-            // The API changed the service while we held it: keep our events, free the lease, look again.
+            logger.LogWarning("Service {Service} in {Cluster}: lease {Lease} was taken over while reconciling; stopped acting", key.Name, key.Cluster, lease.Owner);
+        }
+
+        // What we did is true whoever holds the service now: record it, and leave the rest of the row
+        // (and a lease someone else took) as it is.
+        if (events.Count > 0)
             await services.UpdateAsync(key.Cluster, key.Name, s => s with
             {
                 Events = Rollout.AddEvents(s.Events, events, time.GetUtcNow()),
-                LeaseOwner = s.LeaseOwner == owner ? null : s.LeaseOwner,
-                LeaseExpiresAt = s.LeaseOwner == owner ? null : s.LeaseExpiresAt,
+                LeaseOwner = s.LeaseOwner == lease.Owner ? null : s.LeaseOwner,
+                LeaseExpiresAt = s.LeaseOwner == lease.Owner ? null : s.LeaseExpiresAt,
             }, cancellationToken);
-            return ReconcileResult.After(TimeSpan.Zero);
-        }
-        return placementFailed ? ReconcileResult.After(PlacementRetry)
-            : step.CheckAgainIn is { } again ? ReconcileResult.After(again)
-            : ReconcileResult.Done;
+        return ReconcileResult.After(lease.Lost ? TimeSpan.FromMilliseconds(200) : TimeSpan.Zero);
     }
 
-    private async Task StopAsync(ServiceRecord service, IReadOnlyList<TaskStop> stops, List<string> events, CancellationToken cancellationToken)
+    private async Task StopAsync(ServiceRecord service, IReadOnlyList<TaskStop> stops, ServiceLease lease, List<string> events, CancellationToken cancellationToken)
     {
         if (stops.Count == 0) return;
         var now = time.GetUtcNow();
         var stopped = new List<string>();
         foreach (var stop in stops)
         {
+            if (!await lease.HoldAsync(cancellationToken)) break;
             var task = await tasks.UpdateAsync(service.Cluster, stop.TaskId, t => t.DesiredStatus == TaskStatus.Stopped ? null : t with
             {
                 DesiredStatus = TaskStatus.Stopped,
@@ -169,7 +194,7 @@ public sealed class ServiceReconciler(
     private static TimeSpan? Earliest(TimeSpan? a, TimeSpan? b) => a is null ? b : b is null ? a : a < b ? a : b;
 
     /// <summary>Starts the step's tasks; true when some could not be placed.</summary>
-    private async Task<bool> StartAsync(ServiceRecord service, TaskStart start, List<string> events, CancellationToken cancellationToken)
+    private async Task<bool> StartAsync(ServiceRecord service, TaskStart start, ServiceLease lease, List<string> events, CancellationToken cancellationToken)
     {
         var definition = await ResolveAsync(start.TaskDefinitionArn, cancellationToken);
         if (definition is null)
@@ -182,7 +207,7 @@ public sealed class ServiceReconciler(
         var failures = new List<LaunchFailure>();
         var remaining = start.Count;
         var onInstances = start.OnInstances;
-        while (remaining > 0)
+        while (remaining > 0 && !lease.Lost)
         {
             var batch = Math.Min(remaining, 10);
             var result = await launcher.LaunchAsync(new LaunchRequest
@@ -192,11 +217,12 @@ public sealed class ServiceReconciler(
                 Count = batch,
                 Group = service.Group,
                 StartedBy = start.DeploymentId,
-                Tags = service.PropagateTags ? service.Tags : [],
+                Tags = PropagatedTags(service, definition),
                 Strategies = service.IsDaemon ? [] : service.PlacementStrategy.Count > 0 ? service.PlacementStrategy : Placement.ServiceDefault,
                 DistinctInstance = PlacementStrategies.HasDistinctInstance(constraints),
                 MemberOf = PlacementStrategies.MemberOf(constraints),
                 OnInstances = onInstances?.Skip(start.Count - remaining).Take(batch).ToList(),
+                KeepPlacing = lease.HoldAsync,
             }, cancellationToken);
             launched.AddRange(result.Tasks);
             failures.AddRange(result.Failures);
@@ -216,6 +242,14 @@ public sealed class ServiceReconciler(
         logger.LogInformation("Service {Service} could not place {Count} tasks: {Reason}", service.Name, start.Count - launched.Count, failure.Reason);
         return true;
     }
+
+    /// <summary>ECS <c>propagateTags</c>: the service's tags, the task definition's, or none.</summary>
+    private static IReadOnlyList<Tags.Tag> PropagatedTags(ServiceRecord service, TaskDefinitionRecord definition) => service.PropagateTagsFrom switch
+    {
+        "SERVICE" => service.Tags,
+        "TASK_DEFINITION" => definition.Tags,
+        _ => [],
+    };
 
     private static string Insufficient(string reason) => reason switch
     {

@@ -45,7 +45,7 @@ public sealed record QueryTarget(
             true,
             instance.AgentVersion,
             instance.RegisteredAt,
-            instance.RunningTasksCount,
+            instance.CountedRunningTasks,
             taskGroups ?? instance.Reservations.Select(r => r.Group).OfType<string>().ToHashSet(StringComparer.Ordinal));
     }
 }

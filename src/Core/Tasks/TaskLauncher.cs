@@ -26,6 +26,11 @@ public sealed record LaunchRequest
     public IReadOnlyList<Func<ContainerInstanceRecord, bool>> MemberOf { get; init; } = [];
     /// <summary>StartTask: one task on each of these instances, no strategy.</summary>
     public IReadOnlyList<string>? OnInstances { get; init; }
+    /// <summary>
+    /// Asked before each task is placed (a service reconcile's lease check); false places nothing
+    /// more, and the tasks placed so far are started as usual.
+    /// </summary>
+    public Func<CancellationToken, Task<bool>>? KeepPlacing { get; init; }
 }
 
 /// <summary>A task that could not be placed or started, as ECS reports it in <c>failures</c>.</summary>
@@ -87,6 +92,7 @@ public sealed class TaskLauncher(
         {
             for (var slot = 0; slot < (request.OnInstances?.Count ?? request.Count); slot++)
             {
+                if (request.KeepPlacing is { } keep && !await keep(cancellationToken)) break;
                 var (task, failure) = await PlaceOneAsync(placement, slot, cancellationToken);
                 if (task is not null) launched.Add(task);
                 else failures.Add(failure!);

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Api;
 using Serverless.Core.ContainerInstances;
+using Serverless.Core.Tasks;
 using Serverless.Worker.Docker;
 
 namespace Serverless.Worker.Registration;
@@ -12,7 +13,7 @@ namespace Serverless.Worker.Registration;
 /// </summary>
 public sealed class Heartbeat(
     ContainerInstanceStore store, InstanceRegistration registration, TaskRunner runner, WorkerIdentity identity,
-    WorkerOptions options, TimeProvider time, ILogger<Heartbeat> logger)
+    WorkerOptions options, StorageClock clock, TimeProvider time, ILogger<Heartbeat> logger)
 {
     public static readonly TimeSpan Debounce = TimeSpan.FromSeconds(1);
 
@@ -81,9 +82,18 @@ public sealed class Heartbeat(
     {
         try
         {
-            await store.HeartbeatAsync(identity.Cluster, identity.InstanceId, running, pending, cancellationToken);
+            await clock.SyncIfDueAsync(TaskMessages.CommandQueue(identity.InstanceId), cancellationToken);
+            await store.HeartbeatAsync(identity.Cluster, identity.InstanceId, running, pending, identity.Session, cancellationToken);
             logger.LogDebug("Heartbeat of {ContainerInstanceArn}: {Running} running, {Pending} pending", identity.ContainerInstanceArn, running, pending);
             return true;
+        }
+        catch (InstanceOwnedElsewhereException e)
+        {
+            // Another worker registered this instance id: its commands and reports are that
+            // worker's now. Running on would start or stop its tasks, so this worker exits.
+            logger.LogCritical("{ContainerInstanceArn} was registered by another worker ({Owner}); this worker stops. Give each worker its own instance id.",
+                identity.ContainerInstanceArn, e.Owner);
+            throw;
         }
         catch (InvalidParameterException)
         {

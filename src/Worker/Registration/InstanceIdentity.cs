@@ -3,7 +3,11 @@ using System.Text.RegularExpressions;
 namespace Serverless.Worker.Registration;
 
 /// <summary>Who this worker is: its cluster, container instance id and ARN. Fixed for the process's life.</summary>
-public sealed record WorkerIdentity(string Cluster, string InstanceId, string ContainerInstanceArn);
+public sealed record WorkerIdentity(string Cluster, string InstanceId, string ContainerInstanceArn)
+{
+    /// <summary>This worker process, as the instance row's owner: a second worker with the same instance id has another.</summary>
+    public string Session { get; init; } = Guid.NewGuid().ToString("N");
+}
 
 /// <summary>
 /// The container instance id, kept across restarts the way the ECS agent keeps its registration in

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Storage;
+using Serverless.Core.Tasks;
 
 namespace Serverless.Worker.Registration;
 
@@ -14,8 +15,13 @@ namespace Serverless.Worker.Registration;
 /// re-registers the same id, which keeps the instance's reservations and tasks.
 /// </summary>
 public sealed class InstanceRegistration(
-    ContainerInstanceStore store, ServiceResync resync, IDockerClient docker, QueueWake wake, WorkerIdentity identity, WorkerOptions options, ILogger<InstanceRegistration> logger)
+    ContainerInstanceStore store, ServiceResync resync, IDockerClient docker, QueueWake wake, WorkerIdentity identity, WorkerOptions options,
+    StorageClock clock, TimeProvider time, ILogger<InstanceRegistration> logger)
 {
+    /// <summary>
+    /// Registers the host, unless another live worker holds the instance id: then throws
+    /// <see cref="InvalidOperationException"/> (the worker exits) and leaves the row alone.
+    /// </summary>
     public async Task<ContainerInstanceRecord> RegisterAsync(CancellationToken cancellationToken)
     {
         var existing = await store.FindAsync(identity.Cluster, identity.InstanceId, cancellationToken);
@@ -26,8 +32,17 @@ public sealed class InstanceRegistration(
                 $"Container instance {identity.ContainerInstanceArn} was deregistered. Remove the worker's state " +
                 $"({InstanceIdentity.StateDirectory(options)}) or set Worker__InstanceId to register as a new instance.");
         }
+        if (existing is { Owner: { } owner } && owner != identity.Session && await StillBeatingAsync(existing, cancellationToken))
+        {
+            logger.LogCritical("Container instance {ContainerInstanceArn} is held by another running worker ({Owner}); this worker exits " +
+                "rather than run or report that worker's tasks. Give each worker its own instance id (Worker__InstanceId or its state directory {StateDirectory}).",
+                identity.ContainerInstanceArn, owner, InstanceIdentity.StateDirectory(options));
+            throw new InvalidOperationException(
+                $"Container instance {identity.ContainerInstanceArn} is held by another running worker. Give each worker its own instance id.");
+        }
 
-        var wanted = await DescribeHostAsync(cancellationToken);
+        var wanted = await DescribeHostAsync(cancellationToken) with { Owner = identity.Session };
+        await clock.SyncAsync(TaskMessages.CommandQueue(identity.InstanceId), cancellationToken);
         var registered = await store.RegisterAsync(wanted, cancellationToken);
         logger.LogInformation("Registered {ContainerInstanceArn} ({Ec2InstanceId}): CPU {Cpu}, MEMORY {Memory} MiB",
             identity.ContainerInstanceArn, registered.Ec2InstanceId, registered.RegisteredCpu, registered.RegisteredMemory);
@@ -36,6 +51,25 @@ public sealed class InstanceRegistration(
         await resync.ResyncClusterAsync(identity.Cluster, cancellationToken);
         return registered;
     }
+
+    /// <summary>
+    /// Whether the worker that holds <paramref name="seen"/> is alive: its heartbeat changes the
+    /// row's beat within two heartbeat intervals. Judged by watching the row, not by anyone's clock.
+    /// A worker that stopped cleanly gave the row up, so only a crashed one costs this wait.
+    /// </summary>
+    private async Task<bool> StillBeatingAsync(ContainerInstanceRecord seen, CancellationToken cancellationToken)
+    {
+        var watch = TimeSpan.FromSeconds(2 * Math.Max(1, options.HeartbeatSeconds) + 1);
+        logger.LogInformation("{ContainerInstanceArn} is held by worker {Owner}; watching its heartbeat for {Watch} before taking it over",
+            identity.ContainerInstanceArn, seen.Owner, watch);
+        await Task.Delay(watch, time, cancellationToken);
+        var now = await store.FindAsync(identity.Cluster, identity.InstanceId, cancellationToken);
+        return now is not null && now.Owner == seen.Owner && now.Beat != seen.Beat;
+    }
+
+    /// <summary>Gives the instance up when the worker stops cleanly, so its next start registers without waiting.</summary>
+    public Task ReleaseAsync(CancellationToken cancellationToken)
+        => store.ReleaseOwnerAsync(identity.Cluster, identity.InstanceId, identity.Session, cancellationToken);
 
     /// <summary>What this host offers, as a registration.</summary>
     public async Task<ContainerInstanceRecord> DescribeHostAsync(CancellationToken cancellationToken)

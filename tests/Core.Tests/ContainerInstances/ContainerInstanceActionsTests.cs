@@ -23,7 +23,9 @@ public sealed class ContainerInstanceActionsTests : IAsyncLifetime
         _tables = new ContainerInstanceTables(azurite.ConnectionString);
         _store = _tables.NewStore();
         _clusters = _tables.NewClusterStore();
-        _registry = new ActionRegistry([_tables.NewActions(_store, _clusters), new TagActions([_store])]);
+        _registry = new ActionRegistry([
+            _tables.NewActions(_store, _clusters), new TagActions([_store]),
+            new ClusterActions(_clusters, [new ContainerInstanceUsage(_store)], _tables.Arns, _tables.Time)]);
     }
 
     public async Task InitializeAsync()
@@ -194,6 +196,7 @@ public sealed class ContainerInstanceActionsTests : IAsyncLifetime
     public async Task A_heartbeat_reconnects_the_agent_and_shows_the_reported_counts()
     {
         var a = await RegisterAsync();
+        await ReserveAsync(Id(a), "t1", "t2", "t3");
         _tables.Time.Advance(TimeSpan.FromMinutes(5));
         await _store.HeartbeatAsync("default", Id(a), 2, 1, _token);
 
@@ -202,6 +205,43 @@ public sealed class ContainerInstanceActionsTests : IAsyncLifetime
         Assert.True(described["agentConnected"]!.GetValue<bool>());
         Assert.Equal((2, 1), (described["runningTasksCount"]!.GetValue<int>(), described["pendingTasksCount"]!.GetValue<int>()));
         Assert.Equal("OK", described["healthStatus"]!["overallStatus"]!.GetValue<string>());
+    }
+
+    private async Task ReserveAsync(string id, params string[] taskIds)
+    {
+        foreach (var taskId in taskIds)
+            Assert.NotNull(await _store.TryReserveAsync((await _store.FindAsync("default", id, _token))!, new Reservation(taskId, 1, 1, [], []), _token));
+    }
+
+    private async Task<(int Running, int Pending)> InstanceCountsAsync(string id)
+    {
+        var instance = (await CallAsync("DescribeContainerInstances", $$"""{"containerInstances":["{{id}}"]}"""))["containerInstances"]![0]!;
+        return (instance["runningTasksCount"]!.GetValue<int>(), instance["pendingTasksCount"]!.GetValue<int>());
+    }
+
+    private async Task<(int Running, int Pending)> ClusterCountsAsync()
+    {
+        var cluster = (await CallAsync("DescribeClusters", """{"clusters":["default"]}"""))["clusters"]![0]!;
+        return (cluster["runningTasksCount"]!.GetValue<int>(), cluster["pendingTasksCount"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task A_placed_task_counts_as_pending_at_once_without_a_heartbeat_and_as_running_once_the_worker_reports_it()
+    {
+        var a = await RegisterAsync();
+        await ReserveAsync(Id(a), "t1", "t2");
+
+        Assert.Equal((0, 2), await InstanceCountsAsync(Id(a)));
+        Assert.Equal((0, 2), await ClusterCountsAsync());
+
+        await _store.HeartbeatAsync("default", Id(a), runningTasksCount: 1, pendingTasksCount: 1, _token);
+        Assert.Equal((1, 1), await InstanceCountsAsync(Id(a)));
+        Assert.Equal((1, 1), await ClusterCountsAsync());
+
+        // Released (stopped) tasks no longer count, whatever the worker last said.
+        await _store.ReleaseAsync("default", Id(a), ["t1", "t2"], _token);
+        Assert.Equal((0, 0), await InstanceCountsAsync(Id(a)));
+        Assert.Equal((0, 0), await ClusterCountsAsync());
     }
 
     [Fact]

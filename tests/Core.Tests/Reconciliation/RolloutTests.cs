@@ -321,3 +321,101 @@ public class RolloutTests
         Assert.Equal(["second", "first", "old 0"], added.Take(3).Select(e => e.Message));
     }
 }
+
+public class RolloutDrainingTests
+{
+    private static readonly DateTimeOffset Now = new(2026, 11, 25, 12, 0, 0, TimeSpan.Zero);
+    private const string V1 = "arn:aws:ecs:us-east-1:000000000000:task-definition/web:1";
+    private static int _next;
+
+    private static ServiceRecord Service(int desired, int minimumHealthyPercent = 100, int maximumPercent = 200) => new()
+    {
+        Cluster = "c",
+        Name = "web",
+        DesiredCount = desired,
+        TaskDefinitionArn = V1,
+        DeploymentConfiguration = new DeploymentConfiguration(MinimumHealthyPercent: minimumHealthyPercent, MaximumPercent: maximumPercent),
+        Deployments = [new Deployment
+        {
+            Id = "d1", Status = DeploymentStatus.Primary, TaskDefinitionArn = V1, RolloutState = DeploymentStatus.Completed, CreatedAt = Now.AddMinutes(-10),
+        }],
+    };
+
+    private static TaskRecord Task(string instance, string lastStatus = TaskStatus.Running, string desired = TaskStatus.Running) => new()
+    {
+        Cluster = "c",
+        Id = $"task{++_next:x8}",
+        Group = "service:web",
+        TaskDefinitionArn = V1,
+        Family = "web",
+        ContainerInstanceId = instance,
+        StartedBy = "d1",
+        LastStatus = lastStatus,
+        DesiredStatus = desired,
+        CreatedAt = Now.AddSeconds(-60 - _next),
+        StartedAt = lastStatus == TaskStatus.Running ? Now.AddSeconds(-50) : null,
+    };
+
+    private static RolloutStep Step(ServiceRecord service, IEnumerable<TaskRecord> tasks, params string[] draining)
+        => Rollout.NextStep(new ServiceView { Service = service, Tasks = tasks.ToList(), DrainingInstances = draining.ToHashSet(), Now = Now });
+
+    private static int Starting(RolloutStep step) => step.Start.Sum(s => s.Count);
+
+    [Fact]
+    public void Given_min_100_max_200_When_an_instance_drains_Then_replacements_start_first_and_nothing_stops_yet()
+    {
+        var step = Step(Service(2), [Task("a"), Task("a")], "a");
+        Assert.Equal(2, Starting(step));
+        Assert.Empty(step.Stop);
+    }
+
+    [Fact]
+    public void Given_replacements_are_running_Then_the_tasks_on_the_draining_instance_stop()
+    {
+        var onA = new[] { Task("a"), Task("a") };
+        var step = Step(Service(2), [.. onA, Task("b"), Task("b")], "a");
+        Assert.Equal(onA.Select(t => t.Id).Order(), step.Stop.Select(s => s.TaskId).Order());
+        Assert.All(step.Stop, s => Assert.Equal(Rollout.ReasonInstanceDraining, s.Reason));
+        Assert.Equal(0, Starting(step));
+    }
+
+    [Fact]
+    public void Given_replacements_are_still_pending_Then_the_healthy_tasks_on_the_draining_instance_stay()
+    {
+        var step = Step(Service(2), [Task("a"), Task("a"), Task("b", TaskStatus.Pending), Task("b", TaskStatus.Pending)], "a");
+        Assert.Empty(step.Stop);
+        Assert.Equal(0, Starting(step));
+    }
+
+    [Fact]
+    public void Given_min_50_max_100_When_four_tasks_drain_Then_two_stop_before_any_replacement_starts()
+    {
+        // The example of ECS's guide: desiredCount 4, minimum 50 %: stop two, then start two.
+        var tasks = new[] { Task("a"), Task("a"), Task("a"), Task("a") };
+        var step = Step(Service(4, minimumHealthyPercent: 50, maximumPercent: 100), tasks, "a");
+        Assert.Equal(2, step.Stop.Count);
+        Assert.Equal(0, Starting(step));
+
+        var stopping = tasks.Select(t => step.Stop.Any(s => s.TaskId == t.Id) ? t with { DesiredStatus = TaskStatus.Stopped } : t);
+        Assert.Equal(0, Starting(Step(Service(4, 50, 100), stopping, "a")));
+        var stopped = tasks.Select(t => step.Stop.Any(s => s.TaskId == t.Id) ? t with { DesiredStatus = TaskStatus.Stopped, LastStatus = TaskStatus.Stopped } : t);
+        Assert.Equal(2, Starting(Step(Service(4, 50, 100), stopped, "a")));
+    }
+
+    [Fact]
+    public void A_pending_task_on_a_draining_instance_is_stopped_at_once_and_replaced()
+    {
+        var pending = Task("a", TaskStatus.Pending);
+        var step = Step(Service(2), [pending, Task("b")], "a");
+        Assert.Equal(pending.Id, Assert.Single(step.Stop).TaskId);
+        Assert.Equal(1, Starting(step));
+    }
+
+    [Fact]
+    public void Tasks_on_active_instances_are_left_alone()
+    {
+        var step = Step(Service(2), [Task("a"), Task("b")], "c");
+        Assert.Empty(step.Stop);
+        Assert.Equal(0, Starting(step));
+    }
+}
