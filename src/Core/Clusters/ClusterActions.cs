@@ -67,7 +67,8 @@ public sealed partial class ClusterActions(ClusterStore clusters, IEnumerable<IC
     private async Task<JsonObject> DescribeClustersAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
         var include = Include.Parse(request);
-        var names = request.Strings("clusters").DefaultIfEmpty("default").ToList();
+        var names = request.Strings("clusters").ToList().AtMost(ListLimits.DescribeClusters, "clusters");
+        if (names.Count == 0) names.Add("default");
         var found = await Task.WhenAll(names.Select(n => clusters.FindAsync(arns.ClusterName(n), cancellationToken)));
 
         var described = new JsonArray();

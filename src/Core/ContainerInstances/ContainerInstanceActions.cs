@@ -139,6 +139,8 @@ public sealed partial class ContainerInstanceActions(
     private async Task<JsonObject> DescribeAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
         var cluster = arns.ClusterName(request.String("cluster"));
+        // Parameters first, as ECS checks them: too many is refused before the cluster is looked up.
+        request.Strings("containerInstances").ToList().AtMost(ListLimits.DescribeContainerInstances, "instanceIds");
         await clusters.GetActiveAsync(cluster, cancellationToken);
         var given = request.Strings("containerInstances").ToList();
         if (given.Count == 0) throw new InvalidParameterException("The list of container instances must not be empty.");

@@ -109,7 +109,7 @@ public sealed class TaskActions(
     private async Task<JsonObject> DescribeTasksAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
         var cluster = arns.ClusterName(request.String("cluster"));
-        var names = request.Strings("tasks").ToList();
+        var names = request.Strings("tasks").ToList().AtMost(ListLimits.DescribeTasks, "taskIds");
         if (names.Count is < 1 or > 100) throw new InvalidParameterException("Tasks cannot be empty and may name at most 100 tasks.");
         var includeTags = request.Strings("include").Contains("TAGS");
 
