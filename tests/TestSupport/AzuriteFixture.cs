@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using Azure.Data.Tables;
 using Azure.Storage.Queues;
+using Serverless.TestSupport.Storage;
 using Xunit;
 
 namespace Serverless.TestSupport;
@@ -39,6 +40,14 @@ namespace Serverless.TestSupport;
 /// <see cref="DisposeAsync"/>.
 /// </para>
 /// <para>
+/// Clients reach it through a <see cref="StorageProxy"/> that refuses what Azure refuses and Azurite
+/// accepts (<see cref="AzureLimits"/>: 15 comparisons per filter, 100 operations and 4 MiB per batch,
+/// 1 MiB entities, 64 KiB properties and messages, ...), so every test runs against Azure's limits.
+/// <see cref="ConnectionString"/>, <see cref="TableEndpoint"/> and <see cref="QueueEndpoint"/> name the
+/// proxy; <see cref="Faults"/> injects throttling, timeouts and outages; <see cref="RestartAsync"/>
+/// restarts Azurite behind the same endpoints. <see cref="DirectConnectionString"/> bypasses the proxy.
+/// </para>
+/// <para>
 /// Azurite is found on <c>PATH</c> (<c>scripts/install-deps.sh</c> installs it), or at
 /// <c>AZURITE_PATH</c>. Its console output goes to <see cref="LogPath"/> for diagnosis.
 /// </para>
@@ -70,9 +79,10 @@ public sealed partial class AzuriteFixture : IAsyncLifetime
         """;
 
     private readonly object _logLock = new();
-    private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Dictionary<string, Uri> _endpoints = new(StringComparer.Ordinal);
     private readonly StringBuilder _recentOutput = new();
+    private TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private StorageProxy? _proxy;
     private Process? _process;
     private StreamWriter? _log;
     private string? _workspace;
@@ -83,11 +93,22 @@ public sealed partial class AzuriteFixture : IAsyncLifetime
     /// </summary>
     public string ConnectionString { get; private set; } = "";
 
+    /// <summary>Azurite itself, without the proxy: no limits enforced, no faults.</summary>
+    public string DirectConnectionString { get; private set; } = "";
+
     public Uri BlobEndpoint => Endpoint("Blob");
 
-    public Uri QueueEndpoint => Endpoint("Queue");
+    /// <summary>The queue endpoint clients use: the proxy's.</summary>
+    public Uri QueueEndpoint => new($"{Proxy.QueueRoot}{AccountName}");
 
-    public Uri TableEndpoint => Endpoint("Table");
+    /// <summary>The table endpoint clients use: the proxy's.</summary>
+    public Uri TableEndpoint => new($"{Proxy.TableRoot}{AccountName}");
+
+    /// <summary>The proxy in front of Azurite's table and queue endpoints.</summary>
+    public StorageProxy Proxy => _proxy ?? throw new InvalidOperationException("Azurite is not started: await InitializeAsync() first.");
+
+    /// <summary>Throttling, timeouts and outages to inject into what the proxy forwards.</summary>
+    public StorageFaults Faults => Proxy.Faults;
 
     /// <summary>Azurite's console output (access log included), kept after the fixture is disposed.</summary>
     public string LogPath { get; private set; } = "";
@@ -105,15 +126,50 @@ public sealed partial class AzuriteFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         if (_process is not null) throw new InvalidOperationException("This Azurite is already started.");
+        try
+        {
+            await StartAzuriteAsync();
+            _proxy = new StorageProxy();
+            await _proxy.StartAsync(ServiceRoot("Table"), ServiceRoot("Queue"), CancellationToken.None);
+            ConnectionString =
+                $"DefaultEndpointsProtocol=http;AccountName={AccountName};AccountKey={AccountKey};" +
+                $"BlobEndpoint={BlobEndpoint};QueueEndpoint={QueueEndpoint};TableEndpoint={TableEndpoint};";
+        }
+        catch
+        {
+            await DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Stops Azurite and starts a fresh one (in memory: empty) behind the same proxy endpoints, as a
+    /// storage endpoint that restarts: connections in flight break, and what was stored is gone.
+    /// </summary>
+    public async Task RestartAsync()
+    {
+        await StopAzuriteAsync();
+        await StartAzuriteAsync();
+        Proxy.Retarget(ServiceRoot("Table"), ServiceRoot("Queue"));
+    }
+
+    private async Task StartAzuriteAsync()
+    {
+        lock (_endpoints) _endpoints.Clear();
+        _listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
         var azurite = LocateAzurite();
         var root = Path.Combine(Path.GetTempPath(), "ecs-serverless-azurite");
         Directory.CreateDirectory(root);
-        PruneOldLogs(root);
-        var id = $"{Environment.ProcessId}-{Guid.NewGuid():N}"[..20];
-        _workspace = Directory.CreateDirectory(Path.Combine(root, id)).FullName;
-        LogPath = Path.Combine(root, $"azurite-{id}.log");
-        _log = new StreamWriter(LogPath, append: false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)) { AutoFlush = true };
+        if (_workspace is null)
+        {
+            // A restart keeps the first start's folder and log.
+            PruneOldLogs(root);
+            var id = $"{Environment.ProcessId}-{Guid.NewGuid():N}"[..20];
+            _workspace = Directory.CreateDirectory(Path.Combine(root, id)).FullName;
+            LogPath = Path.Combine(root, $"azurite-{id}.log");
+            _log = new StreamWriter(LogPath, append: false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)) { AutoFlush = true };
+        }
 
         // No --location (Azurite refuses it with --inMemoryPersistence): the working directory below,
         // a fresh folder, is where it would write anything at all.
@@ -148,7 +204,8 @@ public sealed partial class AzuriteFixture : IAsyncLifetime
         _process = new Process { StartInfo = start, EnableRaisingEvents = true };
         _process.OutputDataReceived += (_, e) => OnOutput(e.Data);
         _process.ErrorDataReceived += (_, e) => OnOutput(e.Data);
-        _process.Exited += (_, _) => _listening.TrySetException(
+        var listening = _listening;
+        _process.Exited += (_, _) => listening.TrySetException(
             new InvalidOperationException($"Azurite exited before it was listening.{Diagnosis()}"));
         _process.Start();
         _process.BeginOutputReadLine();
@@ -157,42 +214,32 @@ public sealed partial class AzuriteFixture : IAsyncLifetime
         using var timeout = new CancellationTokenSource(StartTimeout);
         try
         {
-            await _listening.Task.WaitAsync(timeout.Token);
-            ConnectionString =
+            await listening.Task.WaitAsync(timeout.Token);
+            DirectConnectionString =
                 $"DefaultEndpointsProtocol=http;AccountName={AccountName};AccountKey={AccountKey};" +
-                $"BlobEndpoint={BlobEndpoint};QueueEndpoint={QueueEndpoint};TableEndpoint={TableEndpoint};";
+                $"BlobEndpoint={BlobEndpoint};QueueEndpoint={Endpoint("Queue")};TableEndpoint={Endpoint("Table")};";
             await WaitUntilAnsweringAsync(timeout.Token);
         }
         catch (OperationCanceledException) when (timeout.IsCancellationRequested)
         {
-            await StopAsync();
+            await StopAzuriteAsync();
             throw new TimeoutException($"Azurite did not answer within {StartTimeout.TotalSeconds:0} s.{Diagnosis()}");
         }
         catch
         {
-            await StopAsync();
+            await StopAzuriteAsync();
             throw;
         }
     }
 
-    public Task DisposeAsync() => StopAsync();
-
-    private async Task StopAsync()
+    public async Task DisposeAsync()
     {
-        if (_process is { } process)
+        if (_proxy is not null)
         {
-            try
-            {
-                if (!process.HasExited) process.Kill(entireProcessTree: true);
-                await process.WaitForExitAsync();
-            }
-            catch (InvalidOperationException)
-            {
-                // Already gone.
-            }
-            process.Dispose();
-            _process = null;
+            await _proxy.DisposeAsync();
+            _proxy = null;
         }
+        await StopAzuriteAsync();
         lock (_logLock)
         {
             _log?.Dispose();
@@ -212,13 +259,31 @@ public sealed partial class AzuriteFixture : IAsyncLifetime
         }
     }
 
+    private async Task StopAzuriteAsync()
+    {
+        if (_process is { } process)
+        {
+            try
+            {
+                if (!process.HasExited) process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync();
+            }
+            catch (InvalidOperationException)
+            {
+                // Already gone.
+            }
+            process.Dispose();
+            _process = null;
+        }
+    }
+
     private async Task WaitUntilAnsweringAsync(CancellationToken cancellationToken)
     {
         // No SDK retries: this loop is the retry, and it must notice a dead process quickly.
         var tableOptions = new TableClientOptions { Retry = { MaxRetries = 0, NetworkTimeout = TimeSpan.FromSeconds(5) } };
         var queueOptions = new QueueClientOptions { Retry = { MaxRetries = 0, NetworkTimeout = TimeSpan.FromSeconds(5) } };
-        var tables = new TableServiceClient(ConnectionString, tableOptions);
-        var queues = new QueueServiceClient(ConnectionString, queueOptions);
+        var tables = new TableServiceClient(DirectConnectionString, tableOptions);
+        var queues = new QueueServiceClient(DirectConnectionString, queueOptions);
         while (true)
         {
             if (_process is not { HasExited: false })
@@ -271,6 +336,8 @@ public sealed partial class AzuriteFixture : IAsyncLifetime
             return $" Log: {LogPath}\n{_recentOutput}";
         }
     }
+
+    private Uri ServiceRoot(string service) => new(Endpoint(service).GetLeftPart(UriPartial.Authority));
 
     private Uri Endpoint(string service)
     {

@@ -73,7 +73,8 @@ public sealed partial class ClusterActions(
     private async Task<JsonObject> DescribeClustersAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
         var include = Include.Parse(request);
-        var names = request.Strings("clusters").DefaultIfEmpty("default").ToList();
+        var names = request.Strings("clusters").ToList().AtMost(ListLimits.DescribeClusters, "clusters");
+        if (names.Count == 0) names.Add("default");
         // A name no cluster can have is simply missing, as any other unknown name.
         var found = await Task.WhenAll(names.Select(n => arns.TryClusterName(n) is { } name
             ? clusters.FindAsync(name, cancellationToken)

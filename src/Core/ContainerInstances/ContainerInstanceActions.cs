@@ -144,6 +144,8 @@ public sealed partial class ContainerInstanceActions(
         if (given.Count == 0) throw new InvalidParameterException("Container instance cannot be empty.");
         if (given.Count > MaxDescribe) throw new InvalidParameterException($"At most {MaxDescribe} container instances can be described at once.");
         var cluster = arns.ClusterName(request.String("cluster"));
+        // Parameters first, as ECS checks them: too many is refused before the cluster is looked up.
+        request.Strings("containerInstances").ToList().AtMost(ListLimits.DescribeContainerInstances, "instanceIds");
         await clusters.GetActiveAsync(cluster, cancellationToken);
 
         var include = request.Strings("include").ToHashSet(StringComparer.Ordinal);

@@ -319,6 +319,7 @@ public sealed partial class ServiceActions(
     private async Task<JsonObject> DescribeServicesAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
         var cluster = arns.ClusterName(request.String("cluster"));
+        request.Strings("services").ToList().AtMost(ListLimits.DescribeServices, "service names");
         var references = request.Strings("services").Distinct(StringComparer.Ordinal).ToList();
         if (references.Count is < 1 or > 10) throw new InvalidParameterException("services must contain between 1 and 10 entries.");
         var includeTags = request.Strings("include").Contains("TAGS");

@@ -4,6 +4,23 @@ namespace Serverless.Core.Storage;
 
 public static class TableQueries
 {
+    /// <summary>Azure's most comparisons in one <c>$filter</c>.</summary>
+    public const int MaxFilterComparisons = 15;
+
+    /// <summary>Azure's most operations in one entity-group transaction (one partition, at most 4 MiB too).</summary>
+    public const int MaxBatchOperations = 100;
+
+    /// <summary>Most row keys one query names beside its partition key, within <see cref="MaxFilterComparisons"/>.</summary>
+    public const int MaxRowKeysPerQuery = MaxFilterComparisons - 1;
+
+    /// <summary>
+    /// Filters that together read the rows <paramref name="rowKeys"/> of one partition: one query per
+    /// <see cref="MaxRowKeysPerQuery"/> keys, since Azure refuses a filter of more than 15 comparisons.
+    /// </summary>
+    public static IEnumerable<string> RowsOfPartitionFilters(string partitionKey, IEnumerable<string> rowKeys)
+        => rowKeys.Chunk(MaxRowKeysPerQuery).Select(chunk =>
+            $"PartitionKey eq {Quote(partitionKey)} and (" + string.Join(" or ", chunk.Select(k => $"RowKey eq {Quote(k)}")) + ")");
+
     /// <summary>
     /// Deletes every entity matching <paramref name="filter"/>: one scan of keys, then one batch per
     /// partition (100 rows at most each). A batch that fails (another process deleted one of its
@@ -15,7 +32,7 @@ public static class TableQueries
         await foreach (var row in table.QueryAsync<TableEntity>(filter, select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken))
             matching.Add(row);
         var deleted = 0;
-        foreach (var batch in matching.GroupBy(r => r.PartitionKey).SelectMany(p => p.Chunk(100)))
+        foreach (var batch in matching.GroupBy(r => r.PartitionKey).SelectMany(p => p.Chunk(MaxBatchOperations)))
         {
             try
             {

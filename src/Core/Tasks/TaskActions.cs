@@ -117,9 +117,8 @@ public sealed class TaskActions(
     private async Task<JsonObject> DescribeTasksAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
         // The list is checked before the cluster, as in DescribeContainerInstances.
-        var names = request.Strings("tasks").ToList();
+        var names = request.Strings("tasks").ToList().AtMost(ListLimits.DescribeTasks, "taskIds");
         if (names.Count == 0) throw new InvalidParameterException("Tasks cannot be empty.");
-        if (names.Count > 100) throw new InvalidParameterException("At most 100 tasks can be described at once.");
         var cluster = arns.ClusterName(request.String("cluster"));
         var includeTags = request.Strings("include").Contains("TAGS");
 

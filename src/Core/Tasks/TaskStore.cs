@@ -68,9 +68,11 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
     }
 
     /// <summary>
-    /// <see cref="UpdateAsync"/> for several tasks of one partition: one query reads them, one
-    /// batch writes those <paramref name="change"/> changed, all conditional on what was read (a
-    /// lost race reads and decides again). Returns the tasks as stored; ids that do not exist are missing.
+    /// <see cref="UpdateAsync"/> for several tasks of one partition: each group of up to
+    /// <see cref="TableQueries.MaxRowKeysPerQuery"/> tasks is read with one query and written with one
+    /// batch of those <paramref name="change"/> changed, conditional on what was read (a lost race reads
+    /// and decides again); groups are small enough for Azure's filter and batch limits. Returns the tasks
+    /// as stored; ids that do not exist are missing.
     /// </summary>
     public async Task<IReadOnlyList<TaskRecord>> UpdateManyAsync(
         string cluster, IReadOnlyCollection<string> taskIds, Func<TaskRecord, TaskRecord?> change, CancellationToken cancellationToken)
@@ -79,6 +81,14 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
         if (taskIds.Any(id => !TaskIds.IsValid(id) || TaskIds.PartitionKey(cluster, id) != partition))
             throw new ArgumentException("Tasks of one partition only.", nameof(taskIds));
         var table = await storage.TableAsync(TableName, cancellationToken);
+        var stored = await Task.WhenAll(taskIds.Chunk(TableQueries.MaxRowKeysPerQuery)
+            .Select(chunk => UpdateChunkAsync(table, cluster, chunk, change, cancellationToken)));
+        return stored.SelectMany(s => s).ToList();
+    }
+
+    private async Task<IReadOnlyList<TaskRecord>> UpdateChunkAsync(
+        TableClient table, string cluster, IReadOnlyCollection<string> taskIds, Func<TaskRecord, TaskRecord?> change, CancellationToken cancellationToken)
+    {
         for (var attempt = 1; ; attempt++)
         {
             var current = await ReadPartitionAsync(table, cluster, taskIds, cancellationToken);
@@ -128,16 +138,22 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
         return (await Task.WhenAll(reads)).SelectMany(r => r).ToDictionary(t => t.Id);
     }
 
-    /// <summary>The existing tasks among <paramref name="taskIds"/>, all of one partition, in one query.</summary>
+    /// <summary>
+    /// The existing tasks among <paramref name="taskIds"/>, all of one partition: one query per
+    /// <see cref="TableQueries.MaxRowKeysPerQuery"/> ids (Azure's filter limit), side by side.
+    /// </summary>
     private static async Task<IReadOnlyList<TaskRecord>> ReadPartitionAsync(
         TableClient table, string cluster, IReadOnlyCollection<string> taskIds, CancellationToken cancellationToken)
     {
-        var filter = $"PartitionKey eq {TableQueries.Quote(TaskIds.PartitionKey(cluster, taskIds.First()))} and ("
-            + string.Join(" or ", taskIds.Select(id => $"RowKey eq {TableQueries.Quote(id)}")) + ")";
-        var found = new List<TaskRecord>();
-        await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
-            found.Add(TaskRecord.FromEntity(entity));
-        return found;
+        async Task<List<TaskRecord>> QueryAsync(string filter)
+        {
+            var found = new List<TaskRecord>();
+            await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+                found.Add(TaskRecord.FromEntity(entity));
+            return found;
+        }
+        var filters = TableQueries.RowsOfPartitionFilters(TaskIds.PartitionKey(cluster, taskIds.First()), taskIds);
+        return (await Task.WhenAll(filters.Select(QueryAsync))).SelectMany(f => f).ToList();
     }
 
     /// <summary>A group's tasks (a service's, for example): one partition.</summary>

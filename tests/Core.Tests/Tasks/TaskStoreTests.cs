@@ -29,4 +29,27 @@ public sealed class TaskStoreTests(AzuriteFixture azurite)
         Assert.Equal("service:api", found[api.Id].Group);
         Assert.Empty(await _tasks.FindManyAsync("other-cluster", web.Select(t => t.Id), _token));
     }
+
+    [Fact]
+    public async Task Forty_tasks_of_one_partition_are_found_within_Azures_15_comparisons_per_filter()
+    {
+        var web = await Task.WhenAll(Enumerable.Range(0, 40).Select(_ => TaskAsync("family:many")));
+
+        var found = await _tasks.FindManyAsync("c", web.Select(t => t.Id), _token);
+
+        Assert.Equal(web.Select(t => t.Id).Order(StringComparer.Ordinal), found.Keys.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_hundred_and_twenty_tasks_of_one_partition_are_updated_within_Azures_batch_limits()
+    {
+        var web = await Task.WhenAll(Enumerable.Range(0, 120).Select(_ => TaskAsync("service:many")));
+
+        var updated = await _tasks.UpdateManyAsync("c", web.Select(t => t.Id).ToList(), t => t with { HealthStatus = "HEALTHY" }, _token);
+
+        Assert.Equal(120, updated.Count);
+        Assert.All(updated, t => Assert.Equal("HEALTHY", t.HealthStatus));
+        var reread = await _tasks.FindManyAsync("c", web.Select(t => t.Id), _token);
+        Assert.All(reread.Values, t => Assert.Equal("HEALTHY", t.HealthStatus));
+    }
 }
