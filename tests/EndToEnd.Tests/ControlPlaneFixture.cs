@@ -19,7 +19,7 @@ public class ControlPlaneFixture : IAsyncLifetime
     public const string Region = "us-east-1";
     public const string AccountId = "000000000000";
 
-    private readonly AzuriteFixture _azurite = new();
+    private AzuriteFixture _azurite = null!;
     private readonly StringBuilder _log = new();
     private readonly List<WorkerProcess> _workers = [];
     private readonly List<Process> _others = [];
@@ -37,6 +37,7 @@ public class ControlPlaneFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        _azurite = new AzuriteFixture { Persistent = PersistentStorage };
         await _azurite.InitializeAsync();
         (_process, Endpoint) = await StartControlPlaneAsync(_log);
         Client = new SignedClient(Endpoint, AccessKeyId, SecretAccessKey, Region);
@@ -44,6 +45,12 @@ public class ControlPlaneFixture : IAsyncLifetime
 
     /// <summary>The storage account every process of this fixture shares.</summary>
     public string StorageConnectionString => _azurite.ConnectionString;
+
+    /// <summary>The storage behind the connection string: its faults, its restart.</summary>
+    public AzuriteFixture Storage => _azurite;
+
+    /// <summary>Whether a derived fixture keeps its storage on disk, so a storage restart keeps the data.</summary>
+    protected virtual bool PersistentStorage => false;
 
     /// <summary>
     /// Another control plane on the same storage (a second Functions instance): returns its

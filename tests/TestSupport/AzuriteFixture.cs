@@ -54,6 +54,12 @@ namespace Serverless.TestSupport;
 /// </remarks>
 public sealed partial class AzuriteFixture : IAsyncLifetime
 {
+    /// <summary>
+    /// Whether the data lives on disk (in this fixture's folder) rather than in memory, so that
+    /// <see cref="RestartAsync"/> brings it back, as a storage account keeps its data across an outage.
+    /// </summary>
+    public bool Persistent { get; init; }
+
     /// <summary>Azurite's well-known development account.</summary>
     public const string AccountName = "devstoreaccount1";
 
@@ -143,8 +149,9 @@ public sealed partial class AzuriteFixture : IAsyncLifetime
     }
 
     /// <summary>
-    /// Stops Azurite and starts a fresh one (in memory: empty) behind the same proxy endpoints, as a
-    /// storage endpoint that restarts: connections in flight break, and what was stored is gone.
+    /// Stops Azurite and starts it again behind the same proxy endpoints, as a storage endpoint that
+    /// restarts: connections in flight break; what was stored is gone, unless the fixture is
+    /// <see cref="Persistent"/> (then Azurite is asked to stop, so it saves before it exits).
     /// </summary>
     public async Task RestartAsync()
     {
@@ -171,13 +178,14 @@ public sealed partial class AzuriteFixture : IAsyncLifetime
             _log = new StreamWriter(LogPath, append: false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false)) { AutoFlush = true };
         }
 
-        // No --location (Azurite refuses it with --inMemoryPersistence): the working directory below,
-        // a fresh folder, is where it would write anything at all.
+        // In memory, unless persistent: then on disk in this fixture's own folder (--location; Azurite
+        // refuses it with --inMemoryPersistence). The working directory is that fresh folder either way.
         // Port 0 everywhere: the kernel picks free ports and Azurite prints the ones it got, so two
         // test processes never race for a port the way "probe a free port, then pass it" would.
         string[] azuriteArgs =
         [
-            "--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--disableTelemetry",
+            .. Persistent ? ["--location", Path.Combine(_workspace, "data")] : new[] { "--inMemoryPersistence" },
+            "--skipApiVersionCheck", "--loose", "--disableTelemetry",
             "--blobHost", "127.0.0.1", "--blobPort", "0",
             "--queueHost", "127.0.0.1", "--queuePort", "0",
             "--tableHost", "127.0.0.1", "--tablePort", "0",
@@ -265,6 +273,13 @@ public sealed partial class AzuriteFixture : IAsyncLifetime
         {
             try
             {
+                if (Persistent && !process.HasExited)
+                {
+                    // Closing the watchdog's pipe makes it send Azurite SIGTERM: it saves, then exits.
+                    process.StandardInput.Close();
+                    using var graceful = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+                    try { await process.WaitForExitAsync(graceful.Token); } catch (OperationCanceledException) { }
+                }
                 if (!process.HasExited) process.Kill(entireProcessTree: true);
                 await process.WaitForExitAsync();
             }

@@ -27,8 +27,6 @@ public sealed partial class ContainerInstanceActions(
     ILogger<ContainerInstanceActions> logger) : IActionSource
 {
     public const string TargetType = "container-instance";
-
-    public const int MaxDescribe = 100;
     public const int MaxStateUpdates = 10;
     public const int MaxAttributesPerCall = 10;
     public const int MaxCustomAttributes = 10;
@@ -139,13 +137,10 @@ public sealed partial class ContainerInstanceActions(
 
     private async Task<JsonObject> DescribeAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
-        // The list is checked before the cluster, as in DescribeTasks.
-        var given = request.Strings("containerInstances").ToList();
+        // The list is checked before the cluster, as in DescribeTasks and as ECS checks parameters.
+        var given = request.Strings("containerInstances").ToList().AtMost(ListLimits.DescribeContainerInstances, "instanceIds");
         if (given.Count == 0) throw new InvalidParameterException("Container instance cannot be empty.");
-        if (given.Count > MaxDescribe) throw new InvalidParameterException($"At most {MaxDescribe} container instances can be described at once.");
         var cluster = arns.ClusterName(request.String("cluster"));
-        // Parameters first, as ECS checks them: too many is refused before the cluster is looked up.
-        request.Strings("containerInstances").ToList().AtMost(ListLimits.DescribeContainerInstances, "instanceIds");
         await clusters.GetActiveAsync(cluster, cancellationToken);
 
         var include = request.Strings("include").ToHashSet(StringComparer.Ordinal);
