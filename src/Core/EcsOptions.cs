@@ -43,6 +43,12 @@ public sealed class EcsOptions
     /// </summary>
     public int TaskStartDeadlineSeconds { get; set; } = (int)Tasks.TaskDeadlines.StartDeadline.TotalSeconds;
 
+    /// <summary>
+    /// How long a reconcile's lease on a service lasts (<see cref="Reconciliation.ServiceLease"/>); it
+    /// is renewed while the reconcile works, so this only bounds how long a crashed holder blocks others.
+    /// </summary>
+    public int ServiceLeaseSeconds { get; set; } = (int)Reconciliation.ServiceLease.DefaultDuration.TotalSeconds;
+
     /// <summary>A reservation whose task row never appeared is released once it is this old.</summary>
     public int OrphanReservationGraceSeconds { get; set; } = (int)Tasks.TaskDeadlines.OrphanReservationGrace.TotalSeconds;
 

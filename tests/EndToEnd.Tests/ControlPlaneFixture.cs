@@ -56,11 +56,29 @@ public class ControlPlaneFixture : IAsyncLifetime
     /// Another control plane on the same storage (a second Functions instance): returns its
     /// endpoint. It runs the same queue and timer functions, so both reconcile concurrently.
     /// </summary>
-    public async Task<string> StartAnotherControlPlaneAsync()
+    /// <param name="settings">Its own settings over the fixture's (a shorter service lease...).</param>
+    public async Task<string> StartAnotherControlPlaneAsync(IReadOnlyDictionary<string, string>? settings = null)
     {
-        var (process, endpoint) = await StartControlPlaneAsync(_log);
+        var (process, endpoint) = await StartControlPlaneAsync(_log, settings: settings);
         lock (_others) _others.Add(process);
         return endpoint;
+    }
+
+    /// <summary>Stops the control planes <see cref="StartAnotherControlPlaneAsync"/> started; the first one stays.</summary>
+    public async Task StopOtherControlPlanesAsync()
+    {
+        Process[] others;
+        lock (_others)
+        {
+            others = [.. _others];
+            _others.Clear();
+        }
+        foreach (var other in others)
+        {
+            if (!other.HasExited) other.Kill(entireProcessTree: true);
+            await other.WaitForExitAsync();
+            other.Dispose();
+        }
     }
 
     /// <summary>
@@ -80,7 +98,7 @@ public class ControlPlaneFixture : IAsyncLifetime
         (_process, _) = await StartControlPlaneAsync(_log, Endpoint);
     }
 
-    private async Task<(Process, string)> StartControlPlaneAsync(StringBuilder log, string? endpoint = null)
+    private async Task<(Process, string)> StartControlPlaneAsync(StringBuilder log, string? endpoint = null, IReadOnlyDictionary<string, string>? settings = null)
     {
         endpoint ??= $"http://127.0.0.1:{FreePort()}";
         var start = new ProcessStartInfo("dotnet", [FunctionsAssembly()])
@@ -100,6 +118,7 @@ public class ControlPlaneFixture : IAsyncLifetime
         start.Environment["ASPNETCORE_URLS"] = endpoint;
         start.Environment["Standalone__Urls"] = endpoint;
         foreach (var (key, value) in ControlPlaneSettings) start.Environment[key] = value;
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>()) start.Environment[key] = value;
         var process = Process.Start(start)!;
         process.OutputDataReceived += (_, e) => { lock (log) log.AppendLine(e.Data); };
         process.ErrorDataReceived += (_, e) => { lock (log) log.AppendLine(e.Data); };

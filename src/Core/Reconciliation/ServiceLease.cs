@@ -9,7 +9,7 @@ namespace Serverless.Core.Reconciliation;
 /// reconcile read, checked before every task it starts or stops, given back when it is done.
 /// <para>
 /// Contract: after <see cref="HoldAsync"/> answers true the lease is this reconcile's for at least
-/// <see cref="Duration"/>/2 more, so a step that starts right then finishes before anyone else may
+/// half its duration more, so a step that starts right then finishes before anyone else may
 /// take the service; once it answers false it never answers true again, and the holder must write
 /// nothing more for the service (its last record is stale: <see cref="Current"/> no longer matches
 /// the row's ETag, so a conditional save of it fails). Nobody can take an unexpired lease, so
@@ -19,15 +19,18 @@ namespace Serverless.Core.Reconciliation;
 /// </summary>
 public sealed class ServiceLease
 {
-    public static readonly TimeSpan Duration = TimeSpan.FromSeconds(60);
+    /// <summary>How long a lease lasts unless <c>Ecs__ServiceLeaseSeconds</c> says otherwise.</summary>
+    public static readonly TimeSpan DefaultDuration = TimeSpan.FromSeconds(60);
 
     private readonly ServiceStore _services;
     private readonly TimeProvider _time;
+    private readonly TimeSpan _duration;
 
-    private ServiceLease(ServiceStore services, TimeProvider time, ServiceRecord claimed, string owner)
+    private ServiceLease(ServiceStore services, TimeProvider time, TimeSpan duration, ServiceRecord claimed, string owner)
     {
         _services = services;
         _time = time;
+        _duration = duration;
         Current = claimed;
         Owner = owner;
     }
@@ -51,13 +54,14 @@ public sealed class ServiceLease
     /// Takes the lease on <paramref name="read"/> (conditional on its ETag); null when the row
     /// changed since, so whoever changed it must be seen before anything is decided.
     /// </summary>
-    public static async Task<ServiceLease?> TryClaimAsync(ServiceStore services, TimeProvider time, ServiceRecord read, CancellationToken cancellationToken)
+    public static async Task<ServiceLease?> TryClaimAsync(
+        ServiceStore services, TimeProvider time, TimeSpan duration, ServiceRecord read, CancellationToken cancellationToken)
     {
         var owner = Guid.NewGuid().ToString("N");
         try
         {
-            var claimed = await services.SaveAsync(read with { LeaseOwner = owner, LeaseExpiresAt = time.GetUtcNow() + Duration }, cancellationToken);
-            return new ServiceLease(services, time, claimed, owner);
+            var claimed = await services.SaveAsync(read with { LeaseOwner = owner, LeaseExpiresAt = time.GetUtcNow() + duration }, cancellationToken);
+            return new ServiceLease(services, time, duration, claimed, owner);
         }
         catch (ConcurrentUpdateException)
         {
@@ -74,7 +78,7 @@ public sealed class ServiceLease
     {
         if (Lost || _released) return false;
         var now = _time.GetUtcNow();
-        if (Current.LeaseExpiresAt - now > Duration / 2) return true;
+        if (Current.LeaseExpiresAt - now > _duration / 2) return true;
         var seen = Current;
         while (true)
         {
@@ -85,7 +89,7 @@ public sealed class ServiceLease
             }
             try
             {
-                Current = await _services.SaveAsync(seen with { LeaseExpiresAt = _time.GetUtcNow() + Duration }, cancellationToken);
+                Current = await _services.SaveAsync(seen with { LeaseExpiresAt = _time.GetUtcNow() + _duration }, cancellationToken);
                 return true;
             }
             catch (ConcurrentUpdateException)

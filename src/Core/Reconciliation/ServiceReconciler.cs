@@ -31,10 +31,11 @@ public sealed class ServiceReconciler(
     TaskDefinitionStore definitions,
     ContainerInstanceStore instances,
     TaskLauncher launcher,
+    EcsOptions options,
     TimeProvider time,
     ILogger<ServiceReconciler> logger)
 {
-    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(60);
+    private readonly TimeSpan _leaseDuration = TimeSpan.FromSeconds(options.ServiceLeaseSeconds);
     private static readonly TimeSpan PlacementRetry = TimeSpan.FromSeconds(20);
     private readonly ConcurrentDictionary<string, bool> _healthChecks = new();
 
@@ -73,7 +74,7 @@ public sealed class ServiceReconciler(
 
         // Claim the service before acting: losing this write means someone else changed it since
         // our read, and their change must be seen before anything is decided.
-        var lease = await ServiceLease.TryClaimAsync(services, time, service, cancellationToken);
+        var lease = await ServiceLease.TryClaimAsync(services, time, _leaseDuration, service, cancellationToken);
         if (lease is null) return ReconcileResult.After(TimeSpan.FromMilliseconds(200));
         try
         {

@@ -55,7 +55,7 @@ public sealed class ReconcilerTables(AzuriteFixture azurite)
             launcherLog ?? NullLogger<TaskLauncher>.Instance);
         return new ServiceReconciler(
             new ServiceStore(storage, Api.Arns), tasks, new Serverless.Core.TaskDefinitions.TaskDefinitionStore(storage, Api.Arns, Api.Time, NullLogger<Serverless.Core.TaskDefinitions.TaskDefinitionStore>.Instance),
-            instances, launcher, Api.Time, NullLogger<ServiceReconciler>.Instance);
+            instances, launcher, options, Api.Time, NullLogger<ServiceReconciler>.Instance);
     }
 
     /// <summary>A control plane's health sweep (lost and deregistered instances).</summary>

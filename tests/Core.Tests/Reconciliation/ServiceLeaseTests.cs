@@ -45,7 +45,7 @@ public sealed class ServiceLeaseTests(AzuriteFixture azurite) : IAsyncLifetime
         {
             if (Interlocked.Exchange(ref fired, 1) == 1) return;
             // The first reconcile stalls past its lease; a second control plane takes the service and converges it.
-            _tables.Api.Time.Advance(ServiceLease.Duration + TimeSpan.FromSeconds(1));
+            _tables.Api.Time.Advance(ServiceLease.DefaultDuration + TimeSpan.FromSeconds(1));
             secondResult = Interleave(second);
         }));
 
@@ -70,7 +70,7 @@ public sealed class ServiceLeaseTests(AzuriteFixture azurite) : IAsyncLifetime
         var first = _tables.NewReconciler(new OnEachPlacement<TaskLauncher>(() =>
         {
             // Each placement takes two thirds of a lease: three of them outlast one lease by far.
-            _tables.Api.Time.Advance(ServiceLease.Duration * 2 / 3);
+            _tables.Api.Time.Advance(ServiceLease.DefaultDuration * 2 / 3);
             secondResults.Add(Interleave(second));
         }));
 

@@ -38,7 +38,7 @@ internal sealed class TaskWorld
         Services = new ServiceStore(Storage, Arns);
         Reconcile = new ReconcileQueue(Storage, wake);
         Launcher = new TaskLauncher(Instances, Tasks, Storage, Arns, options, wake, Time, NullLogger<TaskLauncher>.Instance);
-        Reconciler = new ServiceReconciler(Services, Tasks, Definitions, Instances, Launcher, Time, NullLogger<ServiceReconciler>.Instance);
+        Reconciler = new ServiceReconciler(Services, Tasks, Definitions, Instances, Launcher, new EcsOptions(), Time, NullLogger<ServiceReconciler>.Instance);
         Sweep = new TaskDeliverySweep(Clusters, Instances, Tasks, Launcher, Reconcile, Arns, new EcsOptions(), Time, NullLogger<TaskDeliverySweep>.Instance);
     }
 

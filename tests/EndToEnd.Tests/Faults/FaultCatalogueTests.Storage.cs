@@ -75,6 +75,59 @@ public sealed partial class FaultCatalogueTests
     }
 
     [Fact]
+    public async Task A_reconcile_whose_lease_runs_out_while_two_control_planes_work()
+    {
+        // A second control plane whose leases last 2 s, on storage slowed so that its reconciles
+        // outlast them: the first one takes services over from under it, and it must be fenced off.
+        var second = await plane.StartAnotherControlPlaneAsync(new Dictionary<string, string> { ["Ecs__ServiceLeaseSeconds"] = "2" });
+        try
+        {
+            await LeaseRunsOutAsync(second);
+        }
+        finally
+        {
+            await plane.StopOtherControlPlanesAsync();
+        }
+    }
+
+    private async Task LeaseRunsOutAsync(string second)
+    {
+        var cluster = await ClusterAsync("lease");
+        await plane.StartWorkerAsync(cluster, memoryMiB: 4096);
+        await plane.StartWorkerAsync(cluster, memoryMiB: 4096);
+        var v1 = await RegisterAsync("lease");
+        await CreateServiceAsync(cluster, "web", v1, 4);
+        await ConvergeBeforeFaultAsync(cluster);
+
+        var v2 = await RegisterAsync("lease", "sleep 601");
+        using var secondClient = new SignedClient(second, ControlPlaneFixture.AccessKeyId, ControlPlaneFixture.SecretAccessKey, ControlPlaneFixture.Region);
+        using (plane.Storage.Faults.Inject(StorageFault.Slow(TimeSpan.FromMilliseconds(600)), StorageService.Table, duration: TimeSpan.FromSeconds(40)))
+        {
+            var update = new JsonObject { ["cluster"] = cluster, ["service"] = "web", ["taskDefinition"] = v2, ["desiredCount"] = 12 };
+            var answered = await secondClient.EcsAsync("UpdateService", update);
+            Assert.Equal(HttpStatusCode.OK, answered.Status);
+            // Both control planes take the service's reconcile messages while the rollout runs.
+            var deadline = DateTime.UtcNow.AddSeconds(40);
+            while (DateTime.UtcNow < deadline)
+            {
+                var alive = (await plane.DescribeTasksAsync(cluster, await plane.ListTaskArnsAsync(cluster, "web")))
+                    .Count(t => t["lastStatus"]!.GetValue<string>() != "STOPPED");
+                Assert.True(alive <= 24, $"{alive} tasks alive: above maximumPercent 200% of 12");
+                await Task.Delay(1000);
+            }
+        }
+
+        await ConvergedAsync(nameof(A_reconcile_whose_lease_runs_out_while_two_control_planes_work), cluster, [], async () =>
+        {
+            var service = await plane.DescribeServiceAsync(cluster, "web");
+            Assert.Equal(v2, service["taskDefinition"]!.GetValue<string>());
+            Assert.Equal(12, service["runningCount"]!.GetValue<int>());
+            // The fault did happen: some reconcile found its lease taken and stopped acting.
+            Assert.Contains("was taken over while reconciling; stopped acting", plane.Log, StringComparison.Ordinal);
+        });
+    }
+
+    [Fact]
     public async Task A_flood_of_queue_wakes()
     {
         var cluster = await ClusterAsync("wakes");
