@@ -177,6 +177,38 @@ public sealed partial class FaultCatalogueTests(FaultPlaneFixture plane) : IClas
     }
 
     [Fact]
+    public async Task An_oversized_report()
+    {
+        // Host networking with a 4,000-port range: each task's report names 4,000 bindings, several
+        // times what one queue message holds. The reports must still leave, and so must later ones.
+        var cluster = await ClusterAsync("bigreport");
+        await plane.StartWorkerAsync(cluster, memoryMiB: 4096, settings: new Dictionary<string, string> { ["Worker__AllowHostNetwork"] = "true" });
+        var wide = (await plane.Client.EcsOkAsync("RegisterTaskDefinition", new()
+        {
+            ["family"] = "bigreport",
+            ["networkMode"] = "host",
+            ["memory"] = "32",
+            ["containerDefinitions"] = new JsonArray(new JsonObject
+            {
+                ["name"] = "main",
+                ["image"] = Image,
+                ["entryPoint"] = new JsonArray("sh", "-c"),
+                ["command"] = new JsonArray("trap 'exit 0' TERM; sleep 600 & wait"),
+                ["portMappings"] = new JsonArray(new JsonObject { ["containerPortRange"] = "30000-33999" }),
+            }),
+        }))["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
+        var acknowledged = TaskArns(await plane.Client.EcsOkAsync("RunTask", RunTask(cluster, wide, Guid.NewGuid().ToString("N"), count: 2))).ToList();
+        var plain = await RegisterAsync("after-bigreport");
+        acknowledged.AddRange(TaskArns(await plane.Client.EcsOkAsync("RunTask", RunTask(cluster, plain, Guid.NewGuid().ToString("N")))));
+
+        await ConvergedAsync(nameof(An_oversized_report), cluster, acknowledged, async () =>
+        {
+            var tasks = await plane.DescribeTasksAsync(cluster, acknowledged);
+            Assert.All(tasks, t => Assert.Equal("RUNNING", t["lastStatus"]!.GetValue<string>()));
+        });
+    }
+
+    [Fact]
     public async Task Docker_daemon_restarted_under_a_service()
     {
         var cluster = await ClusterAsync("dockerd");
