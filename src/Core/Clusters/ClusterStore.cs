@@ -88,6 +88,19 @@ public sealed class ClusterStore(StorageClients storage, Arns arns) : ITagStore
         }
     }
 
+    /// <summary>Every ACTIVE cluster, read a page of 100 at a time: what a sweep over all clusters walks.</summary>
+    public async IAsyncEnumerable<ClusterRecord> EnumerateActiveAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        string? after = null;
+        while (true)
+        {
+            var (page, more) = await ListActiveAsync(after, 100, cancellationToken);
+            foreach (var cluster in page) yield return cluster;
+            if (!more || page.Count == 0) yield break;
+            after = page[^1].Name;
+        }
+    }
+
     /// <summary>ACTIVE clusters in name order after <paramref name="afterName"/>.</summary>
     public async Task<(List<ClusterRecord> Clusters, bool More)> ListActiveAsync(string? afterName, int take, CancellationToken cancellationToken)
     {

@@ -27,14 +27,8 @@ public sealed class InstanceHealthSweep(
 {
     public async Task SweepAsync(CancellationToken cancellationToken)
     {
-        string? after = null;
-        while (true)
-        {
-            var (page, more) = await clusters.ListActiveAsync(after, 100, cancellationToken);
-            foreach (var cluster in page) await SweepClusterAsync(cluster.Name, cancellationToken);
-            if (!more || page.Count == 0) return;
-            after = page[^1].Name;
-        }
+        await foreach (var cluster in clusters.EnumerateActiveAsync(cancellationToken))
+            await SweepClusterAsync(cluster.Name, cancellationToken);
     }
 
     public async Task SweepClusterAsync(string cluster, CancellationToken cancellationToken)
