@@ -40,7 +40,7 @@ public sealed class DockerEventWatcher(IDockerClient docker, TaskRunner runner, 
                     {
                         ["type"] = new Dictionary<string, bool> { ["container"] = true },
                         ["label"] = new Dictionary<string, bool> { [$"{DockerLabels.InstanceId}={identity.InstanceId}"] = true },
-                        ["event"] = new Dictionary<string, bool> { ["die"] = true, ["oom"] = true, ["destroy"] = true, ["health_status"] = true },
+                        ["event"] = new Dictionary<string, bool> { ["start"] = true, ["die"] = true, ["oom"] = true, ["destroy"] = true, ["health_status"] = true },
                     },
                 };
                 var stream = docker.System.MonitorEventsAsync(parameters, new Inline<Message>(message =>

@@ -11,13 +11,20 @@ public sealed partial class TaskRunner
     /// <summary>
     /// Applies one Docker event of this instance's containers: <c>die</c> (exit code), <c>oom</c>,
     /// <c>destroy</c>, <c>health_status: …</c>. A <c>start</c> is learnt from the start call's own
-    /// inspect instead, which also carries the ports Docker bound. Events of containers the worker
-    /// does not manage are ignored. Safe to call twice with the same event.
+    /// inspect instead, which also carries the ports Docker bound. The <c>start</c> of a container
+    /// with this instance's labels that no task here owns is a stranger (<see cref="RemoveStrangerAsync"/>);
+    /// other events of containers the worker does not manage are ignored. Safe to call twice with the same event.
     /// </summary>
     public void OnDockerEvent(Message message)
     {
         if (message.Type != "container" || message.Actor?.Attributes is not { } attributes) return;
-        if (!attributes.TryGetValue(DockerLabels.TaskArn, out var taskArn) || Existing(taskArn) is not { } task) return;
+        if (!attributes.TryGetValue(DockerLabels.TaskArn, out var taskArn)) return;
+        if (Existing(taskArn) is not { } task)
+        {
+            if ((message.Action ?? message.Status) == "start" && message.Actor.ID is { } strangerId)
+                _ = RemoveStrangerAsync(strangerId, taskArn, _shutdown.Token);
+            return;
+        }
         if (!attributes.TryGetValue(DockerLabels.ContainerName, out var name) || task.Container(name) is not { } container) return;
         var action = message.Action ?? message.Status ?? "";
 
@@ -40,6 +47,29 @@ public sealed partial class TaskRunner
         {
             _logger.LogDebug("{ContainerName} of {TaskArn}: {Action}", name, taskArn, action);
             OnContainersChanged(task);
+        }
+    }
+
+    /// <summary>
+    /// A container started with this instance's labels that no task of this worker owns: made
+    /// behind the worker's back, or left from a task the control plane no longer has. A worker
+    /// admits a task before it creates its containers, so this is never one of its own starts. It is
+    /// removed when no task row places it on this instance; a task that is placed here, whatever its
+    /// state, is left to the paths that own it (its Start or Stop, or adoption after a restart).
+    /// </summary>
+    private async Task RemoveStrangerAsync(string dockerId, string taskArn, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var row = await _taskStore.FindAsync(_identity.Cluster, TaskIdOf(taskArn), cancellationToken);
+            if (row is not null && row.ContainerInstanceId == _identity.InstanceId) return;
+            if (Existing(taskArn) is not null) return;
+            _logger.LogWarning("Removing container {DockerId} of {TaskArn}: no task on this instance owns it", dockerId, taskArn);
+            await _docker.Containers.RemoveContainerAsync(dockerId, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            _logger.LogWarning(e, "Could not remove stranger container {DockerId} of {TaskArn}", dockerId, taskArn);
         }
     }
 
