@@ -10,46 +10,19 @@ namespace Serverless.Core.Tests.Tasks;
 /// when a message send (a <c>POST</c>) passes through, before forwarding it: the moment a client
 /// goes away mid-RunTask in the tests that use it. Everything is forwarded unchanged.
 /// </summary>
-internal sealed class QueueSendTap : IAsyncDisposable
+internal sealed class QueueSendTap : LoopbackQueueEndpoint
 {
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-    private readonly CancellationTokenSource _stop = new();
     private readonly Uri _upstream;
-    private readonly Task _serving;
 
     public QueueSendTap(AzuriteFixture azurite)
     {
         _upstream = azurite.QueueEndpoint;
-        _listener.Start();
-        _serving = ServeAsync(_stop.Token);
+        Start();
     }
 
     public Action OnSend { get; set; } = () => { };
 
-    /// <summary>Azurite's connection string with the queue endpoint behind this tap.</summary>
-    public string ConnectionString(AzuriteFixture azurite)
-        => $"DefaultEndpointsProtocol=http;AccountName={AzuriteFixture.AccountName};AccountKey={AzuriteFixture.AccountKey};" +
-           $"BlobEndpoint={azurite.BlobEndpoint};TableEndpoint={azurite.TableEndpoint};" +
-           $"QueueEndpoint=http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/{AzuriteFixture.AccountName};";
-
-    private async Task ServeAsync(CancellationToken cancellationToken)
-    {
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            TcpClient client;
-            try
-            {
-                client = await _listener.AcceptTcpClientAsync(cancellationToken);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            _ = PipeAsync(client, cancellationToken);
-        }
-    }
-
-    private async Task PipeAsync(TcpClient client, CancellationToken cancellationToken)
+    protected override async Task HandleAsync(TcpClient client, CancellationToken cancellationToken)
     {
         using var _ = client;
         using var upstream = new TcpClient();
@@ -72,12 +45,5 @@ internal sealed class QueueSendTap : IAsyncDisposable
         {
             // A side went away: so does the connection.
         }
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        _listener.Stop();
-        await _serving;
     }
 }

@@ -10,45 +10,14 @@ namespace Serverless.Core.Tests.Tasks;
 /// every other request, the way a send lost in a network fault or a timeout looks to the client,
 /// who cannot tell whether the message was enqueued. Tables stay on the real Azurite.
 /// </summary>
-internal sealed class UnansweredQueueEndpoint : IAsyncDisposable
+internal sealed class UnansweredQueueEndpoint : LoopbackQueueEndpoint
 {
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _serving;
-
-    public UnansweredQueueEndpoint()
-    {
-        _listener.Start();
-        _serving = ServeAsync(_stop.Token);
-    }
+    public UnansweredQueueEndpoint() => Start();
 
     /// <summary>Sends that reached this endpoint (and were left unanswered).</summary>
     public int Sends { get; private set; }
 
-    /// <summary>Azurite's connection string with the queue endpoint replaced by this one.</summary>
-    public string ConnectionString(AzuriteFixture azurite)
-        => $"DefaultEndpointsProtocol=http;AccountName={AzuriteFixture.AccountName};AccountKey={AzuriteFixture.AccountKey};" +
-           $"BlobEndpoint={azurite.BlobEndpoint};TableEndpoint={azurite.TableEndpoint};" +
-           $"QueueEndpoint=http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/{AzuriteFixture.AccountName};";
-
-    private async Task ServeAsync(CancellationToken cancellationToken)
-    {
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            TcpClient client;
-            try
-            {
-                client = await _listener.AcceptTcpClientAsync(cancellationToken);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            _ = AnswerAsync(client, cancellationToken);
-        }
-    }
-
-    private async Task AnswerAsync(TcpClient client, CancellationToken cancellationToken)
+    protected override async Task HandleAsync(TcpClient client, CancellationToken cancellationToken)
     {
         using var _ = client;
         var stream = client.GetStream();
@@ -67,12 +36,5 @@ internal sealed class UnansweredQueueEndpoint : IAsyncDisposable
         }
         Sends++;
         client.Client.LingerState = new LingerOption(true, 0);   // a reset, not a clean close
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        _listener.Stop();
-        await _serving;
     }
 }
