@@ -73,6 +73,8 @@ public static class ControlPlaneServices
         services.AddSingleton<IActionSource, TaskActions>();
 
         services.AddSingleton<IActionSource, TagActions>();
+        services.AddSingleton(ServiceModel.Ecs);
+        services.AddSingleton(ServiceModel.AutoScaling);
         services.AddSingleton<ActionRegistry>();
         services.AddSingleton<ApiEndpoint>();
         return services;

@@ -11,14 +11,15 @@ using Serverless.Core.Api.Auth;
 namespace Serverless.Core.Api;
 
 /// <summary>
-/// The AWS JSON 1.1 endpoint (ECS and Application Auto Scaling at one URL): size limit, SigV4,
+/// The AWS JSON 1.1 endpoint (ECS, Application Auto Scaling and every other JSON service whose
+/// <see cref="ServiceModel"/> is registered, at one URL): size limit, SigV4,
 /// <c>X-Amz-Target</c> dispatch, model validation, and the one place where exceptions become
 /// AWS errors. Trigger-agnostic: the Functions HTTP trigger and the standalone host both hand it
 /// an ASP.NET Core <see cref="HttpRequest"/>.
 /// </summary>
-public sealed class ApiEndpoint(ActionRegistry actions, SigV4Verifier verifier, EcsOptions options, ILogger<ApiEndpoint> logger)
+public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel> models, SigV4Verifier verifier, EcsOptions options, ILogger<ApiEndpoint> logger)
 {
-    private static readonly ServiceModel[] Models = [ServiceModel.Ecs, ServiceModel.AutoScaling];
+    private readonly ServiceModel[] _models = [.. models];
 
     public async Task<IActionResult> HandleAsync(HttpRequest request, CancellationToken cancellationToken)
     {
@@ -69,7 +70,7 @@ public sealed class ApiEndpoint(ActionRegistry actions, SigV4Verifier verifier, 
     private async Task<AwsJsonResult> DispatchAsync(string target, ReadOnlyMemory<byte> body, RequestContext context, string requestId, CancellationToken cancellationToken)
     {
         var dot = target.IndexOf('.');
-        var model = dot > 0 ? Array.Find(Models, m => target.AsSpan(0, dot).SequenceEqual(m.TargetPrefix)) : null;
+        var model = dot > 0 ? Array.Find(_models, m => target.AsSpan(0, dot).SequenceEqual(m.TargetPrefix)) : null;
         var operation = dot > 0 ? target[(dot + 1)..] : "";
         if (model is null || !model.HasOperation(operation) || !actions.TryGet(target, out var handler))
             throw new UnknownOperationException(target.Length == 0 ? "Missing X-Amz-Target header." : $"Unknown operation {target}.");

@@ -80,7 +80,12 @@ public sealed class ServiceModel
 
     public bool HasOperation(string operation) => _inputs.ContainsKey(operation);
 
-    private static ServiceModel Load(string service)
+    /// <summary>
+    /// The model embedded as <c>Api/Model/&lt;service&gt;.json</c> (botocore's service name). A capability that
+    /// serves another AWS service registers its model as a singleton; <see cref="ApiEndpoint"/> dispatches
+    /// to every registered model by its target prefix.
+    /// </summary>
+    public static ServiceModel Load(string service)
     {
         using var stream = typeof(ServiceModel).Assembly.GetManifestResourceStream($"Model.{service}.json")
             ?? throw new InvalidOperationException($"Embedded model {service} is missing");
