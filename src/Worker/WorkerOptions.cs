@@ -92,6 +92,13 @@ public sealed class WorkerOptions
     public int MaxCommandDequeueCount { get; set; } = 5;
 
     /// <summary>
+    /// Seconds between two reads of this instance's containers from Docker, besides the event stream:
+    /// an event lost in a way the stream cannot tell (an engine restart that dropped it) is caught
+    /// within this period. Costs one Docker list call, no storage transaction; 0 turns it off.
+    /// </summary>
+    public int ContainerResyncSeconds { get; set; } = 30;
+
+    /// <summary>
     /// A PENDING (or STOPPING) report is sent only when RUNNING (or STOPPED) is not reached within
     /// this delay: each report costs four storage transactions, and most tasks get there sooner.
     /// The ECS agent itself reports only RUNNING and STOPPED; a start that is slow for a reason

@@ -209,6 +209,15 @@ public class ControlPlaneFixture : IAsyncLifetime
             ?? throw new FileNotFoundException("libfaketime is missing: bash scripts/install-deps.sh installs Debian's faketime");
     }
 
+    /// <summary>The last <paramref name="lines"/> lines of each running worker's log, for a failure message.</summary>
+    public string WorkerLogTails(int lines = 60)
+    {
+        lock (_workers)
+        {
+            return string.Join('\n', _workers.Select(w => $"--- worker {w.InstanceId}:\n{string.Join('\n', w.Log.Split('\n').TakeLast(lines))}"));
+        }
+    }
+
     /// <summary>
     /// Stops every worker started so far and removes its containers: a test's workers end with the
     /// test, so later tests do not share the machine with them.

@@ -11,9 +11,13 @@ namespace Serverless.Worker.Docker;
 /// <see cref="TaskRunner"/>: container state comes from events, never from polling container lists.
 /// Each connection asks for events <c>since</c> the last one seen (the first, since just before the
 /// watcher started), so nothing falls between a reconnect and the live stream; after a reconnect
-/// one list of the instance's containers catches anything older than Docker's event buffer.
+/// one list of the instance's containers catches anything older than Docker's event buffer. A
+/// restarted engine starts a new buffer, so an event it dropped while going down is in neither: the
+/// same list, read every <see cref="WorkerOptions.ContainerResyncSeconds"/>, bounds how long such a
+/// loss can go unseen.
 /// </summary>
-public sealed class DockerEventWatcher(IDockerClient docker, TaskRunner runner, WorkerIdentity identity, TimeProvider time, ILogger<DockerEventWatcher> logger)
+public sealed class DockerEventWatcher(
+    IDockerClient docker, TaskRunner runner, WorkerIdentity identity, WorkerOptions options, TimeProvider time, ILogger<DockerEventWatcher> logger)
 {
     private static readonly TimeSpan MaxReconnectDelay = TimeSpan.FromSeconds(5);
 
@@ -23,6 +27,37 @@ public sealed class DockerEventWatcher(IDockerClient docker, TaskRunner runner, 
     public Task Started => _connected.Task;
 
     public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var resync = ResyncAsync(cancellationToken);
+        await FollowAsync(cancellationToken);
+        await resync;
+    }
+
+    private async Task ResyncAsync(CancellationToken cancellationToken)
+    {
+        if (options.ContainerResyncSeconds <= 0) return;
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(options.ContainerResyncSeconds), time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                try
+                {
+                    await runner.ReconcileAsync(cancellationToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // The engine is away; the stream's reconnect reconciles when it is back.
+                    logger.LogDebug("Reading this instance's containers failed: {Error}", e.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task FollowAsync(CancellationToken cancellationToken)
     {
         // A second of overlap: events are idempotent, a missed one is not.
         var since = time.GetUtcNow() - TimeSpan.FromSeconds(1);

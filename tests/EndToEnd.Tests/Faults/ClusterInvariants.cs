@@ -124,7 +124,7 @@ public static class ClusterInvariants
             }
             await Task.Delay(1000);
         }
-        throw new TimeoutException($"Not converged within {bound.TotalSeconds:0} s:\n{string.Join('\n', last)}");
+        throw new TimeoutException($"Not converged within {bound.TotalSeconds:0} s:\n{string.Join('\n', last)}\n{plane.WorkerLogTails()}");
     }
 
     private static string Str(JsonNode node, string name) => node[name]?.GetValue<string>() ?? "";

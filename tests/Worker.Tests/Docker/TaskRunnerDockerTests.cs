@@ -558,6 +558,34 @@ public sealed class TaskRunnerDockerTests(WorkerFixture fixture, ITestOutputHelp
     }
 
     [Fact]
+    public async Task An_exit_the_event_stream_never_carries_is_found_by_the_periodic_resync()
+    {
+        await using var deaf = await WorkerHarness.StartAsync(fixture, output, watchEvents: false);
+        var definition = await deaf.RegisterAsync("""
+            {"family": "resync", "containerDefinitions": [{"name": "app", "image": "local/busybox:latest", "memory": 32, "command": ["sleep", "300"]}]}
+            """);
+        var start = deaf.StartCommand(definition);
+        await deaf.Runner.StartAsync(start, redelivered: false, deaf.Stopping);
+        var running = await Events.WaitForStatusAsync(start.TaskArn, "RUNNING", deaf.Stopping);
+        await deaf.Docker.Containers.KillContainerAsync(running.Containers.Single().RuntimeId!, new ContainerKillParameters { Signal = "KILL" });
+
+        // A watcher whose clock is a minute ahead subscribes after the kill, as a watcher does to an
+        // engine that restarted: the die is in no buffer it can ask for. Only the resync can see it.
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow.AddMinutes(1));
+        var watcher = new DockerEventWatcher(deaf.Docker, deaf.Runner, deaf.Identity, deaf.Options, clock,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<DockerEventWatcher>.Instance);
+        _ = watcher.RunAsync(deaf.Stopping);
+        await watcher.Started;
+        await Task.Delay(500);
+        Assert.DoesNotContain(await Events.ReportsAsync(start.TaskArn, deaf.Stopping), r => r.LastStatus == "STOPPED");
+
+        clock.Advance(TimeSpan.FromSeconds(deaf.Options.ContainerResyncSeconds));
+        var stopped = await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", deaf.Stopping);
+        Assert.Equal("EssentialContainerExited", stopped.StopCode);
+        Assert.Equal(137, stopped.Containers.Single().ExitCode);
+    }
+
+    [Fact]
     public async Task A_container_docker_cannot_start_fails_the_task_with_CannotStartContainerError()
     {
         var definition = await _worker.RegisterAsync("""
