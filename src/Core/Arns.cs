@@ -23,7 +23,8 @@ public sealed class Arns(EcsOptions options)
     /// <summary>
     /// Accepts a name or an ARN of <paramref name="resourceType"/> and returns the part after
     /// <c>resourceType/</c> (the name, or <c>cluster/id</c> for cluster-scoped resources).
-    /// Returns null when an ARN names another resource type, region or account.
+    /// Returns null when an ARN is not an ECS ARN of that resource type. Region and account are
+    /// not checked here: callers that need them compare the whole ARN with the one they build.
     /// </summary>
     public string? ResourcePart(string nameOrArn, string resourceType)
     {

@@ -120,24 +120,6 @@ public sealed record ContainerInstanceRecord
 
     public bool HoldsReservationFor(string taskId) => Reservations.Any(r => r.TaskId == taskId);
 
-    /// <summary>
-    /// Whether a task needing <paramref name="cpu"/> units, <paramref name="memory"/> MiB and these
-    /// fixed host ports fits in what this instance has left: enough CPU and memory, and no port that
-    /// is registered, held by another task or asked for twice. Resources only: whether the
-    /// instance takes tasks at all (status, agent connected) is the caller's decision.
-    /// </summary>
-    public bool Fits(int cpu, int memory, IReadOnlyCollection<int> tcpPorts, IReadOnlyCollection<int> udpPorts)
-    {
-        if (cpu > RemainingCpu || memory > RemainingMemory) return false;
-        var tcp = UsedTcpPorts.ToHashSet();
-        if (tcpPorts.Any(p => !tcp.Add(p))) return false;
-        var udp = UsedUdpPorts.ToHashSet();
-        return udpPorts.All(udp.Add);
-    }
-
-    /// <inheritdoc cref="Fits(int, int, IReadOnlyCollection{int}, IReadOnlyCollection{int})"/>
-    public bool Fits(Reservation reservation) => Fits(reservation.Cpu, reservation.Memory, reservation.TcpPorts, reservation.UdpPorts);
-
     /// <summary>Storage JSON for the list-valued columns: compact, camelCase, nulls left out.</summary>
     private static readonly JsonSerializerOptions StorageJson = new(JsonSerializerDefaults.Web)
     {

@@ -180,7 +180,7 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     /// updated instance, or null when the row changed since it was read (the caller re-reads and
     /// decides again; nothing was written). When <paramref name="seen"/> already holds a reservation
     /// for that task, returns <paramref name="seen"/> unchanged, so retrying a reservation is harmless.
-    /// Whether the task fits is the caller's decision (<see cref="ContainerInstanceRecord.Fits(Reservation)"/>).
+    /// Whether the task fits is the caller's decision (<see cref="Scheduling.Placement.Choose"/>).
     /// </summary>
     public async Task<ContainerInstanceRecord?> TryReserveAsync(ContainerInstanceRecord seen, Reservation reservation, CancellationToken cancellationToken)
     {

@@ -345,14 +345,6 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
         }
     }
 
-    /// <summary>Adds or overwrites tags by key (TagResource).</summary>
-    public Task TagAsync(string arn, IReadOnlyList<Tag> tags, CancellationToken cancellationToken)
-        => UpdateTagsAsync(arn, existing => Tag.Merge(existing, tags), cancellationToken);
-
-    /// <summary>Removes tags by key (UntagResource); absent keys are ignored.</summary>
-    public Task UntagAsync(string arn, IReadOnlyList<string> keys, CancellationToken cancellationToken)
-        => UpdateTagsAsync(arn, existing => Tag.Remove(existing, keys), cancellationToken);
-
     private TaskDefinitionKey KeyFromArn(string arn)
     {
         var resource = arns.ResourcePart(arn, ResourceType);
