@@ -129,7 +129,7 @@ public sealed class ClusterStore(StorageClients storage, Arns arns) : ITagStore
     }
 
     private string NameFromArn(string arn)
-        => arns.ResourcePart(arn, ResourceType) is { Length: > 0 } name && arn == arns.Cluster(name)
+        => arns.ParseOwn(arn, ResourceType)?.ResourceId is { Length: > 0 } name
             ? name
             : throw new InvalidParameterException("The ARN provided is invalid.");
 }

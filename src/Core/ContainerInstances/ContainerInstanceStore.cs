@@ -321,12 +321,7 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     }
 
     private (string Cluster, string Id) KeyFromArn(string arn)
-    {
-        if (arns.ResourcePart(arn, ResourceType) is { } part && part.Split('/') is [var cluster, var id]
-            && arn == arns.ContainerInstance(cluster, id))
-            return (cluster, id);
-        throw new InvalidParameterException("The ARN provided is invalid.");
-    }
+        => arns.ParseClusterScoped(arn, ResourceType) ?? throw new InvalidParameterException("The ARN provided is invalid.");
 
     /// <summary>Replaces the row if it still has <paramref name="instance"/>'s ETag; null when it does not (or is gone).</summary>
     private static async Task<ContainerInstanceRecord?> ReplaceAsync(TableClient table, ContainerInstanceRecord instance, CancellationToken cancellationToken)

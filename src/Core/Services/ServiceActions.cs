@@ -393,8 +393,8 @@ public sealed partial class ServiceActions(
     /// </summary>
     private string? ServiceName(string cluster, string nameOrArn)
     {
-        if (!nameOrArn.StartsWith("arn:", StringComparison.Ordinal)) return ServiceNamePattern().IsMatch(nameOrArn) ? nameOrArn : null;
-        return arns.ResourcePart(nameOrArn, "service")?.Split('/') switch
+        if (!Arn.IsArn(nameOrArn)) return ServiceNamePattern().IsMatch(nameOrArn) ? nameOrArn : null;
+        return arns.ResourcePath(nameOrArn, "service") switch
         {
             [var owner, var name] when owner == cluster && ServiceNamePattern().IsMatch(name) => name,
             [var name] when ServiceNamePattern().IsMatch(name) => name,

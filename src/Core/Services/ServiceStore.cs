@@ -196,9 +196,8 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
     }
 
     private (string Cluster, string Name) Parse(string arn)
-        => arns.ResourcePart(arn, ResourceType)?.Split('/') is [var cluster, var name] && arn == arns.Service(cluster, name)
-            ? (cluster, name)
-            : throw new InvalidParameterException("The ARN provided is invalid.");
+        => arns.ParseClusterScoped(arn, ResourceType)
+            ?? throw new InvalidParameterException("The ARN provided is invalid.");
 
     internal static TableEntity ToEntity(ServiceRecord service)
     {

@@ -347,8 +347,8 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
 
     private TaskDefinitionKey KeyFromArn(string arn)
     {
-        var resource = arns.ResourcePart(arn, ResourceType);
-        if (resource is not null && arn.StartsWith("arn:", StringComparison.Ordinal)
+        // The round trip refuses what this endpoint would not write (a revision "01", say).
+        if (arns.ParseOwn(arn, ResourceType)?.ResourceId is { } resource
             && TaskDefinitionKey.TryParse(resource) is { } key && IsFamily(key.Family) && arns.TaskDefinition(key.Family, key.Revision) == arn)
             return key;
         throw new InvalidParameterException("The ARN provided is invalid.");

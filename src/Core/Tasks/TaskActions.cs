@@ -139,7 +139,7 @@ public sealed class TaskActions(
         var cluster = arns.ClusterName(request.String("cluster"));
         var launchType = request.String("launchType");
         var filter = new TaskFilter(
-            Group: request.String("serviceName") is { } service ? $"service:{arns.ResourcePart(service, "service")?.Split('/')[^1] ?? service}" : null,
+            Group: request.String("serviceName") is { } service ? $"service:{arns.ResourcePath(service, "service")?[^1] ?? service}" : null,
             Family: request.String("family"),
             StartedBy: request.String("startedBy"),
             ContainerInstanceId: request.String("containerInstance") is { } instance ? InstanceId(cluster, instance) : null,
@@ -227,10 +227,9 @@ public sealed class TaskActions(
 
     private string? TryTaskId(string cluster, string nameOrArn)
     {
-        if (!nameOrArn.StartsWith("arn:", StringComparison.Ordinal)) return TaskIds.IsValid(nameOrArn) ? nameOrArn : null;
+        if (!Arn.IsArn(nameOrArn)) return TaskIds.IsValid(nameOrArn) ? nameOrArn : null;
         // Long format task/<cluster>/<id>; the old short format task/<id> names the default scope.
-        var parts = arns.ResourcePart(nameOrArn, "task")?.Split('/');
-        return parts switch
+        return arns.ResourcePath(nameOrArn, "task") switch
         {
             [var owner, var id] when owner == cluster && TaskIds.IsValid(id) => id,
             [var id] when TaskIds.IsValid(id) => id,
@@ -242,8 +241,5 @@ public sealed class TaskActions(
         => TryTaskId(cluster, nameOrArn) ?? throw new InvalidParameterException("The referenced task was not found.");
 
     private string InstanceId(string cluster, string nameOrArn)
-    {
-        var part = arns.ResourcePart(nameOrArn, "container-instance") ?? nameOrArn;
-        return part.Split('/')[^1];
-    }
+        => Arns.LastSegment(arns.ResourcePart(nameOrArn, "container-instance") ?? nameOrArn);
 }

@@ -269,9 +269,8 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
     }
 
     private (string Cluster, string Id) Parse(string arn)
-        => arns.ResourcePart(arn, ResourceType)?.Split('/') is [var cluster, var id] && arn == arns.Task(cluster, id)
-            ? (cluster, id)
-            : throw new InvalidParameterException("The ARN provided is invalid.");
+        => arns.ParseClusterScoped(arn, ResourceType)
+            ?? throw new InvalidParameterException("The ARN provided is invalid.");
 }
 
 /// <summary>ListTasks' filters; null means "any".</summary>
