@@ -72,21 +72,9 @@ public sealed class ClusterStore(StorageClients storage, Arns arns) : ITagStore
     /// Read-modify-write with optimistic concurrency: <paramref name="change"/> runs on a fresh
     /// read each attempt and may throw to refuse the change.
     /// </summary>
-    public async Task<ClusterRecord> UpdateAsync(string name, Func<ClusterRecord, ClusterRecord> change, CancellationToken cancellationToken)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            var current = await GetActiveAsync(name, cancellationToken);
-            try
-            {
-                return await SaveAsync(change(current), cancellationToken);
-            }
-            catch (ConcurrentUpdateException) when (attempt < 5)
-            {
-                await Task.Delay(Random.Shared.Next(5, 20 * attempt), cancellationToken);
-            }
-        }
-    }
+    public Task<ClusterRecord> UpdateAsync(string name, Func<ClusterRecord, ClusterRecord> change, CancellationToken cancellationToken)
+        => OptimisticUpdate.RetryAsync(async _ => await SaveAsync(change(await GetActiveAsync(name, cancellationToken)), cancellationToken),
+            cancellationToken, maxAttempts: 5);
 
     /// <summary>Every ACTIVE cluster, read a page of 100 at a time: what a sweep over all clusters walks.</summary>
     public async IAsyncEnumerable<ClusterRecord> EnumerateActiveAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)

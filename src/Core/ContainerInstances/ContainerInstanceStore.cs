@@ -61,7 +61,7 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     {
         if (!IsId(wanted.Id)) throw new ArgumentException($"'{wanted.Id}' is not a container instance id.", nameof(wanted));
         var table = await storage.TableAsync(TableName, cancellationToken);
-        for (var attempt = 1; ; attempt++)
+        return await OptimisticUpdate.RetryAsync(async _ =>
         {
             var now = Now();
             var existing = await FindAsync(wanted.Cluster, wanted.Id, cancellationToken);
@@ -99,18 +99,14 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
                     LastHeartbeat = now,
                     Version = existing.Version + 1,
                 };
-                return await ReplaceAsync(table, registered, cancellationToken)
-                    ?? throw new ConcurrentUpdateException(Arn(registered));
+                return await ReplaceOrThrowAsync(table, registered, cancellationToken);
             }
-            catch (RequestFailedException e) when (e.Status == 409 && attempt < MaxAttempts)
+            catch (RequestFailedException e) when (e.Status == 409)
             {
                 // Another registration of the same id inserted first: read it and re-register over it.
+                throw new ConcurrentUpdateException(Arn(wanted));
             }
-            catch (ConcurrentUpdateException) when (attempt < MaxAttempts)
-            {
-                await BackoffAsync(attempt, cancellationToken);
-            }
-        }
+        }, cancellationToken, MaxAttempts);
     }
 
     /// <summary>The instance in any status (INACTIVE included), or null when there is none with that id.</summary>
@@ -164,14 +160,12 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
         string cluster, string id, Func<ContainerInstanceRecord, ContainerInstanceRecord> change, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        for (var attempt = 1; ; attempt++)
-        {
-            var current = await FindAsync(cluster, id, cancellationToken) ?? throw NotFound(cluster, id);
-            var changed = change(current) with { Cluster = current.Cluster, Id = current.Id, Version = current.Version + 1, ETag = current.ETag };
-            if (await ReplaceAsync(table, changed, cancellationToken) is { } saved) return saved;
-            if (attempt == MaxAttempts) throw new ConcurrentUpdateException(Arn(current));
-            await BackoffAsync(attempt, cancellationToken);
-        }
+        return (await OptimisticUpdate.UpdateAsync(
+            async () => await FindAsync(cluster, id, cancellationToken) ?? throw NotFound(cluster, id),
+            // A copy even when change returns its argument: every update counts as a new version.
+            current => change(current) with { Cluster = current.Cluster, Id = current.Id, Version = current.Version + 1, ETag = current.ETag },
+            (current, changed) => ReplaceOrThrowAsync(table, changed, cancellationToken),
+            cancellationToken, MaxAttempts))!;
     }
 
     /// <summary>
@@ -201,19 +195,15 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     public async Task ReleaseAsync(string cluster, string id, IReadOnlyCollection<string> taskIds, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        for (var attempt = 1; ; attempt++)
-        {
-            var current = await FindAsync(cluster, id, cancellationToken);
-            if (current is null || !taskIds.Any(current.HoldsReservationFor)) return;
-            var released = current with
+        await OptimisticUpdate.UpdateAsync(
+            () => FindAsync(cluster, id, cancellationToken),
+            current => !taskIds.Any(current.HoldsReservationFor) ? null : current with
             {
                 Reservations = current.Reservations.Where(r => !taskIds.Contains(r.TaskId)).ToList(),
                 Version = current.Version + 1,
-            };
-            if (await ReplaceAsync(table, released, cancellationToken) is not null) return;
-            if (attempt == MaxReleaseAttempts) throw new ConcurrentUpdateException(Arn(current));
-            await BackoffAsync(attempt, cancellationToken);
-        }
+            },
+            (current, released) => ReplaceOrThrowAsync(table, released, cancellationToken),
+            cancellationToken, MaxReleaseAttempts);
     }
 
     /// <summary>
@@ -349,9 +339,8 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     /// <summary>Now, to the millisecond: what the API shows is what is stored.</summary>
     private DateTimeOffset Now() => DateTimeOffset.FromUnixTimeMilliseconds(time.GetUtcNow().ToUnixTimeMilliseconds());
 
-    /// <summary>A short jittered pause before retrying a lost race (real time: this is not business time).</summary>
-    private static Task BackoffAsync(int attempt, CancellationToken cancellationToken)
-        => Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(5, 10 + 15 * attempt)), cancellationToken);
+    private async Task<ContainerInstanceRecord> ReplaceOrThrowAsync(TableClient table, ContainerInstanceRecord instance, CancellationToken cancellationToken)
+        => await ReplaceAsync(table, instance, cancellationToken) ?? throw new ConcurrentUpdateException(Arn(instance));
 
     /// <summary>Attributes only an agent reports: ECS's <c>ecs.*</c> and legacy <c>com.amazonaws.ecs.*</c>, and the worker's <c>ecs-worker.*</c>.</summary>
     private static bool IsAgentOwned(string name)

@@ -30,7 +30,6 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
     public const string TableName = "Services";
 
     private const string DocumentPrefix = "Json";
-    private const int MaxAttempts = 8;
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -95,22 +94,11 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
     /// Throws <see cref="ServiceNotFoundException"/> when the service does not exist.
     /// </summary>
     public async Task<ServiceRecord> UpdateAsync(string cluster, string name, Func<ServiceRecord, ServiceRecord> change, CancellationToken cancellationToken)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            var current = await FindAsync(cluster, name, cancellationToken) ?? throw new ServiceNotFoundException();
-            var changed = change(current);
-            if (ReferenceEquals(changed, current)) return current;
-            try
-            {
-                return await SaveAsync(changed with { Cluster = current.Cluster, Name = current.Name, ETag = current.ETag }, cancellationToken);
-            }
-            catch (ConcurrentUpdateException) when (attempt < MaxAttempts)
-            {
-                await Task.Delay(Random.Shared.Next(2, 10 * attempt), cancellationToken);
-            }
-        }
-    }
+        => (await OptimisticUpdate.UpdateAsync(
+            async () => await FindAsync(cluster, name, cancellationToken) ?? throw new ServiceNotFoundException(),
+            change,
+            (current, changed) => SaveAsync(changed with { Cluster = current.Cluster, Name = current.Name, ETag = current.ETag }, cancellationToken),
+            cancellationToken))!;
 
     /// <summary>
     /// One page of a cluster's ACTIVE and DRAINING services in name order after <paramref name="afterName"/>,

@@ -59,8 +59,8 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
 
     /// <summary>
     /// Stores <paramref name="body"/> (from <see cref="TaskDefinitionDefaults.Resolve"/>) as the
-    /// family's next revision, ACTIVE, with <paramref name="tags"/>. Retries lost races with a
-    /// jittered backoff; throws <see cref="ConcurrentUpdateException"/> if it keeps losing.
+    /// family's next revision, ACTIVE, with <paramref name="tags"/>. Retries lost races
+    /// (<see cref="OptimisticUpdate"/>); throws ECS's <see cref="ClientException"/> if it keeps losing.
     /// </summary>
     public async Task<TaskDefinitionRecord> RegisterAsync(JsonObject body, IReadOnlyList<Tag> tags, CancellationToken cancellationToken)
     {
@@ -71,43 +71,53 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
 
         var table = await storage.TableAsync(TableName, cancellationToken);
         var registeredAt = DateTimeOffset.FromUnixTimeMilliseconds(time.GetUtcNow().ToUnixTimeMilliseconds());
-        for (var attempt = 1; ; attempt++)
+        try
         {
-            var familyRow = await ReadFamilyAsync(table, family, cancellationToken);
-            if (familyRow is null) await AddToDescendingIndexAsync(table, family, cancellationToken);
+            return await OptimisticUpdate.RetryAsync(attempt => TryRegisterAsync(table, family, json, tags, registeredAt, attempt, cancellationToken),
+                cancellationToken, MaxAttempts);
+        }
+        catch (ConcurrentUpdateException)
+        {
+            // ECS refuses the same way when a family sees too many simultaneous registrations.
+            throw new ClientException("Too many concurrent attempts to create a new revision of the specified family.");
+        }
+    }
 
-            var revision = (familyRow?.GetInt32("Latest") ?? 0) + 1;
-            var counts = FamilyCounts.From(familyRow);
-            counts.Add(TaskDefinitionRecord.Active, 1);
-            var newFamilyRow = FamilyEntity(family, revision, counts);
+    private async Task<TaskDefinitionRecord> TryRegisterAsync(
+        TableClient table, string family, string json, IReadOnlyList<Tag> tags, DateTimeOffset registeredAt, int attempt, CancellationToken cancellationToken)
+    {
+        var familyRow = await ReadFamilyAsync(table, family, cancellationToken);
+        if (familyRow is null) await AddToDescendingIndexAsync(table, family, cancellationToken);
 
-            var revisionRow = new TableEntity(family, RevisionKey(revision))
-            {
-                ["Revision"] = revision,
-                ["Status"] = TaskDefinitionRecord.Active,
-                ["RegisteredAt"] = registeredAt,
-                ["Tags"] = Tag.Serialize(tags),
-            };
-            LargeJson.Write(revisionRow, json);
+        var revision = (familyRow?.GetInt32("Latest") ?? 0) + 1;
+        var counts = FamilyCounts.From(familyRow);
+        counts.Add(TaskDefinitionRecord.Active, 1);
+        var newFamilyRow = FamilyEntity(family, revision, counts);
 
-            TableTransactionAction familyAction = familyRow is null
-                ? new(TableTransactionActionType.Add, newFamilyRow)
-                : new(TableTransactionActionType.UpdateReplace, newFamilyRow, familyRow.ETag);
-            try
-            {
-                var responses = await table.SubmitTransactionAsync([familyAction, new(TableTransactionActionType.Add, revisionRow)], cancellationToken);
-                revisionRow.ETag = responses.Value[1].Headers.ETag ?? default;
-                var record = ToRecord(revisionRow);
-                logger.LogInformation("Registered {TaskDefinitionArn} after {Attempts} attempt(s)", record.Arn, attempt);
-                return record;
-            }
-            catch (RequestFailedException e) when (e.Status is 409 or 412)
-            {
-                // Another registration took this revision number first: read the family row again.
-                // ECS refuses the same way when a family sees too many simultaneous registrations.
-                if (attempt == MaxAttempts) throw new ClientException("Too many concurrent attempts to create a new revision of the specified family.");
-                await BackoffAsync(attempt, cancellationToken);
-            }
+        var revisionRow = new TableEntity(family, RevisionKey(revision))
+        {
+            ["Revision"] = revision,
+            ["Status"] = TaskDefinitionRecord.Active,
+            ["RegisteredAt"] = registeredAt,
+            ["Tags"] = Tag.Serialize(tags),
+        };
+        LargeJson.Write(revisionRow, json);
+
+        TableTransactionAction familyAction = familyRow is null
+            ? new(TableTransactionActionType.Add, newFamilyRow)
+            : new(TableTransactionActionType.UpdateReplace, newFamilyRow, familyRow.ETag);
+        try
+        {
+            var responses = await table.SubmitTransactionAsync([familyAction, new(TableTransactionActionType.Add, revisionRow)], cancellationToken);
+            revisionRow.ETag = responses.Value[1].Headers.ETag ?? default;
+            var record = ToRecord(revisionRow);
+            logger.LogInformation("Registered {TaskDefinitionArn} after {Attempts} attempt(s)", record.Arn, attempt);
+            return record;
+        }
+        catch (RequestFailedException e) when (e.Status is 409 or 412)
+        {
+            // Another registration took this revision number first: read the family row again.
+            throw new ConcurrentUpdateException(arns.TaskDefinition(family, revision));
         }
     }
 
@@ -188,7 +198,7 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
     {
         if (!IsFamily(key.Family) || key.Revision < 1) return null;
         var table = await storage.TableAsync(TableName, cancellationToken);
-        for (var attempt = 1; ; attempt++)
+        return await OptimisticUpdate.RetryAsync(async _ =>
         {
             var row = await ReadRevisionAsync(table, key.Family, key.Revision, cancellationToken);
             if (row is null) return null;
@@ -218,10 +228,9 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
             }
             catch (RequestFailedException e) when (e.Status is 409 or 412)
             {
-                if (attempt == MaxAttempts) throw new ConcurrentUpdateException(arns.TaskDefinition(key.Family, key.Revision));
-                await BackoffAsync(attempt, cancellationToken);
+                throw new ConcurrentUpdateException(arns.TaskDefinition(key.Family, key.Revision));
             }
-        }
+        }, cancellationToken, MaxAttempts);
     }
 
     /// <summary>
@@ -327,22 +336,20 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
     {
         var key = KeyFromArn(arn);
         var table = await storage.TableAsync(TableName, cancellationToken);
-        for (var attempt = 1; ; attempt++)
+        await OptimisticUpdate.RetryAsync(async _ =>
         {
             var row = await ReadRevisionAsync(table, key.Family, key.Revision, cancellationToken) ?? throw NotFound();
             var tags = change(Tag.Deserialize(row.GetString("Tags")));
             try
             {
-                await table.UpdateEntityAsync(
+                return await table.UpdateEntityAsync(
                     new TableEntity(key.Family, row.RowKey) { ["Tags"] = Tag.Serialize(tags) }, row.ETag, TableUpdateMode.Merge, cancellationToken);
-                return;
             }
             catch (RequestFailedException e) when (e.Status is 412 or 404)
             {
-                if (attempt == MaxAttempts) throw new ConcurrentUpdateException(arn);
-                await BackoffAsync(attempt, cancellationToken);
+                throw new ConcurrentUpdateException(arn);
             }
-        }
+        }, cancellationToken, MaxAttempts);
     }
 
     private TaskDefinitionKey KeyFromArn(string arn)
@@ -508,7 +515,4 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
 
     internal static string RevertFamily(string inverted) => InvertFamily(inverted[..^1])[..^1];
 
-    /// <summary>A short jittered pause before retrying a lost race (real time: this is not business time).</summary>
-    private static Task BackoffAsync(int attempt, CancellationToken cancellationToken)
-        => Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(5, 10 + 15 * Math.Min(attempt, 10))), cancellationToken);
 }

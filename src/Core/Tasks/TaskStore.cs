@@ -44,27 +44,19 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
     public async Task<TaskRecord?> UpdateAsync(string cluster, string taskId, Func<TaskRecord, TaskRecord?> change, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        for (var attempt = 1; ; attempt++)
+        return await OptimisticUpdate.UpdateAsync(() => FindAsync(cluster, taskId, cancellationToken), change, async (current, changed) =>
         {
-            var current = await FindAsync(cluster, taskId, cancellationToken);
-            if (current is null) return null;
-            var changed = change(current);
-            if (changed is null || ReferenceEquals(changed, current)) return current;
             changed = changed with { Version = current.Version + 1 };
             try
             {
                 var response = await table.UpdateEntityAsync(changed.ToEntity(), current.ETag, TableUpdateMode.Replace, cancellationToken);
                 return changed with { ETag = response.Headers.ETag ?? default };
             }
-            catch (RequestFailedException e) when (e.Status == 412 && attempt < 8)
-            {
-                await Task.Delay(Random.Shared.Next(2, 10 * attempt), cancellationToken);
-            }
             catch (RequestFailedException e) when (e.Status == 412)
             {
                 throw new ConcurrentUpdateException(arns.Task(cluster, taskId));
             }
-        }
+        }, cancellationToken);
     }
 
     /// <summary>
@@ -86,10 +78,9 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
         return stored.SelectMany(s => s).ToList();
     }
 
-    private async Task<IReadOnlyList<TaskRecord>> UpdateChunkAsync(
+    private Task<IReadOnlyList<TaskRecord>> UpdateChunkAsync(
         TableClient table, string cluster, IReadOnlyCollection<string> taskIds, Func<TaskRecord, TaskRecord?> change, CancellationToken cancellationToken)
-    {
-        for (var attempt = 1; ; attempt++)
+        => OptimisticUpdate.RetryAsync<IReadOnlyList<TaskRecord>>(async _ =>
         {
             var current = await ReadPartitionAsync(table, cluster, taskIds, cancellationToken);
             var changed = current
@@ -105,16 +96,11 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
                 var stored = changed.Select((t, i) => t with { ETag = responses.Value[i].Headers.ETag ?? default }).ToDictionary(t => t.Id);
                 return current.Select(t => stored.GetValueOrDefault(t.Id) ?? t).ToList();
             }
-            catch (TableTransactionFailedException e) when (e.Status == 412 && attempt < 8)
-            {
-                await Task.Delay(Random.Shared.Next(2, 10 * attempt), cancellationToken);
-            }
             catch (TableTransactionFailedException e) when (e.Status == 412)
             {
                 throw new ConcurrentUpdateException(arns.Task(cluster, changed[e.FailedTransactionActionIndex ?? 0].Id));
             }
-        }
-    }
+        }, cancellationToken);
 
     /// <summary>Deletes every task STOPPED before <paramref name="before"/>, a batch per partition; returns how many.</summary>
     public async Task<int> DeleteStoppedBeforeAsync(DateTimeOffset before, CancellationToken cancellationToken)
