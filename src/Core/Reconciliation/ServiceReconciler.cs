@@ -149,14 +149,7 @@ public sealed class ServiceReconciler(
         foreach (var stop in stops)
         {
             if (!await lease.HoldAsync(cancellationToken)) break;
-            var task = await tasks.UpdateAsync(service.Cluster, stop.TaskId, t => t.DesiredStatus == TaskStatus.Stopped ? null : t with
-            {
-                DesiredStatus = TaskStatus.Stopped,
-                StoppingAt = t.StoppingAt ?? now,
-                StopSentAt = now,
-                StopCode = t.StopCode ?? "ServiceSchedulerInitiated",
-                StoppedReason = t.StoppedReason ?? stop.Reason,
-            }, cancellationToken);
+            var task = await tasks.UpdateAsync(service.Cluster, stop.TaskId, t => t.RequestStop("ServiceSchedulerInitiated", stop.Reason, now), cancellationToken);
             if (task is null || task.IsStopped) continue;
             try
             {

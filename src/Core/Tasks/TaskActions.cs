@@ -100,14 +100,7 @@ public sealed class TaskActions(
         var taskId = TaskId(cluster, request.String("task")!);
         var reason = request.String("reason") is { Length: > 0 } given ? given : "Task stopped by user";
         var now = time.GetUtcNow();
-        var stopped = await tasks.UpdateAsync(cluster, taskId, t => t.DesiredStatus == TaskStatus.Stopped ? null : t with
-        {
-            DesiredStatus = TaskStatus.Stopped,
-            StoppingAt = t.StoppingAt ?? now,
-            StopSentAt = now,
-            StopCode = t.StopCode ?? "UserInitiated",
-            StoppedReason = t.StoppedReason ?? reason,
-        }, cancellationToken) ?? throw new InvalidParameterException("The referenced task was not found.");
+        var stopped = await tasks.UpdateAsync(cluster, taskId, t => t.RequestStop("UserInitiated", reason, now), cancellationToken) ?? throw new InvalidParameterException("The referenced task was not found.");
 
         // Sent even when the task was already stopping: a repeated StopTask re-delivers a lost command.
         if (!stopped.IsStopped) await launcher.SendStopAsync(stopped, cancellationToken);
