@@ -93,7 +93,9 @@ public sealed class ClusterStore(StorageClients storage, Arns arns) : ITagStore
     public async Task<(List<ClusterRecord> Clusters, bool More)> ListActiveAsync(string? afterName, int take, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = $"Status eq 'ACTIVE'" + (afterName is null ? "" : $" and PartitionKey gt {TableQueries.Quote(afterName)}");
+        var filter = afterName is null
+            ? TableClient.CreateQueryFilter($"Status eq {ClusterRecord.Active}")
+            : TableClient.CreateQueryFilter($"Status eq {ClusterRecord.Active} and PartitionKey gt {afterName}");
         var (entities, more) = await table.TakeAsync<TableEntity>(filter, take, null, cancellationToken);
         return (entities.Select(ClusterRecord.FromEntity).ToList(), more);
     }

@@ -123,15 +123,15 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
         var table = await storage.TableAsync(TableName, cancellationToken);
         var clauses = new List<string>
         {
-            $"PartitionKey gt {TableQueries.Quote(afterName is null ? cluster + "|" : PartitionKey(cluster, afterName))}",
-            $"PartitionKey lt {TableQueries.Quote(cluster + "|~")}",
-            "(" + string.Join(" or ", statuses.Select(s => $"Status eq {TableQueries.Quote(s)}")) + ")",
+            TableClient.CreateQueryFilter($"PartitionKey gt {(afterName is null ? cluster + "|" : PartitionKey(cluster, afterName))}"),
+            TableClient.CreateQueryFilter($"PartitionKey lt {cluster + "|~"}"),
+            TableQueries.Or(statuses.Select(s => TableClient.CreateQueryFilter($"Status eq {s}"))),
         };
-        if (launchType is not null) clauses.Add($"LaunchType eq {TableQueries.Quote(launchType)}");
-        if (schedulingStrategy is not null) clauses.Add($"SchedulingStrategy eq {TableQueries.Quote(schedulingStrategy)}");
+        if (launchType is not null) clauses.Add(TableClient.CreateQueryFilter($"LaunchType eq {launchType}"));
+        if (schedulingStrategy is not null) clauses.Add(TableClient.CreateQueryFilter($"SchedulingStrategy eq {schedulingStrategy}"));
         // Listing names services, nothing more: the key columns only, so a page of services with long
         // event and deployment histories costs storage no more than a page of names.
-        var (entities, more) = await table.TakeAsync<TableEntity>(string.Join(" and ", clauses), take, KeyColumns, cancellationToken);
+        var (entities, more) = await table.TakeAsync<TableEntity>(TableQueries.And(clauses), take, KeyColumns, cancellationToken);
         return (entities.Select(e => FromEntity(e) with { ETag = default }).ToList(), more);
     }
 
@@ -144,7 +144,7 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
     public async IAsyncEnumerable<ServiceRecord> ListAllActiveAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = $"Status eq '{ServiceRecord.Active}' or Status eq '{ServiceRecord.Draining}'";
+        var filter = TableClient.CreateQueryFilter($"Status eq {ServiceRecord.Active} or Status eq {ServiceRecord.Draining}");
         await foreach (var entity in table.QueryAsync<TableEntity>(filter, select: KeyColumns, cancellationToken: cancellationToken))
             yield return FromEntity(entity) with { ETag = default };
     }
@@ -153,8 +153,8 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
     public async Task<ClusterUsage> CountAsync(string cluster, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = $"PartitionKey gt {TableQueries.Quote(cluster + "|")} and PartitionKey lt {TableQueries.Quote(cluster + "|~")}"
-                     + $" and (Status eq '{ServiceRecord.Active}' or Status eq '{ServiceRecord.Draining}')";
+        var filter = TableClient.CreateQueryFilter(
+            $"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and (Status eq {ServiceRecord.Active} or Status eq {ServiceRecord.Draining})");
         int active = 0, draining = 0;
         await foreach (var entity in table.QueryAsync<TableEntity>(filter, select: ["Status"], cancellationToken: cancellationToken))
         {

@@ -251,15 +251,18 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
         {
             // Table Storage returns rows in (PartitionKey, RowKey) order, which is the ASC order:
             // first the rest of the cursor's family, then the families after it in the prefix range.
-            var statusFilter = $" and Status eq {TableQueries.Quote(status)}";
+            var statusFilter = TableClient.CreateQueryFilter($"Status eq {status}");
             if (after is { } cursor)
             {
-                var rest = $"PartitionKey eq {TableQueries.Quote(cursor.Family)} and RowKey gt {TableQueries.Quote(RevisionKey(cursor.Revision))} and RowKey le '{LastRevisionKey}'" + statusFilter;
+                var rest = TableQueries.And([
+                    TableClient.CreateQueryFilter($"PartitionKey eq {cursor.Family} and RowKey gt {RevisionKey(cursor.Revision)} and RowKey le {LastRevisionKey}"),
+                    statusFilter]);
                 if (await AddKeysAsync(table, rest, take, items, cancellationToken)) return (items, true);
             }
-            var lower = after is { } from ? $"PartitionKey gt {TableQueries.Quote(from.Family)}" : $"PartitionKey ge {TableQueries.Quote(prefix)}";
-            var upper = family is { Length: > 0 } ? $"PartitionKey le {TableQueries.Quote(family)}" : $"PartitionKey lt {TableQueries.Quote(FamiliesEnd)}";
-            var filter = $"{lower} and {upper} and RowKey ge '{FirstRevisionKey}' and RowKey le '{LastRevisionKey}'" + statusFilter;
+            var lower = after is { } from ? TableClient.CreateQueryFilter($"PartitionKey gt {from.Family}") : TableClient.CreateQueryFilter($"PartitionKey ge {prefix}");
+            var upper = family is { Length: > 0 } ? TableClient.CreateQueryFilter($"PartitionKey le {family}") : TableClient.CreateQueryFilter($"PartitionKey lt {FamiliesEnd}");
+            var filter = TableQueries.And([
+                lower, upper, TableClient.CreateQueryFilter($"RowKey ge {FirstRevisionKey} and RowKey le {LastRevisionKey}"), statusFilter]);
             var more = await AddKeysAsync(table, filter, take - items.Count, items, cancellationToken);
             return (items, more);
         }
@@ -277,11 +280,12 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
         // the prefix are the keys starting with the inverted prefix. Their family rows are read a
         // batch at a time, in parallel, to skip families with nothing in this status.
         var invertedPrefix = InvertFamily(prefix)[..^1];
-        var indexFilter = $"PartitionKey eq '{DescendingIndexPartition}'"
-            + (after is { } start
-                ? $" and RowKey gt {TableQueries.Quote(InvertFamily(start.Family))}"
-                : $" and RowKey ge {TableQueries.Quote(invertedPrefix)}")
-            + $" and RowKey lt {TableQueries.Quote(invertedPrefix + "~~")}";
+        var indexFilter = TableQueries.And([
+            TableClient.CreateQueryFilter($"PartitionKey eq {DescendingIndexPartition}"),
+            after is { } start
+                ? TableClient.CreateQueryFilter($"RowKey gt {InvertFamily(start.Family)}")
+                : TableClient.CreateQueryFilter($"RowKey ge {invertedPrefix}"),
+            TableClient.CreateQueryFilter($"RowKey lt {invertedPrefix + "~~"}")]);
         var batch = new List<string>();
         await foreach (var entry in table.QueryAsync<TableEntity>(indexFilter, maxPerPage: 100, select: ["RowKey"], cancellationToken: cancellationToken))
         {
@@ -305,15 +309,13 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
         var table = await storage.TableAsync(TableName, cancellationToken);
         prefix ??= "";
         var lower = afterFamily is not null && string.CompareOrdinal(afterFamily, prefix) >= 0
-            ? $"PartitionKey gt {TableQueries.Quote(afterFamily)}"
-            : $"PartitionKey ge {TableQueries.Quote(prefix)}";
+            ? TableClient.CreateQueryFilter($"PartitionKey gt {afterFamily}")
+            : TableClient.CreateQueryFilter($"PartitionKey ge {prefix}");
         // Every family starting with the prefix sorts below prefix + "~", as '~' follows every family character.
-        var filter = $"{lower} and PartitionKey lt {TableQueries.Quote(prefix + FamiliesEnd)} and RowKey eq '{FamilyRowKey}'" + status switch
-        {
-            FamilyStatusFilter.Active => " and Active gt 0",
-            FamilyStatusFilter.Inactive => " and Active eq 0",
-            _ => "",
-        };
+        List<string> clauses = [lower, TableClient.CreateQueryFilter($"PartitionKey lt {prefix + FamiliesEnd} and RowKey eq {FamilyRowKey}")];
+        if (status == FamilyStatusFilter.Active) clauses.Add(TableClient.CreateQueryFilter($"Active gt {0}"));
+        if (status == FamilyStatusFilter.Inactive) clauses.Add(TableClient.CreateQueryFilter($"Active eq {0}"));
+        var filter = TableQueries.And(clauses);
         var (rows, more) = await table.TakeAsync<TableEntity>(filter, take, ["PartitionKey"], cancellationToken);
         return (rows.Select(r => r.PartitionKey).ToList(), more);
     }
@@ -382,7 +384,7 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
     /// </summary>
     private static async Task<List<TableEntity>?> ReadFromAsync(TableClient table, string family, int fromRevision, CancellationToken cancellationToken)
     {
-        var filter = $"PartitionKey eq {TableQueries.Quote(family)} and RowKey ge '{RevisionKey(fromRevision)}' and RowKey le '{FamilyRowKey}'";
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {family} and RowKey ge {RevisionKey(fromRevision)} and RowKey le {FamilyRowKey}");
         var (rows, more) = await table.TakeAsync<TableEntity>(filter, 20, select: null, cancellationToken);
         return more ? null : rows;
     }
@@ -416,11 +418,11 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
         TableClient table, string family, int fromInclusive, string? status, IEnumerable<string>? select,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var statusFilter = status is null ? "" : $" and Status eq {TableQueries.Quote(status)}";
         for (var high = fromInclusive; high >= 1; high -= Window)
         {
             var low = Math.Max(1, high - Window + 1);
-            var filter = $"PartitionKey eq {TableQueries.Quote(family)} and RowKey ge '{RevisionKey(low)}' and RowKey le '{RevisionKey(high)}'" + statusFilter;
+            var range = TableClient.CreateQueryFilter($"PartitionKey eq {family} and RowKey ge {RevisionKey(low)} and RowKey le {RevisionKey(high)}");
+            var filter = status is null ? range : TableQueries.And([range, TableClient.CreateQueryFilter($"Status eq {status}")]);
             var window = new List<TableEntity>();
             await foreach (var row in table.QueryAsync<TableEntity>(filter, select: select, cancellationToken: cancellationToken)) window.Add(row);
             for (var i = window.Count - 1; i >= 0; i--) yield return window[i];

@@ -146,7 +146,7 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
     public async Task<IReadOnlyList<TaskRecord>> ListForGroupAsync(string cluster, string group, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = $"PartitionKey eq {TableQueries.Quote(TaskIds.GroupPartitionKey(cluster, group))} and Group eq {TableQueries.Quote(group)}";
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {TaskIds.GroupPartitionKey(cluster, group)} and Group eq {group}");
         var tasks = new List<TaskRecord>();
         await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
             tasks.Add(TaskRecord.FromEntity(entity));
@@ -185,19 +185,19 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
         var table = await storage.TableAsync(TableName, cancellationToken);
         var clauses = new List<string>();
         if (filter.Group is { } group)
-            clauses.Add($"PartitionKey eq {TableQueries.Quote(TaskIds.GroupPartitionKey(cluster, group))} and Group eq {TableQueries.Quote(group)}");
+            clauses.Add(TableClient.CreateQueryFilter($"PartitionKey eq {TaskIds.GroupPartitionKey(cluster, group)} and Group eq {group}"));
         else
-            clauses.Add($"PartitionKey gt {TableQueries.Quote(cluster + "|")} and PartitionKey lt {TableQueries.Quote(cluster + "|~")}");
+            clauses.Add(TableClient.CreateQueryFilter($"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"}"));
         if (afterKey?.Split('/') is [var afterPartition, var afterRow])
-            clauses.Add($"(PartitionKey gt {TableQueries.Quote(afterPartition)} or (PartitionKey eq {TableQueries.Quote(afterPartition)} and RowKey gt {TableQueries.Quote(afterRow)}))");
-        if (filter.Family is { } family) clauses.Add($"Family eq {TableQueries.Quote(family)}");
-        if (filter.StartedBy is { } startedBy) clauses.Add($"StartedBy eq {TableQueries.Quote(startedBy)}");
-        if (filter.ContainerInstanceId is { } instance) clauses.Add($"ContainerInstanceId eq {TableQueries.Quote(instance)}");
-        if (filter.DesiredStatus is { } desired) clauses.Add($"DesiredStatus eq {TableQueries.Quote(desired)}");
-        if (filter.NotStopped) clauses.Add($"LastStatus ne '{TaskStatus.Stopped}'");
-        if (filter.LaunchType is { } launchType) clauses.Add($"LaunchType eq {TableQueries.Quote(launchType)}");
+            clauses.Add(TableClient.CreateQueryFilter($"(PartitionKey gt {afterPartition} or (PartitionKey eq {afterPartition} and RowKey gt {afterRow}))"));
+        if (filter.Family is { } family) clauses.Add(TableClient.CreateQueryFilter($"Family eq {family}"));
+        if (filter.StartedBy is { } startedBy) clauses.Add(TableClient.CreateQueryFilter($"StartedBy eq {startedBy}"));
+        if (filter.ContainerInstanceId is { } instance) clauses.Add(TableClient.CreateQueryFilter($"ContainerInstanceId eq {instance}"));
+        if (filter.DesiredStatus is { } desired) clauses.Add(TableClient.CreateQueryFilter($"DesiredStatus eq {desired}"));
+        if (filter.NotStopped) clauses.Add(TableClient.CreateQueryFilter($"LastStatus ne {TaskStatus.Stopped}"));
+        if (filter.LaunchType is { } launchType) clauses.Add(TableClient.CreateQueryFilter($"LaunchType eq {launchType}"));
 
-        var (entities, more) = await table.TakeAsync<TableEntity>(string.Join(" and ", clauses), take, select, cancellationToken);
+        var (entities, more) = await table.TakeAsync<TableEntity>(TableQueries.And(clauses), take, select, cancellationToken);
         Func<TableEntity, TaskRecord> read = select is null ? TaskRecord.FromEntity : KeysOnly;
         return (entities.Select(read).ToList(), more);
     }
@@ -213,7 +213,7 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
     public async Task<IReadOnlyList<TaskRecord>> ListLiveAsync(string cluster, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = $"PartitionKey gt {TableQueries.Quote(cluster + "|")} and PartitionKey lt {TableQueries.Quote(cluster + "|~")} and LastStatus ne '{TaskStatus.Stopped}'";
+        var filter = TableClient.CreateQueryFilter($"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and LastStatus ne {TaskStatus.Stopped}");
         var (entities, _) = await table.TakeAsync<TableEntity>(filter, int.MaxValue, DeadlineColumns, cancellationToken);
         return entities.Select(e => KeysOnly(e) with
         {
