@@ -50,12 +50,8 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     /// <summary>
     /// Registers <paramref name="wanted"/> (its <see cref="ContainerInstanceRecord.Id"/> chosen by the
     /// caller). A new id inserts the row ACTIVE, registered now. An existing row is a re-registration
-    /// of the same host (the worker restarted): resources, agent and Docker versions and the
-    /// attributes the agent reports (every <c>ecs.*</c> one, and any it sends) are replaced; custom
-    /// attributes added since with PutAttributes, the reservations, the registration time and the
-    /// tags (unless <paramref name="wanted"/> carries tags) are kept; it becomes ACTIVE again with a
-    /// fresh heartbeat and its version goes up by one. Refusing to revive an INACTIVE instance is
-    /// the caller's decision (ECS refuses; see ContainerInstanceActions).
+    /// of the same host, written as <see cref="ContainerInstanceRecord.RegisteredAgain"/> decides.
+    /// Refusing to revive an INACTIVE instance is the caller's decision (ECS refuses; see ContainerInstanceActions).
     /// </summary>
     public async Task<ContainerInstanceRecord> RegisterAsync(ContainerInstanceRecord wanted, CancellationToken cancellationToken)
     {
@@ -74,31 +70,7 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
                     return added with { ETag = response.Headers.ETag ?? default };
                 }
 
-                var reported = wanted.Attributes.Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
-                // What the agent reported before and no longer does is gone (a worker restarted with
-                // Worker__AllowPrivileged off must lose privileged-container); custom attributes stay.
-                var kept = existing.Attributes.Where(a => !IsAgentOwned(a.Name) && !reported.Contains(a.Name));
-                var registered = existing with
-                {
-                    Ec2InstanceId = wanted.Ec2InstanceId,
-                    // A restarted agent does not undo draining: ECS keeps a DRAINING instance DRAINING.
-                    Status = existing.Status == ContainerInstanceRecord.Draining ? ContainerInstanceRecord.Draining : ContainerInstanceRecord.Active,
-                    StatusReason = existing.Status == ContainerInstanceRecord.Draining ? existing.StatusReason : null,
-                    RegisteredCpu = wanted.RegisteredCpu,
-                    RegisteredMemory = wanted.RegisteredMemory,
-                    RegisteredTcpPorts = wanted.RegisteredTcpPorts,
-                    RegisteredUdpPorts = wanted.RegisteredUdpPorts,
-                    Attributes = [.. wanted.Attributes, .. kept],
-                    Tags = wanted.Tags.Count > 0 ? wanted.Tags : existing.Tags,
-                    AgentVersion = wanted.AgentVersion,
-                    AgentHash = wanted.AgentHash,
-                    DockerVersion = wanted.DockerVersion,
-                    WakeEndpoint = wanted.WakeEndpoint ?? existing.WakeEndpoint,
-                    Owner = wanted.Owner,
-                    Beat = NewBeat(),
-                    LastHeartbeat = now,
-                    Version = existing.Version + 1,
-                };
+                var registered = existing.RegisteredAgain(wanted, now, NewBeat());
                 return await ReplaceOrThrowAsync(table, registered, cancellationToken);
             }
             catch (RequestFailedException e) when (e.Status == 409)
@@ -341,12 +313,6 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
 
     private async Task<ContainerInstanceRecord> ReplaceOrThrowAsync(TableClient table, ContainerInstanceRecord instance, CancellationToken cancellationToken)
         => await ReplaceAsync(table, instance, cancellationToken) ?? throw new ConcurrentUpdateException(Arn(instance));
-
-    /// <summary>Attributes only an agent reports: ECS's <c>ecs.*</c> and legacy <c>com.amazonaws.ecs.*</c>, and the worker's <c>ecs-worker.*</c>.</summary>
-    private static bool IsAgentOwned(string name)
-        => name.StartsWith("ecs.", StringComparison.Ordinal)
-           || name.StartsWith("com.amazonaws.ecs.", StringComparison.Ordinal)
-           || name.StartsWith("ecs-worker.", StringComparison.Ordinal);
 }
 
 /// <summary>A heartbeat of a worker whose instance another worker has registered since: this one must stop.</summary>

@@ -102,10 +102,9 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
 
     /// <summary>
     /// One page of a cluster's ACTIVE and DRAINING services in name order after <paramref name="afterName"/>,
-    /// optionally only those of one launch type and scheduling strategy, and whether more follow. The
-    /// records are minimal, as <see cref="ListAllActiveAsync"/>'s: they name services and are never saved back.
+    /// optionally only those of one launch type and scheduling strategy, and whether more follow.
     /// </summary>
-    public Task<(IReadOnlyList<ServiceRecord> Services, bool More)> ListAsync(
+    public Task<(IReadOnlyList<ServiceSummary> Services, bool More)> ListAsync(
         string cluster, string? afterName, int take, string? launchType, string? schedulingStrategy, CancellationToken cancellationToken)
         => ListAsync(cluster, [ServiceRecord.Active, ServiceRecord.Draining], afterName, take, launchType, schedulingStrategy, cancellationToken);
 
@@ -113,11 +112,11 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
     /// As <see cref="ListAsync(string, string?, int, string?, string?, CancellationToken)"/>, ACTIVE services
     /// only: what ListServices shows (ECS hides a service from it once it is DRAINING).
     /// </summary>
-    public Task<(IReadOnlyList<ServiceRecord> Services, bool More)> ListActiveAsync(
+    public Task<(IReadOnlyList<ServiceSummary> Services, bool More)> ListActiveAsync(
         string cluster, string? afterName, int take, string? launchType, string? schedulingStrategy, CancellationToken cancellationToken)
         => ListAsync(cluster, [ServiceRecord.Active], afterName, take, launchType, schedulingStrategy, cancellationToken);
 
-    private async Task<(IReadOnlyList<ServiceRecord> Services, bool More)> ListAsync(
+    private async Task<(IReadOnlyList<ServiceSummary> Services, bool More)> ListAsync(
         string cluster, string[] statuses, string? afterName, int take, string? launchType, string? schedulingStrategy, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
@@ -132,21 +131,19 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
         // Listing names services, nothing more: the key columns only, so a page of services with long
         // event and deployment histories costs storage no more than a page of names.
         var (entities, more) = await table.TakeAsync<TableEntity>(TableQueries.And(clauses), take, KeyColumns, cancellationToken);
-        return (entities.Select(e => FromEntity(e) with { ETag = default }).ToList(), more);
+        return (entities.Select(SummaryFromEntity).ToList(), more);
     }
 
     /// <summary>
     /// Every ACTIVE and DRAINING service of every cluster, for the resync timer (a scan of the table,
-    /// never a hot path). The records are minimal: key, status, scheduling strategy, launch type,
-    /// desired count and task definition only; no deployments, events, placement, tags or ETag.
-    /// They name what to reconcile and must never be saved back.
+    /// never a hot path).
     /// </summary>
-    public async IAsyncEnumerable<ServiceRecord> ListAllActiveAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<ServiceSummary> ListAllActiveAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
         var filter = TableClient.CreateQueryFilter($"Status eq {ServiceRecord.Active} or Status eq {ServiceRecord.Draining}");
         await foreach (var entity in table.QueryAsync<TableEntity>(filter, select: KeyColumns, cancellationToken: cancellationToken))
-            yield return FromEntity(entity) with { ETag = default };
+            yield return SummaryFromEntity(entity);
     }
 
     /// <summary>How many of a cluster's services are ACTIVE and how many DRAINING (one range scan, statuses only).</summary>
@@ -234,6 +231,13 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
         ["events"] = JsonSerializer.SerializeToNode(events, Json),
         ["passthrough"] = service.Passthrough.DeepClone(),
     }.ToJsonString(AwsJson.Options);
+
+    /// <summary>A listing's row: the <see cref="KeyColumns"/> only.</summary>
+    private static ServiceSummary SummaryFromEntity(TableEntity entity)
+    {
+        var service = FromEntity(entity);
+        return new ServiceSummary(service.Cluster, service.Name, service.Status, service.SchedulingStrategy, service.LaunchType, service.DesiredCount, service.TaskDefinitionArn);
+    }
 
     internal static ServiceRecord FromEntity(TableEntity entity)
     {
