@@ -37,7 +37,7 @@ public sealed class TaskActions(
         if (request.String("launchType") == "FARGATE")
             throw new InvalidParameterException("The FARGATE launch type is not supported by this cluster's capacity.");
         var token = request.String("clientToken");
-        var idempotent = ClientTokens.Validate(token);
+        ClientTokens.Validate(token);
 
         // The task definition and the cluster's instances are read side by side. A cluster with a
         // registered instance is ACTIVE (DeleteCluster refuses while one is), so the cluster row is
@@ -55,34 +55,31 @@ public sealed class TaskActions(
         if (!(await hosts).Any(h => h.IsRegistered)) await clusters.GetActiveAsync(cluster, cancellationToken);
         var launch = await definition;
         if ((await hosts).Count == 0) throw new InvalidParameterException(TaskLauncher.NoInstancesMessage);
-        var placed = await launcher.PlaceAsync(launch, await hosts, cancellationToken);
-        // From here on the client going away changes nothing: what was placed is either started or
-        // undone, never left holding reservations with no Start sent. Finishing is a few writes, as
-        // undoing would be, and is what a recorded clientToken answer has already promised, so the
-        // rest runs to the end without the request's token (a crash is left to TaskDeliverySweep).
-        var detached = CancellationToken.None;
+
         // clientToken: the placed tasks are recorded as the token's answer before any worker hears of
-        // them; a request that finds the token answered already (a retry, or a duplicate running
-        // alongside) undoes its placement and gives that answer, so one token launches once.
-        if (idempotent)
+        // them; a retry, or a duplicate running alongside, gets that answer and places nothing.
+        LaunchResult? placed = null;
+        JsonObject answer;
+        try
         {
-            JsonObject? recorded;
-            try
+            answer = await clientTokens.RunOnceAsync(cluster, "RunTask", token, request, async () =>
             {
-                recorded = await clientTokens.RecordAsync(cluster, "RunTask", token!, request, Response(placed), detached);
-            }
-            catch
-            {
-                await launcher.AbandonAsync(placed, detached);
-                throw;
-            }
-            if (recorded is not null)
-            {
-                await launcher.AbandonAsync(placed, detached);
-                return recorded;
-            }
+                placed = await launcher.PlaceAsync(launch, await hosts, cancellationToken);
+                return Response(placed);
+            }, cancellationToken);
         }
-        return Response(await launcher.StartAsync(placed, detached));
+        catch
+        {
+            // Placed but not answered (the answer could not be recorded): undo, nothing was sent.
+            if (placed is not null) await launcher.AbandonAsync(placed, CancellationToken.None);
+            throw;
+        }
+        if (placed is null) return answer;   // the token's recorded answer
+        // From here on the client going away changes nothing: what was placed is started, never left
+        // holding reservations with no Start sent. Finishing is a few writes and is what the recorded
+        // answer has already promised, so it runs to the end without the request's token (a crash is
+        // left to TaskDeliverySweep).
+        return Response(await launcher.StartAsync(placed, CancellationToken.None));
     }
 
     private async Task<JsonObject> StartTaskAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
