@@ -58,6 +58,6 @@ public static class OptimisticUpdate
     /// (capped at ten attempts), so contenders spread out instead of colliding again in step. Real
     /// time, not business time: this is a pause between storage calls.
     /// </summary>
-    public static Task BackoffAsync(int attempt, CancellationToken cancellationToken)
+    private static Task BackoffAsync(int attempt, CancellationToken cancellationToken)
         => Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(5, 10 + 15 * Math.Min(attempt, 10))), cancellationToken);
 }

@@ -164,22 +164,27 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
     /// One page of a cluster's tasks matching <paramref name="filter"/>, in key order after
     /// <paramref name="afterKey"/> (<c>PartitionKey/RowKey</c> of the last task of the previous page).
     /// </summary>
-    public Task<(IReadOnlyList<TaskRecord> Tasks, bool More)> ListAsync(
+    public async Task<(IReadOnlyList<TaskRecord> Tasks, bool More)> ListAsync(
         string cluster, TaskFilter filter, int take, string? afterKey, CancellationToken cancellationToken)
-        => ListAsync(cluster, filter, take, afterKey, select: null, cancellationToken);
+    {
+        var (entities, more) = await QueryAsync(cluster, filter, take, afterKey, select: null, cancellationToken);
+        return (entities.Select(TaskRecord.FromEntity).ToList(), more);
+    }
 
     /// <summary>
     /// As <see cref="ListAsync(string, TaskFilter, int, string?, CancellationToken)"/>, reading only the
-    /// keys: records that carry <see cref="TaskRecord.Cluster"/> and <see cref="TaskRecord.Id"/> and
-    /// nothing else, for answers that only name tasks (ListTasks).
+    /// keys, for answers that only name tasks (ListTasks).
     /// </summary>
-    public Task<(IReadOnlyList<TaskRecord> Tasks, bool More)> ListKeysAsync(
+    public async Task<(IReadOnlyList<TaskKey> Tasks, bool More)> ListKeysAsync(
         string cluster, TaskFilter filter, int take, string? afterKey, CancellationToken cancellationToken)
-        => ListAsync(cluster, filter, take, afterKey, KeyColumns, cancellationToken);
+    {
+        var (entities, more) = await QueryAsync(cluster, filter, take, afterKey, KeyColumns, cancellationToken);
+        return (entities.Select(e => new TaskKey(e.GetString("Cluster"), e.RowKey)).ToList(), more);
+    }
 
     private static readonly string[] KeyColumns = ["PartitionKey", "RowKey", "Cluster"];
 
-    private async Task<(IReadOnlyList<TaskRecord> Tasks, bool More)> ListAsync(
+    private async Task<(List<TableEntity> Entities, bool More)> QueryAsync(
         string cluster, TaskFilter filter, int take, string? afterKey, IEnumerable<string>? select, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
@@ -197,9 +202,7 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
         if (filter.NotStopped) clauses.Add(TableClient.CreateQueryFilter($"LastStatus ne {TaskStatus.Stopped}"));
         if (filter.LaunchType is { } launchType) clauses.Add(TableClient.CreateQueryFilter($"LaunchType eq {launchType}"));
 
-        var (entities, more) = await table.TakeAsync<TableEntity>(TableQueries.And(clauses), take, select, cancellationToken);
-        Func<TableEntity, TaskRecord> read = select is null ? TaskRecord.FromEntity : KeysOnly;
-        return (entities.Select(read).ToList(), more);
+        return await table.TakeAsync<TableEntity>(TableQueries.And(clauses), take, select, cancellationToken);
     }
 
     private static readonly string[] DeadlineColumns =
@@ -238,7 +241,10 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
         ContainerInstanceId = "",
     };
 
-    public static string PageKey(TaskRecord task) => $"{task.PartitionKey}/{task.Id}";
+    public static string PageKey(TaskRecord task) => PageKey(new TaskKey(task.Cluster, task.Id));
+
+    /// <summary>The paging key after which the next page starts: <c>PartitionKey/RowKey</c>.</summary>
+    public static string PageKey(TaskKey task) => $"{TaskIds.PartitionKey(task.Cluster, task.Id)}/{task.Id}";
 
     public async Task<IReadOnlyList<Tag>> GetTagsAsync(string arn, CancellationToken cancellationToken)
     {
@@ -258,6 +264,9 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
         => arns.ParseClusterScoped(arn, ResourceType)
             ?? throw new InvalidParameterException("The ARN provided is invalid.");
 }
+
+/// <summary>A task as a listing names it: its cluster and id. Read it whole with <see cref="TaskStore.FindAsync"/>.</summary>
+public sealed record TaskKey(string Cluster, string Id);
 
 /// <summary>ListTasks' filters; null means "any".</summary>
 public sealed record TaskFilter(
