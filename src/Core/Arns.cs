@@ -23,18 +23,38 @@ public sealed class Arns(EcsOptions options)
     /// <summary>
     /// Accepts a name or an ARN of <paramref name="resourceType"/> and returns the part after
     /// <c>resourceType/</c> (the name, or <c>cluster/id</c> for cluster-scoped resources).
-    /// Returns null when an ARN names another resource type, region or account.
+    /// Returns null when an ARN is not an ECS ARN of that resource type. Region and account are
+    /// not checked here: <see cref="ParseOwn"/> checks them.
     /// </summary>
     public string? ResourcePart(string nameOrArn, string resourceType)
-    {
-        if (!nameOrArn.StartsWith("arn:", StringComparison.Ordinal)) return nameOrArn;
-        var parts = nameOrArn.Split(':', 6);
-        if (parts.Length != 6 || parts[2] != "ecs") return null;
-        var resource = parts[5];
-        var slash = resource.IndexOf('/');
-        if (slash < 0 || resource[..slash] != resourceType) return null;
-        return resource[(slash + 1)..];
-    }
+        => !Arn.IsArn(nameOrArn) ? nameOrArn
+            : Arn.Parse(nameOrArn) is { Service: "ecs" } arn && arn.ResourceType == resourceType ? arn.ResourceId : null;
+
+    /// <summary><see cref="ResourcePart"/> split on <c>/</c>: <c>[cluster, id]</c>, <c>[name]</c>…; null as there.</summary>
+    public string[]? ResourcePath(string nameOrArn, string resourceType) => ResourcePart(nameOrArn, resourceType)?.Split('/');
+
+    /// <summary>
+    /// <paramref name="arn"/> when it is an ECS ARN of <paramref name="resourceType"/> in this
+    /// partition, region and account (another region's or account's ARN names nothing here); null otherwise.
+    /// </summary>
+    public Arn? ParseOwn(string arn, string resourceType)
+        => Arn.Parse(arn) is { Partition: "aws", Service: "ecs", ResourceId: not null } parsed
+           && parsed.Region == options.Region && parsed.Account == options.AccountId && parsed.ResourceType == resourceType
+            ? parsed : null;
+
+    /// <summary>
+    /// The <c>cluster/id</c> of an ARN of a cluster-scoped resource (task, service, container
+    /// instance) exactly as this endpoint writes it; null for anything else, including the old
+    /// format without the cluster.
+    /// </summary>
+    public (string Cluster, string Id)? ParseClusterScoped(string arn, string resourceType)
+        => ParseOwn(arn, resourceType)?.Path is [var cluster, var id] ? (cluster, id) : null;
+
+    /// <summary>
+    /// The last segment of an ECS ARN's resource: a task's or container instance's id, a service's
+    /// name, a task definition's <c>family:revision</c>. For an ARN this endpoint wrote.
+    /// </summary>
+    public static string LastSegment(string arn) => arn[(arn.LastIndexOf('/') + 1)..];
 
     /// <summary>
     /// The cluster name from a name or cluster ARN; <c>default</c> when omitted, as ECS does. A name no
@@ -57,4 +77,29 @@ public sealed class Arns(EcsOptions options)
 
     private static readonly System.Buffers.SearchValues<char> ClusterNameChars =
         System.Buffers.SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
+}
+
+/// <summary>
+/// An ARN's parts, <c>arn:partition:service:region:account:resource</c>; an ECS resource is
+/// <c>type/id</c>, where the id may hold further <c>/</c>-separated parts (<c>cluster/id</c>).
+/// The one place an ARN is taken apart.
+/// </summary>
+public sealed record Arn(string Partition, string Service, string Region, string Account, string Resource)
+{
+    public static bool IsArn(string text) => text.StartsWith("arn:", StringComparison.Ordinal);
+
+    /// <summary>The parts of <paramref name="text"/>, or null when it is not six <c>:</c>-separated parts starting with <c>arn</c>.</summary>
+    public static Arn? Parse(string text)
+        => IsArn(text) && text.Split(':', 6) is [_, var partition, var service, var region, var account, var resource]
+            ? new Arn(partition, service, region, account, resource)
+            : null;
+
+    /// <summary>The resource up to its first <c>/</c> (all of it when there is none).</summary>
+    public string ResourceType => Resource.IndexOf('/') is > 0 and var slash ? Resource[..slash] : Resource;
+
+    /// <summary>The resource after <c>type/</c>; null when the resource has no type prefix.</summary>
+    public string? ResourceId => Resource.IndexOf('/') is > 0 and var slash ? Resource[(slash + 1)..] : null;
+
+    /// <summary><see cref="ResourceId"/> split on <c>/</c>; empty when there is none.</summary>
+    public string[] Path => ResourceId?.Split('/') ?? [];
 }

@@ -107,7 +107,7 @@ public sealed partial class AccountSettingsActions(AccountSettingsStore store, A
     {
         var given = request.String("principalArn");
         if (string.IsNullOrEmpty(given)) return arns.Caller(context.AccessKeyId);
-        if (!PrincipalArn().IsMatch(given) || given.Split(':')[4] != options.AccountId)
+        if (!PrincipalArn().IsMatch(given) || Arn.Parse(given)?.Account != options.AccountId)
             throw new InvalidParameterException("principalArn must be the ARN of an IAM user or role of this account, or of its root user.");
         return given;
     }

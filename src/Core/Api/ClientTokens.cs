@@ -8,12 +8,11 @@ using Serverless.Core.Storage;
 namespace Serverless.Core.Api;
 
 /// <summary>
-/// <c>clientToken</c> idempotency: a repeat with the same token gets the first request's response
-/// back; the same token with different parameters is refused, as ECS does. Two ways:
-/// <see cref="RunOnceAsync"/> claims the token before running (an insert, so two concurrent
-/// retries cannot both run) and records the response after it: two writes. <see cref="RecordAsync"/>
-/// is for actions that can still be undone when they have run (RunTask before any Start is sent):
-/// the response is recorded with one insert, and whoever finds the token taken undoes its own work.
+/// <c>clientToken</c> idempotency, one protocol for every action that takes a token: a repeat with
+/// the same token gets the first request's response back; the same token with different parameters
+/// is refused, as ECS does. <see cref="RunOnceAsync"/> claims the token before running (an insert,
+/// so two concurrent retries cannot both run) and records the response after it. An action with a
+/// step that must not run twice (RunTask's Start) does it after the answer is recorded.
 /// </summary>
 public sealed class ClientTokens(StorageClients storage, TimeProvider time)
 {
@@ -36,35 +35,6 @@ public sealed class ClientTokens(StorageClients storage, TimeProvider time)
         if (string.IsNullOrEmpty(token)) return false;
         if (token.Length > 64) throw new InvalidParameterException("clientToken may be at most 64 characters.");
         return true;
-    }
-
-    /// <summary>
-    /// Records <paramref name="response"/> as the answer to <paramref name="token"/>. Null when it
-    /// was recorded; the response already recorded when another request with the same token and
-    /// parameters was first (the caller undoes its work and answers with that one).
-    /// </summary>
-    public async Task<JsonObject?> RecordAsync(
-        string cluster, string action, string token, JsonObject request, JsonObject response, CancellationToken cancellationToken)
-    {
-        var table = await storage.TableAsync(TableName, cancellationToken);
-        var record = Row(cluster, action, token, request);
-        LargeJson.Write(record, response.ToJsonString(), "Response");
-        try
-        {
-            await table.AddEntityAsync(record, cancellationToken);
-            return null;
-        }
-        catch (RequestFailedException e) when (e.Status == 409)
-        {
-            var existing = (await table.GetEntityIfExistsAsync<TableEntity>(cluster, record.RowKey, cancellationToken: cancellationToken)).Value
-                ?? throw new ConcurrentUpdateException($"clientToken {token}");
-            if (existing.GetString("Fingerprint") != record.GetString("Fingerprint"))
-                throw new InvalidParameterException("The clientToken was already used with different parameters.");
-            // A claim without a response is a RunOnceAsync in flight; this action never writes one.
-            return LargeJson.Read(existing, "Response") is { } recorded
-                ? JsonNode.Parse(recorded)!.AsObject()
-                : throw new ConcurrentUpdateException($"clientToken {token}");
-        }
     }
 
     private TableEntity Row(string cluster, string action, string token, JsonObject request) => new(

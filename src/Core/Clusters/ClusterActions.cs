@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Serverless.Core.AccountSettings;
 using Serverless.Core.Api;
+using Serverless.Core.Storage;
 using Serverless.Core.Tags;
 
 namespace Serverless.Core.Clusters;
@@ -50,24 +51,14 @@ public sealed partial class ClusterActions(
         // ECS answers CreateCluster for an existing ACTIVE name with that cluster, unchanged;
         // a deleted (INACTIVE) name is created afresh. Losing a race to another creator is the same
         // as finding the cluster already there.
-        for (var attempt = 1; ; attempt++)
+        var cluster = await OptimisticUpdate.RetryAsync(async _ =>
         {
-            if (await clusters.TryAddAsync(wanted, cancellationToken))
-                return new JsonObject { ["cluster"] = await ToJsonAsync(wanted, Include.All, cancellationToken) };
-
-            var existing = await clusters.FindAsync(name, cancellationToken);
-            if (existing is { Status: ClusterRecord.Active })
-                return new JsonObject { ["cluster"] = await ToJsonAsync(existing, Include.All, cancellationToken) };
-            if (existing is null) continue;
-            try
-            {
-                var revived = await clusters.SaveAsync(wanted with { ETag = existing.ETag }, cancellationToken);
-                return new JsonObject { ["cluster"] = await ToJsonAsync(revived, Include.All, cancellationToken) };
-            }
-            catch (ConcurrentUpdateException) when (attempt < 5)
-            {
-            }
-        }
+            if (await clusters.TryAddAsync(wanted, cancellationToken)) return wanted;
+            var existing = await clusters.FindAsync(name, cancellationToken)
+                ?? throw new ConcurrentUpdateException(arns.Cluster(name));   // gone again: look again
+            return existing.Status == ClusterRecord.Active ? existing : await clusters.SaveAsync(wanted with { ETag = existing.ETag }, cancellationToken);
+        }, cancellationToken, maxAttempts: 5);
+        return new JsonObject { ["cluster"] = await ToJsonAsync(cluster, Include.All, cancellationToken) };
     }
 
     private async Task<JsonObject> DescribeClustersAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)

@@ -72,21 +72,9 @@ public sealed class ClusterStore(StorageClients storage, Arns arns) : ITagStore
     /// Read-modify-write with optimistic concurrency: <paramref name="change"/> runs on a fresh
     /// read each attempt and may throw to refuse the change.
     /// </summary>
-    public async Task<ClusterRecord> UpdateAsync(string name, Func<ClusterRecord, ClusterRecord> change, CancellationToken cancellationToken)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            var current = await GetActiveAsync(name, cancellationToken);
-            try
-            {
-                return await SaveAsync(change(current), cancellationToken);
-            }
-            catch (ConcurrentUpdateException) when (attempt < 5)
-            {
-                await Task.Delay(Random.Shared.Next(5, 20 * attempt), cancellationToken);
-            }
-        }
-    }
+    public Task<ClusterRecord> UpdateAsync(string name, Func<ClusterRecord, ClusterRecord> change, CancellationToken cancellationToken)
+        => OptimisticUpdate.RetryAsync(async _ => await SaveAsync(change(await GetActiveAsync(name, cancellationToken)), cancellationToken),
+            cancellationToken, maxAttempts: 5);
 
     /// <summary>Every ACTIVE cluster, read a page of 100 at a time: what a sweep over all clusters walks.</summary>
     public async IAsyncEnumerable<ClusterRecord> EnumerateActiveAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
@@ -105,7 +93,9 @@ public sealed class ClusterStore(StorageClients storage, Arns arns) : ITagStore
     public async Task<(List<ClusterRecord> Clusters, bool More)> ListActiveAsync(string? afterName, int take, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = $"Status eq 'ACTIVE'" + (afterName is null ? "" : $" and PartitionKey gt {TableQueries.Quote(afterName)}");
+        var filter = afterName is null
+            ? TableClient.CreateQueryFilter($"Status eq {ClusterRecord.Active}")
+            : TableClient.CreateQueryFilter($"Status eq {ClusterRecord.Active} and PartitionKey gt {afterName}");
         var (entities, more) = await table.TakeAsync<TableEntity>(filter, take, null, cancellationToken);
         return (entities.Select(ClusterRecord.FromEntity).ToList(), more);
     }
@@ -129,7 +119,7 @@ public sealed class ClusterStore(StorageClients storage, Arns arns) : ITagStore
     }
 
     private string NameFromArn(string arn)
-        => arns.ResourcePart(arn, ResourceType) is { Length: > 0 } name && arn == arns.Cluster(name)
+        => arns.ParseOwn(arn, ResourceType)?.ResourceId is { Length: > 0 } name
             ? name
             : throw new InvalidParameterException("The ARN provided is invalid.");
 }

@@ -514,15 +514,13 @@ public sealed partial class ContainerInstanceActions(
     /// </summary>
     private string? InstanceId(string cluster, string nameOrArn)
     {
-        var part = arns.ResourcePart(nameOrArn, "container-instance");
+        // Another region's or account's ARN names nothing here.
+        var part = Arn.IsArn(nameOrArn) ? arns.ParseOwn(nameOrArn, "container-instance")?.ResourceId : nameOrArn;
         if (part is null) return null;
         var slash = part.IndexOf('/');
         if (slash >= 0 && part[..slash] != cluster) return null;
         var id = slash >= 0 ? part[(slash + 1)..] : part;
-        if (!ContainerInstanceStore.IsId(id)) return null;
-        // Another region's or account's ARN names nothing here.
-        var here = arns.Cluster("")[..^"cluster/".Length] + "container-instance/";
-        return !nameOrArn.StartsWith("arn:", StringComparison.Ordinal) || nameOrArn.StartsWith(here, StringComparison.Ordinal) ? id : null;
+        return ContainerInstanceStore.IsId(id) ? id : null;
     }
 
     private string FailureArn(string cluster, string given)

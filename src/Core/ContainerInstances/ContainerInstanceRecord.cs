@@ -121,22 +121,47 @@ public sealed record ContainerInstanceRecord
     public bool HoldsReservationFor(string taskId) => Reservations.Any(r => r.TaskId == taskId);
 
     /// <summary>
-    /// Whether a task needing <paramref name="cpu"/> units, <paramref name="memory"/> MiB and these
-    /// fixed host ports fits in what this instance has left: enough CPU and memory, and no port that
-    /// is registered, held by another task or asked for twice. Resources only: whether the
-    /// instance takes tasks at all (status, agent connected) is the caller's decision.
+    /// This instance registered again by its host (the worker restarted) as <paramref name="wanted"/>:
+    /// resources, agent and Docker versions and the attributes the agent reports (every <c>ecs.*</c>
+    /// one, and any it sends) are replaced; custom attributes added since with PutAttributes, the
+    /// reservations, the registration time and the tags (unless <paramref name="wanted"/> carries
+    /// tags) are kept; it becomes ACTIVE again (DRAINING stays DRAINING) with a fresh heartbeat at
+    /// <paramref name="now"/> and <paramref name="beat"/>, and its version goes up by one.
     /// </summary>
-    public bool Fits(int cpu, int memory, IReadOnlyCollection<int> tcpPorts, IReadOnlyCollection<int> udpPorts)
+    public ContainerInstanceRecord RegisteredAgain(ContainerInstanceRecord wanted, DateTimeOffset now, string beat)
     {
-        if (cpu > RemainingCpu || memory > RemainingMemory) return false;
-        var tcp = UsedTcpPorts.ToHashSet();
-        if (tcpPorts.Any(p => !tcp.Add(p))) return false;
-        var udp = UsedUdpPorts.ToHashSet();
-        return udpPorts.All(udp.Add);
+        var reported = wanted.Attributes.Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
+        // What the agent reported before and no longer does is gone (a worker restarted with
+        // Worker__AllowPrivileged off must lose privileged-container); custom attributes stay.
+        var kept = Attributes.Where(a => !IsAgentOwned(a.Name) && !reported.Contains(a.Name));
+        return this with
+        {
+            Ec2InstanceId = wanted.Ec2InstanceId,
+            // A restarted agent does not undo draining: ECS keeps a DRAINING instance DRAINING.
+            Status = Status == Draining ? Draining : Active,
+            StatusReason = Status == Draining ? StatusReason : null,
+            RegisteredCpu = wanted.RegisteredCpu,
+            RegisteredMemory = wanted.RegisteredMemory,
+            RegisteredTcpPorts = wanted.RegisteredTcpPorts,
+            RegisteredUdpPorts = wanted.RegisteredUdpPorts,
+            Attributes = [.. wanted.Attributes, .. kept],
+            Tags = wanted.Tags.Count > 0 ? wanted.Tags : Tags,
+            AgentVersion = wanted.AgentVersion,
+            AgentHash = wanted.AgentHash,
+            DockerVersion = wanted.DockerVersion,
+            WakeEndpoint = wanted.WakeEndpoint ?? WakeEndpoint,
+            Owner = wanted.Owner,
+            Beat = beat,
+            LastHeartbeat = now,
+            Version = Version + 1,
+        };
     }
 
-    /// <inheritdoc cref="Fits(int, int, IReadOnlyCollection{int}, IReadOnlyCollection{int})"/>
-    public bool Fits(Reservation reservation) => Fits(reservation.Cpu, reservation.Memory, reservation.TcpPorts, reservation.UdpPorts);
+    /// <summary>Attributes only an agent reports: ECS's <c>ecs.*</c> and legacy <c>com.amazonaws.ecs.*</c>, and the worker's <c>ecs-worker.*</c>.</summary>
+    private static bool IsAgentOwned(string name)
+        => name.StartsWith("ecs.", StringComparison.Ordinal)
+           || name.StartsWith("com.amazonaws.ecs.", StringComparison.Ordinal)
+           || name.StartsWith("ecs-worker.", StringComparison.Ordinal);
 
     /// <summary>Storage JSON for the list-valued columns: compact, camelCase, nulls left out.</summary>
     private static readonly JsonSerializerOptions StorageJson = new(JsonSerializerDefaults.Web)

@@ -50,18 +50,14 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     /// <summary>
     /// Registers <paramref name="wanted"/> (its <see cref="ContainerInstanceRecord.Id"/> chosen by the
     /// caller). A new id inserts the row ACTIVE, registered now. An existing row is a re-registration
-    /// of the same host (the worker restarted): resources, agent and Docker versions and the
-    /// attributes the agent reports (every <c>ecs.*</c> one, and any it sends) are replaced; custom
-    /// attributes added since with PutAttributes, the reservations, the registration time and the
-    /// tags (unless <paramref name="wanted"/> carries tags) are kept; it becomes ACTIVE again with a
-    /// fresh heartbeat and its version goes up by one. Refusing to revive an INACTIVE instance is
-    /// the caller's decision (ECS refuses; see ContainerInstanceActions).
+    /// of the same host, written as <see cref="ContainerInstanceRecord.RegisteredAgain"/> decides.
+    /// Refusing to revive an INACTIVE instance is the caller's decision (ECS refuses; see ContainerInstanceActions).
     /// </summary>
     public async Task<ContainerInstanceRecord> RegisterAsync(ContainerInstanceRecord wanted, CancellationToken cancellationToken)
     {
         if (!IsId(wanted.Id)) throw new ArgumentException($"'{wanted.Id}' is not a container instance id.", nameof(wanted));
         var table = await storage.TableAsync(TableName, cancellationToken);
-        for (var attempt = 1; ; attempt++)
+        return await OptimisticUpdate.RetryAsync(async _ =>
         {
             var now = Now();
             var existing = await FindAsync(wanted.Cluster, wanted.Id, cancellationToken);
@@ -74,43 +70,15 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
                     return added with { ETag = response.Headers.ETag ?? default };
                 }
 
-                var reported = wanted.Attributes.Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
-                // What the agent reported before and no longer does is gone (a worker restarted with
-                // Worker__AllowPrivileged off must lose privileged-container); custom attributes stay.
-                var kept = existing.Attributes.Where(a => !IsAgentOwned(a.Name) && !reported.Contains(a.Name));
-                var registered = existing with
-                {
-                    Ec2InstanceId = wanted.Ec2InstanceId,
-                    // A restarted agent does not undo draining: ECS keeps a DRAINING instance DRAINING.
-                    Status = existing.Status == ContainerInstanceRecord.Draining ? ContainerInstanceRecord.Draining : ContainerInstanceRecord.Active,
-                    StatusReason = existing.Status == ContainerInstanceRecord.Draining ? existing.StatusReason : null,
-                    RegisteredCpu = wanted.RegisteredCpu,
-                    RegisteredMemory = wanted.RegisteredMemory,
-                    RegisteredTcpPorts = wanted.RegisteredTcpPorts,
-                    RegisteredUdpPorts = wanted.RegisteredUdpPorts,
-                    Attributes = [.. wanted.Attributes, .. kept],
-                    Tags = wanted.Tags.Count > 0 ? wanted.Tags : existing.Tags,
-                    AgentVersion = wanted.AgentVersion,
-                    AgentHash = wanted.AgentHash,
-                    DockerVersion = wanted.DockerVersion,
-                    WakeEndpoint = wanted.WakeEndpoint ?? existing.WakeEndpoint,
-                    Owner = wanted.Owner,
-                    Beat = NewBeat(),
-                    LastHeartbeat = now,
-                    Version = existing.Version + 1,
-                };
-                return await ReplaceAsync(table, registered, cancellationToken)
-                    ?? throw new ConcurrentUpdateException(Arn(registered));
+                var registered = existing.RegisteredAgain(wanted, now, NewBeat());
+                return await ReplaceOrThrowAsync(table, registered, cancellationToken);
             }
-            catch (RequestFailedException e) when (e.Status == 409 && attempt < MaxAttempts)
+            catch (RequestFailedException e) when (e.Status == 409)
             {
                 // Another registration of the same id inserted first: read it and re-register over it.
+                throw new ConcurrentUpdateException(Arn(wanted));
             }
-            catch (ConcurrentUpdateException) when (attempt < MaxAttempts)
-            {
-                await BackoffAsync(attempt, cancellationToken);
-            }
-        }
+        }, cancellationToken, MaxAttempts);
     }
 
     /// <summary>The instance in any status (INACTIVE included), or null when there is none with that id.</summary>
@@ -164,14 +132,12 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
         string cluster, string id, Func<ContainerInstanceRecord, ContainerInstanceRecord> change, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        for (var attempt = 1; ; attempt++)
-        {
-            var current = await FindAsync(cluster, id, cancellationToken) ?? throw NotFound(cluster, id);
-            var changed = change(current) with { Cluster = current.Cluster, Id = current.Id, Version = current.Version + 1, ETag = current.ETag };
-            if (await ReplaceAsync(table, changed, cancellationToken) is { } saved) return saved;
-            if (attempt == MaxAttempts) throw new ConcurrentUpdateException(Arn(current));
-            await BackoffAsync(attempt, cancellationToken);
-        }
+        return (await OptimisticUpdate.UpdateAsync(
+            async () => await FindAsync(cluster, id, cancellationToken) ?? throw NotFound(cluster, id),
+            // A copy even when change returns its argument: every update counts as a new version.
+            current => change(current) with { Cluster = current.Cluster, Id = current.Id, Version = current.Version + 1, ETag = current.ETag },
+            (current, changed) => ReplaceOrThrowAsync(table, changed, cancellationToken),
+            cancellationToken, MaxAttempts))!;
     }
 
     /// <summary>
@@ -180,7 +146,7 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     /// updated instance, or null when the row changed since it was read (the caller re-reads and
     /// decides again; nothing was written). When <paramref name="seen"/> already holds a reservation
     /// for that task, returns <paramref name="seen"/> unchanged, so retrying a reservation is harmless.
-    /// Whether the task fits is the caller's decision (<see cref="ContainerInstanceRecord.Fits(Reservation)"/>).
+    /// Whether the task fits is the caller's decision (<see cref="Scheduling.Placement.Choose"/>).
     /// </summary>
     public async Task<ContainerInstanceRecord?> TryReserveAsync(ContainerInstanceRecord seen, Reservation reservation, CancellationToken cancellationToken)
     {
@@ -201,19 +167,15 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     public async Task ReleaseAsync(string cluster, string id, IReadOnlyCollection<string> taskIds, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        for (var attempt = 1; ; attempt++)
-        {
-            var current = await FindAsync(cluster, id, cancellationToken);
-            if (current is null || !taskIds.Any(current.HoldsReservationFor)) return;
-            var released = current with
+        await OptimisticUpdate.UpdateAsync(
+            () => FindAsync(cluster, id, cancellationToken),
+            current => !taskIds.Any(current.HoldsReservationFor) ? null : current with
             {
                 Reservations = current.Reservations.Where(r => !taskIds.Contains(r.TaskId)).ToList(),
                 Version = current.Version + 1,
-            };
-            if (await ReplaceAsync(table, released, cancellationToken) is not null) return;
-            if (attempt == MaxReleaseAttempts) throw new ConcurrentUpdateException(Arn(current));
-            await BackoffAsync(attempt, cancellationToken);
-        }
+            },
+            (current, released) => ReplaceOrThrowAsync(table, released, cancellationToken),
+            cancellationToken, MaxReleaseAttempts);
     }
 
     /// <summary>
@@ -321,12 +283,7 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     }
 
     private (string Cluster, string Id) KeyFromArn(string arn)
-    {
-        if (arns.ResourcePart(arn, ResourceType) is { } part && part.Split('/') is [var cluster, var id]
-            && arn == arns.ContainerInstance(cluster, id))
-            return (cluster, id);
-        throw new InvalidParameterException("The ARN provided is invalid.");
-    }
+        => arns.ParseClusterScoped(arn, ResourceType) ?? throw new InvalidParameterException("The ARN provided is invalid.");
 
     /// <summary>Replaces the row if it still has <paramref name="instance"/>'s ETag; null when it does not (or is gone).</summary>
     private static async Task<ContainerInstanceRecord?> ReplaceAsync(TableClient table, ContainerInstanceRecord instance, CancellationToken cancellationToken)
@@ -354,15 +311,8 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     /// <summary>Now, to the millisecond: what the API shows is what is stored.</summary>
     private DateTimeOffset Now() => DateTimeOffset.FromUnixTimeMilliseconds(time.GetUtcNow().ToUnixTimeMilliseconds());
 
-    /// <summary>A short jittered pause before retrying a lost race (real time: this is not business time).</summary>
-    private static Task BackoffAsync(int attempt, CancellationToken cancellationToken)
-        => Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(5, 10 + 15 * attempt)), cancellationToken);
-
-    /// <summary>Attributes only an agent reports: ECS's <c>ecs.*</c> and legacy <c>com.amazonaws.ecs.*</c>, and the worker's <c>ecs-worker.*</c>.</summary>
-    private static bool IsAgentOwned(string name)
-        => name.StartsWith("ecs.", StringComparison.Ordinal)
-           || name.StartsWith("com.amazonaws.ecs.", StringComparison.Ordinal)
-           || name.StartsWith("ecs-worker.", StringComparison.Ordinal);
+    private async Task<ContainerInstanceRecord> ReplaceOrThrowAsync(TableClient table, ContainerInstanceRecord instance, CancellationToken cancellationToken)
+        => await ReplaceAsync(table, instance, cancellationToken) ?? throw new ConcurrentUpdateException(Arn(instance));
 }
 
 /// <summary>A heartbeat of a worker whose instance another worker has registered since: this one must stop.</summary>

@@ -3,7 +3,6 @@ using Serverless.Core.Clusters;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Services;
 using Serverless.Core.Tasks;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Reconciliation;
 
@@ -46,17 +45,7 @@ public sealed class InstanceHealthSweep(
             var services = new HashSet<string>(StringComparer.Ordinal);
             foreach (var task in await tasks.ListForInstanceAsync(cluster, instance.Id, cancellationToken))
             {
-                var stopped = await tasks.UpdateAsync(cluster, task.Id, t => t.IsStopped ? null : t with
-                {
-                    LastStatus = TaskStatus.Stopped,
-                    DesiredStatus = TaskStatus.Stopped,
-                    StoppingAt = t.StoppingAt ?? now,
-                    StoppedAt = now,
-                    ExecutionStoppedAt = t.ExecutionStoppedAt ?? now,
-                    StopCode = t.StopCode ?? "ServiceSchedulerInitiated",
-                    StoppedReason = t.StoppedReason ?? reason,
-                    Containers = t.Containers.Select(c => c with { LastStatus = TaskStatus.Stopped }).ToList(),
-                }, cancellationToken);
+                var stopped = await tasks.UpdateAsync(cluster, task.Id, t => t.RecordStopped("ServiceSchedulerInitiated", reason, now), cancellationToken);
                 if (stopped is null) continue;
                 await launcher.SendStopAsync(stopped, cancellationToken);
                 await instances.ReleaseAsync(cluster, instance.Id, task.Id, cancellationToken);

@@ -22,6 +22,8 @@ public sealed record ServiceView
     /// </summary>
     public IReadOnlySet<string> DrainingInstances { get; init; } = new HashSet<string>();
     public required DateTimeOffset Now { get; init; }
+    /// <summary>Where new service events' ids come from: an input, so a decision is a function of its view.</summary>
+    public Func<string> NewEventId { get; init; } = ServiceEvents.NewId;
 }
 
 public sealed record TaskStop(string TaskId, string Reason);
@@ -43,7 +45,10 @@ public sealed record RolloutStep(ServiceRecord Service, IReadOnlyList<TaskStart>
 /// of the PRIMARY deployment running, replace stopped and unhealthy ones, and move from old
 /// deployments to the new one without healthy tasks falling below <c>minimumHealthyPercent</c> or
 /// all tasks exceeding <c>maximumPercent</c> of the desired count; trip the circuit breaker after
-/// ECS's threshold of failed launches. Idempotent: the same view always gives the same step.
+/// ECS's threshold of failed launches. Idempotent: the same view always gives the same step
+/// (event ids come from the view's <see cref="ServiceView.NewEventId"/>). Each part
+/// (<see cref="ForcedStops"/>, <see cref="CircuitBreaker"/>, <see cref="PlanReplica"/>,
+/// <see cref="PlanDaemon"/>, <see cref="Counts"/>) returns values and changes nothing.
 /// </summary>
 public static class Rollout
 {
@@ -65,15 +70,55 @@ public static class Rollout
         if (service.Status == ServiceRecord.Inactive || service.Primary is null)
             return new RolloutStep(service, [], [], null);
 
-        var primary = service.Primary;
         var live = view.Tasks.Where(t => !t.IsStopped && t.DesiredStatus == TaskStatus.Running).ToList();
         var stopping = view.Tasks.Count(t => !t.IsStopped && t.DesiredStatus == TaskStatus.Stopped);
-        var stops = new List<TaskStop>();
-        var starts = new List<TaskStart>();
-        TimeSpan? checkAgain = null;
 
-        // Tasks that must go whatever the rollout: unhealthy past the grace period, stuck starting.
-        var grace = TimeSpan.FromSeconds(service.HealthCheckGracePeriodSeconds ?? 0);
+        var (forced, checkAgain) = ForcedStops(view, live);
+        var remaining = live.Where(t => forced.All(s => s.TaskId != t.Id)).ToList();
+
+        var breaker = CircuitBreaker(view);
+        service = breaker.Service;
+        var primary = breaker.Primary;
+
+        var draining = service.Status == ServiceRecord.Draining;
+        var desired = draining ? 0
+            : service.IsDaemon ? view.Instances.Count(i => IsDaemonTarget(view, i))
+            : service.DesiredCount;
+        var launching = primary.RolloutState != DeploymentStatus.Failed;
+        var (planStops, starts) = service.IsDaemon
+            ? PlanDaemon(view, primary, remaining, launching, draining)
+            : PlanReplica(view, service, primary, desired, remaining, live.Count + stopping, launching);
+        List<TaskStop> stops = [.. forced, .. planStops];
+
+        var (deployments, events) = Counts(view, service, breaker.Deployments, primary, live, stops, starts, desired);
+
+        // A deleted service is INACTIVE once every task has actually stopped, not when told to.
+        var status = draining && view.Tasks.All(t => t.IsStopped) ? ServiceRecord.Inactive : service.Status;
+        var steady = events.Steady;
+        List<string> messages = [.. breaker.Events, .. events.Messages];
+        if (steady && status == ServiceRecord.Active && !LastEventIsSteady(service))
+            messages.Add($"(service {service.Name}) has reached a steady state.");
+
+        var next = service with
+        {
+            // A DAEMON service's desired count is the number of instances it should run on.
+            DesiredCount = service.IsDaemon ? desired : service.DesiredCount,
+            Status = status,
+            Deployments = deployments,
+            Events = AddEvents(service.Events, messages, view.Now, view.NewEventId),
+        };
+        return new RolloutStep(next, starts, stops, checkAgain);
+    }
+
+    /// <summary>
+    /// Tasks that must go whatever the rollout: unhealthy past the grace period, stuck starting
+    /// past <see cref="StartDeadline"/>; and when to look again for those not there yet.
+    /// </summary>
+    internal static (IReadOnlyList<TaskStop> Stops, TimeSpan? CheckAgainIn) ForcedStops(ServiceView view, IReadOnlyList<TaskRecord> live)
+    {
+        var stops = new List<TaskStop>();
+        TimeSpan? checkAgain = null;
+        var grace = TimeSpan.FromSeconds(view.Service.HealthCheckGracePeriodSeconds ?? 0);
         foreach (var task in live)
         {
             if (task.LastStatus == TaskStatus.Running && task.HealthStatus == "UNHEALTHY")
@@ -89,65 +134,71 @@ public static class Rollout
                 else checkAgain = Min(checkAgain, deadline - view.Now);
             }
         }
-        var stopped = stops.Select(s => s.TaskId).ToHashSet();
-        var remaining = live.Where(t => !stopped.Contains(t.Id)).ToList();
+        return (stops, checkAgain);
+    }
 
-        // The circuit breaker: too many failed launches of an in-progress deployment.
-        var deployments = service.Deployments.ToList();
-        var events = new List<string>();
+    /// <summary>What the circuit breaker leaves: the service (its task definition rolled back or not), its PRIMARY deployment, its deployments and the events to record.</summary>
+    internal sealed record BreakerOutcome(ServiceRecord Service, Deployment Primary, IReadOnlyList<Deployment> Deployments, IReadOnlyList<string> Events);
+
+    /// <summary>
+    /// The circuit breaker: an in-progress PRIMARY deployment with at least <see cref="FailureThreshold"/>
+    /// failed launches fails, and with rollback on, the newest COMPLETED deployment comes back as a
+    /// new PRIMARY. Otherwise everything stays as it is.
+    /// </summary>
+    internal static BreakerOutcome CircuitBreaker(ServiceView view)
+    {
+        var service = view.Service;
+        var primary = service.Primary!;
+        var deployments = service.Deployments;
         var config = service.DeploymentConfiguration;
-        if (config.CircuitBreakerEnable && primary.RolloutState == DeploymentStatus.InProgress)
+        if (!config.CircuitBreakerEnable || primary.RolloutState != DeploymentStatus.InProgress) return new(service, primary, deployments, []);
+        var failed = FailedLaunches(primary, view);
+        if (failed < FailureThreshold(service.DesiredCount)) return new(service, primary, deployments, []);
+
+        List<string> events = [$"(service {service.Name}) (deployment {primary.Id}) deployment failed: tasks failed to start."];
+        var failedDeployment = primary with
         {
-            var failed = FailedLaunches(primary, view);
-            if (failed >= FailureThreshold(service.DesiredCount))
-            {
-                events.Add($"(service {service.Name}) (deployment {primary.Id}) deployment failed: tasks failed to start.");
-                var failedDeployment = primary with
-                {
-                    RolloutState = DeploymentStatus.Failed,
-                    RolloutStateReason = $"ECS deployment circuit breaker: tasks failed to start.",
-                    FailedTasks = failed,
-                    UpdatedAt = view.Now,
-                };
-                var lastGood = LastCompleted(deployments, primary.Id);
-                if (config.CircuitBreakerRollback && lastGood is not null)
-                {
-                    var rollback = new Deployment
-                    {
-                        Id = RollbackId(primary.Id),
-                        Status = DeploymentStatus.Primary,
-                        TaskDefinitionArn = lastGood.TaskDefinitionArn,
-                        DesiredCount = service.DesiredCount,
-                        RolloutState = DeploymentStatus.InProgress,
-                        RolloutStateReason = $"ECS deployment circuit breaker: rolling back to deploymentId {lastGood.Id}.",
-                        CreatedAt = view.Now,
-                        UpdatedAt = view.Now,
-                    };
-                    events.Add($"(service {service.Name}) rolling back to deployment {lastGood.Id}.");
-                    deployments = [rollback, .. deployments.Select(d => d.Id == primary.Id ? failedDeployment with { Status = DeploymentStatus.Active } : d)];
-                    service = service with { TaskDefinitionArn = lastGood.TaskDefinitionArn };
-                    primary = rollback;
-                }
-                else
-                {
-                    deployments = deployments.Select(d => d.Id == primary.Id ? failedDeployment : d).ToList();
-                    primary = failedDeployment;
-                }
-            }
-        }
+            RolloutState = DeploymentStatus.Failed,
+            RolloutStateReason = $"ECS deployment circuit breaker: tasks failed to start.",
+            FailedTasks = failed,
+            UpdatedAt = view.Now,
+        };
+        var lastGood = LastCompleted(deployments, primary.Id);
+        if (!config.CircuitBreakerRollback || lastGood is null)
+            return new(service, failedDeployment, deployments.Select(d => d.Id == primary.Id ? failedDeployment : d).ToList(), events);
 
-        var desired = service.Status == ServiceRecord.Draining ? 0
-            : service.IsDaemon ? view.Instances.Count(i => IsDaemonTarget(view, i))
-            : service.DesiredCount;
-        var launching = primary.RolloutState != DeploymentStatus.Failed;
+        var rollback = new Deployment
+        {
+            Id = RollbackId(primary.Id),
+            Status = DeploymentStatus.Primary,
+            TaskDefinitionArn = lastGood.TaskDefinitionArn,
+            DesiredCount = service.DesiredCount,
+            RolloutState = DeploymentStatus.InProgress,
+            RolloutStateReason = $"ECS deployment circuit breaker: rolling back to deploymentId {lastGood.Id}.",
+            CreatedAt = view.Now,
+            UpdatedAt = view.Now,
+        };
+        events.Add($"(service {service.Name}) rolling back to deployment {lastGood.Id}.");
+        return new(
+            service with { TaskDefinitionArn = lastGood.TaskDefinitionArn },
+            rollback,
+            [rollback, .. deployments.Select(d => d.Id == primary.Id ? failedDeployment with { Status = DeploymentStatus.Active } : d)],
+            events);
+    }
 
-        if (service.IsDaemon)
-            PlanDaemon(view, primary, remaining, stops, starts, launching, service.Status == ServiceRecord.Draining);
-        else
-            PlanReplica(view, service, primary, desired, remaining, live.Count + stopping, stops, starts, launching);
+    /// <summary>The events the counting adds, and whether the service is steady once the step is applied.</summary>
+    internal sealed record CountEvents(IReadOnlyList<string> Messages, bool Steady);
 
-        // Record what the service will look like once this step is applied.
-        stopped = stops.Select(s => s.TaskId).ToHashSet();
+    /// <summary>
+    /// The deployments as they will be once this step is applied: each one's desired, running,
+    /// pending and failed counts; old deployments with no tasks left dropped or hidden; the
+    /// PRIMARY COMPLETED once it alone runs exactly the desired count, all healthy.
+    /// </summary>
+    internal static (IReadOnlyList<Deployment> Deployments, CountEvents Events) Counts(
+        ServiceView view, ServiceRecord service, IReadOnlyList<Deployment> deployments, Deployment primary,
+        IReadOnlyList<TaskRecord> live, IReadOnlyList<TaskStop> stops, IReadOnlyList<TaskStart> starts, int desired)
+    {
+        var stopped = stops.Select(s => s.TaskId).ToHashSet();
         var after = live.Where(t => !stopped.Contains(t.Id)).ToList();
         var primaryAfter = after.Where(t => t.StartedBy == primary.Id).ToList();
         var oldAfter = after.Where(t => t.StartedBy != primary.Id).ToList();
@@ -157,7 +208,7 @@ public static class Rollout
         // one: it stays, hidden as INACTIVE, until the primary completes, so that the circuit breaker
         // can roll back to it even after failing tasks that ran for a moment replaced all of its own.
         var fallback = LastCompleted(deployments, primary.Id)?.Id;
-        deployments = deployments
+        var counted = deployments
             .Select(d => d.Id == primary.Id
                 ? Counted(d, primaryAfter, desired, view)
                 : Counted(d, after.Where(t => t.StartedBy == d.Id).ToList(), after.Count(t => t.StartedBy == d.Id), view))
@@ -167,35 +218,26 @@ public static class Rollout
                 : d)
             .ToList();
 
-        var primaryNow = deployments.First(d => d.Id == primary.Id);
+        var primaryNow = counted.First(d => d.Id == primary.Id);
         var healthyPrimary = primaryAfter.Count(t => IsHealthy(t, view.PrimaryHasHealthCheck));
         var steady = !oldAfter.Any() && started == 0 && stops.Count == 0 && healthyPrimary == desired && primaryAfter.Count == desired;
-        if (steady && primaryNow.RolloutState == DeploymentStatus.InProgress)
-        {
-            primaryNow = primaryNow with { RolloutState = DeploymentStatus.Completed, RolloutStateReason = "ECS deployment " + primaryNow.Id + " completed.", UpdatedAt = view.Now };
-            deployments = deployments.Where(d => d.Status != DeploymentStatus.Inactive).Select(d => d.Id == primaryNow.Id ? primaryNow : d).ToList();
-            events.Add($"(service {service.Name}) (deployment {primaryNow.Id}) deployment completed.");
-        }
-        // A deleted service is INACTIVE once every task has actually stopped, not when told to.
-        var status = service.Status == ServiceRecord.Draining && view.Tasks.All(t => t.IsStopped) ? ServiceRecord.Inactive : service.Status;
-        if (steady && status == ServiceRecord.Active && !LastEventIsSteady(service))
-            events.Add($"(service {service.Name}) has reached a steady state.");
+        if (!steady || primaryNow.RolloutState != DeploymentStatus.InProgress) return (counted, new CountEvents([], steady));
 
-        var next = service with
-        {
-            // A DAEMON service's desired count is the number of instances it should run on.
-            DesiredCount = service.IsDaemon ? desired : service.DesiredCount,
-            Status = status,
-            Deployments = deployments,
-            Events = AddEvents(service.Events, events, view.Now),
-        };
-        return new RolloutStep(next, starts, stops, checkAgain);
+        primaryNow = primaryNow with { RolloutState = DeploymentStatus.Completed, RolloutStateReason = "ECS deployment " + primaryNow.Id + " completed.", UpdatedAt = view.Now };
+        return (counted.Where(d => d.Status != DeploymentStatus.Inactive).Select(d => d.Id == primaryNow.Id ? primaryNow : d).ToList(),
+            new CountEvents([$"(service {service.Name}) (deployment {primaryNow.Id}) deployment completed."], steady));
     }
 
-    private static void PlanReplica(
-        ServiceView view, ServiceRecord service, Deployment primary, int desired, List<TaskRecord> remaining, int occupying,
-        List<TaskStop> stops, List<TaskStart> starts, bool launching)
+    /// <summary>
+    /// A REPLICA service's stops and starts beyond <see cref="ForcedStops"/>: scale in, empty old
+    /// deployments and draining instances within <c>minimumHealthyPercent</c>, start what the
+    /// PRIMARY lacks within <c>maximumPercent</c> of the <paramref name="occupying"/> slots.
+    /// </summary>
+    internal static (IReadOnlyList<TaskStop> Stops, IReadOnlyList<TaskStart> Starts) PlanReplica(
+        ServiceView view, ServiceRecord service, Deployment primary, int desired, IReadOnlyList<TaskRecord> remaining, int occupying, bool launching)
     {
+        var stops = new List<TaskStop>();
+        var starts = new List<TaskStart>();
         var config = service.DeploymentConfiguration;
         var maxTotal = Math.Max(desired, (int)Math.Floor(desired * config.MaximumPercent / 100.0));
         var minHealthy = (int)Math.Ceiling(desired * config.MinimumHealthyPercent / 100.0);
@@ -242,11 +284,14 @@ public static class Rollout
             var count = Math.Min(desired - current.Count, Math.Max(0, maxTotal - occupying));
             if (count > 0) starts.Add(new TaskStart(primary.Id, primary.TaskDefinitionArn, count));
         }
+        return (stops, starts);
     }
 
-    private static void PlanDaemon(
-        ServiceView view, Deployment primary, List<TaskRecord> remaining, List<TaskStop> stops, List<TaskStart> starts, bool launching, bool draining)
+    /// <summary>A DAEMON service's stops and starts: one task of the PRIMARY on each eligible instance, none elsewhere.</summary>
+    internal static (IReadOnlyList<TaskStop> Stops, IReadOnlyList<TaskStart> Starts) PlanDaemon(
+        ServiceView view, Deployment primary, IReadOnlyList<TaskRecord> remaining, bool launching, bool draining)
     {
+        var stops = new List<TaskStop>();
         var eligible = draining ? [] : view.Instances.Where(i => IsDaemonTarget(view, i)).Select(i => i.Id).ToHashSet();
         var reason = string.Format(System.Globalization.CultureInfo.InvariantCulture, ReasonScaling, primary.Id);
         var missing = new List<string>();
@@ -263,7 +308,7 @@ public static class Rollout
             stops.AddRange(here.Where(t => t != keep).Select(t => new TaskStop(t.Id, reason)));
             if (keep is null && here.Count == 0 && launching) missing.Add(instance);
         }
-        if (missing.Count > 0) starts.Add(new TaskStart(primary.Id, primary.TaskDefinitionArn, missing.Count, missing));
+        return (stops, missing.Count > 0 ? [new TaskStart(primary.Id, primary.TaskDefinitionArn, missing.Count, missing)] : []);
     }
 
     private static bool IsDaemonTarget(ServiceView view, ContainerInstanceRecord instance)
@@ -279,7 +324,7 @@ public static class Rollout
         => task.StopCode is "TaskFailedToStart" or "EssentialContainerExited"
            || task.StoppedReason == ReasonUnhealthy || task.StoppedReason == ReasonStuck;
 
-    private static Deployment Counted(Deployment deployment, List<TaskRecord> tasks, int desired, ServiceView view)
+    private static Deployment Counted(Deployment deployment, IReadOnlyCollection<TaskRecord> tasks, int desired, ServiceView view)
     {
         var running = tasks.Count(t => t.LastStatus == TaskStatus.Running);
         var pending = tasks.Count - running;
@@ -303,10 +348,14 @@ public static class Rollout
     private static bool LastEventIsSteady(ServiceRecord service)
         => service.Events.Count > 0 && service.Events[0].Message.EndsWith("has reached a steady state.", StringComparison.Ordinal);
 
-    /// <summary>Newest first, at most <see cref="ServiceRecord.MaxEvents"/>.</summary>
-    public static IReadOnlyList<ServiceEvent> AddEvents(IReadOnlyList<ServiceEvent> existing, IEnumerable<string> messages, DateTimeOffset now)
+    /// <summary>
+    /// Newest first, at most <see cref="ServiceRecord.MaxEvents"/>; each new event gets an id from
+    /// <paramref name="newId"/> (<see cref="ServiceEvents.NewId"/> when not given).
+    /// </summary>
+    public static IReadOnlyList<ServiceEvent> AddEvents(IReadOnlyList<ServiceEvent> existing, IEnumerable<string> messages, DateTimeOffset now, Func<string>? newId = null)
     {
-        var added = messages.Select(m => new ServiceEvent(Guid.NewGuid().ToString(), now, m)).Reverse().ToList();
+        newId ??= ServiceEvents.NewId;
+        var added = messages.Select(m => new ServiceEvent(newId(), now, m)).Reverse().ToList();
         return added.Count == 0 ? existing : [.. added, .. existing.Take(ServiceRecord.MaxEvents - added.Count)];
     }
 

@@ -8,6 +8,9 @@ public static class ServiceEvents
     /// <summary>How long ECS keeps a repeated event out of the log while its cause lasts.</summary>
     public static readonly TimeSpan RepeatAfter = TimeSpan.FromHours(6);
 
+    /// <summary>A new event's id: ECS's are GUIDs. The one source of randomness in a service's events.</summary>
+    public static string NewId() => Guid.NewGuid().ToString();
+
     /// <summary>
     /// Whether <paramref name="message"/> repeats an event still standing: ECS omits a duplicate
     /// event message "until either the cause is resolved or six hours passes". It stands when the

@@ -149,14 +149,7 @@ public sealed class ServiceReconciler(
         foreach (var stop in stops)
         {
             if (!await lease.HoldAsync(cancellationToken)) break;
-            var task = await tasks.UpdateAsync(service.Cluster, stop.TaskId, t => t.DesiredStatus == TaskStatus.Stopped ? null : t with
-            {
-                DesiredStatus = TaskStatus.Stopped,
-                StoppingAt = t.StoppingAt ?? now,
-                StopSentAt = now,
-                StopCode = t.StopCode ?? "ServiceSchedulerInitiated",
-                StoppedReason = t.StoppedReason ?? stop.Reason,
-            }, cancellationToken);
+            var task = await tasks.UpdateAsync(service.Cluster, stop.TaskId, t => t.RequestStop("ServiceSchedulerInitiated", stop.Reason, now), cancellationToken);
             if (task is null || task.IsStopped) continue;
             try
             {
@@ -236,7 +229,7 @@ public sealed class ServiceReconciler(
 
         var failure = failures[0];
         var closest = failure.Reason == TaskLauncher.NoInstancesReason ? " Reason: No Container Instances were found in your cluster."
-            : failure.Arn is { } arn ? $" The closest matching (container-instance {arn.Split('/')[^1]}) {Insufficient(failure.Reason)}." : "";
+            : failure.Arn is { } arn ? $" The closest matching (container-instance {Arns.LastSegment(arn)}) {Insufficient(failure.Reason)}." : "";
         var message = $"(service {service.Name}) was unable to place a task because no container instance met all of its requirements.{closest} For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.";
         // ECS omits a repeated placement event until the cause is resolved or six hours pass.
         if (!ServiceEvents.IsRepeat(service.Events, message, time.GetUtcNow())) events.Add(message);

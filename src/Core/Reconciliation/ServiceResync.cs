@@ -20,7 +20,7 @@ public sealed class ServiceResync(ServiceStore services, ReconcileQueue reconcil
         while (true)
         {
             var (page, more) = await services.ListAsync(cluster, after, Page, null, null, cancellationToken);
-            // A page at once: this runs inside RegisterContainerInstance and UpdateContainerInstancesState.
+            // A page at once: this runs inside Register/DeregisterContainerInstance and UpdateContainerInstancesState.
             await Task.WhenAll(page.Select(s => reconcile.EnqueueAsync(new ServiceKey(s.Cluster, s.Name), null, cancellationToken)));
             count += page.Count;
             if (!more || page.Count == 0) return count;

@@ -114,13 +114,6 @@ public static class Placement
     public static bool HasAll(ContainerInstanceRecord instance, IReadOnlyList<InstanceAttribute> required)
         => required.All(r => instance.Attributes.Any(a => a.Name == r.Name && (r.Value is null || a.Value == r.Value)));
 
-    /// <summary>Whether the instance could take the task right now, ignoring strategies.</summary>
-    public static bool Fits(ContainerInstanceRecord instance, TaskNeed need)
-        => instance.RemainingCpu >= need.Cpu
-           && instance.RemainingMemory >= need.Memory
-           && !need.TcpPorts.Intersect(instance.UsedTcpPorts).Any()
-           && !need.UdpPorts.Intersect(instance.UsedUdpPorts).Any();
-
     private static List<ContainerInstanceRecord> Narrow(PlacementStrategy strategy, List<ContainerInstanceRecord> candidates, PlacementRequest request)
     {
         switch (strategy.Type)

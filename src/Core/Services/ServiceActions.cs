@@ -5,6 +5,7 @@ using Serverless.Core.Api;
 using Serverless.Core.Clusters;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Scheduling;
+using Serverless.Core.Storage;
 using Serverless.Core.Tags;
 using Serverless.Core.TaskDefinitions;
 
@@ -157,29 +158,18 @@ public sealed partial class ServiceActions(
     /// Inserts the new service. A name that is ACTIVE or DRAINING is refused; an INACTIVE (deleted)
     /// one is replaced, conditional on the row read, so a concurrent create of the same name loses cleanly.
     /// </summary>
-    private async Task<ServiceRecord> InsertAsync(ServiceRecord service, CancellationToken cancellationToken)
-    {
-        for (var attempt = 1; ; attempt++)
+    private Task<ServiceRecord> InsertAsync(ServiceRecord service, CancellationToken cancellationToken)
+        => OptimisticUpdate.RetryAsync(async _ =>
         {
             if (await services.TryInsertAsync(service, cancellationToken)) return service;
 
             var existing = await services.FindAsync(service.Cluster, service.Name, cancellationToken);
             if (existing?.Status == ServiceRecord.Active) throw new InvalidParameterException(NotIdempotent);
             if (existing?.Status == ServiceRecord.Draining) throw new InvalidParameterException(StillDraining);
-            if (existing is not null)
-            {
-                try
-                {
-                    return await services.SaveAsync(service with { ETag = existing.ETag }, cancellationToken);
-                }
-                catch (ConcurrentUpdateException) when (attempt < 5)
-                {
-                }
-            }
-            // Gone or changed between the insert and the read: another writer is at work; look again.
-            if (attempt >= 5) throw new ConcurrentUpdateException(arns.Service(service.Cluster, service.Name));
-        }
-    }
+            // Gone between the insert and the read: another writer is at work; look again.
+            if (existing is null) throw new ConcurrentUpdateException(arns.Service(service.Cluster, service.Name));
+            return await services.SaveAsync(service with { ETag = existing.ETag }, cancellationToken);
+        }, cancellationToken, maxAttempts: 5);
 
     private async Task<JsonObject> UpdateServiceAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
@@ -393,8 +383,8 @@ public sealed partial class ServiceActions(
     /// </summary>
     private string? ServiceName(string cluster, string nameOrArn)
     {
-        if (!nameOrArn.StartsWith("arn:", StringComparison.Ordinal)) return ServiceNamePattern().IsMatch(nameOrArn) ? nameOrArn : null;
-        return arns.ResourcePart(nameOrArn, "service")?.Split('/') switch
+        if (!Arn.IsArn(nameOrArn)) return ServiceNamePattern().IsMatch(nameOrArn) ? nameOrArn : null;
+        return arns.ResourcePath(nameOrArn, "service") switch
         {
             [var owner, var name] when owner == cluster && ServiceNamePattern().IsMatch(name) => name,
             [var name] when ServiceNamePattern().IsMatch(name) => name,

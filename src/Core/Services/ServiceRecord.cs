@@ -113,3 +113,10 @@ public sealed record ServiceKey(string Cluster, string Name)
 {
     public override string ToString() => $"{Cluster}/{Name}";
 }
+
+/// <summary>
+/// A service as a listing names it: key, status, scheduling strategy, launch type, desired count
+/// and task definition. What to act on is read whole with <see cref="ServiceStore.FindAsync"/>.
+/// </summary>
+public sealed record ServiceSummary(
+    string Cluster, string Name, string Status, string SchedulingStrategy, string LaunchType, int DesiredCount, string TaskDefinitionArn);

@@ -30,7 +30,6 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
     public const string TableName = "Services";
 
     private const string DocumentPrefix = "Json";
-    private const int MaxAttempts = 8;
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -95,29 +94,17 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
     /// Throws <see cref="ServiceNotFoundException"/> when the service does not exist.
     /// </summary>
     public async Task<ServiceRecord> UpdateAsync(string cluster, string name, Func<ServiceRecord, ServiceRecord> change, CancellationToken cancellationToken)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            var current = await FindAsync(cluster, name, cancellationToken) ?? throw new ServiceNotFoundException();
-            var changed = change(current);
-            if (ReferenceEquals(changed, current)) return current;
-            try
-            {
-                return await SaveAsync(changed with { Cluster = current.Cluster, Name = current.Name, ETag = current.ETag }, cancellationToken);
-            }
-            catch (ConcurrentUpdateException) when (attempt < MaxAttempts)
-            {
-                await Task.Delay(Random.Shared.Next(2, 10 * attempt), cancellationToken);
-            }
-        }
-    }
+        => (await OptimisticUpdate.UpdateAsync(
+            async () => await FindAsync(cluster, name, cancellationToken) ?? throw new ServiceNotFoundException(),
+            change,
+            (current, changed) => SaveAsync(changed with { Cluster = current.Cluster, Name = current.Name, ETag = current.ETag }, cancellationToken),
+            cancellationToken))!;
 
     /// <summary>
     /// One page of a cluster's ACTIVE and DRAINING services in name order after <paramref name="afterName"/>,
-    /// optionally only those of one launch type and scheduling strategy, and whether more follow. The
-    /// records are minimal, as <see cref="ListAllActiveAsync"/>'s: they name services and are never saved back.
+    /// optionally only those of one launch type and scheduling strategy, and whether more follow.
     /// </summary>
-    public Task<(IReadOnlyList<ServiceRecord> Services, bool More)> ListAsync(
+    public Task<(IReadOnlyList<ServiceSummary> Services, bool More)> ListAsync(
         string cluster, string? afterName, int take, string? launchType, string? schedulingStrategy, CancellationToken cancellationToken)
         => ListAsync(cluster, [ServiceRecord.Active, ServiceRecord.Draining], afterName, take, launchType, schedulingStrategy, cancellationToken);
 
@@ -125,48 +112,46 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
     /// As <see cref="ListAsync(string, string?, int, string?, string?, CancellationToken)"/>, ACTIVE services
     /// only: what ListServices shows (ECS hides a service from it once it is DRAINING).
     /// </summary>
-    public Task<(IReadOnlyList<ServiceRecord> Services, bool More)> ListActiveAsync(
+    public Task<(IReadOnlyList<ServiceSummary> Services, bool More)> ListActiveAsync(
         string cluster, string? afterName, int take, string? launchType, string? schedulingStrategy, CancellationToken cancellationToken)
         => ListAsync(cluster, [ServiceRecord.Active], afterName, take, launchType, schedulingStrategy, cancellationToken);
 
-    private async Task<(IReadOnlyList<ServiceRecord> Services, bool More)> ListAsync(
+    private async Task<(IReadOnlyList<ServiceSummary> Services, bool More)> ListAsync(
         string cluster, string[] statuses, string? afterName, int take, string? launchType, string? schedulingStrategy, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
         var clauses = new List<string>
         {
-            $"PartitionKey gt {TableQueries.Quote(afterName is null ? cluster + "|" : PartitionKey(cluster, afterName))}",
-            $"PartitionKey lt {TableQueries.Quote(cluster + "|~")}",
-            "(" + string.Join(" or ", statuses.Select(s => $"Status eq {TableQueries.Quote(s)}")) + ")",
+            TableClient.CreateQueryFilter($"PartitionKey gt {(afterName is null ? cluster + "|" : PartitionKey(cluster, afterName))}"),
+            TableClient.CreateQueryFilter($"PartitionKey lt {cluster + "|~"}"),
+            TableQueries.Or(statuses.Select(s => TableClient.CreateQueryFilter($"Status eq {s}"))),
         };
-        if (launchType is not null) clauses.Add($"LaunchType eq {TableQueries.Quote(launchType)}");
-        if (schedulingStrategy is not null) clauses.Add($"SchedulingStrategy eq {TableQueries.Quote(schedulingStrategy)}");
+        if (launchType is not null) clauses.Add(TableClient.CreateQueryFilter($"LaunchType eq {launchType}"));
+        if (schedulingStrategy is not null) clauses.Add(TableClient.CreateQueryFilter($"SchedulingStrategy eq {schedulingStrategy}"));
         // Listing names services, nothing more: the key columns only, so a page of services with long
         // event and deployment histories costs storage no more than a page of names.
-        var (entities, more) = await table.TakeAsync<TableEntity>(string.Join(" and ", clauses), take, KeyColumns, cancellationToken);
-        return (entities.Select(e => FromEntity(e) with { ETag = default }).ToList(), more);
+        var (entities, more) = await table.TakeAsync<TableEntity>(TableQueries.And(clauses), take, KeyColumns, cancellationToken);
+        return (entities.Select(SummaryFromEntity).ToList(), more);
     }
 
     /// <summary>
     /// Every ACTIVE and DRAINING service of every cluster, for the resync timer (a scan of the table,
-    /// never a hot path). The records are minimal: key, status, scheduling strategy, launch type,
-    /// desired count and task definition only; no deployments, events, placement, tags or ETag.
-    /// They name what to reconcile and must never be saved back.
+    /// never a hot path).
     /// </summary>
-    public async IAsyncEnumerable<ServiceRecord> ListAllActiveAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<ServiceSummary> ListAllActiveAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = $"Status eq '{ServiceRecord.Active}' or Status eq '{ServiceRecord.Draining}'";
+        var filter = TableClient.CreateQueryFilter($"Status eq {ServiceRecord.Active} or Status eq {ServiceRecord.Draining}");
         await foreach (var entity in table.QueryAsync<TableEntity>(filter, select: KeyColumns, cancellationToken: cancellationToken))
-            yield return FromEntity(entity) with { ETag = default };
+            yield return SummaryFromEntity(entity);
     }
 
     /// <summary>How many of a cluster's services are ACTIVE and how many DRAINING (one range scan, statuses only).</summary>
     public async Task<ClusterUsage> CountAsync(string cluster, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = $"PartitionKey gt {TableQueries.Quote(cluster + "|")} and PartitionKey lt {TableQueries.Quote(cluster + "|~")}"
-                     + $" and (Status eq '{ServiceRecord.Active}' or Status eq '{ServiceRecord.Draining}')";
+        var filter = TableClient.CreateQueryFilter(
+            $"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and (Status eq {ServiceRecord.Active} or Status eq {ServiceRecord.Draining})");
         int active = 0, draining = 0;
         await foreach (var entity in table.QueryAsync<TableEntity>(filter, select: ["Status"], cancellationToken: cancellationToken))
         {
@@ -196,9 +181,8 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
     }
 
     private (string Cluster, string Name) Parse(string arn)
-        => arns.ResourcePart(arn, ResourceType)?.Split('/') is [var cluster, var name] && arn == arns.Service(cluster, name)
-            ? (cluster, name)
-            : throw new InvalidParameterException("The ARN provided is invalid.");
+        => arns.ParseClusterScoped(arn, ResourceType)
+            ?? throw new InvalidParameterException("The ARN provided is invalid.");
 
     internal static TableEntity ToEntity(ServiceRecord service)
     {
@@ -247,6 +231,13 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
         ["events"] = JsonSerializer.SerializeToNode(events, Json),
         ["passthrough"] = service.Passthrough.DeepClone(),
     }.ToJsonString(AwsJson.Options);
+
+    /// <summary>A listing's row: the <see cref="KeyColumns"/> only.</summary>
+    private static ServiceSummary SummaryFromEntity(TableEntity entity)
+    {
+        var service = FromEntity(entity);
+        return new ServiceSummary(service.Cluster, service.Name, service.Status, service.SchedulingStrategy, service.LaunchType, service.DesiredCount, service.TaskDefinitionArn);
+    }
 
     internal static ServiceRecord FromEntity(TableEntity entity)
     {

@@ -55,8 +55,4 @@ public static class LargeJson
         for (var index = 1; entity.GetString(prefix + index) is { } next; index++) parts.Append(next);
         return parts.ToString();
     }
-
-    /// <summary>The property names a document may occupy, for a query's <c>select</c>.</summary>
-    public static IEnumerable<string> PropertyNames(string prefix = "Json")
-        => Enumerable.Range(0, MaxChunks).Select(i => prefix + i);
 }

@@ -19,7 +19,16 @@ public static class TableQueries
     /// </summary>
     public static IEnumerable<string> RowsOfPartitionFilters(string partitionKey, IEnumerable<string> rowKeys)
         => rowKeys.Chunk(MaxRowKeysPerQuery).Select(chunk =>
-            $"PartitionKey eq {Quote(partitionKey)} and (" + string.Join(" or ", chunk.Select(k => $"RowKey eq {Quote(k)}")) + ")");
+            And([TableClient.CreateQueryFilter($"PartitionKey eq {partitionKey}"), Or(chunk.Select(k => TableClient.CreateQueryFilter($"RowKey eq {k}")))]));
+
+    /// <summary>
+    /// Clauses that must all hold, each already built with <see cref="TableClient.CreateQueryFilter(FormattableString)"/>
+    /// (which quotes every value); a clause holding <c>or</c> comes from <see cref="Or"/>, so it is parenthesised.
+    /// </summary>
+    public static string And(IEnumerable<string> clauses) => string.Join(" and ", clauses);
+
+    /// <summary>Clauses of which one must hold, each built with <see cref="TableClient.CreateQueryFilter(FormattableString)"/>; parenthesised.</summary>
+    public static string Or(IEnumerable<string> clauses) => "(" + string.Join(" or ", clauses) + ")";
 
     /// <summary>
     /// Deletes every entity matching <paramref name="filter"/>: one scan of keys, then one batch per
@@ -63,7 +72,4 @@ public static class TableQueries
         }
         return (items, false);
     }
-
-    /// <summary>An OData string literal, quotes doubled.</summary>
-    public static string Quote(string value) => "'" + value.Replace("'", "''") + "'";
 }

@@ -41,11 +41,9 @@ public sealed class TagActions(IEnumerable<ITagStore> stores) : IActionSource
     private (ITagStore Store, string Arn) Resolve(JsonObject request)
     {
         var arn = request.String("resourceArn")!;
-        var parts = arn.Split(':', 6);
-        if (parts.Length != 6 || parts[0] != "arn" || parts[2] != "ecs")
+        if (Arn.Parse(arn) is not { Service: "ecs" } parsed)
             throw new InvalidParameterException("The ARN provided is invalid.");
-        var slash = parts[5].IndexOf('/');
-        var type = slash > 0 ? parts[5][..slash] : parts[5];
+        var type = parsed.ResourceType;
         if (!_stores.TryGetValue(type, out var store))
             throw new InvalidParameterException($"Resources of type {type} cannot be tagged.");
         return (store, arn);

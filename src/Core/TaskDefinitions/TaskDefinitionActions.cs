@@ -142,12 +142,11 @@ public sealed class TaskDefinitionActions(TaskDefinitionStore store, Arns arns) 
     private (string Family, int? Revision)? ParseIdentifier(string identifier)
     {
         var name = identifier;
-        if (identifier.StartsWith("arn:", StringComparison.Ordinal))
+        if (Arn.IsArn(identifier))
         {
-            // "arn:aws:ecs:<region>:<account>:task-definition/": another account's or region's ARN names nothing here.
-            var prefix = arns.TaskDefinition("", 0)[..^":0".Length];
-            if (!identifier.StartsWith(prefix, StringComparison.Ordinal)) return null;
-            name = identifier[prefix.Length..];
+            // Another account's or region's ARN names nothing here.
+            if (arns.ParseOwn(identifier, "task-definition")?.ResourceId is not { } resource) return null;
+            name = resource;
         }
 
         var colon = name.IndexOf(':');

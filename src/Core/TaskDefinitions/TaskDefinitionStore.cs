@@ -59,8 +59,8 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
 
     /// <summary>
     /// Stores <paramref name="body"/> (from <see cref="TaskDefinitionDefaults.Resolve"/>) as the
-    /// family's next revision, ACTIVE, with <paramref name="tags"/>. Retries lost races with a
-    /// jittered backoff; throws <see cref="ConcurrentUpdateException"/> if it keeps losing.
+    /// family's next revision, ACTIVE, with <paramref name="tags"/>. Retries lost races
+    /// (<see cref="OptimisticUpdate"/>); throws ECS's <see cref="ClientException"/> if it keeps losing.
     /// </summary>
     public async Task<TaskDefinitionRecord> RegisterAsync(JsonObject body, IReadOnlyList<Tag> tags, CancellationToken cancellationToken)
     {
@@ -71,43 +71,53 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
 
         var table = await storage.TableAsync(TableName, cancellationToken);
         var registeredAt = DateTimeOffset.FromUnixTimeMilliseconds(time.GetUtcNow().ToUnixTimeMilliseconds());
-        for (var attempt = 1; ; attempt++)
+        try
         {
-            var familyRow = await ReadFamilyAsync(table, family, cancellationToken);
-            if (familyRow is null) await AddToDescendingIndexAsync(table, family, cancellationToken);
+            return await OptimisticUpdate.RetryAsync(attempt => TryRegisterAsync(table, family, json, tags, registeredAt, attempt, cancellationToken),
+                cancellationToken, MaxAttempts);
+        }
+        catch (ConcurrentUpdateException)
+        {
+            // ECS refuses the same way when a family sees too many simultaneous registrations.
+            throw new ClientException("Too many concurrent attempts to create a new revision of the specified family.");
+        }
+    }
 
-            var revision = (familyRow?.GetInt32("Latest") ?? 0) + 1;
-            var counts = FamilyCounts.From(familyRow);
-            counts.Add(TaskDefinitionRecord.Active, 1);
-            var newFamilyRow = FamilyEntity(family, revision, counts);
+    private async Task<TaskDefinitionRecord> TryRegisterAsync(
+        TableClient table, string family, string json, IReadOnlyList<Tag> tags, DateTimeOffset registeredAt, int attempt, CancellationToken cancellationToken)
+    {
+        var familyRow = await ReadFamilyAsync(table, family, cancellationToken);
+        if (familyRow is null) await AddToDescendingIndexAsync(table, family, cancellationToken);
 
-            var revisionRow = new TableEntity(family, RevisionKey(revision))
-            {
-                ["Revision"] = revision,
-                ["Status"] = TaskDefinitionRecord.Active,
-                ["RegisteredAt"] = registeredAt,
-                ["Tags"] = Tag.Serialize(tags),
-            };
-            LargeJson.Write(revisionRow, json);
+        var revision = (familyRow?.GetInt32("Latest") ?? 0) + 1;
+        var counts = FamilyCounts.From(familyRow);
+        counts.Add(TaskDefinitionRecord.Active, 1);
+        var newFamilyRow = FamilyEntity(family, revision, counts);
 
-            TableTransactionAction familyAction = familyRow is null
-                ? new(TableTransactionActionType.Add, newFamilyRow)
-                : new(TableTransactionActionType.UpdateReplace, newFamilyRow, familyRow.ETag);
-            try
-            {
-                var responses = await table.SubmitTransactionAsync([familyAction, new(TableTransactionActionType.Add, revisionRow)], cancellationToken);
-                revisionRow.ETag = responses.Value[1].Headers.ETag ?? default;
-                var record = ToRecord(revisionRow);
-                logger.LogInformation("Registered {TaskDefinitionArn} after {Attempts} attempt(s)", record.Arn, attempt);
-                return record;
-            }
-            catch (RequestFailedException e) when (e.Status is 409 or 412)
-            {
-                // Another registration took this revision number first: read the family row again.
-                // ECS refuses the same way when a family sees too many simultaneous registrations.
-                if (attempt == MaxAttempts) throw new ClientException("Too many concurrent attempts to create a new revision of the specified family.");
-                await BackoffAsync(attempt, cancellationToken);
-            }
+        var revisionRow = new TableEntity(family, RevisionKey(revision))
+        {
+            ["Revision"] = revision,
+            ["Status"] = TaskDefinitionRecord.Active,
+            ["RegisteredAt"] = registeredAt,
+            ["Tags"] = Tag.Serialize(tags),
+        };
+        LargeJson.Write(revisionRow, json);
+
+        TableTransactionAction familyAction = familyRow is null
+            ? new(TableTransactionActionType.Add, newFamilyRow)
+            : new(TableTransactionActionType.UpdateReplace, newFamilyRow, familyRow.ETag);
+        try
+        {
+            var responses = await table.SubmitTransactionAsync([familyAction, new(TableTransactionActionType.Add, revisionRow)], cancellationToken);
+            revisionRow.ETag = responses.Value[1].Headers.ETag ?? default;
+            var record = ToRecord(revisionRow);
+            logger.LogInformation("Registered {TaskDefinitionArn} after {Attempts} attempt(s)", record.Arn, attempt);
+            return record;
+        }
+        catch (RequestFailedException e) when (e.Status is 409 or 412)
+        {
+            // Another registration took this revision number first: read the family row again.
+            throw new ConcurrentUpdateException(arns.TaskDefinition(family, revision));
         }
     }
 
@@ -188,7 +198,7 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
     {
         if (!IsFamily(key.Family) || key.Revision < 1) return null;
         var table = await storage.TableAsync(TableName, cancellationToken);
-        for (var attempt = 1; ; attempt++)
+        return await OptimisticUpdate.RetryAsync(async _ =>
         {
             var row = await ReadRevisionAsync(table, key.Family, key.Revision, cancellationToken);
             if (row is null) return null;
@@ -218,10 +228,9 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
             }
             catch (RequestFailedException e) when (e.Status is 409 or 412)
             {
-                if (attempt == MaxAttempts) throw new ConcurrentUpdateException(arns.TaskDefinition(key.Family, key.Revision));
-                await BackoffAsync(attempt, cancellationToken);
+                throw new ConcurrentUpdateException(arns.TaskDefinition(key.Family, key.Revision));
             }
-        }
+        }, cancellationToken, MaxAttempts);
     }
 
     /// <summary>
@@ -242,15 +251,18 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
         {
             // Table Storage returns rows in (PartitionKey, RowKey) order, which is the ASC order:
             // first the rest of the cursor's family, then the families after it in the prefix range.
-            var statusFilter = $" and Status eq {TableQueries.Quote(status)}";
+            var statusFilter = TableClient.CreateQueryFilter($"Status eq {status}");
             if (after is { } cursor)
             {
-                var rest = $"PartitionKey eq {TableQueries.Quote(cursor.Family)} and RowKey gt {TableQueries.Quote(RevisionKey(cursor.Revision))} and RowKey le '{LastRevisionKey}'" + statusFilter;
+                var rest = TableQueries.And([
+                    TableClient.CreateQueryFilter($"PartitionKey eq {cursor.Family} and RowKey gt {RevisionKey(cursor.Revision)} and RowKey le {LastRevisionKey}"),
+                    statusFilter]);
                 if (await AddKeysAsync(table, rest, take, items, cancellationToken)) return (items, true);
             }
-            var lower = after is { } from ? $"PartitionKey gt {TableQueries.Quote(from.Family)}" : $"PartitionKey ge {TableQueries.Quote(prefix)}";
-            var upper = family is { Length: > 0 } ? $"PartitionKey le {TableQueries.Quote(family)}" : $"PartitionKey lt {TableQueries.Quote(FamiliesEnd)}";
-            var filter = $"{lower} and {upper} and RowKey ge '{FirstRevisionKey}' and RowKey le '{LastRevisionKey}'" + statusFilter;
+            var lower = after is { } from ? TableClient.CreateQueryFilter($"PartitionKey gt {from.Family}") : TableClient.CreateQueryFilter($"PartitionKey ge {prefix}");
+            var upper = family is { Length: > 0 } ? TableClient.CreateQueryFilter($"PartitionKey le {family}") : TableClient.CreateQueryFilter($"PartitionKey lt {FamiliesEnd}");
+            var filter = TableQueries.And([
+                lower, upper, TableClient.CreateQueryFilter($"RowKey ge {FirstRevisionKey} and RowKey le {LastRevisionKey}"), statusFilter]);
             var more = await AddKeysAsync(table, filter, take - items.Count, items, cancellationToken);
             return (items, more);
         }
@@ -268,11 +280,12 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
         // the prefix are the keys starting with the inverted prefix. Their family rows are read a
         // batch at a time, in parallel, to skip families with nothing in this status.
         var invertedPrefix = InvertFamily(prefix)[..^1];
-        var indexFilter = $"PartitionKey eq '{DescendingIndexPartition}'"
-            + (after is { } start
-                ? $" and RowKey gt {TableQueries.Quote(InvertFamily(start.Family))}"
-                : $" and RowKey ge {TableQueries.Quote(invertedPrefix)}")
-            + $" and RowKey lt {TableQueries.Quote(invertedPrefix + "~~")}";
+        var indexFilter = TableQueries.And([
+            TableClient.CreateQueryFilter($"PartitionKey eq {DescendingIndexPartition}"),
+            after is { } start
+                ? TableClient.CreateQueryFilter($"RowKey gt {InvertFamily(start.Family)}")
+                : TableClient.CreateQueryFilter($"RowKey ge {invertedPrefix}"),
+            TableClient.CreateQueryFilter($"RowKey lt {invertedPrefix + "~~"}")]);
         var batch = new List<string>();
         await foreach (var entry in table.QueryAsync<TableEntity>(indexFilter, maxPerPage: 100, select: ["RowKey"], cancellationToken: cancellationToken))
         {
@@ -296,15 +309,13 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
         var table = await storage.TableAsync(TableName, cancellationToken);
         prefix ??= "";
         var lower = afterFamily is not null && string.CompareOrdinal(afterFamily, prefix) >= 0
-            ? $"PartitionKey gt {TableQueries.Quote(afterFamily)}"
-            : $"PartitionKey ge {TableQueries.Quote(prefix)}";
+            ? TableClient.CreateQueryFilter($"PartitionKey gt {afterFamily}")
+            : TableClient.CreateQueryFilter($"PartitionKey ge {prefix}");
         // Every family starting with the prefix sorts below prefix + "~", as '~' follows every family character.
-        var filter = $"{lower} and PartitionKey lt {TableQueries.Quote(prefix + FamiliesEnd)} and RowKey eq '{FamilyRowKey}'" + status switch
-        {
-            FamilyStatusFilter.Active => " and Active gt 0",
-            FamilyStatusFilter.Inactive => " and Active eq 0",
-            _ => "",
-        };
+        List<string> clauses = [lower, TableClient.CreateQueryFilter($"PartitionKey lt {prefix + FamiliesEnd} and RowKey eq {FamilyRowKey}")];
+        if (status == FamilyStatusFilter.Active) clauses.Add(TableClient.CreateQueryFilter($"Active gt {0}"));
+        if (status == FamilyStatusFilter.Inactive) clauses.Add(TableClient.CreateQueryFilter($"Active eq {0}"));
+        var filter = TableQueries.And(clauses);
         var (rows, more) = await table.TakeAsync<TableEntity>(filter, take, ["PartitionKey"], cancellationToken);
         return (rows.Select(r => r.PartitionKey).ToList(), more);
     }
@@ -327,36 +338,26 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
     {
         var key = KeyFromArn(arn);
         var table = await storage.TableAsync(TableName, cancellationToken);
-        for (var attempt = 1; ; attempt++)
+        await OptimisticUpdate.RetryAsync(async _ =>
         {
             var row = await ReadRevisionAsync(table, key.Family, key.Revision, cancellationToken) ?? throw NotFound();
             var tags = change(Tag.Deserialize(row.GetString("Tags")));
             try
             {
-                await table.UpdateEntityAsync(
+                return await table.UpdateEntityAsync(
                     new TableEntity(key.Family, row.RowKey) { ["Tags"] = Tag.Serialize(tags) }, row.ETag, TableUpdateMode.Merge, cancellationToken);
-                return;
             }
             catch (RequestFailedException e) when (e.Status is 412 or 404)
             {
-                if (attempt == MaxAttempts) throw new ConcurrentUpdateException(arn);
-                await BackoffAsync(attempt, cancellationToken);
+                throw new ConcurrentUpdateException(arn);
             }
-        }
+        }, cancellationToken, MaxAttempts);
     }
-
-    /// <summary>Adds or overwrites tags by key (TagResource).</summary>
-    public Task TagAsync(string arn, IReadOnlyList<Tag> tags, CancellationToken cancellationToken)
-        => UpdateTagsAsync(arn, existing => Tag.Merge(existing, tags), cancellationToken);
-
-    /// <summary>Removes tags by key (UntagResource); absent keys are ignored.</summary>
-    public Task UntagAsync(string arn, IReadOnlyList<string> keys, CancellationToken cancellationToken)
-        => UpdateTagsAsync(arn, existing => Tag.Remove(existing, keys), cancellationToken);
 
     private TaskDefinitionKey KeyFromArn(string arn)
     {
-        var resource = arns.ResourcePart(arn, ResourceType);
-        if (resource is not null && arn.StartsWith("arn:", StringComparison.Ordinal)
+        // The round trip refuses what this endpoint would not write (a revision "01", say).
+        if (arns.ParseOwn(arn, ResourceType)?.ResourceId is { } resource
             && TaskDefinitionKey.TryParse(resource) is { } key && IsFamily(key.Family) && arns.TaskDefinition(key.Family, key.Revision) == arn)
             return key;
         throw new InvalidParameterException("The ARN provided is invalid.");
@@ -383,7 +384,7 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
     /// </summary>
     private static async Task<List<TableEntity>?> ReadFromAsync(TableClient table, string family, int fromRevision, CancellationToken cancellationToken)
     {
-        var filter = $"PartitionKey eq {TableQueries.Quote(family)} and RowKey ge '{RevisionKey(fromRevision)}' and RowKey le '{FamilyRowKey}'";
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {family} and RowKey ge {RevisionKey(fromRevision)} and RowKey le {FamilyRowKey}");
         var (rows, more) = await table.TakeAsync<TableEntity>(filter, 20, select: null, cancellationToken);
         return more ? null : rows;
     }
@@ -417,11 +418,11 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
         TableClient table, string family, int fromInclusive, string? status, IEnumerable<string>? select,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var statusFilter = status is null ? "" : $" and Status eq {TableQueries.Quote(status)}";
         for (var high = fromInclusive; high >= 1; high -= Window)
         {
             var low = Math.Max(1, high - Window + 1);
-            var filter = $"PartitionKey eq {TableQueries.Quote(family)} and RowKey ge '{RevisionKey(low)}' and RowKey le '{RevisionKey(high)}'" + statusFilter;
+            var range = TableClient.CreateQueryFilter($"PartitionKey eq {family} and RowKey ge {RevisionKey(low)} and RowKey le {RevisionKey(high)}");
+            var filter = status is null ? range : TableQueries.And([range, TableClient.CreateQueryFilter($"Status eq {status}")]);
             var window = new List<TableEntity>();
             await foreach (var row in table.QueryAsync<TableEntity>(filter, select: select, cancellationToken: cancellationToken)) window.Add(row);
             for (var i = window.Count - 1; i >= 0; i--) yield return window[i];
@@ -516,7 +517,4 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
 
     internal static string RevertFamily(string inverted) => InvertFamily(inverted[..^1])[..^1];
 
-    /// <summary>A short jittered pause before retrying a lost race (real time: this is not business time).</summary>
-    private static Task BackoffAsync(int attempt, CancellationToken cancellationToken)
-        => Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(5, 10 + 15 * Math.Min(attempt, 10))), cancellationToken);
 }

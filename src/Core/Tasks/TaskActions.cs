@@ -37,7 +37,7 @@ public sealed class TaskActions(
         if (request.String("launchType") == "FARGATE")
             throw new InvalidParameterException("The FARGATE launch type is not supported by this cluster's capacity.");
         var token = request.String("clientToken");
-        var idempotent = ClientTokens.Validate(token);
+        ClientTokens.Validate(token);
 
         // The task definition and the cluster's instances are read side by side. A cluster with a
         // registered instance is ACTIVE (DeleteCluster refuses while one is), so the cluster row is
@@ -55,34 +55,31 @@ public sealed class TaskActions(
         if (!(await hosts).Any(h => h.IsRegistered)) await clusters.GetActiveAsync(cluster, cancellationToken);
         var launch = await definition;
         if ((await hosts).Count == 0) throw new InvalidParameterException(TaskLauncher.NoInstancesMessage);
-        var placed = await launcher.PlaceAsync(launch, await hosts, cancellationToken);
-        // From here on the client going away changes nothing: what was placed is either started or
-        // undone, never left holding reservations with no Start sent. Finishing is a few writes, as
-        // undoing would be, and is what a recorded clientToken answer has already promised, so the
-        // rest runs to the end without the request's token (a crash is left to TaskDeliverySweep).
-        var detached = CancellationToken.None;
+
         // clientToken: the placed tasks are recorded as the token's answer before any worker hears of
-        // them; a request that finds the token answered already (a retry, or a duplicate running
-        // alongside) undoes its placement and gives that answer, so one token launches once.
-        if (idempotent)
+        // them; a retry, or a duplicate running alongside, gets that answer and places nothing.
+        LaunchResult? placed = null;
+        JsonObject answer;
+        try
         {
-            JsonObject? recorded;
-            try
+            answer = await clientTokens.RunOnceAsync(cluster, "RunTask", token, request, async () =>
             {
-                recorded = await clientTokens.RecordAsync(cluster, "RunTask", token!, request, Response(placed), detached);
-            }
-            catch
-            {
-                await launcher.AbandonAsync(placed, detached);
-                throw;
-            }
-            if (recorded is not null)
-            {
-                await launcher.AbandonAsync(placed, detached);
-                return recorded;
-            }
+                placed = await launcher.PlaceAsync(launch, await hosts, cancellationToken);
+                return Response(placed);
+            }, cancellationToken);
         }
-        return Response(await launcher.StartAsync(placed, detached));
+        catch
+        {
+            // Placed but not answered (the answer could not be recorded): undo, nothing was sent.
+            if (placed is not null) await launcher.AbandonAsync(placed, CancellationToken.None);
+            throw;
+        }
+        if (placed is null) return answer;   // the token's recorded answer
+        // From here on the client going away changes nothing: what was placed is started, never left
+        // holding reservations with no Start sent. Finishing is a few writes and is what the recorded
+        // answer has already promised, so it runs to the end without the request's token (a crash is
+        // left to TaskDeliverySweep).
+        return Response(await launcher.StartAsync(placed, CancellationToken.None));
     }
 
     private async Task<JsonObject> StartTaskAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
@@ -100,14 +97,7 @@ public sealed class TaskActions(
         var taskId = TaskId(cluster, request.String("task")!);
         var reason = request.String("reason") is { Length: > 0 } given ? given : "Task stopped by user";
         var now = time.GetUtcNow();
-        var stopped = await tasks.UpdateAsync(cluster, taskId, t => t.DesiredStatus == TaskStatus.Stopped ? null : t with
-        {
-            DesiredStatus = TaskStatus.Stopped,
-            StoppingAt = t.StoppingAt ?? now,
-            StopSentAt = now,
-            StopCode = t.StopCode ?? "UserInitiated",
-            StoppedReason = t.StoppedReason ?? reason,
-        }, cancellationToken) ?? throw new InvalidParameterException("The referenced task was not found.");
+        var stopped = await tasks.UpdateAsync(cluster, taskId, t => t.RequestStop("UserInitiated", reason, now), cancellationToken) ?? throw new InvalidParameterException("The referenced task was not found.");
 
         // Sent even when the task was already stopping: a repeated StopTask re-delivers a lost command.
         if (!stopped.IsStopped) await launcher.SendStopAsync(stopped, cancellationToken);
@@ -139,7 +129,7 @@ public sealed class TaskActions(
         var cluster = arns.ClusterName(request.String("cluster"));
         var launchType = request.String("launchType");
         var filter = new TaskFilter(
-            Group: request.String("serviceName") is { } service ? $"service:{arns.ResourcePart(service, "service")?.Split('/')[^1] ?? service}" : null,
+            Group: request.String("serviceName") is { } service ? $"service:{arns.ResourcePath(service, "service")?[^1] ?? service}" : null,
             Family: request.String("family"),
             StartedBy: request.String("startedBy"),
             ContainerInstanceId: request.String("containerInstance") is { } instance ? InstanceId(cluster, instance) : null,
@@ -227,10 +217,9 @@ public sealed class TaskActions(
 
     private string? TryTaskId(string cluster, string nameOrArn)
     {
-        if (!nameOrArn.StartsWith("arn:", StringComparison.Ordinal)) return TaskIds.IsValid(nameOrArn) ? nameOrArn : null;
+        if (!Arn.IsArn(nameOrArn)) return TaskIds.IsValid(nameOrArn) ? nameOrArn : null;
         // Long format task/<cluster>/<id>; the old short format task/<id> names the default scope.
-        var parts = arns.ResourcePart(nameOrArn, "task")?.Split('/');
-        return parts switch
+        return arns.ResourcePath(nameOrArn, "task") switch
         {
             [var owner, var id] when owner == cluster && TaskIds.IsValid(id) => id,
             [var id] when TaskIds.IsValid(id) => id,
@@ -242,8 +231,5 @@ public sealed class TaskActions(
         => TryTaskId(cluster, nameOrArn) ?? throw new InvalidParameterException("The referenced task was not found.");
 
     private string InstanceId(string cluster, string nameOrArn)
-    {
-        var part = arns.ResourcePart(nameOrArn, "container-instance") ?? nameOrArn;
-        return part.Split('/')[^1];
-    }
+        => Arns.LastSegment(arns.ResourcePart(nameOrArn, "container-instance") ?? nameOrArn);
 }

@@ -55,16 +55,5 @@ public static class TaskDeadlines
     /// caller sends Stop in case a worker has the Start after all, and frees the reservation.
     /// </summary>
     public static TaskRecord? Expire(TaskRecord task, DateTimeOffset now, TimeSpan deadline)
-        => !StartIsOverdue(task, now, deadline) ? null : task with
-        {
-            LastStatus = TaskStatus.Stopped,
-            DesiredStatus = TaskStatus.Stopped,
-            StopCode = task.StopCode ?? "TaskFailedToStart",
-            StoppedReason = task.StoppedReason ?? StartDeadlineReason,
-            StoppingAt = task.StoppingAt ?? now,
-            StoppedAt = now,
-            ExecutionStoppedAt = task.ExecutionStoppedAt ?? now,
-            StopSentAt = now,
-            Containers = task.Containers.Select(c => c with { LastStatus = TaskStatus.Stopped }).ToList(),
-        };
+        => StartIsOverdue(task, now, deadline) ? task.RecordStopped("TaskFailedToStart", StartDeadlineReason, now) : null;
 }

@@ -292,15 +292,8 @@ public sealed class TaskLauncher(
             // resources, so what the client sees is true and nothing is held for it.
             logger.LogError(e.InnerException, "Could not send Start for {TaskArn}", arns.Task(task.Cluster, task.Id));
             var now = time.GetUtcNow();
-            var stopped = await tasks.UpdateAsync(task.Cluster, task.Id, t => t with
-            {
-                LastStatus = TaskStatus.Stopped,
-                DesiredStatus = TaskStatus.Stopped,
-                StopCode = "TaskFailedToStart",
-                StoppedReason = "Unable to deliver the task to its container instance.",
-                StoppingAt = now,
-                StoppedAt = now,
-            }, CancellationToken.None);
+            var stopped = await tasks.UpdateAsync(task.Cluster, task.Id,
+                t => t.RecordStopped("TaskFailedToStart", "Unable to deliver the task to its container instance.", now), CancellationToken.None);
             await instances.ReleaseAsync(task.Cluster, task.ContainerInstanceId, task.Id, CancellationToken.None);
             return stopped ?? task;
         }

@@ -100,6 +100,42 @@ public sealed record TaskRecord
 
     public bool IsStopped => LastStatus == TaskStatus.Stopped;
 
+    /// <summary>
+    /// The one way to ask a task to stop: desired STOPPED, stopping since now (or since it was
+    /// first asked), the Stop sent now. The first stop code and reason stand, as on ECS (a
+    /// StopTask's reason is not overwritten by the scheduler's). Null when it was already asked,
+    /// so an update writes nothing. The caller sends the Stop command after the write.
+    /// </summary>
+    public TaskRecord? RequestStop(string stopCode, string reason, DateTimeOffset now)
+        => DesiredStatus == TaskStatus.Stopped ? null : this with
+        {
+            DesiredStatus = TaskStatus.Stopped,
+            StoppingAt = StoppingAt ?? now,
+            StopSentAt = now,
+            StopCode = StopCode ?? stopCode,
+            StoppedReason = StoppedReason ?? reason,
+        };
+
+    /// <summary>
+    /// The task recorded STOPPED by the control plane's own decision, for when no worker will report
+    /// it (its instance is lost or deregistered, its start deadline passed, its Start could not be
+    /// sent): it and its containers STOPPED, with the first stop code and reason kept. Null when it
+    /// is already STOPPED. The caller sends Stop in case a worker runs it after all, and frees its reservation.
+    /// </summary>
+    public TaskRecord? RecordStopped(string stopCode, string reason, DateTimeOffset now)
+        => IsStopped ? null : this with
+        {
+            LastStatus = TaskStatus.Stopped,
+            DesiredStatus = TaskStatus.Stopped,
+            StopCode = StopCode ?? stopCode,
+            StoppedReason = StoppedReason ?? reason,
+            StoppingAt = StoppingAt ?? now,
+            StoppedAt = now,
+            ExecutionStoppedAt = ExecutionStoppedAt ?? now,
+            StopSentAt = now,
+            Containers = Containers.Select(c => c with { LastStatus = TaskStatus.Stopped }).ToList(),
+        };
+
     private static readonly JsonSerializerOptions Json = TaskMessages.Json;
 
     internal TableEntity ToEntity()

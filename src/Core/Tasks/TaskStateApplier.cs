@@ -25,7 +25,7 @@ public sealed class TaskStateApplier(
         var reports = new List<(string Cluster, string TaskId, TaskStateChange Change)>();
         foreach (var change in changes)
         {
-            if (arns.ResourcePart(change.TaskArn, "task")?.Split('/') is [var cluster, var taskId] && TaskIds.IsValid(taskId))
+            if (arns.ResourcePath(change.TaskArn, "task") is [var cluster, var taskId] && TaskIds.IsValid(taskId))
                 reports.Add((cluster, taskId, change));
             else
                 logger.LogWarning("Ignoring a state change for {TaskArn}: not a task ARN", change.TaskArn);

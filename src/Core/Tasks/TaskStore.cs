@@ -44,27 +44,19 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
     public async Task<TaskRecord?> UpdateAsync(string cluster, string taskId, Func<TaskRecord, TaskRecord?> change, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        for (var attempt = 1; ; attempt++)
+        return await OptimisticUpdate.UpdateAsync(() => FindAsync(cluster, taskId, cancellationToken), change, async (current, changed) =>
         {
-            var current = await FindAsync(cluster, taskId, cancellationToken);
-            if (current is null) return null;
-            var changed = change(current);
-            if (changed is null || ReferenceEquals(changed, current)) return current;
             changed = changed with { Version = current.Version + 1 };
             try
             {
                 var response = await table.UpdateEntityAsync(changed.ToEntity(), current.ETag, TableUpdateMode.Replace, cancellationToken);
                 return changed with { ETag = response.Headers.ETag ?? default };
             }
-            catch (RequestFailedException e) when (e.Status == 412 && attempt < 8)
-            {
-                await Task.Delay(Random.Shared.Next(2, 10 * attempt), cancellationToken);
-            }
             catch (RequestFailedException e) when (e.Status == 412)
             {
                 throw new ConcurrentUpdateException(arns.Task(cluster, taskId));
             }
-        }
+        }, cancellationToken);
     }
 
     /// <summary>
@@ -86,10 +78,9 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
         return stored.SelectMany(s => s).ToList();
     }
 
-    private async Task<IReadOnlyList<TaskRecord>> UpdateChunkAsync(
+    private Task<IReadOnlyList<TaskRecord>> UpdateChunkAsync(
         TableClient table, string cluster, IReadOnlyCollection<string> taskIds, Func<TaskRecord, TaskRecord?> change, CancellationToken cancellationToken)
-    {
-        for (var attempt = 1; ; attempt++)
+        => OptimisticUpdate.RetryAsync<IReadOnlyList<TaskRecord>>(async _ =>
         {
             var current = await ReadPartitionAsync(table, cluster, taskIds, cancellationToken);
             var changed = current
@@ -105,16 +96,11 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
                 var stored = changed.Select((t, i) => t with { ETag = responses.Value[i].Headers.ETag ?? default }).ToDictionary(t => t.Id);
                 return current.Select(t => stored.GetValueOrDefault(t.Id) ?? t).ToList();
             }
-            catch (TableTransactionFailedException e) when (e.Status == 412 && attempt < 8)
-            {
-                await Task.Delay(Random.Shared.Next(2, 10 * attempt), cancellationToken);
-            }
             catch (TableTransactionFailedException e) when (e.Status == 412)
             {
                 throw new ConcurrentUpdateException(arns.Task(cluster, changed[e.FailedTransactionActionIndex ?? 0].Id));
             }
-        }
-    }
+        }, cancellationToken);
 
     /// <summary>Deletes every task STOPPED before <paramref name="before"/>, a batch per partition; returns how many.</summary>
     public async Task<int> DeleteStoppedBeforeAsync(DateTimeOffset before, CancellationToken cancellationToken)
@@ -160,7 +146,7 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
     public async Task<IReadOnlyList<TaskRecord>> ListForGroupAsync(string cluster, string group, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = $"PartitionKey eq {TableQueries.Quote(TaskIds.GroupPartitionKey(cluster, group))} and Group eq {TableQueries.Quote(group)}";
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {TaskIds.GroupPartitionKey(cluster, group)} and Group eq {group}");
         var tasks = new List<TaskRecord>();
         await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
             tasks.Add(TaskRecord.FromEntity(entity));
@@ -178,42 +164,45 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
     /// One page of a cluster's tasks matching <paramref name="filter"/>, in key order after
     /// <paramref name="afterKey"/> (<c>PartitionKey/RowKey</c> of the last task of the previous page).
     /// </summary>
-    public Task<(IReadOnlyList<TaskRecord> Tasks, bool More)> ListAsync(
+    public async Task<(IReadOnlyList<TaskRecord> Tasks, bool More)> ListAsync(
         string cluster, TaskFilter filter, int take, string? afterKey, CancellationToken cancellationToken)
-        => ListAsync(cluster, filter, take, afterKey, select: null, cancellationToken);
+    {
+        var (entities, more) = await QueryAsync(cluster, filter, take, afterKey, select: null, cancellationToken);
+        return (entities.Select(TaskRecord.FromEntity).ToList(), more);
+    }
 
     /// <summary>
     /// As <see cref="ListAsync(string, TaskFilter, int, string?, CancellationToken)"/>, reading only the
-    /// keys: records that carry <see cref="TaskRecord.Cluster"/> and <see cref="TaskRecord.Id"/> and
-    /// nothing else, for answers that only name tasks (ListTasks).
+    /// keys, for answers that only name tasks (ListTasks).
     /// </summary>
-    public Task<(IReadOnlyList<TaskRecord> Tasks, bool More)> ListKeysAsync(
+    public async Task<(IReadOnlyList<TaskKey> Tasks, bool More)> ListKeysAsync(
         string cluster, TaskFilter filter, int take, string? afterKey, CancellationToken cancellationToken)
-        => ListAsync(cluster, filter, take, afterKey, KeyColumns, cancellationToken);
+    {
+        var (entities, more) = await QueryAsync(cluster, filter, take, afterKey, KeyColumns, cancellationToken);
+        return (entities.Select(e => new TaskKey(e.GetString("Cluster"), e.RowKey)).ToList(), more);
+    }
 
     private static readonly string[] KeyColumns = ["PartitionKey", "RowKey", "Cluster"];
 
-    private async Task<(IReadOnlyList<TaskRecord> Tasks, bool More)> ListAsync(
+    private async Task<(List<TableEntity> Entities, bool More)> QueryAsync(
         string cluster, TaskFilter filter, int take, string? afterKey, IEnumerable<string>? select, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
         var clauses = new List<string>();
         if (filter.Group is { } group)
-            clauses.Add($"PartitionKey eq {TableQueries.Quote(TaskIds.GroupPartitionKey(cluster, group))} and Group eq {TableQueries.Quote(group)}");
+            clauses.Add(TableClient.CreateQueryFilter($"PartitionKey eq {TaskIds.GroupPartitionKey(cluster, group)} and Group eq {group}"));
         else
-            clauses.Add($"PartitionKey gt {TableQueries.Quote(cluster + "|")} and PartitionKey lt {TableQueries.Quote(cluster + "|~")}");
+            clauses.Add(TableClient.CreateQueryFilter($"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"}"));
         if (afterKey?.Split('/') is [var afterPartition, var afterRow])
-            clauses.Add($"(PartitionKey gt {TableQueries.Quote(afterPartition)} or (PartitionKey eq {TableQueries.Quote(afterPartition)} and RowKey gt {TableQueries.Quote(afterRow)}))");
-        if (filter.Family is { } family) clauses.Add($"Family eq {TableQueries.Quote(family)}");
-        if (filter.StartedBy is { } startedBy) clauses.Add($"StartedBy eq {TableQueries.Quote(startedBy)}");
-        if (filter.ContainerInstanceId is { } instance) clauses.Add($"ContainerInstanceId eq {TableQueries.Quote(instance)}");
-        if (filter.DesiredStatus is { } desired) clauses.Add($"DesiredStatus eq {TableQueries.Quote(desired)}");
-        if (filter.NotStopped) clauses.Add($"LastStatus ne '{TaskStatus.Stopped}'");
-        if (filter.LaunchType is { } launchType) clauses.Add($"LaunchType eq {TableQueries.Quote(launchType)}");
+            clauses.Add(TableClient.CreateQueryFilter($"(PartitionKey gt {afterPartition} or (PartitionKey eq {afterPartition} and RowKey gt {afterRow}))"));
+        if (filter.Family is { } family) clauses.Add(TableClient.CreateQueryFilter($"Family eq {family}"));
+        if (filter.StartedBy is { } startedBy) clauses.Add(TableClient.CreateQueryFilter($"StartedBy eq {startedBy}"));
+        if (filter.ContainerInstanceId is { } instance) clauses.Add(TableClient.CreateQueryFilter($"ContainerInstanceId eq {instance}"));
+        if (filter.DesiredStatus is { } desired) clauses.Add(TableClient.CreateQueryFilter($"DesiredStatus eq {desired}"));
+        if (filter.NotStopped) clauses.Add(TableClient.CreateQueryFilter($"LastStatus ne {TaskStatus.Stopped}"));
+        if (filter.LaunchType is { } launchType) clauses.Add(TableClient.CreateQueryFilter($"LaunchType eq {launchType}"));
 
-        var (entities, more) = await table.TakeAsync<TableEntity>(string.Join(" and ", clauses), take, select, cancellationToken);
-        Func<TableEntity, TaskRecord> read = select is null ? TaskRecord.FromEntity : KeysOnly;
-        return (entities.Select(read).ToList(), more);
+        return await table.TakeAsync<TableEntity>(TableQueries.And(clauses), take, select, cancellationToken);
     }
 
     private static readonly string[] DeadlineColumns =
@@ -227,7 +216,7 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
     public async Task<IReadOnlyList<TaskRecord>> ListLiveAsync(string cluster, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = $"PartitionKey gt {TableQueries.Quote(cluster + "|")} and PartitionKey lt {TableQueries.Quote(cluster + "|~")} and LastStatus ne '{TaskStatus.Stopped}'";
+        var filter = TableClient.CreateQueryFilter($"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and LastStatus ne {TaskStatus.Stopped}");
         var (entities, _) = await table.TakeAsync<TableEntity>(filter, int.MaxValue, DeadlineColumns, cancellationToken);
         return entities.Select(e => KeysOnly(e) with
         {
@@ -252,7 +241,10 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
         ContainerInstanceId = "",
     };
 
-    public static string PageKey(TaskRecord task) => $"{task.PartitionKey}/{task.Id}";
+    public static string PageKey(TaskRecord task) => PageKey(new TaskKey(task.Cluster, task.Id));
+
+    /// <summary>The paging key after which the next page starts: <c>PartitionKey/RowKey</c>.</summary>
+    public static string PageKey(TaskKey task) => $"{TaskIds.PartitionKey(task.Cluster, task.Id)}/{task.Id}";
 
     public async Task<IReadOnlyList<Tag>> GetTagsAsync(string arn, CancellationToken cancellationToken)
     {
@@ -269,10 +261,12 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
     }
 
     private (string Cluster, string Id) Parse(string arn)
-        => arns.ResourcePart(arn, ResourceType)?.Split('/') is [var cluster, var id] && arn == arns.Task(cluster, id)
-            ? (cluster, id)
-            : throw new InvalidParameterException("The ARN provided is invalid.");
+        => arns.ParseClusterScoped(arn, ResourceType)
+            ?? throw new InvalidParameterException("The ARN provided is invalid.");
 }
+
+/// <summary>A task as a listing names it: its cluster and id. Read it whole with <see cref="TaskStore.FindAsync"/>.</summary>
+public sealed record TaskKey(string Cluster, string Id);
 
 /// <summary>ListTasks' filters; null means "any".</summary>
 public sealed record TaskFilter(

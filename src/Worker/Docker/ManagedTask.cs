@@ -27,7 +27,7 @@ internal sealed class ManagedTask
 
     public string TaskArn { get; }
 
-    public string TaskId => TaskArn[(TaskArn.LastIndexOf('/') + 1)..];
+    public string TaskId => Core.Arns.LastSegment(TaskArn);
 
     public TaskPlan Plan { get; }
 

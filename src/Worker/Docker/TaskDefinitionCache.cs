@@ -71,8 +71,5 @@ public sealed class TaskDefinitionCache(TaskDefinitionStore store, int capacity 
 
     /// <summary>Family and revision from a task definition ARN (or a bare <c>family:revision</c>).</summary>
     public static TaskDefinitionKey? Key(string taskDefinitionArn)
-    {
-        var slash = taskDefinitionArn.LastIndexOf('/');
-        return TaskDefinitionKey.TryParse(slash >= 0 ? taskDefinitionArn[(slash + 1)..] : taskDefinitionArn);
-    }
+        => TaskDefinitionKey.TryParse(Core.Arns.LastSegment(taskDefinitionArn));
 }

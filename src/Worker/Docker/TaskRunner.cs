@@ -239,7 +239,7 @@ public sealed partial class TaskRunner : IDisposable
     /// <summary>The agent's random hex that makes Docker names unique.</summary>
     private static string NewSuffix() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(10));
 
-    internal static string TaskIdOf(string taskArn) => taskArn[(taskArn.LastIndexOf('/') + 1)..];
+    internal static string TaskIdOf(string taskArn) => Arns.LastSegment(taskArn);
 
     // ---------------------------------------------------------------- helpers
 

@@ -2,7 +2,7 @@ using Serverless.Core.ContainerInstances;
 
 namespace Serverless.Core.Tests.ContainerInstances;
 
-/// <summary>The pure fit check every placement (and every retry after a lost reservation race) decides with.</summary>
+/// <summary>What placement reads from an instance: what is left, which ports are taken, whether it counts as registered.</summary>
 public sealed class ContainerInstanceRecordTests
 {
     private static ContainerInstanceRecord Host(int cpu = 1024, int memory = 2048, params Reservation[] reservations) => new()
@@ -19,10 +19,6 @@ public sealed class ContainerInstanceRecordTests
         => new(id, cpu, memory, tcp ?? [], udp ?? []);
 
     [Fact]
-    public void A_task_fits_when_cpu_and_memory_are_left()
-        => Assert.True(Host(reservations: Task("a", 512, 1024)).Fits(512, 1024, [], []));
-
-    [Fact]
     public void Remaining_resources_are_registered_minus_reserved()
     {
         var host = Host(1024, 2048, Task("a", 100, 200), Task("b", 300, 400));
@@ -30,50 +26,11 @@ public sealed class ContainerInstanceRecordTests
     }
 
     [Theory]
-    [InlineData(513, 1, false)]
-    [InlineData(1, 1025, false)]
-    [InlineData(512, 1024, true)]
-    [InlineData(0, 0, true)]
-    public void A_task_fits_only_within_what_is_left(int cpu, int memory, bool fits)
-        => Assert.Equal(fits, Host(reservations: Task("a", 512, 1024)).Fits(cpu, memory, [], []));
-
-    [Theory]
     [InlineData(22)]
     [InlineData(2375)]
     [InlineData(51678)]
-    public void A_port_the_host_registered_as_its_own_does_not_fit(int port)
-        => Assert.False(Host().Fits(0, 0, [port], []));
-
-    [Fact]
-    public void A_host_port_held_by_another_task_does_not_fit()
-    {
-        var host = Host(reservations: Task("web", tcp: [8080], udp: [53]));
-        Assert.False(host.Fits(0, 0, [8080], []));
-        Assert.False(host.Fits(0, 0, [], [53]));
-    }
-
-    [Fact]
-    public void The_same_port_number_fits_on_the_other_protocol()
-    {
-        var host = Host(reservations: Task("web", tcp: [8080], udp: [53]));
-        Assert.True(host.Fits(0, 0, [53], [8080]));
-    }
-
-    [Fact]
-    public void A_task_asking_for_one_port_twice_does_not_fit()
-    {
-        Assert.False(Host().Fits(0, 0, [8080, 8080], []));
-        Assert.False(Host().Fits(0, 0, [], [53, 53]));
-    }
-
-    [Fact]
-    public void Fitting_a_reservation_reads_its_cpu_memory_and_ports()
-    {
-        var host = Host(1024, 1024, Task("web", 512, 512, tcp: [80]));
-        Assert.True(host.Fits(Task("a", 512, 512, tcp: [81])));
-        Assert.False(host.Fits(Task("b", 512, 512, tcp: [80])));
-        Assert.False(host.Fits(Task("c", 513, 1)));
-    }
+    public void A_port_the_host_registered_as_its_own_counts_as_used(int port)
+        => Assert.Contains(port, Host().UsedTcpPorts);
 
     [Fact]
     public void Only_active_and_draining_instances_count_as_registered()

@@ -156,16 +156,6 @@ public class PlacementTests
         Assert.Equal(Placement.ReasonAttribute, Choose(Need(), [a], memberOf: [inB]).Reason);
     }
 
-    [Fact]
-    public void Fits_checks_every_resource()
-    {
-        var host = Host("a", cpu: 1024, memory: 1024, reservations: new Reservation("t", 512, 512, [80], []));
-        Assert.True(Placement.Fits(host, Need(512, 512)));
-        Assert.False(Placement.Fits(host, Need(513, 1)));
-        Assert.False(Placement.Fits(host, Need(1, 513)));
-        Assert.False(Placement.Fits(host, Need(1, 1, tcp: [80])));
-    }
-
     private static ContainerInstanceRecord WithAttributes(ContainerInstanceRecord host, params InstanceAttribute[] attributes)
         => host with { Attributes = attributes };
 

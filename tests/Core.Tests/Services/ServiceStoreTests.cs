@@ -190,7 +190,7 @@ public sealed class ServiceStoreTests(AzuriteFixture azurite)
         await store.TryInsertAsync(Service("c", status: ServiceRecord.Inactive), _token);
         await store.TryInsertAsync(Service("a", cluster: "dev") with { SchedulingStrategy = ServiceRecord.Daemon }, _token);
 
-        var found = new List<ServiceRecord>();
+        var found = new List<ServiceSummary>();
         await foreach (var service in store.ListAllActiveAsync(_token)) found.Add(service);
 
         Assert.Equal(

@@ -242,9 +242,9 @@ public sealed class TaskDefinitionStoreTests(AzuriteFixture azurite)
         var store = _tables.NewStore();
         var arn = (await RegisterAsync(store, "web", [new Tag("team", "a")])).Arn;
 
-        await Task.WhenAll(Enumerable.Range(0, 10).Select(i => store.TagAsync(arn, [new Tag($"k{i}", $"v{i}")], _token)));
-        await store.TagAsync(arn, [new Tag("team", "b")], _token);
-        await store.UntagAsync(arn, ["k0", "k1", "missing"], _token);
+        await Task.WhenAll(Enumerable.Range(0, 10).Select(i => store.UpdateTagsAsync(arn, t => Tag.Merge(t, [new Tag($"k{i}", $"v{i}")]), _token)));
+        await store.UpdateTagsAsync(arn, t => Tag.Merge(t, [new Tag("team", "b")]), _token);
+        await store.UpdateTagsAsync(arn, t => Tag.Remove(t, ["k0", "k1", "missing"]), _token);
 
         var tags = await store.GetTagsAsync(arn, _token);
         Assert.Equal(9, tags.Count);
@@ -264,7 +264,7 @@ public sealed class TaskDefinitionStoreTests(AzuriteFixture azurite)
     {
         var store = _tables.NewStore();
         await Assert.ThrowsAsync<InvalidParameterException>(() => store.GetTagsAsync(arn, _token));
-        await Assert.ThrowsAsync<InvalidParameterException>(() => store.TagAsync(arn, [new Tag("k", "v")], _token));
+        await Assert.ThrowsAsync<InvalidParameterException>(() => store.UpdateTagsAsync(arn, t => Tag.Merge(t, [new Tag("k", "v")]), _token));
     }
 
     [Fact]
@@ -274,8 +274,8 @@ public sealed class TaskDefinitionStoreTests(AzuriteFixture azurite)
         await RegisterAsync(store, "web");
         const string missing = "arn:aws:ecs:us-east-1:000000000000:task-definition/web:2";
         await Assert.ThrowsAsync<ResourceNotFoundException>(() => store.GetTagsAsync(missing, _token));
-        await Assert.ThrowsAsync<ResourceNotFoundException>(() => store.TagAsync(missing, [new Tag("k", "v")], _token));
-        await Assert.ThrowsAsync<ResourceNotFoundException>(() => store.UntagAsync(missing, ["k"], _token));
+        await Assert.ThrowsAsync<ResourceNotFoundException>(() => store.UpdateTagsAsync(missing, t => Tag.Merge(t, [new Tag("k", "v")]), _token));
+        await Assert.ThrowsAsync<ResourceNotFoundException>(() => store.UpdateTagsAsync(missing, t => Tag.Remove(t, ["k"]), _token));
     }
 
     [Fact]
