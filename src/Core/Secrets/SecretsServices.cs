@@ -17,6 +17,10 @@ public static class SecretsServices
         services.AddSingleton<SecretsManagerActions>();
         services.AddSingleton<IActionSource>(sp => sp.GetRequiredService<SecretsManagerActions>());
         services.AddSingleton(ServiceModel.Load("secretsmanager"));
+        services.AddSingleton<ParameterStore>();
+        services.AddSingleton<ParameterActions>();
+        services.AddSingleton<IActionSource>(sp => sp.GetRequiredService<ParameterActions>());
+        services.AddSingleton(ServiceModel.Load("ssm"));
         return services;
     }
 }
