@@ -21,6 +21,8 @@ public static class SecretsServices
         services.AddSingleton<ParameterActions>();
         services.AddSingleton<IActionSource>(sp => sp.GetRequiredService<ParameterActions>());
         services.AddSingleton(ServiceModel.Load("ssm"));
+        services.AddSingleton<TaskSecretsStore>();
+        services.AddSingleton<TaskSecretsSealer>();
         return services;
     }
 }

@@ -35,6 +35,17 @@ public sealed partial class TaskRunner
                 return;
             }
 
+            if (await _secrets.InjectAsync(task.TaskArn, task.Plan, token) is { } secretsError)
+            {
+                _logger.LogWarning("{TaskArn} cannot start: {Reason}", task.TaskArn, secretsError);
+                lock (task.Gate)
+                {
+                    foreach (var container in task.Containers) container.Reason ??= secretsError;
+                }
+                BeginStop(task, TaskFailedToStart, secretsError, commanded: false);
+                return;
+            }
+
             lock (task.Gate) task.PullStartedAt ??= Now();
             // An image seen present before is not looked at again: one Docker call less per start.
             // Should it have gone since, its container's create finds out and pulls it (CreateAsync).
@@ -71,6 +82,7 @@ public sealed partial class TaskRunner
                 return;
             }
 
+            if (task.Plan.Secrets.Count > 0) Background(_secrets.ForgetAsync(task.TaskArn, _shutdown.Token));
             await Task.WhenAll(task.Containers.Select(c => StartWhenReadyAsync(task, c, token)));
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested)
