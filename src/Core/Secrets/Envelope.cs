@@ -53,22 +53,6 @@ public sealed record EncryptedValue(string KeyId, byte[] WrappedKey, byte[] Ciph
         }
     }
 
-    /// <summary>The same value with its data key wrapped by the current KEK (key rotation); the ciphertext is unchanged.</summary>
-    public EncryptedValue Rewrap(KeyEncryptionKeys keys)
-    {
-        if (KeyId == keys.CurrentKeyId) return this;
-        var dataKey = keys.Unwrap(KeyId, WrappedKey);
-        try
-        {
-            var (keyId, wrapped) = keys.Wrap(dataKey);
-            return this with { KeyId = keyId, WrappedKey = wrapped };
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(dataKey);
-        }
-    }
-
     /// <summary>An opaque, printable form (what SSM answers for a SecureString read without decryption).</summary>
     public string ToBase64()
         => Convert.ToBase64String([.. System.Text.Encoding.UTF8.GetBytes(KeyId), 0, .. BitConverter.GetBytes(WrappedKey.Length), .. WrappedKey, .. Ciphertext]);
