@@ -10,9 +10,6 @@ namespace Serverless.Core.Secrets;
 /// </summary>
 public sealed record EncryptedValue(string KeyId, byte[] WrappedKey, byte[] Ciphertext)
 {
-    private const int NonceBytes = 12;
-    private const int TagBytes = 16;
-
     /// <summary>Table Storage holds at most 64 KiB per binary property: the ciphertext is split into this many at most.</summary>
     private const int ChunkBytes = 64 * 1024;
     private const int MaxChunks = 3;
@@ -22,10 +19,7 @@ public sealed record EncryptedValue(string KeyId, byte[] WrappedKey, byte[] Ciph
         var dataKey = RandomNumberGenerator.GetBytes(32);
         try
         {
-            var ciphertext = new byte[NonceBytes + plaintext.Length + TagBytes];
-            RandomNumberGenerator.Fill(ciphertext.AsSpan(0, NonceBytes));
-            using (var aes = new AesGcm(dataKey, TagBytes))
-                aes.Encrypt(ciphertext.AsSpan(0, NonceBytes), plaintext, ciphertext.AsSpan(NonceBytes, plaintext.Length), ciphertext.AsSpan(NonceBytes + plaintext.Length), System.Text.Encoding.UTF8.GetBytes(context));
+            var ciphertext = Aead.Seal(dataKey, plaintext, context);
             var (keyId, wrapped) = keys.Wrap(dataKey);
             return new EncryptedValue(keyId, wrapped, ciphertext);
         }
@@ -41,11 +35,7 @@ public sealed record EncryptedValue(string KeyId, byte[] WrappedKey, byte[] Ciph
         var dataKey = keys.Unwrap(KeyId, WrappedKey);
         try
         {
-            if (Ciphertext.Length < NonceBytes + TagBytes) throw new CryptographicException("The ciphertext is malformed.");
-            var plaintext = new byte[Ciphertext.Length - NonceBytes - TagBytes];
-            using var aes = new AesGcm(dataKey, TagBytes);
-            aes.Decrypt(Ciphertext.AsSpan(0, NonceBytes), Ciphertext.AsSpan(NonceBytes, plaintext.Length), Ciphertext.AsSpan(NonceBytes + plaintext.Length), plaintext, System.Text.Encoding.UTF8.GetBytes(context));
-            return plaintext;
+            return Aead.Open(dataKey, Ciphertext, context);
         }
         finally
         {

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Text;
 
 namespace Serverless.Core.Secrets;
 
@@ -15,8 +14,6 @@ namespace Serverless.Core.Secrets;
 public sealed class KeyEncryptionKeys
 {
     private const int KeyBytes = 32;
-    private const int NonceBytes = 12;
-    private const int TagBytes = 16;
 
     private readonly Dictionary<string, byte[]> _keys = new(StringComparer.Ordinal);
 
@@ -49,27 +46,18 @@ public sealed class KeyEncryptionKeys
     /// <summary>A new random AES-256 key in the format of the setting, for <c>run.sh</c> and tests.</summary>
     public static string Generate(string id) => $"{id}:{Convert.ToBase64String(RandomNumberGenerator.GetBytes(KeyBytes))}";
 
-    /// <summary>Wraps <paramref name="dataKey"/> with the current KEK: nonce | ciphertext | tag.</summary>
+    /// <summary>Wraps <paramref name="dataKey"/> with the current KEK (<see cref="Aead"/>, the key id as context).</summary>
     public (string KeyId, byte[] Wrapped) Wrap(ReadOnlySpan<byte> dataKey)
     {
         var id = CurrentKeyId ?? throw new SecretStoreNotConfiguredException();
-        var wrapped = new byte[NonceBytes + dataKey.Length + TagBytes];
-        RandomNumberGenerator.Fill(wrapped.AsSpan(0, NonceBytes));
-        using var aes = new AesGcm(_keys[id], TagBytes);
-        aes.Encrypt(wrapped.AsSpan(0, NonceBytes), dataKey, wrapped.AsSpan(NonceBytes, dataKey.Length), wrapped.AsSpan(NonceBytes + dataKey.Length), Encoding.UTF8.GetBytes(id));
-        return (id, wrapped);
+        return (id, Aead.Seal(_keys[id], dataKey, id));
     }
 
     /// <summary>Unwraps a data key wrapped by <paramref name="keyId"/>; throws <see cref="CryptographicException"/> when it cannot.</summary>
     public byte[] Unwrap(string keyId, ReadOnlySpan<byte> wrapped)
-    {
-        if (!_keys.TryGetValue(keyId, out var key)) throw new CryptographicException($"The key-encryption key {keyId} is not configured.");
-        if (wrapped.Length < NonceBytes + TagBytes) throw new CryptographicException("The wrapped data key is malformed.");
-        var dataKey = new byte[wrapped.Length - NonceBytes - TagBytes];
-        using var aes = new AesGcm(key, TagBytes);
-        aes.Decrypt(wrapped[..NonceBytes], wrapped[NonceBytes..^TagBytes], wrapped[^TagBytes..], dataKey, Encoding.UTF8.GetBytes(keyId));
-        return dataKey;
-    }
+        => _keys.TryGetValue(keyId, out var key)
+            ? Aead.Open(key, wrapped, keyId)
+            : throw new CryptographicException($"The key-encryption key {keyId} is not configured.");
 }
 
 /// <summary>No key-encryption key is configured: nothing can be stored encrypted, so nothing is stored.</summary>

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using Azure;
 using Azure.Data.Tables;
 
@@ -44,7 +43,7 @@ public sealed record ParameterRecord(
             ["AllowedPattern"] = AllowedPattern,
             ["Tier"] = Tier,
             ["DataType"] = DataType,
-            ["Tags"] = JsonSerializer.Serialize(Tags.Select(t => new[] { t.Key, t.Value })),
+            ["Tags"] = SecretTag.Serialize(Tags),
             ["LastModified"] = LastModified,
             ["LastModifiedUser"] = LastModifiedUser,
         };
@@ -63,7 +62,7 @@ public sealed record ParameterRecord(
         entity.GetString("AllowedPattern"),
         entity.GetString("Tier") ?? "Standard",
         entity.GetString("DataType") ?? "text",
-        JsonSerializer.Deserialize<string[][]>(entity.GetString("Tags") ?? "[]")!.Select(t => new SecretTag(t[0], t[1])).ToList(),
+        SecretTag.Deserialize(entity.GetString("Tags")),
         entity.GetDateTimeOffset("LastModified")!.Value,
         entity.GetString("LastModifiedUser") ?? "",
         entity.ETag);

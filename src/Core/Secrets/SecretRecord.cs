@@ -6,8 +6,15 @@ using Serverless.Core.Storage;
 
 namespace Serverless.Core.Secrets;
 
-/// <summary>A secret's tag (<c>{"Key","Value"}</c> in Secrets Manager's casing).</summary>
-public sealed record SecretTag(string Key, string Value);
+/// <summary>A secret's or parameter's tag (<c>{"Key","Value"}</c> in these services' casing).</summary>
+public sealed record SecretTag(string Key, string Value)
+{
+    /// <summary>Tags as one table property: <c>[["key","value"],...]</c>.</summary>
+    public static string Serialize(IEnumerable<SecretTag> tags) => JsonSerializer.Serialize(tags.Select(t => new[] { t.Key, t.Value }));
+
+    public static List<SecretTag> Deserialize(string? json)
+        => [.. JsonSerializer.Deserialize<string[][]>(json ?? "[]")!.Select(t => new SecretTag(t[0], t[1]))];
+}
 
 /// <summary>
 /// A secret as stored: its metadata, its versions with their staging labels, and a copy of the
@@ -41,7 +48,7 @@ public sealed record SecretRecord(
             ["Arn"] = Arn,
             ["Description"] = Description,
             ["KmsKeyId"] = KmsKeyId,
-            ["Tags"] = JsonSerializer.Serialize(Tags.Select(t => new[] { t.Key, t.Value })),
+            ["Tags"] = SecretTag.Serialize(Tags),
             ["Created"] = Created,
             ["LastChanged"] = LastChanged,
             ["DeletedDate"] = DeletedDate,
@@ -63,13 +70,12 @@ public sealed record SecretRecord(
             v!["id"]!.GetValue<string>(),
             DateTimeOffset.FromUnixTimeMilliseconds(v["created"]!.GetValue<long>()),
             [.. v["stages"]!.AsArray().Select(s => s!.GetValue<string>())])).ToList();
-        var tags = JsonSerializer.Deserialize<string[][]>(entity.GetString("Tags") ?? "[]")!.Select(t => new SecretTag(t[0], t[1])).ToList();
         return new SecretRecord(
             entity.GetString("Name")!,
             entity.GetString("Arn")!,
             entity.GetString("Description"),
             entity.GetString("KmsKeyId"),
-            tags,
+            SecretTag.Deserialize(entity.GetString("Tags")),
             entity.GetDateTimeOffset("Created")!.Value,
             entity.GetDateTimeOffset("LastChanged")!.Value,
             entity.GetDateTimeOffset("DeletedDate"),

@@ -35,7 +35,10 @@ public sealed partial class TaskRunner
                 return;
             }
 
-            if (await _secrets.InjectAsync(task.TaskArn, task.Plan, token) is { } secretsError)
+            var secretsError = await _secrets.InjectAsync(task.TaskArn, task.Plan, token);
+            // Read once: the values are in the containers' create parameters now (or never will be).
+            if (task.Plan.Secrets.Count > 0) Background(_secrets.ForgetAsync(task.TaskArn, _shutdown.Token));
+            if (secretsError is not null)
             {
                 _logger.LogWarning("{TaskArn} cannot start: {Reason}", task.TaskArn, secretsError);
                 lock (task.Gate)
@@ -82,7 +85,6 @@ public sealed partial class TaskRunner
                 return;
             }
 
-            if (task.Plan.Secrets.Count > 0) Background(_secrets.ForgetAsync(task.TaskArn, _shutdown.Token));
             await Task.WhenAll(task.Containers.Select(c => StartWhenReadyAsync(task, c, token)));
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested)

@@ -111,7 +111,10 @@ public sealed class TaskSecretsReceiver(TaskSecretsStore store, WorkerSecretKey 
         return null;
     }
 
-    /// <summary>The sealed values are no longer needed once the containers exist (they hold them now).</summary>
+    /// <summary>
+    /// Deletes the task's sealed values once read: a Start delivered again after the worker restarted
+    /// mid-start then fails to start for want of them, rather than ciphertext staying behind.
+    /// </summary>
     public Task ForgetAsync(string taskArn, CancellationToken cancellationToken) => store.DeleteAsync(TaskId(taskArn), cancellationToken);
 
     private static string TaskId(string taskArn) => taskArn[(taskArn.LastIndexOf('/') + 1)..];
