@@ -256,14 +256,17 @@ region="${region:-us-east-1}"
 export AzureWebJobsStorage="$storage"
 
 # The key-encryption key of secret values (Secrets Manager, SecureString parameters): generated on
-# the first start into the state directory, never into git; only the control plane gets it.
+# the first start into the state directory, never into git. Only the control plane gets it, through
+# its environment (not its command line, which any user can list); the worker never does.
 kek_file="$STATE_DIR/key-encryption-key"
-if [ -z "${Secrets__KeyEncryptionKeys:-}" ]; then
+kek="${Secrets__KeyEncryptionKeys:-}"
+unset Secrets__KeyEncryptionKeys
+if [ -z "$kek" ]; then
     if [ ! -s "$kek_file" ]; then
         (umask 077 && printf 'local-%s:%s\n' "$(date +%Y%m%d)" "$(head -c 32 /dev/urandom | base64)" >"$kek_file")
         log "generated the key-encryption key for secret values ($kek_file)"
     fi
-    Secrets__KeyEncryptionKeys="$(cat "$kek_file")"
+    kek="$(cat "$kek_file")"
 fi
 
 worker_started=0
@@ -305,7 +308,7 @@ if port_in_use "$port"; then
 fi
 endpoint="http://127.0.0.1:$port"
 
-start_process control-plane "$FUNCTIONS_OUT" env ASPNETCORE_URLS="$endpoint" Secrets__KeyEncryptionKeys="$Secrets__KeyEncryptionKeys" dotnet Serverless.Functions.dll
+Secrets__KeyEncryptionKeys="$kek" start_process control-plane "$FUNCTIONS_OUT" env ASPNETCORE_URLS="$endpoint" dotnet Serverless.Functions.dll
 control_plane_pid=$last_pid
 
 log "waiting for the API at $endpoint"
