@@ -14,11 +14,8 @@ public sealed class AwsServiceException(string errorType, string message) : EcsE
     public static AwsServiceException SecretNotFound()
         => new("ResourceNotFoundException", "Secrets Manager can't find the specified secret.");
 
-    public static AwsServiceException SecretVersionNotFound()
-        => new("ResourceNotFoundException", "Secrets Manager can't find the specified secret value for staging label: AWSCURRENT");
-
-    public static AwsServiceException MarkedForDeletion(string action)
-        => new("InvalidRequestException", $"You can't perform this operation on the secret because it was marked for deletion.");
+    public static AwsServiceException MarkedForDeletion()
+        => new("InvalidRequestException", "You can't perform this operation on the secret because it was marked for deletion.");
 
     public static AwsServiceException InvalidRequest(string message) => new("InvalidRequestException", message);
 

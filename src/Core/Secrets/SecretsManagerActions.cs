@@ -71,7 +71,7 @@ public sealed partial class SecretsManagerActions(SecretStore store, KeyEncrypti
                 && (await ReadAsync(existing, existing.Versions.First(v => v.VersionId == versionId), cancellationToken)).Value == value)
                 return Identity(existing).With("VersionId", versionId);
             throw existing?.IsDeleted == true
-                ? AwsServiceException.InvalidRequest($"You can't create this secret because a secret with this name is already scheduled for deletion.")
+                ? AwsServiceException.InvalidRequest("You can't create this secret because a secret with this name is already scheduled for deletion.")
                 : new AwsServiceException("ResourceExistsException", $"The operation failed because the secret {name} already exists.");
         }
         var response = Identity(secret);
@@ -228,9 +228,9 @@ public sealed partial class SecretsManagerActions(SecretStore store, KeyEncrypti
             await store.PurgeAsync(secret.Name, cancellationToken);
             return Identity(secret).With("DeletionDate", AwsJson.Timestamp(now));
         }
-        if (secret.IsDeleted) throw AwsServiceException.MarkedForDeletion("DeleteSecret");
+        if (secret.IsDeleted) throw AwsServiceException.MarkedForDeletion();
         var deleted = await ChangeAsync(secret.Name, s => s.IsDeleted
-            ? throw AwsServiceException.MarkedForDeletion("DeleteSecret")
+            ? throw AwsServiceException.MarkedForDeletion()
             : s with { DeletedDate = now, DeletionDate = now.AddDays(window ?? 30), LastChanged = now }, cancellationToken, allowDeleted: true);
         return Identity(deleted).With("DeletionDate", AwsJson.Timestamp(deleted.DeletionDate!.Value));
     }
@@ -338,7 +338,7 @@ public sealed partial class SecretsManagerActions(SecretStore store, KeyEncrypti
     private async Task<SecretRecord> LiveAsync(string secretId, CancellationToken cancellationToken)
     {
         var secret = await FindAsync(secretId, cancellationToken);
-        if (secret.IsDeleted) throw AwsServiceException.MarkedForDeletion("");
+        if (secret.IsDeleted) throw AwsServiceException.MarkedForDeletion();
         return secret;
     }
 
@@ -398,7 +398,7 @@ public sealed partial class SecretsManagerActions(SecretStore store, KeyEncrypti
         catch (CryptographicException)
         {
             // Never says more than which secret: the reason could help an attacker, the value must not leak.
-            throw new AwsServiceException("DecryptionFailure", $"Secrets Manager can't decrypt the protected secret text using the provided KMS key.");
+            throw new AwsServiceException("DecryptionFailure", "Secrets Manager can't decrypt the protected secret text using the provided KMS key.");
         }
         return new ResolvedSecret(secret, version, SecretValue.FromPlaintext(plaintext));
     }

@@ -75,7 +75,7 @@ public static class TaskTranslation
         foreach (var container in definitions)
         {
             if (container["repositoryCredentials"] is not null)
-                return "ResourceInitializationError: unable to retrieve private registry credentials: no secret store is configured on this worker";
+                return "ResourceInitializationError: unable to pull secrets or registry auth: private registry authentication (repositoryCredentials) is not supported by this worker";
             if (container["environmentFiles"] is JsonArray { Count: > 0 })
                 return "ResourceInitializationError: unable to retrieve environment files: no S3 access is configured on this worker";
         }
