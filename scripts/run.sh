@@ -255,6 +255,20 @@ region="${region:-us-east-1}"
 
 export AzureWebJobsStorage="$storage"
 
+# The key-encryption key of secret values (Secrets Manager, SecureString parameters): generated on
+# the first start into the state directory, never into git. Only the control plane gets it, through
+# its environment (not its command line, which any user can list); the worker never does.
+kek_file="$STATE_DIR/key-encryption-key"
+kek="${Secrets__KeyEncryptionKeys:-}"
+unset Secrets__KeyEncryptionKeys
+if [ -z "$kek" ]; then
+    if [ ! -s "$kek_file" ]; then
+        (umask 077 && printf 'local-%s:%s\n' "$(date +%Y%m%d)" "$(head -c 32 /dev/urandom | base64)" >"$kek_file")
+        log "generated the key-encryption key for secret values ($kek_file)"
+    fi
+    kek="$(cat "$kek_file")"
+fi
+
 worker_started=0
 # The worker needs storage, not the API: it registers its instance and adopts its containers itself.
 # Returns once it is ready (registered, the containers from before this start adopted) or after 60 s.
@@ -294,7 +308,7 @@ if port_in_use "$port"; then
 fi
 endpoint="http://127.0.0.1:$port"
 
-start_process control-plane "$FUNCTIONS_OUT" env ASPNETCORE_URLS="$endpoint" dotnet Serverless.Functions.dll
+Secrets__KeyEncryptionKeys="$kek" start_process control-plane "$FUNCTIONS_OUT" env ASPNETCORE_URLS="$endpoint" dotnet Serverless.Functions.dll
 control_plane_pid=$last_pid
 
 log "waiting for the API at $endpoint"

@@ -46,13 +46,16 @@ var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 
 // What the worker (src/Worker) opens. Tables: TaskStore, TaskDefinitionStore, ContainerInstanceStore
-// (register, heartbeat), ServiceStore (the resync after registering). Queues: reconcile, task-events,
+// (register, heartbeat), ServiceStore (the resync after registering), TaskSecretsStore (its public
+// key; the values sealed to it: never the Secrets or Parameters tables). Queues: reconcile, task-events,
 // and its own command queue ci-<instance id> (TaskMessages.CommandQueue), named at run time.
 var workerTables = [
   'Tasks'
   'TaskDefinitions'
   'ContainerInstances'
   'Services'
+  'WorkerKeys'
+  'TaskSecrets'
 ]
 var workerQueues = [
   'reconcile'

@@ -6,6 +6,7 @@ using Serverless.Core.Api;
 using Serverless.Core.Api.Auth;
 using Serverless.Core.Clusters;
 using Serverless.Core.Reconciliation;
+using Serverless.Core.Secrets;
 using Serverless.Core.Services;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Storage;
@@ -77,6 +78,7 @@ public static class ControlPlaneServices
         services.AddSingleton(ServiceModel.AutoScaling);
         services.AddSingleton<ActionRegistry>();
         services.AddSingleton<ApiEndpoint>();
+        services.AddSecrets(configuration);
         return services;
     }
 }

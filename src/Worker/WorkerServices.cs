@@ -13,6 +13,7 @@ using Serverless.Worker.Commands;
 using Serverless.Worker.Docker;
 using Serverless.Worker.Registration;
 using Serverless.Worker.Reporting;
+using Serverless.Worker.Secrets;
 
 namespace Serverless.Worker;
 
@@ -73,6 +74,7 @@ public static class WorkerServices
         services.AddSingleton<InstanceRegistration>();
         services.AddSingleton<Heartbeat>();
         services.AddSingleton<CommandLoop>();
+        services.AddWorkerSecrets(runAsHostedService);
         if (runAsHostedService) services.AddHostedService<WorkerService>();
         return services;
     }

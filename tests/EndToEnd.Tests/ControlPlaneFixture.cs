@@ -19,6 +19,9 @@ public class ControlPlaneFixture : IAsyncLifetime
     public const string Region = "us-east-1";
     public const string AccountId = "000000000000";
 
+    /// <summary>The key-encryption key of secret values, made up per fixture as run.sh makes one per state directory.</summary>
+    public static readonly string KeyEncryptionKey = "e2e:" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+
     private AzuriteFixture _azurite = null!;
     private readonly StringBuilder _log = new();
     private readonly List<WorkerProcess> _workers = [];
@@ -112,6 +115,7 @@ public class ControlPlaneFixture : IAsyncLifetime
         start.Environment["Ecs__Region"] = Region;
         start.Environment["Ecs__AccountId"] = AccountId;
         start.Environment["Ecs__MaxRequestBodyBytes"] = "1048576";
+        start.Environment["Secrets__KeyEncryptionKeys"] = KeyEncryptionKey;
         // Workers heartbeat every 2 s in these tests; one silent for 10 s is lost.
         start.Environment["Ecs__AgentDisconnectedAfterSeconds"] = "6";
         start.Environment["Ecs__AgentLostAfterSeconds"] = "10";

@@ -52,7 +52,8 @@ public sealed class TaskLauncher(
     EcsOptions options,
     QueueWake wake,
     TimeProvider time,
-    ILogger<TaskLauncher> logger)
+    ILogger<TaskLauncher> logger,
+    Secrets.TaskSecretsSealer? secrets = null)
 {
     private const int MaxPlacementAttempts = 20;
 
@@ -264,6 +265,8 @@ public sealed class TaskLauncher(
     {
         try
         {
+            // The task's secret values, sealed for its instance, are stored before the worker hears of it.
+            if (secrets is not null) await secrets.SealForAsync(task, cancellationToken);
             await SendAsync(task, new TaskCommand
             {
                 Type = TaskCommand.Start,

@@ -30,6 +30,9 @@ public sealed record TaskPlan(
 {
     public ContainerPlan? Container(string name) => Containers.FirstOrDefault(c => c.Name == name);
 
+    /// <summary>The containers' <c>secrets</c> and log <c>secretOptions</c>, resolved at start (<see cref="Secrets.TaskSecretsReceiver"/>).</summary>
+    public IReadOnlyList<Serverless.Core.Secrets.ContainerSecret> Secrets { get; init; } = [];
+
     public static TaskPlan Refused(string family, int revision, string reason) => new(family, revision, "bridge", [], [], reason);
 }
 

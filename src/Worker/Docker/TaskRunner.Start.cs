@@ -35,6 +35,20 @@ public sealed partial class TaskRunner
                 return;
             }
 
+            var secretsError = await _secrets.InjectAsync(task.TaskArn, task.Plan, token);
+            // Read once: the values are in the containers' create parameters now (or never will be).
+            if (task.Plan.Secrets.Count > 0) Background(_secrets.ForgetAsync(task.TaskArn, _shutdown.Token));
+            if (secretsError is not null)
+            {
+                _logger.LogWarning("{TaskArn} cannot start: {Reason}", task.TaskArn, secretsError);
+                lock (task.Gate)
+                {
+                    foreach (var container in task.Containers) container.Reason ??= secretsError;
+                }
+                BeginStop(task, TaskFailedToStart, secretsError, commanded: false);
+                return;
+            }
+
             lock (task.Gate) task.PullStartedAt ??= Now();
             // An image seen present before is not looked at again: one Docker call less per start.
             // Should it have gone since, its container's create finds out and pulls it (CreateAsync).

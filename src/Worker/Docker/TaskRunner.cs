@@ -36,6 +36,7 @@ public sealed partial class TaskRunner : IDisposable
     private readonly Arns _arns;
     private readonly TimeProvider _time;
     private readonly ILogger<TaskRunner> _logger;
+    private readonly Secrets.TaskSecretsReceiver _secrets;
 
     private readonly ConcurrentDictionary<string, ManagedTask> _tasks = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _finished = new(StringComparer.Ordinal);
@@ -44,8 +45,9 @@ public sealed partial class TaskRunner : IDisposable
 
     public TaskRunner(
         IDockerClient docker, ImagePuller images, TaskDefinitionCache definitions, TaskStore taskStore, TaskStateReporter reporter,
-        WorkerIdentity identity, WorkerOptions options, Arns arns, TimeProvider time, ILogger<TaskRunner> logger)
+        WorkerIdentity identity, WorkerOptions options, Arns arns, TimeProvider time, ILogger<TaskRunner> logger, Secrets.TaskSecretsReceiver secrets)
     {
+        _secrets = secrets;
         _docker = docker;
         _images = images;
         _definitions = definitions;

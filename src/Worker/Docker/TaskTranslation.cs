@@ -16,8 +16,6 @@ public static class TaskTranslation
 
     private const long MiB = 1024 * 1024;
 
-    public const string NoSecretStore = "ResourceInitializationError: unable to retrieve secrets: no secret store is configured on this worker";
-
     /// <param name="taskDefinition">The described task definition.</param>
     /// <param name="overrides">The task's <c>overrides</c> (ECS TaskOverride), or null.</param>
     /// <param name="suffix">Makes this task's Docker names unique: the agent's random hex.</param>
@@ -57,7 +55,7 @@ public static class TaskTranslation
         var containers = definitions
             .Select(d => Container(d, context, family, revision, networkMode, taskDefinition, containerOverrides.GetValueOrDefault(Name(d)), sources, dockerNames, defaults))
             .ToList();
-        return new TaskPlan(family, revision, networkMode, containers, volumes, refusal);
+        return new TaskPlan(family, revision, networkMode, containers, volumes, refusal) { Secrets = Serverless.Core.Secrets.SecretReference.Of(taskDefinition) };
     }
 
     /// <summary>The agent's Docker container name: <c>ecs-&lt;family&gt;-&lt;revision&gt;-&lt;container&gt;-&lt;random&gt;</c>.</summary>
@@ -70,16 +68,14 @@ public static class TaskTranslation
 
     /// <summary>
     /// Why this worker cannot run the task at all, or null. Every reason is honest: the worker has no
-    /// secret store, no S3 access, no task ENIs and no EFS/FSx client.
+    /// registry credentials, no S3 access, no task ENIs and no EFS/FSx client.
     /// </summary>
     private static string? Refusal(JsonObject taskDefinition, List<JsonObject> definitions, string networkMode)
     {
         foreach (var container in definitions)
         {
-            if (container["secrets"] is JsonArray { Count: > 0 } || container["logConfiguration"]?["secretOptions"] is JsonArray { Count: > 0 })
-                return NoSecretStore;
             if (container["repositoryCredentials"] is not null)
-                return "ResourceInitializationError: unable to retrieve private registry credentials: no secret store is configured on this worker";
+                return "ResourceInitializationError: unable to pull secrets or registry auth: private registry authentication (repositoryCredentials) is not supported by this worker";
             if (container["environmentFiles"] is JsonArray { Count: > 0 })
                 return "ResourceInitializationError: unable to retrieve environment files: no S3 access is configured on this worker";
         }

@@ -11,7 +11,7 @@ namespace Serverless.Worker.Registration;
 /// <c>ecs.instance-type</c> and <c>ecs.availability-zone</c>), the capabilities it really has,
 /// and the operator's custom attributes. Placement matches a task definition's
 /// <c>requiresAttributes</c> against these, so nothing is advertised that the worker cannot do:
-/// no task IAM roles, no ECR auth, no secrets, no awsvpc, and what reaches into the host
+/// no task IAM roles, no ECR auth, no registry credentials, no awsvpc, and what reaches into the host
 /// (privileged containers, host namespaces, bind mounts, ...) only when the settings allow it.
 /// </summary>
 public static class InstanceAttributes
@@ -44,6 +44,9 @@ public static class InstanceAttributes
         attributes.Add(new(Current + "container-health-check", null));
         attributes.Add(new(Current + "container-ordering", null));
         attributes.Add(new(Current + "docker-plugin.local", null));
+        // Secrets from Secrets Manager and the Parameter Store, sealed to this worker (Worker/Secrets).
+        attributes.Add(new(Current + "secrets.asm.environment-variables", null));
+        attributes.Add(new(Current + "secrets.ssm.environment-variables", null));
         foreach (var name in HostAccess(options)) attributes.Add(new(name, null));
 
         foreach (var custom in ParseCustom(options.Attributes))

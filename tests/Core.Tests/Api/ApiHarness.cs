@@ -22,6 +22,9 @@ public sealed class ApiHarness : IDisposable
     public const string Secret = "harness-secret";
     public const string Host = "ecs.harness.test";
 
+    /// <summary>The key-encryption key of this process's harnesses (made up per run, as run.sh makes one per state directory).</summary>
+    public static readonly string KeyEncryptionKey = Serverless.Core.Secrets.KeyEncryptionKeys.Generate("harness");
+
     private readonly ServiceProvider _services;
 
     public ApiHarness(AzuriteFixture azurite, string prefix, Action<IServiceCollection>? configure = null)
@@ -31,6 +34,7 @@ public sealed class ApiHarness : IDisposable
             ["AzureWebJobsStorage"] = azurite.ConnectionString,
             ["Ecs:StoragePrefix"] = prefix,
             ["Ecs:AccessKeys"] = $"{AccessKeyId}:{Secret}",
+            ["Secrets:KeyEncryptionKeys"] = KeyEncryptionKey,
         }).Build();
         var services = new ServiceCollection().AddLogging(logging => logging.AddProvider(Errors));
         services.AddControlPlane(configuration);

@@ -182,23 +182,6 @@ public sealed class TaskRunnerDockerTests(WorkerFixture fixture, ITestOutputHelp
         Assert.Empty(await _worker.ContainersAsync(second.TaskArn));
     }
 
-    [Fact]
-    public async Task A_task_with_secrets_is_refused_honestly()
-    {
-        var definition = await _worker.RegisterAsync("""
-            {"family": "secrets", "containerDefinitions": [{"name": "app", "image": "local/busybox:latest", "memory": 32,
-              "secrets": [{"name": "TOKEN", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parameter/token"}]}]}
-            """);
-        var start = _worker.StartCommand(definition);
-
-        await _worker.Runner.StartAsync(start, redelivered: false, Token);
-        var stopped = await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", Token);
-
-        Assert.Equal("TaskFailedToStart", stopped.StopCode);
-        Assert.Equal("ResourceInitializationError: unable to retrieve secrets: no secret store is configured on this worker", stopped.StoppedReason);
-        Assert.Empty(await _worker.ContainersAsync(start.TaskArn));
-    }
-
     private const string PrivilegedDefinition = """
         {"family": "privileged", "containerDefinitions": [{"name": "app", "image": "local/busybox:latest", "memory": 32,
           "command": ["sleep", "300"], "stopTimeout": 1, "privileged": true}]}

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Serverless.Core.Secrets;
 using Serverless.Core.TaskDefinitions;
 using Serverless.Worker.Docker;
 
@@ -359,14 +360,17 @@ public sealed class TaskTranslationTests
     }
 
     [Fact]
-    public void Secrets_are_refused_honestly_as_there_is_no_secret_store()
+    public void Secrets_and_log_secret_options_are_planned_for_injection_at_start()
     {
         var plan = Plan("""
             {"containerDefinitions": [{"name": "app", "image": "i", "memory": 64,
-              "secrets": [{"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parameter/db"}]}]}
+              "secrets": [{"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parameter/db"}],
+              "logConfiguration": {"logDriver": "json-file", "secretOptions": [{"name": "token", "valueFrom": "/log/token"}]}}]}
             """);
-        Assert.Equal("ResourceInitializationError: unable to retrieve secrets: no secret store is configured on this worker", plan.Refusal);
-        Assert.Equal("app", Assert.Single(plan.Containers).Name);
+        Assert.Null(plan.Refusal);
+        Assert.Equal(
+            [new("app", "DB_PASSWORD", "arn:aws:ssm:us-east-1:000000000000:parameter/db", SecretTarget.Environment), new ContainerSecret("app", "token", "/log/token", SecretTarget.LogOption)],
+            plan.Secrets);
     }
 
     [Theory]

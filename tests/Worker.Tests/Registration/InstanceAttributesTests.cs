@@ -21,8 +21,10 @@ public sealed class InstanceAttributesTests
         Assert.Contains("com.amazonaws.ecs.capability.logging-driver.json-file", names);
         Assert.Contains("ecs.capability.container-health-check", names);
         Assert.Contains("ecs.capability.container-ordering", names);
-        // Nothing the worker cannot do: secrets, task roles, ECR auth, task ENIs.
-        Assert.DoesNotContain(names, n => n.Contains("secrets") || n.Contains("task-iam-role") || n.Contains("ecr-auth") || n.Contains("task-eni"));
+        Assert.Contains("ecs.capability.secrets.asm.environment-variables", names);
+        Assert.Contains("ecs.capability.secrets.ssm.environment-variables", names);
+        // Nothing the worker cannot do: registry credentials, task roles, ECR auth, task ENIs.
+        Assert.DoesNotContain(names, n => n.Contains("private-registry-authentication") || n.Contains("task-iam-role") || n.Contains("ecr-auth") || n.Contains("task-eni"));
     }
 
     [Fact]
