@@ -76,8 +76,8 @@ public sealed class DeliveryStore(StorageClients storage)
     public async Task<Delivery?> FindAsync(string deliveryId, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var row = (await table.GetEntityIfExistsAsync<TableEntity>(DeliveryKey(deliveryId), "", cancellationToken: cancellationToken)).Value;
-        return row is null ? null : ToDelivery(row);
+        var response = await table.GetEntityIfExistsAsync<TableEntity>(DeliveryKey(deliveryId), "", cancellationToken: cancellationToken);
+        return response.HasValue ? ToDelivery(response.Value!) : null;
     }
 
     /// <summary>Inserts the delivery: true when this caller claimed it, false when it was recorded before.</summary>
@@ -144,8 +144,10 @@ public sealed class DeliveryStore(StorageClients storage)
     public async Task<DeploymentStatusLink?> FindStatusLinkAsync(string token, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var row = (await table.GetEntityIfExistsAsync<TableEntity>("s" + token, "", cancellationToken: cancellationToken)).Value;
-        return row is null ? null : new DeploymentStatusLink(row.GetString("Cluster"), row.GetString("Service"), row.GetString("DeploymentId"), row.GetString("TaskDefinitionArn"));
+        var response = await table.GetEntityIfExistsAsync<TableEntity>("s" + token, "", cancellationToken: cancellationToken);
+        if (!response.HasValue) return null;
+        var row = response.Value!;
+        return new DeploymentStatusLink(row.GetString("Cluster"), row.GetString("Service"), row.GetString("DeploymentId"), row.GetString("TaskDefinitionArn"));
     }
 
     /// <summary>
@@ -163,8 +165,9 @@ public sealed class DeliveryStore(StorageClients storage)
         catch (RequestFailedException e) when (e.Status == 409)
         {
         }
-        var existing = (await table.GetEntityIfExistsAsync<TableEntity>(row.PartitionKey, "", cancellationToken: cancellationToken)).Value;
-        if (existing is null || existing.GetDateTimeOffset("ExpiresAt") > now) return null;
+        var read = await table.GetEntityIfExistsAsync<TableEntity>(row.PartitionKey, "", cancellationToken: cancellationToken);
+        if (!read.HasValue || read.Value!.GetDateTimeOffset("ExpiresAt") > now) return null;
+        var existing = read.Value!;
         try
         {
             return (await table.UpdateEntityAsync(row, existing.ETag, TableUpdateMode.Replace, cancellationToken)).Headers.ETag;
