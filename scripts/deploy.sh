@@ -17,13 +17,14 @@
 set -euo pipefail
 
 [ $# -ge 3 ] || { echo "usage: $0 <cluster> <service> <image> [container]" >&2; exit 2; }
-: "${DEPLOY_URL:?set DEPLOY_URL to the control plane's URL}" "${DEPLOY_SECRET:?set DEPLOY_SECRET to the webhook secret}"
+: "${DEPLOY_URL:?set DEPLOY_URL to the URL of the control plane}" "${DEPLOY_SECRET:?set DEPLOY_SECRET to the webhook secret}"
 cluster="$1" service="$2" image="$3" container="${4:-}"
 
 # Cluster, service and container names and image references contain no characters JSON must escape.
 body="{\"cluster\":\"$cluster\",\"service\":\"$service\",\"image\":\"$image\"${container:+,\"container\":\"$container\"}${DEPLOY_FORCE:+,\"force\":$DEPLOY_FORCE}}"
 signature="sha256=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$DEPLOY_SECRET" | sed 's/^.* //')"
-delivery="${DEPLOY_DELIVERY_ID:-$(cat /proc/sys/kernel/random/uuid 2>/dev/null || echo "$RANDOM$RANDOM$RANDOM-$(date +%s)")}"
+delivery="${DEPLOY_DELIVERY_ID:-}"
+[ -n "$delivery" ] || delivery="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 answer="$(curl -sS --retry 3 --retry-all-errors -w '\n%{http_code}' -X POST "${DEPLOY_URL%/}/deploy" \
     -H 'Content-Type: application/json' -H "X-GitHub-Delivery: $delivery" -H "X-Hub-Signature-256: $signature" \

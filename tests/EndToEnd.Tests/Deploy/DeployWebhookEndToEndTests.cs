@@ -52,7 +52,20 @@ public sealed class DeployWebhookEndToEndTests(ControlPlaneFixture plane) : IAsy
         return image;
     }
 
-    private async Task<string> ServiceAsync(string name)
+    private async Task<JsonNode> ServiceAsync(string cluster)
+        => (await plane.Client.EcsOkAsync("DescribeServices", new JsonObject { ["cluster"] = cluster, ["services"] = new JsonArray("web") }))["services"]![0]!;
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
+            await Task.Delay(300);
+        }
+    }
+
+    private async Task<string> CreateServiceAsync(string name)
     {
         var cluster = $"{name}-{_run}";
         _ = (await plane.EcsAsync("create-cluster", "--cluster-name", cluster)).Json;
@@ -62,15 +75,10 @@ public sealed class DeployWebhookEndToEndTests(ControlPlaneFixture plane) : IAsy
             .Json["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
         _ = (await plane.EcsAsync("create-service", "--cluster", cluster, "--service-name", "web", "--task-definition", definition,
             "--desired-count", "1", "--deployment-configuration", "deploymentCircuitBreaker={enable=true,rollback=true}")).Json;
-        var stable = await plane.WaitAsync("services-stable", cluster, ["web"]);
-        Assert.True(stable.ExitCode == 0, stable.Stderr);
-        // The breaker rolls back to the last COMPLETED deployment: the first must be marked so first.
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while ((await plane.DescribeServiceAsync(cluster, "web"))["deployments"]![0]!["rolloutState"]!.GetValue<string>() != "COMPLETED")
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the first deployment did not complete");
-            await Task.Delay(500);
-        }
+        // Steady, and its deployment COMPLETED: the breaker rolls back to the last COMPLETED deployment.
+        await WaitUntilAsync(async () => await ServiceAsync(cluster) is var service
+            && service["runningCount"]!.GetValue<int>() == 1 && service["deployments"]![0]!["rolloutState"]!.GetValue<string>() == "COMPLETED",
+            "the first deployment to complete");
         return cluster;
     }
 
@@ -132,7 +140,7 @@ public sealed class DeployWebhookEndToEndTests(ControlPlaneFixture plane) : IAsy
     [Fact]
     public async Task A_signed_delivery_rolls_the_service_to_the_new_image_once_however_often_it_is_sent()
     {
-        var cluster = await ServiceAsync("hook");
+        var cluster = await CreateServiceAsync("hook");
         var v2 = await TagAsync("v2");
         var delivery = Guid.NewGuid().ToString();
 
@@ -170,7 +178,7 @@ public sealed class DeployWebhookEndToEndTests(ControlPlaneFixture plane) : IAsy
     [Fact]
     public async Task A_delivery_whose_image_exits_at_once_ends_failed_after_the_circuit_breaker_rolls_back()
     {
-        var cluster = await ServiceAsync("hookfail");
+        var cluster = await CreateServiceAsync("hookfail");
         var broken = await BrokenImageAsync();
 
         var deployed = await DeployScriptAsync(cluster, broken, Guid.NewGuid().ToString());
@@ -180,8 +188,9 @@ public sealed class DeployWebhookEndToEndTests(ControlPlaneFixture plane) : IAsy
         Assert.Equal("FAILED", status["rolloutState"]!.GetValue<string>());
         Assert.Contains("deployment failed: tasks failed to start.", status["rolloutStateReason"]!.GetValue<string>());
         Assert.Contains("rolling back to deployment", status["rolloutStateReason"]!.GetValue<string>());
-        var stable = await plane.WaitAsync("services-stable", cluster, ["web"]);
-        Assert.True(stable.ExitCode == 0, stable.Stderr);
+        // Rolled back: the service runs the image it ran before.
+        await WaitUntilAsync(async () => await ServiceAsync(cluster) is var service && service["runningCount"]!.GetValue<int>() == 1
+            && service["deployments"]!.AsArray().Count == 1, "the rollback to finish");
         Assert.Equal(Base, await RunningImageAsync(cluster));
     }
 
