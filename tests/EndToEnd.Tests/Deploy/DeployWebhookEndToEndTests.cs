@@ -6,41 +6,70 @@ using System.Text.Json.Nodes;
 namespace Serverless.EndToEnd.Tests.Deploy;
 
 /// <summary>
-/// The deploy webhook on real Docker, driven as a CI job drives it: <c>scripts/deploy.sh</c> (curl and
-/// openssl, as the README's snippet) and plain curl. The images are local tags of
-/// <c>local/busybox:latest</c> made by the test and removed after it.
+/// One service on real Docker that both tests deploy to (its cluster, worker and first rollout cost
+/// more than the tests themselves), and the images they made, removed at the end.
 /// </summary>
-[Collection("control plane")]
-public sealed class DeployWebhookEndToEndTests(ControlPlaneFixture plane) : IAsyncLifetime
+public sealed class DeployScenario : IAsyncLifetime
 {
-    private const string Base = "local/busybox:latest";
-    private const string Label = "serverless-test=deploy-webhook";
-    private readonly string _run = Guid.NewGuid().ToString("N")[..8];
-    private readonly List<string> _images = [];
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private ControlPlaneFixture? _plane;
+    private string? _cluster;
+
+    public string Run { get; } = Guid.NewGuid().ToString("N")[..8];
+
+    public List<string> Images { get; } = [];
 
     public Task InitializeAsync() => Task.CompletedTask;
 
+    /// <summary>The cluster of service <c>web</c> (one task of local/busybox:latest, circuit breaker with rollback), created on first use.</summary>
+    public async Task<string> ClusterAsync(ControlPlaneFixture plane, Func<string, Task<string>> create)
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            _plane = plane;
+            return _cluster ??= await create($"hook-{Run}");
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
     public async Task DisposeAsync()
     {
-        await plane.StopWorkersAsync();
-        foreach (var image in _images) await Docker.RunAsync("rmi", image);
+        if (_plane is not null) await _plane.StopWorkersAsync();
+        foreach (var image in Images) await Docker.RunAsync("rmi", image);
     }
+}
+
+/// <summary>
+/// The deploy webhook on real Docker, driven as a CI job drives it: <c>scripts/deploy.sh</c> (curl and
+/// openssl, as the README's snippet) and plain curl. The images are local tags of
+/// <c>local/busybox:latest</c> made by the test and removed after it. Either test may run first:
+/// they assert on what their own deliveries change.
+/// </summary>
+[Collection("control plane")]
+public sealed class DeployWebhookEndToEndTests(ControlPlaneFixture plane, DeployScenario scenario) : IClassFixture<DeployScenario>
+{
+    private const string Base = "local/busybox:latest";
+    private const string Label = "serverless-test=deploy-webhook";
 
     /// <summary>Another name for the busybox image: to Docker and the worker, a new image to deploy.</summary>
     private async Task<string> TagAsync(string suffix)
     {
-        var image = $"local/busybox:webhook-{_run}-{suffix}";
+        var image = $"local/busybox:webhook-{scenario.Run}-{suffix}";
         var (exit, _) = await Docker.RunAsync("tag", Base, image);
         Assert.Equal(0, exit);
-        _images.Add(image);
+        scenario.Images.Add(image);
         return image;
     }
 
     /// <summary>busybox without <c>sh</c>: every container of the service's task definition exits at once (127).</summary>
     private async Task<string> BrokenImageAsync()
     {
-        var image = $"local/busybox:webhook-{_run}-broken";
-        _images.Add(image);
+        var image = $"local/busybox:webhook-{scenario.Run}-broken";
+        scenario.Images.Add(image);
         var build = new ProcessStartInfo("docker", ["build", "-q", "--label", Label, "-t", image, "-"]) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
         using var process = Process.Start(build)!;
         await process.StandardInput.WriteAsync($"FROM {Base}\nRUN [\"/bin/busybox\", \"rm\", \"-f\", \"/bin/sh\"]\n");
@@ -65,12 +94,13 @@ public sealed class DeployWebhookEndToEndTests(ControlPlaneFixture plane) : IAsy
         }
     }
 
-    private async Task<string> CreateServiceAsync(string name)
+    private Task<string> ClusterAsync() => scenario.ClusterAsync(plane, CreateServiceAsync);
+
+    private async Task<string> CreateServiceAsync(string cluster)
     {
-        var cluster = $"{name}-{_run}";
         _ = (await plane.EcsAsync("create-cluster", "--cluster-name", cluster)).Json;
         await plane.StartWorkerAsync(cluster);
-        var definition = (await plane.EcsAsync("register-task-definition", "--family", $"{name}-{_run}", "--container-definitions",
+        var definition = (await plane.EcsAsync("register-task-definition", "--family", cluster, "--container-definitions",
             $$"""[{"name":"main","image":"{{Base}}","memory":32,"entryPoint":["sh","-c"],"command":["trap 'exit 0' TERM; sleep 600 & wait"]}]"""))
             .Json["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
         _ = (await plane.EcsAsync("create-service", "--cluster", cluster, "--service-name", "web", "--task-definition", definition,
@@ -140,7 +170,8 @@ public sealed class DeployWebhookEndToEndTests(ControlPlaneFixture plane) : IAsy
     [Fact]
     public async Task A_signed_delivery_rolls_the_service_to_the_new_image_once_however_often_it_is_sent()
     {
-        var cluster = await CreateServiceAsync("hook");
+        var cluster = await ClusterAsync();
+        var revisions = await RevisionsAsync(cluster);
         var v2 = await TagAsync("v2");
         var delivery = Guid.NewGuid().ToString();
 
@@ -149,20 +180,20 @@ public sealed class DeployWebhookEndToEndTests(ControlPlaneFixture plane) : IAsy
         var answer = JsonNode.Parse(deployed.Stdout.Split('\n')[0])!;
         Assert.Contains("\"rolloutState\":\"COMPLETED\"", deployed.Stdout);
         Assert.Equal(v2, await RunningImageAsync(cluster));
-        Assert.Equal(2, await RevisionsAsync(cluster));
+        Assert.Equal(revisions + 1, await RevisionsAsync(cluster));
 
         // The same delivery again (a GitHub retry, a re-run): the same answer, nothing registered.
         var again = await DeployScriptAsync(cluster, v2, delivery);
         Assert.Equal(0, again.ExitCode);
         Assert.Equal(answer.ToJsonString(), JsonNode.Parse(again.Stdout.Split('\n')[0])!.ToJsonString());
-        Assert.Equal(2, await RevisionsAsync(cluster));
+        Assert.Equal(revisions + 1, await RevisionsAsync(cluster));
 
         // 50 identical deliveries at once: one revision, every one answered as the first.
         var v3 = await TagAsync("v3");
         var body = $$"""{"cluster":"{{cluster}}","service":"web","image":"{{v3}}"}""";
         var codes = await CurlAsync(body, Guid.NewGuid().ToString(), Sign(body), copies: 50);
         Assert.All(codes, c => Assert.Equal("202", c));
-        Assert.Equal(3, await RevisionsAsync(cluster));
+        Assert.Equal(revisions + 2, await RevisionsAsync(cluster));
 
         // Refusals, each with its status and nothing registered.
         Assert.Equal("401", (await CurlAsync(body, Guid.NewGuid().ToString(), Sign(body + " ")))[0]);
@@ -172,14 +203,15 @@ public sealed class DeployWebhookEndToEndTests(ControlPlaneFixture plane) : IAsy
         Assert.Equal("400", (await CurlAsync(invalid, Guid.NewGuid().ToString(), Sign(invalid)))[0]);
         var large = new string(' ', 1024 * 1024) + body;
         Assert.Equal("413", (await CurlAsync(large, Guid.NewGuid().ToString(), Sign(large)))[0]);
-        Assert.Equal(3, await RevisionsAsync(cluster));
+        Assert.Equal(revisions + 2, await RevisionsAsync(cluster));
     }
 
     [Fact]
     public async Task A_delivery_whose_image_exits_at_once_ends_failed_after_the_circuit_breaker_rolls_back()
     {
-        var cluster = await CreateServiceAsync("hookfail");
+        var cluster = await ClusterAsync();
         var broken = await BrokenImageAsync();
+        var before = (await ServiceAsync(cluster))["taskDefinition"]!.GetValue<string>();
 
         var deployed = await DeployScriptAsync(cluster, broken, Guid.NewGuid().ToString());
 
@@ -188,10 +220,12 @@ public sealed class DeployWebhookEndToEndTests(ControlPlaneFixture plane) : IAsy
         Assert.Equal("FAILED", status["rolloutState"]!.GetValue<string>());
         Assert.Contains("deployment failed: tasks failed to start.", status["rolloutStateReason"]!.GetValue<string>());
         Assert.Contains("rolling back to deployment", status["rolloutStateReason"]!.GetValue<string>());
-        // Rolled back: the service runs the image it ran before.
+        // Rolled back to the last completed deployment: the service no longer runs the broken revision.
+        var failedRevision = status["taskDefinitionArn"]!.GetValue<string>();
+        Assert.NotEqual(before, failedRevision);
         await WaitUntilAsync(async () => await ServiceAsync(cluster) is var service && service["runningCount"]!.GetValue<int>() == 1
-            && service["deployments"]!.AsArray().Count == 1, "the rollback to finish");
-        Assert.Equal(Base, await RunningImageAsync(cluster));
+            && service["deployments"]!.AsArray().Count == 1 && service["taskDefinition"]!.GetValue<string>() != failedRevision, "the rollback to finish");
+        Assert.NotEqual(broken, await RunningImageAsync(cluster));
     }
 
     private static string RepositoryRoot()
