@@ -80,18 +80,18 @@ public sealed class DeliveryStore(StorageClients storage)
         return response.HasValue ? ToDelivery(response.Value!) : null;
     }
 
-    /// <summary>Inserts the delivery: true when this caller claimed it, false when it was recorded before.</summary>
-    public async Task<bool> TryInsertAsync(Delivery delivery, CancellationToken cancellationToken)
+    /// <summary>Inserts the delivery: the row as written when this caller claimed it, null when it was recorded before.</summary>
+    public async Task<Delivery?> TryInsertAsync(Delivery delivery, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
         try
         {
-            await table.AddEntityAsync(ToEntity(delivery), cancellationToken);
-            return true;
+            var response = await table.AddEntityAsync(ToEntity(delivery), cancellationToken);
+            return delivery with { ETag = response.Headers.ETag ?? default };
         }
         catch (RequestFailedException e) when (e.Status == 409)
         {
-            return false;
+            return null;
         }
     }
 

@@ -55,6 +55,16 @@ public sealed class DeployWebhook(
             logger.LogWarning("Deploy delivery could not finish now: {Message}", e.Message);
             return new DeployAnswer(503, DeployRunner.Error("The delivery could not be completed now; send it again (the same X-GitHub-Delivery) to finish it."));
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception e)
+        {
+            // Storage down, ...: what was recorded stays recorded, and a repeat of the delivery (or the sweep) finishes it.
+            logger.LogError(e, "Deploy delivery failed");
+            return new DeployAnswer(500, DeployRunner.Error("Internal error; send the delivery again (the same X-GitHub-Delivery) to finish it."));
+        }
     }
 
     private async Task<(int, JsonObject)> DeliverAsync(HttpRequest request, CancellationToken cancellationToken)
@@ -114,16 +124,14 @@ public sealed class DeployWebhook(
             ClaimedAt = now,
             Targets = targets,
         };
-        if (!await deliveries.TryInsertAsync(delivery, cancellationToken))
+        if (await deliveries.TryInsertAsync(delivery, cancellationToken) is not { } claimed)
         {
             // Another attempt (here or at another control plane) claimed it between our read and insert.
             var first = await deliveries.FindAsync(deliveryId, cancellationToken) ?? throw new ConcurrentUpdateException($"delivery {deliveryId}");
             return await RepeatAsync(first, fingerprint, cancellationToken);
         }
         logger.LogInformation("Deploy delivery {DeliveryId} claimed for {Count} service(s)", deliveryId, targets.Count);
-        // The insert's ETag is not returned by TryInsert: read the row once, so every later write is conditional on it.
-        delivery = await deliveries.FindAsync(deliveryId, cancellationToken) ?? throw new ConcurrentUpdateException($"delivery {deliveryId}");
-        return DeployRunner.Recorded(await runner.RunAsync(delivery, cancellationToken));
+        return DeployRunner.Recorded(await runner.RunAsync(claimed, cancellationToken));
     }
 
     /// <summary>
