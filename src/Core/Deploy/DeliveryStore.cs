@@ -19,6 +19,11 @@ public sealed record PlannedDeployment
     public bool Force { get; init; }
     /// <summary>The secret part of the status URL (32 random bytes, base64url).</summary>
     public required string StatusToken { get; init; }
+    /// <summary>
+    /// Recorded just before registering: the family's latest ACTIVE revision then. An attempt that
+    /// finds this set but no <see cref="TaskDefinitionArn"/> died around the registration.
+    /// </summary>
+    public int? RegisteringAfter { get; init; }
     /// <summary>The revision registered for this delivery, once registered.</summary>
     public string? TaskDefinitionArn { get; init; }
     /// <summary>The deployment the service started on it, once started (or the current one when nothing changed).</summary>

@@ -88,17 +88,29 @@ public sealed class DeployRunner(
                     return await RecordAsync(target with { Unchanged = true, TaskDefinitionArn = service.TaskDefinitionArn, DeploymentId = primary.Id });
                 }
 
-                // Only the image changes: every other member, and the revision's tags, are registered as they were.
-                var register = new JsonObject();
-                foreach (var member in TaskDefinitionDefaults.RequestMembers)
+                var arn = target.RegisteringAfter is { } after ? await EarlierRegistrationAsync(current.Family, after, containers, cancellationToken) : null;
+                if (arn is not null)
                 {
-                    if (current.TaskDefinition[member] is { } value) register[member] = value.DeepClone();
+                    logger.LogInformation("Deploy delivery {DeliveryId} adopts {TaskDefinitionArn}, registered by an attempt that stopped", delivery.Id, arn);
                 }
-                register["containerDefinitions"] = containers;
-                if (current.Tags.Count > 0) register["tags"] = Tag.ToJson(current.Tags);
-                var registered = await InvokeAsync("RegisterTaskDefinition", register, cancellationToken);
-                var arn = registered["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
-                logger.LogInformation("Deploy delivery {DeliveryId} registered {TaskDefinitionArn} with image {Image}", delivery.Id, arn, target.Image);
+                else
+                {
+                    // The intent first, so an attempt that dies right after registering is not followed by a second registration.
+                    var latest = await definitions.FindLatestActiveAsync(current.Family, cancellationToken);
+                    await RecordAsync(target with { RegisteringAfter = latest?.Revision ?? 0 });
+
+                    // Only the image changes: every other member, and the revision's tags, are registered as they were.
+                    var register = new JsonObject();
+                    foreach (var member in TaskDefinitionDefaults.RequestMembers)
+                    {
+                        if (current.TaskDefinition[member] is { } value) register[member] = value.DeepClone();
+                    }
+                    register["containerDefinitions"] = containers;
+                    if (current.Tags.Count > 0) register["tags"] = Tag.ToJson(current.Tags);
+                    var registered = await InvokeAsync("RegisterTaskDefinition", register, cancellationToken);
+                    arn = registered["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
+                    logger.LogInformation("Deploy delivery {DeliveryId} registered {TaskDefinitionArn} with image {Image}", delivery.Id, arn, target.Image);
+                }
                 await RecordAsync(target with { TaskDefinitionArn = arn });
             }
 
@@ -129,6 +141,22 @@ public sealed class DeployRunner(
                 delivery.Id, arns.Service(target.Cluster, target.Service), e.ErrorType, e.Message);
             return await RecordAsync(target with { ErrorStatus = status, ErrorMessage = e.Message });
         }
+    }
+
+    /// <summary>
+    /// The revision an attempt that stopped registered for this delivery: the family's latest ACTIVE
+    /// revision, when it is newer than the one recorded before registering, was registered by this
+    /// webhook and has exactly the containers this delivery registers. Otherwise null (nothing was
+    /// registered, or someone registered since and the revision cannot be told apart): register then.
+    /// </summary>
+    private async Task<string?> EarlierRegistrationAsync(string family, int after, JsonArray containers, CancellationToken cancellationToken)
+    {
+        var latest = await definitions.FindLatestActiveAsync(family, cancellationToken);
+        return latest is not null && latest.Revision > after
+            && latest.TaskDefinition["registeredBy"]?.GetValue<string>() == arns.Caller(Caller)
+            && JsonNode.DeepEquals(latest.TaskDefinition["containerDefinitions"], containers)
+            ? latest.Arn
+            : null;
     }
 
     private Task LinkAsync(Delivery delivery, PlannedDeployment target, string deploymentId, string taskDefinitionArn, CancellationToken cancellationToken)

@@ -259,6 +259,43 @@ public sealed class DeployWebhookTests(AzuriteFixture azurite) : IDisposable
     }
 
     [Fact]
+    public async Task A_delivery_whose_attempt_died_right_after_registering_adopts_that_revision()
+    {
+        await SetUpAsync();
+        // The attempt recorded its intent (family at revision 1), registered web:2 as the webhook, and died.
+        var described = (await DefinitionAsync("web:1"))["taskDefinition"]!.AsObject();
+        described["containerDefinitions"]![0]!["image"] = "ghcr.io/acme/app:v2";
+        var request = new JsonObject
+        {
+            ["family"] = "web",
+            ["cpu"] = "256",
+            ["containerDefinitions"] = described["containerDefinitions"]!.DeepClone(),
+            ["tags"] = new JsonArray(new JsonObject { ["key"] = "team", ["value"] = "web" }),
+        };
+        Assert.True(Plane.Api.Get<Serverless.Core.Api.ActionRegistry>().TryGet("AmazonEC2ContainerServiceV20141113.RegisterTaskDefinition", out var register));
+        var arn = (await register(request, new Serverless.Core.Api.RequestContext(DeployRunner.Caller), _token))["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
+        var id = Delivery();
+        var longAgo = DateTimeOffset.UtcNow - TimeSpan.FromMinutes(2);
+        Assert.NotNull(await Plane.Api.Get<DeliveryStore>().TryInsertAsync(new Delivery
+        {
+            Id = id,
+            Fingerprint = DeliveryStore.Fingerprint(Encoding.UTF8.GetBytes(V2)),
+            Single = true,
+            StatusBase = "http://deploy.harness.test",
+            ReceivedAt = longAgo,
+            ClaimedAt = longAgo,
+            Targets = [new PlannedDeployment { Cluster = "c", Service = "web", Image = "ghcr.io/acme/app:v2", StatusToken = new string('c', 43), RegisteringAfter = 1 }],
+        }, _token));
+
+        var repeat = await Plane.DeliverAsync(V2, id, _token);
+
+        Assert.Equal(202, repeat.Status);
+        Assert.Equal(arn, repeat.Member("taskDefinitionArn"));
+        Assert.Equal(arn, (await ServiceAsync())["taskDefinition"]!.GetValue<string>());
+        Assert.Equal(2, await RevisionsAsync());
+    }
+
+    [Fact]
     public async Task A_status_url_nobody_was_given_is_not_found()
     {
         var reply = await Plane.StatusAsync("http://x/deploy/status/" + new string('b', 43), _token);
