@@ -75,9 +75,9 @@ public sealed class DeployWebhookEndToEndTests(ControlPlaneFixture plane, Deploy
         await process.StandardInput.WriteAsync($"FROM {Base}\nRUN [\"/bin/busybox\", \"rm\", \"-f\", \"/bin/sh\"]\n");
         process.StandardInput.Close();
         var error = process.StandardError.ReadToEndAsync();
-        _ = await process.StandardOutput.ReadToEndAsync();
+        var output = await process.StandardOutput.ReadToEndAsync();
         await process.WaitForExitAsync();
-        Assert.True(process.ExitCode == 0, await error);
+        Assert.True(process.ExitCode == 0, $"docker build exited {process.ExitCode}: {output} {await error}");
         return image;
     }
 
