@@ -39,6 +39,10 @@ param ecsAccountId string = '000000000000'
 @secure()
 param ecsAccessKeys string
 
+@description('Deploy__WebhookSecrets: the deploy webhook\'s HMAC secrets, separated by ";" (two during a rotation). Stored only in Key Vault. Empty: no secret, and POST /deploy refuses every delivery.')
+@secure()
+param deployWebhookSecrets string = ''
+
 @description('Ecs__MaxRequestBodyBytes: request bodies above this are refused before parsing.')
 @minValue(1024)
 param ecsMaxRequestBodyBytes int = 1048576
@@ -252,6 +256,8 @@ module keyVault 'modules/keyvault.bicep' = {
     softDeleteRetentionDays: keyVaultSoftDeleteRetentionDays
     storageAccountName: names.storage
     ecsAccessKeys: ecsAccessKeys
+    deployWebhookSecrets: deployWebhookSecrets
+    deployWebhookEnabled: !empty(deployWebhookSecrets)
     functionIdentityId: functionIdentity.id
     functionPrincipalId: functionIdentity.properties.principalId
     allowedSubnetIds: [
@@ -294,6 +300,7 @@ module functionApp 'modules/functionapp.bicep' = {
     queueServiceUri: storage.outputs.queueEndpoint
     tableServiceUri: storage.outputs.tableEndpoint
     accessKeysSecretUri: keyVault.outputs.accessKeysSecretUri
+    webhookSecretUri: keyVault.outputs.webhookSecretUri
     contentShareName: contentShareName
     subnetId: network.outputs.functionSubnetId
     appInsightsConnectionString: deployApplicationInsights ? monitoring!.outputs.connectionString : ''

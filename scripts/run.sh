@@ -248,6 +248,9 @@ access_key_id="${first_pair%%:*}"
 secret_access_key="${first_pair#*:}"
 region="${Ecs__Region:-$(setting Ecs__Region)}"
 region="${region:-us-east-1}"
+# The deploy webhook's first secret (several, separated by ';', during a rotation).
+deploy_secret="${Deploy__WebhookSecrets:-$(setting Deploy__WebhookSecrets)}"
+deploy_secret="${deploy_secret%%;*}"
 [ -n "$access_key_id" ] && [ "$first_pair" != "$access_key_id" ] ||
     die "no access key in Ecs__AccessKeys (local.settings.json); expected ACCESS_KEY_ID:SECRET"
 
@@ -344,6 +347,9 @@ Talk to it with the AWS CLI:
   export AWS_ACCESS_KEY_ID=$access_key_id AWS_SECRET_ACCESS_KEY=$secret_access_key AWS_DEFAULT_REGION=$region
   aws ecs list-clusters --endpoint-url $endpoint
   aws ecs list-container-instances --endpoint-url $endpoint
+
+Deploy from CI: POST $endpoint/deploy, signed (X-Hub-Signature-256) with the webhook secret
+  ${deploy_secret:-(none: set Deploy__WebhookSecrets in src/Functions/local.settings.json; until then every delivery is refused)}
 
 EOF
 

@@ -29,6 +29,9 @@ param tableServiceUri string
 @description('Versionless Key Vault URI of the SigV4 access keys.')
 param accessKeysSecretUri string
 
+@description('Versionless Key Vault URI of the deploy webhook\'s secrets. Empty: the setting is left out and the webhook refuses every delivery.')
+param webhookSecretUri string
+
 param contentShareName string
 
 @description('Resource id of the VNet integration subnet (delegated to Microsoft.Web/serverFarms). Storage and Key Vault admit only it.')
@@ -72,7 +75,13 @@ var monitoringSettings = empty(appInsightsConnectionString)
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
     }
 
-var allSettings = union(platformSettings, monitoringSettings, ecsSettings)
+var deploySettings = empty(webhookSecretUri)
+  ? {}
+  : {
+      Deploy__WebhookSecrets: '@Microsoft.KeyVault(SecretUri=${webhookSecretUri})'
+    }
+
+var allSettings = union(platformSettings, monitoringSettings, deploySettings, ecsSettings)
 
 resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {
   name: planName

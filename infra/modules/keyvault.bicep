@@ -1,6 +1,7 @@
 // Key Vault in RBAC mode with the two secrets the control plane needs:
 //   storage-connection-string  -> WEBSITE_CONTENTAZUREFILECONNECTIONSTRING (the content share)
 //   ecs-access-keys            -> Ecs__AccessKeys (SigV4 KEYID:SECRET pairs)
+//   deploy-webhook-secrets     -> Deploy__WebhookSecrets (the deploy webhook's HMAC secrets; only when given)
 // Only the Functions app's identity may read them, and only from its VNet integration subnet: the
 // worker hosts use their managed identity for storage and need nothing from the vault.
 param name string
@@ -12,6 +13,12 @@ param storageAccountName string
 
 @secure()
 param ecsAccessKeys string
+
+@secure()
+param deployWebhookSecrets string
+
+@description('Whether deployWebhookSecrets is given (a plain flag, so no output depends on the secret).')
+param deployWebhookEnabled bool
 
 @description('Resource id and principal id of the Functions app\'s identity.')
 param functionIdentityId string
@@ -26,6 +33,7 @@ param allowedIpRanges array
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 var storageSecretName = 'storage-connection-string'
 var accessKeysSecretName = 'ecs-access-keys'
+var deployWebhookSecretName = 'deploy-webhook-secrets'
 
 resource storage 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {
   name: storageAccountName
@@ -87,7 +95,17 @@ resource accessKeysSecret 'Microsoft.KeyVault/vaults/secrets@2025-05-01' = {
   }
 }
 
-// The Functions app resolves both references with its user-assigned identity.
+// Only when the deployment gives one: Key Vault stores no empty secret, and without it the webhook is simply off.
+resource deployWebhookSecret 'Microsoft.KeyVault/vaults/secrets@2025-05-01' = if (deployWebhookEnabled) {
+  parent: vault
+  name: deployWebhookSecretName
+  properties: {
+    contentType: 'Deploy webhook HMAC secrets separated by ;'
+    value: deployWebhookSecrets
+  }
+}
+
+// The Functions app resolves the references with its user-assigned identity.
 resource functionCanRead 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(vault.id, functionIdentityId, keyVaultSecretsUser)
   scope: vault
@@ -104,3 +122,4 @@ output uri string = vault.properties.vaultUri
 // or at once on any config change or restart).
 output storageConnectionSecretUri string = storageSecret.properties.secretUri
 output accessKeysSecretUri string = accessKeysSecret.properties.secretUri
+output webhookSecretUri string = deployWebhookEnabled ? deployWebhookSecret!.properties.secretUri : ''

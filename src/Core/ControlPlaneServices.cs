@@ -5,6 +5,7 @@ using Serverless.Core.AccountSettings;
 using Serverless.Core.Api;
 using Serverless.Core.Api.Auth;
 using Serverless.Core.Clusters;
+using Serverless.Core.Deploy;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Secrets;
 using Serverless.Core.Services;
@@ -79,6 +80,7 @@ public static class ControlPlaneServices
         services.AddSingleton<ActionRegistry>();
         services.AddSingleton<ApiEndpoint>();
         services.AddSecrets(configuration);
+        services.AddDeploy(configuration);
         return services;
     }
 }

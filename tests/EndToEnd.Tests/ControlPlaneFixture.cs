@@ -18,6 +18,8 @@ public class ControlPlaneFixture : IAsyncLifetime
     public const string SecretAccessKey = "local-development-secret-key-not-for-production";
     public const string Region = "us-east-1";
     public const string AccountId = "000000000000";
+    /// <summary>The deploy webhook's secret (<c>Deploy__WebhookSecrets</c>) on every control plane of the fixture.</summary>
+    public const string WebhookSecret = "end-to-end-webhook-secret";
 
     /// <summary>The key-encryption key of secret values, made up per fixture as run.sh makes one per state directory.</summary>
     public static readonly string KeyEncryptionKey = "e2e:" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
@@ -116,6 +118,7 @@ public class ControlPlaneFixture : IAsyncLifetime
         start.Environment["Ecs__AccountId"] = AccountId;
         start.Environment["Ecs__MaxRequestBodyBytes"] = "1048576";
         start.Environment["Secrets__KeyEncryptionKeys"] = KeyEncryptionKey;
+        start.Environment["Deploy__WebhookSecrets"] = WebhookSecret;
         // Workers heartbeat every 2 s in these tests; one silent for 10 s is lost.
         start.Environment["Ecs__AgentDisconnectedAfterSeconds"] = "6";
         start.Environment["Ecs__AgentLostAfterSeconds"] = "10";

@@ -129,7 +129,8 @@ public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel
         }
     }
 
-    private static async Task<ReadOnlyMemory<byte>> ReadBodyAsync(HttpRequest request, int limit, CancellationToken cancellationToken)
+    /// <summary>The body, refused as <see cref="RequestEntityTooLargeException"/> past <paramref name="limit"/> bytes without reading further.</summary>
+    public static async Task<ReadOnlyMemory<byte>> ReadBodyAsync(HttpRequest request, int limit, CancellationToken cancellationToken)
     {
         if (request.ContentLength > limit) throw TooLarge(limit);
         var buffer = new ArrayBufferWriter<byte>((int)Math.Min(request.ContentLength ?? 4096, limit) + 1);
