@@ -5,6 +5,7 @@ using Serverless.Core.AccountSettings;
 using Serverless.Core.Api;
 using Serverless.Core.Api.Auth;
 using Serverless.Core.Clusters;
+using Serverless.Core.Logs;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Services;
 using Serverless.Core.ContainerInstances;
@@ -75,6 +76,7 @@ public static class ControlPlaneServices
         services.AddSingleton<IActionSource, TagActions>();
         services.AddSingleton(ServiceModel.Ecs);
         services.AddSingleton(ServiceModel.AutoScaling);
+        services.AddLogs();
         services.AddSingleton<ActionRegistry>();
         services.AddSingleton<ApiEndpoint>();
         return services;
