@@ -30,7 +30,7 @@ public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel
         AwsJsonResult result;
         try
         {
-            var body = await ReadBodyAsync(request, options.MaxRequestBodyBytes, cancellationToken);
+            var body = await ReadBodyAsync(request, ModelOf(target)?.MaxRequestBodyBytes ?? options.MaxRequestBodyBytes, cancellationToken);
             var caller = verifier.Verify(ToSignedRequest(request, body));
             result = await DispatchAsync(target, body, new RequestContext(caller), requestId, cancellationToken);
         }
@@ -70,7 +70,7 @@ public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel
     private async Task<AwsJsonResult> DispatchAsync(string target, ReadOnlyMemory<byte> body, RequestContext context, string requestId, CancellationToken cancellationToken)
     {
         var dot = target.IndexOf('.');
-        var model = dot > 0 ? Array.Find(_models, m => target.AsSpan(0, dot).SequenceEqual(m.TargetPrefix)) : null;
+        var model = ModelOf(target);
         var operation = dot > 0 ? target[(dot + 1)..] : "";
         if (model is null || !model.HasOperation(operation) || !actions.TryGet(target, out var handler))
             throw new UnknownOperationException(target.Length == 0 ? "Missing X-Amz-Target header." : $"Unknown operation {target}.");
@@ -81,6 +81,12 @@ public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel
 
         var response = await handler(request, context, cancellationToken);
         return AwsJsonResult.Ok(response, requestId);
+    }
+
+    private ServiceModel? ModelOf(string target)
+    {
+        var dot = target.IndexOf('.');
+        return dot > 0 ? Array.Find(_models, m => target.AsSpan(0, dot).SequenceEqual(m.TargetPrefix)) : null;
     }
 
     private static JsonObject ParseBody(ReadOnlyMemory<byte> body)
