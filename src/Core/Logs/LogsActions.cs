@@ -1,5 +1,4 @@
 using System.Buffers.Text;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Serverless.Core.Api;
@@ -11,7 +10,7 @@ namespace Serverless.Core.Logs;
 /// streams, PutLogEvents, GetLogEvents, FilterLogEvents, retention and tags, as botocore's <c>logs</c>
 /// model and AWS's documentation define them. Timestamps are epoch milliseconds, as in the Logs API.
 /// </summary>
-public sealed class LogsActions(LogStore store, LogEventStore events, EcsOptions options, TimeProvider time) : IActionSource
+public sealed class LogsActions(LogStore store, LogEventStore events, LogIngest ingest, EcsOptions options, TimeProvider time) : IActionSource
 {
     public const string TargetPrefix = "Logs_20140328";
 
@@ -269,19 +268,12 @@ public sealed class LogsActions(LogStore store, LogEventStore events, EcsOptions
 
     // ---- events
 
-    /// <summary>
-    /// Checks the batch (<see cref="LogEventRules.Check"/>), widens the stream's time bounds first (so a
-    /// reader that trusts them never misses what follows), then stores the kept events as one or two chunks.
-    /// </summary>
     private async Task<JsonObject> PutLogEventsAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
-        var group = await store.GetGroupAsync(request.String("logGroupName")!, cancellationToken);
-        var stream = await store.GetStreamAsync(group, request.String("logStreamName")!, cancellationToken);
         var batch = request["logEvents"]!.AsArray()
             .Select(e => (e!["timestamp"]!.GetValue<long>(), e["message"]!.GetValue<string>()))
             .ToList();
-        var (rejected, start, end) = LogEventRules.Check(batch, now, group.RetentionInDays);
+        var rejected = await ingest.PutAsync(request.String("logGroupName")!, request.String("logStreamName")!, batch, cancellationToken);
 
         var response = new JsonObject();
         if (rejected.Any)
@@ -292,17 +284,6 @@ public sealed class LogsActions(LogStore store, LogEventStore events, EcsOptions
             if (rejected.ExpiredEndIndex is { } expired) info["expiredLogEventEndIndex"] = expired;
             response["rejectedLogEventsInfo"] = info;
         }
-        if (end <= start) return response;
-
-        var kept = batch.GetRange(start, end - start);
-        var ingested = now.ToUnixTimeMilliseconds();
-        for (var attempt = 1; LogEventRules.Widen(stream, kept[0].Item1, kept[^1].Item1, ingested) is { } widened; attempt++)
-        {
-            if (await store.TrySaveStreamAsync(group, widened, cancellationToken)) break;
-            if (attempt == 5) throw new ConcurrentUpdateException(stream.Name);
-            stream = await store.GetStreamAsync(group, stream.Name, cancellationToken);
-        }
-        await events.AppendAsync(stream.Id, LogChunk.Cut(kept, ingested, RandomNumberGenerator.GetInt32(1_000_000)), cancellationToken);
         return response;
     }
 

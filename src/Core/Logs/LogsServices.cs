@@ -12,6 +12,7 @@ public static class LogsServices
         services.AddSingleton(ServiceModel.Load("logs").WithMaxRequestBodyBytes(8 * 1024 * 1024));
         services.AddSingleton<LogStore>();
         services.AddSingleton<LogEventStore>();
+        services.AddSingleton<LogIngest>();
         services.AddSingleton<IActionSource, LogsActions>();
         services.AddSingleton<LogRetention>();
         return services;

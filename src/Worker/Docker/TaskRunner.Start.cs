@@ -218,6 +218,7 @@ public sealed partial class TaskRunner
         try
         {
             await _docker.Containers.StartContainerAsync(dockerId, new ContainerStartParameters(), _shutdown.Token);
+            _logs.Follow(dockerId, container.Plan.Parameters.Labels, container.Plan.Parameters.Tty == true, _shutdown.Token);
         }
         catch (DockerApiException e)
         {

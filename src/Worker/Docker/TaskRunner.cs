@@ -4,6 +4,7 @@ using Docker.DotNet;
 using Microsoft.Extensions.Logging;
 using Serverless.Core;
 using Serverless.Core.Tasks;
+using Serverless.Worker.Logs;
 using Serverless.Worker.Registration;
 using Serverless.Worker.Reporting;
 using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
@@ -36,6 +37,7 @@ public sealed partial class TaskRunner : IDisposable
     private readonly Arns _arns;
     private readonly TimeProvider _time;
     private readonly ILogger<TaskRunner> _logger;
+    private readonly AwsLogsShipper _logs;
 
     private readonly ConcurrentDictionary<string, ManagedTask> _tasks = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _finished = new(StringComparer.Ordinal);
@@ -44,8 +46,9 @@ public sealed partial class TaskRunner : IDisposable
 
     public TaskRunner(
         IDockerClient docker, ImagePuller images, TaskDefinitionCache definitions, TaskStore taskStore, TaskStateReporter reporter,
-        WorkerIdentity identity, WorkerOptions options, Arns arns, TimeProvider time, ILogger<TaskRunner> logger)
+        WorkerIdentity identity, WorkerOptions options, Arns arns, TimeProvider time, ILogger<TaskRunner> logger, AwsLogsShipper logs)
     {
+        _logs = logs;
         _docker = docker;
         _images = images;
         _definitions = definitions;
