@@ -27,6 +27,8 @@ public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel
         var requestId = Guid.NewGuid().ToString();
         var target = request.Headers["X-Amz-Target"].ToString();
         var action = target.Contains('.') ? target[(target.IndexOf('.') + 1)..] : target;
+        using var activity = Telemetry.Telemetry.Source.StartActivity(action.Length > 0 ? action : "(none)", ActivityKind.Server);
+        activity?.SetTag("rpc.system", "aws-api").SetTag("rpc.service", ModelOf(target)?.TargetPrefix).SetTag("rpc.method", action).SetTag("aws.request_id", requestId);
         AwsJsonResult result;
         try
         {
@@ -62,8 +64,14 @@ public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel
             result = AwsJsonResult.Error(500, "ServerException", "Internal server error.", requestId);
         }
 
+        var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         logger.LogInformation("{Action} {Status} {ElapsedMs:0.0} ms {RequestId}",
-            action.Length > 0 ? action : "(none)", result.StatusCode, Stopwatch.GetElapsedTime(started).TotalMilliseconds, requestId);
+            action.Length > 0 ? action : "(none)", result.StatusCode, elapsed, requestId);
+        activity?.SetTag("http.response.status_code", result.StatusCode);
+        if (result.StatusCode >= 500) activity?.SetStatus(ActivityStatusCode.Error);
+        var tags = new TagList { { "rpc.service", ModelOf(target)?.TargetPrefix ?? "" }, { "rpc.method", action }, { "http.response.status_code", result.StatusCode } };
+        Telemetry.Telemetry.Requests.Add(1, tags);
+        Telemetry.Telemetry.RequestDuration.Record(elapsed, tags);
         return result;
     }
 

@@ -2,6 +2,7 @@ using Docker.DotNet;
 using Docker.DotNet.Models;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Tasks;
+using Serverless.Core.Telemetry;
 using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Worker.Docker;
@@ -21,6 +22,10 @@ public sealed partial class TaskRunner
 
     private async Task RunStartSequenceAsync(ManagedTask task)
     {
+        // The start (pull, create, start) is one span in the trace of the command that asked for it.
+        using var activity = Telemetry.StartFrom(Telemetry.WorkerSource, "StartTask", task.TraceParent);
+        activity?.SetTag("ecs.task_arn", task.TaskArn);
+        if (activity is not null) lock (task.Gate) task.TraceParent = activity.Id;
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(task.Lifetime.Token, _shutdown.Token);
         var token = linked.Token;
         try
@@ -80,6 +85,7 @@ public sealed partial class TaskRunner
         catch (Exception e)
         {
             _logger.LogError(e, "Starting {TaskArn} failed", task.TaskArn);
+            Telemetry.TasksFailed.Add(1, new KeyValuePair<string, object?>("ecs.cluster", task.Cluster));
             BeginStop(task, TaskFailedToStart, $"CannotStartContainerError: {e.Message}", commanded: false);
         }
     }
@@ -326,6 +332,7 @@ public sealed partial class TaskRunner
             {
                 task.KnownStatus = CoreTaskStatus.Running;
                 task.StartedAt ??= Now();
+                Telemetry.TasksStarted.Add(1, new KeyValuePair<string, object?>("ecs.cluster", task.Cluster));
                 publish = counts = true;
             }
             else if (task.KnownStatus == CoreTaskStatus.Running)
