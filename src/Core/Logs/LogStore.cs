@@ -120,9 +120,10 @@ public sealed class LogStore(StorageClients storage)
         var groups = await storage.TableAsync(GroupsTable, cancellationToken);
         try
         {
-            await groups.DeleteEntityAsync(GroupsPartition, LogKeys.Group(group.Name), group.ETag, cancellationToken);
+            // Unconditional: a retention or tag change made meanwhile does not keep a deleted group.
+            await groups.DeleteEntityAsync(GroupsPartition, LogKeys.Group(group.Name), ETag.All, cancellationToken);
         }
-        catch (RequestFailedException e) when (e.Status is 404 or 412)
+        catch (RequestFailedException e) when (e.Status == 404)
         {
             throw GroupNotFound();
         }

@@ -415,8 +415,8 @@ public sealed class LogsActions(LogStore store, LogEventStore events, LogIngest 
             var response = new JsonObject
             {
                 ["events"] = page,
-                // Deprecated in AWS and always complete here: every searched stream was read to the end of the range or the page.
-                ["searchedLogStreams"] = streams.Select(s => (JsonNode?)new JsonObject { ["logStreamName"] = s.Name, ["searchedCompletely"] = true }).ToJsonArray(),
+                // Deprecated in AWS: complete unless the page filled before the end of the range.
+                ["searchedLogStreams"] = streams.Select(s => (JsonNode?)new JsonObject { ["logStreamName"] = s.Name, ["searchedCompletely"] = !more }).ToJsonArray(),
             };
             if (more) response["nextToken"] = Token(last!);
             return response;

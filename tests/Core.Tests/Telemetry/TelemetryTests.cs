@@ -65,6 +65,27 @@ public sealed class TelemetryTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_launched_tasks_Start_command_carries_the_trace_of_the_call_that_launched_it()
+    {
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == TestSource.Name,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+        };
+        ActivitySource.AddActivityListener(listener);
+        var world = new TaskWorld(azurite);
+        var definition = await world.InitializeAsync(_token);
+        var instance = await world.InstanceAsync(_token);
+
+        using (var call = TestSource.StartActivity("RunTask"))
+        {
+            Assert.Single((await world.Launcher.LaunchAsync(world.Launch(definition), _token)).Tasks);
+            var command = Assert.Single(await world.CommandsAsync(instance.Id, _token));
+            Assert.Equal(call!.Id, command.TraceParent);
+        }
+    }
+
+    [Fact]
     public async Task Applying_a_report_continues_the_trace_its_traceparent_names()
     {
         var spans = new List<Activity>();
