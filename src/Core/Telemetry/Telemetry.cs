@@ -24,6 +24,9 @@ public static class Telemetry
 
     public static readonly Histogram<double> RequestDuration = Meter.CreateHistogram<double>("api.duration", "ms", "API call latency");
 
+    /// <summary>Queue-message and timer invocations (a reconcile is one), by <c>faas.name</c>, <c>faas.trigger</c> and <c>outcome</c>.</summary>
+    public static readonly Histogram<double> InvocationDuration = Meter.CreateHistogram<double>("function.duration", "ms", "Queue and timer function runs");
+
     /// <summary>Tasks the worker started (RUNNING reached) and failed to start, by cluster.</summary>
     public static readonly Counter<long> TasksStarted = WorkerMeter.CreateCounter<long>("tasks.started", "{task}");
     public static readonly Counter<long> TasksFailed = WorkerMeter.CreateCounter<long>("tasks.failed", "{task}");
