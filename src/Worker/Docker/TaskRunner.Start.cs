@@ -221,14 +221,23 @@ public sealed partial class TaskRunner
         }
 
         cancellationToken.ThrowIfCancellationRequested();
-        try
+        // As Docker's awslogs driver does, the container does not start when its log stream cannot be made.
+        var failure = await _logs.PrepareAsync(dockerId, container.Plan.Parameters.Labels, _shutdown.Token);
+        if (failure is null)
         {
-            await _docker.Containers.StartContainerAsync(dockerId, new ContainerStartParameters(), _shutdown.Token);
-            _logs.Follow(dockerId, container.Plan.Parameters.Labels, container.Plan.Parameters.Tty == true, _shutdown.Token);
+            try
+            {
+                await _docker.Containers.StartContainerAsync(dockerId, new ContainerStartParameters(), _shutdown.Token);
+                _logs.Follow(dockerId, container.Plan.Parameters.Labels, container.Plan.Parameters.Tty == true, _shutdown.Token);
+            }
+            catch (DockerApiException e)
+            {
+                failure = ImagePuller.DaemonMessage(e);
+            }
         }
-        catch (DockerApiException e)
+        if (failure is not null)
         {
-            var reason = $"CannotStartContainerError: Error response from daemon: {ImagePuller.DaemonMessage(e)}";
+            var reason = $"CannotStartContainerError: Error response from daemon: {failure}";
             _logger.LogWarning("Could not start {ContainerName} of {TaskArn}: {Reason}", container.Name, task.TaskArn, reason);
             bool changed;
             lock (task.Gate)

@@ -28,6 +28,25 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogSt
 
     private readonly ConcurrentDictionary<string, Task> _shipping = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Before an awslogs container starts: makes its stream (and group, with <c>awslogs-create-group</c>).
+    /// Returns why it cannot, in the Docker driver's words, or null (also for containers without awslogs).
+    /// </summary>
+    public async Task<string?> PrepareAsync(string dockerId, IDictionary<string, string>? labels, CancellationToken cancellationToken)
+    {
+        if (AwsLogsConfig.FromLabels(labels) is not { } config) return null;
+        try
+        {
+            await ingest.EnsureStreamAsync(config.Group, config.StreamFor(dockerId), config.CreateGroup, cancellationToken);
+            return null;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            var error = e is EcsException aws ? $"{aws.ErrorType}: {aws.Message}" : e.Message;
+            return $"failed to initialize logging driver: failed to create Cloudwatch log stream: {error}";
+        }
+    }
+
     /// <summary>Starts shipping a container's output if its labels ask for awslogs; a second call for the same container does nothing.</summary>
     public void Follow(string dockerId, IDictionary<string, string>? labels, bool tty, CancellationToken stopping)
     {

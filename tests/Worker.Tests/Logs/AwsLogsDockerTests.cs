@@ -66,4 +66,18 @@ public sealed class AwsLogsDockerTests(WorkerFixture fixture, ITestOutputHelper 
         var messages = await MessagesAsync(second, "/ecs/restarted", $"web/app/{TaskRunner.TaskIdOf(start.TaskArn)}");
         Assert.Equal(Enumerable.Range(0, 150).Select(i => $"line-{i}"), messages);
     }
+
+    [Fact]
+    public async Task A_container_whose_log_group_does_not_exist_does_not_start_as_with_Dockers_driver()
+    {
+        await using var worker = await WorkerHarness.StartAsync(fixture, output);
+        var definition = await worker.RegisterAsync(Definition("nogroup", "echo never").Replace("\"awslogs-create-group\": \"true\"", "\"awslogs-create-group\": \"false\""));
+        var start = worker.StartCommand(definition);
+
+        await worker.Runner.StartAsync(start, redelivered: false, worker.Stopping);
+        var stopped = await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", worker.Stopping);
+
+        Assert.Equal("TaskFailedToStart", stopped.StopCode);
+        Assert.Contains("ResourceNotFoundException: The specified log group does not exist.", Assert.Single(stopped.Containers).Reason);
+    }
 }
