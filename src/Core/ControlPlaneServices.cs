@@ -6,6 +6,7 @@ using Serverless.Core.Api;
 using Serverless.Core.Api.Auth;
 using Serverless.Core.Clusters;
 using Serverless.Core.Deploy;
+using Serverless.Core.Logs;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Secrets;
 using Serverless.Core.Services;
@@ -77,6 +78,7 @@ public static class ControlPlaneServices
         services.AddSingleton<IActionSource, TagActions>();
         services.AddSingleton(ServiceModel.Ecs);
         services.AddSingleton(ServiceModel.AutoScaling);
+        services.AddLogs();
         services.AddSingleton<ActionRegistry>();
         services.AddSingleton<ApiEndpoint>();
         services.AddSecrets(configuration);

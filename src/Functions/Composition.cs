@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Serverless.Core;
+using Serverless.Core.Telemetry;
 
 namespace Serverless.Functions;
 
@@ -16,5 +17,6 @@ public static class Composition
         // All time comes from here, so tests can substitute a FakeTimeProvider.
         services.TryAddSingleton(TimeProvider.System);
         services.AddControlPlane(configuration);
+        services.AddTelemetry(configuration, "ecs-control-plane");
     }
 }

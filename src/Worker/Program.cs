@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Hosting;
+using Serverless.Core.Telemetry;
 using Serverless.Worker;
 
 // The worker: registers this Docker host with the control plane and runs the tasks placed on it.
@@ -6,4 +7,5 @@ using Serverless.Worker;
 // string, or AzureWebJobsStorage__* for a managed identity: StorageAccess).
 var builder = Host.CreateApplicationBuilder(args);
 builder.Services.AddWorker(builder.Configuration);
+builder.Services.AddTelemetry(builder.Configuration, "ecs-worker");
 await builder.Build().RunAsync();

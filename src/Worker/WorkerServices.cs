@@ -11,6 +11,7 @@ using Serverless.Core.TaskDefinitions;
 using Serverless.Core.Tasks;
 using Serverless.Worker.Commands;
 using Serverless.Worker.Docker;
+using Serverless.Worker.Logs;
 using Serverless.Worker.Registration;
 using Serverless.Worker.Reporting;
 using Serverless.Worker.Secrets;
@@ -69,6 +70,7 @@ public static class WorkerServices
         services.AddSingleton<TaskStateReporter>();
         services.AddSingleton<ImagePuller>();
         services.AddSingleton<TaskRunner>();
+        services.AddWorkerLogs();
         services.AddSingleton<DockerEventWatcher>();
         services.AddSingleton<TaskAdoption>();
         services.AddSingleton<InstanceRegistration>();

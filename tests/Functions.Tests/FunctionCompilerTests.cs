@@ -1,6 +1,9 @@
 using Azure.Storage.Queues.Models;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 using Serverless.Functions.Standalone;
 
 namespace Serverless.Functions.Tests;
@@ -35,6 +38,30 @@ public sealed class FunctionCompilerTests
 
     private static QueueMessage Message(string body, long dequeueCount = 1)
         => QueuesModelFactory.QueueMessage("id-1", "receipt", body, dequeueCount);
+
+    [Fact]
+    public async Task A_queue_message_is_a_consumer_span_and_a_timed_invocation_with_its_outcome()
+    {
+        var spans = new List<System.Diagnostics.Activity>();
+        var metrics = new List<Metric>();
+        using var tracer = Sdk.CreateTracerProviderBuilder().AddSource(Core.Telemetry.Telemetry.ControlPlane).AddInMemoryExporter(spans).Build();
+        using var meter = Sdk.CreateMeterProviderBuilder().AddMeter(Core.Telemetry.Telemetry.ControlPlane).AddInMemoryExporter(metrics).Build();
+        var function = Queue(nameof(TestFunctions.Text));
+
+        await InvokeAsync(function, function.ConvertQueueMessage(Message("raw"), BinaryData.FromString("decoded")));
+        tracer!.ForceFlush();
+        meter!.ForceFlush();
+
+        Assert.Contains(spans, s => s.DisplayName == function.Name && s.Kind == System.Diagnostics.ActivityKind.Consumer);
+        var outcomes = new List<string>();
+        foreach (var point in metrics.Single(m => m.Name == "function.duration").GetMetricPoints())
+        {
+            var tags = new Dictionary<string, object?>();
+            foreach (var tag in point.Tags) tags[tag.Key] = tag.Value;
+            if ((string?)tags["faas.name"] == function.Name) outcomes.Add((string)tags["outcome"]!);
+        }
+        Assert.Equal(["success"], outcomes);
+    }
 
     [Fact]
     public async Task A_queue_function_taking_a_string_receives_the_body()

@@ -27,10 +27,12 @@ public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel
         var requestId = Guid.NewGuid().ToString();
         var target = request.Headers["X-Amz-Target"].ToString();
         var action = target.Contains('.') ? target[(target.IndexOf('.') + 1)..] : target;
+        using var activity = Telemetry.Telemetry.Source.StartActivity(action.Length > 0 ? action : "(none)", ActivityKind.Server);
+        activity?.SetTag("rpc.system", "aws-api").SetTag("rpc.service", ModelOf(target)?.TargetPrefix).SetTag("rpc.method", action).SetTag("aws.request_id", requestId);
         AwsJsonResult result;
         try
         {
-            var body = await ReadBodyAsync(request, options.MaxRequestBodyBytes, cancellationToken);
+            var body = await ReadBodyAsync(request, ModelOf(target)?.MaxRequestBodyBytes ?? options.MaxRequestBodyBytes, cancellationToken);
             var caller = verifier.Verify(ToSignedRequest(request, body));
             result = await DispatchAsync(target, body, new RequestContext(caller), requestId, cancellationToken);
         }
@@ -62,15 +64,21 @@ public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel
             result = AwsJsonResult.Error(500, "ServerException", "Internal server error.", requestId);
         }
 
+        var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         logger.LogInformation("{Action} {Status} {ElapsedMs:0.0} ms {RequestId}",
-            action.Length > 0 ? action : "(none)", result.StatusCode, Stopwatch.GetElapsedTime(started).TotalMilliseconds, requestId);
+            action.Length > 0 ? action : "(none)", result.StatusCode, elapsed, requestId);
+        activity?.SetTag("http.response.status_code", result.StatusCode);
+        if (result.StatusCode >= 500) activity?.SetStatus(ActivityStatusCode.Error);
+        var tags = new TagList { { "rpc.service", ModelOf(target)?.TargetPrefix ?? "" }, { "rpc.method", action }, { "http.response.status_code", result.StatusCode } };
+        Telemetry.Telemetry.Requests.Add(1, tags);
+        Telemetry.Telemetry.RequestDuration.Record(elapsed, tags);
         return result;
     }
 
     private async Task<AwsJsonResult> DispatchAsync(string target, ReadOnlyMemory<byte> body, RequestContext context, string requestId, CancellationToken cancellationToken)
     {
         var dot = target.IndexOf('.');
-        var model = dot > 0 ? Array.Find(_models, m => target.AsSpan(0, dot).SequenceEqual(m.TargetPrefix)) : null;
+        var model = ModelOf(target);
         var operation = dot > 0 ? target[(dot + 1)..] : "";
         if (model is null || !model.HasOperation(operation) || !actions.TryGet(target, out var handler))
             throw new UnknownOperationException(target.Length == 0 ? "Missing X-Amz-Target header." : $"Unknown operation {target}.");
@@ -81,6 +89,12 @@ public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel
 
         var response = await handler(request, context, cancellationToken);
         return AwsJsonResult.Ok(response, requestId);
+    }
+
+    private ServiceModel? ModelOf(string target)
+    {
+        var dot = target.IndexOf('.');
+        return dot > 0 ? Array.Find(_models, m => target.AsSpan(0, dot).SequenceEqual(m.TargetPrefix)) : null;
     }
 
     private static JsonObject ParseBody(ReadOnlyMemory<byte> body)

@@ -57,6 +57,15 @@ public sealed class ServiceModel
 
     public string TargetPrefix { get; }
 
+    /// <summary>
+    /// The largest request body this service takes, when its own limits need more than
+    /// <see cref="EcsOptions.MaxRequestBodyBytes"/> (a PutLogEvents batch of 1 MiB of messages is more JSON).
+    /// </summary>
+    public int? MaxRequestBodyBytes { get; private init; }
+
+    public ServiceModel WithMaxRequestBodyBytes(int bytes)
+        => new(TargetPrefix, _shapes, _inputs) { MaxRequestBodyBytes = bytes };
+
     private ServiceModel(string targetPrefix, FrozenDictionary<string, Shape> shapes, FrozenDictionary<string, string?> inputs)
     {
         TargetPrefix = targetPrefix;

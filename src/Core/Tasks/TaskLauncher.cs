@@ -277,6 +277,7 @@ public sealed class TaskLauncher(
                 StartedBy = task.StartedBy,
                 Group = task.Group,
                 ReportWake = wake.Endpoint,
+                TraceParent = Telemetry.Telemetry.TraceParent,
             }, cancellationToken);
             return task;
         }

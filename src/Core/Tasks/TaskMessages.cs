@@ -81,6 +81,9 @@ public sealed record TaskCommand
     /// (<see cref="Storage.QueueWake"/>), so the worker can have its reports picked up at once; null when it takes none.
     /// </summary>
     public string? ReportWake { get; init; }
+
+    /// <summary>The W3C <c>traceparent</c> of the call that sent it, so the worker's work joins that trace.</summary>
+    public string? TraceParent { get; init; }
 }
 
 /// <summary>
@@ -114,6 +117,9 @@ public sealed record TaskStateChange
 
     /// <summary>When the worker observed this state; orders reports of the same status.</summary>
     public DateTimeOffset ObservedAt { get; init; }
+
+    /// <summary>The W3C <c>traceparent</c> of the worker's start of the task, so applying the report joins its trace.</summary>
+    public string? TraceParent { get; init; }
 }
 
 public sealed record ContainerStateChange

@@ -46,8 +46,13 @@ public sealed class TaskStateApplier(
             }))).SelectMany(r => r).ToList();
 
         foreach (var (task, change) in applied)
+        {
+            // One span per applied report, in the trace of the worker's start (and so of the API call).
+            using var activity = Telemetry.Telemetry.StartFrom(Telemetry.Telemetry.Source, "ApplyTaskState", change.TraceParent);
+            activity?.SetTag("ecs.task_arn", change.TaskArn).SetTag("ecs.last_status", task.LastStatus);
             logger.LogInformation("{TaskArn} is {LastStatus} (desired {DesiredStatus}), reported {ReportedStatus}",
                 change.TaskArn, task.LastStatus, task.DesiredStatus, change.LastStatus);
+        }
         await Task.WhenAll(applied.Where(a => a.Task.IsStopped)
             .GroupBy(a => (a.Task.Cluster, a.Task.ContainerInstanceId))
             .Select(g => instances.ReleaseAsync(g.Key.Cluster, g.Key.ContainerInstanceId, g.Select(a => a.Task.Id).ToList(), cancellationToken)));

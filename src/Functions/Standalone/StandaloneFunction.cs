@@ -1,6 +1,8 @@
+using System.Diagnostics;
 using System.Reflection;
 using Azure.Storage.Queues.Models;
 using Microsoft.Azure.Functions.Worker;
+using Serverless.Core.Telemetry;
 
 namespace Serverless.Functions.Standalone;
 
@@ -56,8 +58,33 @@ public sealed class StandaloneFunction
 
     internal FunctionDefinition Definition { get; }
 
-    /// <summary>Runs the function once. Exceptions thrown by the function propagate unchanged.</summary>
-    public ValueTask<object?> InvokeAsync(StandaloneInvocation invocation) => _invoker(invocation);
+    /// <summary>
+    /// Runs the function once. Exceptions thrown by the function propagate unchanged. A queue message or a
+    /// timer run is a span of its own, timed with its outcome (an HTTP call is the API's span).
+    /// </summary>
+    public async ValueTask<object?> InvokeAsync(StandaloneInvocation invocation)
+    {
+        if (Kind == TriggerKind.Http) return await _invoker(invocation);
+        using var activity = Telemetry.Source.StartActivity(Name, Kind == TriggerKind.Queue ? ActivityKind.Consumer : ActivityKind.Internal);
+        activity?.SetTag("faas.trigger", Kind == TriggerKind.Queue ? "pubsub" : "timer");
+        var started = Stopwatch.GetTimestamp();
+        var outcome = "success";
+        try
+        {
+            return await _invoker(invocation);
+        }
+        catch
+        {
+            outcome = "failure";
+            activity?.SetStatus(ActivityStatusCode.Error);
+            throw;
+        }
+        finally
+        {
+            Telemetry.InvocationDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds,
+                new("faas.name", Name), new("faas.trigger", Kind.ToString()), new("outcome", outcome));
+        }
+    }
 
     /// <summary>Turns a received message (with its body already decoded) into the trigger parameter's value.</summary>
     public object? ConvertQueueMessage(QueueMessage message, BinaryData body)

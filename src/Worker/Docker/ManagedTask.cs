@@ -45,6 +45,9 @@ internal sealed class ManagedTask
     public string? StopCode { get; set; }
     public string? StoppedReason { get; set; }
 
+    /// <summary>The <c>traceparent</c> its reports carry: the worker's start of the task, in the trace of the command.</summary>
+    public string? TraceParent { get; set; }
+
     public TaskReportState Reports { get; } = new();
 
     /// <summary>Cancelled when the task starts stopping: whatever still waits to start gives up.</summary>
@@ -89,6 +92,7 @@ internal sealed class ManagedTask
         HealthStatus = TaskStatusRules.TaskHealth(States()),
         Containers = Containers.Select(c => c.Report()).ToList(),
         ObservedAt = now,
+        TraceParent = TraceParent,
     };
 }
 

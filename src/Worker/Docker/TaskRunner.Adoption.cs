@@ -52,6 +52,8 @@ public sealed partial class TaskRunner
                 }
                 container.MarkCreated(entry.ID);
                 adopted.Add(container);
+                // A restarted worker goes on shipping from after the last line stored.
+                _logs.Follow(entry.ID, entry.Labels, container.Plan.Parameters.Tty == true, _shutdown.Token);
             }
         }
         foreach (var container in adopted) await RefreshAsync(task, container, cancellationToken);
@@ -100,6 +102,7 @@ public sealed partial class TaskRunner
         {
             foreach (var (entry, plan) in plans) task.Container(plan.Name)!.MarkCreated(entry.ID);
         }
+        foreach (var (entry, _) in plans) _logs.Follow(entry.ID, entry.Labels, tty: false, _shutdown.Token);
         // Not awaited: adoption goes on with the next task while this one's containers stop (each
         // is read from Docker first, so one that exited meanwhile keeps its exit code).
         BeginStop(task, stopCode, reason, commanded: false, report);

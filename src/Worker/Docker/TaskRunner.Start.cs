@@ -2,6 +2,7 @@ using Docker.DotNet;
 using Docker.DotNet.Models;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Tasks;
+using Serverless.Core.Telemetry;
 using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Worker.Docker;
@@ -21,6 +22,10 @@ public sealed partial class TaskRunner
 
     private async Task RunStartSequenceAsync(ManagedTask task)
     {
+        // The start (pull, create, start) is one span in the trace of the command that asked for it.
+        using var activity = Telemetry.StartFrom(Telemetry.WorkerSource, "StartTask", task.TraceParent);
+        activity?.SetTag("ecs.task_arn", task.TaskArn);
+        if (activity is not null) lock (task.Gate) task.TraceParent = activity.Id;
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(task.Lifetime.Token, _shutdown.Token);
         var token = linked.Token;
         try
@@ -94,6 +99,7 @@ public sealed partial class TaskRunner
         catch (Exception e)
         {
             _logger.LogError(e, "Starting {TaskArn} failed", task.TaskArn);
+            Telemetry.TasksFailed.Add(1, new KeyValuePair<string, object?>("ecs.cluster", task.Cluster));
             BeginStop(task, TaskFailedToStart, $"CannotStartContainerError: {e.Message}", commanded: false);
         }
     }
@@ -229,13 +235,23 @@ public sealed partial class TaskRunner
         }
 
         cancellationToken.ThrowIfCancellationRequested();
-        try
+        // As Docker's awslogs driver does, the container does not start when its log stream cannot be made.
+        var failure = await _logs.PrepareAsync(dockerId, container.Plan.Parameters.Labels, _shutdown.Token);
+        if (failure is null)
         {
-            await _docker.Containers.StartContainerAsync(dockerId, new ContainerStartParameters(), _shutdown.Token);
+            try
+            {
+                await _docker.Containers.StartContainerAsync(dockerId, new ContainerStartParameters(), _shutdown.Token);
+                _logs.Follow(dockerId, container.Plan.Parameters.Labels, container.Plan.Parameters.Tty == true, _shutdown.Token);
+            }
+            catch (DockerApiException e)
+            {
+                failure = ImagePuller.DaemonMessage(e);
+            }
         }
-        catch (DockerApiException e)
+        if (failure is not null)
         {
-            var reason = $"CannotStartContainerError: Error response from daemon: {ImagePuller.DaemonMessage(e)}";
+            var reason = $"CannotStartContainerError: Error response from daemon: {failure}";
             _logger.LogWarning("Could not start {ContainerName} of {TaskArn}: {Reason}", container.Name, task.TaskArn, reason);
             bool changed;
             lock (task.Gate)
@@ -339,6 +355,7 @@ public sealed partial class TaskRunner
             {
                 task.KnownStatus = CoreTaskStatus.Running;
                 task.StartedAt ??= Now();
+                Telemetry.TasksStarted.Add(1, new KeyValuePair<string, object?>("ecs.cluster", task.Cluster));
                 publish = counts = true;
             }
             else if (task.KnownStatus == CoreTaskStatus.Running)

@@ -206,6 +206,8 @@ public sealed partial class TaskRunner
     {
         if (_options.TaskCleanupWaitSeconds > 0)
             await Task.Delay(TimeSpan.FromSeconds(_options.TaskCleanupWaitSeconds), _time, cancellationToken);
+        // Every line is stored before the container (and Docker's copy of its output) is removed.
+        await _logs.DrainAsync(task.Containers.Select(c => c.DockerId).OfType<string>(), TimeSpan.FromSeconds(30), cancellationToken);
         foreach (var dockerId in task.Containers.Select(c => c.DockerId).OfType<string>().Concat(strays))
         {
             try

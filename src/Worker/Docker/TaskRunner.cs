@@ -4,6 +4,7 @@ using Docker.DotNet;
 using Microsoft.Extensions.Logging;
 using Serverless.Core;
 using Serverless.Core.Tasks;
+using Serverless.Worker.Logs;
 using Serverless.Worker.Registration;
 using Serverless.Worker.Reporting;
 using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
@@ -37,6 +38,7 @@ public sealed partial class TaskRunner : IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger<TaskRunner> _logger;
     private readonly Secrets.TaskSecretsReceiver _secrets;
+    private readonly AwsLogsShipper _logs;
 
     private readonly ConcurrentDictionary<string, ManagedTask> _tasks = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _finished = new(StringComparer.Ordinal);
@@ -45,9 +47,11 @@ public sealed partial class TaskRunner : IDisposable
 
     public TaskRunner(
         IDockerClient docker, ImagePuller images, TaskDefinitionCache definitions, TaskStore taskStore, TaskStateReporter reporter,
-        WorkerIdentity identity, WorkerOptions options, Arns arns, TimeProvider time, ILogger<TaskRunner> logger, Secrets.TaskSecretsReceiver secrets)
+        WorkerIdentity identity, WorkerOptions options, Arns arns, TimeProvider time, ILogger<TaskRunner> logger,
+        Secrets.TaskSecretsReceiver secrets, AwsLogsShipper logs)
     {
         _secrets = secrets;
+        _logs = logs;
         _docker = docker;
         _images = images;
         _definitions = definitions;
@@ -112,7 +116,7 @@ public sealed partial class TaskRunner : IDisposable
         }
 
         var plan = await planning;
-        var task = new ManagedTask(command.Cluster, command.TaskArn, plan);
+        var task = new ManagedTask(command.Cluster, command.TaskArn, plan) { TraceParent = command.TraceParent };
         if (!Admit(task, out var existing))
         {
             if (existing is not null) await existing.Reports.FirstReported.WaitAsync(cancellationToken);

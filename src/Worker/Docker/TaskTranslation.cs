@@ -171,6 +171,7 @@ public static class TaskTranslation
             Healthcheck = HealthCheck(definition["healthCheck"] as JsonObject),
             HostConfig = host,
         };
+        Logs.AwsLogsConfig.AddLabel(definition, context.TaskArn, name, parameters.Labels);
 
         var mappings = PortMappings(definition, networkMode);
         if (networkMode != "none" && mappings.Count > 0)
@@ -217,7 +218,7 @@ public static class TaskTranslation
         }).ToList().NullIfEmpty();
 
         if (definition["logConfiguration"] is JsonObject log)
-            host.LogConfig = new LogConfig { Type = log["logDriver"]!.GetValue<string>(), Config = StringMap(log["options"]) };
+            host.LogConfig = Logs.AwsLogsConfig.DockerLogConfig(log) ?? new LogConfig { Type = log["logDriver"]!.GetValue<string>(), Config = StringMap(log["options"]) };
 
         var sysctls = (definition["systemControls"] as JsonArray ?? [])
             .ToDictionary(s => s!["namespace"]!.GetValue<string>(), s => s!["value"]!.GetValue<string>());

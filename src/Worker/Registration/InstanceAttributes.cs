@@ -23,7 +23,7 @@ public static class InstanceAttributes
     private static readonly Version FirstKnownApiVersion = new(1, 17);
 
     /// <summary>Logging drivers advertised (ECS_AVAILABLE_LOGGING_DRIVERS' default).</summary>
-    public static readonly IReadOnlyList<string> LoggingDrivers = ["json-file", "none"];
+    public static readonly IReadOnlyList<string> LoggingDrivers = ["json-file", "none", "awslogs"];
 
     public static IReadOnlyList<InstanceAttribute> Build(
         WorkerOptions options, string cpuArchitecture, string dockerMinApiVersion, string dockerApiVersion)

@@ -1,0 +1,50 @@
+using System.Text;
+using Serverless.Worker.Logs;
+
+namespace Serverless.Worker.Tests.Logs;
+
+public sealed class DockerLogParserTests
+{
+    [Fact]
+    public void Lines_split_across_reads_come_out_whole_with_Dockers_time_in_milliseconds()
+    {
+        var parser = new DockerLogParser();
+        var first = parser.Feed(1, Encoding.UTF8.GetBytes("2026-12-02T12:00:00.123456789Z hel"));
+        var rest = parser.Feed(1, Encoding.UTF8.GetBytes("lo\n2026-12-02T12:00:01.5Z \n2026-12-02T12:00:02.000000000Z bye\n"));
+
+        Assert.Empty(first);
+        var expected = new DateTimeOffset(2026, 12, 2, 12, 0, 0, TimeSpan.Zero).ToUnixTimeMilliseconds();
+        Assert.Equal([(expected + 123, "hello"), (expected + 2000, "bye")], rest);
+    }
+
+    [Fact]
+    public void Stdout_and_stderr_are_assembled_apart()
+    {
+        var parser = new DockerLogParser();
+        Assert.Empty(parser.Feed(1, "2026-12-02T12:00:00.000Z out"u8));
+        Assert.Equal("err", Assert.Single(parser.Feed(2, "2026-12-02T12:00:00.001Z err\n"u8)).Message);
+        Assert.Equal("out", Assert.Single(parser.Feed(1, "\n"u8)).Message);
+    }
+
+    [Fact]
+    public void A_huge_line_of_binary_garbage_becomes_events_CloudWatch_Logs_takes()
+    {
+        var parser = new DockerLogParser();
+        var garbage = new byte[3 * 1024 * 1024];
+        new Random(7).NextBytes(garbage);
+        for (var i = 0; i < garbage.Length; i++) if (garbage[i] == (byte)'\n') garbage[i] = 0xFF;
+
+        var events = parser.Feed(1, "2026-12-02T12:00:00.000Z "u8).Concat(parser.Feed(1, garbage)).Concat(parser.Feed(1, "\n"u8)).ToList();
+
+        Assert.True(events.Count >= 12);
+        Assert.All(events, e => Assert.InRange(Encoding.UTF8.GetByteCount(e.Message), 1, DockerLogParser.MaxEventBytes));
+    }
+
+    [Fact]
+    public void A_datetime_format_becomes_the_pattern_that_starts_an_event()
+    {
+        var regex = new System.Text.RegularExpressions.Regex("^" + AwsLogsConfig.DatetimeRegex("%Y-%m-%d %H:%M:%S"));
+        Assert.Matches(regex, "2026-12-02 12:00:00 started");
+        Assert.DoesNotMatch(regex, "  at frame");
+    }
+}
