@@ -5,6 +5,7 @@ using Serverless.Core.AccountSettings;
 using Serverless.Core.Api;
 using Serverless.Core.Api.Auth;
 using Serverless.Core.Clusters;
+using Serverless.Core.Metrics;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Services;
 using Serverless.Core.ContainerInstances;
@@ -77,6 +78,7 @@ public static class ControlPlaneServices
         services.AddSingleton(ServiceModel.AutoScaling);
         services.AddSingleton<ActionRegistry>();
         services.AddSingleton<ApiEndpoint>();
+        services.AddMetrics(configuration);
         return services;
     }
 }

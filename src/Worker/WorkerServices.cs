@@ -11,6 +11,7 @@ using Serverless.Core.TaskDefinitions;
 using Serverless.Core.Tasks;
 using Serverless.Worker.Commands;
 using Serverless.Worker.Docker;
+using Serverless.Worker.Metrics;
 using Serverless.Worker.Registration;
 using Serverless.Worker.Reporting;
 
@@ -73,6 +74,7 @@ public static class WorkerServices
         services.AddSingleton<InstanceRegistration>();
         services.AddSingleton<Heartbeat>();
         services.AddSingleton<CommandLoop>();
+        services.AddTaskMetrics(runAsHostedService);
         if (runAsHostedService) services.AddHostedService<WorkerService>();
         return services;
     }
