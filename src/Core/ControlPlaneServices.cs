@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Serverless.Core.AccountSettings;
 using Serverless.Core.Api;
+using Serverless.Core.AutoScaling;
 using Serverless.Core.Api.Auth;
 using Serverless.Core.Clusters;
 using Serverless.Core.Metrics;
@@ -79,6 +80,7 @@ public static class ControlPlaneServices
         services.AddSingleton<ActionRegistry>();
         services.AddSingleton<ApiEndpoint>();
         services.AddMetrics(configuration);
+        services.AddAutoScaling(configuration);
         return services;
     }
 }
