@@ -58,7 +58,8 @@ public sealed class ScalingEvaluator(
         if (service is not { Status: ServiceRecord.Active }) return;
         var now = time.GetUtcNow();
         var period = options.MetricPeriodSeconds;
-        var periods = TargetTracking.LowDatapoints + 1;
+        // Twice the longest alarm's datapoints: with missing data an alarm looks further back for its N datapoints.
+        var periods = 2 * TargetTracking.LowDatapoints + 1;
         var end = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds() / period * period);
         var start = end.AddSeconds(-periods * period);
 
@@ -70,6 +71,7 @@ public sealed class ScalingEvaluator(
             foreach (var policy in policies)
             {
                 var values = Values(MetricStatistics.Datapoints(rows, AutoScalingActions.MetricOf(policy), start, end, period), start, period, periods);
+                logger.LogDebug("{ResourceId} policy {Policy}: {Rows} rows, values {Values}", target.ResourceId, policy.Name, rows.Count, string.Join(' ', values.Select(v => v?.ToString("0.#", System.Globalization.CultureInfo.InvariantCulture) ?? "-")));
                 wants.Add(TargetTracking.Want(policy.Name, policy.HighAlarmName, policy.LowAlarmName, policy.TargetValue, policy.DisableScaleIn,
                     values, running > 0 ? running : service.DesiredCount));
             }

@@ -20,18 +20,19 @@ public static class TargetTracking
     public const double LowFraction = 0.9;
 
     /// <summary>
-    /// An alarm over the last <paramref name="datapoints"/> periods, all of which must breach (M of N with
-    /// M = N). Missing data is treated as missing, CloudWatch's default: with no datapoint at all the
-    /// state is INSUFFICIENT_DATA; otherwise the periods present decide, and any present one that does not
-    /// breach makes it OK. An alarm needs its N datapoints before it can be ALARM.
+    /// An alarm of N datapoints out of N (<paramref name="datapoints"/>). Missing data is treated as
+    /// missing, CloudWatch's default: periods without a datapoint are skipped and the alarm looks further
+    /// back for its N datapoints within what it was given. With no datapoint at all the state is
+    /// INSUFFICIENT_DATA; a non-breaching datapoint among the newest N makes it OK; it is ALARM only with
+    /// N datapoints, all breaching.
     /// </summary>
     public static AlarmState Evaluate(IReadOnlyList<double?> values, int datapoints, Func<double, bool> breaching)
     {
-        var window = values.Skip(Math.Max(0, values.Count - datapoints)).ToList();
-        var present = window.Where(v => v is not null).Select(v => v!.Value).ToList();
-        if (present.Count == 0) return AlarmState.InsufficientData;
-        if (present.Any(v => !breaching(v))) return AlarmState.Ok;
-        return present.Count >= datapoints ? AlarmState.Alarm : AlarmState.InsufficientData;
+        var present = values.Where(v => v is not null).Select(v => v!.Value).ToList();
+        var newest = present.Skip(Math.Max(0, present.Count - datapoints)).ToList();
+        if (newest.Count == 0) return AlarmState.InsufficientData;
+        if (newest.Any(v => !breaching(v))) return AlarmState.Ok;
+        return newest.Count >= datapoints ? AlarmState.Alarm : AlarmState.InsufficientData;
     }
 
     public static AlarmState High(IReadOnlyList<double?> values, double target) => Evaluate(values, HighDatapoints, v => v > target);

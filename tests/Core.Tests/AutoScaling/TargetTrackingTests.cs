@@ -29,11 +29,14 @@ public sealed class TargetTrackingTests
     }
 
     [Fact]
-    public void Missing_periods_are_missing_not_breaching()
+    public void Missing_periods_are_missing_so_the_alarm_looks_further_back_for_its_datapoints()
     {
         Assert.Equal(AlarmState.InsufficientData, TargetTracking.High(Values(null, null, null), 50));
         Assert.Equal(AlarmState.InsufficientData, TargetTracking.High(Values(80, null, 80), 50));
+        Assert.Equal(AlarmState.Alarm, TargetTracking.High(Values(80, null, 80, null, 80, null), 50));
+        Assert.Equal(AlarmState.Alarm, TargetTracking.High(Values(10, 80, null, 80, null, 80), 50));   // 10 is older than the newest 3
         Assert.Equal(AlarmState.Ok, TargetTracking.High(Values(null, 10, null), 50));
+        Assert.Equal(AlarmState.Ok, TargetTracking.High(Values(80, 80, 10, null), 50));
     }
 
     [Theory]
