@@ -21,6 +21,10 @@ public sealed class AutoScalingActions(AutoScalingStore store, ServiceStore serv
         ["ECSServiceAverageMemoryUtilization"] = Metrics.EcsUtilization.MemoryUtilization,
     };
 
+    /// <summary>The role Application Auto Scaling uses for ECS when none is given (its service-linked role).</summary>
+    private string ServiceLinkedRole
+        => $"arn:aws:iam::{options.AccountId}:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService";
+
     public static string MetricOf(ScalingPolicyRecord policy) => PredefinedMetrics[policy.MetricType];
 
     public void MapActions(ActionRegistry registry)
@@ -53,13 +57,13 @@ public sealed class AutoScalingActions(AutoScalingStore store, ServiceStore serv
                 Cluster = cluster,
                 Service = service,
                 Arn = $"arn:aws:application-autoscaling:{options.Region}:{options.AccountId}:scalable-target/0ec{Guid.NewGuid():N}",
-                RoleArn = request.String("RoleARN") ?? $"arn:aws:iam::{options.AccountId}:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService",
+                RoleArn = ServiceLinkedRole,
                 CreatedAt = time.GetUtcNow(),
             }) with
             {
                 MinCapacity = min ?? current!.MinCapacity,
                 MaxCapacity = max ?? current!.MaxCapacity,
-                RoleArn = request.String("RoleARN") ?? current?.RoleArn ?? $"arn:aws:iam::{options.AccountId}:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService",
+                RoleArn = request.String("RoleARN") ?? current?.RoleArn ?? ServiceLinkedRole,
                 DynamicScalingInSuspended = suspended?["DynamicScalingInSuspended"]?.GetValue<bool>() ?? current?.DynamicScalingInSuspended ?? false,
                 DynamicScalingOutSuspended = suspended?["DynamicScalingOutSuspended"]?.GetValue<bool>() ?? current?.DynamicScalingOutSuspended ?? false,
                 ScheduledScalingSuspended = suspended?["ScheduledScalingSuspended"]?.GetValue<bool>() ?? current?.ScheduledScalingSuspended ?? false,

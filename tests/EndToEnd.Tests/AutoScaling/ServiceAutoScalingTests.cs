@@ -76,6 +76,24 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
             "--dimensions", "Name=ClusterName,Value=" + cluster, "Name=ServiceName,Value=web", "--start-time", start, "--end-time", end,
             "--period", "60", "--statistics", "Maximum"])).Json["Datapoints"]!.AsArray();
         Assert.Contains(datapoints, d => d!["Maximum"]!.GetValue<double>() > 50);
+        Assert.All(datapoints, d => Assert.Equal("Percent", d!["Unit"]!.GetValue<string>()));
+        var data = (await plane.AwsAsync(["cloudwatch", "get-metric-data", "--start-time", start, "--end-time", end, "--metric-data-queries",
+            $$$"""[{"Id":"cpu","MetricStat":{"Metric":{"Namespace":"AWS/ECS","MetricName":"CPUUtilization","Dimensions":[{"Name":"ClusterName","Value":"{{{cluster}}}"},{"Name":"ServiceName","Value":"web"}]},"Period":60,"Stat":"Maximum"}}]"""])).Json;
+        var result = data["MetricDataResults"]![0]!;
+        Assert.Equal("Complete", result["StatusCode"]!.GetValue<string>());
+        Assert.Contains(result["Values"]!.AsArray(), v => v!.GetValue<double>() > 50);
+        Assert.Equal(result["Values"]!.AsArray().Count, result["Timestamps"]!.AsArray().Count);
+        // 256 of the worker's 2048 registered units per task: the cluster's reservation is 12.5 % a task.
+        var reservation = (await plane.AwsAsync(["cloudwatch", "get-metric-statistics", "--namespace", "AWS/ECS", "--metric-name", "CPUReservation",
+            "--dimensions", "Name=ClusterName,Value=" + cluster, "--start-time", start, "--end-time", end, "--period", "60", "--statistics", "Minimum"])).Json;
+        Assert.Contains(reservation["Datapoints"]!.AsArray(), d => Math.Abs(d!["Minimum"]!.GetValue<double>() - 12.5) < 1e-6);
+        var listed = (await plane.AwsAsync(["cloudwatch", "list-metrics", "--namespace", "AWS/ECS", "--dimensions", "Name=ClusterName,Value=" + cluster])).Json["Metrics"]!.AsArray();
+        Assert.Contains(listed, m => m!["MetricName"]!.GetValue<string>() == "MemoryUtilization" && m["Dimensions"]!.AsArray().Count == 2);
+        Assert.Contains(listed, m => m!["MetricName"]!.GetValue<string>() == "CPUReservation" && m["Dimensions"]!.AsArray().Count == 1);
+        var bad = await plane.AwsAsync(["cloudwatch", "get-metric-statistics", "--namespace", "AWS/ECS", "--metric-name", "CPUUtilization",
+            "--start-time", start, "--end-time", end, "--period", "61", "--statistics", "Average"]);
+        Assert.NotEqual(0, bad.ExitCode);
+        Assert.Contains("InvalidParameterValue", bad.Stderr);
 
         // The load ends at busyUntil; 15 datapoints below 45 % later the service is back at its minimum.
         await WaitForDesiredAsync(cluster, d => d == 1, TimeSpan.FromSeconds(90));
