@@ -3,10 +3,12 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Serverless.Core.AccountSettings;
 using Serverless.Core.Api;
+using Serverless.Core.AutoScaling;
 using Serverless.Core.Api.Auth;
 using Serverless.Core.Clusters;
 using Serverless.Core.Deploy;
 using Serverless.Core.Logs;
+using Serverless.Core.Metrics;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Secrets;
 using Serverless.Core.Services;
@@ -83,6 +85,8 @@ public static class ControlPlaneServices
         services.AddSingleton<ApiEndpoint>();
         services.AddSecrets(configuration);
         services.AddDeploy(configuration);
+        services.AddMetrics(configuration);
+        services.AddAutoScaling(configuration);
         return services;
     }
 }

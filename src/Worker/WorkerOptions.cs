@@ -85,6 +85,12 @@ public sealed class WorkerOptions
     /// <summary>Longest pause between polls of an idle command queue.</summary>
     public int CommandPollMaxDelayMilliseconds { get; set; } = 2000;
 
+    /// <summary>Seconds between two readings of the tasks' Docker stats (the ECS agent samples every 20 s).</summary>
+    public int MetricsSampleSeconds { get; set; } = 20;
+
+    /// <summary>Seconds of one metrics period: one report per instance per period (ECS publishes every 60 s).</summary>
+    public int MetricsPeriodSeconds { get; set; } = 60;
+
     /// <summary>Commands handled at once.</summary>
     public int MaxConcurrentCommands { get; set; } = 64;
 

@@ -12,6 +12,7 @@ using Serverless.Core.Tasks;
 using Serverless.Worker.Commands;
 using Serverless.Worker.Docker;
 using Serverless.Worker.Logs;
+using Serverless.Worker.Metrics;
 using Serverless.Worker.Registration;
 using Serverless.Worker.Reporting;
 using Serverless.Worker.Secrets;
@@ -77,6 +78,7 @@ public static class WorkerServices
         services.AddSingleton<Heartbeat>();
         services.AddSingleton<CommandLoop>();
         services.AddWorkerSecrets(runAsHostedService);
+        services.AddTaskMetrics(runAsHostedService);
         if (runAsHostedService) services.AddHostedService<WorkerService>();
         return services;
     }

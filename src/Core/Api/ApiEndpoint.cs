@@ -118,7 +118,7 @@ public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel
 
     // Table and Queue service error codes for "too large" (Azure answers a key over 1 KiB with
     // OutOfRangeInput), not for any fault of ours.
-    private static readonly HashSet<string> StorageSizeErrors = new(StringComparer.Ordinal)
+    internal static readonly HashSet<string> StorageSizeErrors = new(StringComparer.Ordinal)
     {
         "PropertyValueTooLarge", "EntityTooLarge", "KeyValueTooLarge", "OutOfRangeInput", "TooManyProperties", "RequestBodyTooLarge", "MessageTooLarge",
     };
@@ -160,7 +160,7 @@ public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel
     private static RequestEntityTooLargeException TooLarge(int limit)
         => new($"Request body exceeds the limit of {limit} bytes.");
 
-    private static SignedRequest ToSignedRequest(HttpRequest request, ReadOnlyMemory<byte> body)
+    internal static SignedRequest ToSignedRequest(HttpRequest request, ReadOnlyMemory<byte> body)
     {
         var headers = new List<KeyValuePair<string, string>>(request.Headers.Count);
         foreach (var (name, values) in request.Headers)

@@ -16,6 +16,8 @@ public static class AwsJson
     /// <summary>Timestamps travel as epoch seconds with a millisecond fraction.</summary>
     public static JsonValue Timestamp(DateTimeOffset time) => JsonValue.Create(time.ToUnixTimeMilliseconds() / 1000.0);
 
+    public static DateTimeOffset FromTimestamp(double seconds) => DateTimeOffset.FromUnixTimeMilliseconds((long)Math.Round(seconds * 1000));
+
     public static string? String(this JsonObject request, string name) => request[name]?.GetValue<string>();
 
     public static int? Int(this JsonObject request, string name) => request[name]?.GetValue<int>();

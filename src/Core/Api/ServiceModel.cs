@@ -54,6 +54,7 @@ public sealed class ServiceModel
 {
     private readonly FrozenDictionary<string, Shape> _shapes;
     private readonly FrozenDictionary<string, string?> _inputs;
+    private readonly FrozenDictionary<string, string?> _outputs;
 
     public string TargetPrefix { get; }
 
@@ -64,10 +65,11 @@ public sealed class ServiceModel
     public int? MaxRequestBodyBytes { get; private init; }
 
     public ServiceModel WithMaxRequestBodyBytes(int bytes)
-        => new(TargetPrefix, _shapes, _inputs) { MaxRequestBodyBytes = bytes };
+        => new(TargetPrefix, _shapes, _inputs, _outputs) { MaxRequestBodyBytes = bytes };
 
-    private ServiceModel(string targetPrefix, FrozenDictionary<string, Shape> shapes, FrozenDictionary<string, string?> inputs)
+    private ServiceModel(string targetPrefix, FrozenDictionary<string, Shape> shapes, FrozenDictionary<string, string?> inputs, FrozenDictionary<string, string?> outputs)
     {
+        _outputs = outputs;
         TargetPrefix = targetPrefix;
         _shapes = shapes;
         _inputs = inputs;
@@ -86,6 +88,10 @@ public sealed class ServiceModel
     /// <summary>The input shape of <paramref name="operation"/>, or null when it takes none.</summary>
     public Shape? InputOf(string operation)
         => _inputs.TryGetValue(operation, out var input) && input is not null ? _shapes[input] : null;
+
+    /// <summary>The output shape of <paramref name="operation"/>, or null when it returns none (protocols that type their encoding need it).</summary>
+    public Shape? OutputOf(string operation)
+        => _outputs.TryGetValue(operation, out var output) && output is not null ? _shapes[output] : null;
 
     public bool HasOperation(string operation) => _inputs.ContainsKey(operation);
 
@@ -106,13 +112,19 @@ public sealed class ServiceModel
             shapes[shape.Name] = ReadShape(shape.Name, shape.Value);
 
         var inputs = new Dictionary<string, string?>(StringComparer.Ordinal);
+        var outputs = new Dictionary<string, string?>(StringComparer.Ordinal);
         foreach (var operation in root.GetProperty("operations").EnumerateObject())
+        {
             inputs[operation.Name] = operation.Value.TryGetProperty("input", out var input)
                 ? input.GetProperty("shape").GetString()
                 : null;
+            outputs[operation.Name] = operation.Value.TryGetProperty("output", out var output)
+                ? output.GetProperty("shape").GetString()
+                : null;
+        }
 
         var prefix = root.GetProperty("metadata").GetProperty("targetPrefix").GetString()!;
-        return new ServiceModel(prefix, shapes.ToFrozenDictionary(StringComparer.Ordinal), inputs.ToFrozenDictionary(StringComparer.Ordinal));
+        return new ServiceModel(prefix, shapes.ToFrozenDictionary(StringComparer.Ordinal), inputs.ToFrozenDictionary(StringComparer.Ordinal), outputs.ToFrozenDictionary(StringComparer.Ordinal));
     }
 
     private static Shape ReadShape(string name, JsonElement json)

@@ -1,0 +1,169 @@
+using System.Globalization;
+using System.Text.Json;
+using Azure;
+using Azure.Data.Tables;
+using Serverless.Core.Api;
+using Serverless.Core.Storage;
+using Serverless.Core.Tasks;
+
+namespace Serverless.Core.AutoScaling;
+
+/// <summary>A registered scalable target: an ECS service's desired count between Min and Max.</summary>
+public sealed record ScalableTargetRecord
+{
+    public required string Cluster { get; init; }
+    public required string Service { get; init; }
+    public required string Arn { get; init; }
+    public int MinCapacity { get; init; }
+    public int MaxCapacity { get; init; }
+    public required string RoleArn { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+    public bool DynamicScalingInSuspended { get; init; }
+    public bool DynamicScalingOutSuspended { get; init; }
+    public bool ScheduledScalingSuspended { get; init; }
+    public DateTimeOffset? LastScaleOutAt { get; init; }
+    public int? LastScaleOutCapacity { get; init; }
+    public DateTimeOffset? LastScaleInAt { get; init; }
+
+    [System.Text.Json.Serialization.JsonIgnore]
+    public ETag ETag { get; init; }
+
+    public string ResourceId => $"service/{Cluster}/{Service}";
+}
+
+/// <summary>A target tracking policy and the two alarms it owns.</summary>
+public sealed record ScalingPolicyRecord
+{
+    public required string Name { get; init; }
+    public required string Arn { get; init; }
+    public required double TargetValue { get; init; }
+    /// <summary><c>ECSServiceAverageCPUUtilization</c> or <c>ECSServiceAverageMemoryUtilization</c>.</summary>
+    public required string MetricType { get; init; }
+    public int? ScaleOutCooldown { get; init; }
+    public int? ScaleInCooldown { get; init; }
+    public bool DisableScaleIn { get; init; }
+    public required string HighAlarmName { get; init; }
+    public required string LowAlarmName { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+}
+
+/// <summary>One scaling activity, as DescribeScalingActivities shows it.</summary>
+public sealed record ScalingActivityRecord(
+    string ActivityId, string ResourceId, string Description, string Cause, DateTimeOffset StartTime, DateTimeOffset? EndTime, string StatusCode, string? StatusMessage);
+
+/// <summary>
+/// Scalable targets and their policies (table <c>ScalingTargets</c>, one partition per service:
+/// row <c>target</c> and rows <c>policy|name</c>) and their activities (table <c>ScalingActivities</c>,
+/// one partition per service, newest first). The evaluator reads the whole targets table in one query per
+/// tick: it holds only what users registered, so a service without a target costs nothing.
+/// </summary>
+public sealed class AutoScalingStore(StorageClients storage)
+{
+    private const string Targets = "ScalingTargets";
+    private const string Activities = "ScalingActivities";
+    private const string TargetRow = "target";
+    private const string PolicyPrefix = "policy|";
+
+    public static string Partition(string cluster, string service) => $"ecs|{cluster}|{service}";
+
+    public async Task<(ScalableTargetRecord? Target, IReadOnlyList<ScalingPolicyRecord> Policies)> FindAsync(string cluster, string service, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(Targets, cancellationToken);
+        ScalableTargetRecord? target = null;
+        var policies = new List<ScalingPolicyRecord>();
+        await foreach (var entity in table.QueryAsync<TableEntity>(TableClient.CreateQueryFilter($"PartitionKey eq {Partition(cluster, service)}"), cancellationToken: cancellationToken))
+            Read(entity, ref target, policies);
+        return (target, policies);
+    }
+
+    /// <summary>Every target with its policies, in one scan of the targets table.</summary>
+    public async Task<IReadOnlyList<(ScalableTargetRecord Target, IReadOnlyList<ScalingPolicyRecord> Policies)>> ListAsync(CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(Targets, cancellationToken);
+        var byPartition = new SortedDictionary<string, (ScalableTargetRecord? Target, List<ScalingPolicyRecord> Policies)>(StringComparer.Ordinal);
+        await foreach (var entity in table.QueryAsync<TableEntity>(cancellationToken: cancellationToken))
+        {
+            if (!byPartition.TryGetValue(entity.PartitionKey, out var entry)) entry = (null, []);
+            var target = entry.Target;
+            Read(entity, ref target, entry.Policies);
+            byPartition[entity.PartitionKey] = (target, entry.Policies);
+        }
+        return [.. byPartition.Values.Where(e => e.Target is not null).Select(e => (e.Target!, (IReadOnlyList<ScalingPolicyRecord>)e.Policies))];
+    }
+
+    /// <summary>Inserts or replaces the target, conditional on the ETag it was read with (none: insert only).</summary>
+    public async Task SaveTargetAsync(ScalableTargetRecord target, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(Targets, cancellationToken);
+        var entity = new TableEntity(Partition(target.Cluster, target.Service), TargetRow) { ["Json"] = TaskMessages.Serialize(target) };
+        try
+        {
+            if (target.ETag == default) await table.AddEntityAsync(entity, cancellationToken);
+            else await table.UpdateEntityAsync(entity, target.ETag, TableUpdateMode.Replace, cancellationToken);
+        }
+        catch (RequestFailedException e) when (e.Status is 409 or 412)
+        {
+            throw new ConcurrentUpdateException(target.ResourceId);
+        }
+    }
+
+    public async Task SavePolicyAsync(ScalableTargetRecord target, ScalingPolicyRecord policy, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(Targets, cancellationToken);
+        await table.UpsertEntityAsync(new TableEntity(Partition(target.Cluster, target.Service), PolicyPrefix + policy.Name) { ["Json"] = TaskMessages.Serialize(policy) },
+            TableUpdateMode.Replace, cancellationToken);
+    }
+
+    public async Task DeletePolicyAsync(ScalableTargetRecord target, string name, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(Targets, cancellationToken);
+        await table.DeleteEntityAsync(Partition(target.Cluster, target.Service), PolicyPrefix + name, ETag.All, cancellationToken);
+    }
+
+    /// <summary>Deletes the target and its policies in one transaction (one partition), so neither outlives the other.</summary>
+    public async Task DeleteAsync(ScalableTargetRecord target, IReadOnlyList<ScalingPolicyRecord> policies, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(Targets, cancellationToken);
+        var partition = Partition(target.Cluster, target.Service);
+        var actions = policies.Select(p => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(partition, PolicyPrefix + p.Name), ETag.All))
+            .Prepend(new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(partition, TargetRow), target.ETag));
+        try
+        {
+            await table.SubmitTransactionAsync(actions, cancellationToken);
+        }
+        catch (TableTransactionFailedException e) when (e.Status is 404 or 412)
+        {
+            throw new ConcurrentUpdateException(target.ResourceId);
+        }
+    }
+
+    public async Task AddActivityAsync(string cluster, string service, ScalingActivityRecord activity, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(Activities, cancellationToken);
+        var newestFirst = (DateTimeOffset.MaxValue.UtcTicks - activity.StartTime.UtcTicks).ToString("D19", CultureInfo.InvariantCulture);
+        await table.UpsertEntityAsync(new TableEntity(Partition(cluster, service), $"{newestFirst}|{activity.ActivityId}") { ["Json"] = TaskMessages.Serialize(activity) },
+            TableUpdateMode.Replace, cancellationToken);
+    }
+
+    /// <summary>Up to <paramref name="take"/> activities of one service, newest first, after the row key <paramref name="after"/>.</summary>
+    public async Task<(IReadOnlyList<ScalingActivityRecord> Activities, string? Next)> ActivitiesAsync(
+        string cluster, string service, int take, string? after, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(Activities, cancellationToken);
+        var filter = after is null
+            ? TableClient.CreateQueryFilter($"PartitionKey eq {Partition(cluster, service)}")
+            : TableClient.CreateQueryFilter($"PartitionKey eq {Partition(cluster, service)} and RowKey gt {after}");
+        var (items, more) = await table.TakeAsync<TableEntity>(filter, take, null, cancellationToken);
+        return ([.. items.Select(e => JsonSerializer.Deserialize<ScalingActivityRecord>(e.GetString("Json"), TaskMessages.Json)!)],
+            more ? items[^1].RowKey : null);
+    }
+
+    private static void Read(TableEntity entity, ref ScalableTargetRecord? target, List<ScalingPolicyRecord> policies)
+    {
+        var json = entity.GetString("Json");
+        if (entity.RowKey == TargetRow)
+            target = JsonSerializer.Deserialize<ScalableTargetRecord>(json, TaskMessages.Json)! with { ETag = entity.ETag };
+        else if (entity.RowKey.StartsWith(PolicyPrefix, StringComparison.Ordinal))
+            policies.Add(JsonSerializer.Deserialize<ScalingPolicyRecord>(json, TaskMessages.Json)!);
+    }
+}
