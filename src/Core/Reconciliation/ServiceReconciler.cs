@@ -219,6 +219,7 @@ public sealed class ServiceReconciler(
                 Group = service.Group,
                 StartedBy = start.DeploymentId,
                 Tags = PropagatedTags(service, definition),
+                Network = Capacity.AwsVpcConfiguration.Stored(definition, service.Passthrough["networkConfiguration"]),
                 Strategies = service.IsDaemon ? [] : service.PlacementStrategy.Count > 0 ? service.PlacementStrategy : Placement.ServiceDefault,
                 DistinctInstance = PlacementStrategies.HasDistinctInstance(constraints),
                 MemberOf = PlacementStrategies.MemberOf(constraints),

@@ -443,14 +443,9 @@ public sealed partial class ServiceActions(
             throw new InvalidParameterException("ECS Exec (enableExecuteCommand) is not supported by this cluster's container instances.");
     }
 
-    /// <summary>As RunTask: no task ENIs here, so no awsvpc; and a network configuration only goes with awsvpc.</summary>
+    /// <summary>As RunTask: awsvpc needs a network configuration with subnets, any other mode takes none.</summary>
     private static void CheckNetwork(TaskDefinitionRecord definition, JsonNode? networkConfiguration)
-    {
-        if (definition.TaskDefinition["networkMode"]?.GetValue<string>() == "awsvpc")
-            throw new InvalidParameterException("Task definitions with networkMode 'awsvpc' need elastic network interfaces, which this cluster's container instances do not provide.");
-        if (networkConfiguration is JsonObject { Count: > 0 })
-            throw new InvalidParameterException("Network Configuration is not valid for the given networkMode of this task definition.");
-    }
+        => Capacity.AwsVpcConfiguration.Check(definition, networkConfiguration, fargate: false);
 
     /// <summary>
     /// A REPLICA service's chain, or ECS's default (spread over availability zones, then instances);

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Serverless.Core.Api;
+using Serverless.Core.Capacity;
 using Serverless.Core.Clusters;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Scheduling;
@@ -159,8 +160,7 @@ public sealed class TaskActions(
         CheckOverrides(overrides);
         if (TaskSizing.UnknownOverrideNames(definition, overrides).FirstOrDefault() is { } unknown)
             throw new InvalidParameterException($"Override for container named {unknown} is not a container in the TaskDefinition.");
-        if (definition.TaskDefinition["networkMode"]?.GetValue<string>() == "awsvpc")
-            throw new InvalidParameterException("Task definitions with networkMode 'awsvpc' need elastic network interfaces, which this cluster's container instances do not provide.");
+        var network = AwsVpcConfiguration.Check(definition, request["networkConfiguration"], fargate: false);
         var startedBy = request.String("startedBy");
         if (startedBy is { Length: > 36 }) throw new InvalidParameterException("startedBy may not be more than 36 characters.");
         if (request.String("group") is { Length: > MaxGroupLength })
@@ -177,6 +177,7 @@ public sealed class TaskActions(
             Overrides = overrides,
             StartedBy = startedBy,
             Tags = Tag.FromRequest(request),
+            Network = network,
             Strategies = strategies,
             DistinctInstance = PlacementStrategies.HasDistinctInstance(constraints),
             MemberOf = PlacementStrategies.MemberOf(constraints),

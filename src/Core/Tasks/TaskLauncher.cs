@@ -3,6 +3,7 @@ using Azure;
 using Azure.Storage.Queues;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Api;
+using Serverless.Core.Capacity;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Scheduling;
 using Serverless.Core.Storage;
@@ -21,6 +22,11 @@ public sealed record LaunchRequest
     public JsonObject? Overrides { get; init; }
     public string? StartedBy { get; init; }
     public IReadOnlyList<Tag> Tags { get; init; } = [];
+    /// <summary>An <c>awsvpc</c> definition's checked network configuration: each task gets an interface in it.</summary>
+    public AwsVpcConfiguration? Network { get; init; }
+    public string LaunchType { get; init; } = "EC2";
+    public string? PlatformVersion { get; init; }
+    public string? CapacityProviderName { get; init; }
     public IReadOnlyList<PlacementStrategy> Strategies { get; init; } = Placement.RunTaskDefault;
     public bool DistinctInstance { get; init; }
     public IReadOnlyList<Func<ContainerInstanceRecord, bool>> MemberOf { get; init; } = [];
@@ -321,9 +327,13 @@ public sealed class TaskLauncher(
         Containers = TaskSizing.Containers(request.Definition, request.Overrides),
         Overrides = request.Overrides,
         Tags = request.Tags,
-        // ECS shows a bridge or host task on EC2 PENDING from the start (PROVISIONING is for a task
-        // waiting for a network interface or for capacity, which nothing here waits for).
-        LastStatus = TaskStatus.Pending,
+        Attachment = request.Network is { } network ? NetworkAttachment.ForTask(taskId, network) : null,
+        LaunchType = request.LaunchType,
+        PlatformVersion = request.PlatformVersion,
+        CapacityProviderName = request.CapacityProviderName,
+        // ECS shows a bridge or host task on EC2 PENDING from the start; an awsvpc task is
+        // PROVISIONING while its network interface is made (here: until its worker reports).
+        LastStatus = request.Network is null ? TaskStatus.Pending : TaskStatus.Provisioning,
         CreatedAt = time.GetUtcNow(),
     };
 
