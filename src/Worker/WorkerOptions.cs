@@ -14,6 +14,13 @@ public sealed class WorkerOptions
     /// </summary>
     public string PauseImage { get; set; } = "local/busybox:latest";
 
+    /// <summary>
+    /// The capacity provider whose pool this worker is part of (the Auto Scaling group an EC2
+    /// instance belongs to); <c>FARGATE</c> makes it a hidden host of the cluster's Fargate capacity.
+    /// The pool agent sets it for the workers it starts.
+    /// </summary>
+    public string? CapacityProvider { get; set; }
+
     /// <summary>The cluster to register with (ECS_CLUSTER).</summary>
     public string Cluster { get; set; } = "default";
 

@@ -94,6 +94,7 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
                     AgentHash = wanted.AgentHash,
                     DockerVersion = wanted.DockerVersion,
                     WakeEndpoint = wanted.WakeEndpoint ?? existing.WakeEndpoint,
+                    CapacityProviderName = wanted.CapacityProviderName,
                     Owner = wanted.Owner,
                     Beat = NewBeat(),
                     LastHeartbeat = now,

@@ -33,6 +33,8 @@ public sealed class TaskJson(Arns arns)
             ["taskDefinitionArn"] = task.TaskDefinitionArn,
             ["version"] = task.Version,
         };
+        // Fargate hides its hosts: its tasks name no container instance.
+        if (task.LaunchType == "FARGATE") json.Remove("containerInstanceArn");
         Optional(json, "startedBy", task.StartedBy);
         Optional(json, "platformVersion", task.PlatformVersion);
         Optional(json, "platformFamily", task.PlatformVersion is null ? null : "Linux");

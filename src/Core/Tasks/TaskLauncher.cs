@@ -27,6 +27,8 @@ public sealed record LaunchRequest
     public string LaunchType { get; init; } = "EC2";
     public string? PlatformVersion { get; init; }
     public string? CapacityProviderName { get; init; }
+    /// <summary>The hosts this launch may use: its capacity provider's pool, Fargate's, or (null) the EC2 hosts.</summary>
+    public string? Pool => CapacityProviderName ?? (LaunchType == LaunchTargets.Fargate ? CapacityProviderNames.Fargate : null);
     public IReadOnlyList<PlacementStrategy> Strategies { get; init; } = Placement.RunTaskDefault;
     public bool DistinctInstance { get; init; }
     public IReadOnlyList<Func<ContainerInstanceRecord, bool>> MemberOf { get; init; } = [];
@@ -65,6 +67,9 @@ public sealed class TaskLauncher(
     /// <summary>The failure reason of a task that could not be placed because its cluster has no container instance at all.</summary>
     public const string NoInstancesReason = "NO_INSTANCES";
 
+    /// <summary>Fargate's failure reason when it has no capacity for a task, in ECS's words (also used for an empty capacity provider).</summary>
+    public const string NoCapacityReason = "Capacity is unavailable at this time. Please try again later or in a different availability zone";
+
     /// <summary>RunTask's error for a cluster with no container instance, in ECS's words.</summary>
     public const string NoInstancesMessage = "No Container Instances were found in your cluster.";
 
@@ -83,12 +88,13 @@ public sealed class TaskLauncher(
     /// <param name="known">The cluster's instances when the caller has just read them.</param>
     public async Task<LaunchResult> PlaceAsync(LaunchRequest request, IReadOnlyList<ContainerInstanceRecord>? known, CancellationToken cancellationToken)
     {
-        var hosts = (known ?? await instances.ListAsync(request.Cluster, cancellationToken)).ToList();
+        var hosts = CapacityPools.Eligible(known ?? await instances.ListAsync(request.Cluster, cancellationToken), request.Pool).ToList();
         if (request.OnInstances is { } named)
             hosts = hosts.Where(h => named.Contains(h.Id)).ToList();
         else if (hosts.Count == 0)
             // An outcome, not an error: a service records it as an event and looks again later (RunTask answers it as ECS does).
-            return new LaunchResult([], Enumerable.Range(0, request.Count).Select(_ => new LaunchFailure(null, NoInstancesReason)).ToList());
+            return new LaunchResult([], Enumerable.Range(0, request.Count)
+                .Select(_ => new LaunchFailure(null, request.Pool is null ? NoInstancesReason : NoCapacityReason)).ToList());
 
         var placement = new SlotPlacement(request, hosts, TaskSizing.Need(request.Definition, request.Overrides),
             PlacementRequest.CountGroup(hosts, request.Group), TimeSpan.FromSeconds(options.AgentDisconnectedAfterSeconds));
