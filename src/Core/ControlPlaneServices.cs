@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Serverless.Core.AccountSettings;
 using Serverless.Core.Api;
+using Serverless.Core.Capacity;
 using Serverless.Core.Api.Auth;
 using Serverless.Core.Clusters;
 using Serverless.Core.Reconciliation;
@@ -73,6 +74,7 @@ public static class ControlPlaneServices
         services.AddSingleton<IActionSource, TaskActions>();
 
         services.AddSingleton<IActionSource, TagActions>();
+        services.AddCapacity(configuration);
         services.AddSingleton(ServiceModel.Ecs);
         services.AddSingleton(ServiceModel.AutoScaling);
         services.AddSingleton<ActionRegistry>();

@@ -44,6 +44,8 @@ public static class InstanceAttributes
         attributes.Add(new(Current + "container-health-check", null));
         attributes.Add(new(Current + "container-ordering", null));
         attributes.Add(new(Current + "docker-plugin.local", null));
+        // awsvpc: each task gets its own network (a Docker network and pause container, as the agent's task ENI).
+        attributes.Add(new(Current + "task-eni", null));
         foreach (var name in HostAccess(options)) attributes.Add(new(name, null));
 
         foreach (var custom in ParseCustom(options.Attributes))

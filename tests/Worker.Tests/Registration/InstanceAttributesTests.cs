@@ -21,8 +21,9 @@ public sealed class InstanceAttributesTests
         Assert.Contains("com.amazonaws.ecs.capability.logging-driver.json-file", names);
         Assert.Contains("ecs.capability.container-health-check", names);
         Assert.Contains("ecs.capability.container-ordering", names);
-        // Nothing the worker cannot do: secrets, task roles, ECR auth, task ENIs.
-        Assert.DoesNotContain(names, n => n.Contains("secrets") || n.Contains("task-iam-role") || n.Contains("ecr-auth") || n.Contains("task-eni"));
+        // Task ENIs (awsvpc: a network per task), and nothing the worker cannot do: secrets, task roles, ECR auth.
+        Assert.Contains("ecs.capability.task-eni", names);
+        Assert.DoesNotContain(names, n => n.Contains("secrets") || n.Contains("task-iam-role") || n.Contains("ecr-auth"));
     }
 
     [Fact]
