@@ -105,7 +105,7 @@ public sealed partial class CapacityProviderActions(
         var failures = new JsonArray();
         foreach (var item in asked)
         {
-            var name = NameOf(item);
+            var name = arns.ResourcePart(item, "capacity-provider") ?? item;
             if (all.FirstOrDefault(p => p["name"]!.GetValue<string>() == name) is { } found) described.Add(found.DeepClone());
             else failures.Add(new JsonObject { ["arn"] = item.StartsWith("arn:", StringComparison.Ordinal) ? item : arns.CapacityProvider(item), ["reason"] = "MISSING" });
         }
@@ -220,5 +220,13 @@ public sealed partial class CapacityProviderActions(
             ["type"] = name == CapacityProviderNames.Fargate ? "FARGATE" : "FARGATE_SPOT",
         });
 
-    private string NameOf(string nameOrArn) => arns.ResourcePart(nameOrArn, "capacity-provider") ?? nameOrArn;
+    /// <summary>
+    /// The provider name in a name or ARN. One no provider could have (wrong characters, too long)
+    /// names none, and is never looked up: storage keys cannot hold every string a request can.
+    /// </summary>
+    private string NameOf(string nameOrArn)
+    {
+        var name = arns.ResourcePart(nameOrArn, "capacity-provider") ?? nameOrArn;
+        return NamePattern().IsMatch(name) ? name : throw new InvalidParameterException(DoesNotExist);
+    }
 }
