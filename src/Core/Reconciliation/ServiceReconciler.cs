@@ -219,11 +219,12 @@ public sealed class ServiceReconciler(
         while (remaining > 0 && !lease.Lost)
         {
             var batch = Math.Min(remaining, 10);
-            // With a strategy, the batch's first task goes where base and weights say (one provider per launch).
-            var provider = strategy.Count > 0 && onInstances is null ? Scheduling.CapacityProviderStrategy.Distribute(strategy, 1, byProvider).FirstOrDefault() : null;
+            // With a strategy, one launch per provider: the run of tasks that base and weights send to the same one.
+            var spread = strategy.Count > 0 && onInstances is null ? Scheduling.CapacityProviderStrategy.Distribute(strategy, batch, byProvider) : [];
+            var provider = spread.FirstOrDefault();
             if (provider is not null)
             {
-                batch = Math.Min(batch, Math.Max(1, Scheduling.CapacityProviderStrategy.Distribute(strategy, batch, byProvider).TakeWhile(p => p == provider).Count()));
+                batch = spread.TakeWhile(p => p == provider).Count();
                 byProvider[provider] = byProvider.GetValueOrDefault(provider) + batch;
             }
             var result = await launcher.LaunchAsync(new LaunchRequest

@@ -118,7 +118,7 @@ public sealed partial class ServiceActions(
             request.String("taskDefinition") ?? throw new InvalidParameterException("A task definition must be specified for services that use the ECS deployment controller."),
             cancellationToken);
         var target = LaunchTargets.Resolve(request, clusterRow, definition);
-        Capacity.AwsVpcConfiguration.Check(definition, request["networkConfiguration"], target.IsFargate);
+        AwsVpcConfiguration.Check(definition, request["networkConfiguration"], target.IsFargate);
         // ECS shows the strategy a service runs with, the cluster's default included, and a Fargate service's platform version.
         if (target.Strategy.Count > 0) passthrough["capacityProviderStrategy"] = LaunchTargets.ToJson(target.Strategy);
         if (target.IsFargate) passthrough["platformVersion"] ??= "LATEST";
@@ -202,7 +202,8 @@ public sealed partial class ServiceActions(
         {
             // Valid only for the network mode of the definition the service will run.
             var effective = definition ?? await CurrentDefinitionAsync(cluster, name, cancellationToken);
-            if (effective is not null) CheckNetwork(effective, network);
+            var fargate = (await services.FindAsync(cluster, name, cancellationToken))?.LaunchType == LaunchTargets.Fargate;
+            if (effective is not null) AwsVpcConfiguration.Check(effective, network, fargate);
         }
 
         var now = Now();
@@ -444,10 +445,6 @@ public sealed partial class ServiceActions(
         if (request.Bool("enableExecuteCommand") == true)
             throw new InvalidParameterException("ECS Exec (enableExecuteCommand) is not supported by this cluster's container instances.");
     }
-
-    /// <summary>As RunTask: awsvpc needs a network configuration with subnets, any other mode takes none.</summary>
-    private static void CheckNetwork(TaskDefinitionRecord definition, JsonNode? networkConfiguration)
-        => Capacity.AwsVpcConfiguration.Check(definition, networkConfiguration, fargate: false);
 
     /// <summary>
     /// A REPLICA service's chain, or ECS's default (spread over availability zones, then instances);

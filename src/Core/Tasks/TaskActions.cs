@@ -55,7 +55,7 @@ public sealed class TaskActions(
         var launch = await definition;
         if (launch.Pool is null && CapacityPools.Eligible(await hosts, null).Count == 0)
             throw new InvalidParameterException(TaskLauncher.NoInstancesMessage);
-        var placed = await PlaceAsync(launch, request, await row, await hosts, cancellationToken);
+        var placed = await PlaceAsync(launch, await hosts, cancellationToken);
         // From here on the client going away changes nothing: what was placed is either started or
         // undone, never left holding reservations with no Start sent. Finishing is a few writes, as
         // undoing would be, and is what a recorded clientToken answer has already promised, so the
@@ -156,12 +156,10 @@ public sealed class TaskActions(
     /// Places the tasks of a RunTask: all on one pool, or spread over its capacity provider strategy
     /// (one placement per provider); the tasks of every part make one answer.
     /// </summary>
-    private async Task<LaunchResult> PlaceAsync(
-        LaunchRequest launch, JsonObject request, ClusterRecord cluster, IReadOnlyList<ContainerInstanceRecord> hosts, CancellationToken cancellationToken)
+    private async Task<LaunchResult> PlaceAsync(LaunchRequest launch, IReadOnlyList<ContainerInstanceRecord> hosts, CancellationToken cancellationToken)
     {
-        var target = LaunchTargets.Resolve(request, cluster, launch.Definition);
-        if (target.Strategy.Count == 0) return await launcher.PlaceAsync(launch, hosts, cancellationToken);
-        var parts = CapacityProviderStrategy.Distribute(target.Strategy, launch.Count).GroupBy(p => p).ToList();
+        if (launch.CapacityProviderStrategy.Count == 0) return await launcher.PlaceAsync(launch, hosts, cancellationToken);
+        var parts = CapacityProviderStrategy.Distribute(launch.CapacityProviderStrategy, launch.Count).GroupBy(p => p).ToList();
         var results = new List<LaunchResult>();
         try
         {
@@ -205,6 +203,7 @@ public sealed class TaskActions(
             Network = network,
             LaunchType = target.LaunchType,
             PlatformVersion = target.PlatformVersion,
+            CapacityProviderStrategy = target.Strategy,
             Strategies = strategies,
             DistinctInstance = PlacementStrategies.HasDistinctInstance(constraints),
             MemberOf = PlacementStrategies.MemberOf(constraints),

@@ -27,6 +27,8 @@ public sealed record LaunchRequest
     public string LaunchType { get; init; } = "EC2";
     public string? PlatformVersion { get; init; }
     public string? CapacityProviderName { get; init; }
+    /// <summary>RunTask: the capacity provider strategy its tasks are spread over (empty: one pool).</summary>
+    public IReadOnlyList<StrategyItem> CapacityProviderStrategy { get; init; } = [];
     /// <summary>The hosts this launch may use: its capacity provider's pool, Fargate's, or (null) the EC2 hosts.</summary>
     public string? Pool => CapacityProviderName ?? (LaunchType == LaunchTargets.Fargate ? CapacityProviderNames.Fargate : null);
     public IReadOnlyList<PlacementStrategy> Strategies { get; init; } = Placement.RunTaskDefault;
