@@ -15,6 +15,8 @@ public sealed class Arns(EcsOptions options)
 
     public string Service(string cluster, string name) => $"{Prefix}service/{cluster}/{name}";
 
+    public string CapacityProvider(string name) => $"{Prefix}capacity-provider/{name}";
+
     public string Container(string cluster, string taskId, string containerId) => $"{Prefix}container/{cluster}/{taskId}/{containerId}";
 
     /// <summary>The principal ECS reports as <c>registeredBy</c> for a caller's access key.</summary>

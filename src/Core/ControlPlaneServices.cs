@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Serverless.Core.AccountSettings;
 using Serverless.Core.Api;
 using Serverless.Core.AutoScaling;
+using Serverless.Core.Capacity;
 using Serverless.Core.Api.Auth;
 using Serverless.Core.Clusters;
 using Serverless.Core.Deploy;
@@ -78,6 +79,7 @@ public static class ControlPlaneServices
         services.AddSingleton<IActionSource, TaskActions>();
 
         services.AddSingleton<IActionSource, TagActions>();
+        services.AddCapacity(configuration);
         services.AddSingleton(ServiceModel.Ecs);
         services.AddSingleton(ServiceModel.AutoScaling);
         services.AddLogs();

@@ -7,6 +7,20 @@ namespace Serverless.Worker;
 /// </summary>
 public sealed class WorkerOptions
 {
+    /// <summary>
+    /// The image of an <c>awsvpc</c> task's pause container, which holds the task's network
+    /// namespace (the agent's <c>amazon/amazon-ecs-pause</c>). It needs a <c>sleep</c> that takes
+    /// seconds; it is never pulled when present. Default: the local test image.
+    /// </summary>
+    public string PauseImage { get; set; } = "local/busybox:latest";
+
+    /// <summary>
+    /// The capacity provider whose pool this worker is part of (the Auto Scaling group an EC2
+    /// instance belongs to); <c>FARGATE</c> makes it a hidden host of the cluster's Fargate capacity.
+    /// The pool agent sets it for the workers it starts.
+    /// </summary>
+    public string? CapacityProvider { get; set; }
+
     /// <summary>The cluster to register with (ECS_CLUSTER).</summary>
     public string Cluster { get; set; } = "default";
 

@@ -72,5 +72,8 @@ public static class Docker
     {
         var (_, ids) = await RunAsync("ps", "-aq", "--filter", $"label={label}");
         foreach (var id in ids.Split('\n', StringSplitOptions.RemoveEmptyEntries)) await RunAsync("rm", "-f", id);
+        // And the awsvpc tasks' networks, once their containers are gone.
+        var (_, networks) = await RunAsync("network", "ls", "-q", "--filter", $"label={label}");
+        foreach (var id in networks.Split('\n', StringSplitOptions.RemoveEmptyEntries)) await RunAsync("network", "rm", id);
     }
 }

@@ -152,7 +152,7 @@ public sealed partial class ContainerInstanceActions(
         var failures = new JsonArray();
         for (var i = 0; i < given.Count; i++)
         {
-            if (found[i] is { } instance)
+            if (found[i] is { IsFargateHost: false } instance)
                 described.Add(ToJson(instance, include.Contains("TAGS"), include.Contains("CONTAINER_INSTANCE_HEALTH")));
             else
                 failures.Add(Failure(FailureArn(cluster, given[i]), "MISSING"));
@@ -176,6 +176,7 @@ public sealed partial class ContainerInstanceActions(
         var now = time.GetUtcNow();
         var timeout = AgentTimeout;
         var matching = (await store.ListAsync(cluster, cancellationToken))
+            .Where(i => !i.IsFargateHost) // Fargate hides its hosts
             .Where(i => status is null ? i.Status != ContainerInstanceRecord.Inactive : i.Status == status)
             .Where(i => after is null || string.CompareOrdinal(i.Id, after) > 0)
             .Where(i => query is null || query.Matches(QueryTarget.From(i, now, timeout)))
@@ -610,6 +611,7 @@ public sealed partial class ContainerInstanceActions(
                 }),
             };
         }
+        if (instance.CapacityProviderName is { } provider) json["capacityProviderName"] = provider;
         return json;
     }
 

@@ -102,6 +102,15 @@ public sealed record ContainerInstanceRecord
     /// <summary>Where the worker listens for command-queue wakes (<c>address:port</c>, see <see cref="Storage.QueueWake"/>); not part of the API.</summary>
     public string? WakeEndpoint { get; init; }
 
+    /// <summary>
+    /// The capacity provider whose pool the instance's worker belongs to (ECS's
+    /// <c>capacityProviderName</c>); <c>FARGATE</c> for the hidden hosts Fargate tasks run on.
+    /// </summary>
+    public string? CapacityProviderName { get; init; }
+
+    /// <summary>A host of the Fargate pool: never shown as a container instance, never given an EC2 task.</summary>
+    public bool IsFargateHost => CapacityProviderName == Capacity.CapacityProviderNames.Fargate;
+
     public ETag ETag { get; init; }
 
     public int RemainingCpu => RegisteredCpu - Reservations.Sum(r => r.Cpu);
@@ -150,6 +159,7 @@ public sealed record ContainerInstanceRecord
             AgentHash = wanted.AgentHash,
             DockerVersion = wanted.DockerVersion,
             WakeEndpoint = wanted.WakeEndpoint ?? WakeEndpoint,
+            CapacityProviderName = wanted.CapacityProviderName,
             Owner = wanted.Owner,
             Beat = beat,
             LastHeartbeat = now,
@@ -203,6 +213,7 @@ public sealed record ContainerInstanceRecord
             ["AgentHash"] = AgentHash,
             ["DockerVersion"] = DockerVersion,
             ["WakeEndpoint"] = WakeEndpoint,
+            ["CapacityProviderName"] = CapacityProviderName,
             ["Owner"] = Owner,
             ["Beat"] = Beat,
         };
@@ -243,6 +254,7 @@ public sealed record ContainerInstanceRecord
         AgentHash = entity.GetString("AgentHash"),
         DockerVersion = entity.GetString("DockerVersion"),
         WakeEndpoint = entity.GetString("WakeEndpoint"),
+        CapacityProviderName = entity.GetString("CapacityProviderName"),
         Owner = entity.GetString("Owner") is { Length: > 0 } owner ? owner : null,
         Beat = entity.GetString("Beat"),
         ETag = entity.ETag,

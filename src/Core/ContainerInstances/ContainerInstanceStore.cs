@@ -257,11 +257,13 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
             $"PartitionKey eq {cluster} and (Status eq {ContainerInstanceRecord.Active} or Status eq {ContainerInstanceRecord.Draining})");
         var usage = new ClusterUsage();
         await foreach (var row in table.QueryAsync<TableEntity>(filter, maxPerPage: 1000,
-            select: [ContainerInstanceRecord.PlacedTasksColumn, "RunningTasksCount"], cancellationToken: cancellationToken))
+            select: [ContainerInstanceRecord.PlacedTasksColumn, "RunningTasksCount", "CapacityProviderName"], cancellationToken: cancellationToken))
         {
             var placed = row.GetInt32(ContainerInstanceRecord.PlacedTasksColumn) ?? 0;
             var running = ContainerInstanceRecord.RunningOf(placed, row.GetInt32("RunningTasksCount") ?? 0);
-            usage += new ClusterUsage(1, running, placed - running);
+            // Fargate's hosts are not the cluster's container instances; their tasks are its tasks.
+            var counted = row.GetString("CapacityProviderName") == Capacity.CapacityProviderNames.Fargate ? 0 : 1;
+            usage += new ClusterUsage(counted, running, placed - running);
         }
         return usage;
     }

@@ -78,7 +78,7 @@ public sealed class ServiceReconciler(
         if (lease is null) return ReconcileResult.After(TimeSpan.FromMilliseconds(200));
         try
         {
-            return await ActAsync(key, step, lease, cancellationToken);
+            return await ActAsync(key, step, view.Tasks, lease, cancellationToken);
         }
         finally
         {
@@ -93,14 +93,17 @@ public sealed class ServiceReconciler(
     /// service this one starts and stops nothing more, and its record (read before the other's
     /// work) is never saved over the other's.
     /// </summary>
-    private async Task<ReconcileResult> ActAsync(ServiceKey key, RolloutStep step, ServiceLease lease, CancellationToken cancellationToken)
+    private async Task<ReconcileResult> ActAsync(ServiceKey key, RolloutStep step, IReadOnlyList<TaskRecord> tasks, ServiceLease lease, CancellationToken cancellationToken)
     {
         var service = step.Service;
         var events = new List<string>();
         var placementFailed = false;
         await StopAsync(service, step.Stop, lease, events, cancellationToken);
+        // A strategy's base and weights count the service's tasks that still run, per capacity provider.
+        var byProvider = tasks.Where(t => t.DesiredStatus != TaskStatus.Stopped && t.CapacityProviderName is not null)
+            .GroupBy(t => t.CapacityProviderName!).ToDictionary(g => g.Key, g => g.Count());
         foreach (var start in step.Start)
-            placementFailed |= await StartAsync(service, start, lease, events, cancellationToken);
+            placementFailed |= await StartAsync(service, start, lease, events, byProvider, cancellationToken);
 
         if (!lease.Lost)
         {
@@ -188,7 +191,8 @@ public sealed class ServiceReconciler(
     private static TimeSpan? Earliest(TimeSpan? a, TimeSpan? b) => a is null ? b : b is null ? a : a < b ? a : b;
 
     /// <summary>Starts the step's tasks; true when some could not be placed.</summary>
-    private async Task<bool> StartAsync(ServiceRecord service, TaskStart start, ServiceLease lease, List<string> events, CancellationToken cancellationToken)
+    private async Task<bool> StartAsync(
+        ServiceRecord service, TaskStart start, ServiceLease lease, List<string> events, Dictionary<string, int> byProvider, CancellationToken cancellationToken)
     {
         var definition = await ResolveAsync(start.TaskDefinitionArn, cancellationToken);
         if (definition is null)
@@ -201,17 +205,33 @@ public sealed class ServiceReconciler(
         var failures = new List<LaunchFailure>();
         var remaining = start.Count;
         var onInstances = start.OnInstances;
+        var strategy = Capacity.LaunchTargets.Parse(service.Passthrough["capacityProviderStrategy"] as System.Text.Json.Nodes.JsonArray);
+        var fargate = service.LaunchType == Capacity.LaunchTargets.Fargate;
+        var platformVersion = !fargate ? null
+            : service.Passthrough["platformVersion"]?.GetValue<string>() is { } given and not "LATEST" ? given : Capacity.LaunchTargets.LatestPlatformVersion;
         while (remaining > 0 && !lease.Lost)
         {
             var batch = Math.Min(remaining, 10);
+            // With a strategy, one launch per provider: the run of tasks that base and weights send to the same one.
+            var spread = strategy.Count > 0 && onInstances is null ? Scheduling.CapacityProviderStrategy.Distribute(strategy, batch, byProvider) : [];
+            var provider = spread.FirstOrDefault();
+            if (provider is not null)
+            {
+                batch = spread.TakeWhile(p => p == provider).Count();
+                byProvider[provider] = byProvider.GetValueOrDefault(provider) + batch;
+            }
             var result = await launcher.LaunchAsync(new LaunchRequest
             {
+                LaunchType = service.LaunchType,
+                PlatformVersion = platformVersion,
+                CapacityProviderName = provider,
                 Cluster = service.Cluster,
                 Definition = definition,
                 Count = batch,
                 Group = service.Group,
                 StartedBy = start.DeploymentId,
                 Tags = PropagatedTags(service, definition),
+                Network = Capacity.AwsVpcConfiguration.Stored(definition, service.Passthrough["networkConfiguration"]),
                 Strategies = service.IsDaemon ? [] : service.PlacementStrategy.Count > 0 ? service.PlacementStrategy : Placement.ServiceDefault,
                 DistinctInstance = PlacementStrategies.HasDistinctInstance(constraints),
                 MemberOf = PlacementStrategies.MemberOf(constraints),

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Api;
+using Serverless.Core.Capacity;
 using Serverless.Core.Clusters;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Scheduling;
@@ -45,6 +46,7 @@ public sealed partial class ServiceActions(
     [
         "loadBalancers", "serviceRegistries", "platformVersion", "networkConfiguration", "role",
         "availabilityZoneRebalancing", "serviceConnectConfiguration", "volumeConfigurations", "vpcLatticeConfigurations",
+        "capacityProviderStrategy",
     ];
 
     /// <summary>UpdateService's passthrough members, and whether a changed value starts a new deployment (the API reference says which do).</summary>
@@ -72,7 +74,8 @@ public sealed partial class ServiceActions(
 
     private async Task<JsonObject> CreateServiceAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
-        var cluster = (await clusters.GetActiveAsync(arns.ClusterName(request.String("cluster")), cancellationToken)).Name;
+        var clusterRow = await clusters.GetActiveAsync(arns.ClusterName(request.String("cluster")), cancellationToken);
+        var cluster = clusterRow.Name;
         var name = request.String("serviceName")!;
         if (!ServiceNamePattern().IsMatch(name))
             throw new InvalidParameterException("Invalid service name. Up to 255 letters (uppercase and lowercase), numbers, underscores, and hyphens are allowed.");
@@ -115,7 +118,11 @@ public sealed partial class ServiceActions(
         var definition = await ResolveDefinitionAsync(
             request.String("taskDefinition") ?? throw new InvalidParameterException("A task definition must be specified for services that use the ECS deployment controller."),
             cancellationToken);
-        CheckNetwork(definition, request["networkConfiguration"]);
+        var target = LaunchTargets.Resolve(request, clusterRow, definition);
+        AwsVpcConfiguration.Check(definition, request["networkConfiguration"], target.IsFargate);
+        // ECS shows the strategy a service runs with, the cluster's default included, and a Fargate service's platform version.
+        if (target.Strategy.Count > 0) passthrough["capacityProviderStrategy"] = LaunchTargets.ToJson(target.Strategy);
+        if (target.IsFargate) passthrough["platformVersion"] ??= "LATEST";
 
         var now = Now();
         var service = new ServiceRecord
@@ -126,7 +133,7 @@ public sealed partial class ServiceActions(
             SchedulingStrategy = daemon ? ServiceRecord.Daemon : ServiceRecord.Replica,
             DesiredCount = desiredCount,
             TaskDefinitionArn = definition.Arn,
-            LaunchType = "EC2",
+            LaunchType = target.LaunchType,
             PlacementStrategy = strategies,
             PlacementConstraints = constraints,
             DeploymentConfiguration = configuration,
@@ -175,7 +182,7 @@ public sealed partial class ServiceActions(
     {
         var cluster = (await clusters.GetActiveAsync(arns.ClusterName(request.String("cluster")), cancellationToken)).Name;
         var name = ServiceName(cluster, request.String("service")!) ?? throw new ServiceNotFoundException();
-        CheckLaunchOptions(request);
+        CheckLaunchOptions(request, update: true);
         if (request.Int("desiredCount") is < 0) throw new InvalidParameterException("Task count can not be lesser than 0");
         var constraints = request["placementConstraints"] is JsonArray given ? Constraints(given) : null;
         var grace = GracePeriod(request);
@@ -185,7 +192,8 @@ public sealed partial class ServiceActions(
         {
             // Valid only for the network mode of the definition the service will run.
             var effective = definition ?? await CurrentDefinitionAsync(cluster, name, cancellationToken);
-            if (effective is not null) CheckNetwork(effective, network);
+            var fargate = (await services.FindAsync(cluster, name, cancellationToken))?.LaunchType == LaunchTargets.Fargate;
+            if (effective is not null) AwsVpcConfiguration.Check(effective, network, fargate);
         }
 
         var now = Now();
@@ -413,33 +421,19 @@ public sealed partial class ServiceActions(
             : null;
     }
 
-    /// <summary>Services run on the cluster's container instances: the EC2 launch type and the ECS rolling-update controller only.</summary>
-    private static void CheckLaunchOptions(JsonObject request)
+    /// <summary>
+    /// The ECS rolling-update controller only. The launch type and strategy are checked against the
+    /// cluster and definition (<see cref="LaunchTargets.Resolve"/>); UpdateService keeps the ones the
+    /// service was created with.
+    /// </summary>
+    private static void CheckLaunchOptions(JsonObject request, bool update = false)
     {
-        var launchType = request.String("launchType");
-        if (request["capacityProviderStrategy"] is JsonArray { Count: > 0 })
-        {
-            throw new InvalidParameterException(launchType is not null
-                ? "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again."
-                : "Capacity provider strategies are not supported by this cluster; services run with the EC2 launch type.");
-        }
-        if (launchType is not (null or "EC2"))
-            throw new InvalidParameterException($"The {launchType} launch type is not supported by this cluster's capacity.");
-        if (request.String("platformVersion") is not null)
-            throw new InvalidParameterException("The platform version must be null when specifying an EC2 launch type.");
+        if (update && request["capacityProviderStrategy"] is JsonArray { Count: > 0 })
+            throw new InvalidParameterException("Changing the capacity provider strategy of an existing service is not supported by this cluster; create the service again.");
         if (request["deploymentController"]?["type"]?.GetValue<string>() is { } controller && controller != "ECS")
             throw new InvalidParameterException($"The {controller} deployment controller is not supported; services use rolling updates (ECS).");
         if (request.Bool("enableExecuteCommand") == true)
             throw new InvalidParameterException("ECS Exec (enableExecuteCommand) is not supported by this cluster's container instances.");
-    }
-
-    /// <summary>As RunTask: no task ENIs here, so no awsvpc; and a network configuration only goes with awsvpc.</summary>
-    private static void CheckNetwork(TaskDefinitionRecord definition, JsonNode? networkConfiguration)
-    {
-        if (definition.TaskDefinition["networkMode"]?.GetValue<string>() == "awsvpc")
-            throw new InvalidParameterException("Task definitions with networkMode 'awsvpc' need elastic network interfaces, which this cluster's container instances do not provide.");
-        if (networkConfiguration is JsonObject { Count: > 0 })
-            throw new InvalidParameterException("Network Configuration is not valid for the given networkMode of this task definition.");
     }
 
     /// <summary>

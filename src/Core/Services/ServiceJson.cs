@@ -28,8 +28,8 @@ public sealed class ServiceJson(Arns arns, EcsOptions options)
             ["desiredCount"] = service.DesiredCount,
             ["runningCount"] = deployments.Sum(d => d.RunningCount),
             ["pendingCount"] = deployments.Sum(d => d.PendingCount),
-            ["launchType"] = service.LaunchType,
         };
+        LaunchTypeOrStrategy(json, service);
         Echo(json, passthrough, "platformVersion");
         json["taskDefinition"] = service.TaskDefinitionArn;
         json["deploymentConfiguration"] = DeploymentConfiguration(service);
@@ -96,8 +96,9 @@ public sealed class ServiceJson(Arns arns, EcsOptions options)
             ["failedTasks"] = deployment.FailedTasks,
             ["createdAt"] = AwsJson.Timestamp(deployment.CreatedAt),
             ["updatedAt"] = AwsJson.Timestamp(deployment.UpdatedAt),
-            ["launchType"] = service.LaunchType,
         };
+        LaunchTypeOrStrategy(json, service);
+        Echo(json, service.Passthrough, "platformVersion");
         Echo(json, service.Passthrough, "networkConfiguration");
         json["rolloutState"] = deployment.RolloutState;
         if (deployment.RolloutStateReason is not null) json["rolloutStateReason"] = deployment.RolloutStateReason;
@@ -114,6 +115,13 @@ public sealed class ServiceJson(Arns arns, EcsOptions options)
         _ when role.StartsWith("arn:", StringComparison.Ordinal) => role,
         _ => $"arn:aws:iam::{options.AccountId}:role/{role.TrimStart('/')}",
     };
+
+    /// <summary>ECS shows a service's (and deployment's) launch type, or the capacity provider strategy it runs with instead.</summary>
+    private static void LaunchTypeOrStrategy(JsonObject json, ServiceRecord service)
+    {
+        if (service.Passthrough["capacityProviderStrategy"] is JsonArray strategy) json["capacityProviderStrategy"] = strategy.DeepClone();
+        else json["launchType"] = service.LaunchType;
+    }
 
     private static void Echo(JsonObject json, JsonObject passthrough, string member)
     {

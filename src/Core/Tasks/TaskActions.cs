@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Serverless.Core.Api;
+using Serverless.Core.Capacity;
 using Serverless.Core.Clusters;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Scheduling;
@@ -34,27 +35,26 @@ public sealed class TaskActions(
         var cluster = arns.ClusterName(request.String("cluster"));
         var count = request.Int("count") ?? 1;
         if (count is < 1 or > 10) throw new InvalidParameterException("count must be between 1 and 10.");
-        if (request.String("launchType") == "FARGATE")
-            throw new InvalidParameterException("The FARGATE launch type is not supported by this cluster's capacity.");
         var token = request.String("clientToken");
         ClientTokens.Validate(token);
 
-        // The task definition and the cluster's instances are read side by side. A cluster with a
-        // registered instance is ACTIVE (DeleteCluster refuses while one is), so the cluster row is
-        // read only when there is none, and then its absence is the error, whatever else is wrong.
+        // The cluster (its capacity providers and default strategy), its instances and the task
+        // definition are read side by side; a missing cluster is the error, whatever else is wrong.
+        var row = clusters.GetActiveAsync(cluster, cancellationToken);
         var hosts = instances.ListAsync(cluster, cancellationToken);
-        var definition = LaunchRequestAsync(cluster, request, count, cancellationToken);
+        var definition = LaunchRequestAsync(cluster, request, count, row, cancellationToken);
         try
         {
-            await Task.WhenAll(hosts, definition);
+            await Task.WhenAll(row, hosts, definition);
         }
         catch
         {
-            // Both have finished; which error the client gets is decided below.
+            // All have finished; which error the client gets is decided below.
         }
-        if (!(await hosts).Any(h => h.IsRegistered)) await clusters.GetActiveAsync(cluster, cancellationToken);
+        await row;
         var launch = await definition;
-        if ((await hosts).Count == 0) throw new InvalidParameterException(TaskLauncher.NoInstancesMessage);
+        if (launch.Pool is null && CapacityPools.Eligible(await hosts, null).Count == 0)
+            throw new InvalidParameterException(TaskLauncher.NoInstancesMessage);
 
         // clientToken: the placed tasks are recorded as the token's answer before any worker hears of
         // them; a retry, or a duplicate running alongside, gets that answer and places nothing.
@@ -64,7 +64,7 @@ public sealed class TaskActions(
         {
             answer = await clientTokens.RunOnceAsync(cluster, "RunTask", token, request, async () =>
             {
-                placed = await launcher.PlaceAsync(launch, await hosts, cancellationToken);
+                placed = await PlaceAsync(launch, await hosts, cancellationToken);
                 return Response(placed);
             }, cancellationToken);
         }
@@ -87,7 +87,7 @@ public sealed class TaskActions(
         var cluster = (await clusters.GetActiveAsync(arns.ClusterName(request.String("cluster")), cancellationToken)).Name;
         var named = request.Strings("containerInstances").Select(i => InstanceId(cluster, i)).ToList();
         if (named.Count is < 1 or > 10) throw new InvalidParameterException("containerInstances must name between 1 and 10 container instances.");
-        var launch = await LaunchRequestAsync(cluster, request, named.Count, cancellationToken) with { OnInstances = named };
+        var launch = await LaunchRequestAsync(cluster, request, named.Count, null, cancellationToken) with { OnInstances = named };
         return Response(await launcher.LaunchAsync(launch, cancellationToken));
     }
 
@@ -142,15 +142,38 @@ public sealed class TaskActions(
         return response;
     }
 
-    private async Task<LaunchRequest> LaunchRequestAsync(string cluster, JsonObject request, int count, CancellationToken cancellationToken)
+    /// <summary>
+    /// Places the tasks of a RunTask: all on one pool, or spread over its capacity provider strategy
+    /// (one placement per provider); the tasks of every part make one answer.
+    /// </summary>
+    private async Task<LaunchResult> PlaceAsync(LaunchRequest launch, IReadOnlyList<ContainerInstanceRecord> hosts, CancellationToken cancellationToken)
+    {
+        if (launch.CapacityProviderStrategy.Count == 0) return await launcher.PlaceAsync(launch, hosts, cancellationToken);
+        var parts = CapacityProviderStrategy.Distribute(launch.CapacityProviderStrategy, launch.Count).GroupBy(p => p).ToList();
+        var results = new List<LaunchResult>();
+        try
+        {
+            foreach (var part in parts)
+                results.Add(await launcher.PlaceAsync(launch with { Count = part.Count(), CapacityProviderName = part.Key }, hosts, cancellationToken));
+        }
+        catch
+        {
+            foreach (var placed in results) await launcher.AbandonAsync(placed, CancellationToken.None);
+            throw;
+        }
+        return new LaunchResult([.. results.SelectMany(r => r.Tasks)], [.. results.SelectMany(r => r.Failures)]);
+    }
+
+    private async Task<LaunchRequest> LaunchRequestAsync(string cluster, JsonObject request, int count, Task<ClusterRecord>? row, CancellationToken cancellationToken)
     {
         var definition = await ResolveDefinitionAsync(request.String("taskDefinition")!, cancellationToken);
+        // StartTask names its instances: the EC2 launch type, nothing else.
+        var target = row is null ? new LaunchTarget(LaunchTargets.Ec2, [], null) : LaunchTargets.Resolve(request, await row, definition);
         var overrides = request["overrides"]?.DeepClone().AsObject();
         CheckOverrides(overrides);
         if (TaskSizing.UnknownOverrideNames(definition, overrides).FirstOrDefault() is { } unknown)
             throw new InvalidParameterException($"Override for container named {unknown} is not a container in the TaskDefinition.");
-        if (definition.TaskDefinition["networkMode"]?.GetValue<string>() == "awsvpc")
-            throw new InvalidParameterException("Task definitions with networkMode 'awsvpc' need elastic network interfaces, which this cluster's container instances do not provide.");
+        var network = AwsVpcConfiguration.Check(definition, request["networkConfiguration"], target.IsFargate);
         var startedBy = request.String("startedBy");
         if (startedBy is { Length: > 36 }) throw new InvalidParameterException("startedBy may not be more than 36 characters.");
         if (request.String("group") is { Length: > MaxGroupLength })
@@ -167,6 +190,10 @@ public sealed class TaskActions(
             Overrides = overrides,
             StartedBy = startedBy,
             Tags = Tag.FromRequest(request),
+            Network = network,
+            LaunchType = target.LaunchType,
+            PlatformVersion = target.PlatformVersion,
+            CapacityProviderStrategy = target.Strategy,
             Strategies = strategies,
             DistinctInstance = PlacementStrategies.HasDistinctInstance(constraints),
             MemberOf = PlacementStrategies.MemberOf(constraints),

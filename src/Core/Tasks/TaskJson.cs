@@ -13,7 +13,7 @@ public sealed class TaskJson(Arns arns)
         var taskArn = arns.Task(task.Cluster, task.Id);
         var json = new JsonObject
         {
-            ["attachments"] = new JsonArray(),
+            ["attachments"] = task.Attachment is { } attachment ? new JsonArray(attachment.ToJson()) : new JsonArray(),
             ["attributes"] = new JsonArray { new JsonObject { ["name"] = "ecs.cpu-architecture", ["value"] = "x86_64" } },
             ["clusterArn"] = arns.Cluster(task.Cluster),
             ["containerInstanceArn"] = arns.ContainerInstance(task.Cluster, task.ContainerInstanceId),
@@ -33,7 +33,12 @@ public sealed class TaskJson(Arns arns)
             ["taskDefinitionArn"] = task.TaskDefinitionArn,
             ["version"] = task.Version,
         };
+        // Fargate hides its hosts: its tasks name no container instance.
+        if (task.LaunchType == "FARGATE") json.Remove("containerInstanceArn");
         Optional(json, "startedBy", task.StartedBy);
+        Optional(json, "platformVersion", task.PlatformVersion);
+        Optional(json, "platformFamily", task.PlatformVersion is null ? null : "Linux");
+        Optional(json, "capacityProviderName", task.CapacityProviderName);
         Optional(json, "stopCode", task.StopCode);
         Optional(json, "stoppedReason", task.StoppedReason);
         Time(json, "pullStartedAt", task.PullStartedAt);
@@ -61,7 +66,7 @@ public sealed class TaskJson(Arns arns)
                 ["hostPort"] = b.HostPort,
                 ["protocol"] = b.Protocol,
             }).ToJsonArray(),
-            ["networkInterfaces"] = new JsonArray(),
+            ["networkInterfaces"] = task.Attachment?.ContainerInterfaces() ?? new JsonArray(),
             ["healthStatus"] = container.HealthStatus ?? "UNKNOWN",
             ["cpu"] = container.Cpu.ToString(CultureInfo.InvariantCulture),
         };

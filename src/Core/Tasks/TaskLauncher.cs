@@ -3,6 +3,7 @@ using Azure;
 using Azure.Storage.Queues;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Api;
+using Serverless.Core.Capacity;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Scheduling;
 using Serverless.Core.Storage;
@@ -21,6 +22,15 @@ public sealed record LaunchRequest
     public JsonObject? Overrides { get; init; }
     public string? StartedBy { get; init; }
     public IReadOnlyList<Tag> Tags { get; init; } = [];
+    /// <summary>An <c>awsvpc</c> definition's checked network configuration: each task gets an interface in it.</summary>
+    public AwsVpcConfiguration? Network { get; init; }
+    public string LaunchType { get; init; } = "EC2";
+    public string? PlatformVersion { get; init; }
+    public string? CapacityProviderName { get; init; }
+    /// <summary>RunTask: the capacity provider strategy its tasks are spread over (empty: one pool).</summary>
+    public IReadOnlyList<StrategyItem> CapacityProviderStrategy { get; init; } = [];
+    /// <summary>The hosts this launch may use: its capacity provider's pool, Fargate's, or (null) the EC2 hosts.</summary>
+    public string? Pool => CapacityProviderName ?? (LaunchType == LaunchTargets.Fargate ? CapacityProviderNames.Fargate : null);
     public IReadOnlyList<PlacementStrategy> Strategies { get; init; } = Placement.RunTaskDefault;
     public bool DistinctInstance { get; init; }
     public IReadOnlyList<Func<ContainerInstanceRecord, bool>> MemberOf { get; init; } = [];
@@ -60,6 +70,9 @@ public sealed class TaskLauncher(
     /// <summary>The failure reason of a task that could not be placed because its cluster has no container instance at all.</summary>
     public const string NoInstancesReason = "NO_INSTANCES";
 
+    /// <summary>Fargate's failure reason when it has no capacity for a task, in ECS's words (also used for an empty capacity provider).</summary>
+    public const string NoCapacityReason = "Capacity is unavailable at this time. Please try again later or in a different availability zone";
+
     /// <summary>RunTask's error for a cluster with no container instance, in ECS's words.</summary>
     public const string NoInstancesMessage = "No Container Instances were found in your cluster.";
 
@@ -78,12 +91,13 @@ public sealed class TaskLauncher(
     /// <param name="known">The cluster's instances when the caller has just read them.</param>
     public async Task<LaunchResult> PlaceAsync(LaunchRequest request, IReadOnlyList<ContainerInstanceRecord>? known, CancellationToken cancellationToken)
     {
-        var hosts = (known ?? await instances.ListAsync(request.Cluster, cancellationToken)).ToList();
+        var hosts = CapacityPools.Eligible(known ?? await instances.ListAsync(request.Cluster, cancellationToken), request.Pool).ToList();
         if (request.OnInstances is { } named)
             hosts = hosts.Where(h => named.Contains(h.Id)).ToList();
         else if (hosts.Count == 0)
             // An outcome, not an error: a service records it as an event and looks again later (RunTask answers it as ECS does).
-            return new LaunchResult([], Enumerable.Range(0, request.Count).Select(_ => new LaunchFailure(null, NoInstancesReason)).ToList());
+            return new LaunchResult([], Enumerable.Range(0, request.Count)
+                .Select(_ => new LaunchFailure(null, request.Pool is null ? NoInstancesReason : NoCapacityReason)).ToList());
 
         var placement = new SlotPlacement(request, hosts, TaskSizing.Need(request.Definition, request.Overrides),
             PlacementRequest.CountGroup(hosts, request.Group), TimeSpan.FromSeconds(options.AgentDisconnectedAfterSeconds));
@@ -318,9 +332,13 @@ public sealed class TaskLauncher(
         Containers = TaskSizing.Containers(request.Definition, request.Overrides),
         Overrides = request.Overrides,
         Tags = request.Tags,
-        // ECS shows a bridge or host task on EC2 PENDING from the start (PROVISIONING is for a task
-        // waiting for a network interface or for capacity, which nothing here waits for).
-        LastStatus = TaskStatus.Pending,
+        Attachment = request.Network is { } network ? NetworkAttachment.ForTask(taskId, network) : null,
+        LaunchType = request.LaunchType,
+        PlatformVersion = request.PlatformVersion,
+        CapacityProviderName = request.CapacityProviderName,
+        // ECS shows a bridge or host task on EC2 PENDING from the start; an awsvpc task is
+        // PROVISIONING while its network interface is made (here: until its worker reports).
+        LastStatus = request.Network is null ? TaskStatus.Pending : TaskStatus.Provisioning,
         CreatedAt = time.GetUtcNow(),
     };
 

@@ -115,6 +115,9 @@ public sealed record TaskStateChange
 
     public IReadOnlyList<ContainerStateChange> Containers { get; init; } = [];
 
+    /// <summary>An <c>awsvpc</c> task's address on its own network, once it has one.</summary>
+    public TaskNetworkInterface? NetworkInterface { get; init; }
+
     /// <summary>When the worker observed this state; orders reports of the same status.</summary>
     public DateTimeOffset ObservedAt { get; init; }
 
@@ -133,6 +136,9 @@ public sealed record ContainerStateChange
     public string? ImageDigest { get; init; }
     public IReadOnlyList<NetworkBinding> NetworkBindings { get; init; } = [];
 }
+
+/// <summary>Where an <c>awsvpc</c> task is reachable: the address and MAC of its network interface (its Docker network endpoint).</summary>
+public sealed record TaskNetworkInterface(string PrivateIpv4Address, string? MacAddress);
 
 /// <summary>ECS's <c>NetworkBinding</c>: where Docker published a container port on the host.</summary>
 public sealed record NetworkBinding(string BindIP, int ContainerPort, int HostPort, string Protocol);

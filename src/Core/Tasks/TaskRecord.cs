@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Azure;
 using Azure.Data.Tables;
+using Serverless.Core.Capacity;
 using Serverless.Core.Storage;
 using Serverless.Core.Tags;
 
@@ -72,6 +73,12 @@ public sealed record TaskRecord
     public int Cpu { get; init; }
     public int Memory { get; init; }
     public IReadOnlyList<TaskContainer> Containers { get; init; } = [];
+    /// <summary>An <c>awsvpc</c> task's network interface; null in other network modes.</summary>
+    public NetworkAttachment? Attachment { get; init; }
+    /// <summary>FARGATE: the platform version the task runs on (<c>LATEST</c> resolved).</summary>
+    public string? PlatformVersion { get; init; }
+    /// <summary>The capacity provider that placed the task, when one did.</summary>
+    public string? CapacityProviderName { get; init; }
     public JsonObject? Overrides { get; init; }
     public IReadOnlyList<Tag> Tags { get; init; } = [];
     public string? HealthStatus { get; init; }
@@ -155,6 +162,9 @@ public sealed record TaskRecord
             ["Cpu"] = Cpu,
             ["Memory"] = Memory,
             ["Overrides"] = Overrides?.ToJsonString(),
+            ["Attachment"] = Attachment is null ? null : JsonSerializer.Serialize(Attachment, Json),
+            ["PlatformVersion"] = PlatformVersion,
+            ["CapacityProviderName"] = CapacityProviderName,
             ["Tags"] = Tag.Serialize(Tags),
             ["HealthStatus"] = HealthStatus,
             ["StopCode"] = StopCode,
@@ -190,6 +200,9 @@ public sealed record TaskRecord
         Cpu = entity.GetInt32("Cpu") ?? 0,
         Memory = entity.GetInt32("Memory") ?? 0,
         Containers = JsonSerializer.Deserialize<List<TaskContainer>>(LargeJson.Read(entity, "Containers") ?? "[]", Json)!,
+        Attachment = entity.GetString("Attachment") is { } attachment ? JsonSerializer.Deserialize<NetworkAttachment>(attachment, Json) : null,
+        PlatformVersion = entity.GetString("PlatformVersion"),
+        CapacityProviderName = entity.GetString("CapacityProviderName"),
         Overrides = entity.GetString("Overrides") is { } overrides ? JsonNode.Parse(overrides)!.AsObject() : null,
         Tags = Tag.Deserialize(entity.GetString("Tags")),
         HealthStatus = entity.GetString("HealthStatus"),

@@ -8,7 +8,7 @@ namespace Serverless.Core.Tasks;
 /// What a task of a definition (with RunTask overrides) reserves on its host, as ECS accounts it:
 /// task-level cpu/memory when set, else the containers' sums (memory: the hard limit, or the soft
 /// reservation where no hard limit is set); fixed host ports (bridge: hostPort &gt; 0; host mode:
-/// every container port). Dynamic ports (hostPort 0) are Docker's to pick and are not reserved.
+/// every container port; awsvpc: none). Dynamic ports (hostPort 0) are Docker's to pick and are not reserved.
 /// </summary>
 public static class TaskSizing
 {
@@ -20,7 +20,10 @@ public static class TaskSizing
         var cpu = taskCpu ?? containers.Sum(c => c.Cpu);
         var memory = taskMemory ?? containers.Sum(c => c.Memory ?? c.MemoryReservation ?? 0);
 
-        var hostMode = definition.TaskDefinition["networkMode"]?.GetValue<string>() == "host";
+        var networkMode = definition.TaskDefinition["networkMode"]?.GetValue<string>();
+        var hostMode = networkMode == "host";
+        // awsvpc: the task has its own address, so its ports take nothing from the host's.
+        if (networkMode == TaskDefinitionDefaults.AwsVpc) return new TaskNeed(cpu, memory, [], []);
         var tcp = new List<int>();
         var udp = new List<int>();
         foreach (var container in definition.ContainerDefinitions)

@@ -80,6 +80,7 @@ public sealed class TaskStateApplier(
                     ? c with { ExitCode = c.ExitCode ?? report.ExitCode, Reason = c.Reason ?? report.Reason, RuntimeId = c.RuntimeId ?? report.RuntimeId }
                     : c).ToList(),
             };
+            completed = completed with { Attachment = task.Attachment?.Apply(change.NetworkInterface, taskStopped: true) };
             return Same(task, completed) ? null : completed;
         }
 
@@ -113,6 +114,7 @@ public sealed class TaskStateApplier(
             StartedAt = task.StartedAt ?? change.StartedAt,
             HealthStatus = newer && change.HealthStatus is not null ? change.HealthStatus : task.HealthStatus,
             ObservedAt = newer ? change.ObservedAt : task.ObservedAt,
+            Attachment = task.Attachment?.Apply(change.NetworkInterface, stopping),
         };
         if (stopping)
         {

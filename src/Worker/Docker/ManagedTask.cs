@@ -48,6 +48,9 @@ internal sealed class ManagedTask
     /// <summary>The <c>traceparent</c> its reports carry: the worker's start of the task, in the trace of the command.</summary>
     public string? TraceParent { get; set; }
 
+    /// <summary>An <c>awsvpc</c> task's address, read from its pause container.</summary>
+    public TaskNetworkInterface? NetworkInterface { get; set; }
+
     public TaskReportState Reports { get; } = new();
 
     /// <summary>Cancelled when the task starts stopping: whatever still waits to start gives up.</summary>
@@ -90,7 +93,9 @@ internal sealed class ManagedTask
         StopCode = KnownStatus == CoreTaskStatus.Stopped ? StopCode : null,
         StoppedReason = KnownStatus == CoreTaskStatus.Stopped ? StoppedReason : null,
         HealthStatus = TaskStatusRules.TaskHealth(States()),
-        Containers = Containers.Select(c => c.Report()).ToList(),
+        // The pause container is the worker's own business, as in the agent: never reported.
+        Containers = Containers.Where(c => !c.Plan.Internal).Select(c => c.Report()).ToList(),
+        NetworkInterface = NetworkInterface,
         ObservedAt = now,
         TraceParent = TraceParent,
     };

@@ -56,6 +56,10 @@ public sealed class TaskAdoption(TaskRunner runner, TaskStore tasks, WorkerIdent
             }
         }
 
+        // A network whose task has no container here and is not being taken over (a crash between
+        // creating the network and its pause container, or a task gone while the worker was down).
+        await runner.RemoveNetworksAsync(null, cancellationToken);
+
         var placed = await PlacedHereAsync(cancellationToken);
         var withContainers = byTask.Select(g => g.Key).ToHashSet(StringComparer.Ordinal);
         foreach (var row in placed)

@@ -8,6 +8,9 @@ public sealed record TaskContext(string Cluster, string TaskArn, string Instance
 /// <summary>Defaults the task definition may leave out, and what the worker permits, from <see cref="WorkerOptions"/>.</summary>
 public sealed record PlanDefaults(TimeSpan StopTimeout, TimeSpan StartTimeout)
 {
+    /// <summary>The image of an <c>awsvpc</c> task's pause container (<see cref="WorkerOptions.PauseImage"/>).</summary>
+    public string PauseImage { get; init; } = "local/busybox:latest";
+
     /// <summary>What the task may do to the host; nothing by default.</summary>
     public TaskPermissions Permissions { get; init; } = TaskPermissions.None;
 
@@ -26,7 +29,8 @@ public sealed record TaskPlan(
     string NetworkMode,
     IReadOnlyList<ContainerPlan> Containers,
     IReadOnlyList<VolumePlan> Volumes,
-    string? Refusal = null)
+    string? Refusal = null,
+    TaskNetworkPlan? Network = null)
 {
     public ContainerPlan? Container(string name) => Containers.FirstOrDefault(c => c.Name == name);
 
@@ -53,7 +57,20 @@ public sealed record ContainerPlan(
     IReadOnlyList<ContainerDependency> DependsOn,
     IReadOnlyList<string> CreateAfter,
     IReadOnlyList<PortMappingPlan> PortMappings,
-    CreateContainerParameters Parameters);
+    CreateContainerParameters Parameters,
+    bool Internal = false);
+
+/// <summary>
+/// An <c>awsvpc</c> task's own Docker network (its "network interface"): created for the task,
+/// joined by its pause container, whose network namespace every other container of the task
+/// shares, and removed with the task. Named after the task id, so a worker that restarts between
+/// creating it and creating the containers finds and reuses it rather than leaving it behind.
+/// </summary>
+public sealed record TaskNetworkPlan(string Name, IDictionary<string, string> Labels)
+{
+    /// <summary>The network's name for a task id.</summary>
+    public static string NameFor(string taskId) => $"ecs-task-{taskId}";
+}
 
 /// <summary>A <c>dependsOn</c> entry: wait until <see cref="ContainerName"/> meets <see cref="Condition"/>.</summary>
 public sealed record ContainerDependency(string ContainerName, string Condition);

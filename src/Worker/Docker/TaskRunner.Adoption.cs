@@ -92,7 +92,7 @@ public sealed partial class TaskRunner
             .SelectMany(g => g.Select((c, i) => (c.Entry, Name: i == 0 ? g.Key : $"{g.Key}#{i}")))
             .Select(c => (c.Entry, Plan: new ContainerPlan(
                 c.Name, c.Entry.Names?.FirstOrDefault()?.TrimStart('/') ?? c.Entry.ID, c.Entry.Image, Essential: true,
-                stopTimeouts.GetValueOrDefault(c.Name, Defaults().StopTimeout), Defaults().StartTimeout, HasHealthCheck: false,
+                stopTimeouts.GetValueOrDefault(c.Name, c.Name == TaskTranslation.PauseContainerName ? TimeSpan.Zero : Defaults().StopTimeout), Defaults().StartTimeout, HasHealthCheck: false,
                 [], [], [], new CreateContainerParameters())))
             .ToList();
         var task = new ManagedTask(cluster, taskArn, new TaskPlan(family, revision, "bridge", [.. plans.Select(p => p.Plan)], []));

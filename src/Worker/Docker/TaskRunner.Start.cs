@@ -76,6 +76,11 @@ public sealed partial class TaskRunner
                 BeginStop(task, TaskFailedToStart, volumeError, commanded: false);
                 return;
             }
+            if (await EnsureNetworkAsync(task, token) is { } networkError)
+            {
+                BeginStop(task, TaskFailedToStart, networkError, commanded: false);
+                return;
+            }
 
             // Containers are created together, each after the sources of its volumesFrom.
             var creations = new Dictionary<string, Task<string?>>(StringComparer.Ordinal);
@@ -189,6 +194,41 @@ public sealed partial class TaskRunner
     }
 
     /// <summary>
+    /// Creates an <c>awsvpc</c> task's network unless it exists (a restart between creating it and
+    /// the containers finds it by its name); null, or the failure in ECS's words.
+    /// </summary>
+    private async Task<string?> EnsureNetworkAsync(ManagedTask task, CancellationToken cancellationToken)
+    {
+        if (task.Plan.Network is not { } network) return null;
+        try
+        {
+            var existing = await _docker.Networks.ListNetworksAsync(new NetworksListParameters
+            {
+                Filters = new Dictionary<string, IDictionary<string, bool>> { ["name"] = new Dictionary<string, bool> { [network.Name] = true } },
+            }, cancellationToken);
+            // Docker's name filter matches substrings: only the exact name is this task's.
+            if (existing.Any(n => n.Name == network.Name)) return null;
+            await _docker.Networks.CreateNetworkAsync(new NetworksCreateParameters
+            {
+                Name = network.Name,
+                Driver = "bridge",
+                CheckDuplicate = true,
+                Labels = network.Labels,
+            }, cancellationToken);
+            _logger.LogDebug("Created network {Network} for {TaskArn}", network.Name, task.TaskArn);
+            return null;
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.Conflict)
+        {
+            return null; // created meanwhile by this task's earlier attempt: the same network
+        }
+        catch (DockerApiException e)
+        {
+            return $"ResourceInitializationError: failed to create the task's network interface: {ImagePuller.DaemonMessage(e)}";
+        }
+    }
+
+    /// <summary>
     /// Starts one container once its dependsOn conditions hold, woken by each change of the task's
     /// containers (Docker's events), never by polling. A condition that can never hold, or does not
     /// within the container's startTimeout, leaves it stopped unstarted, with the agent's reason.
@@ -299,6 +339,12 @@ public sealed partial class TaskRunner
         if (state.Running)
         {
             changed |= container.MarkRunning();
+            if (container.Plan.Internal && task.NetworkInterface is null && task.Plan.Network is { } network
+                && inspected.NetworkSettings?.Networks?.TryGetValue(network.Name, out var endpoint) == true && endpoint.IPAddress is { Length: > 0 } address)
+            {
+                task.NetworkInterface = new TaskNetworkInterface(address, endpoint.MacAddress is { Length: > 0 } mac ? mac : null);
+                changed = true;
+            }
             var bindings = TaskStatusRules.NetworkBindings(inspected.NetworkSettings?.Ports, task.Plan.NetworkMode, container.Plan.PortMappings);
             if (!bindings.SequenceEqual(container.Bindings))
             {

@@ -236,7 +236,40 @@ public sealed partial class TaskRunner
                 _logger.LogWarning("Could not remove volume {Volume} of {TaskArn}: {Error}", volume.DockerName, task.TaskArn, ImagePuller.DaemonMessage(e));
             }
         }
+        await RemoveNetworksAsync(task.TaskArn, cancellationToken);
         _logger.LogDebug("Cleaned up {TaskArn}", task.TaskArn);
+    }
+
+    /// <summary>
+    /// Removes the networks this worker made for <paramref name="taskArn"/> (all of them when null,
+    /// except those of tasks it still manages), found by their labels, so a network is never kept
+    /// once its task is gone, whether the task stopped here or was found after a restart.
+    /// </summary>
+    internal async Task RemoveNetworksAsync(string? taskArn, CancellationToken cancellationToken)
+    {
+        var labels = new Dictionary<string, bool> { [$"{DockerLabels.InstanceId}={_identity.InstanceId}"] = true };
+        if (taskArn is not null) labels[$"{DockerLabels.TaskArn}={taskArn}"] = true;
+        var networks = await _docker.Networks.ListNetworksAsync(new NetworksListParameters
+        {
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = labels },
+        }, cancellationToken);
+        foreach (var network in networks)
+        {
+            var owner = DockerLabels.Get(network.Labels, DockerLabels.TaskArn);
+            if (taskArn is null && owner is not null && _tasks.ContainsKey(owner)) continue;
+            try
+            {
+                await _docker.Networks.DeleteNetworkAsync(network.ID, cancellationToken);
+                _logger.LogDebug("Removed network {Network} of {TaskArn}", network.Name, owner);
+            }
+            catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+            }
+            catch (DockerApiException e)
+            {
+                _logger.LogWarning("Could not remove network {Network} of {TaskArn}: {Error}", network.Name, owner, ImagePuller.DaemonMessage(e));
+            }
+        }
     }
 
     /// <summary>A STOPPED report for a task without containers here (never started, or gone while the worker was down).</summary>

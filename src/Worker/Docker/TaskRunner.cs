@@ -240,6 +240,7 @@ public sealed partial class TaskRunner : IDisposable
         TimeSpan.FromSeconds(_options.ContainerStopTimeoutSeconds), TimeSpan.FromSeconds(_options.ContainerStartTimeoutSeconds))
     {
         Permissions = TaskPermissions.From(_options),
+        PauseImage = _options.PauseImage,
     };
 
     /// <summary>The agent's random hex that makes Docker names unique.</summary>

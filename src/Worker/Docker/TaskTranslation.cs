@@ -55,7 +55,66 @@ public static class TaskTranslation
         var containers = definitions
             .Select(d => Container(d, context, family, revision, networkMode, taskDefinition, containerOverrides.GetValueOrDefault(Name(d)), sources, dockerNames, defaults))
             .ToList();
-        return new TaskPlan(family, revision, networkMode, containers, volumes, refusal) { Secrets = Serverless.Core.Secrets.SecretReference.Of(taskDefinition) };
+        var secrets = Serverless.Core.Secrets.SecretReference.Of(taskDefinition);
+        if (networkMode != AwsVpc) return new TaskPlan(family, revision, networkMode, containers, volumes, refusal) { Secrets = secrets };
+
+        // awsvpc, as the agent does it: a pause container joins the task's own network first, and
+        // every container of the task shares its network namespace (one address, localhost between them).
+        var network = new TaskNetworkPlan(TaskNetworkPlan.NameFor(context.TaskArn[(context.TaskArn.LastIndexOf('/') + 1)..]),
+            VolumeLabels(context, taskScoped: true));
+        var pause = Pause(definitions, context, family, revision, network, suffix, defaults);
+        var joined = containers.Select(c => Joined(c, pause)).Prepend(pause).ToList();
+        return new TaskPlan(family, revision, networkMode, joined, volumes, refusal, network) { Secrets = secrets };
+    }
+
+    public const string AwsVpc = "awsvpc";
+
+    /// <summary>The agent's name for the pause container of an <c>awsvpc</c> task (never reported).</summary>
+    public const string PauseContainerName = "~internal~ecs~pause";
+
+    /// <summary>
+    /// The pause container: it sleeps, holds the task's network namespace on the task's network,
+    /// and carries what Docker only takes on the namespace's owner (DNS servers, search domains, extra hosts).
+    /// </summary>
+    private static ContainerPlan Pause(List<JsonObject> definitions, TaskContext context, string family, int revision, TaskNetworkPlan network, string suffix, PlanDefaults defaults)
+    {
+        var labels = Labels(new JsonObject(), context, family, revision, PauseContainerName);
+        var dockerName = ContainerName(family, revision, "internalecspause", suffix);
+        var parameters = new CreateContainerParameters
+        {
+            Name = dockerName,
+            Image = defaults.PauseImage,
+            Cmd = ["sleep", "2147483647"],
+            Labels = labels,
+            HostConfig = new HostConfig
+            {
+                NetworkMode = network.Name,
+                DNS = definitions.SelectMany(d => Strings(d["dnsServers"]) ?? []).Distinct().ToList().NullIfEmpty(),
+                DNSSearch = definitions.SelectMany(d => Strings(d["dnsSearchDomains"]) ?? []).Distinct().ToList().NullIfEmpty(),
+                ExtraHosts = definitions.SelectMany(d => d["extraHosts"] as JsonArray ?? [])
+                    .Select(h => $"{h!["hostname"]!.GetValue<string>()}:{h["ipAddress"]!.GetValue<string>()}").Distinct().ToList().NullIfEmpty(),
+            },
+        };
+        // Essential: without it the task has no network. Killed at once on stop (sleep ignores SIGTERM as PID 1).
+        return new ContainerPlan(PauseContainerName, dockerName, defaults.PauseImage, Essential: true, TimeSpan.Zero, defaults.StartTimeout,
+            HasHealthCheck: false, [], [], [], parameters, Internal: true);
+    }
+
+    /// <summary>A container of an <c>awsvpc</c> task: in the pause container's network namespace, created and started after it.</summary>
+    private static ContainerPlan Joined(ContainerPlan container, ContainerPlan pause)
+    {
+        var host = container.Parameters.HostConfig;
+        host.NetworkMode = $"container:{pause.DockerName}";
+        // Docker refuses these beside a shared namespace; the pause container carries them.
+        host.DNS = null;
+        host.DNSSearch = null;
+        host.ExtraHosts = null;
+        container.Parameters.ExposedPorts = null;
+        return container with
+        {
+            DependsOn = [.. container.DependsOn, new ContainerDependency(pause.Name, DependencyConditions.Start)],
+            CreateAfter = [.. container.CreateAfter, pause.Name],
+        };
     }
 
     /// <summary>The agent's Docker container name: <c>ecs-&lt;family&gt;-&lt;revision&gt;-&lt;container&gt;-&lt;random&gt;</c>.</summary>
@@ -79,8 +138,6 @@ public static class TaskTranslation
             if (container["environmentFiles"] is JsonArray { Count: > 0 })
                 return "ResourceInitializationError: unable to retrieve environment files: no S3 access is configured on this worker";
         }
-        if (networkMode == "awsvpc")
-            return "ResourceInitializationError: the awsvpc network mode is not supported by this worker";
         foreach (var node in taskDefinition["volumes"] as JsonArray ?? [])
         {
             var volume = (JsonObject)node!;

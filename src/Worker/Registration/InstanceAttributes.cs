@@ -47,6 +47,8 @@ public static class InstanceAttributes
         // Secrets from Secrets Manager and the Parameter Store, sealed to this worker (Worker/Secrets).
         attributes.Add(new(Current + "secrets.asm.environment-variables", null));
         attributes.Add(new(Current + "secrets.ssm.environment-variables", null));
+        // awsvpc: each task gets its own network (a Docker network and pause container, as the agent's task ENI).
+        attributes.Add(new(Current + "task-eni", null));
         foreach (var name in HostAccess(options)) attributes.Add(new(name, null));
 
         foreach (var custom in ParseCustom(options.Attributes))

@@ -91,6 +91,7 @@ public sealed class InstanceRegistration(
             // ECS reports the engine as "DockerVersion: <version>".
             DockerVersion = $"DockerVersion: {version.Version}",
             WakeEndpoint = wake.Endpoint,
+            CapacityProviderName = options.CapacityProvider is { Length: > 0 } provider ? provider : null,
         };
     }
 

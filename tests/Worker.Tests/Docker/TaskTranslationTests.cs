@@ -374,7 +374,6 @@ public sealed class TaskTranslationTests
     }
 
     [Theory]
-    [InlineData("""{"networkMode": "awsvpc", "containerDefinitions": [{"name": "app", "image": "i", "memory": 64}]}""", "awsvpc")]
     [InlineData("""{"volumes": [{"name": "efs", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}], "containerDefinitions": [{"name": "app", "image": "i", "memory": 64}]}""", "efsVolumeConfiguration")]
     [InlineData("""{"containerDefinitions": [{"name": "app", "image": "i", "memory": 64, "environmentFiles": [{"value": "arn:aws:s3:::b/e.env", "type": "s3"}]}]}""", "environment files")]
     public void What_the_worker_cannot_provide_is_refused_with_the_reason(string definition, string mentioned)

@@ -23,8 +23,9 @@ public sealed class InstanceAttributesTests
         Assert.Contains("ecs.capability.container-ordering", names);
         Assert.Contains("ecs.capability.secrets.asm.environment-variables", names);
         Assert.Contains("ecs.capability.secrets.ssm.environment-variables", names);
-        // Nothing the worker cannot do: registry credentials, task roles, ECR auth, task ENIs.
-        Assert.DoesNotContain(names, n => n.Contains("private-registry-authentication") || n.Contains("task-iam-role") || n.Contains("ecr-auth") || n.Contains("task-eni"));
+        // Task ENIs (awsvpc: a network per task), and nothing the worker cannot do: registry credentials, task roles, ECR auth.
+        Assert.Contains("ecs.capability.task-eni", names);
+        Assert.DoesNotContain(names, n => n.Contains("private-registry-authentication") || n.Contains("task-iam-role") || n.Contains("ecr-auth"));
     }
 
     [Fact]

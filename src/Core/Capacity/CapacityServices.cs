@@ -1,0 +1,16 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Serverless.Core.Api;
+
+namespace Serverless.Core.Capacity;
+
+public static class CapacityServices
+{
+    /// <summary>Capacity providers: their table and their ECS actions.</summary>
+    public static IServiceCollection AddCapacity(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddSingleton<CapacityProviderStore>();
+        services.AddSingleton<IActionSource, CapacityProviderActions>();
+        return services;
+    }
+}
