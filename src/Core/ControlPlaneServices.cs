@@ -5,6 +5,7 @@ using Serverless.Core.AccountSettings;
 using Serverless.Core.Api;
 using Serverless.Core.Api.Auth;
 using Serverless.Core.Clusters;
+using Serverless.Core.LoadBalancing;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Services;
 using Serverless.Core.ContainerInstances;
@@ -73,6 +74,7 @@ public static class ControlPlaneServices
         services.AddSingleton<IActionSource, TaskActions>();
 
         services.AddSingleton<IActionSource, TagActions>();
+        services.AddLoadBalancing();
         services.AddSingleton(ServiceModel.Ecs);
         services.AddSingleton(ServiceModel.AutoScaling);
         services.AddSingleton<ActionRegistry>();

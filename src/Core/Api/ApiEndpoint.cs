@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Api.Auth;
+using Serverless.Core.Api.Query;
 
 namespace Serverless.Core.Api;
 
@@ -17,12 +18,15 @@ namespace Serverless.Core.Api;
 /// AWS errors. Trigger-agnostic: the Functions HTTP trigger and the standalone host both hand it
 /// an ASP.NET Core <see cref="HttpRequest"/>.
 /// </summary>
-public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel> models, SigV4Verifier verifier, EcsOptions options, ILogger<ApiEndpoint> logger)
+public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel> models, SigV4Verifier verifier, EcsOptions options, ILogger<ApiEndpoint> logger, QueryEndpoint? query = null)
 {
     private readonly ServiceModel[] _models = [.. models];
 
     public async Task<IActionResult> HandleAsync(HttpRequest request, CancellationToken cancellationToken)
     {
+        // The query protocol (ELBv2) answers in XML, errors included; it shares the body limit and SigV4.
+        if (query is not null && QueryEndpoint.Accepts(request)) return await query.HandleAsync(request, ReadSignedAsync, cancellationToken);
+
         var started = Stopwatch.GetTimestamp();
         var requestId = Guid.NewGuid().ToString();
         var target = request.Headers["X-Amz-Target"].ToString();
@@ -30,9 +34,8 @@ public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel
         AwsJsonResult result;
         try
         {
-            var body = await ReadBodyAsync(request, options.MaxRequestBodyBytes, cancellationToken);
-            var caller = verifier.Verify(ToSignedRequest(request, body));
-            result = await DispatchAsync(target, body, new RequestContext(caller), requestId, cancellationToken);
+            var (body, context) = await ReadSignedAsync(request, cancellationToken);
+            result = await DispatchAsync(target, body, context, requestId, cancellationToken);
         }
         catch (EcsException e)
         {
@@ -65,6 +68,12 @@ public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel
         logger.LogInformation("{Action} {Status} {ElapsedMs:0.0} ms {RequestId}",
             action.Length > 0 ? action : "(none)", result.StatusCode, Stopwatch.GetElapsedTime(started).TotalMilliseconds, requestId);
         return result;
+    }
+
+    private async Task<(ReadOnlyMemory<byte> Body, RequestContext Context)> ReadSignedAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        var body = await ReadBodyAsync(request, options.MaxRequestBodyBytes, cancellationToken);
+        return (body, new RequestContext(verifier.Verify(ToSignedRequest(request, body))));
     }
 
     private async Task<AwsJsonResult> DispatchAsync(string target, ReadOnlyMemory<byte> body, RequestContext context, string requestId, CancellationToken cancellationToken)
