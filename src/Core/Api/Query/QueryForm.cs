@@ -103,17 +103,20 @@ public static class QueryForm
         {
             "string" or "timestamp" or "blob" => JsonValue.Create(text),
             "integer" => int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var i)
-                ? JsonValue.Create(i) : throw WrongType(path, "an Integer"),
+                ? Number(i.ToString(CultureInfo.InvariantCulture)) : throw WrongType(path, "an Integer"),
             "long" => long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l)
-                ? JsonValue.Create(l) : throw WrongType(path, "a Long"),
+                ? Number(l.ToString(CultureInfo.InvariantCulture)) : throw WrongType(path, "a Long"),
             "double" or "float" => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d)
-                ? JsonValue.Create(d) : throw WrongType(path, "a Double"),
+                ? Number(d.ToString("R", CultureInfo.InvariantCulture)) : throw WrongType(path, "a Double"),
             "boolean" => text.Equals("true", StringComparison.OrdinalIgnoreCase) ? JsonValue.Create(true)
                 : text.Equals("false", StringComparison.OrdinalIgnoreCase) ? JsonValue.Create(false)
                 : throw WrongType(path, "a Boolean"),
             _ => JsonValue.Create(text),
         };
     }
+
+    // Numbers as parsed JSON numbers, exactly what the JSON protocols hand the validator.
+    private static JsonNode Number(string text) => JsonNode.Parse(text)!;
 
     // List and map entries are numbered from 1; what is not a positive number is no entry.
     private static IEnumerable<(int Index, Node Node)> Indexed(Dictionary<string, Node> children, string path)
