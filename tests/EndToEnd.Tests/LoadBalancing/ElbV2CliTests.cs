@@ -72,7 +72,7 @@ public sealed class ElbV2CliTests(ControlPlaneFixture plane)
 
         Assert.Equal("ResourceInUse", (await Elb("delete-target-group", "--target-group-arn", tgArn)).ErrorCode);
         Assert.Equal("TargetGroupNotFound", (await Elb("describe-target-groups", "--names", "no-such-tg")).ErrorCode);
-        Assert.Equal("ValidationError", (await Elb("create-target-group", "--name", "-bad-", "--protocol", "HTTP", "--port", "80")).ErrorCode);
+        Assert.Equal("ValidationError", (await Elb("create-target-group", "--name", "bad_name", "--protocol", "HTTP", "--port", "80")).ErrorCode);
 
         Assert.Equal(0, (await Elb("delete-load-balancer", "--load-balancer-arn", lbArn)).ExitCode);
         Assert.Equal("ListenerNotFound", (await Elb("describe-listeners", "--listener-arns", listenerArn)).ErrorCode);
