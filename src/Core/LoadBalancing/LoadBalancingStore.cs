@@ -51,6 +51,19 @@ public sealed class LoadBalancingStore(StorageClients storage, TimeProvider time
         return rows;
     }
 
+    /// <summary>The whole configuration partition: what a data plane serves.</summary>
+    public async Task<List<ElbRow>> ListConfigAsync(CancellationToken cancellationToken)
+    {
+        var table = await TableAsync(cancellationToken);
+        var rows = new List<ElbRow>();
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {ConfigPartition}");
+        await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+        {
+            if (entity.RowKey != VersionRow) rows.Add(ToRow(entity));
+        }
+        return rows;
+    }
+
     /// <summary>The configuration's version: changes whenever anything a data plane serves changes.</summary>
     public async Task<ETag?> VersionAsync(CancellationToken cancellationToken)
     {
