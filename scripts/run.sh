@@ -189,6 +189,7 @@ if [ "${ECS_SKIP_BUILD:-0}" != "1" ]; then
     if [ "$run_worker" -eq 1 ]; then
         dotnet build "$worker_project" -c "$CONFIGURATION" -v quiet -nologo </dev/null
     fi
+    dotnet build "$ROOT/src/LoadBalancer/Serverless.LoadBalancer.csproj" -c "$CONFIGURATION" -v quiet -nologo </dev/null
 fi
 
 # ---- storage -------------------------------------------------------------------------------
@@ -317,6 +318,16 @@ if [ "$run_worker" -eq 1 ]; then
         die "could not create the default cluster"
     [ "$worker_started" -eq 1 ] || start_worker
 fi
+
+# The ELBv2 data plane: serves the listeners created with `aws elbv2 create-listener` on loopback.
+# It reads the same storage and the same settings (Ecs__StoragePrefix, LoadBalancer__*) as the control plane.
+lb_settings=()
+for name in Ecs__StoragePrefix Ecs__Region Ecs__AccountId LoadBalancer__ListenAddress LoadBalancer__InstanceAddress \
+    LoadBalancer__RefreshMilliseconds LoadBalancer__IdleTimeoutSeconds; do
+    value="${!name:-$(setting "$name")}"
+    [ -n "$value" ] && lb_settings+=("$name=$value")
+done
+start_process load-balancer "$ROOT/src/LoadBalancer/bin/$CONFIGURATION/net10.0" env "${lb_settings[@]}" dotnet Serverless.LoadBalancer.dll
 
 # ---- how to use it -------------------------------------------------------------------------
 
