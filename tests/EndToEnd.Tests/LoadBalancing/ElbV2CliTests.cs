@@ -2,7 +2,10 @@ using System.Text.Json.Nodes;
 
 namespace Serverless.EndToEnd.Tests.LoadBalancing;
 
-/// <summary>The ELBv2 API through the unchanged <c>aws elbv2</c> CLI: query protocol in, XML out, AWS's errors.</summary>
+/// <summary>
+/// The ELBv2 API through the unchanged <c>aws elbv2</c> CLI: query protocol in, XML out, AWS's errors. Kept to the
+/// README's commands; the shapes, defaults and errors in detail are Core tests (ElbApiTests).
+/// </summary>
 [Collection("control plane")]
 public sealed class ElbV2CliTests(ControlPlaneFixture plane)
 {
@@ -26,10 +29,6 @@ public sealed class ElbV2CliTests(ControlPlaneFixture plane)
         Assert.Equal(5, tg["HealthCheckTimeoutSeconds"]!.GetValue<int>());
         Assert.Equal("200-299", tg["Matcher"]!["HttpCode"]!.GetValue<string>());
 
-        var attrs = (await Elb("modify-target-group-attributes", "--target-group-arn", tgArn,
-            "--attributes", "Key=deregistration_delay.timeout_seconds,Value=5")).Json["Attributes"]!.AsArray();
-        Assert.Contains(attrs, a => a!["Key"]!.GetValue<string>() == "deregistration_delay.timeout_seconds" && a["Value"]!.GetValue<string>() == "5");
-
         var port = ControlPlaneFixture.FreePort();
         var listener = (await Elb("create-listener", "--load-balancer-arn", lbArn, "--protocol", "HTTP", "--port", port.ToString(),
             "--default-actions", $"Type=forward,TargetGroupArn={tgArn}")).Json["Listeners"]![0]!;
@@ -47,10 +46,6 @@ public sealed class ElbV2CliTests(ControlPlaneFixture plane)
             "--actions", "Type=fixed-response,FixedResponseConfig={StatusCode=200,ContentType=text/plain,MessageBody=hi}")).Json["Rules"]![0]!;
         Assert.Equal("10", rule["Priority"]!.GetValue<string>());
         Assert.Equal("/api/*", rule["Conditions"]![0]!["PathPatternConfig"]!["Values"]![0]!.GetValue<string>());
-        var taken = await Elb("create-rule", "--listener-arn", listenerArn, "--priority", "10",
-            "--conditions", "Field=host-header,Values=a.example", "--actions", "Type=fixed-response,FixedResponseConfig={StatusCode=503}");
-        Assert.Equal("PriorityInUse", taken.ErrorCode);
-
         var rules = (await Elb("describe-rules", "--listener-arn", listenerArn)).Json["Rules"]!.AsArray();
         Assert.Equal(["10", "default"], rules.Select(r => r!["Priority"]!.GetValue<string>()));
         Assert.True(rules[1]!["IsDefault"]!.GetValue<bool>());
@@ -58,21 +53,13 @@ public sealed class ElbV2CliTests(ControlPlaneFixture plane)
         Assert.Equal(0, (await Elb("register-targets", "--target-group-arn", tgArn, "--targets", "Id=i-0abc,Port=9001", "Id=i-0abc,Port=9002")).ExitCode);
         var health = (await Elb("describe-target-health", "--target-group-arn", tgArn)).Json["TargetHealthDescriptions"]!.AsArray();
         Assert.Equal(2, health.Count);
-        Assert.All(health, h => Assert.Contains(h!["TargetHealth"]!["State"]!.GetValue<string>(), new[] { "initial", "healthy", "unhealthy" }));
+        // No data plane runs in this test: nothing has checked them yet.
+        Assert.All(health, h => Assert.Equal("Elb.RegistrationInProgress", h!["TargetHealth"]!["Reason"]!.GetValue<string>()));
         var inUse = (await Elb("describe-target-groups", "--names", "cli-web-tg")).Json["TargetGroups"]![0]!;
         Assert.Equal(lbArn, inUse["LoadBalancerArns"]![0]!.GetValue<string>());
 
-        Assert.Equal(0, (await Elb("deregister-targets", "--target-group-arn", tgArn, "--targets", "Id=i-0abc,Port=9001")).ExitCode);
-        var draining = (await Elb("describe-target-health", "--target-group-arn", tgArn, "--targets", "Id=i-0abc,Port=9001")).Json["TargetHealthDescriptions"]![0]!;
-        Assert.Equal("draining", draining["TargetHealth"]!["State"]!.GetValue<string>());
-        Assert.Equal("Target.DeregistrationInProgress", draining["TargetHealth"]!["Reason"]!.GetValue<string>());
-
         var tags = (await Elb("describe-tags", "--resource-arns", lbArn)).Json["TagDescriptions"]![0]!["Tags"]!.AsArray();
         Assert.Equal("blue", tags.Single(t => t!["Key"]!.GetValue<string>() == "team")!["Value"]!.GetValue<string>());
-
-        Assert.Equal("ResourceInUse", (await Elb("delete-target-group", "--target-group-arn", tgArn)).ErrorCode);
-        Assert.Equal("TargetGroupNotFound", (await Elb("describe-target-groups", "--names", "no-such-tg")).ErrorCode);
-        Assert.Equal("ValidationError", (await Elb("create-target-group", "--name", "bad_name", "--protocol", "HTTP", "--port", "80")).ErrorCode);
 
         Assert.Equal(0, (await Elb("delete-load-balancer", "--load-balancer-arn", lbArn)).ExitCode);
         Assert.Equal("ListenerNotFound", (await Elb("describe-listeners", "--listener-arns", listenerArn)).ErrorCode);
