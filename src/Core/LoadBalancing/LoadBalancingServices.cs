@@ -14,6 +14,7 @@ public static class LoadBalancingServices
         services.AddSingleton<ElbArns>();
         services.AddSingleton<LoadBalancingStore>();
         services.AddSingleton<IActionSource, LoadBalancingActions>();
+        services.AddSingleton<ServiceTargets>();
         return services;
     }
 }
