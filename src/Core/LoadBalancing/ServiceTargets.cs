@@ -24,6 +24,31 @@ public sealed class ServiceTargets(LoadBalancingStore store, TimeProvider time, 
                 .ToList()
             : [];
 
+    /// <summary>At most this many target groups per service, as ECS allows.</summary>
+    public const int MaxTargetGroupsPerService = 5;
+
+    /// <summary>
+    /// Checks a service's <c>loadBalancers</c> against the task definition it runs, with ECS's errors: at most five,
+    /// each naming a target group, a container of the definition and a port that container maps.
+    /// </summary>
+    public static void Validate(JsonNode? loadBalancers, TaskDefinitions.TaskDefinitionRecord definition)
+    {
+        if (loadBalancers is not JsonArray entries) return;
+        if (entries.Count > MaxTargetGroupsPerService)
+            throw new Api.InvalidParameterException($"A service can be attached to at most {MaxTargetGroupsPerService} target groups.");
+        foreach (var entry in entries.OfType<JsonObject>())
+        {
+            if (entry["targetGroupArn"] is null)
+                throw new Api.InvalidParameterException("targetGroupArn must be specified for a service behind an application load balancer.");
+            var name = entry["containerName"]?.GetValue<string>() ?? throw new Api.InvalidParameterException("containerName must be specified for a load balancer.");
+            var port = entry["containerPort"]?.GetValue<int>() ?? throw new Api.InvalidParameterException("containerPort must be specified for a load balancer.");
+            var container = definition.ContainerDefinitions.FirstOrDefault(c => c["name"]?.GetValue<string>() == name)
+                ?? throw new Api.InvalidParameterException($"The container {name} does not exist in the task definition.");
+            if (container["portMappings"] is not JsonArray mappings || !mappings.Any(m => m?["containerPort"]?.GetValue<int>() == port))
+                throw new Api.InvalidParameterException($"The container {name} did not have a container port {port} defined.");
+        }
+    }
+
     private static (string Id, int Port)? TargetOf(TaskRecord task, Binding binding)
         => task.Containers.FirstOrDefault(c => c.Name == binding.ContainerName)?.NetworkBindings
             .FirstOrDefault(n => n.ContainerPort == binding.ContainerPort) is { HostPort: > 0 } port

@@ -115,6 +115,7 @@ public sealed partial class ServiceActions(
             request.String("taskDefinition") ?? throw new InvalidParameterException("A task definition must be specified for services that use the ECS deployment controller."),
             cancellationToken);
         CheckNetwork(definition, request["networkConfiguration"]);
+        LoadBalancing.ServiceTargets.Validate(request["loadBalancers"], definition);
 
         var now = Now();
         var service = new ServiceRecord
