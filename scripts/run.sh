@@ -327,7 +327,12 @@ for name in Ecs__StoragePrefix Ecs__Region Ecs__AccountId LoadBalancer__ListenAd
     value="${!name:-$(setting "$name")}"
     [ -n "$value" ] && lb_settings+=("$name=$value")
 done
-start_process load-balancer "$ROOT/src/LoadBalancer/bin/$CONFIGURATION/net10.0" env "${lb_settings[@]}" dotnet Serverless.LoadBalancer.dll
+lb_out="$ROOT/src/LoadBalancer/bin/$CONFIGURATION/net10.0"
+if [ -f "$lb_out/Serverless.LoadBalancer.dll" ]; then
+    start_process load-balancer "$lb_out" env "${lb_settings[@]}" dotnet Serverless.LoadBalancer.dll
+else
+    log "warning: $lb_out/Serverless.LoadBalancer.dll not found; no load balancer started"
+fi
 
 # ---- how to use it -------------------------------------------------------------------------
 
