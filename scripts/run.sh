@@ -189,6 +189,7 @@ if [ "${ECS_SKIP_BUILD:-0}" != "1" ]; then
     if [ "$run_worker" -eq 1 ]; then
         dotnet build "$worker_project" -c "$CONFIGURATION" -v quiet -nologo </dev/null
     fi
+    dotnet build "$ROOT/src/LoadBalancer/Serverless.LoadBalancer.csproj" -c "$CONFIGURATION" -v quiet -nologo </dev/null
 fi
 
 # ---- storage -------------------------------------------------------------------------------
@@ -333,6 +334,21 @@ if [ "$run_worker" -eq 1 ]; then
         aws ecs create-cluster --cluster-name default --endpoint-url "$endpoint" >/dev/null ||
         die "could not create the default cluster"
     [ "$worker_started" -eq 1 ] || start_worker
+fi
+
+# The ELBv2 data plane: serves the listeners created with `aws elbv2 create-listener` on loopback.
+# It reads the same storage and the same settings (Ecs__StoragePrefix, LoadBalancer__*) as the control plane.
+lb_settings=()
+for name in Ecs__StoragePrefix Ecs__Region Ecs__AccountId LoadBalancer__ListenAddress LoadBalancer__InstanceAddress \
+    LoadBalancer__RefreshMilliseconds LoadBalancer__IdleTimeoutSeconds; do
+    value="${!name:-$(setting "$name")}"
+    [ -n "$value" ] && lb_settings+=("$name=$value")
+done
+lb_out="$ROOT/src/LoadBalancer/bin/$CONFIGURATION/net10.0"
+if [ -f "$lb_out/Serverless.LoadBalancer.dll" ]; then
+    start_process load-balancer "$lb_out" env "${lb_settings[@]}" dotnet Serverless.LoadBalancer.dll
+else
+    log "warning: $lb_out/Serverless.LoadBalancer.dll not found; no load balancer started"
 fi
 
 # ---- how to use it -------------------------------------------------------------------------

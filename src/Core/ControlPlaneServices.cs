@@ -10,6 +10,7 @@ using Serverless.Core.Clusters;
 using Serverless.Core.Deploy;
 using Serverless.Core.Logs;
 using Serverless.Core.Metrics;
+using Serverless.Core.LoadBalancing;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Secrets;
 using Serverless.Core.Services;
@@ -80,6 +81,7 @@ public static class ControlPlaneServices
 
         services.AddSingleton<IActionSource, TagActions>();
         services.AddCapacity(configuration);
+        services.AddLoadBalancing();
         services.AddSingleton(ServiceModel.Ecs);
         services.AddSingleton(ServiceModel.AutoScaling);
         services.AddLogs();

@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Api.Auth;
+using Serverless.Core.Api.Query;
 
 namespace Serverless.Core.Api;
 
@@ -17,12 +18,15 @@ namespace Serverless.Core.Api;
 /// AWS errors. Trigger-agnostic: the Functions HTTP trigger and the standalone host both hand it
 /// an ASP.NET Core <see cref="HttpRequest"/>.
 /// </summary>
-public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel> models, SigV4Verifier verifier, EcsOptions options, ILogger<ApiEndpoint> logger)
+public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel> models, SigV4Verifier verifier, EcsOptions options, ILogger<ApiEndpoint> logger, QueryEndpoint? query = null)
 {
     private readonly ServiceModel[] _models = [.. models];
 
     public async Task<IActionResult> HandleAsync(HttpRequest request, CancellationToken cancellationToken)
     {
+        // The query protocol (ELBv2) answers in XML, errors included; it shares the body limit and SigV4.
+        if (query is not null && QueryEndpoint.Accepts(request)) return await query.HandleAsync(request, ReadSignedAsync, cancellationToken);
+
         var started = Stopwatch.GetTimestamp();
         var requestId = Guid.NewGuid().ToString();
         var target = request.Headers["X-Amz-Target"].ToString();
@@ -32,9 +36,8 @@ public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel
         AwsJsonResult result;
         try
         {
-            var body = await ReadBodyAsync(request, ModelOf(target)?.MaxRequestBodyBytes ?? options.MaxRequestBodyBytes, cancellationToken);
-            var caller = verifier.Verify(ToSignedRequest(request, body));
-            result = await DispatchAsync(target, body, new RequestContext(caller), requestId, cancellationToken);
+            var (body, context) = await ReadSignedAsync(request, ModelOf(target)?.MaxRequestBodyBytes ?? options.MaxRequestBodyBytes, cancellationToken);
+            result = await DispatchAsync(target, body, context, requestId, cancellationToken);
         }
         catch (EcsException e)
         {
@@ -73,6 +76,15 @@ public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel
         Telemetry.Telemetry.Requests.Add(1, tags);
         Telemetry.Telemetry.RequestDuration.Record(elapsed, tags);
         return result;
+    }
+
+    private Task<(ReadOnlyMemory<byte> Body, RequestContext Context)> ReadSignedAsync(HttpRequest request, CancellationToken cancellationToken)
+        => ReadSignedAsync(request, options.MaxRequestBodyBytes, cancellationToken);
+
+    private async Task<(ReadOnlyMemory<byte> Body, RequestContext Context)> ReadSignedAsync(HttpRequest request, int limit, CancellationToken cancellationToken)
+    {
+        var body = await ReadBodyAsync(request, limit, cancellationToken);
+        return (body, new RequestContext(verifier.Verify(ToSignedRequest(request, body))));
     }
 
     private async Task<AwsJsonResult> DispatchAsync(string target, ReadOnlyMemory<byte> body, RequestContext context, string requestId, CancellationToken cancellationToken)

@@ -123,7 +123,8 @@ public sealed class ServiceModel
                 : null;
         }
 
-        var prefix = root.GetProperty("metadata").GetProperty("targetPrefix").GetString()!;
+        // Query-protocol services (ELBv2) have no target prefix: they dispatch on the form's Action.
+        var prefix = root.GetProperty("metadata").TryGetProperty("targetPrefix", out var target) ? target.GetString()! : "";
         return new ServiceModel(prefix, shapes.ToFrozenDictionary(StringComparer.Ordinal), inputs.ToFrozenDictionary(StringComparer.Ordinal), outputs.ToFrozenDictionary(StringComparer.Ordinal));
     }
 

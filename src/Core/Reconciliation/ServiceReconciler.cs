@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Api;
+using Serverless.Core.LoadBalancing;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Scheduling;
 using Serverless.Core.Services;
@@ -33,7 +34,8 @@ public sealed class ServiceReconciler(
     TaskLauncher launcher,
     EcsOptions options,
     TimeProvider time,
-    ILogger<ServiceReconciler> logger)
+    ILogger<ServiceReconciler> logger,
+    ServiceTargets? targets = null)
 {
     private readonly TimeSpan _leaseDuration = TimeSpan.FromSeconds(options.ServiceLeaseSeconds);
     private static readonly TimeSpan PlacementRetry = TimeSpan.FromSeconds(20);
@@ -64,6 +66,7 @@ public sealed class ServiceReconciler(
         };
         var step = Rollout.NextStep(view);
         var nextStop = await ResendStopsAsync(view.Tasks, now, cancellationToken);
+        if (targets is not null) await targets.SyncAsync(service, view.Tasks, view.PrimaryHasHealthCheck, cancellationToken);
 
         if (!step.ChangesTasks)
         {
@@ -98,7 +101,7 @@ public sealed class ServiceReconciler(
         var service = step.Service;
         var events = new List<string>();
         var placementFailed = false;
-        await StopAsync(service, step.Stop, lease, events, cancellationToken);
+        var draining = await StopAsync(service, step.Stop, lease, events, cancellationToken);
         // A strategy's base and weights count the service's tasks that still run, per capacity provider.
         var byProvider = tasks.Where(t => t.DesiredStatus != TaskStatus.Stopped && t.CapacityProviderName is not null)
             .GroupBy(t => t.CapacityProviderName!).ToDictionary(g => g.Key, g => g.Count());
@@ -119,7 +122,7 @@ public sealed class ServiceReconciler(
                 await services.SaveAsync(recorded, cancellationToken);
                 lease.Released();
                 return placementFailed ? ReconcileResult.After(PlacementRetry)
-                    : step.CheckAgainIn is { } again ? ReconcileResult.After(again)
+                    : Earliest(step.CheckAgainIn, draining) is { } again ? ReconcileResult.After(again)
                     : ReconcileResult.Done;
             }
             catch (ConcurrentUpdateException)
@@ -144,14 +147,26 @@ public sealed class ServiceReconciler(
         return ReconcileResult.After(lease.Lost ? TimeSpan.FromMilliseconds(200) : TimeSpan.Zero);
     }
 
-    private async Task StopAsync(ServiceRecord service, IReadOnlyList<TaskStop> stops, ServiceLease lease, List<string> events, CancellationToken cancellationToken)
+    /// <summary>Stops the step's tasks; a task behind a load balancer is drained first. Returns when the next draining ends.</summary>
+    private async Task<TimeSpan?> StopAsync(ServiceRecord service, IReadOnlyList<TaskStop> stops, ServiceLease lease, List<string> events, CancellationToken cancellationToken)
     {
-        if (stops.Count == 0) return;
+        if (stops.Count == 0) return null;
         var now = time.GetUtcNow();
         var stopped = new List<string>();
+        var draining = new List<string>();
+        TimeSpan? drainingEnds = null;
         foreach (var stop in stops)
         {
             if (!await lease.HoldAsync(cancellationToken)) break;
+            if (targets is not null && ServiceTargets.Of(service).Count > 0
+                && await tasks.FindAsync(service.Cluster, stop.TaskId, cancellationToken) is { DesiredStatus: TaskStatus.Running } serving
+                && await targets.DrainAsync(service, serving, cancellationToken) is ({ } drained, var began) && drained > now)
+            {
+                // As ECS's DEACTIVATING: no new requests reach the task while those in flight complete; Stop comes after.
+                if (began) draining.Add(serving.Id);
+                drainingEnds = Earliest(drainingEnds, drained - now);
+                continue;
+            }
             var task = await tasks.UpdateAsync(service.Cluster, stop.TaskId, t => t.RequestStop("ServiceSchedulerInitiated", stop.Reason, now), cancellationToken);
             if (task is null || task.IsStopped) continue;
             try
@@ -168,6 +183,9 @@ public sealed class ServiceReconciler(
         }
         if (stopped.Count > 0)
             events.Add($"(service {service.Name}) has stopped {stopped.Count} running tasks: {string.Join(" ", stopped.Select(id => $"(task {id})"))}.");
+        if (draining.Count > 0)
+            events.Add($"(service {service.Name}) has begun draining connections on {draining.Count} tasks.");
+        return drainingEnds;
     }
 
     /// <summary>

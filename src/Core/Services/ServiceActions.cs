@@ -123,6 +123,7 @@ public sealed partial class ServiceActions(
         // ECS shows the strategy a service runs with, the cluster's default included, and a Fargate service's platform version.
         if (target.Strategy.Count > 0) passthrough["capacityProviderStrategy"] = LaunchTargets.ToJson(target.Strategy);
         if (target.IsFargate) passthrough["platformVersion"] ??= "LATEST";
+        LoadBalancing.ServiceTargets.Validate(request["loadBalancers"], definition);
 
         var now = Now();
         var service = new ServiceRecord

@@ -137,15 +137,12 @@ public sealed class ServiceActionsTests(AzuriteFixture azurite) : IAsyncLifetime
     {
         var service = await CreateAsync(extra: """
             , "desiredCount": 1,
-            "loadBalancers": [{"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/web/1", "containerName": "app", "containerPort": 80}],
             "serviceRegistries": [{"registryArn": "arn:aws:servicediscovery:us-east-1:000000000000:service/srv-1"}],
             "role": "/ecs/web-role",
             "deploymentConfiguration": {"alarms": {"alarmNames": ["high-5xx"], "enable": true, "rollback": false}, "maximumPercent": 150},
             "placementConstraints": [{"type": "memberOf", "expression": "attribute:stack == prod"}, {"type": "distinctInstance"}]
             """);
 
-        Assert.Equal("""[{"targetGroupArn":"arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/web/1","containerName":"app","containerPort":80}]""",
-            service["loadBalancers"]!.ToJsonString());
         Assert.Equal("""[{"registryArn":"arn:aws:servicediscovery:us-east-1:000000000000:service/srv-1"}]""", service["serviceRegistries"]!.ToJsonString());
         Assert.Equal("arn:aws:iam::000000000000:role/ecs/web-role", Str(service["roleArn"]));
         Assert.Equal("""{"deploymentCircuitBreaker":{"enable":false,"rollback":false},"maximumPercent":150,"minimumHealthyPercent":100,"alarms":{"alarmNames":["high-5xx"],"enable":true,"rollback":false}}""",

@@ -1,0 +1,130 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Serverless.Core.Services;
+using Serverless.Core.Tasks;
+using TaskStatus = Serverless.Core.Tasks.TaskStatus;
+
+namespace Serverless.Core.LoadBalancing;
+
+/// <summary>
+/// A service's tasks as targets of the target groups in its <c>loadBalancers</c>, as ECS keeps them: a task
+/// is registered (its container instance and the host port of <c>containerName</c>/<c>containerPort</c>) once
+/// it is RUNNING, and healthy when its definition has a health check; a task that stopped or is to stop is
+/// deregistered, and a task the scheduler stops is drained first, for the group's deregistration delay.
+/// </summary>
+public sealed class ServiceTargets(LoadBalancingStore store, TimeProvider time, ILogger<ServiceTargets> logger)
+{
+    public sealed record Binding(string TargetGroupArn, string ContainerName, int ContainerPort);
+
+    public static IReadOnlyList<Binding> Of(ServiceRecord service)
+        => service.Passthrough["loadBalancers"] is JsonArray entries
+            ? entries.Select(e => e as JsonObject)
+                .Where(e => e?["targetGroupArn"] is not null && e["containerName"] is not null && e["containerPort"] is not null)
+                .Select(e => new Binding(e!["targetGroupArn"]!.GetValue<string>(), e["containerName"]!.GetValue<string>(), e["containerPort"]!.GetValue<int>()))
+                .ToList()
+            : [];
+
+    /// <summary>At most this many target groups per service, as ECS allows.</summary>
+    public const int MaxTargetGroupsPerService = 5;
+
+    /// <summary>
+    /// Checks a service's <c>loadBalancers</c> against the task definition it runs, with ECS's errors: at most five,
+    /// each naming a target group, a container of the definition and a port that container maps.
+    /// </summary>
+    public static void Validate(JsonNode? loadBalancers, TaskDefinitions.TaskDefinitionRecord definition)
+    {
+        if (loadBalancers is not JsonArray entries) return;
+        if (entries.Count > MaxTargetGroupsPerService)
+            throw new Api.InvalidParameterException($"A service can be attached to at most {MaxTargetGroupsPerService} target groups.");
+        foreach (var entry in entries.OfType<JsonObject>())
+        {
+            if (entry["targetGroupArn"] is null)
+                throw new Api.InvalidParameterException("targetGroupArn must be specified for a service behind an application load balancer.");
+            var name = entry["containerName"]?.GetValue<string>() ?? throw new Api.InvalidParameterException("containerName must be specified for a load balancer.");
+            var port = entry["containerPort"]?.GetValue<int>() ?? throw new Api.InvalidParameterException("containerPort must be specified for a load balancer.");
+            var container = definition.ContainerDefinitions.FirstOrDefault(c => c["name"]?.GetValue<string>() == name)
+                ?? throw new Api.InvalidParameterException($"The container {name} does not exist in the task definition.");
+            if (container["portMappings"] is not JsonArray mappings || !mappings.Any(m => m?["containerPort"]?.GetValue<int>() == port))
+                throw new Api.InvalidParameterException($"The container {name} did not have a container port {port} defined.");
+        }
+    }
+
+    private static (string Id, int Port)? TargetOf(TaskRecord task, Binding binding)
+        => task.Containers.FirstOrDefault(c => c.Name == binding.ContainerName)?.NetworkBindings
+            .FirstOrDefault(n => n.ContainerPort == binding.ContainerPort) is { HostPort: > 0 } port
+            ? (task.ContainerInstanceId, port.HostPort)
+            : null;
+
+    /// <summary>The target group row behind an ARN, or null when it is gone (the service keeps running without it).</summary>
+    private async Task<ElbRow?> GroupAsync(string arn, CancellationToken cancellationToken)
+    {
+        var parts = arn.Split(':', 6);
+        var resource = parts.Length == 6 ? parts[5].Split('/') : [];
+        if (resource is not ["targetgroup", var name, _]) return null;
+        var row = await store.GetAsync($"tg|{name}", cancellationToken);
+        return row?.Doc["TargetGroupArn"]?.GetValue<string>() == arn ? row : null;
+    }
+
+    /// <summary>
+    /// Registers the service's serving tasks that are not registered yet and deregisters (drains) the targets
+    /// of its tasks that stopped or are to stop. Idempotent: what is already so is left alone.
+    /// </summary>
+    public async Task SyncAsync(ServiceRecord service, IReadOnlyList<TaskRecord> tasks, bool hasHealthCheck, CancellationToken cancellationToken)
+    {
+        foreach (var binding in Of(service))
+        {
+            if (await GroupAsync(binding.TargetGroupArn, cancellationToken) is not { } group) continue;
+            var groupId = group.Doc[ElbDocs.Id]!.GetValue<string>();
+            var registered = (await store.ListTargetsAsync(groupId, cancellationToken)).ToDictionary(t => TargetRow.Key(t.Id, t.Port));
+            var now = time.GetUtcNow();
+            var changes = new List<TargetRow>();
+            foreach (var task in tasks)
+            {
+                if (TargetOf(task, binding) is not var (id, port)) continue;
+                var row = registered.GetValueOrDefault(TargetRow.Key(id, port));
+                var serving = task is { LastStatus: TaskStatus.Running, DesiredStatus: TaskStatus.Running }
+                              && (task.HealthStatus == "HEALTHY" || (!hasHealthCheck && task.HealthStatus != "UNHEALTHY"));
+                if (serving && row is null)
+                {
+                    changes.Add(new TargetRow(groupId, id, port, null, now, null, null, null, null));
+                    logger.LogInformation("Service {Service} registers task {TaskId} as {Target}:{Port} in {TargetGroupArn}", service.Name, task.Id, id, port, binding.TargetGroupArn);
+                }
+                else if (!serving && task.DesiredStatus != TaskStatus.Running && row is { DrainingSince: null })
+                {
+                    changes.Add(row with { DrainingSince = now });
+                    logger.LogInformation("Service {Service} deregisters task {TaskId} ({Target}:{Port}) from {TargetGroupArn}", service.Name, task.Id, id, port, binding.TargetGroupArn);
+                }
+            }
+            if (changes.Count > 0) await store.SaveTargetsAsync(groupId, changes, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Deregisters <paramref name="task"/> from every group of the service and returns when its draining ends:
+    /// the scheduler sends Stop only after it, as ECS's DEACTIVATING does. Null when it has no registered target;
+    /// <c>Began</c> when this call started the draining (not an earlier one).
+    /// </summary>
+    public async Task<(DateTimeOffset? Until, bool Began)> DrainAsync(ServiceRecord service, TaskRecord task, CancellationToken cancellationToken)
+    {
+        DateTimeOffset? until = null;
+        var began = false;
+        foreach (var binding in Of(service))
+        {
+            if (TargetOf(task, binding) is not var (id, port)) continue;
+            if (await GroupAsync(binding.TargetGroupArn, cancellationToken) is not { } group) continue;
+            var groupId = group.Doc[ElbDocs.Id]!.GetValue<string>();
+            var row = (await store.ListTargetsAsync(groupId, cancellationToken)).FirstOrDefault(t => t.Id == id && t.Port == port);
+            if (row is null) continue;
+            var since = row.DrainingSince ?? time.GetUtcNow();
+            if (row.DrainingSince is null)
+            {
+                await store.SaveTargetsAsync(groupId, [row with { DrainingSince = since }], cancellationToken);
+                began = true;
+                logger.LogInformation("Service {Service} drains task {TaskId} ({Target}:{Port}) in {TargetGroupArn}", service.Name, task.Id, id, port, binding.TargetGroupArn);
+            }
+            var end = since.AddSeconds(ElbRules.DeregistrationDelaySeconds(group.Doc));
+            until = until is null || end > until ? end : until;
+        }
+        return (until, began);
+    }
+}

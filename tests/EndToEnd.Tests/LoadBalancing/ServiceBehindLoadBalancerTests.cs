@@ -1,0 +1,100 @@
+using System.Text.Json.Nodes;
+
+namespace Serverless.EndToEnd.Tests.LoadBalancing;
+
+/// <summary>
+/// An ECS service behind a listener on real Docker: its tasks are registered as they come up, and a rolling
+/// deployment (100/200 percent) under a steady request loop drains each old task before stopping it.
+/// </summary>
+[Collection("control plane")]
+public sealed class ServiceBehindLoadBalancerTests(ControlPlaneFixture plane)
+{
+    private const string Image = "local/busybox:latest";
+
+    private Task<CliResult> Elb(params string[] args) => plane.AwsAsync(["elbv2", .. args]);
+
+    private static string Web(string version) => $$$"""
+        [{"name":"web","image":"{{{Image}}}","memory":32,"essential":true,
+          "entryPoint":["sh","-c"],"command":["echo {{{version}}} > /tmp/index.html && exec httpd -f -p 8080 -h /tmp"],
+          "portMappings":[{"containerPort":8080,"hostPort":0}],
+          "healthCheck":{"command":["CMD-SHELL","wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1"],"interval":5,"timeout":2,"retries":2,"startPeriod":0}}]
+        """;
+
+    [Fact]
+    public async Task A_rolling_update_behind_the_load_balancer_fails_no_request()
+    {
+        var cluster = $"elb-{Guid.NewGuid():N}"[..20];
+        (await plane.EcsAsync("create-cluster", "--cluster-name", cluster)).Json.ToString();
+        await plane.StartWorkerAsync(cluster);
+        await using var balancer = LoadBalancerProcess.Start(plane);
+        var v1 = (await plane.EcsAsync("register-task-definition", "--family", $"{cluster}-web", "--container-definitions", Web("v1"))).Json["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
+        var v2 = (await plane.EcsAsync("register-task-definition", "--family", $"{cluster}-web", "--container-definitions", Web("v2"))).Json["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
+
+        var lbArn = (await Elb("create-load-balancer", "--name", cluster)).Json["LoadBalancers"]![0]!["LoadBalancerArn"]!.GetValue<string>();
+        var tgArn = (await Elb("create-target-group", "--name", $"{cluster}-tg", "--protocol", "HTTP", "--port", "8080",
+            "--health-check-interval-seconds", "5", "--health-check-timeout-seconds", "2", "--healthy-threshold-count", "2")).Json["TargetGroups"]![0]!["TargetGroupArn"]!.GetValue<string>();
+        await Elb("modify-target-group-attributes", "--target-group-arn", tgArn, "--attributes", "Key=deregistration_delay.timeout_seconds,Value=3");
+        var port = ControlPlaneFixture.FreePort();
+        await Elb("create-listener", "--load-balancer-arn", lbArn, "--protocol", "HTTP", "--port", port.ToString(), "--default-actions", $"Type=forward,TargetGroupArn={tgArn}");
+
+        (await plane.EcsAsync("create-service", "--cluster", cluster, "--service-name", "web", "--task-definition", v1, "--desired-count", "2",
+            "--load-balancers", $"targetGroupArn={tgArn},containerName=web,containerPort=8080")).Json.ToString();
+        await WaitForHealthyTargetsAsync(tgArn, 2);
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
+        using var stop = new CancellationTokenSource();
+        var failures = new List<string>();
+        var versions = new List<string>();
+        var loop = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    using var response = await http.GetAsync("/");
+                    var body = (await response.Content.ReadAsStringAsync()).Trim();
+                    lock (versions) { if (response.IsSuccessStatusCode) versions.Add(body); else failures.Add($"{(int)response.StatusCode} {body}"); }
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                    lock (versions) failures.Add(e.Message);
+                }
+                await Task.Delay(20);
+            }
+        });
+
+        (await plane.EcsAsync("update-service", "--cluster", cluster, "--service", "web", "--task-definition", v2)).Json.ToString();
+        var stable = await plane.WaitAsync("services-stable", cluster, ["web"]);
+        Assert.True(stable.ExitCode == 0, stable.Stderr);
+        // Every target is a v2 task now: the last old ones drained, then stopped.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            await Task.Delay(1000);
+            lock (versions) if (versions.Count > 20 && versions.TakeLast(20).All(v => v == "v2")) break;
+            Assert.True(DateTime.UtcNow < deadline, "traffic never moved to v2 alone");
+        }
+        await stop.CancelAsync();
+        await loop;
+
+        Assert.True(failures.Count == 0, $"{failures.Count} of {failures.Count + versions.Count} requests failed: {string.Join("; ", failures.Take(5))}\n{balancer.Log}");
+        Assert.Contains("v1", versions);
+        var events = (await plane.DescribeServiceAsync(cluster, "web"))["events"]!.AsArray().Select(e => e!["message"]!.GetValue<string>());
+        Assert.Contains(events, e => e.Contains("has begun draining connections", StringComparison.Ordinal));
+
+        (await plane.EcsAsync("delete-service", "--cluster", cluster, "--service", "web", "--force")).Json.ToString();
+        await Elb("delete-load-balancer", "--load-balancer-arn", lbArn);
+    }
+
+    private async Task WaitForHealthyTargetsAsync(string tgArn, int count)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while (true)
+        {
+            var health = (await Elb("describe-target-health", "--target-group-arn", tgArn)).Json["TargetHealthDescriptions"]!.AsArray();
+            if (health.Count(h => h!["TargetHealth"]!["State"]!.GetValue<string>() == "healthy") == count) return;
+            Assert.True(DateTime.UtcNow < deadline, $"targets: {health.ToJsonString()}");
+            await Task.Delay(1000);
+        }
+    }
+}
