@@ -48,7 +48,11 @@ public sealed class AwsLogsTests(ControlPlaneFixture plane) : IAsyncLifetime
 
         var stream = $"web/app/{taskArn[(taskArn.LastIndexOf('/') + 1)..]}";
         var all = Messages(await LogsAsync("get-log-events", "--log-group-name", group, "--log-stream-name", stream, "--start-from-head"));
-        Assert.Equal(["starting up", """{"level":"error","msg":"disk full"}""", """{"level":"info","msg":"ok"}""", "connection refused by db"], all);
+        // Docker reads stdout and stderr apart and stamps each line as it reads it, so the two streams
+        // interleave by those stamps, not by the order the shell wrote them; each stream keeps its own.
+        Assert.Equal(["connection refused by db", "starting up", """{"level":"error","msg":"disk full"}""", """{"level":"info","msg":"ok"}"""], all.Order(StringComparer.Ordinal));
+        Assert.True(all.IndexOf("starting up") < all.IndexOf("""{"level":"info","msg":"ok"}"""), string.Join('\n', all));
+        Assert.True(all.IndexOf("""{"level":"error","msg":"disk full"}""") < all.IndexOf("connection refused by db"), string.Join('\n', all));
 
         Assert.Equal(["starting up"], Messages(await LogsAsync("filter-log-events", "--log-group-name", group, "--filter-pattern", "starting")));
         Assert.Equal(["connection refused by db"], Messages(await LogsAsync("filter-log-events", "--log-group-name", group, "--filter-pattern", "\"refused by\"")));
