@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 namespace Serverless.EndToEnd.Tests;
 
 /// <summary>The account-settings actions with the AWS CLI, as a user would drive them.</summary>
-[Collection("control plane")]
+[Collection("control plane 3")]
 public sealed class AccountSettingsTests(ControlPlaneFixture plane)
 {
     private static string Names(JsonNode settings)

@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 namespace Serverless.EndToEnd.Tests;
 
 /// <summary>Bad requests get the AWS error a client expects, and none of them writes anything.</summary>
-[Collection("control plane")]
+[Collection("control plane 3")]
 public sealed class BadInputTests(ControlPlaneFixture plane)
 {
     private const string Ecs = "AmazonEC2ContainerServiceV20141113.";

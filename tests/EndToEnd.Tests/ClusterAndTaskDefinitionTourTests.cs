@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 namespace Serverless.EndToEnd.Tests;
 
 /// <summary>The README's tour, command for command, with the AWS CLI.</summary>
-[Collection("control plane")]
+[Collection("control plane 3")]
 public sealed class ClusterAndTaskDefinitionTourTests(ControlPlaneFixture plane)
 {
     private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", name);

@@ -420,5 +420,14 @@ public sealed record CliResult(int ExitCode, string Stdout, string Stderr)
     }
 }
 
+// The end-to-end classes mostly wait on the system, so they run in three collections side by side,
+// each with its own control plane (and Azurite): a class's tests still run one after another, and
+// every test works in clusters of its own. The split balances the collections' run times.
 [CollectionDefinition("control plane")]
 public sealed class ControlPlaneCollection : ICollectionFixture<ControlPlaneFixture>;
+
+[CollectionDefinition("control plane 2")]
+public sealed class SecondControlPlaneCollection : ICollectionFixture<ControlPlaneFixture>;
+
+[CollectionDefinition("control plane 3")]
+public sealed class ThirdControlPlaneCollection : ICollectionFixture<ControlPlaneFixture>;

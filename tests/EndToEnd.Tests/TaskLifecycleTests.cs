@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 namespace Serverless.EndToEnd.Tests;
 
 /// <summary>RunTask to STOPPED on a real Docker engine, driven with the AWS CLI.</summary>
-[Collection("control plane")]
+[Collection("control plane 2")]
 public sealed class TaskLifecycleTests(ControlPlaneFixture plane) : IAsyncLifetime
 {
     public Task InitializeAsync() => Task.CompletedTask;

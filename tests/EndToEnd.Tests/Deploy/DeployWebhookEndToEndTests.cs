@@ -49,7 +49,7 @@ public sealed class DeployScenario : IAsyncLifetime
 /// <c>local/busybox:latest</c> made by the test and removed after it. Either test may run first:
 /// they assert on what their own deliveries change.
 /// </summary>
-[Collection("control plane")]
+[Collection("control plane 3")]
 public sealed class DeployWebhookEndToEndTests(ControlPlaneFixture plane, DeployScenario scenario) : IClassFixture<DeployScenario>
 {
     private const string Base = "local/busybox:latest";

@@ -6,7 +6,7 @@ namespace Serverless.EndToEnd.Tests.LoadBalancing;
 /// The ELBv2 API through the unchanged <c>aws elbv2</c> CLI: query protocol in, XML out, AWS's errors. Kept to the
 /// README's commands; the shapes, defaults and errors in detail are Core tests (ElbApiTests).
 /// </summary>
-[Collection("control plane")]
+[Collection("control plane 3")]
 public sealed class ElbV2CliTests(ControlPlaneFixture plane)
 {
     private Task<CliResult> Elb(params string[] args) => plane.AwsAsync(["elbv2", .. args]);

@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 namespace Serverless.EndToEnd.Tests.Secrets;
 
 /// <summary>Secrets Manager, the Parameter Store and task secrets with the AWS CLI, on real Docker.</summary>
-[Collection("control plane")]
+[Collection("control plane 3")]
 public sealed class SecretsCliTests(ControlPlaneFixture plane) : IAsyncLifetime
 {
     private readonly string _suffix = Guid.NewGuid().ToString("N")[..8];
