@@ -41,6 +41,7 @@ public sealed class TaskMetadataReader(TaskRunner runner, IDockerClient docker, 
                 ["DesiredStatus"] = task.DesiredStatus,
                 ["KnownStatus"] = task.KnownStatus,
             };
+            if (Limits(task.Plan.Limits) is { } limits) json["Limits"] = limits;
             if (task.PullStartedAt is { } pullStarted) json["PullStartedAt"] = Time(pullStarted);
             if (task.PullStoppedAt is { } pullStopped) json["PullStoppedAt"] = Time(pullStopped);
             if (task.ExecutionStoppedAt is { } stopped && task.KnownStatus == Core.Tasks.TaskStatus.Stopped) json["ExecutionStoppedAt"] = Time(stopped);
@@ -64,6 +65,16 @@ public sealed class TaskMetadataReader(TaskRunner runner, IDockerClient docker, 
         foreach (var container in task.Containers.Where(c => !c.Plan.Internal && c.DockerId is not null))
             json[container.DockerId!] = JsonNode.Parse(await StatsAsync(container.DockerId!, cancellationToken));
         return Results.Json(json);
+    }
+
+    /// <summary>The task's limits as ECS shows them: CPU in vCPUs, memory in MiB; null when the definition sets neither.</summary>
+    private static JsonObject? Limits(TaskLimits limits)
+    {
+        if (limits.Cpu is null && limits.Memory is null) return null;
+        var json = new JsonObject();
+        if (double.TryParse(limits.Cpu, CultureInfo.InvariantCulture, out var cpu)) json["CPU"] = cpu / 1024;
+        if (long.TryParse(limits.Memory, CultureInfo.InvariantCulture, out var memory)) json["Memory"] = memory;
+        return json;
     }
 
     private static IResult NotFound() => Results.Text("\"Unable to get task metadata: no container with that id\"", "application/json", statusCode: 404);

@@ -23,7 +23,11 @@ public sealed class TaskMetadataDockerTests(WorkerFixture fixture, ITestOutputHe
 
     public async Task InitializeAsync()
     {
-        _worker = await WorkerHarness.StartAsync(fixture, output, configure: o => o.MetadataPort = 0);
+        _worker = await WorkerHarness.StartAsync(fixture, output, configure: o =>
+        {
+            o.MetadataPort = 0;
+            o.AllowHostNetwork = true;
+        });
         await _worker.Get<TaskMetadataServer>().StartAsync(Token);
     }
 
@@ -33,7 +37,7 @@ public sealed class TaskMetadataDockerTests(WorkerFixture fixture, ITestOutputHe
     public async Task A_container_reads_its_own_task_and_no_other()
     {
         var two = await _worker.RegisterAsync($$"""
-            {"family": "metadata", "containerDefinitions": [
+            {"family": "metadata", "cpu": "256", "memory": "512", "containerDefinitions": [
               {"name": "app", "image": "local/busybox:latest", "memory": 32, "cpu": 64, "stopTimeout": 1,
                "dockerLabels": {"team": "a"}, "command": ["sh", "-c", {{JsonValue.Create(Script).ToJsonString()}}]},
               {"name": "side", "image": "local/busybox:latest", "memory": 16, "stopTimeout": 1, "command": ["sleep", "300"]}]}
@@ -65,6 +69,8 @@ public sealed class TaskMetadataDockerTests(WorkerFixture fixture, ITestOutputHe
         Assert.Equal(two.Revision.ToString(), task["Revision"]!.GetValue<string>());
         Assert.Equal("RUNNING", task["DesiredStatus"]!.GetValue<string>());
         Assert.Equal("EC2", task["LaunchType"]!.GetValue<string>());
+        Assert.Equal(0.25, task["Limits"]!["CPU"]!.GetValue<double>());
+        Assert.Equal(512, task["Limits"]!["Memory"]!.GetValue<long>());
         Assert.NotNull(task["PullStartedAt"]);
         var containers = task["Containers"]!.AsArray();
         Assert.Equal(new[] { appA, sideA }.Order(), containers.Select(c => c!["DockerId"]!.GetValue<string>()).Order());
@@ -106,6 +112,31 @@ public sealed class TaskMetadataDockerTests(WorkerFixture fixture, ITestOutputHe
 
         foreach (var start in new[] { a, b }) await _worker.Runner.StopAsync(WorkerHarness.StopCommand(start.TaskArn), Token);
         foreach (var start in new[] { a, b }) await fixture.Events.WaitForStatusAsync(start.TaskArn, "STOPPED", Token);
+    }
+
+    [Theory]
+    [InlineData("awsvpc")]
+    [InlineData("host")]
+    public async Task The_endpoint_is_reachable_in_every_network_mode(string mode)
+    {
+        var definition = await _worker.RegisterAsync($$"""
+            {"family": "metadata-{{mode}}", "networkMode": "{{mode}}", "containerDefinitions": [
+              {"name": "app", "image": "local/busybox:latest", "memory": 32, "stopTimeout": 1,
+               "command": ["sh", "-c", "wget -q -O- $ECS_CONTAINER_METADATA_URI_V4; echo; echo ---end; sleep 300"]}]}
+            """);
+        var start = _worker.StartCommand(definition);
+        await _worker.Runner.StartAsync(start, redelivered: false, Token);
+        var running = await fixture.Events.WaitForStatusAsync(start.TaskArn, "RUNNING", Token);
+        var app = Assert.Single(running.Containers).RuntimeId!;
+
+        var self = JsonNode.Parse((await OutputAsync(app))[0])!;
+        Assert.Equal(app, self["DockerId"]!.GetValue<string>());
+        var network = Assert.Single(self["Networks"]!.AsArray())!;
+        Assert.Equal(mode, network["NetworkMode"]!.GetValue<string>());
+        if (mode == "awsvpc") Assert.Equal(running.NetworkInterface!.PrivateIpv4Address, Assert.Single(network["IPv4Addresses"]!.AsArray())!.GetValue<string>());
+
+        await _worker.Runner.StopAsync(WorkerHarness.StopCommand(start.TaskArn), Token);
+        await fixture.Events.WaitForStatusAsync(start.TaskArn, "STOPPED", Token);
     }
 
     /// <summary>The container's standard output (<c>docker logs</c>), split at the script's markers once it printed them all.</summary>
