@@ -100,10 +100,11 @@ public sealed class WorkerOptions
     public int CommandPollMaxDelayMilliseconds { get; set; } = 2000;
 
     /// <summary>
-    /// TCP port of the task metadata endpoint (the agent's 51679): 0 any free port, negative none
-    /// (containers then get no <c>ECS_CONTAINER_METADATA_URI*</c>).
+    /// TCP port of the task metadata endpoint: 0 (the default) any free port, so that several
+    /// workers share a host (the port is in each container's URI); negative none (containers then get
+    /// no <c>ECS_CONTAINER_METADATA_URI*</c>).
     /// </summary>
-    public int MetadataPort { get; set; } = 51679;
+    public int MetadataPort { get; set; }
 
     /// <summary>
     /// The one address the task metadata endpoint listens on. Default: the gateway of Docker's

@@ -92,9 +92,18 @@ public sealed class TaskMetadataServer(
 
     private async Task<string> BridgeGatewayAsync(CancellationToken cancellationToken)
     {
-        var bridge = await docker.Networks.InspectNetworkAsync("bridge", cancellationToken);
+        const string missing = "Docker has no bridge network with an IPv4 gateway to serve task metadata on: set Worker__MetadataAddress (or Worker__MetadataPort=-1)";
+        NetworkResponse bridge;
+        try
+        {
+            bridge = await docker.Networks.InspectNetworkAsync("bridge", cancellationToken);
+        }
+        catch (DockerNetworkNotFoundException e)
+        {
+            throw new InvalidOperationException(missing, e);
+        }
         return bridge.IPAM?.Config?.Select(c => c.Gateway).FirstOrDefault(g => IPAddress.TryParse(g, out var ip) && ip.AddressFamily == AddressFamily.InterNetwork)
-            ?? throw new InvalidOperationException("Docker's bridge network has no IPv4 gateway: set Worker__MetadataAddress");
+            ?? throw new InvalidOperationException(missing);
     }
 }
 
