@@ -24,6 +24,9 @@ public sealed class TaskMetadataEndpoint
     /// <summary>The container's metadata id: the last segment of its URIs, and the server's only key to it.</summary>
     public const string IdLabel = "ecs-worker.metadata-id";
 
+    /// <summary>The base URI the container was given: a restarted worker listens there again, so its URIs keep working.</summary>
+    public const string UriLabel = "ecs-worker.metadata-uri";
+
     /// <summary><c>http://address:port</c>, or null while (or when) no server listens.</summary>
     public string? BaseUri { get; internal set; }
 
@@ -37,6 +40,7 @@ public sealed class TaskMetadataEndpoint
             parameters.Labels ??= new Dictionary<string, string>();
             if (!parameters.Labels.TryGetValue(IdLabel, out var id))
                 parameters.Labels[IdLabel] = id = RandomNumberGenerator.GetHexString(32, lowercase: true);
+            parameters.Labels[UriLabel] = baseUri;
             // Ours win over variables of the same names, as with the agent.
             var env = (parameters.Env ?? []).Where(e => !e.StartsWith("ECS_CONTAINER_METADATA_URI", StringComparison.Ordinal)).ToList();
             env.Add($"ECS_CONTAINER_METADATA_URI_V4={baseUri}/v4/{id}");
@@ -54,7 +58,8 @@ public sealed class TaskMetadataEndpoint
 /// (<see cref="TaskMetadataEndpoint.IdLabel"/>), and is answered about that container's task only.
 /// </summary>
 public sealed class TaskMetadataServer(
-    TaskMetadataEndpoint endpoint, TaskMetadataReader reader, IDockerClient docker, WorkerOptions options, ILogger<TaskMetadataServer> logger) : IHostedService, IAsyncDisposable
+    TaskMetadataEndpoint endpoint, TaskMetadataReader reader, IDockerClient docker, WorkerOptions options,
+    Registration.WorkerIdentity identity, ILogger<TaskMetadataServer> logger) : IHostedService, IAsyncDisposable
 {
     private WebApplication? _app;
 
@@ -62,9 +67,29 @@ public sealed class TaskMetadataServer(
     {
         if (options.MetadataPort < 0) return;
         var address = options.MetadataAddress is { Length: > 0 } configured ? configured : await BridgeGatewayAsync(cancellationToken);
+        var port = options.MetadataPort;
+        if (port == 0 && await PreviousPortAsync(address, cancellationToken) is { } previous)
+        {
+            try
+            {
+                _app = await ListenAsync(address, previous, cancellationToken);
+            }
+            catch (IOException e)
+            {
+                logger.LogWarning("The task metadata port {Port} of this instance's running containers is taken ({Error}): their metadata URIs no longer answer", previous, e.Message);
+            }
+        }
+        _app ??= await ListenAsync(address, port, cancellationToken);
+        var bound = new Uri(_app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        endpoint.BaseUri = $"http://{address}:{bound.Port}";
+        logger.LogInformation("Task metadata endpoint at {BaseUri}", endpoint.BaseUri);
+    }
+
+    private async Task<WebApplication> ListenAsync(string address, int port, CancellationToken cancellationToken)
+    {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Parse(address), options.MetadataPort));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Parse(address), port));
         var app = builder.Build();
         foreach (var version in new[] { "v3", "v4" })
         {
@@ -73,11 +98,26 @@ public sealed class TaskMetadataServer(
             app.MapGet($"/{version}/{{id}}/stats", (string id, CancellationToken ct) => reader.ContainerStatsAsync(id, ct));
             app.MapGet($"/{version}/{{id}}/task/stats", (string id, CancellationToken ct) => reader.TaskStatsAsync(id, ct));
         }
-        await app.StartAsync(cancellationToken);
-        _app = app;
-        var bound = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
-        endpoint.BaseUri = $"http://{address}:{bound.Port}";
-        logger.LogInformation("Task metadata endpoint at {BaseUri}", endpoint.BaseUri);
+        try
+        {
+            await app.StartAsync(cancellationToken);
+            return app;
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>The port in the URIs of this instance's newest container that has one on <paramref name="address"/> (a restart), or null.</summary>
+    private async Task<int?> PreviousPortAsync(string address, CancellationToken cancellationToken)
+    {
+        var containers = await docker.Containers.ListContainersAsync(
+            new ContainersListParameters { All = true, Filters = DockerLabels.InstanceFilter(identity.InstanceId) }, cancellationToken);
+        return containers.OrderByDescending(c => c.Created)
+            .Select(c => Uri.TryCreate(DockerLabels.Get(c.Labels, TaskMetadataEndpoint.UriLabel), UriKind.Absolute, out var uri) ? uri : null)
+            .FirstOrDefault(uri => uri is not null && uri.Host == address)?.Port;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)

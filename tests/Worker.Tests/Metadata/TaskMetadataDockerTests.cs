@@ -139,6 +139,33 @@ public sealed class TaskMetadataDockerTests(WorkerFixture fixture, ITestOutputHe
         await fixture.Events.WaitForStatusAsync(start.TaskArn, "STOPPED", Token);
     }
 
+    [Fact]
+    public async Task A_restarted_worker_answers_the_URIs_its_containers_were_given()
+    {
+        var definition = await _worker.RegisterAsync("""
+            {"family": "metadata-restart", "containerDefinitions": [
+              {"name": "app", "image": "local/busybox:latest", "memory": 32, "stopTimeout": 1, "command": ["sleep", "300"]}]}
+            """);
+        var start = _worker.StartCommand(definition);
+        await _worker.InsertTaskRowAsync(start, definition);
+        await _worker.Runner.StartAsync(start, redelivered: false, Token);
+        var app = Assert.Single((await fixture.Events.WaitForStatusAsync(start.TaskArn, "RUNNING", Token)).Containers).RuntimeId!;
+        var uri = (await _worker.InspectAsync(app)).Config.Env.Single(e => e.StartsWith("ECS_CONTAINER_METADATA_URI_V4=", StringComparison.Ordinal)).Split('=', 2)[1];
+        var (instanceId, prefix) = (_worker.Identity.InstanceId, _worker.StoragePrefix);
+        await _worker.DisposeAsync();
+
+        _worker = await WorkerHarness.StartAsync(fixture, output, instanceId, prefix);
+        await _worker.Get<TaskMetadataServer>().StartAsync(Token);
+        await _worker.Adoption.RunAsync(Token);
+        using var http = new HttpClient();
+        var self = JsonNode.Parse(await http.GetStringAsync(uri, Token))!;
+        Assert.Equal(app, self["DockerId"]!.GetValue<string>());
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync(uri[..^32] + new string('0', 32), Token)).StatusCode);
+
+        await _worker.Runner.StopAsync(WorkerHarness.StopCommand(start.TaskArn), Token);
+        await fixture.Events.WaitForStatusAsync(start.TaskArn, "STOPPED", Token);
+    }
+
     /// <summary>The container's standard output (<c>docker logs</c>), split at the script's markers once it printed them all.</summary>
     private async Task<string[]> OutputAsync(string dockerId)
     {
