@@ -99,6 +99,19 @@ public sealed class WorkerOptions
     /// <summary>Longest pause between polls of an idle command queue.</summary>
     public int CommandPollMaxDelayMilliseconds { get; set; } = 2000;
 
+    /// <summary>
+    /// TCP port of the task metadata endpoint: 0 (the default) any free port, so that several
+    /// workers share a host (the port is in each container's URI); negative none (containers then get
+    /// no <c>ECS_CONTAINER_METADATA_URI*</c>).
+    /// </summary>
+    public int MetadataPort { get; set; }
+
+    /// <summary>
+    /// The one address the task metadata endpoint listens on. Default: the gateway of Docker's
+    /// <c>bridge</c> network, which the host's containers reach and no outside interface carries.
+    /// </summary>
+    public string? MetadataAddress { get; set; }
+
     /// <summary>Seconds between two readings of the tasks' Docker stats (the ECS agent samples every 20 s).</summary>
     public int MetricsSampleSeconds { get; set; } = 20;
 

@@ -12,6 +12,7 @@ using Serverless.Core.Tasks;
 using Serverless.Worker.Commands;
 using Serverless.Worker.Docker;
 using Serverless.Worker.Logs;
+using Serverless.Worker.Metadata;
 using Serverless.Worker.Metrics;
 using Serverless.Worker.Registration;
 using Serverless.Worker.Reporting;
@@ -79,6 +80,7 @@ public static class WorkerServices
         services.AddSingleton<CommandLoop>();
         services.AddWorkerSecrets(runAsHostedService);
         services.AddTaskMetrics(runAsHostedService);
+        services.AddTaskMetadata(runAsHostedService);
         if (runAsHostedService) services.AddHostedService<WorkerService>();
         return services;
     }

@@ -37,8 +37,14 @@ public sealed record TaskPlan(
     /// <summary>The containers' <c>secrets</c> and log <c>secretOptions</c>, resolved at start (<see cref="Secrets.TaskSecretsReceiver"/>).</summary>
     public IReadOnlyList<Serverless.Core.Secrets.ContainerSecret> Secrets { get; init; } = [];
 
+    /// <summary>The task-level <c>cpu</c> and <c>memory</c>, overrides applied (the task metadata's <c>Limits</c>).</summary>
+    public TaskLimits Limits { get; init; } = new(null, null);
+
     public static TaskPlan Refused(string family, int revision, string reason) => new(family, revision, "bridge", [], [], reason);
 }
+
+/// <summary>A task's <c>cpu</c> (units) and <c>memory</c> (MiB) as the definition spells them, when it sets them.</summary>
+public sealed record TaskLimits(string? Cpu, string? Memory);
 
 /// <summary>One container definition, translated.</summary>
 /// <param name="Name">The container definition's name.</param>

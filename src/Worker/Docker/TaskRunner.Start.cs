@@ -82,6 +82,7 @@ public sealed partial class TaskRunner
                 return;
             }
 
+            _metadata.Inject(task.Plan);
             // Containers are created together, each after the sources of its volumesFrom.
             var creations = new Dictionary<string, Task<string?>>(StringComparer.Ordinal);
             foreach (var plan in TaskStatusRules.CreateOrder(task.Plan.Containers))

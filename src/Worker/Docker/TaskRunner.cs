@@ -39,6 +39,7 @@ public sealed partial class TaskRunner : IDisposable
     private readonly ILogger<TaskRunner> _logger;
     private readonly Secrets.TaskSecretsReceiver _secrets;
     private readonly AwsLogsShipper _logs;
+    private readonly Metadata.TaskMetadataEndpoint _metadata;
 
     private readonly ConcurrentDictionary<string, ManagedTask> _tasks = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _finished = new(StringComparer.Ordinal);
@@ -48,8 +49,9 @@ public sealed partial class TaskRunner : IDisposable
     public TaskRunner(
         IDockerClient docker, ImagePuller images, TaskDefinitionCache definitions, TaskStore taskStore, TaskStateReporter reporter,
         WorkerIdentity identity, WorkerOptions options, Arns arns, TimeProvider time, ILogger<TaskRunner> logger,
-        Secrets.TaskSecretsReceiver secrets, AwsLogsShipper logs)
+        Secrets.TaskSecretsReceiver secrets, AwsLogsShipper logs, Metadata.TaskMetadataEndpoint metadata)
     {
+        _metadata = metadata;
         _secrets = secrets;
         _logs = logs;
         _docker = docker;
@@ -187,6 +189,9 @@ public sealed partial class TaskRunner : IDisposable
     // ---------------------------------------------------------------- admission
 
     private ManagedTask? Existing(string taskArn) => _tasks.TryGetValue(taskArn, out var task) ? task : null;
+
+    /// <summary>A task this worker manages, for the task metadata endpoint.</summary>
+    internal ManagedTask? Managed(string taskArn) => Existing(taskArn);
 
     /// <summary>Registers a task unless it is known or finished; atomic with <see cref="StopAsync"/>'s check.</summary>
     private bool Admit(ManagedTask task, out ManagedTask? existing)

@@ -56,7 +56,8 @@ public static class TaskTranslation
             .Select(d => Container(d, context, family, revision, networkMode, taskDefinition, containerOverrides.GetValueOrDefault(Name(d)), sources, dockerNames, defaults))
             .ToList();
         var secrets = Serverless.Core.Secrets.SecretReference.Of(taskDefinition);
-        if (networkMode != AwsVpc) return new TaskPlan(family, revision, networkMode, containers, volumes, refusal) { Secrets = secrets };
+        var limits = new TaskLimits(Text(overrides?["cpu"] ?? taskDefinition["cpu"]), Text(overrides?["memory"] ?? taskDefinition["memory"]));
+        if (networkMode != AwsVpc) return new TaskPlan(family, revision, networkMode, containers, volumes, refusal) { Secrets = secrets, Limits = limits };
 
         // awsvpc, as the agent does it: a pause container joins the task's own network first, and
         // every container of the task shares its network namespace (one address, localhost between them).
@@ -64,8 +65,10 @@ public static class TaskTranslation
             VolumeLabels(context, taskScoped: true));
         var pause = Pause(definitions, context, family, revision, network, suffix, defaults);
         var joined = containers.Select(c => Joined(c, pause)).Prepend(pause).ToList();
-        return new TaskPlan(family, revision, networkMode, joined, volumes, refusal, network) { Secrets = secrets };
+        return new TaskPlan(family, revision, networkMode, joined, volumes, refusal, network) { Secrets = secrets, Limits = limits };
     }
+
+    private static string? Text(JsonNode? node) => node?.GetValueKind() == System.Text.Json.JsonValueKind.String ? node.GetValue<string>() : node?.ToJsonString();
 
     public const string AwsVpc = "awsvpc";
 

@@ -1,0 +1,192 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using Microsoft.AspNetCore.Http;
+using Serverless.Core;
+using Serverless.Core.Secrets;
+using Serverless.Worker.Docker;
+using Serverless.Worker.Registration;
+
+namespace Serverless.Worker.Metadata;
+
+/// <summary>
+/// The answers of the task metadata endpoint, with the field names of the ECS documentation's v4
+/// examples: the task's state as this worker knows it (<see cref="TaskRunner"/>), the rest from
+/// Docker (image id, times, labels, addresses, stats).
+/// </summary>
+public sealed class TaskMetadataReader(TaskRunner runner, IDockerClient docker, WorkerIdentity identity, WorkerOptions options, Arns arns)
+{
+    public async Task<IResult> ContainerAsync(string id, CancellationToken cancellationToken)
+    {
+        if (await FindAsync(id, cancellationToken) is not var (task, container)) return NotFound();
+        return Results.Json(await ContainerJsonAsync(task, container, cancellationToken));
+    }
+
+    public async Task<IResult> TaskAsync(string id, CancellationToken cancellationToken)
+    {
+        if (await FindAsync(id, cancellationToken) is not var (task, _)) return NotFound();
+        var containers = new JsonArray();
+        foreach (var container in task.Containers.Where(c => !c.Plan.Internal && c.DockerId is not null))
+            containers.Add(await ContainerJsonAsync(task, container, cancellationToken));
+        JsonObject json;
+        lock (task.Gate)
+        {
+            json = new JsonObject
+            {
+                ["Cluster"] = arns.Cluster(task.Cluster),
+                ["TaskARN"] = task.TaskArn,
+                ["Family"] = task.Plan.Family,
+                ["Revision"] = task.Plan.Revision.ToString(CultureInfo.InvariantCulture),
+                ["DesiredStatus"] = task.DesiredStatus,
+                ["KnownStatus"] = task.KnownStatus,
+            };
+            if (Limits(task.Plan.Limits) is { } limits) json["Limits"] = limits;
+            if (task.PullStartedAt is { } pullStarted) json["PullStartedAt"] = Time(pullStarted);
+            if (task.PullStoppedAt is { } pullStopped) json["PullStoppedAt"] = Time(pullStopped);
+            if (task.ExecutionStoppedAt is { } stopped && task.KnownStatus == Core.Tasks.TaskStatus.Stopped) json["ExecutionStoppedAt"] = Time(stopped);
+        }
+        if (options.AvailabilityZone is { Length: > 0 } zone) json["AvailabilityZone"] = zone;
+        json["LaunchType"] = options.CapacityProvider == "FARGATE" ? "FARGATE" : "EC2";
+        json["Containers"] = containers;
+        return Results.Json(json);
+    }
+
+    public async Task<IResult> ContainerStatsAsync(string id, CancellationToken cancellationToken)
+    {
+        if (await FindAsync(id, cancellationToken) is not var (_, container)) return NotFound();
+        return Results.Text(await StatsAsync(container.DockerId!, cancellationToken), "application/json");
+    }
+
+    public async Task<IResult> TaskStatsAsync(string id, CancellationToken cancellationToken)
+    {
+        if (await FindAsync(id, cancellationToken) is not var (task, _)) return NotFound();
+        var json = new JsonObject();
+        foreach (var container in task.Containers.Where(c => !c.Plan.Internal && c.DockerId is not null))
+            json[container.DockerId!] = JsonNode.Parse(await StatsAsync(container.DockerId!, cancellationToken));
+        return Results.Json(json);
+    }
+
+    /// <summary>The task's limits as ECS shows them: CPU in vCPUs, memory in MiB; null when the definition sets neither.</summary>
+    private static JsonObject? Limits(TaskLimits limits)
+    {
+        if (limits.Cpu is null && limits.Memory is null) return null;
+        var json = new JsonObject();
+        if (double.TryParse(limits.Cpu, CultureInfo.InvariantCulture, out var cpu)) json["CPU"] = cpu / 1024;
+        if (long.TryParse(limits.Memory, CultureInfo.InvariantCulture, out var memory)) json["Memory"] = memory;
+        return json;
+    }
+
+    private static IResult NotFound() => Results.Text("\"Unable to get task metadata: no container with that id\"", "application/json", statusCode: 404);
+
+    /// <summary>The managed task and container that carry the id, on this instance; null for an unknown id.</summary>
+    private async Task<(ManagedTask Task, ManagedContainer Container)?> FindAsync(string id, CancellationToken cancellationToken)
+    {
+        if (id.Length != 32) return null;
+        var filter = DockerLabels.InstanceFilter(identity.InstanceId);
+        filter["label"][$"{TaskMetadataEndpoint.IdLabel}={id}"] = true;
+        var found = await docker.Containers.ListContainersAsync(new ContainersListParameters { All = true, Filters = filter }, cancellationToken);
+        if (found.Count != 1) return null;
+        var labels = found[0].Labels;
+        if (DockerLabels.Get(labels, DockerLabels.TaskArn) is not { } taskArn || runner.Managed(taskArn) is not { } task) return null;
+        return task.Containers.FirstOrDefault(c => c.DockerId == found[0].ID) is { } container ? (task, container) : null;
+    }
+
+    private async Task<JsonObject> ContainerJsonAsync(ManagedTask task, ManagedContainer container, CancellationToken cancellationToken)
+    {
+        var inspected = await docker.Containers.InspectContainerAsync(container.DockerId!, cancellationToken);
+        var labels = new JsonObject();
+        foreach (var (name, value) in inspected.Config.Labels ?? new Dictionary<string, string>())
+        {
+            if (!name.StartsWith("ecs-worker.", StringComparison.Ordinal)) labels[name] = value;
+        }
+        var host = inspected.HostConfig;
+        var json = new JsonObject
+        {
+            ["DockerId"] = inspected.ID,
+            ["Name"] = container.Name,
+            ["DockerName"] = inspected.Name.TrimStart('/'),
+            ["Image"] = container.Plan.Image,
+            ["ImageID"] = inspected.Image,
+            ["Labels"] = labels,
+        };
+        lock (task.Gate)
+        {
+            json["DesiredStatus"] = task.DesiredStatus;
+            json["KnownStatus"] = container.Status switch
+            {
+                ContainerKnownStatus.Created => "CREATED",
+                ContainerKnownStatus.Running => "RUNNING",
+                ContainerKnownStatus.Stopped => "STOPPED",
+                _ => "PENDING",
+            };
+            if (container.ExitCode is { } exitCode) json["ExitCode"] = exitCode;
+        }
+        json["Limits"] = new JsonObject
+        {
+            ["CPU"] = host.CPUShares,
+            ["Memory"] = (host.Memory > 0 ? host.Memory : host.MemoryReservation) / (1024 * 1024),
+        };
+        json["CreatedAt"] = Time(inspected.Created);
+        if (DockerTime(inspected.State.StartedAt) is { } started) json["StartedAt"] = started;
+        if (container.Status == ContainerKnownStatus.Stopped && DockerTime(inspected.State.FinishedAt) is { } finished) json["FinishedAt"] = finished;
+        json["Type"] = "NORMAL";
+        if (host.LogConfig is { Type: { Length: > 0 } driver } log)
+        {
+            json["LogDriver"] = driver;
+            // Values that came from secrets (secretOptions) are not metadata.
+            var secret = task.Plan.Secrets.Where(s => s.Container == container.Name && s.Target != SecretTarget.Environment).Select(s => s.Name).ToHashSet();
+            var logOptions = new JsonObject();
+            foreach (var (name, value) in log.Config ?? new Dictionary<string, string>())
+            {
+                if (!secret.Contains(name)) logOptions[name] = value;
+            }
+            json["LogOptions"] = logOptions;
+        }
+        json["Networks"] = Networks(task, inspected);
+        return json;
+    }
+
+    /// <summary>The container's networks: Docker's for bridge mode, the task's interface for <c>awsvpc</c>, the host's mode alone for host.</summary>
+    private static JsonArray Networks(ManagedTask task, ContainerInspectResponse inspected)
+    {
+        var mode = task.Plan.NetworkMode;
+        if (mode == "awsvpc")
+        {
+            string? ip;
+            lock (task.Gate) ip = task.NetworkInterface?.PrivateIpv4Address;
+            return [new JsonObject { ["NetworkMode"] = mode, ["IPv4Addresses"] = ip is null ? new JsonArray() : new JsonArray(ip) }];
+        }
+        var networks = new JsonArray();
+        foreach (var (_, network) in inspected.NetworkSettings?.Networks ?? new Dictionary<string, EndpointSettings>())
+        {
+            networks.Add(new JsonObject
+            {
+                ["NetworkMode"] = mode,
+                ["IPv4Addresses"] = network.IPAddress is { Length: > 0 } ip ? new JsonArray(ip) : new JsonArray(),
+            });
+        }
+        return networks;
+    }
+
+    /// <summary>Docker's stats JSON for one container, read once (no stream), in Docker's own field names.</summary>
+    private async Task<string> StatsAsync(string dockerId, CancellationToken cancellationToken)
+    {
+        ContainerStatsResponse? stats = null;
+        await docker.Containers.GetContainerStatsAsync(dockerId, new ContainerStatsParameters { Stream = false },
+            new Progress(s => stats = s), cancellationToken);
+        return Newtonsoft.Json.JsonConvert.SerializeObject(stats);
+    }
+
+    private sealed class Progress(Action<ContainerStatsResponse> report) : IProgress<ContainerStatsResponse>
+    {
+        public void Report(ContainerStatsResponse value) => report(value);
+    }
+
+    private static string Time(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
+
+    private static string Time(DateTime time) => Time(new DateTimeOffset(DateTime.SpecifyKind(time.ToUniversalTime(), DateTimeKind.Utc)));
+
+    /// <summary>Docker's time as it gave it, or null for its zero time (never happened).</summary>
+    private static string? DockerTime(string? time) => time is { Length: > 0 } && !time.StartsWith("0001-", StringComparison.Ordinal) ? time : null;
+}
