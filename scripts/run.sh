@@ -340,7 +340,7 @@ fi
 # It reads the same storage and the same settings (Ecs__StoragePrefix, LoadBalancer__*) as the control plane.
 lb_settings=()
 for name in Ecs__StoragePrefix Ecs__Region Ecs__AccountId LoadBalancer__ListenAddress LoadBalancer__InstanceAddress \
-    LoadBalancer__RefreshMilliseconds LoadBalancer__IdleTimeoutSeconds; do
+    LoadBalancer__RefreshMilliseconds LoadBalancer__IdleTimeoutSeconds LoadBalancer__WakePort LoadBalancer__WakeAddress; do
     value="${!name:-$(setting "$name")}"
     [ -n "$value" ] && lb_settings+=("$name=$value")
 done

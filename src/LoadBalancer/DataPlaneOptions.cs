@@ -9,8 +9,18 @@ public sealed class DataPlaneOptions
     /// <summary>The address of an <c>instance</c> target: the Docker hosts here publish task ports on this machine.</summary>
     public string InstanceAddress { get; set; } = "127.0.0.1";
 
-    /// <summary>How often the configuration's version row is read (one point read); a change reloads the configuration.</summary>
-    public int RefreshMilliseconds { get; set; } = 500;
+    /// <summary>
+    /// The fallback: how often the configuration's version row is read (one point read) when no wake came; a
+    /// change reloads the configuration. Changes normally arrive by a wake at once; this bounds how late one
+    /// whose wake was lost (or could not reach this host) is seen.
+    /// </summary>
+    public int RefreshMilliseconds { get; set; } = 30_000;
+
+    /// <summary>UDP port this data plane takes configuration wakes on (<c>QueueWake</c>): 0 any free port, negative none (fallback reads alone).</summary>
+    public int WakePort { get; set; }
+
+    /// <summary>The one local IP address the wake port is bound to and registered with; default loopback (one machine).</summary>
+    public string? WakeAddress { get; set; }
 
     /// <summary>How long a request may wait on a target without any data moving (ALB's idle timeout).</summary>
     public int IdleTimeoutSeconds { get; set; } = 60;

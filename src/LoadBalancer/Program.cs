@@ -15,6 +15,7 @@ builder.Services.AddSingleton(ecs);
 builder.Services.AddSingleton(options);
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton(StorageAccess.From(builder.Configuration).CreateClients(ecs));
+builder.Services.AddSingleton<QueueWake>();
 builder.Services.AddSingleton<LoadBalancingStore>();
 builder.Services.AddHttpForwarder();
 builder.Services.AddSingleton<RoutingState>();

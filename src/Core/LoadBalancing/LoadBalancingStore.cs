@@ -23,12 +23,25 @@ public sealed record TargetRow(
 /// the whole of it in one query when the <c>version</c> row says it changed. ELBv2's quotas (tens of load
 /// balancers, a few thousand target groups and rules per region) keep it small. Targets live in one
 /// partition per target group, the partition a health checker writes and a service's reconciler reads.
+/// Data planes learn of a change by a wake (<see cref="QueueWake"/>, signal <see cref="WakeName"/>) sent to
+/// every endpoint registered in partition <c>dataplane</c> once the change is committed, and by a slow
+/// fallback read of the version row when a wake is lost.
 /// </summary>
-public sealed class LoadBalancingStore(StorageClients storage, TimeProvider time)
+public sealed class LoadBalancingStore(StorageClients storage, QueueWake wake, TimeProvider time)
 {
     public const string TableName = "LoadBalancing";
     public const string ConfigPartition = "config";
     public const string VersionRow = "version";
+    public const string DataPlanePartition = "dataplane";
+
+    /// <summary>The wake's payload: the name a data plane's configuration watcher waits on.</summary>
+    public const string WakeName = "elb-config";
+
+    /// <summary>
+    /// How often a data plane renews its registration; one not renewed for three times this long is taken
+    /// for gone (not woken, and removed by the next data plane that registers).
+    /// </summary>
+    public static readonly TimeSpan RegistrationRenewal = TimeSpan.FromHours(1);
 
     private Task<TableClient> TableAsync(CancellationToken cancellationToken) => storage.TableAsync(TableName, cancellationToken);
 
@@ -97,6 +110,7 @@ public sealed class LoadBalancingStore(StorageClients storage, TimeProvider time
             new(TableTransactionActionType.UpsertReplace, new TableEntity(ConfigPartition, VersionRow) { ["Changed"] = time.GetUtcNow() }),
         };
         await table.SubmitTransactionAsync(batch, cancellationToken);
+        await WakeDataPlanesAsync(cancellationToken);
     }
 
     /// <summary>Marks the configuration changed when only targets changed (they are outside its partition).</summary>
@@ -105,7 +119,66 @@ public sealed class LoadBalancingStore(StorageClients storage, TimeProvider time
     {
         var table = await TableAsync(cancellationToken);
         await table.UpsertEntityAsync(new TableEntity(ConfigPartition, VersionRow) { ["Changed"] = time.GetUtcNow() }, TableUpdateMode.Replace, cancellationToken);
+        await WakeDataPlanesAsync(cancellationToken);
     }
+
+    /// <summary>
+    /// Records that a data plane takes wakes at <paramref name="endpoint"/> (renewed every
+    /// <see cref="RegistrationRenewal"/>) and removes the registrations of data planes gone silent.
+    /// </summary>
+    public async Task RegisterDataPlaneAsync(string endpoint, CancellationToken cancellationToken)
+    {
+        var table = await TableAsync(cancellationToken);
+        var now = time.GetUtcNow();
+        await table.UpsertEntityAsync(new TableEntity(DataPlanePartition, endpoint) { ["Seen"] = now }, TableUpdateMode.Replace, cancellationToken);
+        await foreach (var row in DataPlanesAsync(table, cancellationToken))
+        {
+            if (IsLive(row, now)) continue;
+            try
+            {
+                await table.DeleteEntityAsync(DataPlanePartition, row.RowKey, row.ETag, cancellationToken);
+            }
+            catch (RequestFailedException e) when (e.Status is 404 or 412)
+            {
+                // Gone already, or renewed meanwhile.
+            }
+        }
+    }
+
+    /// <summary>Removes this data plane's registration (a clean shutdown), so nobody wakes an endpoint that is closed.</summary>
+    public async Task UnregisterDataPlaneAsync(string endpoint, CancellationToken cancellationToken)
+    {
+        var table = await TableAsync(cancellationToken);
+        await table.DeleteEntityAsync(DataPlanePartition, endpoint, ETag.All, cancellationToken);
+    }
+
+    /// <summary>
+    /// Tells every live data plane the configuration or a target changed. Best effort after the commit: a wake
+    /// is one UDP datagram that never waits on its receiver, and a lookup that fails leaves the change to the
+    /// data planes' fallback read rather than failing a call whose change is already stored.
+    /// </summary>
+    private async Task WakeDataPlanesAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var table = await TableAsync(cancellationToken);
+            var now = time.GetUtcNow();
+            await foreach (var row in DataPlanesAsync(table, cancellationToken))
+            {
+                if (IsLive(row, now)) wake.Send(row.RowKey, WakeName);
+            }
+        }
+        catch (RequestFailedException)
+        {
+            // The data planes find the change at their next fallback read.
+        }
+    }
+
+    private static IAsyncEnumerable<TableEntity> DataPlanesAsync(TableClient table, CancellationToken cancellationToken)
+        => table.QueryAsync<TableEntity>(TableClient.CreateQueryFilter($"PartitionKey eq {DataPlanePartition}"), select: ["RowKey", "Seen"], cancellationToken: cancellationToken);
+
+    private static bool IsLive(TableEntity row, DateTimeOffset now)
+        => row.GetDateTimeOffset("Seen") is { } seen && now - seen < 3 * RegistrationRenewal;
 
     public async Task<List<TargetRow>> ListTargetsAsync(string targetGroupId, CancellationToken cancellationToken)
     {

@@ -13,7 +13,8 @@ public sealed class LoadBalancerProcess : IAsyncDisposable
 
     public string Log { get { lock (_log) return _log.ToString(); } }
 
-    public static LoadBalancerProcess Start(ControlPlaneFixture plane)
+    /// <param name="settings">Settings over the defaults here (e.g. <c>LoadBalancer__RefreshMilliseconds</c>, <c>AzureWebJobsStorage</c>).</param>
+    public static LoadBalancerProcess Start(ControlPlaneFixture plane, IReadOnlyDictionary<string, string>? settings = null)
     {
         // tests/EndToEnd.Tests/bin/<Configuration>/net10.0 → src/LoadBalancer/bin/<Configuration>/net10.0
         var output = new DirectoryInfo(AppContext.BaseDirectory);
@@ -30,6 +31,7 @@ public sealed class LoadBalancerProcess : IAsyncDisposable
         start.Environment["Ecs__Region"] = ControlPlaneFixture.Region;
         start.Environment["Ecs__AccountId"] = ControlPlaneFixture.AccountId;
         start.Environment["LoadBalancer__RefreshMilliseconds"] = "200";
+        foreach (var (name, value) in settings ?? new Dictionary<string, string>()) start.Environment[name] = value;
         var balancer = new LoadBalancerProcess(Process.Start(start)!);
         balancer._process.OutputDataReceived += (_, e) => { lock (balancer._log) balancer._log.AppendLine(e.Data); };
         balancer._process.ErrorDataReceived += (_, e) => { lock (balancer._log) balancer._log.AppendLine(e.Data); };

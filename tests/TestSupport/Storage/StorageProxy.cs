@@ -49,6 +49,11 @@ public sealed class StorageProxy : IAsyncDisposable
         Faults = new StorageFaults(_time);
     }
 
+    private long _requests;
+
+    /// <summary>Requests received so far (table and queue, refused ones included): each is one storage transaction.</summary>
+    public long Requests => Interlocked.Read(ref _requests);
+
     /// <summary>Faults to inject into what passes through.</summary>
     public StorageFaults Faults { get; }
 
@@ -141,6 +146,7 @@ public sealed class StorageProxy : IAsyncDisposable
 
     private async Task HandleAsync(HttpContext context)
     {
+        Interlocked.Increment(ref _requests);
         var service = ServiceOf(context);
         var request = context.Request;
         var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? request.Path + request.QueryString;
