@@ -18,6 +18,7 @@ public sealed class ClientTokens(StorageClients storage, TimeProvider time)
 {
     private const string TableName = "ClientTokens";
     private static readonly TimeSpan InFlightTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan ClaimPoll = TimeSpan.FromMilliseconds(200);
 
     /// <summary>How long a token's answer is kept for retries.</summary>
     public static readonly TimeSpan Retention = TimeSpan.FromHours(24);
@@ -82,8 +83,11 @@ public sealed class ClientTokens(StorageClients storage, TimeProvider time)
                     try { await table.DeleteEntityAsync(existing, existing.ETag, cancellationToken); } catch (RequestFailedException) { }
                     continue;
                 }
-                if (attempt > 50) throw new ConcurrentUpdateException($"clientToken {token}");
-                await Task.Delay(200, cancellationToken);
+                // Still in flight: wait for its answer, or until its claim goes stale and is taken
+                // over above. A 500 here would only send the client back to the same wait (an SDK
+                // retries a few times within seconds, and the claim of an attempt that died lives 30 s).
+                if (attempt > InFlightTimeout / ClaimPoll + 10) throw new ConcurrentUpdateException($"clientToken {token}");
+                await Task.Delay(ClaimPoll, time, cancellationToken);
             }
         }
 

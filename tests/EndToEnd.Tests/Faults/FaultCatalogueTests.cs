@@ -75,11 +75,17 @@ public sealed partial class FaultCatalogueTests(FaultPlaneFixture plane) : IClas
         await Task.WhenAll(burst);
 
         // What failed is retried with the same clientToken, as an SDK retries.
+        var retried = new List<string>();
         foreach (var token in unanswered)
-            foreach (var arn in TaskArns(await plane.Client.EcsOkAsync("RunTask", RunTask(cluster, definition, token)))) acknowledged.Add(arn);
+        {
+            var answer = await plane.Client.EcsOkAsync("RunTask", RunTask(cluster, definition, token));
+            retried.Add(answer.ToJsonString());
+            foreach (var arn in TaskArns(answer)) acknowledged.Add(arn);
+        }
 
         await ConvergedAsync(nameof(Control_plane_killed_during_a_RunTask_burst), cluster, [.. acknowledged]);
-        Assert.Equal(tokens.Count, acknowledged.Distinct().Count());
+        Assert.True(tokens.Count == acknowledged.Distinct().Count(),
+            $"{acknowledged.Distinct().Count()} tasks for {tokens.Count} tokens; the retries answered:\n{string.Join('\n', retried)}");
     }
 
     [Fact]
