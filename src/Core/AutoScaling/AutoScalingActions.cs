@@ -9,7 +9,7 @@ namespace Serverless.Core.AutoScaling;
 /// dimension <c>ecs:service:DesiredCount</c>: scalable targets, target tracking policies on the ECS
 /// service's average CPU or memory, and scaling activities.
 /// </summary>
-public sealed class AutoScalingActions(AutoScalingStore store, ServiceStore services, EcsOptions options, TimeProvider time) : IActionSource
+public sealed class AutoScalingActions(AutoScalingStore store, ScheduledActionStore scheduled, ServiceStore services, EcsOptions options, TimeProvider time) : IActionSource
 {
     public const string Namespace = "ecs";
     public const string Dimension = "ecs:service:DesiredCount";
@@ -127,6 +127,9 @@ public sealed class AutoScalingActions(AutoScalingStore store, ServiceStore serv
         {
             throw AutoScalingException.ConcurrentUpdate($"The scalable target service/{cluster}/{service} was updated concurrently. Retry the request.");
         }
+        // Deregistering deletes the target's scheduled actions too; one left behind by a failure here is deleted when it next falls due.
+        foreach (var action in await scheduled.ListAsync(cluster, service, cancellationToken))
+            await scheduled.DeleteAsync(cluster, service, action.Name, cancellationToken);
         return [];
     }
 
@@ -279,7 +282,7 @@ public sealed class AutoScalingActions(AutoScalingStore store, ServiceStore serv
 
     private string AlarmArn(string name) => $"arn:aws:cloudwatch:{options.Region}:{options.AccountId}:alarm:{name}";
 
-    private static void CheckNamespace(JsonObject request)
+    internal static void CheckNamespace(JsonObject request)
     {
         if (request.String("ServiceNamespace") != Namespace)
             throw AutoScalingException.Validation($"Unsupported service namespace {request.String("ServiceNamespace")}: this endpoint scales ECS services (namespace ecs).");
@@ -288,7 +291,7 @@ public sealed class AutoScalingActions(AutoScalingStore store, ServiceStore serv
     }
 
     /// <summary>The cluster and service of a <c>service/&lt;cluster&gt;/&lt;service&gt;</c> resource id, after the namespace and dimension checks.</summary>
-    private static (string Cluster, string Service) Resource(JsonObject request)
+    internal static (string Cluster, string Service) Resource(JsonObject request)
     {
         CheckNamespace(request);
         var id = request.String("ResourceId") ?? "";
@@ -299,11 +302,11 @@ public sealed class AutoScalingActions(AutoScalingStore store, ServiceStore serv
         return (cluster, service);
     }
 
-    private static AutoScalingException NoTarget(string cluster, string service)
+    internal static AutoScalingException NoTarget(string cluster, string service)
         => AutoScalingException.ObjectNotFound(
             $"No scalable target registered for service namespace: ecs, resource ID: service/{cluster}/{service}, scalable dimension: {Dimension}");
 
-    private static (List<T> Page, string? Next) Paging<T>(IEnumerable<T> ordered, Func<T, string> key, JsonObject request)
+    internal static (List<T> Page, string? Next) Paging<T>(IEnumerable<T> ordered, Func<T, string> key, JsonObject request)
     {
         var take = request.Int("MaxResults") ?? 50;
         if (take is < 1 or > 50) throw AutoScalingException.Validation("MaxResults must be between 1 and 50.");
