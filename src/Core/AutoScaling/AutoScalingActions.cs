@@ -37,6 +37,7 @@ public sealed class AutoScalingActions(AutoScalingStore store, ScheduledActionSt
         registry.Map("DescribeScalingPolicies", DescribeScalingPoliciesAsync, prefix);
         registry.Map("DeleteScalingPolicy", DeleteScalingPolicyAsync, prefix);
         registry.Map("DescribeScalingActivities", DescribeScalingActivitiesAsync, prefix);
+        registry.Map("GetPredictiveScalingForecast", GetPredictiveScalingForecastAsync, prefix);
     }
 
     private async Task<JsonObject> RegisterScalableTargetAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
@@ -59,6 +60,7 @@ public sealed class AutoScalingActions(AutoScalingStore store, ScheduledActionSt
                 Arn = $"arn:aws:application-autoscaling:{options.Region}:{options.AccountId}:scalable-target/0ec{Guid.NewGuid():N}",
                 RoleArn = ServiceLinkedRole,
                 CreatedAt = time.GetUtcNow(),
+                Tags = ScalableTargetTags.Checked(null, request["Tags"] as JsonObject, $"service/{cluster}/{service}"),
             }) with
             {
                 MinCapacity = min ?? current!.MinCapacity,
@@ -210,6 +212,22 @@ public sealed class AutoScalingActions(AutoScalingStore store, ScheduledActionSt
         // The policy's alarms live in its row and go with it.
         await store.DeletePolicyAsync(target, name, cancellationToken);
         return [];
+    }
+
+    /// <summary>
+    /// A forecast exists only for a predictive scaling policy, and this endpoint has none (PutScalingPolicy takes
+    /// target tracking only), so the answer is the model's one client error, ValidationException, saying which is missing.
+    /// </summary>
+    private async Task<JsonObject> GetPredictiveScalingForecastAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
+    {
+        var (cluster, service) = Resource(request);
+        var name = request.String("PolicyName")!;
+        var (target, policies) = await store.FindAsync(cluster, service, cancellationToken);
+        if (target is null) throw AutoScalingException.Validation(NoTarget(cluster, service).Message);
+        if (policies.All(p => p.Name != name))
+            throw AutoScalingException.Validation(
+                $"No scaling policy found for service namespace: ecs, resource ID: service/{cluster}/{service}, scalable dimension: {Dimension}, policy name: {name}");
+        throw AutoScalingException.Validation($"The scaling policy {name} is a {TargetTracking} policy: forecasts exist only for PredictiveScaling policies.");
     }
 
     private async Task<JsonObject> DescribeScalingActivitiesAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)

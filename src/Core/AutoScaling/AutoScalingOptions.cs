@@ -28,6 +28,7 @@ public static class AutoScalingServices
         services.AddSingleton<IActionSource, AutoScalingActions>();
         services.AddSingleton<ScheduledActionStore>();
         services.AddSingleton<IActionSource, ScheduledActionActions>();
+        services.AddSingleton<IActionSource, ScalableTargetTags>();
         services.AddSingleton<ScalingEvaluator>();
         return services;
     }

@@ -34,6 +34,7 @@ public sealed class ScheduledActionTests(AzuriteFixture azurite) : IAsyncLifetim
         [
             new AutoScalingActions(_targets, scheduled, _tables.Services, _tables.Options, _tables.Time),
             new ScheduledActionActions(_targets, scheduled, _tables.Options, _tables.Time),
+            new ScalableTargetTags(_targets),
         ]);
         _evaluator = new ScalingEvaluator(_targets, scheduled, new MetricStore(storage), _tables.Services,
             new ReconcileQueue(storage, new QueueWake(NullLogger<QueueWake>.Instance)), new AutoScalingOptions(), _tables.Time, NullLogger<ScalingEvaluator>.Instance);
@@ -155,5 +156,45 @@ public sealed class ScheduledActionTests(AzuriteFixture azurite) : IAsyncLifetim
         _tables.Time.Advance(TimeSpan.FromMinutes(1));
         await _evaluator.RunScheduledAsync(_token);
         Assert.Equal((1, 3, 2), await StateAsync());
+    }
+
+    [Fact]
+    public async Task Tags_on_a_scalable_target_ARN_with_the_models_limits_and_errors()
+    {
+        var arn = (await CallAsync("RegisterScalableTarget", $$"""
+            {"ServiceNamespace":"ecs","ResourceId":"{{Resource}}","ScalableDimension":"ecs:service:DesiredCount","MinCapacity":1,"MaxCapacity":3,"Tags":{"team":"web"} }
+            """))["ScalableTargetARN"]!.GetValue<string>();
+        await CallAsync("TagResource", $$"""{"ResourceARN":"{{arn}}","Tags":{"env":"prod","team":"api"} }""");
+        await CallAsync("UntagResource", $$"""{"ResourceARN":"{{arn}}","TagKeys":["env","absent"]}""");
+        var tags = (await CallAsync("ListTagsForResource", $$"""{"ResourceARN":"{{arn}}"}"""))["Tags"]!.AsObject();
+        Assert.Equal(["team=api"], tags.Select(t => $"{t.Key}={t.Value}"));
+
+        var reserved = await Assert.ThrowsAsync<AutoScalingException>(() => CallAsync("TagResource", $$"""{"ResourceARN":"{{arn}}","Tags":{"aws:x":"y"} }"""));
+        Assert.Equal("ValidationException", reserved.ErrorType);
+        var many = string.Join(',', Enumerable.Range(0, 50).Select(i => $"\"k{i}\":\"v\""));
+        var tooMany = await Assert.ThrowsAsync<AutoScalingException>(() => CallAsync("TagResource", $$"""{"ResourceARN":"{{arn}}","Tags":{ {{many}} } }"""));
+        Assert.Equal("TooManyTagsException", tooMany.ErrorType);
+        Assert.Single((await CallAsync("ListTagsForResource", $$"""{"ResourceARN":"{{arn}}"}"""))["Tags"]!.AsObject());
+        var missing = await Assert.ThrowsAsync<AutoScalingException>(() => CallAsync("ListTagsForResource",
+            """{"ResourceARN":"arn:aws:application-autoscaling:us-east-1:000000000000:scalable-target/0ecffffffffffffffffffffffffffffffff"}"""));
+        Assert.Equal("ResourceNotFoundException", missing.ErrorType);
+    }
+
+    [Fact]
+    public async Task A_forecast_without_a_predictive_policy_is_ValidationException()
+    {
+        Task<JsonObject> Forecast(string policy) => CallAsync("GetPredictiveScalingForecast", $$"""
+            {"ServiceNamespace":"ecs","ResourceId":"{{Resource}}","ScalableDimension":"ecs:service:DesiredCount","PolicyName":"{{policy}}","StartTime":1800000000,"EndTime":1800086400}
+            """);
+        Assert.Equal("ValidationException", (await Assert.ThrowsAsync<AutoScalingException>(() => Forecast("cpu"))).ErrorType);
+        await RegisterAsync(1, 3);
+        await CallAsync("PutScalingPolicy", $$"""
+            {"ServiceNamespace":"ecs","ResourceId":"{{Resource}}","ScalableDimension":"ecs:service:DesiredCount","PolicyName":"cpu","PolicyType":"TargetTrackingScaling",
+             "TargetTrackingScalingPolicyConfiguration":{"TargetValue":50,"PredefinedMetricSpecification":{"PredefinedMetricType":"ECSServiceAverageCPUUtilization"} } }
+            """);
+        var error = await Assert.ThrowsAsync<AutoScalingException>(() => Forecast("cpu"));
+        Assert.Equal("ValidationException", error.ErrorType);
+        Assert.Contains("PredictiveScaling", error.Message, StringComparison.Ordinal);
+        Assert.Contains("No scaling policy found", (await Assert.ThrowsAsync<AutoScalingException>(() => Forecast("other"))).Message, StringComparison.Ordinal);
     }
 }
