@@ -118,14 +118,11 @@ public sealed class ScalingEvaluator(
             {
                 // A plane that was down runs a missed action once, not once per missed occurrence.
                 await scheduled.UpdateAsync(action with { NextRun = action.Parsed().NextAfter(now) }, cancellationToken);
+                await ApplyScheduledAsync(action, now, cancellationToken);
             }
             catch (ConcurrentUpdateException)
             {
-                continue;
-            }
-            try
-            {
-                await ApplyScheduledAsync(action, now, cancellationToken);
+                // Another control plane claimed this run (or the target kept changing under three attempts to set it).
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
