@@ -9,7 +9,7 @@ namespace Serverless.Core.AutoScaling;
 /// dimension <c>ecs:service:DesiredCount</c>: scalable targets, target tracking policies on the ECS
 /// service's average CPU or memory, and scaling activities.
 /// </summary>
-public sealed class AutoScalingActions(AutoScalingStore store, ServiceStore services, EcsOptions options, TimeProvider time) : IActionSource
+public sealed class AutoScalingActions(AutoScalingStore store, ScheduledActionStore scheduled, ServiceStore services, EcsOptions options, TimeProvider time) : IActionSource
 {
     public const string Namespace = "ecs";
     public const string Dimension = "ecs:service:DesiredCount";
@@ -37,6 +37,7 @@ public sealed class AutoScalingActions(AutoScalingStore store, ServiceStore serv
         registry.Map("DescribeScalingPolicies", DescribeScalingPoliciesAsync, prefix);
         registry.Map("DeleteScalingPolicy", DeleteScalingPolicyAsync, prefix);
         registry.Map("DescribeScalingActivities", DescribeScalingActivitiesAsync, prefix);
+        registry.Map("GetPredictiveScalingForecast", GetPredictiveScalingForecastAsync, prefix);
     }
 
     private async Task<JsonObject> RegisterScalableTargetAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
@@ -59,6 +60,7 @@ public sealed class AutoScalingActions(AutoScalingStore store, ServiceStore serv
                 Arn = $"arn:aws:application-autoscaling:{options.Region}:{options.AccountId}:scalable-target/0ec{Guid.NewGuid():N}",
                 RoleArn = ServiceLinkedRole,
                 CreatedAt = time.GetUtcNow(),
+                Tags = ScalableTargetTags.Checked(null, request["Tags"] as JsonObject, $"service/{cluster}/{service}"),
             }) with
             {
                 MinCapacity = min ?? current!.MinCapacity,
@@ -127,6 +129,9 @@ public sealed class AutoScalingActions(AutoScalingStore store, ServiceStore serv
         {
             throw AutoScalingException.ConcurrentUpdate($"The scalable target service/{cluster}/{service} was updated concurrently. Retry the request.");
         }
+        // Deregistering deletes the target's scheduled actions too; one left behind by a failure here is deleted when it next falls due.
+        foreach (var action in await scheduled.ListAsync(cluster, service, cancellationToken))
+            await scheduled.DeleteAsync(cluster, service, action.Name, cancellationToken);
         return [];
     }
 
@@ -209,6 +214,22 @@ public sealed class AutoScalingActions(AutoScalingStore store, ServiceStore serv
         return [];
     }
 
+    /// <summary>
+    /// A forecast exists only for a predictive scaling policy, and this endpoint has none (PutScalingPolicy takes
+    /// target tracking only), so the answer is the model's one client error, ValidationException, saying which is missing.
+    /// </summary>
+    private async Task<JsonObject> GetPredictiveScalingForecastAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
+    {
+        var (cluster, service) = Resource(request);
+        var name = request.String("PolicyName")!;
+        var (target, policies) = await store.FindAsync(cluster, service, cancellationToken);
+        if (target is null) throw AutoScalingException.Validation(NoTarget(cluster, service).Message);
+        if (policies.All(p => p.Name != name))
+            throw AutoScalingException.Validation(
+                $"No scaling policy found for service namespace: ecs, resource ID: service/{cluster}/{service}, scalable dimension: {Dimension}, policy name: {name}");
+        throw AutoScalingException.Validation($"The scaling policy {name} is a {TargetTracking} policy: forecasts exist only for PredictiveScaling policies.");
+    }
+
     private async Task<JsonObject> DescribeScalingActivitiesAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
         CheckNamespace(request);
@@ -279,7 +300,7 @@ public sealed class AutoScalingActions(AutoScalingStore store, ServiceStore serv
 
     private string AlarmArn(string name) => $"arn:aws:cloudwatch:{options.Region}:{options.AccountId}:alarm:{name}";
 
-    private static void CheckNamespace(JsonObject request)
+    internal static void CheckNamespace(JsonObject request)
     {
         if (request.String("ServiceNamespace") != Namespace)
             throw AutoScalingException.Validation($"Unsupported service namespace {request.String("ServiceNamespace")}: this endpoint scales ECS services (namespace ecs).");
@@ -288,7 +309,7 @@ public sealed class AutoScalingActions(AutoScalingStore store, ServiceStore serv
     }
 
     /// <summary>The cluster and service of a <c>service/&lt;cluster&gt;/&lt;service&gt;</c> resource id, after the namespace and dimension checks.</summary>
-    private static (string Cluster, string Service) Resource(JsonObject request)
+    internal static (string Cluster, string Service) Resource(JsonObject request)
     {
         CheckNamespace(request);
         var id = request.String("ResourceId") ?? "";
@@ -299,11 +320,11 @@ public sealed class AutoScalingActions(AutoScalingStore store, ServiceStore serv
         return (cluster, service);
     }
 
-    private static AutoScalingException NoTarget(string cluster, string service)
+    internal static AutoScalingException NoTarget(string cluster, string service)
         => AutoScalingException.ObjectNotFound(
             $"No scalable target registered for service namespace: ecs, resource ID: service/{cluster}/{service}, scalable dimension: {Dimension}");
 
-    private static (List<T> Page, string? Next) Paging<T>(IEnumerable<T> ordered, Func<T, string> key, JsonObject request)
+    internal static (List<T> Page, string? Next) Paging<T>(IEnumerable<T> ordered, Func<T, string> key, JsonObject request)
     {
         var take = request.Int("MaxResults") ?? 50;
         if (take is < 1 or > 50) throw AutoScalingException.Validation("MaxResults must be between 1 and 50.");

@@ -26,6 +26,9 @@ public static class AutoScalingServices
         services.AddSingleton(options);
         services.AddSingleton<AutoScalingStore>();
         services.AddSingleton<IActionSource, AutoScalingActions>();
+        services.AddSingleton<ScheduledActionStore>();
+        services.AddSingleton<IActionSource, ScheduledActionActions>();
+        services.AddSingleton<IActionSource, ScalableTargetTags>();
         services.AddSingleton<ScalingEvaluator>();
         return services;
     }

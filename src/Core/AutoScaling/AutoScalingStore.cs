@@ -24,6 +24,7 @@ public sealed record ScalableTargetRecord
     public DateTimeOffset? LastScaleOutAt { get; init; }
     public int? LastScaleOutCapacity { get; init; }
     public DateTimeOffset? LastScaleInAt { get; init; }
+    public IReadOnlyDictionary<string, string>? Tags { get; init; }
 
     [System.Text.Json.Serialization.JsonIgnore]
     public ETag ETag { get; init; }

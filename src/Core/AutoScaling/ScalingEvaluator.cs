@@ -12,9 +12,10 @@ namespace Serverless.Core.AutoScaling;
 /// evaluates the policies' alarms (<see cref="TargetTracking"/>) and applies <see cref="ScalingDecision"/>.
 /// A change is first claimed on the target row with its ETag, so two control planes never both apply
 /// it; then the service's desired count is set, a reconcile enqueued, and the activity recorded.
+/// Scheduled actions run on every tick: only the rows whose stored next run is due are read.
 /// </summary>
 public sealed class ScalingEvaluator(
-    AutoScalingStore store, MetricStore metrics, ServiceStore services, ReconcileQueue reconcile,
+    AutoScalingStore store, ScheduledActionStore scheduled, MetricStore metrics, ServiceStore services, ReconcileQueue reconcile,
     AutoScalingOptions options, TimeProvider time, ILogger<ScalingEvaluator> logger)
 {
     private long _lastSlot = -1;
@@ -22,6 +23,7 @@ public sealed class ScalingEvaluator(
     /// <summary>Called by a frequent timer; evaluates once per evaluation interval.</summary>
     public async Task TickAsync(CancellationToken cancellationToken)
     {
+        await RunScheduledAsync(cancellationToken);
         var slot = time.GetUtcNow().ToUnixTimeSeconds() / Math.Max(1, options.EvaluationSeconds);
         if (Interlocked.Exchange(ref _lastSlot, slot) == slot) return;
         await EvaluateAllAsync(cancellationToken);
@@ -101,17 +103,99 @@ public sealed class ScalingEvaluator(
             return;
         }
 
-        var description = $"Setting desired count to {change.To}.";
-        await services.UpdateAsync(target.Cluster, target.Service, s => s.Status != ServiceRecord.Active ? s : s with
-        {
-            DesiredCount = change.To,
-            Deployments = [.. s.Deployments.Select(d => d.Status == DeploymentStatus.Primary ? d with { DesiredCount = change.To, UpdatedAt = now } : d)],
-            Events = Rollout.AddEvents(s.Events, [$"(service {target.Service}) Application Auto Scaling: {description} Cause: {change.Cause}."], now),
-        }, cancellationToken);
-        await reconcile.EnqueueAsync(new ServiceKey(target.Cluster, target.Service), null, cancellationToken);
-        await store.AddActivityAsync(target.Cluster, target.Service, new ScalingActivityRecord(
-            Guid.NewGuid().ToString(), target.ResourceId, description, $"{now.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ} {change.Cause}", now, time.GetUtcNow(),
-            "Successful", $"Successfully set desired count to {change.To}. Change successfully fulfilled by ecs."), cancellationToken);
+        await RecordAsync(target, $"Setting desired count to {change.To}.", change.Cause,
+            $"Successfully set desired count to {change.To}. Change successfully fulfilled by ecs.", change.To, now, cancellationToken);
         logger.LogInformation("Scaled {ResourceId} from {From} to {To}: {Cause}", target.ResourceId, change.From, change.To, change.Cause);
+    }
+
+    /// <summary>Runs every scheduled action that is due: claims the run by moving its next run on (ETag), then applies it.</summary>
+    public async Task RunScheduledAsync(CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        foreach (var action in await scheduled.DueAsync(now, cancellationToken))
+        {
+            try
+            {
+                // A plane that was down runs a missed action once, not once per missed occurrence.
+                await scheduled.UpdateAsync(action with { NextRun = action.Parsed().NextAfter(now) }, cancellationToken);
+                await ApplyScheduledAsync(action, now, cancellationToken);
+            }
+            catch (ConcurrentUpdateException)
+            {
+                // Another control plane claimed this run (or the target kept changing under three attempts to set it).
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogWarning("Scheduled action {Name} on {ResourceId} failed: {Error}", action.Name, action.ResourceId, e.Message);
+            }
+        }
+    }
+
+    private async Task ApplyScheduledAsync(ScheduledActionRecord action, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var cause = $"scheduled action name {action.Name} was triggered";
+        for (var attempt = 1; ; attempt++)
+        {
+            var (target, _) = await store.FindAsync(action.Cluster, action.Service, cancellationToken);
+            if (target is null)
+            {
+                // Its target was deregistered (which deletes its scheduled actions) and this row outlived it.
+                await scheduled.DeleteAsync(action.Cluster, action.Service, action.Name, cancellationToken);
+                return;
+            }
+            if (target.ScheduledScalingSuspended) return;
+            var (min, max) = (action.MinCapacity ?? target.MinCapacity, action.MaxCapacity ?? target.MaxCapacity);
+            var description = $"Setting min capacity to {min} and max capacity to {max}";
+            if (min > max)
+            {
+                await store.AddActivityAsync(action.Cluster, action.Service, new ScalingActivityRecord(
+                    Guid.NewGuid().ToString(), target.ResourceId, description, $"{now.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ} {cause}", now, time.GetUtcNow(),
+                    "Failed", $"Failed to set min capacity to {min} and max capacity to {max}: minimum capacity cannot be greater than maximum capacity."), cancellationToken);
+                return;
+            }
+            try
+            {
+                await store.SaveTargetAsync(target with { MinCapacity = min, MaxCapacity = max }, cancellationToken);
+            }
+            catch (ConcurrentUpdateException) when (attempt < 3)
+            {
+                continue;
+            }
+            var service = await services.FindAsync(action.Cluster, action.Service, cancellationToken);
+            var desired = service is { Status: ServiceRecord.Active } ? Math.Clamp(service.DesiredCount, min, max) : (int?)null;
+            await RecordAsync(target, $"{description}.", cause,
+                $"Successfully set min capacity to {min} and max capacity to {max}. Change successfully fulfilled by ecs.", null, now, cancellationToken);
+            // The desired count moves into the new range at once, as AWS does.
+            if (desired is { } to && to != service!.DesiredCount)
+                await RecordAsync(target, $"Setting desired count to {to}.", to > service.DesiredCount ? $"minimum capacity was set to {min}" : $"maximum capacity was set to {max}",
+                    $"Successfully set desired count to {to}. Change successfully fulfilled by ecs.", to, now, cancellationToken);
+            logger.LogInformation("Scheduled action {Name} set {ResourceId} to min {Min} max {Max}", action.Name, target.ResourceId, min, max);
+            return;
+        }
+    }
+
+    /// <summary>Writes a change: the service's desired count (when <paramref name="desired"/> is set, with a reconcile), its event, and the scaling activity.</summary>
+    private async Task RecordAsync(ScalableTargetRecord target, string description, string cause, string statusMessage, int? desired,
+        DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await services.UpdateAsync(target.Cluster, target.Service, s => s.Status != ServiceRecord.Active ? s : s with
+            {
+                DesiredCount = desired ?? s.DesiredCount,
+                Deployments = desired is { } to
+                    ? [.. s.Deployments.Select(d => d.Status == DeploymentStatus.Primary ? d with { DesiredCount = to, UpdatedAt = now } : d)]
+                    : s.Deployments,
+                Events = Rollout.AddEvents(s.Events, [$"(service {target.Service}) Application Auto Scaling: {description} Cause: {cause}."], now),
+            }, cancellationToken);
+        }
+        catch (ServiceNotFoundException)
+        {
+            return;     // the service is gone: nothing to scale, no event to show
+        }
+        if (desired is not null) await reconcile.EnqueueAsync(new ServiceKey(target.Cluster, target.Service), null, cancellationToken);
+        await store.AddActivityAsync(target.Cluster, target.Service, new ScalingActivityRecord(
+            Guid.NewGuid().ToString(), target.ResourceId, description, $"{now.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ} {cause}", now, time.GetUtcNow(),
+            "Successful", statusMessage), cancellationToken);
     }
 }

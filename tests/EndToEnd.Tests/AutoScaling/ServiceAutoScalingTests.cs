@@ -102,6 +102,19 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
         Assert.Contains("-AlarmLow-", activities[0]!["Cause"]!.GetValue<string>());
         Assert.Equal("Setting desired count to 1.", activities[0]!["Description"]!.GetValue<string>());
 
+        // A scheduled action and a tag through the CLI's own serialisation (timestamp, shorthand, map).
+        _ = (await plane.AwsAsync(["application-autoscaling", "put-scheduled-action", "--service-namespace", "ecs", "--scalable-dimension", "ecs:service:DesiredCount",
+            "--resource-id", resource, "--scheduled-action-name", "weekday-mornings", "--schedule", "cron(0 8 ? * MON-FRI *)", "--timezone", "Europe/Paris",
+            "--start-time", "2030-01-01T00:00:00Z", "--scalable-target-action", "MinCapacity=2,MaxCapacity=3"])).Json;
+        var scheduled = Assert.Single((await plane.AwsAsync(["application-autoscaling", "describe-scheduled-actions", "--service-namespace", "ecs",
+            "--resource-id", resource])).Json["ScheduledActions"]!.AsArray())!;
+        Assert.Equal("Europe/Paris", scheduled["Timezone"]!.GetValue<string>());
+        Assert.Equal(3, scheduled["ScalableTargetAction"]!["MaxCapacity"]!.GetValue<int>());
+        var targetArn = registered["ScalableTargetARN"]!.GetValue<string>();
+        _ = (await plane.AwsAsync(["application-autoscaling", "tag-resource", "--resource-arn", targetArn, "--tags", "team=web"])).Json;
+        var tags = (await plane.AwsAsync(["application-autoscaling", "list-tags-for-resource", "--resource-arn", targetArn])).Json["Tags"]!;
+        Assert.Equal("web", tags["team"]!.GetValue<string>());
+
         _ = (await plane.AwsAsync(["application-autoscaling", "deregister-scalable-target", "--service-namespace", "ecs",
             "--scalable-dimension", "ecs:service:DesiredCount", "--resource-id", resource])).Json;
         var policies = (await plane.AwsAsync(["application-autoscaling", "describe-scaling-policies", "--service-namespace", "ecs", "--resource-id", resource])).Json;
