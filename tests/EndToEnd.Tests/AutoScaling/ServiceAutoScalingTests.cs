@@ -94,6 +94,18 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
             "--start-time", start, "--end-time", end, "--period", "61", "--statistics", "Average"]);
         Assert.NotEqual(0, bad.ExitCode);
         Assert.Contains("InvalidParameterValue", bad.Stderr);
+        // A custom metric goes in with put-metric-data and comes back as a statistic set; AWS/ namespaces are AWS's own.
+        _ = (await plane.AwsAsync(["cloudwatch", "put-metric-data", "--namespace", $"E2E/{cluster}", "--metric-name", "Queue",
+            "--dimensions", "Stage=prod", "--values", "2", "6", "--counts", "1", "3", "--unit", "Count"])).Json;
+        var custom = (await plane.AwsAsync(["cloudwatch", "get-metric-statistics", "--namespace", $"E2E/{cluster}", "--metric-name", "Queue",
+            "--dimensions", "Name=Stage,Value=prod", "--start-time", start, "--end-time", end, "--period", "360",
+            "--statistics", "Sum", "SampleCount", "Maximum"])).Json["Datapoints"]!.AsArray();
+        var point = Assert.Single(custom)!;
+        Assert.Equal(20.0, point["Sum"]!.GetValue<double>());
+        Assert.Equal(4.0, point["SampleCount"]!.GetValue<double>());
+        Assert.Equal("Count", point["Unit"]!.GetValue<string>());
+        var reserved = await plane.AwsAsync(["cloudwatch", "put-metric-data", "--namespace", "AWS/ECS", "--metric-name", "CPUUtilization", "--value", "1"]);
+        Assert.Contains("InvalidParameterValue", reserved.Stderr);
 
         // The load ends at busyUntil; 15 datapoints below 45 % later the service is back at its minimum.
         await WaitForDesiredAsync(cluster, d => d == 1, TimeSpan.FromSeconds(90));
