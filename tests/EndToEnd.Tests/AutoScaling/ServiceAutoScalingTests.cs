@@ -95,8 +95,8 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
         Assert.NotEqual(0, bad.ExitCode);
         Assert.Contains("InvalidParameterValue", bad.Stderr);
         // A custom metric goes in with put-metric-data and comes back as a statistic set; AWS/ namespaces are AWS's own.
-        _ = (await plane.AwsAsync(["cloudwatch", "put-metric-data", "--namespace", $"E2E/{cluster}", "--metric-name", "Queue",
-            "--dimensions", "Stage=prod", "--values", "2", "6", "--counts", "1", "3", "--unit", "Count"])).Json;
+        _ = (await plane.AwsAsync(["cloudwatch", "put-metric-data", "--namespace", $"E2E/{cluster}", "--metric-data",
+            """[{"MetricName":"Queue","Dimensions":[{"Name":"Stage","Value":"prod"}],"Values":[2,6],"Counts":[1,3],"Unit":"Count"}]"""])).Json;
         var custom = (await plane.AwsAsync(["cloudwatch", "get-metric-statistics", "--namespace", $"E2E/{cluster}", "--metric-name", "Queue",
             "--dimensions", "Name=Stage,Value=prod", "--start-time", start, "--end-time", end, "--period", "360",
             "--statistics", "Sum", "SampleCount", "Maximum"])).Json["Datapoints"]!.AsArray();
@@ -113,6 +113,16 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
             "--resource-id", resource])).Json["ScalingActivities"]!.AsArray();
         Assert.Contains("-AlarmLow-", activities[0]!["Cause"]!.GetValue<string>());
         Assert.Equal("Setting desired count to 1.", activities[0]!["Description"]!.GetValue<string>());
+        // The policy's alarms as the scaler evaluated them: AlarmLow fired the scale-in, AlarmHigh is back to OK.
+        var described = (await plane.AwsAsync(["cloudwatch", "describe-alarms", "--alarm-name-prefix", $"TargetTracking-{resource}-"])).Json["MetricAlarms"]!.AsArray();
+        Assert.Equal(2, described.Count);
+        var low = described.Single(a => a!["AlarmName"]!.GetValue<string>().Contains("-AlarmLow-", StringComparison.Ordinal))!;
+        var high = described.Single(a => a!["AlarmName"]!.GetValue<string>().Contains("-AlarmHigh-", StringComparison.Ordinal))!;
+        Assert.Equal(("ALARM", 45.0, "LessThanThreshold"), (low["StateValue"]!.GetValue<string>(), low["Threshold"]!.GetValue<double>(), low["ComparisonOperator"]!.GetValue<string>()));
+        Assert.Equal(("OK", 50.0, 3), (high["StateValue"]!.GetValue<string>(), high["Threshold"]!.GetValue<double>(), high["EvaluationPeriods"]!.GetValue<int>()));
+        Assert.Equal(policy["PolicyARN"]!.GetValue<string>(), high["AlarmActions"]![0]!.GetValue<string>());
+        var refusedDelete = await plane.AwsAsync(["cloudwatch", "delete-alarms", "--alarm-names", high["AlarmName"]!.GetValue<string>()]);
+        Assert.Contains("InvalidParameterValue", refusedDelete.Stderr);
 
         _ = (await plane.AwsAsync(["application-autoscaling", "deregister-scalable-target", "--service-namespace", "ecs",
             "--scalable-dimension", "ecs:service:DesiredCount", "--resource-id", resource])).Json;
