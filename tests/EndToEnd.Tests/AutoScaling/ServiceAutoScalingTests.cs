@@ -104,6 +104,12 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
         Assert.Equal(20.0, point["Sum"]!.GetValue<double>());
         Assert.Equal(4.0, point["SampleCount"]!.GetValue<double>());
         Assert.Equal("Count", point["Unit"]!.GetValue<string>());
+        // 400 datums make a body past botocore's 10 KiB compression threshold: it arrives gzipped.
+        var many = string.Join(',', Enumerable.Range(0, 400).Select(i => $$"""{"MetricName":"Bulk","Dimensions":[{"Name":"Stage","Value":"prod"}],"Value":{{i}} }"""));
+        _ = (await plane.AwsAsync(["cloudwatch", "put-metric-data", "--namespace", $"E2E/{cluster}", "--metric-data", $"[{many}]"])).Json;
+        var bulk = (await plane.AwsAsync(["cloudwatch", "get-metric-statistics", "--namespace", $"E2E/{cluster}", "--metric-name", "Bulk",
+            "--dimensions", "Name=Stage,Value=prod", "--start-time", start, "--end-time", end, "--period", "360", "--statistics", "SampleCount"])).Json;
+        Assert.Equal(400.0, Assert.Single(bulk["Datapoints"]!.AsArray())!["SampleCount"]!.GetValue<double>());
         var reserved = await plane.AwsAsync(["cloudwatch", "put-metric-data", "--namespace", "AWS/ECS", "--metric-name", "CPUUtilization", "--value", "1"]);
         Assert.Contains("InvalidParameterValue", reserved.Stderr);
 
