@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Serverless.Core.AccountSettings;
+using Serverless.Core.Alarms;
 using Serverless.Core.Api;
 using Serverless.Core.AutoScaling;
 using Serverless.Core.Capacity;
@@ -91,6 +92,7 @@ public static class ControlPlaneServices
         services.AddDeploy(configuration);
         services.AddMetrics(configuration);
         services.AddAutoScaling(configuration);
+        services.AddAlarms();
         return services;
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.IO.Compression;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
@@ -84,7 +85,34 @@ public sealed class ApiEndpoint(ActionRegistry actions, IEnumerable<ServiceModel
     private async Task<(ReadOnlyMemory<byte> Body, RequestContext Context)> ReadSignedAsync(HttpRequest request, int limit, CancellationToken cancellationToken)
     {
         var body = await ReadBodyAsync(request, limit, cancellationToken);
-        return (body, new RequestContext(verifier.Verify(ToSignedRequest(request, body))));
+        var context = new RequestContext(verifier.Verify(ToSignedRequest(request, body)));
+        return (Gunzipped(request, body, limit), context);
+    }
+
+    /// <summary>
+    /// The body botocore compressed (<c>requestcompression</c> in the model: PutMetricData bodies of
+    /// 10 KiB or more travel gzipped, signed as sent), inflated to at most <paramref name="limit"/> bytes.
+    /// </summary>
+    internal static ReadOnlyMemory<byte> Gunzipped(HttpRequest request, ReadOnlyMemory<byte> raw, int limit)
+    {
+        if (!string.Equals(request.Headers.ContentEncoding, "gzip", StringComparison.OrdinalIgnoreCase)) return raw;
+        try
+        {
+            using var gzip = new GZipStream(new MemoryStream(raw.ToArray()), CompressionMode.Decompress);
+            using var output = new MemoryStream();
+            var buffer = new byte[81920];
+            int read;
+            while ((read = gzip.Read(buffer)) > 0)
+            {
+                output.Write(buffer, 0, read);
+                if (output.Length > limit) throw new RequestEntityTooLargeException($"Request body exceeds the limit of {limit} bytes.");
+            }
+            return output.ToArray();
+        }
+        catch (InvalidDataException e)
+        {
+            throw new SerializationException($"Malformed gzip request body: {e.Message}");
+        }
     }
 
     private async Task<AwsJsonResult> DispatchAsync(string target, ReadOnlyMemory<byte> body, RequestContext context, string requestId, CancellationToken cancellationToken)

@@ -37,7 +37,8 @@ public sealed class RpcV2CborEndpoint(ActionRegistry actions, IEnumerable<Servic
             var model = Array.Find(_models, m => m.TargetPrefix == service);
             if (model is null || !model.HasOperation(operation) || !actions.TryGet($"{service}.{operation}", out var handler))
                 throw new UnknownOperationException(operation.Length == 0 ? "The path does not name a service and operation." : $"Unknown operation {service}.{operation}.");
-            var input = raw.Length == 0 ? [] : Decode(raw);
+            var inflated = ApiEndpoint.Gunzipped(request, raw, options.MaxRequestBodyBytes);
+            var input = inflated.Length == 0 ? [] : Decode(inflated);
             if (model.InputOf(operation) is { } inputShape) input = RequestValidator.Validate(model, inputShape, input);
             var output = await handler(input, new RequestContext(caller), cancellationToken);
             (status, body) = (200, Encode(model, model.OutputOf(operation), output));

@@ -46,7 +46,17 @@ public sealed record ScalingPolicyRecord
     public required string HighAlarmName { get; init; }
     public required string LowAlarmName { get; init; }
     public DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>The two alarms' states as the evaluator last recorded them (row <c>alarms|name</c>); null before the first evaluation.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public TargetTrackingAlarms? Alarms { get; init; }
 }
+
+/// <summary>One alarm's state and when and why it last changed.</summary>
+public sealed record AlarmStatus(string Name, AlarmState State, DateTimeOffset UpdatedAt, string Reason);
+
+/// <summary>A target tracking policy's AlarmHigh and AlarmLow, as the evaluator last saw them.</summary>
+public sealed record TargetTrackingAlarms(AlarmStatus High, AlarmStatus Low);
 
 /// <summary>One scaling activity, as DescribeScalingActivities shows it.</summary>
 public sealed record ScalingActivityRecord(
@@ -54,7 +64,7 @@ public sealed record ScalingActivityRecord(
 
 /// <summary>
 /// Scalable targets and their policies (table <c>ScalingTargets</c>, one partition per service:
-/// row <c>target</c> and rows <c>policy|name</c>) and their activities (table <c>ScalingActivities</c>,
+/// row <c>target</c>, rows <c>policy|name</c> and the policies' alarm states <c>alarms|name</c>) and their activities (table <c>ScalingActivities</c>,
 /// one partition per service, newest first). The evaluator reads the whole targets table in one query per
 /// tick: it holds only what users registered, so a service without a target costs nothing.
 /// </summary>
@@ -64,6 +74,7 @@ public sealed class AutoScalingStore(StorageClients storage)
     private const string Activities = "ScalingActivities";
     private const string TargetRow = "target";
     private const string PolicyPrefix = "policy|";
+    private const string AlarmsPrefix = "alarms|";
 
     public static string Partition(string cluster, string service) => $"ecs|{cluster}|{service}";
 
@@ -72,24 +83,25 @@ public sealed class AutoScalingStore(StorageClients storage)
         var table = await storage.TableAsync(Targets, cancellationToken);
         ScalableTargetRecord? target = null;
         var policies = new List<ScalingPolicyRecord>();
+        var alarms = new Dictionary<string, TargetTrackingAlarms>(StringComparer.Ordinal);
         await foreach (var entity in table.QueryAsync<TableEntity>(TableClient.CreateQueryFilter($"PartitionKey eq {Partition(cluster, service)}"), cancellationToken: cancellationToken))
-            Read(entity, ref target, policies);
-        return (target, policies);
+            Read(entity, ref target, policies, alarms);
+        return (target, WithAlarms(policies, alarms));
     }
 
     /// <summary>Every target with its policies, in one scan of the targets table.</summary>
     public async Task<IReadOnlyList<(ScalableTargetRecord Target, IReadOnlyList<ScalingPolicyRecord> Policies)>> ListAsync(CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(Targets, cancellationToken);
-        var byPartition = new SortedDictionary<string, (ScalableTargetRecord? Target, List<ScalingPolicyRecord> Policies)>(StringComparer.Ordinal);
+        var byPartition = new SortedDictionary<string, (ScalableTargetRecord? Target, List<ScalingPolicyRecord> Policies, Dictionary<string, TargetTrackingAlarms> Alarms)>(StringComparer.Ordinal);
         await foreach (var entity in table.QueryAsync<TableEntity>(cancellationToken: cancellationToken))
         {
-            if (!byPartition.TryGetValue(entity.PartitionKey, out var entry)) entry = (null, []);
+            if (!byPartition.TryGetValue(entity.PartitionKey, out var entry)) entry = (null, [], new(StringComparer.Ordinal));
             var target = entry.Target;
-            Read(entity, ref target, entry.Policies);
-            byPartition[entity.PartitionKey] = (target, entry.Policies);
+            Read(entity, ref target, entry.Policies, entry.Alarms);
+            byPartition[entity.PartitionKey] = (target, entry.Policies, entry.Alarms);
         }
-        return [.. byPartition.Values.Where(e => e.Target is not null).Select(e => (e.Target!, (IReadOnlyList<ScalingPolicyRecord>)e.Policies))];
+        return [.. byPartition.Values.Where(e => e.Target is not null).Select(e => (e.Target!, WithAlarms(e.Policies, e.Alarms)))];
     }
 
     /// <summary>Inserts or replaces the target, conditional on the ETag it was read with (none: insert only).</summary>
@@ -119,6 +131,19 @@ public sealed class AutoScalingStore(StorageClients storage)
     {
         var table = await storage.TableAsync(Targets, cancellationToken);
         await table.DeleteEntityAsync(Partition(target.Cluster, target.Service), PolicyPrefix + name, ETag.All, cancellationToken);
+        await table.DeleteEntityAsync(Partition(target.Cluster, target.Service), AlarmsPrefix + name, ETag.All, cancellationToken);
+    }
+
+    /// <summary>
+    /// Records a policy's alarm states. Every plane computes them from the same datapoints, so the last
+    /// writer is as right as any; a row left by a deleted policy is ignored (<see cref="WithAlarms"/> keys
+    /// on the alarm names) until the policy is deleted again or its partition goes.
+    /// </summary>
+    public async Task SaveAlarmsAsync(ScalableTargetRecord target, string policy, TargetTrackingAlarms alarms, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(Targets, cancellationToken);
+        await table.UpsertEntityAsync(new TableEntity(Partition(target.Cluster, target.Service), AlarmsPrefix + policy) { ["Json"] = TaskMessages.Serialize(alarms) },
+            TableUpdateMode.Replace, cancellationToken);
     }
 
     /// <summary>Deletes the target and its policies in one transaction (one partition), so neither outlives the other.</summary>
@@ -127,6 +152,7 @@ public sealed class AutoScalingStore(StorageClients storage)
         var table = await storage.TableAsync(Targets, cancellationToken);
         var partition = Partition(target.Cluster, target.Service);
         var actions = policies.Select(p => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(partition, PolicyPrefix + p.Name), ETag.All))
+            .Concat(policies.Where(p => p.Alarms is not null).Select(p => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(partition, AlarmsPrefix + p.Name), ETag.All)))
             .Prepend(new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(partition, TargetRow), target.ETag));
         try
         {
@@ -159,12 +185,18 @@ public sealed class AutoScalingStore(StorageClients storage)
             more ? items[^1].RowKey : null);
     }
 
-    private static void Read(TableEntity entity, ref ScalableTargetRecord? target, List<ScalingPolicyRecord> policies)
+    private static void Read(TableEntity entity, ref ScalableTargetRecord? target, List<ScalingPolicyRecord> policies, Dictionary<string, TargetTrackingAlarms> alarms)
     {
         var json = entity.GetString("Json");
         if (entity.RowKey == TargetRow)
             target = JsonSerializer.Deserialize<ScalableTargetRecord>(json, TaskMessages.Json)! with { ETag = entity.ETag };
         else if (entity.RowKey.StartsWith(PolicyPrefix, StringComparison.Ordinal))
             policies.Add(JsonSerializer.Deserialize<ScalingPolicyRecord>(json, TaskMessages.Json)!);
+        else if (entity.RowKey.StartsWith(AlarmsPrefix, StringComparison.Ordinal))
+            alarms[entity.RowKey[AlarmsPrefix.Length..]] = JsonSerializer.Deserialize<TargetTrackingAlarms>(json, TaskMessages.Json)!;
     }
+
+    /// <summary>The policies with their recorded alarm states, where those are of the policy's current alarms.</summary>
+    private static IReadOnlyList<ScalingPolicyRecord> WithAlarms(List<ScalingPolicyRecord> policies, Dictionary<string, TargetTrackingAlarms> alarms)
+        => [.. policies.Select(p => alarms.TryGetValue(p.Name, out var a) && a.High.Name == p.HighAlarmName && a.Low.Name == p.LowAlarmName ? p with { Alarms = a } : p)];
 }

@@ -74,6 +74,7 @@ public sealed class ScalingEvaluator(
             {
                 var values = Values(MetricStatistics.Datapoints(rows, AutoScalingActions.MetricOf(policy), start, end, period), start, period, periods);
                 logger.LogDebug("{ResourceId} policy {Policy}: {Rows} rows, values {Values}", target.ResourceId, policy.Name, rows.Count, string.Join(' ', values.Select(v => v?.ToString("0.#", System.Globalization.CultureInfo.InvariantCulture) ?? "-")));
+                await RecordAlarmsAsync(target, policy, values, now, cancellationToken);
                 wants.Add(TargetTracking.Want(policy.Name, policy.HighAlarmName, policy.LowAlarmName, policy.TargetValue, policy.DisableScaleIn,
                     values, running > 0 ? running : service.DesiredCount));
             }
@@ -87,6 +88,13 @@ public sealed class ScalingEvaluator(
             TimeSpan.FromSeconds(policies.Select(p => p.ScaleInCooldown ?? options.DefaultCooldownSeconds).DefaultIfEmpty(options.DefaultCooldownSeconds).Max()));
         if (ScalingDecision.Decide(state, wants, policies.Count, now) is not { } change) return;
         await ApplyAsync(target, change, now, cancellationToken);
+    }
+
+    /// <summary>Records the policy's alarm states where they changed, for CloudWatch's DescribeAlarms.</summary>
+    private async Task RecordAlarmsAsync(ScalableTargetRecord target, ScalingPolicyRecord policy, IReadOnlyList<double?> values, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var next = TargetTracking.Alarms(policy, values, now);
+        if (next != policy.Alarms) await store.SaveAlarmsAsync(target, policy.Name, next, cancellationToken);
     }
 
     private async Task ApplyAsync(ScalableTargetRecord target, ScalingChange change, DateTimeOffset now, CancellationToken cancellationToken)

@@ -40,6 +40,32 @@ public static class TargetTracking
     public static AlarmState Low(IReadOnlyList<double?> values, double target) => Evaluate(values, LowDatapoints, v => v < target * LowFraction);
 
     /// <summary>
+    /// The policy's two alarms after an evaluation of <paramref name="values"/>: an alarm whose state is
+    /// unchanged keeps its time and reason, one that changed gets <paramref name="now"/> and CloudWatch's
+    /// kind of reason.
+    /// </summary>
+    public static TargetTrackingAlarms Alarms(ScalingPolicyRecord policy, IReadOnlyList<double?> values, DateTimeOffset now)
+    {
+        AlarmStatus Next(AlarmStatus? previous, string name, AlarmState state, int datapoints, double threshold, string comparison)
+        {
+            if (previous is not null && previous.Name == name && previous.State == state) return previous;
+            var present = values.Where(v => v is not null).Select(v => v!.Value).TakeLast(datapoints).ToList();
+            var shown = string.Join(", ", present.Select(v => v.ToString("0.0###", System.Globalization.CultureInfo.InvariantCulture)));
+            var limit = threshold.ToString("0.0###", System.Globalization.CultureInfo.InvariantCulture);
+            var reason = state switch
+            {
+                AlarmState.Alarm => $"Threshold Crossed: {present.Count} datapoints [{shown}] were {comparison} the threshold ({limit}).",
+                AlarmState.Ok => $"Threshold Crossed: {present.Count} datapoints [{shown}] were not all {comparison} the threshold ({limit}).",
+                _ => $"Insufficient Data: {datapoints - present.Count} of the {datapoints} datapoints to alarm were unknown.",
+            };
+            return new AlarmStatus(name, state, now, reason);
+        }
+        return new TargetTrackingAlarms(
+            Next(policy.Alarms?.High, policy.HighAlarmName, High(values, policy.TargetValue), HighDatapoints, policy.TargetValue, "greater than"),
+            Next(policy.Alarms?.Low, policy.LowAlarmName, Low(values, policy.TargetValue), LowDatapoints, policy.TargetValue * LowFraction, "less than"));
+    }
+
+    /// <summary>
     /// What the policy wants from <paramref name="current"/> (the running count), or null: nothing while
     /// neither alarm is in ALARM, nor a scale-in when <paramref name="disableScaleIn"/>.
     /// </summary>

@@ -4,12 +4,12 @@ using Serverless.Core.Api;
 namespace Serverless.Core.Metrics;
 
 /// <summary>
-/// CloudWatch's metric reads over the <c>AWS/ECS</c> datapoints: GetMetricStatistics, GetMetricData
-/// (MetricStat queries) and ListMetrics. Dimensions are ECS's: <c>ClusterName</c>, and
-/// <c>ClusterName</c> + <c>ServiceName</c>; any other namespace or dimension set has no datapoints,
-/// as in CloudWatch, where a metric that was never published simply returns none.
+/// CloudWatch's metrics: PutMetricData for custom namespaces, and GetMetricStatistics, GetMetricData
+/// (MetricStat queries) and ListMetrics over them and the <c>AWS/ECS</c> datapoints, whose dimensions
+/// are ECS's: <c>ClusterName</c>, and <c>ClusterName</c> + <c>ServiceName</c>. A metric that was never
+/// published simply has no datapoints, as in CloudWatch.
 /// </summary>
-public sealed class CloudWatchActions(MetricStore store, MetricsOptions options, TimeProvider time) : IActionSource
+public sealed class CloudWatchActions(MetricStore store, CustomMetricStore custom, MetricsOptions options, TimeProvider time) : IActionSource
 {
     public static readonly ServiceModel Model = ServiceModel.Load("cloudwatch");
 
@@ -20,24 +20,31 @@ public sealed class CloudWatchActions(MetricStore store, MetricsOptions options,
         registry.Map("GetMetricStatistics", GetMetricStatisticsAsync, Model.TargetPrefix);
         registry.Map("GetMetricData", GetMetricDataAsync, Model.TargetPrefix);
         registry.Map("ListMetrics", ListMetricsAsync, Model.TargetPrefix);
+        registry.Map("PutMetricData", PutMetricDataAsync, Model.TargetPrefix);
+    }
+
+    private async Task<JsonObject> PutMetricDataAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
+    {
+        await custom.AddAsync(PutMetricData.Read(request, time.GetUtcNow()), cancellationToken);
+        return [];
     }
 
     private async Task<JsonObject> GetMetricStatisticsAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
         var statistics = request.Strings("Statistics").ToList();
         if (request["ExtendedStatistics"] is JsonArray { Count: > 0 })
-            throw CloudWatchException.InvalidParameterValue("Percentile statistics (ExtendedStatistics) are not kept for AWS/ECS metrics here.");
+            throw CloudWatchException.InvalidParameterValue("Percentile statistics (ExtendedStatistics) are not kept here.");
         if (statistics.Count == 0)
             throw CloudWatchException.MissingParameter("Must specify either Statistics or ExtendedStatistics.");
         var (start, end) = Range(request);
         var period = CheckPeriod(request.Int("Period")!.Value);
         var name = request.String("MetricName")!;
-        var datapoints = await DatapointsAsync(request.String("Namespace")!, name, Dimensions(request["Dimensions"]), start, end, period, cancellationToken);
         var unit = request.String("Unit");
+        var datapoints = await DatapointsAsync(request.String("Namespace")!, name, Dimensions(request["Dimensions"]), start, end, period, unit, cancellationToken);
         return new JsonObject
         {
             ["Label"] = name,
-            ["Datapoints"] = datapoints.Where(d => unit is null || unit == d.Unit).Select(d =>
+            ["Datapoints"] = datapoints.Select(d =>
             {
                 var point = new JsonObject { ["Timestamp"] = AwsJson.Timestamp(d.Timestamp) };
                 foreach (var statistic in Statistics.Where(statistics.Contains)) point[statistic] = MetricStatistics.Value(d, statistic);
@@ -68,7 +75,7 @@ public sealed class CloudWatchActions(MetricStore store, MetricsOptions options,
                 throw CloudWatchException.InvalidParameterValue($"The value {statistic} for parameter MetricDataQueries.member.MetricStat.Stat is not supported here.");
             var name = metric.String("MetricName") ?? throw CloudWatchException.MissingParameter("The parameter MetricDataQueries.member.MetricStat.Metric.MetricName is required.");
             var ns = metric.String("Namespace") ?? throw CloudWatchException.MissingParameter("The parameter MetricDataQueries.member.MetricStat.Metric.Namespace is required.");
-            var datapoints = await DatapointsAsync(ns, name, Dimensions(metric["Dimensions"]), start, end, CheckPeriod(stat.Int("Period")!.Value), cancellationToken);
+            var datapoints = await DatapointsAsync(ns, name, Dimensions(metric["Dimensions"]), start, end, CheckPeriod(stat.Int("Period")!.Value), stat.String("Unit"), cancellationToken);
             var ordered = newestFirst ? datapoints.Reverse() : datapoints;
             results.Add(new JsonObject
             {
@@ -95,6 +102,7 @@ public sealed class CloudWatchActions(MetricStore store, MetricsOptions options,
         {
             foreach (var partition in await store.PartitionsAsync(since, cancellationToken))
             {
+                if (!partition.StartsWith("ECS|", StringComparison.Ordinal)) continue;
                 var parts = partition.Split('|');
                 var dimensions = parts.Length == 3
                     ? new List<(string Name, string Value)> { ("ClusterName", parts[1]), ("ServiceName", parts[2]) }
@@ -112,16 +120,32 @@ public sealed class CloudWatchActions(MetricStore store, MetricsOptions options,
                 }
             }
         }
+        if (ns != EcsUtilization.Namespace)
+        {
+            foreach (var metric in await custom.ListAsync(ns, since, cancellationToken))
+            {
+                if ((name is not null && name != metric.Name)
+                    || !filters.All(f => metric.Dimensions.Any(d => d.Key == f.Name && (f.Value is null || d.Value == f.Value)))) continue;
+                metrics.Add(new JsonObject
+                {
+                    ["Namespace"] = metric.Namespace,
+                    ["MetricName"] = metric.Name,
+                    ["Dimensions"] = metric.Dimensions.Select(d => (JsonNode)new JsonObject { ["Name"] = d.Key, ["Value"] = d.Value }).ToJsonArray(),
+                });
+            }
+        }
         return new JsonObject { ["Metrics"] = metrics };
     }
 
     /// <summary>The datapoints of one metric, or none when nothing is stored under that namespace and dimension set.</summary>
     private async Task<IReadOnlyList<Datapoint>> DatapointsAsync(
-        string ns, string metric, IReadOnlyDictionary<string, string> dimensions, DateTimeOffset start, DateTimeOffset end, int period, CancellationToken cancellationToken)
+        string ns, string metric, IReadOnlyDictionary<string, string> dimensions, DateTimeOffset start, DateTimeOffset end, int period, string? unit, CancellationToken cancellationToken)
     {
-        if (ns != EcsUtilization.Namespace || Partition(dimensions) is not { } partition) return [];
+        if (ns != EcsUtilization.Namespace)
+            return CustomSample.Datapoints(await custom.ReadAsync(MetricId.Of(ns, metric, dimensions), start, end, cancellationToken), start, end, period, unit);
+        if (Partition(dimensions) is not { } partition) return [];
         var rows = await store.ReadAsync(partition, start, end, cancellationToken);
-        return MetricStatistics.Datapoints(rows, metric, start, end, period);
+        return [.. MetricStatistics.Datapoints(rows, metric, start, end, period).Where(d => unit is null || unit == d.Unit)];
     }
 
     /// <summary>An <c>AWS/ECS</c> dimension set's partition: ClusterName alone, or with ServiceName.</summary>
@@ -132,7 +156,7 @@ public sealed class CloudWatchActions(MetricStore store, MetricsOptions options,
         return dimensions.Count == 2 && dimensions.TryGetValue("ServiceName", out var service) ? MetricStore.ServicePartition(cluster, service) : null;
     }
 
-    private static IReadOnlyDictionary<string, string> Dimensions(JsonNode? node)
+    public static IReadOnlyDictionary<string, string> Dimensions(JsonNode? node)
     {
         var dimensions = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var dimension in (node as JsonArray ?? []).OfType<JsonObject>())

@@ -6,9 +6,10 @@ namespace Serverless.Core.Metrics;
 /// CloudWatch's errors. The model is <c>awsQueryCompatible</c>: the wire <c>__type</c> is the shape
 /// name and <see cref="QueryCode"/> travels in <c>x-amzn-query-error</c>, which botocore reports as the code.
 /// </summary>
-public class CloudWatchException(string errorType, string queryCode, string message) : EcsException(message)
+public class CloudWatchException(string errorType, string queryCode, string message, int httpStatus = 400) : EcsException(message)
 {
     public override string ErrorType => errorType;
+    public override int HttpStatus => httpStatus;
     public string QueryCode => queryCode;
 
     public static CloudWatchException InvalidParameterValue(string message)
@@ -19,4 +20,8 @@ public class CloudWatchException(string errorType, string queryCode, string mess
 
     public static CloudWatchException MissingParameter(string message)
         => new("MissingRequiredParameterException", "MissingParameter", message);
+
+    public static CloudWatchException ResourceNotFound(string message) => new("ResourceNotFound", "ResourceNotFound", message, 404);
+
+    public static CloudWatchException InvalidNextToken(string message) => new("InvalidNextToken", "InvalidNextToken", message);
 }

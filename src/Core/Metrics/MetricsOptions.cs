@@ -20,6 +20,7 @@ public static class MetricsServices
         configuration.GetSection("Metrics").Bind(options);
         services.AddSingleton(options);
         services.AddSingleton<MetricStore>();
+        services.AddSingleton<CustomMetricStore>();
         services.AddSingleton<MetricsIngest>();
         services.AddSingleton<MetricRetention>();
         services.AddSingleton(CloudWatchActions.Model);

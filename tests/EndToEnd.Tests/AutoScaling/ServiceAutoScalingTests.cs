@@ -94,6 +94,24 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
             "--start-time", start, "--end-time", end, "--period", "61", "--statistics", "Average"]);
         Assert.NotEqual(0, bad.ExitCode);
         Assert.Contains("InvalidParameterValue", bad.Stderr);
+        // A custom metric goes in with put-metric-data and comes back as a statistic set; AWS/ namespaces are AWS's own.
+        _ = (await plane.AwsAsync(["cloudwatch", "put-metric-data", "--namespace", $"E2E/{cluster}", "--metric-data",
+            """[{"MetricName":"Queue","Dimensions":[{"Name":"Stage","Value":"prod"}],"Values":[2,6],"Counts":[1,3],"Unit":"Count"}]"""])).Json;
+        var custom = (await plane.AwsAsync(["cloudwatch", "get-metric-statistics", "--namespace", $"E2E/{cluster}", "--metric-name", "Queue",
+            "--dimensions", "Name=Stage,Value=prod", "--start-time", start, "--end-time", end, "--period", "360",
+            "--statistics", "Sum", "SampleCount", "Maximum"])).Json["Datapoints"]!.AsArray();
+        var point = Assert.Single(custom)!;
+        Assert.Equal(20.0, point["Sum"]!.GetValue<double>());
+        Assert.Equal(4.0, point["SampleCount"]!.GetValue<double>());
+        Assert.Equal("Count", point["Unit"]!.GetValue<string>());
+        // 400 datums make a body past botocore's 10 KiB compression threshold: it arrives gzipped.
+        var many = string.Join(',', Enumerable.Range(0, 400).Select(i => $$"""{"MetricName":"Bulk","Dimensions":[{"Name":"Stage","Value":"prod"}],"Value":{{i}} }"""));
+        _ = (await plane.AwsAsync(["cloudwatch", "put-metric-data", "--namespace", $"E2E/{cluster}", "--metric-data", $"[{many}]"])).Json;
+        var bulk = (await plane.AwsAsync(["cloudwatch", "get-metric-statistics", "--namespace", $"E2E/{cluster}", "--metric-name", "Bulk",
+            "--dimensions", "Name=Stage,Value=prod", "--start-time", start, "--end-time", end, "--period", "360", "--statistics", "SampleCount"])).Json;
+        Assert.Equal(400.0, Assert.Single(bulk["Datapoints"]!.AsArray())!["SampleCount"]!.GetValue<double>());
+        var reserved = await plane.AwsAsync(["cloudwatch", "put-metric-data", "--namespace", "AWS/ECS", "--metric-name", "CPUUtilization", "--value", "1"]);
+        Assert.Contains("InvalidParameterValue", reserved.Stderr);
 
         // The load ends at busyUntil; 15 datapoints below 45 % later the service is back at its minimum.
         await WaitForDesiredAsync(cluster, d => d == 1, TimeSpan.FromSeconds(90));
@@ -101,6 +119,16 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
             "--resource-id", resource])).Json["ScalingActivities"]!.AsArray();
         Assert.Contains("-AlarmLow-", activities[0]!["Cause"]!.GetValue<string>());
         Assert.Equal("Setting desired count to 1.", activities[0]!["Description"]!.GetValue<string>());
+        // The policy's alarms as the scaler evaluated them: AlarmLow fired the scale-in, AlarmHigh is back to OK.
+        var described = (await plane.AwsAsync(["cloudwatch", "describe-alarms", "--alarm-name-prefix", $"TargetTracking-{resource}-"])).Json["MetricAlarms"]!.AsArray();
+        Assert.Equal(2, described.Count);
+        var low = described.Single(a => a!["AlarmName"]!.GetValue<string>().Contains("-AlarmLow-", StringComparison.Ordinal))!;
+        var high = described.Single(a => a!["AlarmName"]!.GetValue<string>().Contains("-AlarmHigh-", StringComparison.Ordinal))!;
+        Assert.Equal(("ALARM", 45.0, "LessThanThreshold"), (low["StateValue"]!.GetValue<string>(), low["Threshold"]!.GetValue<double>(), low["ComparisonOperator"]!.GetValue<string>()));
+        Assert.Equal(("OK", 50.0, 3), (high["StateValue"]!.GetValue<string>(), high["Threshold"]!.GetValue<double>(), high["EvaluationPeriods"]!.GetValue<int>()));
+        Assert.Equal(policy["PolicyARN"]!.GetValue<string>(), high["AlarmActions"]![0]!.GetValue<string>());
+        var refusedDelete = await plane.AwsAsync(["cloudwatch", "delete-alarms", "--alarm-names", high["AlarmName"]!.GetValue<string>()]);
+        Assert.Contains("InvalidParameterValue", refusedDelete.Stderr);
 
         // A scheduled action and a tag through the CLI's own serialisation (timestamp, shorthand, map).
         _ = (await plane.AwsAsync(["application-autoscaling", "put-scheduled-action", "--service-namespace", "ecs", "--scalable-dimension", "ecs:service:DesiredCount",
