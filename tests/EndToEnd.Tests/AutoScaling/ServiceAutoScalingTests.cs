@@ -38,7 +38,8 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
             ["Worker__MetricsPeriodSeconds"] = "2",
         });
         // Busy until a fixed moment, idle after it: the tasks the scale-out adds find the load already gone.
-        var busyUntil = DateTimeOffset.UtcNow.AddSeconds(50).ToUnixTimeSeconds();
+        // The window leaves room for a loaded machine, where the CLI calls before the first task take a while.
+        var busyUntil = DateTimeOffset.UtcNow.AddSeconds(80).ToUnixTimeSeconds();
         var definition = (await plane.EcsAsync("register-task-definition", "--family", "as-busy", "--cpu", "256", "--memory", "64",
                 "--container-definitions", $$"""[{"name":"main","image":"local/busybox:latest","entryPoint":["sh","-c"],"command":["trap 'exit 0' TERM; while [ $(date +%s) -lt {{busyUntil}} ]; do :; done; sleep 600 & wait"]}]"""))
             .Json["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
@@ -60,7 +61,7 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
         await WaitForDesiredAsync(cluster, d => d == 1, TimeSpan.FromSeconds(30));
         // One busy task uses up to a core (1024 units) of its 256, far above 50 %: the service scales out
         // in proportion (how far depends on how much CPU the shared machine gives the loop).
-        var scaledTo = await WaitForDesiredAsync(cluster, d => d >= 2, TimeSpan.FromSeconds(60));
+        var scaledTo = await WaitForDesiredAsync(cluster, d => d >= 2, TimeSpan.FromSeconds(90));
         var activities = (await plane.AwsAsync(["application-autoscaling", "describe-scaling-activities", "--service-namespace", "ecs",
             "--resource-id", resource])).Json["ScalingActivities"]!.AsArray();
         var scaledOut = activities.First(a => a!["Cause"]!.GetValue<string>().Contains("-AlarmHigh-", StringComparison.Ordinal))!;
@@ -114,7 +115,7 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
         Assert.Contains("InvalidParameterValue", reserved.Stderr);
 
         // The load ends at busyUntil; 15 datapoints below 45 % later the service is back at its minimum.
-        await WaitForDesiredAsync(cluster, d => d == 1, TimeSpan.FromSeconds(90));
+        await WaitForDesiredAsync(cluster, d => d == 1, TimeSpan.FromSeconds(120));
         activities = (await plane.AwsAsync(["application-autoscaling", "describe-scaling-activities", "--service-namespace", "ecs",
             "--resource-id", resource])).Json["ScalingActivities"]!.AsArray();
         Assert.Contains("-AlarmLow-", activities[0]!["Cause"]!.GetValue<string>());
