@@ -27,8 +27,18 @@ public static class TableQueries
     /// </summary>
     public static string And(IEnumerable<string> clauses) => string.Join(" and ", clauses);
 
-    /// <summary>Clauses of which one must hold, each built with <see cref="TableClient.CreateQueryFilter(FormattableString)"/>; parenthesised.</summary>
-    public static string Or(IEnumerable<string> clauses) => "(" + string.Join(" or ", clauses) + ")";
+    /// <summary>
+    /// Clauses of which one must hold, each built with <see cref="TableClient.CreateQueryFilter(FormattableString)"/>; parenthesised.
+    /// At most <see cref="MaxRowKeysPerQuery"/> of them: a list that can grow is split first (as
+    /// <see cref="RowsOfPartitionFilters"/> does), since Azure refuses a filter of more than 15 comparisons.
+    /// </summary>
+    public static string Or(IEnumerable<string> clauses)
+    {
+        var list = clauses.ToList();
+        if (list.Count > MaxRowKeysPerQuery)
+            throw new ArgumentException($"{list.Count} alternatives in one filter; Azure takes at most {MaxFilterComparisons} comparisons: split the list.", nameof(clauses));
+        return "(" + string.Join(" or ", list) + ")";
+    }
 
     /// <summary>
     /// Deletes every entity matching <paramref name="filter"/>: one scan of keys, then one batch per
