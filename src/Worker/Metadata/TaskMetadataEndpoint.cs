@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using Docker.DotNet;
@@ -143,7 +144,23 @@ public sealed class TaskMetadataServer(
             throw new InvalidOperationException(missing, e);
         }
         return bridge.IPAM?.Config?.Select(c => c.Gateway).FirstOrDefault(g => IPAddress.TryParse(g, out var ip) && ip.AddressFamily == AddressFamily.InterNetwork)
+            ?? InterfaceAddress(bridge)
             ?? throw new InvalidOperationException(missing);
+    }
+
+    /// <summary>
+    /// The bridge's own IPv4 address on this host. A daemon that chose the default bridge's subnet
+    /// itself (Debian's docker.io on a fresh machine) lists the subnet with no gateway; the gateway
+    /// is then the address of the bridge interface (<c>docker0</c> unless the network names another).
+    /// </summary>
+    private static string? InterfaceAddress(NetworkResponse bridge)
+    {
+        var name = bridge.Options is { } options && options.TryGetValue("com.docker.network.bridge.name", out var named) ? named : "docker0";
+        return NetworkInterface.GetAllNetworkInterfaces()
+            .Where(n => n.Name == name)
+            .SelectMany(n => n.GetIPProperties().UnicastAddresses)
+            .Select(a => a.Address)
+            .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)?.ToString();
     }
 }
 
