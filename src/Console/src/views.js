@@ -11,6 +11,8 @@ const live = (label) => h('div', { class: 'live', 'aria-live': 'polite', 'aria-l
 const replace = (node, ...children) => { node.replaceChildren(...children.flat().filter((c) => c !== undefined && c !== null && c !== false)); };
 const resource = (arr, name) => (arr ?? []).find((r) => r.name === name)?.integerValue ?? 0;
 const taskId = (arn) => shortArn(arn);
+// One term and its value, grouped so the grid keeps them together.
+const fact = (term, attributes, ...value) => h('div', {}, h('dt', {}, term), h('dd', attributes, ...value));
 
 /** Every page of a List call (ECS caps a page at 100). */
 async function listAll(api, service, action, body, key) {
@@ -102,6 +104,8 @@ export function cluster(ctx) {
         metrics(ctx.api, [
           { id: 'cpu', metric: 'CPUUtilization', dimensions: { ClusterName: name }, period: 60 },
           { id: 'mem', metric: 'MemoryUtilization', dimensions: { ClusterName: name }, period: 60 },
+          { id: 'cpuReserved', metric: 'CPUReservation', dimensions: { ClusterName: name }, period: 60 },
+          { id: 'memReserved', metric: 'MemoryReservation', dimensions: { ClusterName: name }, period: 60 },
         ], 10),
       ]);
       const c = (clusterAnswer.clusters ?? [])[0];
@@ -114,15 +118,19 @@ export function cluster(ctx) {
         ctx.api.batched(instanceArns, 100, async (i) => (await ctx.api.call('ecs', 'DescribeContainerInstances', { cluster: name, containerInstances: i })).containerInstances ?? []),
         describeTasks(ctx.api, name, taskArns),
       ]);
-      const last = (points) => (points?.length ? `${points[points.length - 1][1].toFixed(1)}%` : 'no data');
+      const latest = (points) => (points?.length ? Math.round(points[points.length - 1][1] * 10) / 10 : 0);
+      const last = (points) => (points?.length ? `${latest(points)}%` : 'no data');
       replace(summary, h('dl', { class: 'facts' },
-        h('dt', {}, 'Status'), h('dd', {}, status(c.status)),
-        h('dt', {}, 'Services'), h('dd', {}, c.activeServicesCount),
-        h('dt', {}, 'Running tasks'), h('dd', {}, c.runningTasksCount),
-        h('dt', {}, 'Pending tasks'), h('dd', {}, c.pendingTasksCount),
-        h('dt', {}, 'Container instances'), h('dd', {}, c.registeredContainerInstancesCount),
-        h('dt', {}, 'CPU used (cluster, last minute)'), h('dd', {}, last(usage.cpu)),
-        h('dt', {}, 'Memory used (cluster, last minute)'), h('dd', {}, last(usage.mem))));
+        fact('Status', {}, status(c.status)),
+        fact('Services', {}, c.activeServicesCount),
+        fact('Running tasks', {}, c.runningTasksCount),
+        fact('Pending tasks', {}, c.pendingTasksCount),
+        fact('Container instances', {}, c.registeredContainerInstancesCount),
+        fact('CPU used (cluster, last minute)', {}, last(usage.cpu)),
+        fact('Memory used (cluster, last minute)', {}, last(usage.mem))),
+        h('div', { class: 'card' }, h('h3', {}, 'Cluster capacity, % of what its instances registered (CloudWatch, last minute)'),
+          bar('CPU', [{ name: 'used', value: latest(usage.cpu), kind: 'used' }, { name: 'reserved, unused', value: Math.max(0, latest(usage.cpuReserved) - latest(usage.cpu)), kind: 'reserved' }], 100),
+          bar('Memory', [{ name: 'used', value: latest(usage.mem), kind: 'used' }, { name: 'reserved, unused', value: Math.max(0, latest(usage.memReserved) - latest(usage.mem)), kind: 'reserved' }], 100)));
       replace(services, table('Services', ['Service', 'Status', 'Running', 'Desired', 'Pending', 'Rollout', 'Task definition'],
         svcs.sort((a, b) => a.serviceName.localeCompare(b.serviceName)).map((s) => [
           link(`#/clusters/${enc(name)}/services/${enc(s.serviceName)}`, s.serviceName), status(s.status),
@@ -228,14 +236,14 @@ export function service(ctx) {
 
       const primary = (s.deployments ?? []).find((d) => d.status === 'PRIMARY');
       replace(summary, h('dl', { class: 'facts' },
-        h('dt', {}, 'Status'), h('dd', {}, status(s.status)),
-        h('dt', {}, 'Running / desired'), h('dd', { id: 'running-desired' }, `${s.runningCount} / ${s.desiredCount}`),
-        h('dt', {}, 'Pending'), h('dd', {}, s.pendingCount),
-        h('dt', {}, 'Rollout'), h('dd', {}, status(primary?.rolloutState)),
-        h('dt', {}, 'Task definition'), h('dd', {}, taskDefinitionLink(s.taskDefinition)),
-        h('dt', {}, 'Launch type'), h('dd', {}, s.launchType ?? (s.capacityProviderStrategy ?? []).map((p) => p.capacityProvider).join(', ')),
-        h('dt', {}, 'Deployment controller'), h('dd', {}, s.deploymentController?.type ?? 'ECS'),
-        h('dt', {}, 'Deployment configuration'), h('dd', {}, deploymentConfig(s.deploymentConfiguration))));
+        fact('Status', {}, status(s.status)),
+        fact('Running / desired', { id: 'running-desired' }, `${s.runningCount} / ${s.desiredCount}`),
+        fact('Pending', {}, s.pendingCount),
+        fact('Rollout', {}, status(primary?.rolloutState)),
+        fact('Task definition', {}, taskDefinitionLink(s.taskDefinition)),
+        fact('Launch type', {}, s.launchType ?? (s.capacityProviderStrategy ?? []).map((p) => p.capacityProvider).join(', ')),
+        fact('Deployment controller', {}, s.deploymentController?.type ?? 'ECS'),
+        fact('Deployment configuration', {}, deploymentConfig(s.deploymentConfiguration))));
 
       replace(deployments, table('Deployments', ['Deployment', 'Status', 'Rollout state', 'Task definition', 'Desired', 'Pending', 'Running', 'Failed', 'Created', 'Updated', 'Reason'],
         (s.deployments ?? []).map((d) => [
@@ -353,17 +361,17 @@ export function task(ctx) {
       stopButton.disabled = t.desiredStatus === 'STOPPED';
       const attachment = (t.attachments ?? []).flatMap((a) => a.details ?? []).find((d) => d.name === 'privateIPv4Address')?.value;
       replace(summary, h('dl', { class: 'facts' },
-        h('dt', {}, 'Last status'), h('dd', { id: 'task-last-status' }, status(t.lastStatus)),
-        h('dt', {}, 'Desired status'), h('dd', {}, status(t.desiredStatus)),
-        h('dt', {}, 'Health'), h('dd', {}, status(t.healthStatus)),
-        h('dt', {}, 'Task definition'), h('dd', {}, taskDefinitionLink(t.taskDefinitionArn)),
-        h('dt', {}, 'Group'), h('dd', {}, t.group ?? '—'),
-        h('dt', {}, 'Container instance'), h('dd', {}, shortArn(t.containerInstanceArn)),
-        h('dt', {}, 'Address'), h('dd', {}, attachment ?? '—'),
-        h('dt', {}, 'Started'), h('dd', {}, time(t.startedAt)),
-        h('dt', {}, 'Stopped'), h('dd', {}, time(t.stoppedAt)),
-        h('dt', {}, 'Stop code'), h('dd', {}, t.stopCode ?? '—'),
-        h('dt', {}, 'Stopped reason'), h('dd', {}, t.stoppedReason ?? '—')));
+        fact('Last status', { id: 'task-last-status' }, status(t.lastStatus)),
+        fact('Desired status', {}, status(t.desiredStatus)),
+        fact('Health', {}, status(t.healthStatus)),
+        fact('Task definition', {}, taskDefinitionLink(t.taskDefinitionArn)),
+        fact('Group', {}, t.group ?? '—'),
+        fact('Container instance', {}, shortArn(t.containerInstanceArn)),
+        fact('Address', {}, attachment ?? '—'),
+        fact('Started', {}, time(t.startedAt)),
+        fact('Stopped', {}, time(t.stoppedAt)),
+        fact('Stop code', {}, t.stopCode ?? '—'),
+        fact('Stopped reason', {}, t.stoppedReason ?? '—')));
       replace(containers, table('Containers', ['Container', 'Image', 'Last status', 'Health', 'Exit code', 'Reason', 'Network bindings', 'Addresses'],
         (t.containers ?? []).map((c) => [c.name, c.image, status(c.lastStatus), status(c.healthStatus), c.exitCode ?? '—', c.reason ?? '',
           (c.networkBindings ?? []).map((b) => `${b.bindIP ?? ''}:${b.hostPort} → ${b.containerPort}/${b.protocol ?? 'tcp'}`).join(', ') || '—',

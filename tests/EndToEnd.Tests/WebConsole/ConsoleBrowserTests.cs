@@ -30,7 +30,8 @@ public sealed class ConsoleBrowserTests(ControlPlaneFixture plane) : IAsyncLifet
 
         var cluster = $"console-{Guid.NewGuid():N}"[..24];
         Assert.Equal(0, (await plane.EcsAsync("create-cluster", "--cluster-name", cluster)).ExitCode);
-        await plane.StartWorkerAsync(cluster);
+        // Its tasks need no task metadata endpoint.
+        await plane.StartWorkerAsync(cluster, settings: new Dictionary<string, string> { ["Worker__MetadataPort"] = "-1" });
 
         var start = new ProcessStartInfo("node", [Path.Combine("test", "console.test.mjs")])
         {
