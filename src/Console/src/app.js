@@ -112,7 +112,7 @@ function route() {
     api, params,
     go: (target) => { location.hash = target; },
     refreshNow: () => refreshNow(),
-    act: (label, fn, { quiet = false } = {}) => act(label, fn, quiet),
+    act: (label, fn, { quiet = false, refresh: again = true } = {}) => act(label, fn, quiet, again),
   };
   const view = factory(ctx);
   document.title = `${view.title} · ECS console`;
@@ -122,12 +122,12 @@ function route() {
   refresh(current);
 }
 
-async function act(label, fn, quiet) {
+async function act(label, fn, quiet, again) {
   alerts.replaceChildren();
   try {
     await fn();
     if (!quiet) alerts.replaceChildren(h('p', { class: 'ok' }, `${label}: done.`));
-    await refreshNow();
+    if (again) await refreshNow();
   } catch (e) {
     showError(label, e);
   }

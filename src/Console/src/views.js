@@ -466,8 +466,8 @@ export function revision(ctx) {
   diffWith.addEventListener('change', () => ctx.act('Diff', async () => {
     if (!diffWith.value) { replace(diffOut); return; }
     const other = (await ctx.api.call('ecs', 'DescribeTaskDefinition', { taskDefinition: `${name}:${diffWith.value}` })).taskDefinition;
-    replace(diffOut, diffView(pretty(other), pretty(current), `${name}:${diffWith.value}`, `${name}:${rev}`));
-  }, { quiet: true }));
+    replace(diffOut, diffView(pretty(registrable(other)), pretty(registrable(current)), `${name}:${diffWith.value}`, `${name}:${rev}`));
+  }, { quiet: true, refresh: false }));
   return {
     title: `Task definition ${name}:${rev}`,
     crumbs: [['#/task-definitions', 'Task definitions'], [`#/task-definitions/${enc(name)}`, name]],
@@ -494,14 +494,17 @@ export function revision(ctx) {
       ]);
       current = answer.taskDefinition;
       replace(json, pretty(current));
-      const input = Object.fromEntries(Object.entries(current).filter(([k]) => !READ_ONLY.includes(k)));
+      const input = registrable(current);
       if (answer.tags?.length) input.tags = answer.tags;
       editor.value = JSON.stringify(input, null, 2);
       const others = arns.map((a) => shortArn(a).split(':')).filter(([f, r]) => f === name && r !== rev).map(([, r]) => r);
-      replace(diffWith, h('option', { value: '' }, 'choose a revision'), others.map((r) => h('option', { value: r }, `${name}:${r}`)));
+      const chosen = diffWith.value;
+      replace(diffWith, h('option', { value: '' }, 'choose a revision'), others.map((r) => h('option', { value: r, selected: r === chosen }, `${name}:${r}`)));
     },
   };
 }
+
+const registrable = (definition) => Object.fromEntries(Object.entries(definition).filter(([k]) => !READ_ONLY.includes(k)));
 
 function pretty(value) {
   const sort = (v) => (Array.isArray(v) ? v.map(sort) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sort(v[k])])) : v);
@@ -527,9 +530,16 @@ export function lineDiff(a, b) {
 function diffView(a, b, nameA, nameB) {
   const lines = lineDiff(a, b);
   const changed = lines.filter(([k]) => k !== ' ').length;
+  // Changed lines with three lines of context; longer unchanged runs fold into one marker line.
+  const near = lines.map((_, i) => lines.slice(Math.max(0, i - 3), i + 4).some(([k]) => k !== ' '));
+  const shown = [];
+  lines.forEach(([k, l], i) => {
+    if (near[i]) shown.push(h('span', { class: k === '+' ? 'add' : k === '-' ? 'del' : 'same' }, `${k} ${l}\n`));
+    else if (near[i - 1] !== false) shown.push(h('span', { class: 'fold' }, '  …\n'));
+  });
   return h('div', {},
-    h('p', {}, changed === 0 ? `${nameA} and ${nameB} are the same (apart from their revision).` : `${changed} lines differ: − ${nameA}, + ${nameB}.`),
-    h('pre', { class: 'diff', tabindex: 0 }, lines.map(([k, l]) => h('span', { class: k === '+' ? 'add' : k === '-' ? 'del' : 'same' }, `${k} ${l}\n`))));
+    h('p', {}, changed === 0 ? `${nameA} and ${nameB} register the same definition.` : `${changed} lines differ: − ${nameA}, + ${nameB}.`),
+    changed === 0 ? '' : h('pre', { class: 'diff', tabindex: 0, 'aria-label': `Differences between ${nameA} and ${nameB}` }, shown));
 }
 
 // ---- secrets, parameters, log groups ------------------------------------------------------------
