@@ -10,6 +10,7 @@
 #   - Azurite (npm, global)                         storage emulator for Tables and Queues
 #   - wrk, curl (Debian)                            HTTP load generator for the benchmarks; probes
 #   - faketime (Debian)                             a worker with a skewed clock, in the fault tests
+#   - chromium (Debian)                             headless browser for the web console's browser test
 #   - docker.io, busybox-static (Debian)            container engine for the worker and its tests
 #   - dockerd started in the background when /var/run/docker.sock does not answer
 #   - local/busybox:latest imported from busybox-static (no registry here: images are made locally)
@@ -75,6 +76,8 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 # libfaketime: the fault tests run a worker whose wall clock is off.
 deb_installed faketime || missing+=(faketime)
+# The web console's browser test drives Debian's Chromium (no browser is downloaded).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ "$SKIP_DOCKER" != "1" ]; then
     command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
     # The package, not just any busybox: the image needs a statically linked binary.

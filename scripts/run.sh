@@ -364,6 +364,8 @@ Talk to it with the AWS CLI:
   aws ecs list-clusters --endpoint-url $endpoint
   aws ecs list-container-instances --endpoint-url $endpoint
 
+Or open the web console at $endpoint/console and sign in with that key pair.
+
 Deploy from CI: POST $endpoint/deploy, signed (X-Hub-Signature-256) with the webhook secret
   ${deploy_secret:-(none: set Deploy__WebhookSecrets in src/Functions/local.settings.json; until then every delivery is refused)}
 

@@ -20,6 +20,7 @@ using Serverless.Core.Storage;
 using Serverless.Core.Tags;
 using Serverless.Core.TaskDefinitions;
 using Serverless.Core.Tasks;
+using Serverless.Core.WebConsole;
 
 namespace Serverless.Core;
 
@@ -93,6 +94,7 @@ public static class ControlPlaneServices
         services.AddMetrics(configuration);
         services.AddAutoScaling(configuration);
         services.AddAlarms();
+        services.AddConsole();
         return services;
     }
 }
