@@ -184,11 +184,13 @@ public sealed class TaskLauncher(
         }
     }
 
-    /// <summary>Sends Start for each placed task; one that cannot be sent is recorded as failed to start.</summary>
+    /// <summary>
+    /// Sends Start for each placed task, all at once (each is its own message; a launch of ten
+    /// waits for one send, not ten in a row); one that cannot be sent is recorded as failed to start.
+    /// </summary>
     public async Task<LaunchResult> StartAsync(LaunchResult placed, CancellationToken cancellationToken)
     {
-        var started = new List<TaskRecord>(placed.Tasks.Count);
-        foreach (var task in placed.Tasks) started.Add(await SendStartAsync(task, cancellationToken));
+        var started = await Task.WhenAll(placed.Tasks.Select(task => SendStartAsync(task, cancellationToken)));
         return placed with { Tasks = started };
     }
 

@@ -56,6 +56,12 @@ internal sealed class ManagedTask
     /// <summary>Cancelled when the task starts stopping: whatever still waits to start gives up.</summary>
     public CancellationTokenSource Lifetime { get; } = new();
 
+    /// <summary>
+    /// Whether the task's containers may be started: the Start's check of the task row, which runs
+    /// beside the preparation (pull, create) and is awaited before the first container starts.
+    /// </summary>
+    public Task<bool> StartAllowed { get; init; } = Task.FromResult(true);
+
     /// <summary>The running start sequence (create, start in dependency order); the stop waits for it.</summary>
     public Task StartSequence { get; set; } = Task.CompletedTask;
 

@@ -91,7 +91,7 @@ public sealed partial class TaskRunner
     public async Task ReconcileAsync(CancellationToken cancellationToken)
     {
         var listed = (await ListInstanceContainersAsync(cancellationToken)).ToDictionary(c => c.ID, StringComparer.Ordinal);
-        foreach (var task in _tasks.Values)
+        foreach (var task in Tasks)
         {
             foreach (var container in task.Containers)
             {

@@ -16,10 +16,18 @@ public sealed partial class TaskRunner
         {
             task.StartSequence = Task.Run(() => RunStartSequenceAsync(task));
         }
-        // PENDING is worth a report only when RUNNING does not follow quickly.
-        _reporter.PublishLater(task.Reports, () => SnapshotIf(task, CoreTaskStatus.Pending), _shutdown.Token);
+        // PENDING is worth a report only when RUNNING does not follow quickly, and only for a task
+        // its row lets start.
+        _reporter.PublishLater(task.Reports,
+            () => task.StartAllowed is { IsCompletedSuccessfully: true, Result: true } ? SnapshotIf(task, CoreTaskStatus.Pending) : null,
+            _shutdown.Token);
     }
 
+    /// <summary>
+    /// A task's start, top to bottom: everything that makes its containers ready to run (secrets,
+    /// images, volumes, network, the containers themselves), then, once the task row allows it,
+    /// each container's start in dependency order. A failure stops the task with TaskFailedToStart.
+    /// </summary>
     private async Task RunStartSequenceAsync(ManagedTask task)
     {
         // The start (pull, create, start) is one span in the trace of the command that asked for it.
@@ -30,72 +38,14 @@ public sealed partial class TaskRunner
         var token = linked.Token;
         try
         {
-            if (task.Plan.Refusal is { } refusal)
+            var failure = await PrepareAsync(task, token);
+            // A refused Start is withdrawn by StartAsync: nothing of it starts, and nothing is reported.
+            if (!await task.StartAllowed) return;
+            if (failure is not null)
             {
-                lock (task.Gate)
-                {
-                    foreach (var container in task.Containers) container.Reason ??= refusal;
-                }
-                BeginStop(task, TaskFailedToStart, refusal, commanded: false);
+                BeginStop(task, TaskFailedToStart, failure, commanded: false);
                 return;
             }
-
-            var secretsError = await _secrets.InjectAsync(task.TaskArn, task.Plan, token);
-            // Read once: the values are in the containers' create parameters now (or never will be).
-            if (task.Plan.Secrets.Count > 0) Background(_secrets.ForgetAsync(task.TaskArn, _shutdown.Token));
-            if (secretsError is not null)
-            {
-                _logger.LogWarning("{TaskArn} cannot start: {Reason}", task.TaskArn, secretsError);
-                lock (task.Gate)
-                {
-                    foreach (var container in task.Containers) container.Reason ??= secretsError;
-                }
-                BeginStop(task, TaskFailedToStart, secretsError, commanded: false);
-                return;
-            }
-
-            lock (task.Gate) task.PullStartedAt ??= Now();
-            // An image seen present before is not looked at again: one Docker call less per start.
-            // Should it have gone since, its container's create finds out and pulls it (CreateAsync).
-            var images = task.Containers.Where(c => c.DockerId is null).Select(c => c.Plan.Image).Distinct().Where(i => !_images.SeenPresent(i)).ToList();
-            var pulls = await Task.WhenAll(images.Select(async image => (Image: image, Error: await _images.EnsureAsync(image, token))));
-            lock (task.Gate) task.PullStoppedAt ??= Now();
-            if (pulls.FirstOrDefault(p => p.Error is not null) is { Error: { } pullError } failed)
-            {
-                _logger.LogWarning("Could not pull {Image} for {TaskArn}: {Error}", failed.Image, task.TaskArn, pullError);
-                lock (task.Gate)
-                {
-                    foreach (var container in task.Containers.Where(c => c.Plan.Image == failed.Image)) container.Reason ??= pullError;
-                }
-                BeginStop(task, TaskFailedToStart, pullError, commanded: false);
-                return;
-            }
-
-            if (await EnsureVolumesAsync(task, token) is { } volumeError)
-            {
-                BeginStop(task, TaskFailedToStart, volumeError, commanded: false);
-                return;
-            }
-            if (await EnsureNetworkAsync(task, token) is { } networkError)
-            {
-                BeginStop(task, TaskFailedToStart, networkError, commanded: false);
-                return;
-            }
-
-            _metadata.Inject(task.Plan);
-            // Containers are created together, each after the sources of its volumesFrom.
-            var creations = new Dictionary<string, Task<string?>>(StringComparer.Ordinal);
-            foreach (var plan in TaskStatusRules.CreateOrder(task.Plan.Containers))
-            {
-                var sources = plan.CreateAfter.Where(creations.ContainsKey).Select(name => creations[name]).ToList();
-                creations[plan.Name] = CreateAsync(task, task.Container(plan.Name)!, sources, token);
-            }
-            if ((await Task.WhenAll(creations.Values)).FirstOrDefault(e => e is not null) is { } createError)
-            {
-                BeginStop(task, TaskFailedToStart, createError, commanded: false);
-                return;
-            }
-
             await Task.WhenAll(task.Containers.Select(c => StartWhenReadyAsync(task, c, token)));
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested)
@@ -104,10 +54,70 @@ public sealed partial class TaskRunner
         }
         catch (Exception e)
         {
+            if (!await task.StartAllowed) return;
             _logger.LogError(e, "Starting {TaskArn} failed", task.TaskArn);
             Telemetry.TasksFailed.Add(1, new KeyValuePair<string, object?>("ecs.cluster", task.Cluster));
             BeginStop(task, TaskFailedToStart, $"CannotStartContainerError: {e.Message}", commanded: false);
         }
+    }
+
+    /// <summary>
+    /// Everything before the first container starts: the task's secrets into its containers'
+    /// parameters, its images present, its volumes and network made, its containers created.
+    /// Null, or why the task cannot start, in ECS's words.
+    /// </summary>
+    private async Task<string?> PrepareAsync(ManagedTask task, CancellationToken token)
+    {
+        if (task.Plan.Refusal is { } refusal)
+        {
+            lock (task.Gate)
+            {
+                foreach (var container in task.Containers) container.Reason ??= refusal;
+            }
+            return refusal;
+        }
+
+        var secretsError = await _secrets.InjectAsync(task.TaskArn, task.Plan, token);
+        // Read once: the values are in the containers' create parameters now (or never will be).
+        if (task.Plan.Secrets.Count > 0) Background(_secrets.ForgetAsync(task.TaskArn, _shutdown.Token));
+        if (secretsError is not null)
+        {
+            _logger.LogWarning("{TaskArn} cannot start: {Reason}", task.TaskArn, secretsError);
+            lock (task.Gate)
+            {
+                foreach (var container in task.Containers) container.Reason ??= secretsError;
+            }
+            return secretsError;
+        }
+
+        lock (task.Gate) task.PullStartedAt ??= Now();
+        // An image seen present before is not looked at again: one Docker call less per start.
+        // Should it have gone since, its container's create finds out and pulls it (CreateAsync).
+        var images = task.Containers.Where(c => c.DockerId is null).Select(c => c.Plan.Image).Distinct().Where(i => !_images.SeenPresent(i)).ToList();
+        var pulls = await Task.WhenAll(images.Select(async image => (Image: image, Error: await _images.EnsureAsync(image, token))));
+        lock (task.Gate) task.PullStoppedAt ??= Now();
+        if (pulls.FirstOrDefault(p => p.Error is not null) is { Error: { } pullError } failed)
+        {
+            _logger.LogWarning("Could not pull {Image} for {TaskArn}: {Error}", failed.Image, task.TaskArn, pullError);
+            lock (task.Gate)
+            {
+                foreach (var container in task.Containers.Where(c => c.Plan.Image == failed.Image)) container.Reason ??= pullError;
+            }
+            return pullError;
+        }
+
+        if (await EnsureVolumesAsync(task, token) is { } volumeError) return volumeError;
+        if (await EnsureNetworkAsync(task, token) is { } networkError) return networkError;
+
+        _metadata.Inject(task.Plan);
+        // Containers are created together, each after the sources of its volumesFrom.
+        var creations = new Dictionary<string, Task<string?>>(StringComparer.Ordinal);
+        foreach (var plan in TaskStatusRules.CreateOrder(task.Plan.Containers))
+        {
+            var sources = plan.CreateAfter.Where(creations.ContainsKey).Select(name => creations[name]).ToList();
+            creations[plan.Name] = CreateAsync(task, task.Container(plan.Name)!, sources, token);
+        }
+        return (await Task.WhenAll(creations.Values)).FirstOrDefault(e => e is not null);
     }
 
     /// <summary>
@@ -304,8 +314,25 @@ public sealed partial class TaskRunner
             if (changed) OnContainersChanged(task);
             return;
         }
-        await RefreshAsync(task, container, _shutdown.Token);
+        if (NeedsInspectAfterStart(task, container))
+        {
+            await RefreshAsync(task, container, _shutdown.Token);
+            return;
+        }
+        // Docker's start returned: the container runs (an exit already seen stays, statuses only move
+        // forward). Nothing an inspect would add, so RUNNING goes out one Docker round trip sooner.
+        bool started;
+        lock (task.Gate) started = container.MarkRunning();
+        if (started) OnContainersChanged(task);
     }
+
+    /// <summary>
+    /// Whether a started container must be read back before it is reported: only for what Docker
+    /// decides at start, the host ports it bound (bridge mode) and an <c>awsvpc</c> task's address
+    /// (its pause container). Health starts UNKNOWN either way; an exit arrives as a <c>die</c> event.
+    /// </summary>
+    private static bool NeedsInspectAfterStart(ManagedTask task, ManagedContainer container)
+        => container.Plan.PortMappings.Count > 0 || (container.Plan.Internal && task.Plan.Network is not null);
 
     /// <summary>Reads a container's state from Docker (status, exit code, health, the ports Docker bound) and applies it.</summary>
     private async Task RefreshAsync(ManagedTask task, ManagedContainer container, CancellationToken cancellationToken)

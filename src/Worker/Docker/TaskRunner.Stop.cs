@@ -208,6 +208,13 @@ public sealed partial class TaskRunner
             await Task.Delay(TimeSpan.FromSeconds(_options.TaskCleanupWaitSeconds), _time, cancellationToken);
         // Every line is stored before the container (and Docker's copy of its output) is removed.
         await _logs.DrainAsync(task.Containers.Select(c => c.DockerId).OfType<string>(), TimeSpan.FromSeconds(30), cancellationToken);
+        await RemoveResourcesAsync(task, strays, cancellationToken);
+        _logger.LogDebug("Cleaned up {TaskArn}", task.TaskArn);
+    }
+
+    /// <summary>Removes what the task had on the engine: its containers (and <paramref name="strays"/>), task-scoped volumes, networks.</summary>
+    private async Task RemoveResourcesAsync(ManagedTask task, IReadOnlyList<string> strays, CancellationToken cancellationToken)
+    {
         foreach (var dockerId in task.Containers.Select(c => c.DockerId).OfType<string>().Concat(strays))
         {
             try
@@ -237,7 +244,6 @@ public sealed partial class TaskRunner
             }
         }
         await RemoveNetworksAsync(task.TaskArn, cancellationToken);
-        _logger.LogDebug("Cleaned up {TaskArn}", task.TaskArn);
     }
 
     /// <summary>
@@ -256,7 +262,7 @@ public sealed partial class TaskRunner
         foreach (var network in networks)
         {
             var owner = DockerLabels.Get(network.Labels, DockerLabels.TaskArn);
-            if (taskArn is null && owner is not null && _tasks.ContainsKey(owner)) continue;
+            if (taskArn is null && owner is not null && Existing(owner) is not null) continue;
             try
             {
                 await _docker.Networks.DeleteNetworkAsync(network.ID, cancellationToken);
@@ -277,7 +283,7 @@ public sealed partial class TaskRunner
         string cluster, string taskArn, string? stopCode, string? reason, IEnumerable<string> containerNames, string? containerReason,
         CancellationToken cancellationToken)
     {
-        lock (_admission) _finished[taskArn] = _time.GetUtcNow();
+        Tombstone(taskArn);
         var now = Now();
         await _reporter.SendAsync(new TaskStateChange
         {

@@ -41,9 +41,12 @@ public sealed partial class TaskRunner : IDisposable
     private readonly AwsLogsShipper _logs;
     private readonly Metadata.TaskMetadataEndpoint _metadata;
 
-    private readonly ConcurrentDictionary<string, ManagedTask> _tasks = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, DateTimeOffset> _finished = new(StringComparer.Ordinal);
-    private readonly object _admission = new();
+    /// <summary>
+    /// Every task ARN this worker knows, in one table so that admitting a task, finishing it and
+    /// answering a Stop for an unknown task are each one atomic step on one entry, with no lock
+    /// across tasks: a task it manages, or the time it finished here (its tombstone).
+    /// </summary>
+    private readonly ConcurrentDictionary<string, Known> _known = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _shutdown = new();
 
     public TaskRunner(
@@ -70,15 +73,18 @@ public sealed partial class TaskRunner : IDisposable
     public event Action? CountsChanged;
 
     /// <summary>Tasks RUNNING (or still stopping: their containers still hold the host's resources).</summary>
-    public int RunningCount => _tasks.Values.Count(t => t.KnownStatus is CoreTaskStatus.Running or CoreTaskStatus.Stopping);
+    public int RunningCount => Tasks.Count(t => t.KnownStatus is CoreTaskStatus.Running or CoreTaskStatus.Stopping);
 
-    public int PendingCount => _tasks.Values.Count(t => t.KnownStatus == CoreTaskStatus.Pending);
+    public int PendingCount => Tasks.Count(t => t.KnownStatus == CoreTaskStatus.Pending);
 
     /// <summary>Task ARNs this worker manages right now.</summary>
-    public IReadOnlyCollection<string> TaskArns => [.. _tasks.Keys];
+    public IReadOnlyCollection<string> TaskArns => [.. _known.Where(e => e.Value.Task is not null).Select(e => e.Key)];
 
     /// <summary>Whether the task already stopped here (and its STOPPED was reported).</summary>
-    public bool HasFinished(string taskArn) => _finished.ContainsKey(taskArn);
+    public bool HasFinished(string taskArn) => _known.TryGetValue(taskArn, out var known) && known.Task is null;
+
+    /// <summary>The tasks this worker manages right now.</summary>
+    private IEnumerable<ManagedTask> Tasks => _known.Values.Select(k => k.Task).OfType<ManagedTask>();
 
     /// <summary>
     /// Handles a Start command. Returns once the task's first state (PENDING, RUNNING or STOPPED)
@@ -95,39 +101,112 @@ public sealed partial class TaskRunner : IDisposable
         }
         if (HasFinished(command.TaskArn)) return;
 
-        // The task row is read on every Start, beside the plan, so it costs no time: a Start can
-        // arrive after the control plane gave up on it (its send had no clear answer and the start
-        // deadline stopped the task, or the task was stopped meanwhile), and a task desired STOPPED
-        // is never started. A first delivery whose row is missing is started (the control plane
-        // writes the row before it sends); a redelivered one was started before, or is gone.
+        // The task row is read on every Start: a Start can arrive after the control plane gave up on
+        // it (its send had no clear answer and the start deadline stopped the task, or the task was
+        // stopped meanwhile), and a task desired STOPPED is never started. A first delivery whose row
+        // is missing is started (the control plane writes the row before it sends); a redelivered one
+        // was started before, or is gone. The read runs beside the plan, the pull and the create,
+        // and only the containers' start waits for it: it costs a launch no time.
         var reading = _taskStore.FindAsync(command.Cluster, TaskIdOf(command.TaskArn), cancellationToken);
-        var planning = PlanAsync(command.Cluster, command.TaskArn, command.TaskDefinitionArn, command.Overrides, command.StartedBy, command.Group, null, cancellationToken);
-        var row = await reading;
-        if ((row is null && redelivered) || row is { IsStopped: true })
+        TaskPlan plan;
+        try
         {
-            _logger.LogInformation("Ignored a Start of {TaskArn}: the task is {State}", command.TaskArn, row is null ? "gone" : "stopped");
-            await ((Task)planning).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            return;
+            plan = await PlanAsync(command.Cluster, command.TaskArn, command.TaskDefinitionArn, command.Overrides, command.StartedBy, command.Group, null, cancellationToken);
         }
-        if (row is { DesiredStatus: CoreTaskStatus.Stopped })
+        catch
         {
-            _logger.LogInformation("Refused a Start of {TaskArn}: the task is desired STOPPED", command.TaskArn);
-            await ((Task)planning).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            await ReportStoppedAsync(command.Cluster, command.TaskArn, null, row.StoppedReason, row.Containers.Select(c => c.Name), null, cancellationToken);
-            return;
+            await ((Task)reading).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            throw;
         }
-
-        var plan = await planning;
-        var task = new ManagedTask(command.Cluster, command.TaskArn, plan) { TraceParent = command.TraceParent };
+        var verdict = StartVerdictAsync(reading, redelivered);
+        var task = new ManagedTask(command.Cluster, command.TaskArn, plan)
+        {
+            TraceParent = command.TraceParent,
+            StartAllowed = AllowedAsync(verdict),
+        };
         if (!Admit(task, out var existing))
         {
+            await ((Task)reading).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             if (existing is not null) await existing.Reports.FirstReported.WaitAsync(cancellationToken);
             return;
         }
         _logger.LogInformation("Starting {TaskArn} ({Family}:{Revision}, {Containers} container(s))",
             task.TaskArn, plan.Family, plan.Revision, plan.Containers.Count);
         BeginStartSequence(task);
-        await task.Reports.FirstReported.WaitAsync(cancellationToken);
+
+        TaskRecord? refusedBy;
+        try
+        {
+            (var allowed, refusedBy) = await verdict;
+            if (allowed)
+            {
+                await task.Reports.FirstReported.WaitAsync(cancellationToken);
+                return;
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // The row could not be read: nothing started; the command comes back for another try.
+            await WithdrawAsync(task);
+            throw;
+        }
+
+        if (refusedBy is { IsStopped: false, DesiredStatus: CoreTaskStatus.Stopped } row)
+        {
+            _logger.LogInformation("Refused a Start of {TaskArn}: the task is desired STOPPED", command.TaskArn);
+            if (await WithdrawAsync(task))
+                await ReportStoppedAsync(command.Cluster, command.TaskArn, null, row.StoppedReason, row.Containers.Select(c => c.Name), null, cancellationToken);
+        }
+        else
+        {
+            _logger.LogInformation("Ignored a Start of {TaskArn}: the task is {State}", command.TaskArn, refusedBy is null ? "gone" : "stopped");
+            await WithdrawAsync(task);
+        }
+    }
+
+    /// <summary>Whether the task row lets this Start run the task; when not, the row that says so (null: it is gone).</summary>
+    private static async Task<(bool Allowed, TaskRecord? Row)> StartVerdictAsync(Task<TaskRecord?> reading, bool redelivered)
+    {
+        var row = await reading;
+        var refused = (row is null && redelivered) || row is { IsStopped: true } || row is { DesiredStatus: CoreTaskStatus.Stopped };
+        return (!refused, row);
+    }
+
+    /// <summary>The start sequence's gate: true only when the verdict allows the start (a failed read does not).</summary>
+    private static async Task<bool> AllowedAsync(Task<(bool Allowed, TaskRecord? Row)> verdict)
+    {
+        try
+        {
+            return (await verdict).Allowed;
+        }
+        catch
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Takes back a task whose Start was refused after its preparation began: nothing of it was
+    /// started; what was created (containers, task volumes, its network) is removed, and the task
+    /// is forgotten without a report. False when a Stop meanwhile owns the task (it reports).
+    /// </summary>
+    private async Task<bool> WithdrawAsync(ManagedTask task)
+    {
+        lock (task.Gate)
+        {
+            if (task.IsStopping) return false;
+            // Never reported: the delayed PENDING report finds nothing to say.
+            task.DesiredStatus = CoreTaskStatus.Stopped;
+            task.KnownStatus = CoreTaskStatus.Stopped;
+        }
+        task.Lifetime.Cancel();
+        Task start;
+        lock (task.Gate) start = task.StartSequence;
+        await start.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        // Forgotten first: the removals' destroy events then belong to no task.
+        Finish(task);
+        await RemoveResourcesAsync(task, [], _shutdown.Token);
+        return true;
     }
 
     /// <summary>
@@ -138,14 +217,11 @@ public sealed partial class TaskRunner : IDisposable
     /// </summary>
     public async Task StopAsync(TaskCommand command, CancellationToken cancellationToken)
     {
-        ManagedTask? task;
-        bool unknown;
-        lock (_admission)
-        {
-            task = Existing(command.TaskArn);
-            unknown = task is null && !_finished.ContainsKey(command.TaskArn);
-            if (unknown) _finished[command.TaskArn] = _time.GetUtcNow();
-        }
+        // One step: a task admitted later finds the tombstone and never starts.
+        var tombstone = Known.Finished(_time.GetUtcNow());
+        var known = _known.GetOrAdd(command.TaskArn, tombstone);
+        var unknown = ReferenceEquals(known, tombstone);
+        var task = known.Task;
         if (task is null)
         {
             if (unknown)
@@ -188,7 +264,7 @@ public sealed partial class TaskRunner : IDisposable
 
     // ---------------------------------------------------------------- admission
 
-    private ManagedTask? Existing(string taskArn) => _tasks.TryGetValue(taskArn, out var task) ? task : null;
+    private ManagedTask? Existing(string taskArn) => _known.TryGetValue(taskArn, out var known) ? known.Task : null;
 
     /// <summary>A task this worker manages, for the task metadata endpoint.</summary>
     internal ManagedTask? Managed(string taskArn) => Existing(taskArn);
@@ -196,29 +272,47 @@ public sealed partial class TaskRunner : IDisposable
     /// <summary>Registers a task unless it is known or finished; atomic with <see cref="StopAsync"/>'s check.</summary>
     private bool Admit(ManagedTask task, out ManagedTask? existing)
     {
-        lock (_admission)
-        {
-            existing = Existing(task.TaskArn);
-            if (existing is not null || _finished.ContainsKey(task.TaskArn)) return false;
-            _tasks[task.TaskArn] = task;
-        }
+        var admitted = Known.Managing(task);
+        var known = _known.GetOrAdd(task.TaskArn, admitted);
+        existing = known.Task;
+        if (!ReferenceEquals(known, admitted)) return false;
         CountsChanged?.Invoke();
         return true;
     }
 
+    /// <summary>The task is done here: its entry becomes a tombstone, and tombstones past their lifetime go.</summary>
     private void Finish(ManagedTask task)
     {
-        lock (_admission)
-        {
-            _finished[task.TaskArn] = _time.GetUtcNow();
-            _tasks.TryRemove(new KeyValuePair<string, ManagedTask>(task.TaskArn, task));
-            var cutoff = _time.GetUtcNow() - TombstoneLifetime;
-            foreach (var (arn, at) in _finished)
-            {
-                if (at < cutoff) _finished.TryRemove(arn, out _);
-            }
-        }
+        var now = _time.GetUtcNow();
+        if (_known.TryGetValue(task.TaskArn, out var known) && known.Task == task)
+            _known.TryUpdate(task.TaskArn, Known.Finished(now), known);
+        Forget(now - TombstoneLifetime);
         CountsChanged?.Invoke();
+    }
+
+    /// <summary>Records that a task's STOPPED was reported without it running here (a task it manages stays).</summary>
+    private void Tombstone(string taskArn)
+        => _known.AddOrUpdate(taskArn, _ => Known.Finished(_time.GetUtcNow()),
+            (_, existing) => existing.Task is not null ? existing : Known.Finished(_time.GetUtcNow()));
+
+    private void Forget(DateTimeOffset cutoff)
+    {
+        foreach (var entry in _known)
+        {
+            if (entry.Value.Task is null && entry.Value.FinishedAt < cutoff) _known.TryRemove(entry);
+        }
+    }
+
+    /// <summary>One entry of <see cref="_known"/>: a managed task, or a finished one. Compared by reference.</summary>
+    private sealed class Known(ManagedTask? task, DateTimeOffset finishedAt)
+    {
+        public ManagedTask? Task { get; } = task;
+
+        public DateTimeOffset FinishedAt { get; } = finishedAt;
+
+        public static Known Managing(ManagedTask task) => new(task, default);
+
+        public static Known Finished(DateTimeOffset at) => new(null, at);
     }
 
     /// <summary>
