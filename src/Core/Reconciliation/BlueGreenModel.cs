@@ -153,8 +153,10 @@ public sealed record BlueGreenSettings(
     public static readonly BlueGreenSettings Rolling = new(DeploymentStrategies.Rolling, 0, [], 0, 0, 0, 0);
 
     /// <summary>The settings of a service as stored (the members are kept as given in its passthrough).</summary>
-    public static BlueGreenSettings Of(ServiceRecord service)
-        => service.Passthrough["deploymentConfiguration"] is JsonObject given ? Parse(given) : Rolling;
+    public static BlueGreenSettings Of(ServiceRecord service) => Of(service.Passthrough);
+
+    public static BlueGreenSettings Of(JsonObject passthrough)
+        => passthrough["deploymentConfiguration"] is JsonObject given && given["strategy"] is not null ? Parse(given) : Rolling;
 
     public static BlueGreenSettings Parse(JsonObject given)
     {

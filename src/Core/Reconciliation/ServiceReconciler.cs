@@ -35,7 +35,8 @@ public sealed class ServiceReconciler(
     EcsOptions options,
     TimeProvider time,
     ILogger<ServiceReconciler> logger,
-    ServiceTargets? targets = null)
+    ServiceTargets? targets = null,
+    ListenerTraffic? traffic = null)
 {
     private readonly TimeSpan _leaseDuration = TimeSpan.FromSeconds(options.ServiceLeaseSeconds);
     private static readonly TimeSpan PlacementRetry = TimeSpan.FromSeconds(20);
@@ -54,10 +55,19 @@ public sealed class ServiceReconciler(
             // announced may be newer than what the holder read.
             return ReconcileResult.After(TimeSpan.FromMilliseconds(Math.Min(1000, (service.LeaseExpiresAt!.Value - now).TotalMilliseconds + 50)));
 
+        var serviceTasks = await tasks.ListForGroupAsync(key.Cluster, service.Group, cancellationToken);
+        // A blue/green deployment's traffic is brought to what its lifecycle asks for first; it moves on only
+        // once the rules carried it when read, and counts a task as ready only once its target is healthy.
+        var (trafficApplied, targetHealthy) = BlueGreen.Runs(service) && service.Primary is { } shifting
+            ? (traffic is null || await traffic.EnsureAsync(service, shifting, cancellationToken),
+               targets is null ? null : await targets.HealthyAsync(service, serviceTasks, cancellationToken))
+            : (true, null);
         var view = new ServiceView
         {
             Service = service,
-            Tasks = await tasks.ListForGroupAsync(key.Cluster, service.Group, cancellationToken),
+            Tasks = serviceTasks,
+            TrafficApplied = trafficApplied,
+            TargetHealthy = targetHealthy,
             PrimaryHasHealthCheck = await HasHealthCheckAsync(service.Primary?.TaskDefinitionArn, cancellationToken),
             Instances = service.IsDaemon ? await instances.ListAsync(key.Cluster, cancellationToken) : [],
             DaemonEligible = DaemonEligibility(service),
