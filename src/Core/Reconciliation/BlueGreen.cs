@@ -100,7 +100,8 @@ public static class BlueGreen
         {
             lc = lc with { Status = ServiceDeploymentStatus.RollbackInProgress, ProductionPermille = 0, TestOnGreen = false };
             var blue = service.Deployments.FirstOrDefault(d => d.Id == lc.SourceDeploymentId);
-            if (view.TrafficApplied && blue is not null)
+            // The view says whether the rules carried the traffic of the lifecycle as read: a rollback that starts in this step waits a look.
+            if (view.TrafficApplied && green.Lifecycle!.Traffic == lc.Traffic && blue is not null)
             {
                 // Production and test traffic are on blue again: blue is the service's revision once more, green goes.
                 lc = lc with { Status = ServiceDeploymentStatus.RollbackSuccessful, StatusReason = lc.RollbackReason, FinishedAt = now };
@@ -266,7 +267,13 @@ public static class BlueGreen
         var distinct = stops.GroupBy(s => s.TaskId).Select(g => g.First()).ToList();
         var (counted, events) = Rollout.Counts(view, service, deployments, primary, live, distinct, starts, desired);
         messages.AddRange(events.Messages);
-        var next = service with { Deployments = counted, Events = Rollout.AddEvents(service.Events, messages, view.Now, view.NewEventId) };
+        var next = service with
+        {
+            Deployments = counted,
+            // A deployment that leaves in this step is kept as this step left it (a rollback's outcome included).
+            DeploymentHistory = WithHistory(service.DeploymentHistory, deployments, counted, view.Now),
+            Events = Rollout.AddEvents(service.Events, messages, view.Now, view.NewEventId),
+        };
         return new RolloutStep(next, starts, distinct, checkAgain);
     }
 
@@ -288,8 +295,8 @@ public static class BlueGreen
     /// <summary><paramref name="step"/> with the deployments it dropped kept in the service's history.</summary>
     public static RolloutStep Record(ServiceRecord before, RolloutStep step, DateTimeOffset now)
     {
-        var history = WithHistory(before.DeploymentHistory, before.Deployments, step.Service.Deployments, now);
-        return ReferenceEquals(history, before.DeploymentHistory) ? step : step with { Service = step.Service with { DeploymentHistory = history } };
+        var history = WithHistory(step.Service.DeploymentHistory, before.Deployments, step.Service.Deployments, now);
+        return ReferenceEquals(history, step.Service.DeploymentHistory) ? step : step with { Service = step.Service with { DeploymentHistory = history } };
     }
 
     private static TimeSpan? Min(TimeSpan? a, TimeSpan b) => a is null || b < a ? b : a;

@@ -231,7 +231,7 @@ public static class Rollout
             .ToList();
 
         var primaryNow = counted.First(d => d.Id == primary.Id);
-        var healthyPrimary = primaryAfter.Count(t => IsHealthy(t, view.PrimaryHasHealthCheck));
+        var healthyPrimary = primaryAfter.Count(t => IsHealthy(t, view.PrimaryHasHealthCheck) && TargetServing(view, t));
         var steady = !oldAfter.Any() && started == 0 && stops.Count == 0 && healthyPrimary == desired && primaryAfter.Count == desired;
         if (!steady || primaryNow.RolloutState != DeploymentStatus.InProgress) return (counted, new CountEvents([], steady));
 
@@ -262,7 +262,8 @@ public static class Rollout
         var displaced = remaining.Where(t => view.DrainingInstances.Contains(t.ContainerInstanceId)).ToList();
         var current = remaining.Where(t => t.StartedBy == primary.Id && !displaced.Contains(t)).ToList();
         var old = remaining.Where(t => t.StartedBy != primary.Id && !displaced.Contains(t)).ToList();
-        var healthy = remaining.Count(t => IsHealthy(t, t.StartedBy == primary.Id ? view.PrimaryHasHealthCheck : false));
+        // Behind a load balancer a new task counts once its target is healthy too: old ones go only as new ones serve.
+        var healthy = remaining.Count(t => t.StartedBy == primary.Id ? IsHealthy(t, view.PrimaryHasHealthCheck) && TargetServing(view, t) : IsHealthy(t, false));
 
         // Scale in: surplus tasks of the current deployment go, not-yet-running ones first.
         if (current.Count > desired)
@@ -270,7 +271,7 @@ public static class Rollout
             foreach (var task in current.OrderBy(t => t.LastStatus == TaskStatus.Running).ThenByDescending(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal).Take(current.Count - desired))
             {
                 stops.Add(new TaskStop(task.Id, reason));
-                if (IsHealthy(task, view.PrimaryHasHealthCheck)) healthy--;
+                if (IsHealthy(task, view.PrimaryHasHealthCheck) && TargetServing(view, task)) healthy--;
             }
             current = current.Where(t => stops.All(s => s.TaskId != t.Id)).ToList();
         }
@@ -325,6 +326,9 @@ public static class Rollout
 
     private static bool IsDaemonTarget(ServiceView view, ContainerInstanceRecord instance)
         => instance.Status == ContainerInstanceRecord.Active && view.DaemonEligible(instance);
+
+    /// <summary>Whether the task's target is healthy in each of its target groups (true when the view does not say).</summary>
+    public static bool TargetServing(ServiceView view, TaskRecord task) => view.TargetHealthy?.Contains(task.Id) ?? true;
 
     /// <summary>RUNNING, and HEALTHY where the task definition has a health check; never UNHEALTHY.</summary>
     public static bool IsHealthy(TaskRecord task, bool hasHealthCheck)

@@ -58,10 +58,11 @@ public sealed class ServiceReconciler(
         var serviceTasks = await tasks.ListForGroupAsync(key.Cluster, service.Group, cancellationToken);
         // A blue/green deployment's traffic is brought to what its lifecycle asks for first; it moves on only
         // once the rules carried it when read, and counts a task as ready only once its target is healthy.
-        var (trafficApplied, targetHealthy) = BlueGreen.Runs(service) && service.Primary is { } shifting
-            ? (traffic is null || await traffic.EnsureAsync(service, shifting, cancellationToken),
-               targets is null ? null : await targets.HealthyAsync(service, serviceTasks, cancellationToken))
-            : (true, null);
+        var trafficApplied = !BlueGreen.Runs(service) || traffic is null || await traffic.EnsureAsync(service, service.Primary!, cancellationToken);
+        // A rollout behind a load balancer counts a new task only once its target is healthy (read only while one runs).
+        var targetHealthy = targets is not null && service.Primary is { RolloutState: DeploymentStatus.InProgress }
+            ? await targets.HealthyAsync(service, serviceTasks, cancellationToken)
+            : null;
         var view = new ServiceView
         {
             Service = service,
