@@ -242,6 +242,8 @@ public sealed record BlueGreenSettings(
         if (!DeploymentStrategies.ShiftsTraffic(strategy)) return;
 
         // A traffic-shifting strategy needs, for each load balancer, the second target group and the rule whose weights it rewrites.
+        if (loadBalancers is not JsonArray { Count: > 0 })
+            throw new InvalidParameterException($"The {strategy} deployment strategy needs loadBalancers with an advancedConfiguration here: headless {strategy} deployments are not supported.");
         foreach (var entry in (loadBalancers as JsonArray ?? []).OfType<JsonObject>())
         {
             if (entry["advancedConfiguration"] is not JsonObject advanced)

@@ -386,6 +386,7 @@ public class BlueGreenTests
     [Theory]
     [InlineData("""{"strategy":"BLUE_GREEN","lifecycleHooks":[{"hookTargetArn":"arn:aws:lambda:us-east-1:000000000000:function:f","lifecycleStages":["POST_SCALE_UP"]}]}""", true, "AWS_LAMBDA")]
     [InlineData("""{"strategy":"BLUE_GREEN"}""", false, "advancedConfiguration")]
+    [InlineData("""{"strategy":"CANARY"}""", false, "advancedConfiguration")]
     [InlineData("""{"strategy":"SIDEWAYS"}""", true, "Invalid deployment strategy")]
     [InlineData("""{"strategy":"BLUE_GREEN","lifecycleHooks":[{"targetType":"PAUSE","lifecycleStages":["SCALE_UP"]}]}""", true, "Invalid lifecycle stage")]
     [InlineData("""{"strategy":"BLUE_GREEN","linearConfiguration":{"stepPercent":10}}""", true, "LINEAR")]

@@ -60,7 +60,7 @@ public sealed class BlueGreenDeploymentTests(ControlPlaneFixture plane) : IAsync
         }
         var blue = await GroupAsync($"{cluster}-b");
         var green = await GroupAsync($"{cluster}-g");
-        var forward = $$"""[{"Type":"forward","ForwardConfig":{"TargetGroups":[{"TargetGroupArn":"{{blue}}","Weight":1},{"TargetGroupArn":"{{green}}","Weight":0}]}}]""";
+        var forward = $$$"""[{"Type":"forward","ForwardConfig":{"TargetGroups":[{"TargetGroupArn":"{{{blue}}}","Weight":1},{"TargetGroupArn":"{{{green}}}","Weight":0}]}}]""";
         async Task<(int Port, string Rule)> ListenerAsync()
         {
             var port = ControlPlaneFixture.FreePort();
@@ -70,7 +70,7 @@ public sealed class BlueGreenDeploymentTests(ControlPlaneFixture plane) : IAsync
         var (prodPort, prodRule) = await ListenerAsync();
         var (testPort, testRule) = await ListenerAsync();
 
-        var loadBalancers = $$"""[{"targetGroupArn":"{{blue}}","containerName":"web","containerPort":8080,"advancedConfiguration":{"alternateTargetGroupArn":"{{green}}","productionListenerRule":"{{prodRule}}","testListenerRule":"{{testRule}}","roleArn":"arn:aws:iam::000000000000:role/ecs-elb"}}]""";
+        var loadBalancers = $$$"""[{"targetGroupArn":"{{{blue}}}","containerName":"web","containerPort":8080,"advancedConfiguration":{"alternateTargetGroupArn":"{{{green}}}","productionListenerRule":"{{{prodRule}}}","testListenerRule":"{{{testRule}}}","roleArn":"arn:aws:iam::000000000000:role/ecs-elb"}}]""";
         const string configuration = """{"strategy":"BLUE_GREEN","bakeTimeInMinutes":0,"deploymentCircuitBreaker":{"enable":true,"rollback":true},"lifecycleHooks":[{"targetType":"PAUSE","lifecycleStages":["POST_TEST_TRAFFIC_SHIFT"]}]}""";
         (await plane.EcsAsync("create-service", "--cluster", cluster, "--service-name", "web", "--task-definition", v1, "--desired-count", "2",
             "--load-balancers", loadBalancers, "--deployment-configuration", configuration)).Json.ToString();
