@@ -37,6 +37,8 @@ docker image inspect local/busybox:latest >/dev/null 2>&1 \
 STATE="$(mktemp -d "${TMPDIR:-/tmp}/bench-deployments.XXXXXX")"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 export ECS_STATE_DIR="$STATE" ECS_PORT="$PORT" ECS_AZURITE_PORTS="0 0 0"
+# The task metadata endpoint plays no part here; off, so a Docker whose bridge lists no gateway does not stop the worker.
+export Worker__MetadataPort="${Worker__MetadataPort:--1}"
 [[ $BUILD -eq 0 ]] && export ECS_SKIP_BUILD=1
 
 cleanup() {

@@ -128,8 +128,8 @@ def main():
     wait(lambda: ecs.list_container_instances(cluster=cluster)["containerInstanceArns"], 120, "worker registered")
     lb = elb.create_load_balancer(Name=f"bench-{tag}")["LoadBalancers"][0]["LoadBalancerArn"]
 
-    def group(name):
-        arn = elb.create_target_group(Name=f"{name}-{tag}", Protocol="HTTP", Port=8080, TargetType="ip",
+    def group(name, target_type="instance"):
+        arn = elb.create_target_group(Name=f"{name}-{tag}", Protocol="HTTP", Port=8080, TargetType=target_type,
                                       HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
                                       HealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
         elb.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "3"}])
@@ -153,7 +153,7 @@ def main():
     subprocess.run(["docker", "run", "-d", "--name", container, "--label", "bench=deployments", "-p", f"127.0.0.1:{direct_port}:8080",
                     IMAGE, "sh", "-c", "echo ok > /tmp/index.html && exec httpd -f -p 8080 -h /tmp"], check=True, capture_output=True)
     try:
-        tg = group("direct")
+        tg = group("direct", "ip")
         elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "127.0.0.1", "Port": direct_port}])
         lb_port, _ = listener([{"Type": "forward", "TargetGroupArn": tg}])
         wait(lambda: healthy(tg, 1), 60, "direct target healthy")
