@@ -72,6 +72,7 @@ public static class ControlPlaneServices
         services.AddSingleton<IClusterUsage, ServiceUsage>();
         services.AddSingleton<ServiceJson>();
         services.AddSingleton<IActionSource, ServiceActions>();
+        services.AddSingleton<IActionSource, ServiceDeploymentActions>();
         services.AddSingleton<ServiceReconciler>();
         services.AddSingleton<ServiceResync>();
         services.AddSingleton<InstanceHealthSweep>();

@@ -551,6 +551,45 @@ public sealed class LoadBalancingActions(LoadBalancingStore store, ElbArns arns,
         return new JsonObject { ["Rules"] = new JsonArray(Public(rule.Doc)) };
     }
 
+    /// <summary>
+    /// The forward weights <paramref name="ruleArn"/> gives <paramref name="blueArn"/> and <paramref name="greenArn"/>
+    /// (0 for one it does not name); null when the rule does not forward.
+    /// </summary>
+    public async Task<(int Blue, int Green)?> ForwardWeightsAsync(string ruleArn, string blueArn, string greenArn, CancellationToken cancellationToken)
+    {
+        var rule = await GetRuleAsync(ruleArn, cancellationToken);
+        var forward = rule.Doc["Actions"]?.AsArray().OfType<JsonObject>().FirstOrDefault(a => a["Type"]?.GetValue<string>() == "forward");
+        if (forward?["ForwardConfig"]?["TargetGroups"] is not JsonArray groups) return null;
+        int Weight(string arn) => groups.OfType<JsonObject>().FirstOrDefault(g => g["TargetGroupArn"]?.GetValue<string>() == arn)?["Weight"]?.GetValue<int>() ?? 0;
+        return (Weight(blueArn), Weight(greenArn));
+    }
+
+    /// <summary>
+    /// Rewrites <paramref name="ruleArn"/>'s forward action so that it sends <paramref name="blue"/> and
+    /// <paramref name="green"/> weights to the two groups (other groups keep theirs), as ModifyRule would: same
+    /// checks, one transaction with the configuration's new version, and the data planes woken.
+    /// </summary>
+    public async Task SetForwardWeightsAsync(string ruleArn, string blueArn, int blue, string greenArn, int green, CancellationToken cancellationToken)
+    {
+        var rule = await GetRuleAsync(ruleArn, cancellationToken);
+        var actions = rule.Doc["Actions"]!.DeepClone().AsArray();
+        var forward = actions.OfType<JsonObject>().FirstOrDefault(a => a["Type"]?.GetValue<string>() == "forward")
+            ?? throw ElbException.Validation($"Rule '{ruleArn}' has no forward action to shift traffic with");
+        var groups = forward["ForwardConfig"]?["TargetGroups"]?.DeepClone().AsArray() ?? [];
+        var weights = groups.OfType<JsonObject>()
+            .Select(g => (Arn: g["TargetGroupArn"]!.GetValue<string>(), Weight: g["Weight"]?.GetValue<int>() ?? 1))
+            .Where(g => g.Arn != blueArn && g.Arn != greenArn)
+            .Append((Arn: blueArn, Weight: blue)).Append((Arn: greenArn, Weight: green));
+        forward.Remove("TargetGroupArn");
+        forward["ForwardConfig"] = new JsonObject
+        {
+            ["TargetGroups"] = new JsonArray([.. weights.Select(w => (JsonNode)new JsonObject { ["TargetGroupArn"] = w.Arn, ["Weight"] = w.Weight })]),
+            ["TargetGroupStickinessConfig"] = forward["ForwardConfig"]?["TargetGroupStickinessConfig"]?.DeepClone() ?? new JsonObject { ["Enabled"] = false },
+        };
+        await ModifyRuleAsync(new JsonObject { ["RuleArn"] = ruleArn, ["Actions"] = actions }, new RequestContext(null), cancellationToken);
+        logger.LogInformation("Rule {RuleArn} forwards with weights {Blue} to {BlueTargetGroupArn} and {Green} to {GreenTargetGroupArn}", ruleArn, blue, blueArn, green, greenArn);
+    }
+
     private async Task<JsonObject> DeleteRuleAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
         var rule = await GetRuleAsync(request["RuleArn"]!.GetValue<string>(), cancellationToken);

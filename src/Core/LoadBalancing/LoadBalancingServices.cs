@@ -13,7 +13,9 @@ public static class LoadBalancingServices
         services.AddSingleton<QueryEndpoint>();
         services.AddSingleton<ElbArns>();
         services.AddSingleton<LoadBalancingStore>();
-        services.AddSingleton<IActionSource, LoadBalancingActions>();
+        services.AddSingleton<LoadBalancingActions>();
+        services.AddSingleton<IActionSource>(sp => sp.GetRequiredService<LoadBalancingActions>());
+        services.AddSingleton<ListenerTraffic>();
         services.AddSingleton<ServiceTargets>();
         return services;
     }

@@ -14,15 +14,36 @@ namespace Serverless.Core.LoadBalancing;
 /// </summary>
 public sealed class ServiceTargets(LoadBalancingStore store, TimeProvider time, ILogger<ServiceTargets> logger)
 {
-    public sealed record Binding(string TargetGroupArn, string ContainerName, int ContainerPort);
+    /// <summary>
+    /// One <c>loadBalancers</c> entry. With an <c>advancedConfiguration</c> (blue/green), a task's target goes to
+    /// <see cref="TargetGroupArn"/> or <see cref="AlternateTargetGroupArn"/> by its deployment's slot.
+    /// </summary>
+    public sealed record Binding(
+        string TargetGroupArn, string ContainerName, int ContainerPort,
+        string? AlternateTargetGroupArn = null, string? ProductionListenerRule = null, string? TestListenerRule = null)
+    {
+        public IEnumerable<string> Groups => AlternateTargetGroupArn is { } alternate ? [TargetGroupArn, alternate] : [TargetGroupArn];
+    }
 
     public static IReadOnlyList<Binding> Of(ServiceRecord service)
         => service.Passthrough["loadBalancers"] is JsonArray entries
             ? entries.Select(e => e as JsonObject)
                 .Where(e => e?["targetGroupArn"] is not null && e["containerName"] is not null && e["containerPort"] is not null)
-                .Select(e => new Binding(e!["targetGroupArn"]!.GetValue<string>(), e["containerName"]!.GetValue<string>(), e["containerPort"]!.GetValue<int>()))
+                .Select(e => new Binding(
+                    e!["targetGroupArn"]!.GetValue<string>(), e["containerName"]!.GetValue<string>(), e["containerPort"]!.GetValue<int>(),
+                    e["advancedConfiguration"]?["alternateTargetGroupArn"]?.GetValue<string>(),
+                    e["advancedConfiguration"]?["productionListenerRule"]?.GetValue<string>(),
+                    e["advancedConfiguration"]?["testListenerRule"]?.GetValue<string>()))
                 .ToList()
             : [];
+
+    /// <summary>The group of <paramref name="binding"/> that <paramref name="task"/>'s target belongs in: the alternate one when its deployment's slot says so.</summary>
+    public static string GroupFor(ServiceRecord service, Binding binding, TaskRecord task)
+    {
+        if (binding.AlternateTargetGroupArn is not { } alternate) return binding.TargetGroupArn;
+        var deployment = service.Deployments.FirstOrDefault(d => d.Id == task.StartedBy) ?? service.DeploymentHistory.FirstOrDefault(d => d.Id == task.StartedBy);
+        return deployment?.Lifecycle?.AlternateSlot == true ? alternate : binding.TargetGroupArn;
+    }
 
     /// <summary>At most this many target groups per service, as ECS allows.</summary>
     public const int MaxTargetGroupsPerService = 5;
@@ -72,8 +93,9 @@ public sealed class ServiceTargets(LoadBalancingStore store, TimeProvider time, 
     public async Task SyncAsync(ServiceRecord service, IReadOnlyList<TaskRecord> tasks, bool hasHealthCheck, CancellationToken cancellationToken)
     {
         foreach (var binding in Of(service))
+        foreach (var groupArn in binding.Groups)
         {
-            if (await GroupAsync(binding.TargetGroupArn, cancellationToken) is not { } group) continue;
+            if (await GroupAsync(groupArn, cancellationToken) is not { } group) continue;
             var groupId = group.Doc[ElbDocs.Id]!.GetValue<string>();
             var registered = (await store.ListTargetsAsync(groupId, cancellationToken)).ToDictionary(t => TargetRow.Key(t.Id, t.Port));
             var now = time.GetUtcNow();
@@ -84,19 +106,45 @@ public sealed class ServiceTargets(LoadBalancingStore store, TimeProvider time, 
                 var row = registered.GetValueOrDefault(TargetRow.Key(id, port));
                 var serving = task is { LastStatus: TaskStatus.Running, DesiredStatus: TaskStatus.Running }
                               && (task.HealthStatus == "HEALTHY" || (!hasHealthCheck && task.HealthStatus != "UNHEALTHY"));
-                if (serving && row is null)
+                if (serving && row is null && GroupFor(service, binding, task) == groupArn)
                 {
                     changes.Add(new TargetRow(groupId, id, port, null, now, null, null, null, null));
-                    logger.LogInformation("Service {Service} registers task {TaskId} as {Target}:{Port} in {TargetGroupArn}", service.Name, task.Id, id, port, binding.TargetGroupArn);
+                    logger.LogInformation("Service {Service} registers task {TaskId} as {Target}:{Port} in {TargetGroupArn}", service.Name, task.Id, id, port, groupArn);
                 }
                 else if (!serving && task.DesiredStatus != TaskStatus.Running && row is { DrainingSince: null })
                 {
                     changes.Add(row with { DrainingSince = now });
-                    logger.LogInformation("Service {Service} deregisters task {TaskId} ({Target}:{Port}) from {TargetGroupArn}", service.Name, task.Id, id, port, binding.TargetGroupArn);
+                    logger.LogInformation("Service {Service} deregisters task {TaskId} ({Target}:{Port}) from {TargetGroupArn}", service.Name, task.Id, id, port, groupArn);
                 }
             }
             if (changes.Count > 0) await store.SaveTargetsAsync(groupId, changes, cancellationToken);
         }
+    }
+
+    /// <summary>
+    /// The tasks whose target is healthy (and not draining) in the group each of the service's entries puts it in:
+    /// what a rollout counts as healthy behind a load balancer. Null when the service has no load balancer.
+    /// </summary>
+    public async Task<IReadOnlySet<string>?> HealthyAsync(ServiceRecord service, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
+    {
+        var bindings = Of(service);
+        if (bindings.Count == 0) return null;
+        var healthy = tasks.Where(t => !t.IsStopped).Select(t => t.Id).ToHashSet(StringComparer.Ordinal);
+        foreach (var binding in bindings)
+        foreach (var groupArn in binding.Groups)
+        {
+            var mine = tasks.Where(t => healthy.Contains(t.Id) && GroupFor(service, binding, t) == groupArn).ToList();
+            if (mine.Count == 0) continue;
+            var rows = await GroupAsync(groupArn, cancellationToken) is { } group
+                ? (await store.ListTargetsAsync(group.Doc[ElbDocs.Id]!.GetValue<string>(), cancellationToken)).ToDictionary(t => TargetRow.Key(t.Id, t.Port))
+                : [];
+            foreach (var task in mine)
+            {
+                var ok = TargetOf(task, binding) is var (id, port) && rows.GetValueOrDefault(TargetRow.Key(id, port)) is { DrainingSince: null, Health: "healthy" };
+                if (!ok) healthy.Remove(task.Id);
+            }
+        }
+        return healthy;
     }
 
     /// <summary>
@@ -109,9 +157,10 @@ public sealed class ServiceTargets(LoadBalancingStore store, TimeProvider time, 
         DateTimeOffset? until = null;
         var began = false;
         foreach (var binding in Of(service))
+        foreach (var groupArn in binding.Groups)
         {
             if (TargetOf(task, binding) is not var (id, port)) continue;
-            if (await GroupAsync(binding.TargetGroupArn, cancellationToken) is not { } group) continue;
+            if (await GroupAsync(groupArn, cancellationToken) is not { } group) continue;
             var groupId = group.Doc[ElbDocs.Id]!.GetValue<string>();
             var row = (await store.ListTargetsAsync(groupId, cancellationToken)).FirstOrDefault(t => t.Id == id && t.Port == port);
             if (row is null) continue;
@@ -120,7 +169,7 @@ public sealed class ServiceTargets(LoadBalancingStore store, TimeProvider time, 
             {
                 await store.SaveTargetsAsync(groupId, [row with { DrainingSince = since }], cancellationToken);
                 began = true;
-                logger.LogInformation("Service {Service} drains task {TaskId} ({Target}:{Port}) in {TargetGroupArn}", service.Name, task.Id, id, port, binding.TargetGroupArn);
+                logger.LogInformation("Service {Service} drains task {TaskId} ({Target}:{Port}) in {TargetGroupArn}", service.Name, task.Id, id, port, groupArn);
             }
             var end = since.AddSeconds(ElbRules.DeregistrationDelaySeconds(group.Doc));
             until = until is null || end > until ? end : until;

@@ -24,6 +24,10 @@ public sealed record ServiceView
     public required DateTimeOffset Now { get; init; }
     /// <summary>Where new service events' ids come from: an input, so a decision is a function of its view.</summary>
     public Func<string> NewEventId { get; init; } = ServiceEvents.NewId;
+    /// <summary>Blue/green: whether the listener rules already carried the traffic the PRIMARY's lifecycle asks for when read.</summary>
+    public bool TrafficApplied { get; init; } = true;
+    /// <summary>Services behind a load balancer: the tasks whose target is healthy in each of their target groups; null when none.</summary>
+    public IReadOnlySet<string>? TargetHealthy { get; init; }
 }
 
 public sealed record TaskStop(string TaskId, string Reason);
@@ -66,6 +70,10 @@ public static class Rollout
 
     public static RolloutStep NextStep(ServiceView view)
     {
+        // Blue/green, linear and canary deployments decide their own steps (BlueGreen.cs); deployments that leave are kept as history.
+        var before = view.Service;
+        view = BlueGreen.Prepare(view);
+        if (BlueGreen.Runs(view.Service)) return BlueGreen.Record(before, BlueGreen.NextStep(view), view.Now);
         var service = view.Service;
         if (service.Status == ServiceRecord.Inactive || service.Primary is null)
             return new RolloutStep(service, [], [], null);
@@ -107,7 +115,7 @@ public static class Rollout
             Deployments = deployments,
             Events = AddEvents(service.Events, messages, view.Now, view.NewEventId),
         };
-        return new RolloutStep(next, starts, stops, checkAgain);
+        return BlueGreen.Record(before, new RolloutStep(next, starts, stops, checkAgain), view.Now);
     }
 
     /// <summary>
@@ -151,20 +159,24 @@ public static class Rollout
         var primary = service.Primary!;
         var deployments = service.Deployments;
         var config = service.DeploymentConfiguration;
-        if (!config.CircuitBreakerEnable || primary.RolloutState != DeploymentStatus.InProgress) return new(service, primary, deployments, []);
+        // StopServiceDeployment's ROLLBACK rolls back as the breaker would, whether or not the breaker is on.
+        var requested = primary.Lifecycle?.StopRequested == HookStatus.Rollback;
+        if ((!config.CircuitBreakerEnable && !requested) || primary.RolloutState != DeploymentStatus.InProgress) return new(service, primary, deployments, []);
         var failed = FailedLaunches(primary, view);
-        if (failed < FailureThreshold(service.DesiredCount)) return new(service, primary, deployments, []);
+        if (failed < FailureThreshold(service.DesiredCount) && !requested) return new(service, primary, deployments, []);
 
-        List<string> events = [$"(service {service.Name}) (deployment {primary.Id}) deployment failed: tasks failed to start."];
+        List<string> events = [requested
+            ? $"(service {service.Name}) (deployment {primary.Id}) deployment stopped: {BlueGreen.ReasonStopRequested}"
+            : $"(service {service.Name}) (deployment {primary.Id}) deployment failed: tasks failed to start."];
         var failedDeployment = primary with
         {
             RolloutState = DeploymentStatus.Failed,
-            RolloutStateReason = $"ECS deployment circuit breaker: tasks failed to start.",
+            RolloutStateReason = requested ? BlueGreen.ReasonStopRequested : $"ECS deployment circuit breaker: tasks failed to start.",
             FailedTasks = failed,
             UpdatedAt = view.Now,
         };
         var lastGood = LastCompleted(deployments, primary.Id);
-        if (!config.CircuitBreakerRollback || lastGood is null)
+        if ((!config.CircuitBreakerRollback && !requested) || lastGood is null)
             return new(service, failedDeployment, deployments.Select(d => d.Id == primary.Id ? failedDeployment : d).ToList(), events);
 
         var rollback = new Deployment
@@ -219,7 +231,7 @@ public static class Rollout
             .ToList();
 
         var primaryNow = counted.First(d => d.Id == primary.Id);
-        var healthyPrimary = primaryAfter.Count(t => IsHealthy(t, view.PrimaryHasHealthCheck));
+        var healthyPrimary = primaryAfter.Count(t => IsHealthy(t, view.PrimaryHasHealthCheck) && TargetServing(view, t));
         var steady = !oldAfter.Any() && started == 0 && stops.Count == 0 && healthyPrimary == desired && primaryAfter.Count == desired;
         if (!steady || primaryNow.RolloutState != DeploymentStatus.InProgress) return (counted, new CountEvents([], steady));
 
@@ -250,7 +262,8 @@ public static class Rollout
         var displaced = remaining.Where(t => view.DrainingInstances.Contains(t.ContainerInstanceId)).ToList();
         var current = remaining.Where(t => t.StartedBy == primary.Id && !displaced.Contains(t)).ToList();
         var old = remaining.Where(t => t.StartedBy != primary.Id && !displaced.Contains(t)).ToList();
-        var healthy = remaining.Count(t => IsHealthy(t, t.StartedBy == primary.Id ? view.PrimaryHasHealthCheck : false));
+        // Behind a load balancer a new task counts once its target is healthy too: old ones go only as new ones serve.
+        var healthy = remaining.Count(t => t.StartedBy == primary.Id ? IsHealthy(t, view.PrimaryHasHealthCheck) && TargetServing(view, t) : IsHealthy(t, false));
 
         // Scale in: surplus tasks of the current deployment go, not-yet-running ones first.
         if (current.Count > desired)
@@ -258,7 +271,7 @@ public static class Rollout
             foreach (var task in current.OrderBy(t => t.LastStatus == TaskStatus.Running).ThenByDescending(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal).Take(current.Count - desired))
             {
                 stops.Add(new TaskStop(task.Id, reason));
-                if (IsHealthy(task, view.PrimaryHasHealthCheck)) healthy--;
+                if (IsHealthy(task, view.PrimaryHasHealthCheck) && TargetServing(view, task)) healthy--;
             }
             current = current.Where(t => stops.All(s => s.TaskId != t.Id)).ToList();
         }
@@ -313,6 +326,9 @@ public static class Rollout
 
     private static bool IsDaemonTarget(ServiceView view, ContainerInstanceRecord instance)
         => instance.Status == ContainerInstanceRecord.Active && view.DaemonEligible(instance);
+
+    /// <summary>Whether the task's target is healthy in each of its target groups (true when the view does not say).</summary>
+    public static bool TargetServing(ServiceView view, TaskRecord task) => view.TargetHealthy?.Contains(task.Id) ?? true;
 
     /// <summary>RUNNING, and HEALTHY where the task definition has a health check; never UNHEALTHY.</summary>
     public static bool IsHealthy(TaskRecord task, bool hasHealthCheck)

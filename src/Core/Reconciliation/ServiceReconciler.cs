@@ -35,7 +35,8 @@ public sealed class ServiceReconciler(
     EcsOptions options,
     TimeProvider time,
     ILogger<ServiceReconciler> logger,
-    ServiceTargets? targets = null)
+    ServiceTargets? targets = null,
+    ListenerTraffic? traffic = null)
 {
     private readonly TimeSpan _leaseDuration = TimeSpan.FromSeconds(options.ServiceLeaseSeconds);
     private static readonly TimeSpan PlacementRetry = TimeSpan.FromSeconds(20);
@@ -54,10 +55,20 @@ public sealed class ServiceReconciler(
             // announced may be newer than what the holder read.
             return ReconcileResult.After(TimeSpan.FromMilliseconds(Math.Min(1000, (service.LeaseExpiresAt!.Value - now).TotalMilliseconds + 50)));
 
+        var serviceTasks = await tasks.ListForGroupAsync(key.Cluster, service.Group, cancellationToken);
+        // A blue/green deployment's traffic is brought to what its lifecycle asks for first; it moves on only
+        // once the rules carried it when read, and counts a task as ready only once its target is healthy.
+        var trafficApplied = !BlueGreen.Runs(service) || traffic is null || await traffic.EnsureAsync(service, service.Primary!, cancellationToken);
+        // A rollout behind a load balancer counts a new task only once its target is healthy (read only while one runs).
+        var targetHealthy = targets is not null && service.Primary is { RolloutState: DeploymentStatus.InProgress }
+            ? await targets.HealthyAsync(service, serviceTasks, cancellationToken)
+            : null;
         var view = new ServiceView
         {
             Service = service,
-            Tasks = await tasks.ListForGroupAsync(key.Cluster, service.Group, cancellationToken),
+            Tasks = serviceTasks,
+            TrafficApplied = trafficApplied,
+            TargetHealthy = targetHealthy,
             PrimaryHasHealthCheck = await HasHealthCheckAsync(service.Primary?.TaskDefinitionArn, cancellationToken),
             Instances = service.IsDaemon ? await instances.ListAsync(key.Cluster, cancellationToken) : [],
             DaemonEligible = DaemonEligibility(service),

@@ -114,6 +114,9 @@ public sealed partial class ServiceActions(
         }
         MergeConfigurationExtras(passthrough, request["deploymentConfiguration"] as JsonObject);
         CheckSize(passthrough);
+        if (daemon && BlueGreenSettings.Of(passthrough).Strategy != DeploymentStrategies.Rolling)
+            throw new InvalidParameterException("The daemon scheduling strategy supports only the ROLLING deployment strategy.");
+        BlueGreenSettings.Validate(passthrough["deploymentConfiguration"] as JsonObject, passthrough["loadBalancers"]);
 
         var definition = await ResolveDefinitionAsync(
             request.String("taskDefinition") ?? throw new InvalidParameterException("A task definition must be specified for services that use the ECS deployment controller."),
@@ -245,6 +248,7 @@ public sealed partial class ServiceActions(
         }
         MergeConfigurationExtras(passthrough, request["deploymentConfiguration"] as JsonObject);
         CheckSize(passthrough);
+        BlueGreenSettings.Validate(passthrough["deploymentConfiguration"] as JsonObject, passthrough["loadBalancers"]);
 
         var taskDefinitionArn = definition?.Arn ?? current.TaskDefinitionArn;
         if (taskDefinitionArn != current.TaskDefinitionArn) redeploy = true;
@@ -476,8 +480,6 @@ public sealed partial class ServiceActions(
                     CircuitBreakerRollback = breaker.Bool("rollback") ?? false,
                 };
             }
-            if (given.String("strategy") is { } strategy && strategy != "ROLLING")
-                throw new InvalidParameterException($"The {strategy} deployment strategy is not supported; services use rolling updates (ROLLING).");
         }
 
         if (configuration.MinimumHealthyPercent is < 0 or > 100)

@@ -34,6 +34,8 @@ public sealed record Deployment
     public string? RolloutStateReason { get; init; }
     public DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset UpdatedAt { get; init; }
+    /// <summary>Its target group slot and, for a blue/green, linear or canary deployment, its lifecycle (<see cref="Reconciliation.BlueGreen"/>).</summary>
+    public Reconciliation.DeploymentLifecycle? Lifecycle { get; init; }
 
     /// <summary>New ids look like ECS's: <c>ecs-svc/</c> and 19 digits.</summary>
     public static string NewId() => "ecs-svc/" + string.Concat(Enumerable.Range(0, 19).Select(_ => (char)('0' + Random.Shared.Next(10))));
@@ -77,6 +79,8 @@ public sealed record ServiceRecord
     public DeploymentConfiguration DeploymentConfiguration { get; init; } = new();
     public int? HealthCheckGracePeriodSeconds { get; init; }
     public IReadOnlyList<Deployment> Deployments { get; init; } = [];
+    /// <summary>Deployments that left <see cref="Deployments"/>, newest first, for ListServiceDeployments.</summary>
+    public IReadOnlyList<Deployment> DeploymentHistory { get; init; } = [];
     public IReadOnlyList<ServiceEvent> Events { get; init; } = [];
     public IReadOnlyList<Tag> Tags { get; init; } = [];
     /// <summary>Request members kept only to be returned as given (loadBalancers, networkConfiguration, ...).</summary>

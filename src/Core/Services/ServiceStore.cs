@@ -228,6 +228,7 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
         ["placementStrategy"] = JsonSerializer.SerializeToNode(service.PlacementStrategy, Json),
         ["placementConstraints"] = service.PlacementConstraints.DeepClone(),
         ["deployments"] = JsonSerializer.SerializeToNode(service.Deployments, Json),
+        ["deploymentHistory"] = JsonSerializer.SerializeToNode(service.DeploymentHistory, Json),
         ["events"] = JsonSerializer.SerializeToNode(events, Json),
         ["passthrough"] = service.Passthrough.DeepClone(),
     }.ToJsonString(AwsJson.Options);
@@ -269,6 +270,7 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
             PlacementStrategy = Read<List<PlacementStrategy>>(document, "placementStrategy") ?? [],
             PlacementConstraints = document["placementConstraints"]?.DeepClone().AsArray() ?? [],
             Deployments = Read<List<Deployment>>(document, "deployments") ?? [],
+            DeploymentHistory = Read<List<Deployment>>(document, "deploymentHistory") ?? [],
             Events = Read<List<ServiceEvent>>(document, "events") ?? [],
             Passthrough = document["passthrough"]?.DeepClone().AsObject() ?? [],
             ETag = entity.ETag,

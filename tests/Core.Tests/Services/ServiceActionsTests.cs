@@ -180,7 +180,7 @@ public sealed class ServiceActionsTests(AzuriteFixture azurite) : IAsyncLifetime
     [InlineData("""{"serviceName":"web","taskDefinition":"web","schedulingStrategy":"DAEMON","deploymentConfiguration":{"maximumPercent":200}}""", ServiceActions.DaemonMaximumPercent)]
     [InlineData("""{"serviceName":"web","taskDefinition":"web","desiredCount":1,"deploymentConfiguration":{"maximumPercent":50}}""", "maximumPercent must be at least 100.")]
     [InlineData("""{"serviceName":"web","taskDefinition":"web","desiredCount":1,"deploymentConfiguration":{"minimumHealthyPercent":101}}""", "minimumHealthyPercent must be between 0 and 100.")]
-    [InlineData("""{"serviceName":"web","taskDefinition":"web","desiredCount":1,"deploymentConfiguration":{"strategy":"BLUE_GREEN"}}""", "BLUE_GREEN deployment strategy is not supported")]
+    [InlineData("""{"serviceName":"web","taskDefinition":"web","desiredCount":1,"deploymentConfiguration":{"strategy":"BLUE_GREEN"}}""", "headless BLUE_GREEN deployments are not supported")]
     [InlineData("""{"serviceName":"web","taskDefinition":"web","desiredCount":1,"launchType":"FARGATE"}""", "Task definition does not support launch_type FARGATE.")]
     [InlineData("""{"serviceName":"web","taskDefinition":"web","desiredCount":1,"capacityProviderStrategy":[{"capacityProvider":"FARGATE","weight":1}]}""", "The specified capacity provider strategy cannot contain a capacity provider that is not associated with the cluster.")]
     [InlineData("""{"serviceName":"web","taskDefinition":"web","desiredCount":1,"launchType":"EC2","capacityProviderStrategy":[{"capacityProvider":"cp","weight":1}]}""", "Specifying both a launch type and capacity provider strategy is not supported")]

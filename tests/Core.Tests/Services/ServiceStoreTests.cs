@@ -67,6 +67,7 @@ public sealed class ServiceStoreTests(AzuriteFixture azurite)
         Assert.NotEqual(default, found.ETag);
         Assert.Equal(wanted.Deployments, found.Deployments);
         Assert.Equal(wanted.Events, found.Events);
+        Assert.Equal(wanted.DeploymentHistory, found.DeploymentHistory);
         Assert.Equal(wanted.PlacementStrategy, found.PlacementStrategy);
         Assert.Equal(wanted.Tags, found.Tags);
         Assert.True(JsonNode.DeepEquals(wanted.PlacementConstraints, found.PlacementConstraints));
@@ -74,6 +75,7 @@ public sealed class ServiceStoreTests(AzuriteFixture azurite)
         var comparable = found with
         {
             Deployments = wanted.Deployments, Events = wanted.Events, PlacementStrategy = wanted.PlacementStrategy, Tags = wanted.Tags,
+            DeploymentHistory = wanted.DeploymentHistory,
             PlacementConstraints = wanted.PlacementConstraints, Passthrough = wanted.Passthrough, ETag = default,
         };
         Assert.Equal(wanted, comparable);
