@@ -82,8 +82,8 @@ public static class ManagedScaling
     /// at most maximumScalingStepSize more, within MaxSize, and not again while the instances of the
     /// last scale-out are still warming up and not all there. Scale-in: only after the pool has
     /// wanted fewer instances for <paramref name="scaleInAfter"/>, at most maximumScalingStepSize at
-    /// once, never below MinSize, and only instances with no non-daemon task (with managed termination
-    /// protection; without it, busy ones after the idle ones).
+    /// once, never below MinSize, and only the pool's own workers with no non-daemon task (with managed
+    /// termination protection; without it, busy ones after the idle ones).
     /// </summary>
     public static ScalingStep? Decide(
         PoolView view, CapacityReservation reservation, ManagedScalingSettings settings, WorkerPoolRecord pool, bool terminationProtection,
@@ -105,9 +105,11 @@ public static class ManagedScaling
 
         var count = Math.Min(Math.Min(current - want, Math.Max(1, settings.MaximumScalingStepSize)), current - pool.MinSize);
         if (count <= 0) return null;
-        var idle = view.Instances.Where(i => !IsBusy(i, view.DaemonGroups) && !pool.Terminate.Contains(i.Id))
+        // Only the pool's own workers: an instance registered to the provider by hand is not the pool's to terminate.
+        var candidates = view.Instances.Where(i => pool.Running.Contains(i.Id) && !pool.Terminate.Contains(i.Id)).ToList();
+        var idle = candidates.Where(i => !IsBusy(i, view.DaemonGroups))
             .OrderByDescending(i => i.Status == ContainerInstanceRecord.Draining).ThenByDescending(i => i.RegisteredAt).ThenBy(i => i.Id, StringComparer.Ordinal);
-        var busy = terminationProtection ? Enumerable.Empty<ContainerInstanceRecord>() : view.Instances.Where(i => IsBusy(i, view.DaemonGroups) && !pool.Terminate.Contains(i.Id))
+        var busy = terminationProtection ? Enumerable.Empty<ContainerInstanceRecord>() : candidates.Where(i => IsBusy(i, view.DaemonGroups))
             .OrderBy(i => i.Reservations.Count).ThenBy(i => i.Id, StringComparer.Ordinal);
         var chosen = idle.Concat(busy).Take(count).Select(i => i.Id).ToList();
         return chosen.Count == 0 ? null

@@ -26,7 +26,7 @@ public sealed class ManagedScalingTests
     };
 
     private static WorkerPoolRecord Pool(int desired, int min = 0, int max = 10, DateTimeOffset? lowSince = null, DateTimeOffset? lastOut = null)
-        => new() { Name = "p", DesiredCapacity = desired, MinSize = min, MaxSize = max, LowSince = lowSince, LastScaleOutAt = lastOut };
+        => new() { Name = "p", DesiredCapacity = desired, MinSize = min, MaxSize = max, LowSince = lowSince, LastScaleOutAt = lastOut, Running = ["a", "b", "busy", "idle-1", "idle-2"] };
 
     private static ManagedScalingSettings Settings(int target = 100, int min = 1, int max = 10, int warmup = 300) => new(true, target, min, max, warmup);
 
@@ -105,6 +105,8 @@ public sealed class ManagedScalingTests
         Assert.Single(ManagedScaling.Decide(View([Host("busy", 1024, "t1")]), ManagedScaling.Measure(View([Host("busy", 1024, "t1")])) with { Needed = 0 },
             Settings(), Pool(1, lowSince: Now.AddMinutes(-1)), false, Now, TimeSpan.Zero)!.Terminate);
         Assert.Null(ManagedScaling.Decide(view, reservation, Settings(), Pool(3, min: 3, lowSince: Now.AddMinutes(-1)), true, Now, TimeSpan.Zero));
+        // An instance registered to the provider by hand is not the pool's to terminate.
+        Assert.Null(ManagedScaling.Decide(view, reservation, Settings(), Pool(3, lowSince: Now.AddMinutes(-1)) with { Running = ["busy"] }, true, Now, TimeSpan.Zero));
     }
 
     [Fact]

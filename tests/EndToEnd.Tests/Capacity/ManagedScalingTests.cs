@@ -108,7 +108,7 @@ public sealed class ManagedScalingTests(ManagedScalingPlaneFixture plane) : IAsy
             var left = (await plane.EcsAsync("list-container-instances", "--cluster", cluster)).Json["containerInstanceArns"]!.AsArray();
             return left.Count == 0 ? left : null;
         }, agent, "the idle workers to be removed");
-        var gone = (await plane.EcsAsync("describe-container-instances", "--cluster", cluster, "--container-instances", .. hosts)).Json["containerInstances"]!.AsArray();
+        var gone = (await plane.EcsAsync(["describe-container-instances", "--cluster", cluster, "--container-instances", .. hosts])).Json["containerInstances"]!.AsArray();
         Assert.All(gone, i => Assert.Equal("INACTIVE", i!["status"]!.GetValue<string>()));
         Console.WriteLine($"Managed scaling: tasks waiting to RUNNING on new workers in {waitedFor.TotalSeconds:0.0} s");
     }
