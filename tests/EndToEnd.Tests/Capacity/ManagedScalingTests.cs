@@ -61,6 +61,7 @@ public sealed class ManagedScalingTests(ManagedScalingPlaneFixture plane) : IAsy
             ["Pool__PollSeconds"] = "1",
             ["Pool__StateDirectory"] = _poolDirectory,
             ["Worker__CapacityProvider"] = provider,
+            ["Worker__MetadataPort"] = "-1",   // not needed here, and independent of the engine's bridge gateway
         });
         await agent.StartAsync();
 
