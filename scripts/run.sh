@@ -26,6 +26,10 @@
 #                             "0 0 0" picks free ones; taken defaults also mean free ones)
 #   ECS_SKIP_DOCKER=1         no Docker engine and no worker: the API and storage only
 #   ECS_SKIP_BUILD=1          run the existing Release build output (the tests do; they built it)
+#   ECS_POOL=NAME[:PROVIDER[:MIN:MAX]]  also start a pool agent (an Auto Scaling group stand-in) for the
+#                             pool NAME (a capacity provider's autoScalingGroupArn ends in
+#                             autoScalingGroupName/NAME): 0..4 workers of capacity provider PROVIDER
+#                             (default NAME) in cluster default, sized by managed scaling
 #   ECS_STATE_DIR             Azurite's data, the worker's identity, logs and pids
 #                             (default ${XDG_STATE_HOME:-$HOME/.local/state}/ecs-serverless)
 #
@@ -334,6 +338,13 @@ if [ "$run_worker" -eq 1 ]; then
         aws ecs create-cluster --cluster-name default --endpoint-url "$endpoint" >/dev/null ||
         die "could not create the default cluster"
     [ "$worker_started" -eq 1 ] || start_worker
+    if [ -n "${ECS_POOL:-}" ]; then
+        IFS=: read -r pool_name pool_provider pool_min pool_max <<<"$ECS_POOL"
+        start_process pool-agent "$(dirname "$worker_project")/bin/$CONFIGURATION/net10.0" env Worker__Cluster=default \
+            Pool__Name="$pool_name" Worker__CapacityProvider="${pool_provider:-$pool_name}" Pool__MinSize="${pool_min:-0}" \
+            Pool__MaxSize="${pool_max:-4}" Pool__StateDirectory="$STATE_DIR/pool" dotnet "$(basename "$worker_project" .csproj).dll"
+        log "pool agent started for pool $pool_name (log: $RUN_DIR/pool-agent.log)"
+    fi
 fi
 
 # The ELBv2 data plane: serves the listeners created with `aws elbv2 create-listener` on loopback.

@@ -135,9 +135,10 @@ public static class Rollout
                 if (view.Now >= graceEnds) stops.Add(new TaskStop(task.Id, ReasonUnhealthy));
                 else checkAgain = Min(checkAgain, graceEnds - view.Now);
             }
-            else if (TaskStatus.Rank(task.LastStatus) < TaskStatus.Rank(TaskStatus.Running))
+            else if (TaskStatus.Rank(task.LastStatus) < TaskStatus.Rank(TaskStatus.Running) && !task.IsWaitingForCapacity)
             {
-                var deadline = task.CreatedAt + StartDeadline;
+                // A task that waited for capacity has its deadline from when it was placed.
+                var deadline = (task.PlacedAt ?? task.CreatedAt) + StartDeadline;
                 if (view.Now >= deadline) stops.Add(new TaskStop(task.Id, ReasonStuck));
                 else checkAgain = Min(checkAgain, deadline - view.Now);
             }

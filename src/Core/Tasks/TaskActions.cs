@@ -53,7 +53,8 @@ public sealed class TaskActions(
         }
         await row;
         var launch = await definition;
-        if (launch.Pool is null && CapacityPools.Eligible(await hosts, null).Count == 0)
+        // A capacity provider strategy's tasks wait for their pools instead (PROVISIONING).
+        if (launch.Pool is null && launch.CapacityProviderStrategy.Count == 0 && CapacityPools.Eligible(await hosts, null).Count == 0)
             throw new InvalidParameterException(TaskLauncher.NoInstancesMessage);
 
         // clientToken: the placed tasks are recorded as the token's answer before any worker hears of

@@ -46,8 +46,9 @@ public static class TaskDeadlines
     public static bool IsAcknowledged(TaskRecord task) => task.ObservedAt is not null;
 
     /// <summary>Whether the task's start deadline has passed with no word from its worker.</summary>
+    /// A task waiting for capacity has no worker to hear from yet: its wait is bounded by the capacity loop instead.
     public static bool StartIsOverdue(TaskRecord task, DateTimeOffset now, TimeSpan deadline)
-        => !task.IsStopped && !IsAcknowledged(task) && task.CreatedAt + deadline <= now;
+        => !task.IsStopped && !task.IsWaitingForCapacity && !IsAcknowledged(task) && (task.PlacedAt ?? task.CreatedAt) + deadline <= now;
 
     /// <summary>
     /// The task recorded STOPPED because its start deadline passed unacknowledged: the control

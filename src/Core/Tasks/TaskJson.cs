@@ -34,7 +34,8 @@ public sealed class TaskJson(Arns arns)
             ["version"] = task.Version,
         };
         // Fargate hides its hosts: its tasks name no container instance.
-        if (task.LaunchType == "FARGATE") json.Remove("containerInstanceArn");
+        // A task waiting for capacity has none yet.
+        if (task.LaunchType == "FARGATE" || task.ContainerInstanceId.Length == 0) json.Remove("containerInstanceArn");
         Optional(json, "startedBy", task.StartedBy);
         Optional(json, "platformVersion", task.PlatformVersion);
         Optional(json, "platformFamily", task.PlatformVersion is null ? null : "Linux");

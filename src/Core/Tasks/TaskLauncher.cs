@@ -29,6 +29,11 @@ public sealed record LaunchRequest
     public string? CapacityProviderName { get; init; }
     /// <summary>RunTask: the capacity provider strategy its tasks are spread over (empty: one pool).</summary>
     public IReadOnlyList<StrategyItem> CapacityProviderStrategy { get; init; } = [];
+    /// <summary>
+    /// Whether a task that finds no room waits in PROVISIONING for its pool to grow, as ECS does
+    /// with an Auto Scaling group capacity provider, rather than failing.
+    /// </summary>
+    public bool WaitsForCapacity => CapacityProviderName is { } provider && !CapacityProviderNames.IsFargate(provider) && OnInstances is null;
     /// <summary>The hosts this launch may use: its capacity provider's pool, Fargate's, or (null) the EC2 hosts.</summary>
     public string? Pool => CapacityProviderName ?? (LaunchType == LaunchTargets.Fargate ? CapacityProviderNames.Fargate : null);
     public IReadOnlyList<PlacementStrategy> Strategies { get; init; } = Placement.RunTaskDefault;
@@ -63,7 +68,8 @@ public sealed class TaskLauncher(
     QueueWake wake,
     TimeProvider time,
     ILogger<TaskLauncher> logger,
-    Secrets.TaskSecretsSealer? secrets = null)
+    Secrets.TaskSecretsSealer? secrets = null,
+    WaitingTaskStore? waiting = null)
 {
     private const int MaxPlacementAttempts = 20;
 
@@ -94,7 +100,7 @@ public sealed class TaskLauncher(
         var hosts = CapacityPools.Eligible(known ?? await instances.ListAsync(request.Cluster, cancellationToken), request.Pool).ToList();
         if (request.OnInstances is { } named)
             hosts = hosts.Where(h => named.Contains(h.Id)).ToList();
-        else if (hosts.Count == 0)
+        else if (hosts.Count == 0 && !request.WaitsForCapacity)
             // An outcome, not an error: a service records it as an event and looks again later (RunTask answers it as ECS does).
             return new LaunchResult([], Enumerable.Range(0, request.Count)
                 .Select(_ => new LaunchFailure(null, request.Pool is null ? NoInstancesReason : NoCapacityReason)).ToList());
@@ -134,8 +140,8 @@ public sealed class TaskLauncher(
     {
         var (request, hosts, need, groupCounts, agentTimeout) = placement;
         var candidates = request.OnInstances is { } only ? hosts.Where(h => h.Id == only[slot]).ToList() : hosts;
-        if (candidates.Count == 0)
-            return (null, new LaunchFailure(arns.ContainerInstance(request.Cluster, request.OnInstances![slot]), "MISSING"));
+        if (candidates.Count == 0 && request.OnInstances is not null)
+            return (null, new LaunchFailure(arns.ContainerInstance(request.Cluster, request.OnInstances[slot]), "MISSING"));
 
         var taskId = TaskIds.New(request.Group);
         ContainerInstanceRecord? reservedOn = null;
@@ -163,6 +169,8 @@ public sealed class TaskLauncher(
             if (!ReferenceEquals(candidates, hosts)) Replace(candidates, current, decision.Instance!.Id);
         }
 
+        if (reservedOn is null && request.WaitsForCapacity && waiting is not null)
+            return (await InsertWaitingAsync(request, taskId, need, cancellationToken), null);
         if (reservedOn is null)
         {
             var reason = decision is { Placed: false } ? decision.Reason! : "RESOURCE:CONTENTION";
@@ -185,12 +193,89 @@ public sealed class TaskLauncher(
     }
 
     /// <summary>
+    /// A task of a capacity provider that found no room: recorded PROVISIONING with no container
+    /// instance. Its index row goes first, so no waiting task is ever left where the capacity loop
+    /// does not look (an index row whose task never appeared is removed by that loop).
+    /// </summary>
+    private async Task<TaskRecord> InsertWaitingAsync(LaunchRequest request, string taskId, TaskNeed need, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        await waiting!.AddAsync(new WaitingTask(request.Cluster, taskId, request.CapacityProviderName!, now), cancellationToken);
+        var task = await tasks.InsertAsync(NewTask(request, taskId, null, need) with { LastStatus = TaskStatus.Provisioning }, cancellationToken);
+        logger.LogInformation("{TaskArn} waits in PROVISIONING for capacity in {CapacityProvider}", arns.Task(request.Cluster, taskId), request.CapacityProviderName);
+        return task;
+    }
+
+    /// <summary>
+    /// Places a task that waited for capacity on one of <paramref name="hosts"/> (its pool, as last
+    /// read; updated here on lost races): reserve, then give the row its instance (only while it still
+    /// waits and is desired RUNNING; otherwise the reservation is released), then send Start.
+    /// Returns the task as it now is, or null when there is still no room.
+    /// </summary>
+    public async Task<TaskRecord?> PlaceWaitingAsync(
+        TaskRecord task, TaskDefinitionRecord definition, List<ContainerInstanceRecord> hosts, CancellationToken cancellationToken)
+    {
+        var need = TaskSizing.Need(definition, task.Overrides);
+        var groupCounts = PlacementRequest.CountGroup(hosts, task.Group);
+        ContainerInstanceRecord? reservedOn = null;
+        for (var attempt = 0; attempt < MaxPlacementAttempts && reservedOn is null; attempt++)
+        {
+            var decision = Placement.Choose(new PlacementRequest
+            {
+                Need = need,
+                Instances = hosts,
+                GroupTasksPerInstance = groupCounts,
+                Strategies = task.Group.StartsWith("service:", StringComparison.Ordinal) ? Placement.ServiceDefault : Placement.RunTaskDefault,
+                RequiredAttributes = definition.RequiresAttributes,
+                Now = time.GetUtcNow(),
+                AgentTimeout = TimeSpan.FromSeconds(options.AgentDisconnectedAfterSeconds),
+            });
+            if (!decision.Placed) return null;
+            reservedOn = await instances.TryReserveAsync(decision.Instance!, need.ReservationFor(task.Id, task.Group) with { ReservedAt = time.GetUtcNow() }, cancellationToken);
+            Replace(hosts, reservedOn ?? await instances.FindAsync(task.Cluster, decision.Instance!.Id, cancellationToken), decision.Instance!.Id);
+        }
+        if (reservedOn is null) return null;
+
+        var now = time.GetUtcNow();
+        var placed = false;
+        TaskRecord? updated;
+        try
+        {
+            updated = await tasks.UpdateAsync(task.Cluster, task.Id, t =>
+            {
+                placed = t.IsWaitingForCapacity && t.DesiredStatus == TaskStatus.Running;
+                return placed ? t with
+                {
+                    ContainerInstanceId = reservedOn.Id,
+                    WakeEndpoint = reservedOn.WakeEndpoint,
+                    PlacedAt = now,
+                    LastStatus = t.Attachment is null ? TaskStatus.Pending : TaskStatus.Provisioning,
+                } : null;
+            }, cancellationToken);
+        }
+        catch
+        {
+            await instances.ReleaseAsync(task.Cluster, reservedOn.Id, task.Id, CancellationToken.None);
+            throw;
+        }
+        if (updated is null || !placed)
+        {
+            await instances.ReleaseAsync(task.Cluster, reservedOn.Id, task.Id, CancellationToken.None);
+            return updated;
+        }
+        logger.LogInformation("Placed {TaskArn}, which waited for capacity since {CreatedAt}, on {InstanceArn}",
+            arns.Task(task.Cluster, task.Id), task.CreatedAt, arns.ContainerInstance(task.Cluster, reservedOn.Id));
+        return await SendStartAsync(updated, CancellationToken.None);
+    }
+
+    /// <summary>
     /// Sends Start for each placed task, all at once (each is its own message; a launch of ten
-    /// waits for one send, not ten in a row); one that cannot be sent is recorded as failed to start.
+    /// waits for one send, not ten in a row); a task waiting for capacity has nowhere to go yet. One
+    /// that cannot be sent is recorded as failed to start.
     /// </summary>
     public async Task<LaunchResult> StartAsync(LaunchResult placed, CancellationToken cancellationToken)
     {
-        var started = await Task.WhenAll(placed.Tasks.Select(task => SendStartAsync(task, cancellationToken)));
+        var started = await Task.WhenAll(placed.Tasks.Select(task => task.IsWaitingForCapacity ? Task.FromResult(task) : SendStartAsync(task, cancellationToken)));
         return placed with { Tasks = started };
     }
 
@@ -200,7 +285,8 @@ public sealed class TaskLauncher(
         foreach (var task in placed.Tasks)
         {
             await tasks.DeleteAsync(task, cancellationToken);
-            await instances.ReleaseAsync(task.Cluster, task.ContainerInstanceId, task.Id, cancellationToken);
+            if (task.IsWaitingForCapacity) await waiting!.RemoveAsync(task.Cluster, task.Id, cancellationToken);
+            else await instances.ReleaseAsync(task.Cluster, task.ContainerInstanceId, task.Id, cancellationToken);
         }
     }
 
@@ -209,8 +295,17 @@ public sealed class TaskLauncher(
     /// <see cref="TaskRecord.StopSentAt"/> with the write that asked the task to stop, so that a
     /// Stop lost here is sent again by <see cref="ResendStopIfDueAsync"/>.
     /// </summary>
-    public Task SendStopAsync(TaskRecord task, CancellationToken cancellationToken)
-        => SendAsync(task, new TaskCommand
+    public async Task SendStopAsync(TaskRecord task, CancellationToken cancellationToken)
+    {
+        if (task.IsWaitingForCapacity)
+        {
+            // No worker has it: a task stopped while it waits for capacity is STOPPED at once, as on ECS.
+            await tasks.UpdateAsync(task.Cluster, task.Id, t => t.IsWaitingForCapacity
+                ? t.RecordStopped(t.StopCode ?? "UserInitiated", t.StoppedReason ?? "Task stopped by user", time.GetUtcNow()) : null, cancellationToken);
+            if (waiting is not null) await waiting.RemoveAsync(task.Cluster, task.Id, cancellationToken);
+            return;
+        }
+        await SendAsync(task, new TaskCommand
         {
             Type = TaskCommand.Stop,
             Cluster = task.Cluster,
@@ -218,6 +313,7 @@ public sealed class TaskLauncher(
             Reason = task.StoppedReason,
             ReportWake = wake.Endpoint,
         }, cancellationToken);
+    }
 
     /// <summary>
     /// Sends Stop again to a task told to stop that has not stopped, when the last one was sent more
@@ -319,15 +415,15 @@ public sealed class TaskLauncher(
         }
     }
 
-    private TaskRecord NewTask(LaunchRequest request, string taskId, ContainerInstanceRecord instance, TaskNeed need) => new()
+    private TaskRecord NewTask(LaunchRequest request, string taskId, ContainerInstanceRecord? instance, TaskNeed need) => new()
     {
         Cluster = request.Cluster,
         Id = taskId,
         Group = request.Group,
         TaskDefinitionArn = request.Definition.Arn,
         Family = request.Definition.Family,
-        ContainerInstanceId = instance.Id,
-        WakeEndpoint = instance.WakeEndpoint,
+        ContainerInstanceId = instance?.Id ?? "",
+        WakeEndpoint = instance?.WakeEndpoint,
         StartedBy = request.StartedBy,
         Cpu = need.Cpu,
         Memory = need.Memory,

@@ -108,6 +108,15 @@ public sealed record TaskRecord
     public bool IsStopped => LastStatus == TaskStatus.Stopped;
 
     /// <summary>
+    /// A task of a capacity provider that found no room: PROVISIONING with no container instance
+    /// yet, until the capacity loop places it (<see cref="Capacity.WaitingTasks"/>) or its wait ends.
+    /// </summary>
+    public bool IsWaitingForCapacity => ContainerInstanceId.Length == 0 && !IsStopped;
+
+    /// <summary>When the task got its container instance (its start deadline counts from here); null: at creation.</summary>
+    public DateTimeOffset? PlacedAt { get; init; }
+
+    /// <summary>
     /// The one way to ask a task to stop: desired STOPPED, stopping since now (or since it was
     /// first asked), the Stop sent now. The first stop code and reason stand, as on ECS (a
     /// StopTask's reason is not overwritten by the scheduler's). Null when it was already asked,
@@ -178,6 +187,7 @@ public sealed record TaskRecord
             ["ExecutionStoppedAt"] = ExecutionStoppedAt,
             ["StopSentAt"] = StopSentAt,
             ["ObservedAt"] = ObservedAt,
+            ["PlacedAt"] = PlacedAt,
             ["Version"] = Version,
         };
         LargeJson.Write(entity, JsonSerializer.Serialize(Containers, Json), "Containers");
@@ -217,6 +227,7 @@ public sealed record TaskRecord
         ExecutionStoppedAt = entity.GetDateTimeOffset("ExecutionStoppedAt"),
         StopSentAt = entity.GetDateTimeOffset("StopSentAt"),
         ObservedAt = entity.GetDateTimeOffset("ObservedAt"),
+        PlacedAt = entity.GetDateTimeOffset("PlacedAt"),
         Version = entity.GetInt64("Version") ?? 1,
         ETag = entity.ETag,
     };

@@ -1,0 +1,100 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Serverless.Core.Capacity;
+using Serverless.Core.ContainerInstances;
+using Serverless.Core.Tasks;
+using Serverless.Core.Tests.Api;
+using Serverless.Core.Tests.ContainerInstances;
+using Serverless.TestSupport;
+
+namespace Serverless.Core.Tests.Capacity;
+
+/// <summary>Tasks of a capacity provider that find no room wait in PROVISIONING, through the whole endpoint over real storage.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class WaitingForCapacityTests(AzuriteFixture azurite) : IDisposable
+{
+    private readonly string _prefix = TestNames.Unique<WaitingForCapacityTests>();
+    private readonly CancellationToken _token = new CancellationTokenSource(TimeSpan.FromMinutes(2)).Token;
+    private readonly List<ApiHarness> _apis = [];
+
+    public void Dispose() => _apis.ForEach(a => a.Dispose());
+
+    private ApiHarness Api(int provisioningTimeoutSeconds = 1800)
+    {
+        var api = new ApiHarness(azurite, _prefix, services => services.AddSingleton(new CapacityOptions { ProvisioningTimeoutSeconds = provisioningTimeoutSeconds }));
+        _apis.Add(api);
+        return api;
+    }
+
+    private async Task<JsonObject> OkAsync(ApiHarness api, string action, string body)
+    {
+        var answer = await api.EcsAsync(action, body, _token);
+        Assert.True(answer.Status == 200, answer.Raw);
+        return answer.Body!;
+    }
+
+    private async Task<ApiHarness> ClusterWithProviderAsync()
+    {
+        var api = Api();
+        await OkAsync(api, "CreateCluster", """{"clusterName": "c"}""");
+        await OkAsync(api, "CreateCapacityProvider", """{"name": "cp", "autoScalingGroupProvider": {"autoScalingGroupArn": "arn:aws:autoscaling:us-east-1:000000000000:autoScalingGroup:1:autoScalingGroupName/asg", "managedScaling": {"status": "ENABLED"}}}""");
+        await OkAsync(api, "PutClusterCapacityProviders", """{"cluster": "c", "capacityProviders": ["cp"], "defaultCapacityProviderStrategy": [{"capacityProvider": "cp", "weight": 1}]}""");
+        await OkAsync(api, "RegisterTaskDefinition", """{"family": "app", "containerDefinitions": [{"name": "app", "image": "busybox", "memory": 200}]}""");
+        return api;
+    }
+
+    [Fact]
+    public async Task A_task_that_finds_no_room_waits_in_PROVISIONING_and_is_placed_when_an_instance_of_its_pool_registers()
+    {
+        var api = await ClusterWithProviderAsync();
+        var run = await OkAsync(api, "RunTask", """{"cluster": "c", "taskDefinition": "app", "count": 2}""");
+        Assert.Empty(run["failures"]!.AsArray());
+        Assert.All(run["tasks"]!.AsArray(), t =>
+        {
+            Assert.Equal("PROVISIONING", t!["lastStatus"]!.GetValue<string>());
+            Assert.Equal("cp", t["capacityProviderName"]!.GetValue<string>());
+            Assert.Null(t["containerInstanceArn"]);
+        });
+
+        var loop = api.Get<CapacityLoop>();
+        Assert.Equal(2, (await loop.PlaceWaitingAsync(_token)).Count);   // still no room
+
+        // An instance of the pool with room for one task: one is placed on it, the other keeps waiting.
+        var instances = api.Get<ContainerInstanceStore>();
+        var host = await instances.RegisterAsync(ContainerInstanceTables.Host("c", memory: 256) with { CapacityProviderName = "cp" }, _token);
+        var still = await loop.PlaceWaitingAsync(_token);
+        Assert.Single(still);
+        var arns = run["tasks"]!.AsArray().Select(t => t!["taskArn"]!.GetValue<string>()).ToList();
+        var described = (await OkAsync(api, "DescribeTasks", new JsonObject { ["cluster"] = "c", ["tasks"] = new JsonArray([.. arns]) }.ToJsonString()))["tasks"]!.AsArray();
+        var placed = described.Single(t => t!["containerInstanceArn"] is not null)!;
+        Assert.Equal("PENDING", placed["lastStatus"]!.GetValue<string>());
+        Assert.EndsWith(host.Id, placed["containerInstanceArn"]!.GetValue<string>());
+        Assert.Single((await instances.FindAsync("c", host.Id, _token))!.Reservations);
+
+        // Stopping a waiting task stops it at once: no worker has it.
+        var waitingArn = described.Single(t => t!["containerInstanceArn"] is null)!["taskArn"]!.GetValue<string>();
+        await OkAsync(api, "StopTask", new JsonObject { ["cluster"] = "c", ["task"] = waitingArn, ["reason"] = "no longer needed" }.ToJsonString());
+        var stopped = (await OkAsync(api, "DescribeTasks", new JsonObject { ["cluster"] = "c", ["tasks"] = new JsonArray(waitingArn) }.ToJsonString()))["tasks"]![0]!;
+        Assert.Equal(("STOPPED", "UserInitiated", "no longer needed"),
+            (stopped["lastStatus"]!.GetValue<string>(), stopped["stopCode"]!.GetValue<string>(), stopped["stoppedReason"]!.GetValue<string>()));
+        Assert.Empty(await loop.PlaceWaitingAsync(_token));
+        Assert.Empty(await api.Get<WaitingTaskStore>().ListAsync(10, _token));
+    }
+
+    [Fact]
+    public async Task A_task_that_waits_past_the_provisioning_timeout_is_stopped_and_an_EC2_task_still_fails_at_once()
+    {
+        var api = await ClusterWithProviderAsync();
+        var run = await OkAsync(api, "RunTask", """{"cluster": "c", "taskDefinition": "app"}""");
+        var arn = run["tasks"]![0]!["taskArn"]!.GetValue<string>();
+
+        Assert.Empty(await Api(provisioningTimeoutSeconds: 0).Get<CapacityLoop>().PlaceWaitingAsync(_token));
+        var task = (await OkAsync(api, "DescribeTasks", new JsonObject { ["cluster"] = "c", ["tasks"] = new JsonArray(arn) }.ToJsonString()))["tasks"]![0]!;
+        Assert.Equal(("STOPPED", "TaskFailedToStart", CapacityLoop.ProvisioningTimeoutReason),
+            (task["lastStatus"]!.GetValue<string>(), task["stopCode"]!.GetValue<string>(), task["stoppedReason"]!.GetValue<string>()));
+
+        // The EC2 launch type does not wait: a cluster with no EC2 instance refuses it as before.
+        var refused = await api.EcsAsync("RunTask", """{"cluster": "c", "taskDefinition": "app", "launchType": "EC2"}""", _token);
+        Assert.Equal((400, TaskLauncher.NoInstancesMessage), (refused.Status, refused.Message));
+    }
+}
