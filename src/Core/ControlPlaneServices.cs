@@ -17,6 +17,7 @@ using Serverless.Core.Secrets;
 using Serverless.Core.Services;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Storage;
+using Serverless.Core.TaskProtection;
 using Serverless.Core.Tags;
 using Serverless.Core.TaskDefinitions;
 using Serverless.Core.Tasks;
@@ -93,6 +94,7 @@ public static class ControlPlaneServices
         services.AddMetrics(configuration);
         services.AddAutoScaling(configuration);
         services.AddAlarms();
+        services.AddTaskProtection();
         return services;
     }
 }
