@@ -14,8 +14,6 @@ namespace Serverless.Core.TaskProtection;
 /// </summary>
 public sealed class TaskProtectionActions(ClusterStore clusters, TaskStore tasks, Arns arns, TimeProvider time) : IActionSource
 {
-    public const int DefaultMinutes = 120;
-    public const int MaxMinutes = 2880;
     private const int MaxTasks = 10;
 
     public void MapActions(ActionRegistry registry)
@@ -29,9 +27,8 @@ public sealed class TaskProtectionActions(ClusterStore clusters, TaskStore tasks
         var names = Names(request);
         if (names.Count == 0) throw new InvalidParameterException("Tasks cannot be empty.");
         var enabled = request.Bool("protectionEnabled")!.Value;
-        var minutes = request.Int("expiresInMinutes") ?? DefaultMinutes;
-        if (enabled && minutes is < 1 or > MaxMinutes)
-            throw new InvalidParameterException($"expiresInMinutes must be between 1 and {MaxMinutes}.");
+        var minutes = request.Int("expiresInMinutes");
+        if (TaskProtectionRules.MinutesProblem(enabled, minutes) is { } problem) throw new InvalidParameterException(problem);
         var cluster = (await clusters.GetActiveAsync(arns.ClusterName(request.String("cluster")), cancellationToken)).Name;
         var now = time.GetUtcNow();
         var protectedTasks = new JsonArray();
@@ -48,7 +45,7 @@ public sealed class TaskProtectionActions(ClusterStore clusters, TaskStore tasks
                 failures.Add(Failure(cluster, name, "TASK_NOT_VALID", detail));
                 continue;
             }
-            var until = enabled ? now.AddMinutes(minutes) : (DateTimeOffset?)null;
+            var until = TaskProtectionRules.Until(enabled, minutes, now);
             var stored = await tasks.UpdateAsync(cluster, id, t => Invalid(t) is not null || t.ProtectedUntil == until ? null : t with { ProtectedUntil = until }, cancellationToken);
             if (stored is null) failures.Add(Failure(cluster, name, "MISSING", null));
             else if (Invalid(stored) is { } late) failures.Add(Failure(cluster, name, "TASK_NOT_VALID", late));      // stopped meanwhile
@@ -82,11 +79,7 @@ public sealed class TaskProtectionActions(ClusterStore clusters, TaskStore tasks
         return names;
     }
 
-    /// <summary>Why a task cannot be protected: not a service's, or stopped or stopping.</summary>
-    private static string? Invalid(TaskRecord task)
-        => !task.Group.StartsWith("service:", StringComparison.Ordinal) ? "The task is not part of a service; only a service's tasks can be protected."
-            : task.IsStopped || task.DesiredStatus == Tasks.TaskStatus.Stopped ? "The task is stopped or stopping."
-            : null;
+    private static string? Invalid(TaskRecord task) => TaskProtectionRules.Invalid(task);
 
     private JsonObject Describe(TaskRecord task, DateTimeOffset now)
     {
@@ -112,6 +105,45 @@ public sealed class TaskProtectionActions(ClusterStore clusters, TaskStore tasks
             _ => null,
         };
     }
+}
+
+/// <summary>The rules of task scale-in protection, shared by the ECS API and the worker's agent endpoint.</summary>
+public static class TaskProtectionRules
+{
+    public const int DefaultMinutes = 120;
+    public const int MaxMinutes = 2880;
+
+    /// <summary>Why a task cannot be protected: not a service's, or stopped or stopping; null when it can.</summary>
+    public static string? Invalid(TaskRecord task)
+        => !task.Group.StartsWith("service:", StringComparison.Ordinal) ? "The task is not part of a service; only a service's tasks can be protected."
+            : task.IsStopped || task.DesiredStatus == Tasks.TaskStatus.Stopped ? "The task is stopped or stopping."
+            : null;
+
+    /// <summary>What is wrong with an expiry, or null: 1 to 2,880 minutes when enabling (120 when not given).</summary>
+    public static string? MinutesProblem(bool enabled, int? minutes)
+        => enabled && minutes is < 1 or > MaxMinutes ? $"expiresInMinutes must be between 1 and {MaxMinutes}." : null;
+
+    /// <summary>When protection ends: <paramref name="minutes"/> (default 120) from now when enabled, null when disabled.</summary>
+    public static DateTimeOffset? Until(bool enabled, int? minutes, DateTimeOffset now)
+        => enabled ? now.AddMinutes(minutes ?? DefaultMinutes) : null;
+
+    /// <summary>The agent endpoint's answer for a task (<c>$ECS_AGENT_URI/task-protection/v1/state</c>), as the ECS agent shapes it.</summary>
+    public static JsonObject AgentState(string taskArn, TaskRecord task, DateTimeOffset now)
+    {
+        var protection = new JsonObject { ["ProtectionEnabled"] = task.IsProtectedAt(now), ["TaskArn"] = taskArn };
+        protection["ExpirationDate"] = task.IsProtectedAt(now)
+            ? task.ProtectedUntil!.Value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture)
+            : null;
+        return new JsonObject { ["protection"] = protection };
+    }
+
+    /// <summary>The agent endpoint's answer when the request fails, as the ECS agent shapes it.</summary>
+    public static JsonObject AgentError(string taskArn, string code, string message)
+        => new() { ["error"] = new JsonObject { ["Arn"] = taskArn, ["Code"] = code, ["Message"] = message } };
+
+    /// <summary>The agent endpoint's answer when ECS reports a failure for the task, as the ECS agent shapes it.</summary>
+    public static JsonObject AgentFailure(string taskArn, string reason, string? detail)
+        => new() { ["failure"] = new JsonObject { ["Arn"] = taskArn, ["Reason"] = reason, ["Detail"] = detail } };
 }
 
 public static class TaskProtectionServices

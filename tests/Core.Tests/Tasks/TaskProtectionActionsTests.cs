@@ -80,3 +80,34 @@ public sealed class TaskProtectionActionsTests(AzuriteFixture azurite) : IAsyncL
             $$"""{"cluster":"{{_tables.Cluster}}","tasks":["{{task.Id}}"],"protectionEnabled":true,"expiresInMinutes":{{minutes}}}"""));
     }
 }
+
+public sealed class TaskProtectionRulesTests
+{
+    private static readonly DateTimeOffset Now = new(2026, 12, 2, 12, 0, 0, TimeSpan.Zero);
+
+    private static TaskRecord Task(DateTimeOffset? until) => new()
+    {
+        Cluster = "c", Id = "0123456789abcdef0123456789abcdef", Group = "service:web", TaskDefinitionArn = "arn:td", Family = "web",
+        ContainerInstanceId = "i1", ProtectedUntil = until,
+    };
+
+    [Fact]
+    public void The_agent_endpoint_answers_as_the_ECS_agent_shapes_it()
+    {
+        var on = TaskProtectionRules.AgentState("arn:task", Task(Now.AddMinutes(60)), Now);
+        Assert.Equal("""{"protection":{"ProtectionEnabled":true,"TaskArn":"arn:task","ExpirationDate":"2026-12-02T13:00:00Z"}}""", on.ToJsonString());
+        var off = TaskProtectionRules.AgentState("arn:task", Task(Now.AddMinutes(-1)), Now);
+        Assert.Equal("""{"protection":{"ProtectionEnabled":false,"TaskArn":"arn:task","ExpirationDate":null}}""", off.ToJsonString());
+    }
+
+    [Fact]
+    public void Protection_lasts_120_minutes_by_default_and_ends_when_disabled()
+    {
+        Assert.Equal(Now.AddMinutes(120), TaskProtectionRules.Until(true, null, Now));
+        Assert.Equal(Now.AddMinutes(1), TaskProtectionRules.Until(true, 1, Now));
+        Assert.Null(TaskProtectionRules.Until(false, 60, Now));
+        Assert.NotNull(TaskProtectionRules.MinutesProblem(true, 2881));
+        Assert.Null(TaskProtectionRules.MinutesProblem(false, 2881));      // the expiry does not matter when disabling
+        Assert.Null(TaskProtectionRules.MinutesProblem(true, 2880));
+    }
+}
