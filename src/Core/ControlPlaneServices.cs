@@ -17,6 +17,7 @@ using Serverless.Core.Secrets;
 using Serverless.Core.Services;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Storage;
+using Serverless.Core.TaskProtection;
 using Serverless.Core.Tags;
 using Serverless.Core.TaskDefinitions;
 using Serverless.Core.Tasks;
@@ -96,6 +97,7 @@ public static class ControlPlaneServices
         services.AddAutoScaling(configuration);
         services.AddAlarms();
         services.AddConsole();
+        services.AddTaskProtection();
         return services;
     }
 }

@@ -7,13 +7,15 @@ namespace Serverless.Core.AutoScaling;
 /// <summary>
 /// Application Auto Scaling (target prefix <c>AnyScaleFrontendService</c>) for namespace <c>ecs</c> and
 /// dimension <c>ecs:service:DesiredCount</c>: scalable targets, target tracking policies on the ECS
-/// service's average CPU or memory, and scaling activities.
+/// service's average CPU or memory, step scaling policies invoked by metric alarms, and scaling activities.
 /// </summary>
-public sealed class AutoScalingActions(AutoScalingStore store, ScheduledActionStore scheduled, ServiceStore services, EcsOptions options, TimeProvider time) : IActionSource
+public sealed class AutoScalingActions(
+    AutoScalingStore store, ScheduledActionStore scheduled, ServiceStore services, Alarms.MetricAlarmStore alarms, EcsOptions options, TimeProvider time) : IActionSource
 {
     public const string Namespace = "ecs";
     public const string Dimension = "ecs:service:DesiredCount";
     public const string TargetTracking = "TargetTrackingScaling";
+    public const string StepScalingType = "StepScaling";
 
     private static readonly Dictionary<string, string> PredefinedMetrics = new(StringComparer.Ordinal)
     {
@@ -139,9 +141,10 @@ public sealed class AutoScalingActions(AutoScalingStore store, ScheduledActionSt
     {
         var (cluster, service) = Resource(request);
         var name = request.String("PolicyName")!;
-        var type = request.String("PolicyType") ?? "StepScaling";
+        var type = request.String("PolicyType") ?? StepScalingType;
+        if (type == StepScalingType) return await PutStepScalingPolicyAsync(request, cluster, service, name, cancellationToken);
         if (type != TargetTracking)
-            throw AutoScalingException.Validation($"Policy type {type} is not supported by this endpoint; only {TargetTracking} is.");
+            throw AutoScalingException.Validation($"Policy type {type} is not supported by this endpoint; only {TargetTracking} and {StepScalingType} are.");
         if (request["TargetTrackingScalingPolicyConfiguration"] is not JsonObject configuration)
             throw AutoScalingException.Validation("TargetTrackingScalingPolicyConfiguration is required for a policy of type TargetTrackingScaling.");
         if (request["StepScalingPolicyConfiguration"] is not null)
@@ -159,6 +162,8 @@ public sealed class AutoScalingActions(AutoScalingStore store, ScheduledActionSt
         var (target, policies) = await store.FindAsync(cluster, service, cancellationToken);
         if (target is null) throw NoTarget(cluster, service);
         var existing = policies.FirstOrDefault(p => p.Name == name);
+        if (existing is { IsTargetTracking: false })
+            throw AutoScalingException.Validation($"The scaling policy {name} is a {StepScalingType} policy; its type cannot be changed to {TargetTracking}.");
         if (existing is null && policies.Count >= 50)
             throw new AutoScalingException("LimitExceededException", $"A scalable target may have at most 50 scaling policies.");
         var id = Guid.NewGuid().ToString();
@@ -180,6 +185,43 @@ public sealed class AutoScalingActions(AutoScalingStore store, ScheduledActionSt
         return new JsonObject { ["PolicyARN"] = policy.Arn, ["Alarms"] = Alarms(policy) };
     }
 
+    /// <summary>
+    /// A step scaling policy: it owns no alarm; an alarm created with PutMetricAlarm names the policy's ARN in its
+    /// AlarmActions and invokes it while in ALARM (<see cref="ScalingEvaluator.InvokeStepPolicyAsync"/>).
+    /// </summary>
+    private async Task<JsonObject> PutStepScalingPolicyAsync(JsonObject request, string cluster, string service, string name, CancellationToken cancellationToken)
+    {
+        if (request["StepScalingPolicyConfiguration"] is not JsonObject configuration)
+            throw AutoScalingException.Validation("StepScalingPolicyConfiguration is required for a policy of type StepScaling.");
+        if (request["TargetTrackingScalingPolicyConfiguration"] is not null)
+            throw AutoScalingException.Validation("TargetTrackingScalingPolicyConfiguration is not allowed for a policy of type StepScaling.");
+        var adjustmentType = configuration.String("AdjustmentType")
+            ?? throw AutoScalingException.Validation("AdjustmentType is required for a StepScaling policy.");
+        var step = new StepScalingConfiguration(
+            adjustmentType,
+            [.. (configuration["StepAdjustments"] as JsonArray ?? []).OfType<JsonObject>().Select(a => new StepAdjustment(
+                a["MetricIntervalLowerBound"]?.GetValue<double>(), a["MetricIntervalUpperBound"]?.GetValue<double>(), a.Int("ScalingAdjustment")!.Value))],
+            configuration.Int("MinAdjustmentMagnitude"), configuration.Int("Cooldown"), configuration.String("MetricAggregationType") ?? "Average");
+        if (StepScaling.Problem(step) is { } problem) throw AutoScalingException.Validation(problem);
+
+        var (target, policies) = await store.FindAsync(cluster, service, cancellationToken);
+        if (target is null) throw NoTarget(cluster, service);
+        var existing = policies.FirstOrDefault(p => p.Name == name);
+        if (existing is { IsTargetTracking: true })
+            throw AutoScalingException.Validation($"The scaling policy {name} is a {TargetTracking} policy; its type cannot be changed to {StepScalingType}.");
+        if (existing is null && policies.Count >= 50)
+            throw new AutoScalingException("LimitExceededException", "A scalable target may have at most 50 scaling policies.");
+        var policy = new ScalingPolicyRecord
+        {
+            Name = name,
+            Arn = existing?.Arn ?? $"arn:aws:autoscaling:{options.Region}:{options.AccountId}:scalingPolicy:{Guid.NewGuid()}:resource/ecs/{target.ResourceId}:policyName/{name}",
+            Step = step,
+            CreatedAt = existing?.CreatedAt ?? time.GetUtcNow(),
+        };
+        await store.SavePolicyAsync(target, policy, cancellationToken);
+        return new JsonObject { ["PolicyARN"] = policy.Arn };
+    }
+
     private async Task<JsonObject> DescribeScalingPoliciesAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
         CheckNamespace(request);
@@ -196,7 +238,9 @@ public sealed class AutoScalingActions(AutoScalingStore store, ScheduledActionSt
             .Where(x => names.Count == 0 || names.Contains(x.Policy.Name))
             .OrderBy(x => x.Policy.Arn, StringComparer.Ordinal);
         var (page, next) = Paging(all, x => x.Policy.Arn, request);
-        var result = new JsonObject { ["ScalingPolicies"] = page.Select(x => (JsonNode)Describe(x.Target, x.Policy)).ToJsonArray() };
+        // A step policy's alarms are the metric alarms whose actions name it: read only when the page has one.
+        var invokers = page.Any(x => !x.Policy.IsTargetTracking) ? await alarms.ListAsync(cancellationToken) : [];
+        var result = new JsonObject { ["ScalingPolicies"] = page.Select(x => (JsonNode)Describe(x.Target, x.Policy, invokers)).ToJsonArray() };
         if (next is not null) result["NextToken"] = next;
         return result;
     }
@@ -216,7 +260,7 @@ public sealed class AutoScalingActions(AutoScalingStore store, ScheduledActionSt
 
     /// <summary>
     /// A forecast exists only for a predictive scaling policy, and this endpoint has none (PutScalingPolicy takes
-    /// target tracking only), so the answer is the model's one client error, ValidationException, saying which is missing.
+    /// target tracking and step scaling only), so the answer is the model's one client error, ValidationException, saying which is missing.
     /// </summary>
     private async Task<JsonObject> GetPredictiveScalingForecastAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
     {
@@ -224,10 +268,10 @@ public sealed class AutoScalingActions(AutoScalingStore store, ScheduledActionSt
         var name = request.String("PolicyName")!;
         var (target, policies) = await store.FindAsync(cluster, service, cancellationToken);
         if (target is null) throw AutoScalingException.Validation(NoTarget(cluster, service).Message);
-        if (policies.All(p => p.Name != name))
+        if (policies.FirstOrDefault(p => p.Name == name) is not { } policy)
             throw AutoScalingException.Validation(
                 $"No scaling policy found for service namespace: ecs, resource ID: service/{cluster}/{service}, scalable dimension: {Dimension}, policy name: {name}");
-        throw AutoScalingException.Validation($"The scaling policy {name} is a {TargetTracking} policy: forecasts exist only for PredictiveScaling policies.");
+        throw AutoScalingException.Validation($"The scaling policy {name} is a {(policy.IsTargetTracking ? TargetTracking : StepScalingType)} policy: forecasts exist only for PredictiveScaling policies.");
     }
 
     private async Task<JsonObject> DescribeScalingActivitiesAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)
@@ -270,8 +314,39 @@ public sealed class AutoScalingActions(AutoScalingStore store, ScheduledActionSt
         return result;
     }
 
-    private JsonObject Describe(ScalableTargetRecord target, ScalingPolicyRecord policy)
+    private JsonObject Describe(ScalableTargetRecord target, ScalingPolicyRecord policy, IReadOnlyList<Alarms.MetricAlarmRecord> invokers)
     {
+        if (policy.Step is { } step)
+        {
+            var stepConfiguration = new JsonObject
+            {
+                ["AdjustmentType"] = step.AdjustmentType,
+                ["StepAdjustments"] = step.Steps.Select(a =>
+                {
+                    var json = new JsonObject();
+                    if (a.Lower is { } lower) json["MetricIntervalLowerBound"] = lower;
+                    if (a.Upper is { } upper) json["MetricIntervalUpperBound"] = upper;
+                    json["ScalingAdjustment"] = a.Adjustment;
+                    return (JsonNode)json;
+                }).ToJsonArray(),
+                ["MetricAggregationType"] = step.MetricAggregationType,
+            };
+            if (step.MinAdjustmentMagnitude is { } magnitude) stepConfiguration["MinAdjustmentMagnitude"] = magnitude;
+            if (step.Cooldown is { } cooldown) stepConfiguration["Cooldown"] = cooldown;
+            return new JsonObject
+            {
+                ["PolicyARN"] = policy.Arn,
+                ["PolicyName"] = policy.Name,
+                ["ServiceNamespace"] = Namespace,
+                ["ResourceId"] = target.ResourceId,
+                ["ScalableDimension"] = Dimension,
+                ["PolicyType"] = StepScalingType,
+                ["StepScalingPolicyConfiguration"] = stepConfiguration,
+                ["Alarms"] = invokers.Where(a => a.AlarmActions.Contains(policy.Arn))
+                    .Select(a => (JsonNode)new JsonObject { ["AlarmName"] = a.Name, ["AlarmARN"] = a.Arn }).ToJsonArray(),
+                ["CreationTime"] = AwsJson.Timestamp(policy.CreatedAt),
+            };
+        }
         var configuration = new JsonObject
         {
             ["TargetValue"] = policy.TargetValue,

@@ -23,6 +23,8 @@ public sealed record ScalableTargetRecord
     public bool ScheduledScalingSuspended { get; init; }
     public DateTimeOffset? LastScaleOutAt { get; init; }
     public int? LastScaleOutCapacity { get; init; }
+    /// <summary>The capacity the last scale-out started from: a step policy's scale-out during its cooldown counts from it.</summary>
+    public int? LastScaleOutFrom { get; init; }
     public DateTimeOffset? LastScaleInAt { get; init; }
     public IReadOnlyDictionary<string, string>? Tags { get; init; }
 
@@ -32,19 +34,27 @@ public sealed record ScalableTargetRecord
     public string ResourceId => $"service/{Cluster}/{Service}";
 }
 
-/// <summary>A target tracking policy and the two alarms it owns.</summary>
+/// <summary>
+/// A scaling policy: target tracking (with the two alarms it owns) or, when <see cref="Step"/> is set, step
+/// scaling, which owns no alarm: alarms created with PutMetricAlarm name it in their actions.
+/// </summary>
 public sealed record ScalingPolicyRecord
 {
     public required string Name { get; init; }
     public required string Arn { get; init; }
-    public required double TargetValue { get; init; }
-    /// <summary><c>ECSServiceAverageCPUUtilization</c> or <c>ECSServiceAverageMemoryUtilization</c>.</summary>
-    public required string MetricType { get; init; }
+    public double TargetValue { get; init; }
+    /// <summary><c>ECSServiceAverageCPUUtilization</c> or <c>ECSServiceAverageMemoryUtilization</c> (target tracking).</summary>
+    public string MetricType { get; init; } = "";
     public int? ScaleOutCooldown { get; init; }
     public int? ScaleInCooldown { get; init; }
     public bool DisableScaleIn { get; init; }
-    public required string HighAlarmName { get; init; }
-    public required string LowAlarmName { get; init; }
+    public string HighAlarmName { get; init; } = "";
+    public string LowAlarmName { get; init; } = "";
+    /// <summary>A step scaling policy's configuration; null for target tracking.</summary>
+    public StepScalingConfiguration? Step { get; init; }
+
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool IsTargetTracking => Step is null;
     public DateTimeOffset CreatedAt { get; init; }
 
     /// <summary>The two alarms' states as the evaluator last recorded them (row <c>alarms|name</c>); null before the first evaluation.</summary>

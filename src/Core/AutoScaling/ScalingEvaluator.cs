@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Serverless.Core.Alarms;
 using Serverless.Core.Api;
 using Serverless.Core.Metrics;
 using Serverless.Core.Reconciliation;
@@ -16,7 +17,7 @@ namespace Serverless.Core.AutoScaling;
 /// </summary>
 public sealed class ScalingEvaluator(
     AutoScalingStore store, ScheduledActionStore scheduled, MetricStore metrics, ServiceStore services, ReconcileQueue reconcile,
-    AutoScalingOptions options, TimeProvider time, ILogger<ScalingEvaluator> logger)
+    MetricAlarmEvaluator alarms, AutoScalingOptions options, TimeProvider time, ILogger<ScalingEvaluator> logger)
 {
     private long _lastSlot = -1;
 
@@ -27,6 +28,49 @@ public sealed class ScalingEvaluator(
         var slot = time.GetUtcNow().ToUnixTimeSeconds() / Math.Max(1, options.EvaluationSeconds);
         if (Interlocked.Exchange(ref _lastSlot, slot) == slot) return;
         await EvaluateAllAsync(cancellationToken);
+        foreach (var invocation in await alarms.EvaluateAllAsync(cancellationToken))
+        {
+            try
+            {
+                await InvokeStepPolicyAsync(invocation, cancellationToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogWarning("Invoking {PolicyArn} for alarm {AlarmName} failed: {Error}", invocation.PolicyArn, invocation.AlarmName, e.Message);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A step scaling policy invoked by its alarm in ALARM: the alarm's datapoints reduced by the policy's
+    /// MetricAggregationType choose the step (<see cref="StepScaling"/>), and <see cref="ScalingDecision"/> applies
+    /// it with the policy's cooldown. During a scale-out cooldown the step counts from the capacity the last
+    /// scale-out started from, so the capacity it added is part of the next one, as AWS documents.
+    /// A policy that no longer exists (deleted: its alarm keeps the action) does nothing.
+    /// </summary>
+    public async Task InvokeStepPolicyAsync(ScalingPolicyInvocation invocation, CancellationToken cancellationToken)
+    {
+        if (ScalingPolicyArns.Parse(invocation.PolicyArn) is not var (cluster, serviceName, policyName)) return;
+        var (target, policies) = await store.FindAsync(cluster, serviceName, cancellationToken);
+        if (target is null || policies.FirstOrDefault(p => p.Arn == invocation.PolicyArn && p.Name == policyName) is not { Step: { } step } policy) return;
+        var service = await services.FindAsync(cluster, serviceName, cancellationToken);
+        if (service is not { Status: ServiceRecord.Active }) return;
+        var now = time.GetUtcNow();
+        var cooldown = TimeSpan.FromSeconds(step.Cooldown ?? options.DefaultCooldownSeconds);
+        var running = service.Deployments.Sum(d => d.RunningCount);
+        var current = running > 0 ? running : service.DesiredCount;
+        var inScaleOutCooldown = target.LastScaleOutAt is { } at && now < at + cooldown;
+        var metric = StepScaling.Aggregate(step.MetricAggregationType, invocation.Datapoints);
+        var want = StepScaling.Want(policy.Name, invocation.AlarmName, step, metric, invocation.Threshold, current);
+        if (want is { ScaleOut: true } && inScaleOutCooldown && target.LastScaleOutFrom is { } from)
+            want = StepScaling.Want(policy.Name, invocation.AlarmName, step, metric, invocation.Threshold, from) is { ScaleOut: true } fromBase ? fromBase : null;
+        var state = new ScalingState(
+            target.MinCapacity, target.MaxCapacity, service.DesiredCount,
+            DeploymentInProgress: service.Deployments.Count > 1 || service.Primary?.RolloutState == DeploymentStatus.InProgress,
+            target.DynamicScalingOutSuspended, target.DynamicScalingInSuspended,
+            target.LastScaleOutAt, target.LastScaleOutCapacity, target.LastScaleInAt, cooldown, cooldown);
+        if (ScalingDecision.Decide(state, [want], 1, now) is not { } change) return;
+        await ApplyAsync(target, change, now, cancellationToken);
     }
 
     public async Task EvaluateAllAsync(CancellationToken cancellationToken)
@@ -65,6 +109,8 @@ public sealed class ScalingEvaluator(
         var end = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds() / period * period);
         var start = end.AddSeconds(-periods * period);
 
+        // Step policies act when their alarms invoke them (InvokeStepPolicyAsync); here only target tracking is evaluated.
+        policies = [.. policies.Where(p => p.IsTargetTracking)];
         var wants = new List<PolicyWant?>();
         if (policies.Count > 0)
         {
@@ -103,7 +149,7 @@ public sealed class ScalingEvaluator(
         try
         {
             await store.SaveTargetAsync(change.ScaleOut
-                ? target with { LastScaleOutAt = now, LastScaleOutCapacity = change.To, LastScaleInAt = null }
+                ? target with { LastScaleOutAt = now, LastScaleOutCapacity = change.To, LastScaleOutFrom = change.From, LastScaleInAt = null }
                 : target with { LastScaleInAt = now }, cancellationToken);
         }
         catch (ConcurrentUpdateException)

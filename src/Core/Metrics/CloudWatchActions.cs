@@ -9,7 +9,7 @@ namespace Serverless.Core.Metrics;
 /// are ECS's: <c>ClusterName</c>, and <c>ClusterName</c> + <c>ServiceName</c>. A metric that was never
 /// published simply has no datapoints, as in CloudWatch.
 /// </summary>
-public sealed class CloudWatchActions(MetricStore store, CustomMetricStore custom, MetricsOptions options, TimeProvider time) : IActionSource
+public sealed class CloudWatchActions(MetricStore store, CustomMetricStore custom, MetricReader reader, MetricsOptions options, TimeProvider time) : IActionSource
 {
     public static readonly ServiceModel Model = ServiceModel.Load("cloudwatch");
 
@@ -40,7 +40,7 @@ public sealed class CloudWatchActions(MetricStore store, CustomMetricStore custo
         var period = CheckPeriod(request.Int("Period")!.Value);
         var name = request.String("MetricName")!;
         var unit = request.String("Unit");
-        var datapoints = await DatapointsAsync(request.String("Namespace")!, name, Dimensions(request["Dimensions"]), start, end, period, unit, cancellationToken);
+        var datapoints = await reader.DatapointsAsync(request.String("Namespace")!, name, Dimensions(request["Dimensions"]), start, end, period, unit, cancellationToken);
         return new JsonObject
         {
             ["Label"] = name,
@@ -75,7 +75,7 @@ public sealed class CloudWatchActions(MetricStore store, CustomMetricStore custo
                 throw CloudWatchException.InvalidParameterValue($"The value {statistic} for parameter MetricDataQueries.member.MetricStat.Stat is not supported here.");
             var name = metric.String("MetricName") ?? throw CloudWatchException.MissingParameter("The parameter MetricDataQueries.member.MetricStat.Metric.MetricName is required.");
             var ns = metric.String("Namespace") ?? throw CloudWatchException.MissingParameter("The parameter MetricDataQueries.member.MetricStat.Metric.Namespace is required.");
-            var datapoints = await DatapointsAsync(ns, name, Dimensions(metric["Dimensions"]), start, end, CheckPeriod(stat.Int("Period")!.Value), stat.String("Unit"), cancellationToken);
+            var datapoints = await reader.DatapointsAsync(ns, name, Dimensions(metric["Dimensions"]), start, end, CheckPeriod(stat.Int("Period")!.Value), stat.String("Unit"), cancellationToken);
             var ordered = newestFirst ? datapoints.Reverse() : datapoints;
             results.Add(new JsonObject
             {
@@ -135,25 +135,6 @@ public sealed class CloudWatchActions(MetricStore store, CustomMetricStore custo
             }
         }
         return new JsonObject { ["Metrics"] = metrics };
-    }
-
-    /// <summary>The datapoints of one metric, or none when nothing is stored under that namespace and dimension set.</summary>
-    private async Task<IReadOnlyList<Datapoint>> DatapointsAsync(
-        string ns, string metric, IReadOnlyDictionary<string, string> dimensions, DateTimeOffset start, DateTimeOffset end, int period, string? unit, CancellationToken cancellationToken)
-    {
-        if (ns != EcsUtilization.Namespace)
-            return CustomSample.Datapoints(await custom.ReadAsync(MetricId.Of(ns, metric, dimensions), start, end, cancellationToken), start, end, period, unit);
-        if (Partition(dimensions) is not { } partition) return [];
-        var rows = await store.ReadAsync(partition, start, end, cancellationToken);
-        return [.. MetricStatistics.Datapoints(rows, metric, start, end, period).Where(d => unit is null || unit == d.Unit)];
-    }
-
-    /// <summary>An <c>AWS/ECS</c> dimension set's partition: ClusterName alone, or with ServiceName.</summary>
-    private static string? Partition(IReadOnlyDictionary<string, string> dimensions)
-    {
-        if (!dimensions.TryGetValue("ClusterName", out var cluster)) return null;
-        if (dimensions.Count == 1) return MetricStore.ClusterPartition(cluster);
-        return dimensions.Count == 2 && dimensions.TryGetValue("ServiceName", out var service) ? MetricStore.ServicePartition(cluster, service) : null;
     }
 
     public static IReadOnlyDictionary<string, string> Dimensions(JsonNode? node)

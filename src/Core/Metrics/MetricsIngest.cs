@@ -63,12 +63,17 @@ public sealed class MetricsIngest(MetricStore store, MetricsOptions options, Tim
     private static bool AllValid(params double[] values) => values.All(v => double.IsFinite(v) && v >= 0);
 }
 
-/// <summary>Deletes datapoints older than <see cref="MetricsOptions.RetentionDays"/> (CloudWatch keeps 1-minute data 15 days).</summary>
-public sealed class MetricRetention(MetricStore store, MetricsOptions options, TimeProvider time, ILogger<MetricRetention> logger)
+/// <summary>
+/// Deletes datapoints older than <see cref="MetricsOptions.RetentionDays"/> (CloudWatch keeps 1-minute data 15 days)
+/// and alarm history older than CloudWatch keeps it (two weeks).
+/// </summary>
+public sealed class MetricRetention(MetricStore store, Alarms.MetricAlarmStore alarms, MetricsOptions options, TimeProvider time, ILogger<MetricRetention> logger)
 {
     public async Task SweepAsync(CancellationToken cancellationToken)
     {
         var deleted = await store.DeleteBeforeAsync(time.GetUtcNow() - TimeSpan.FromDays(options.RetentionDays), cancellationToken);
         if (deleted > 0) logger.LogInformation("Metric retention: deleted {Rows} datapoint row(s)", deleted);
+        var history = await alarms.DeleteHistoryBeforeAsync(time.GetUtcNow() - Alarms.MetricAlarmStore.HistoryRetention, cancellationToken);
+        if (history > 0) logger.LogInformation("Alarm history retention: deleted {Items} item(s)", history);
     }
 }

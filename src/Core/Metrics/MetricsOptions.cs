@@ -21,6 +21,7 @@ public static class MetricsServices
         services.AddSingleton(options);
         services.AddSingleton<MetricStore>();
         services.AddSingleton<CustomMetricStore>();
+        services.AddSingleton<MetricReader>();
         services.AddSingleton<MetricsIngest>();
         services.AddSingleton<MetricRetention>();
         services.AddSingleton(CloudWatchActions.Model);

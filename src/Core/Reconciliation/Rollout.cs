@@ -82,6 +82,9 @@ public static class Rollout
         var stopping = view.Tasks.Count(t => !t.IsStopped && t.DesiredStatus == TaskStatus.Stopped);
 
         var (forced, checkAgain) = ForcedStops(view, live);
+        // A protected task that scale-in or a deployment would otherwise stop is looked at again when its protection ends.
+        if (live.Where(t => t.IsProtectedAt(view.Now)).Select(t => t.ProtectedUntil!.Value - view.Now).DefaultIfEmpty().Min() is { Ticks: > 0 } untilUnprotected)
+            checkAgain = checkAgain is { } other && other < untilUnprotected ? other : untilUnprotected;
         var remaining = live.Where(t => forced.All(s => s.TaskId != t.Id)).ToList();
 
         var breaker = CircuitBreaker(view);
@@ -244,7 +247,8 @@ public static class Rollout
     /// <summary>
     /// A REPLICA service's stops and starts beyond <see cref="ForcedStops"/>: scale in, empty old
     /// deployments and draining instances within <c>minimumHealthyPercent</c>, start what the
-    /// PRIMARY lacks within <c>maximumPercent</c> of the <paramref name="occupying"/> slots.
+    /// PRIMARY lacks within <c>maximumPercent</c> of the <paramref name="occupying"/> slots. Tasks under
+    /// scale-in protection are neither scaled in nor replaced by a deployment until protection ends.
     /// </summary>
     internal static (IReadOnlyList<TaskStop> Stops, IReadOnlyList<TaskStart> Starts) PlanReplica(
         ServiceView view, ServiceRecord service, Deployment primary, int desired, IReadOnlyList<TaskRecord> remaining, int occupying, bool launching)
@@ -266,10 +270,11 @@ public static class Rollout
         // Behind a load balancer a new task counts once its target is healthy too: old ones go only as new ones serve.
         var healthy = remaining.Count(t => t.StartedBy == primary.Id ? IsHealthy(t, view.PrimaryHasHealthCheck) && TargetServing(view, t) : IsHealthy(t, false));
 
-        // Scale in: surplus tasks of the current deployment go, not-yet-running ones first.
+        // Scale in: surplus tasks of the current deployment go, not-yet-running ones first; tasks under
+        // scale-in protection are never chosen (ECS scales in only as far as unprotected tasks allow).
         if (current.Count > desired)
         {
-            foreach (var task in current.OrderBy(t => t.LastStatus == TaskStatus.Running).ThenByDescending(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal).Take(current.Count - desired))
+            foreach (var task in current.Where(t => !t.IsProtectedAt(view.Now)).OrderBy(t => t.LastStatus == TaskStatus.Running).ThenByDescending(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal).Take(current.Count - desired))
             {
                 stops.Add(new TaskStop(task.Id, reason));
                 if (IsHealthy(task, view.PrimaryHasHealthCheck) && TargetServing(view, task)) healthy--;
@@ -288,7 +293,7 @@ public static class Rollout
         var stoppable = Math.Max(0, healthy - minHealthy);
         var leaving = displaced.Where(HealthyLeaving).OrderBy(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal)
             .Select(t => new TaskStop(t.Id, ReasonInstanceDraining))
-            .Concat(old.Where(t => IsHealthy(t, false)).OrderBy(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal).Select(t => new TaskStop(t.Id, reason)));
+            .Concat(old.Where(t => IsHealthy(t, false) && !t.IsProtectedAt(view.Now)).OrderBy(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal).Select(t => new TaskStop(t.Id, reason)));
         stops.AddRange(leaving.Take(stoppable));
 
         // Start what the current deployment lacks, within maximumPercent of every task that still

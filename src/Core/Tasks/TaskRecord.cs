@@ -101,7 +101,12 @@ public sealed record TaskRecord
     public DateTimeOffset? ObservedAt { get; init; }
     /// <summary>ECS's <c>version</c>: increases with every change.</summary>
     public long Version { get; init; } = 1;
+    /// <summary>Task scale-in protection (UpdateTaskProtection) until this time; null when not protected.</summary>
+    public DateTimeOffset? ProtectedUntil { get; init; }
     public ETag ETag { get; init; }
+
+    /// <summary>Protected from scale-in and deployments at <paramref name="now"/>.</summary>
+    public bool IsProtectedAt(DateTimeOffset now) => ProtectedUntil is { } until && until > now;
 
     public string PartitionKey => TaskIds.PartitionKey(Cluster, Id);
 
@@ -189,6 +194,7 @@ public sealed record TaskRecord
             ["ObservedAt"] = ObservedAt,
             ["PlacedAt"] = PlacedAt,
             ["Version"] = Version,
+            ["ProtectedUntil"] = ProtectedUntil,
         };
         LargeJson.Write(entity, JsonSerializer.Serialize(Containers, Json), "Containers");
         return entity;
@@ -229,6 +235,7 @@ public sealed record TaskRecord
         ObservedAt = entity.GetDateTimeOffset("ObservedAt"),
         PlacedAt = entity.GetDateTimeOffset("PlacedAt"),
         Version = entity.GetInt64("Version") ?? 1,
+        ProtectedUntil = entity.GetDateTimeOffset("ProtectedUntil"),
         ETag = entity.ETag,
     };
 }

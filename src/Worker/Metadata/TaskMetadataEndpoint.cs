@@ -6,6 +6,7 @@ using Docker.DotNet;
 using Docker.DotNet.Models;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
@@ -18,7 +19,8 @@ namespace Serverless.Worker.Metadata;
 /// <summary>
 /// Where the task metadata server listens, once it does, and what it puts into each container at
 /// create: an unguessable id in a label, and the URIs that carry it in the environment
-/// (<c>ECS_CONTAINER_METADATA_URI_V4</c> and <c>ECS_CONTAINER_METADATA_URI</c>), as the agent does.
+/// (<c>ECS_CONTAINER_METADATA_URI_V4</c> and <c>ECS_CONTAINER_METADATA_URI</c>, and <c>ECS_AGENT_URI</c> for
+/// the agent API), as the agent does.
 /// </summary>
 public sealed class TaskMetadataEndpoint
 {
@@ -43,9 +45,11 @@ public sealed class TaskMetadataEndpoint
                 parameters.Labels[IdLabel] = id = RandomNumberGenerator.GetHexString(32, lowercase: true);
             parameters.Labels[UriLabel] = baseUri;
             // Ours win over variables of the same names, as with the agent.
-            var env = (parameters.Env ?? []).Where(e => !e.StartsWith("ECS_CONTAINER_METADATA_URI", StringComparison.Ordinal)).ToList();
+            var env = (parameters.Env ?? []).Where(e => !e.StartsWith("ECS_CONTAINER_METADATA_URI", StringComparison.Ordinal) && !e.StartsWith("ECS_AGENT_URI=", StringComparison.Ordinal)).ToList();
             env.Add($"ECS_CONTAINER_METADATA_URI_V4={baseUri}/v4/{id}");
             env.Add($"ECS_CONTAINER_METADATA_URI={baseUri}/v3/{id}");
+            // The agent API (task scale-in protection), keyed by the same id, as the agent's /api/<id>.
+            env.Add($"ECS_AGENT_URI={baseUri}/api/{id}");
             parameters.Env = env;
         }
     }
@@ -59,7 +63,7 @@ public sealed class TaskMetadataEndpoint
 /// (<see cref="TaskMetadataEndpoint.IdLabel"/>), and is answered about that container's task only.
 /// </summary>
 public sealed class TaskMetadataServer(
-    TaskMetadataEndpoint endpoint, TaskMetadataReader reader, IDockerClient docker, WorkerOptions options,
+    TaskMetadataEndpoint endpoint, TaskMetadataReader reader, TaskProtectionAgent protection, IDockerClient docker, WorkerOptions options,
     Registration.WorkerIdentity identity, ILogger<TaskMetadataServer> logger) : IHostedService, IAsyncDisposable
 {
     private WebApplication? _app;
@@ -99,6 +103,8 @@ public sealed class TaskMetadataServer(
             app.MapGet($"/{version}/{{id}}/stats", (string id, CancellationToken ct) => reader.ContainerStatsAsync(id, ct));
             app.MapGet($"/{version}/{{id}}/task/stats", (string id, CancellationToken ct) => reader.TaskStatsAsync(id, ct));
         }
+        app.MapGet("/api/{id}/task-protection/v1/state", (string id, CancellationToken ct) => protection.GetAsync(id, ct));
+        app.MapPut("/api/{id}/task-protection/v1/state", (string id, HttpRequest request, CancellationToken ct) => protection.PutAsync(id, request, ct));
         try
         {
             await app.StartAsync(cancellationToken);
@@ -171,6 +177,7 @@ public static class TaskMetadataServices
     {
         services.AddSingleton<TaskMetadataEndpoint>();
         services.AddSingleton<TaskMetadataReader>();
+        services.AddSingleton<TaskProtectionAgent>();
         services.AddSingleton<TaskMetadataServer>();
         if (runAsHostedService) services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<TaskMetadataServer>());
         return services;

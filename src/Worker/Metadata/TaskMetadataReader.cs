@@ -79,6 +79,10 @@ public sealed class TaskMetadataReader(TaskRunner runner, IDockerClient docker, 
 
     private static IResult NotFound() => Results.Text("\"Unable to get task metadata: no container with that id\"", "application/json", statusCode: 404);
 
+    /// <summary>The cluster, ARN and id of the task whose container carries the metadata id, on this instance; null for an unknown id.</summary>
+    public async Task<(string Cluster, string TaskArn, string TaskId)?> TaskOfAsync(string id, CancellationToken cancellationToken)
+        => await FindAsync(id, cancellationToken) is var (task, _) ? (task.Cluster, task.TaskArn, task.TaskId) : null;
+
     /// <summary>The managed task and container that carry the id, on this instance; null for an unknown id.</summary>
     private async Task<(ManagedTask Task, ManagedContainer Container)?> FindAsync(string id, CancellationToken cancellationToken)
     {

@@ -17,8 +17,9 @@ public sealed class AlarmActionsTests
 
     public AlarmActionsTests(AzuriteFixture azurite)
     {
-        _store = new AutoScalingStore(new StorageClients(azurite.ConnectionString, new EcsOptions { StoragePrefix = TestNames.Unique("alm") }));
-        _registry = new ActionRegistry([new AlarmActions(_store, new AutoScalingOptions(), new EcsOptions())]);
+        var storage = new StorageClients(azurite.ConnectionString, new EcsOptions { StoragePrefix = TestNames.Unique("alm") });
+        _store = new AutoScalingStore(storage);
+        _registry = new ActionRegistry([new AlarmActions(_store, new MetricAlarmStore(storage), new AutoScalingOptions(), new EcsOptions(), new Microsoft.Extensions.Time.Testing.FakeTimeProvider(Now))]);
     }
 
     private static readonly ScalableTargetRecord Target = new() { Cluster = "prod", Service = "web", Arn = "arn:target", RoleArn = "arn:role", MinCapacity = 1, MaxCapacity = 4 };

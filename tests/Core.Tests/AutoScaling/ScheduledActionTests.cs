@@ -1,3 +1,4 @@
+using Serverless.Core.Alarms;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
 using Serverless.Core.Api;
@@ -32,12 +33,14 @@ public sealed class ScheduledActionTests(AzuriteFixture azurite) : IAsyncLifetim
         var scheduled = new ScheduledActionStore(storage);
         _registry = new ActionRegistry(
         [
-            new AutoScalingActions(_targets, scheduled, _tables.Services, _tables.Options, _tables.Time),
+            new AutoScalingActions(_targets, scheduled, _tables.Services, new MetricAlarmStore(storage), _tables.Options, _tables.Time),
             new ScheduledActionActions(_targets, scheduled, _tables.Options, _tables.Time),
             new ScalableTargetTags(_targets),
         ]);
         _evaluator = new ScalingEvaluator(_targets, scheduled, new MetricStore(storage), _tables.Services,
-            new ReconcileQueue(storage, new QueueWake(NullLogger<QueueWake>.Instance)), new AutoScalingOptions(), _tables.Time, NullLogger<ScalingEvaluator>.Instance);
+            new ReconcileQueue(storage, new QueueWake(NullLogger<QueueWake>.Instance)),
+            new MetricAlarmEvaluator(new MetricAlarmStore(storage), new MetricReader(new MetricStore(storage), new CustomMetricStore(storage)), _tables.Time, NullLogger<MetricAlarmEvaluator>.Instance),
+            new AutoScalingOptions(), _tables.Time, NullLogger<ScalingEvaluator>.Instance);
     }
 
     public Task DisposeAsync() => Task.CompletedTask;

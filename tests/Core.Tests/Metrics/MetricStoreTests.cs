@@ -70,7 +70,7 @@ public sealed class MetricStoreTests(AzuriteFixture azurite)
         await _store.SaveAsync(Report(Now, service: "old"), CancellationToken.None);
         Assert.Empty(await _store.ReadAsync(MetricStore.ServicePartition("prod", "web"), Now.AddDays(-17), Now, CancellationToken.None));
 
-        await new MetricRetention(_store, new MetricsOptions(), _time, NullLogger<MetricRetention>.Instance).SweepAsync(CancellationToken.None);
+        await new MetricRetention(_store, new Serverless.Core.Alarms.MetricAlarmStore(new StorageClients(azurite.ConnectionString, new EcsOptions { StoragePrefix = TestNames.Unique("alh") })), new MetricsOptions(), _time, NullLogger<MetricRetention>.Instance).SweepAsync(CancellationToken.None);
 
         var left = await _store.ReadAsync(MetricStore.ServicePartition("prod", "old"), Now.AddDays(-17), Now.AddDays(1), CancellationToken.None);
         Assert.Equal(Now, Assert.Single(left).Start);

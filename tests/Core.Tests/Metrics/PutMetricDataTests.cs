@@ -16,7 +16,7 @@ public sealed class PutMetricDataTests
     public PutMetricDataTests(AzuriteFixture azurite)
     {
         var storage = new StorageClients(azurite.ConnectionString, new EcsOptions { StoragePrefix = TestNames.Unique("pmd") });
-        _registry = new ActionRegistry([new CloudWatchActions(new MetricStore(storage), new CustomMetricStore(storage), new MetricsOptions(), new FakeTimeProvider(Now))]);
+        _registry = new ActionRegistry([new CloudWatchActions(new MetricStore(storage), new CustomMetricStore(storage), new MetricReader(new MetricStore(storage), new CustomMetricStore(storage)), new MetricsOptions(), new FakeTimeProvider(Now))]);
     }
 
     private Task<JsonObject> CallAsync(string action, string json)
