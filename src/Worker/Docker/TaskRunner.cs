@@ -118,7 +118,7 @@ public sealed partial class TaskRunner : IDisposable
         }
 
         var plan = await planning;
-        var task = new ManagedTask(command.Cluster, command.TaskArn, plan) { TraceParent = command.TraceParent };
+        var task = new ManagedTask(command.Cluster, command.TaskArn, plan) { TraceParent = command.TraceParent, Secrets = command.Secrets };
         if (!Admit(task, out var existing))
         {
             if (existing is not null) await existing.Reports.FirstReported.WaitAsync(cancellationToken);
