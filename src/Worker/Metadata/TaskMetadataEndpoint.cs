@@ -95,6 +95,7 @@ public sealed class TaskMetadataServer(
         {
             app.MapGet($"/{version}/{{id}}", (string id, CancellationToken ct) => reader.ContainerAsync(id, ct));
             app.MapGet($"/{version}/{{id}}/task", (string id, CancellationToken ct) => reader.TaskAsync(id, ct));
+            app.MapGet($"/{version}/{{id}}/taskWithTags", (string id, CancellationToken ct) => reader.TaskWithTagsAsync(id, ct));
             app.MapGet($"/{version}/{{id}}/stats", (string id, CancellationToken ct) => reader.ContainerStatsAsync(id, ct));
             app.MapGet($"/{version}/{{id}}/task/stats", (string id, CancellationToken ct) => reader.TaskStatsAsync(id, ct));
         }
@@ -142,8 +143,22 @@ public sealed class TaskMetadataServer(
         {
             throw new InvalidOperationException(missing, e);
         }
-        return bridge.IPAM?.Config?.Select(c => c.Gateway).FirstOrDefault(g => IPAddress.TryParse(g, out var ip) && ip.AddressFamily == AddressFamily.InterNetwork)
+        var configs = bridge.IPAM?.Config ?? [];
+        return configs.Select(c => c.Gateway).FirstOrDefault(g => IPAddress.TryParse(g, out var ip) && ip.AddressFamily == AddressFamily.InterNetwork)
+            // An engine may leave the gateway out of the bridge's IPAM configuration; Docker then gives
+            // the bridge the subnet's first address (172.17.0.1 for 172.17.0.0/16).
+            ?? configs.Select(c => FirstAddress(c.Subnet)).FirstOrDefault(a => a is not null)
             ?? throw new InvalidOperationException(missing);
+    }
+
+    /// <summary>The first host address of an IPv4 subnet (<c>a.b.c.d/n</c>), or null.</summary>
+    internal static string? FirstAddress(string? subnet)
+    {
+        if (subnet is null || !IPNetwork.TryParse(subnet, out var network) || network.BaseAddress.AddressFamily != AddressFamily.InterNetwork || network.PrefixLength > 30)
+            return null;
+        var bytes = network.BaseAddress.GetAddressBytes();
+        bytes[3]++;
+        return new IPAddress(bytes).ToString();
     }
 }
 
