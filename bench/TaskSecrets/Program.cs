@@ -167,7 +167,9 @@ try
                 foreach (var change in TaskMessages.DeserializeReports(report.Body.ToString()))
                 {
                     if (change.LastStatus == "RUNNING") running.Add(change.TaskArn);
-                    if (change.LastStatus == "STOPPED") throw new InvalidOperationException($"{change.TaskArn} stopped: {change.StoppedReason}");
+                    // An earlier task may stop (a container removed by someone else on the shared engine): only this one matters.
+                    if (change.LastStatus == "STOPPED" && change.TaskArn == taskArn && !running.Contains(taskArn))
+                        throw new InvalidOperationException($"{change.TaskArn} stopped: {change.StoppedReason}");
                 }
                 await reports.DeleteMessageAsync(report.MessageId, report.PopReceipt, token);
             }
