@@ -9,7 +9,8 @@ namespace Serverless.Core.Api;
 /// front end does, before any action code runs:
 /// a member of the wrong JSON type is a <see cref="SerializationException"/>;
 /// a missing required member, a value outside the model's enum, length, range or pattern is an
-/// <see cref="InvalidParameterException"/> in Coral's "validation error detected" wording.
+/// <see cref="InvalidParameterException"/> in Coral's "validation error detected" wording (or the
+/// service's own <see cref="ServiceModel.ValidationErrorType"/>).
 /// Members the model does not know are dropped and JSON nulls count as absent, so actions
 /// (and storage) only ever see modelled data.
 /// </summary>
@@ -22,7 +23,10 @@ public static class RequestValidator
         if (errors.Count > 0)
         {
             var count = errors.Count == 1 ? "1 validation error detected: " : $"{errors.Count} validation errors detected: ";
-            throw new InvalidParameterException(count + string.Join("; ", errors));
+            var message = count + string.Join("; ", errors);
+            throw model.ValidationErrorType == "InvalidParameterException"
+                ? new InvalidParameterException(message)
+                : new ModelValidationException(model.ValidationErrorType, message);
         }
         return clean;
     }
@@ -172,4 +176,10 @@ public static class RequestValidator
     private static string Join(string path, string name) => path.Length == 0 ? name : $"{path}.{name}";
 
     private static string TrimAnchors(string pattern) => pattern[4..^2];
+}
+
+/// <summary>A request that breaks the model's constraints, for a service whose answer to that is not <c>InvalidParameterException</c>.</summary>
+public sealed class ModelValidationException(string errorType, string message) : EcsException(message)
+{
+    public override string ErrorType { get; } = errorType;
 }

@@ -65,7 +65,17 @@ public sealed class ServiceModel
     public int? MaxRequestBodyBytes { get; private init; }
 
     public ServiceModel WithMaxRequestBodyBytes(int bytes)
-        => new(TargetPrefix, _shapes, _inputs, _outputs) { MaxRequestBodyBytes = bytes };
+        => new(TargetPrefix, _shapes, _inputs, _outputs) { MaxRequestBodyBytes = bytes, ValidationErrorType = ValidationErrorType };
+
+    /// <summary>
+    /// The <c>__type</c> this service answers a request that breaks its model's constraints with
+    /// (Coral's "validation error detected"): ECS's <c>InvalidParameterException</c> unless the service
+    /// uses another, as Secrets Manager and Systems Manager answer <c>ValidationException</c>.
+    /// </summary>
+    public string ValidationErrorType { get; private init; } = "InvalidParameterException";
+
+    public ServiceModel WithValidationErrorType(string errorType)
+        => new(TargetPrefix, _shapes, _inputs, _outputs) { MaxRequestBodyBytes = MaxRequestBodyBytes, ValidationErrorType = errorType };
 
     private ServiceModel(string targetPrefix, FrozenDictionary<string, Shape> shapes, FrozenDictionary<string, string?> inputs, FrozenDictionary<string, string?> outputs)
     {

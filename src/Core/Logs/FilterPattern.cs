@@ -16,8 +16,9 @@ namespace Serverless.Core.Logs;
 /// <c>&amp;&amp;</c>, <c>||</c> and parentheses; a message that is not a JSON object matches none.</item>
 /// </list>
 /// An empty pattern matches everything. A pattern that does not parse is an InvalidParameterException.
-/// Space-delimited patterns (<c>[ip, user, ...]</c>) and regular expressions (<c>%...%</c>) are not supported
-/// and are refused the same way, rather than matched wrongly.
+/// A regular expression alone (<c>%[Ee]rror|[Ff]ail%</c>) matches where it occurs, with CloudWatch's
+/// subset of regex syntax. Space-delimited patterns (<c>[ip, user, ...]</c>) and regular expressions
+/// inside them or inside JSON selectors are not supported and are refused the same way, rather than matched wrongly.
 /// </summary>
 public sealed partial class FilterPattern
 {
@@ -36,7 +37,8 @@ public sealed partial class FilterPattern
         try
         {
             if (text[0] == '{') return new JsonParser(text).Parse();
-            if (text[0] == '[' || text[0] == '%') throw Invalid();
+            if (text[0] == '%') return ParseRegex(text);
+            if (text[0] == '[') throw Invalid();
             return ParseTerms(text);
         }
         catch (FormatException)
@@ -46,6 +48,38 @@ public sealed partial class FilterPattern
     }
 
     private static InvalidParameterException Invalid() => new("Invalid filter pattern");
+
+    /// <summary>
+    /// <c>%regex%</c>: the message matches when the expression occurs in it, case-sensitive. Only what
+    /// CloudWatch Logs documents is taken: letters and digits, the symbols <c>: _ # = @ / ; , -</c> and
+    /// the operators <c>^ $ ? [ ] { } | \ * + .</c>; no parentheses, no multi-byte characters.
+    /// </summary>
+    private static FilterPattern ParseRegex(string text)
+    {
+        if (text.Length < 3 || text[^1] != '%') throw Invalid();
+        var expression = text[1..^1];
+        if (!expression.All(c => char.IsAsciiLetterOrDigit(c) || ":_#=@/;,-^$?[]{}|\\*+.".Contains(c))) throw Invalid();
+        Regex regex;
+        try
+        {
+            regex = new Regex(expression, RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
+        }
+        catch (ArgumentException)
+        {
+            throw Invalid();
+        }
+        return new FilterPattern(message =>
+        {
+            try
+            {
+                return regex.IsMatch(message);
+            }
+            catch (RegexMatchTimeoutException)
+            {
+                return false;
+            }
+        });
+    }
 
     private static FilterPattern ParseTerms(string text)
     {

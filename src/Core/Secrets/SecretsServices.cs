@@ -16,11 +16,13 @@ public static class SecretsServices
         services.AddSingleton<SecretStore>();
         services.AddSingleton<SecretsManagerActions>();
         services.AddSingleton<IActionSource>(sp => sp.GetRequiredService<SecretsManagerActions>());
-        services.AddSingleton(ServiceModel.Load("secretsmanager"));
+        // Both answer a request that breaks their model with ValidationException (as AWS does, though
+        // Secrets Manager's model does not list it).
+        services.AddSingleton(ServiceModel.Load("secretsmanager").WithValidationErrorType("ValidationException"));
         services.AddSingleton<ParameterStore>();
         services.AddSingleton<ParameterActions>();
         services.AddSingleton<IActionSource>(sp => sp.GetRequiredService<ParameterActions>());
-        services.AddSingleton(ServiceModel.Load("ssm"));
+        services.AddSingleton(ServiceModel.Load("ssm").WithValidationErrorType("ValidationException"));
         services.AddSingleton<TaskSecretsStore>();
         services.AddSingleton<TaskSecretsSealer>();
         return services;

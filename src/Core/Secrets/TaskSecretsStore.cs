@@ -7,9 +7,11 @@ namespace Serverless.Core.Secrets;
 /// <summary>
 /// Two small tables between the control plane and workers. <c>WorkerKeys</c>: each container
 /// instance's public key (partition: cluster; row: instance id), published by its worker.
+/// Each key row names the worker process (its session, the instance row's <c>Owner</c>) the key
+/// belongs to, so the control plane can keep a key for as long as that process holds the instance.
 /// <c>TaskSecrets</c>: a task's resolved values sealed to its instance's key (<see cref="SealedBox"/>),
-/// or the reason they could not be resolved (partition: task id, one row), written before its Start
-/// is sent and read once by the worker. No plain value is ever in either.
+/// when they do not fit in its Start message (partition: task id, one row), written before the
+/// Start is sent and read once by the worker. No plain value is ever in either.
 /// </summary>
 public sealed class TaskSecretsStore(StorageClients storage)
 {
@@ -20,21 +22,24 @@ public sealed class TaskSecretsStore(StorageClients storage)
     private const int MaxChunks = 14; // 896 KiB of the 1 MiB an entity holds
 
     /// <summary>Publishes (or replaces) an instance's public key: a worker owns its own row.</summary>
-    public async Task PublishKeyAsync(string cluster, string instanceId, byte[] publicKey, CancellationToken cancellationToken)
+    public async Task PublishKeyAsync(string cluster, string instanceId, string session, byte[] publicKey, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(KeysTable, cancellationToken);
         // Last writer wins on purpose: only the instance's own worker writes its row.
-        await table.UpsertEntityAsync(new TableEntity(cluster, instanceId) { ["PublicKey"] = publicKey }, TableUpdateMode.Replace, cancellationToken);
+        await table.UpsertEntityAsync(new TableEntity(cluster, instanceId) { ["PublicKey"] = publicKey, ["Session"] = session },
+            TableUpdateMode.Replace, cancellationToken);
     }
 
-    public async Task<byte[]?> FindKeyAsync(string cluster, string instanceId, CancellationToken cancellationToken)
+    /// <summary>The instance's public key and the worker session that published it (null for a row written before sessions were).</summary>
+    public async Task<(byte[] PublicKey, string? Session)?> FindKeyAsync(string cluster, string instanceId, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(KeysTable, cancellationToken);
         var found = await table.GetEntityIfExistsAsync<TableEntity>(cluster, instanceId, cancellationToken: cancellationToken);
-        return found.HasValue ? found.Value!.GetBinary("PublicKey") : null;
+        return found.HasValue && found.Value!.GetBinary("PublicKey") is { } key ? (key, found.Value.GetString("Session")) : null;
     }
 
     /// <summary>Records a task's sealed values, or why there are none (<paramref name="failure"/>, which names references, never values).</summary>
+    /// <remarks>Only for values too large for the Start message (<see cref="TaskSecretsSealer.AttachAsync"/>).</remarks>
     /// <returns>False when the sealed values do not fit in one entity.</returns>
     public async Task<bool> PutAsync(string taskId, byte[]? sealedValues, string? failure, CancellationToken cancellationToken)
     {

@@ -179,6 +179,7 @@ public sealed class TaskLauncher(
         }
 
         groupCounts[reservedOn.Id] = groupCounts.GetValueOrDefault(reservedOn.Id) + 1;
+        secrets?.NoteHolder(reservedOn);
         try
         {
             var task = await tasks.InsertAsync(NewTask(request, taskId, reservedOn, need), cancellationToken);
@@ -377,9 +378,7 @@ public sealed class TaskLauncher(
     {
         try
         {
-            // The task's secret values, sealed for its instance, are stored before the worker hears of it.
-            if (secrets is not null) await secrets.SealForAsync(task, cancellationToken);
-            await SendAsync(task, new TaskCommand
+            var start = new TaskCommand
             {
                 Type = TaskCommand.Start,
                 Cluster = task.Cluster,
@@ -390,7 +389,10 @@ public sealed class TaskLauncher(
                 Group = task.Group,
                 ReportWake = wake.Endpoint,
                 TraceParent = Telemetry.Telemetry.TraceParent,
-            }, cancellationToken);
+            };
+            // The task's secret values, sealed for its instance, go with the Start (or are stored before it).
+            if (secrets is not null) start = await secrets.AttachAsync(task, start, cancellationToken);
+            await SendAsync(task, start, cancellationToken);
             return task;
         }
         catch (Exception e) when (e is not CommandNotSentException && (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested))

@@ -23,6 +23,12 @@ public static class TaskMessages
 
     public static string Serialize<T>(T message) => JsonSerializer.Serialize(message, Json);
 
+    /// <summary>Azure's limit on a queue message (64 KiB of message text; messages are sent unencoded, as JSON).</summary>
+    public const int MaxMessageBytes = 64 * 1024;
+
+    /// <summary>Whether <paramref name="json"/> can be sent as one queue message.</summary>
+    public static bool FitsInOneMessage(string json) => System.Text.Encoding.UTF8.GetByteCount(json) <= MaxMessageBytes;
+
     public static T Deserialize<T>(string json) => JsonSerializer.Deserialize<T>(json, Json)
         ?? throw new JsonException($"Empty {typeof(T).Name} message");
 
@@ -84,6 +90,12 @@ public sealed record TaskCommand
 
     /// <summary>The W3C <c>traceparent</c> of the call that sent it, so the worker's work joins that trace.</summary>
     public string? TraceParent { get; init; }
+
+    /// <summary>
+    /// Start: the task's secret values sealed to the instance's key, or why there are none; null for a
+    /// task without secrets, or when they did not fit in the message (then they are in table <c>TaskSecrets</c>).
+    /// </summary>
+    public Secrets.TaskSecretsDelivery? Secrets { get; init; }
 }
 
 /// <summary>

@@ -48,6 +48,9 @@ internal sealed class ManagedTask
     /// <summary>The <c>traceparent</c> its reports carry: the worker's start of the task, in the trace of the command.</summary>
     public string? TraceParent { get; set; }
 
+    /// <summary>The Start command's sealed secret values (or why there are none); null: look in table <c>TaskSecrets</c>.</summary>
+    public Core.Secrets.TaskSecretsDelivery? Secrets { get; init; }
+
     /// <summary>An <c>awsvpc</c> task's address, read from its pause container.</summary>
     public TaskNetworkInterface? NetworkInterface { get; set; }
 

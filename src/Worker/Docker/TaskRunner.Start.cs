@@ -77,9 +77,9 @@ public sealed partial class TaskRunner
             return refusal;
         }
 
-        var secretsError = await _secrets.InjectAsync(task.TaskArn, task.Plan, token);
+        var secretsError = await _secrets.InjectAsync(task.TaskArn, task.Plan, task.Secrets, token);
         // Read once: the values are in the containers' create parameters now (or never will be).
-        if (task.Plan.Secrets.Count > 0) Background(_secrets.ForgetAsync(task.TaskArn, _shutdown.Token));
+        if (task.Plan.Secrets.Count > 0) Background(_secrets.ForgetAsync(task.TaskArn, task.Secrets, _shutdown.Token));
         if (secretsError is not null)
         {
             _logger.LogWarning("{TaskArn} cannot start: {Reason}", task.TaskArn, secretsError);

@@ -122,6 +122,7 @@ public sealed partial class TaskRunner : IDisposable
         var task = new ManagedTask(command.Cluster, command.TaskArn, plan)
         {
             TraceParent = command.TraceParent,
+            Secrets = command.Secrets,
             StartAllowed = AllowedAsync(verdict),
         };
         if (!Admit(task, out var existing))

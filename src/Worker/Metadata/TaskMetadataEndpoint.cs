@@ -100,6 +100,7 @@ public sealed class TaskMetadataServer(
         {
             app.MapGet($"/{version}/{{id}}", (string id, CancellationToken ct) => reader.ContainerAsync(id, ct));
             app.MapGet($"/{version}/{{id}}/task", (string id, CancellationToken ct) => reader.TaskAsync(id, ct));
+            app.MapGet($"/{version}/{{id}}/taskWithTags", (string id, CancellationToken ct) => reader.TaskWithTagsAsync(id, ct));
             app.MapGet($"/{version}/{{id}}/stats", (string id, CancellationToken ct) => reader.ContainerStatsAsync(id, ct));
             app.MapGet($"/{version}/{{id}}/task/stats", (string id, CancellationToken ct) => reader.TaskStatsAsync(id, ct));
         }
@@ -151,6 +152,8 @@ public sealed class TaskMetadataServer(
         }
         return bridge.IPAM?.Config?.Select(c => c.Gateway).FirstOrDefault(g => IPAddress.TryParse(g, out var ip) && ip.AddressFamily == AddressFamily.InterNetwork)
             ?? InterfaceAddress(bridge)
+            // Docker gives the bridge the subnet's first address (172.17.0.1 for 172.17.0.0/16).
+            ?? bridge.IPAM?.Config?.Select(c => FirstAddress(c.Subnet)).FirstOrDefault(a => a is not null)
             ?? throw new InvalidOperationException(missing);
     }
 
@@ -167,6 +170,16 @@ public sealed class TaskMetadataServer(
             .SelectMany(n => n.GetIPProperties().UnicastAddresses)
             .Select(a => a.Address)
             .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)?.ToString();
+    }
+
+    /// <summary>The first host address of an IPv4 subnet (<c>a.b.c.d/n</c>), or null.</summary>
+    internal static string? FirstAddress(string? subnet)
+    {
+        if (subnet is null || !IPNetwork.TryParse(subnet, out var network) || network.BaseAddress.AddressFamily != AddressFamily.InterNetwork || network.PrefixLength > 30)
+            return null;
+        var bytes = network.BaseAddress.GetAddressBytes();
+        bytes[3]++;
+        return new IPAddress(bytes).ToString();
     }
 }
 

@@ -1,9 +1,12 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 using Microsoft.AspNetCore.Http;
 using Serverless.Core;
+using Serverless.Core.ContainerInstances;
+using Serverless.Core.Tasks;
 using Serverless.Core.Secrets;
 using Serverless.Worker.Docker;
 using Serverless.Worker.Registration;
@@ -15,20 +18,54 @@ namespace Serverless.Worker.Metadata;
 /// examples: the task's state as this worker knows it (<see cref="TaskRunner"/>), the rest from
 /// Docker (image id, times, labels, addresses, stats).
 /// </summary>
-public sealed class TaskMetadataReader(TaskRunner runner, IDockerClient docker, WorkerIdentity identity, WorkerOptions options, Arns arns)
+public sealed class TaskMetadataReader(
+    TaskRunner runner, IDockerClient docker, WorkerIdentity identity, WorkerOptions options, Arns arns, TaskStore tasks, ContainerInstanceStore instances)
 {
+    // Each task's container ids (for ContainerARN), from its row: they never change, so a task's row
+    // is read once for them, at its first metadata request, not on every request (bounded).
+    private readonly ConcurrentDictionary<string, IReadOnlyDictionary<string, string>> _containerIds = new(StringComparer.Ordinal);
+    private const int MaxCachedTasks = 1024;
+
     public async Task<IResult> ContainerAsync(string id, CancellationToken cancellationToken)
     {
         if (await FindAsync(id, cancellationToken) is not var (task, container)) return NotFound();
-        return Results.Json(await ContainerJsonAsync(task, container, cancellationToken));
+        return Results.Json(await ContainerJsonAsync(task, container, await ContainerIdsAsync(task, null, cancellationToken), cancellationToken));
     }
 
     public async Task<IResult> TaskAsync(string id, CancellationToken cancellationToken)
     {
         if (await FindAsync(id, cancellationToken) is not var (task, _)) return NotFound();
+        return Results.Json(await TaskJsonAsync(task, null, cancellationToken));
+    }
+
+    /// <summary>
+    /// <c>/taskWithTags</c>: the task, with its tags (<c>TaskTags</c>) and its container instance's
+    /// (<c>ContainerInstanceTags</c>) as they are now, each left out when empty or unreadable, as the agent does.
+    /// </summary>
+    public async Task<IResult> TaskWithTagsAsync(string id, CancellationToken cancellationToken)
+    {
+        if (await FindAsync(id, cancellationToken) is not var (task, _)) return NotFound();
+        var row = await tasks.FindAsync(task.Cluster, task.TaskId, cancellationToken);
+        var json = await TaskJsonAsync(task, row, cancellationToken);
+        if (row is { Tags.Count: > 0 }) json["TaskTags"] = TagMap(row.Tags);
+        if (await instances.FindAsync(identity.Cluster, identity.InstanceId, cancellationToken) is { Tags.Count: > 0 } instance)
+            json["ContainerInstanceTags"] = TagMap(instance.Tags);
+        return Results.Json(json);
+    }
+
+    private static JsonObject TagMap(IEnumerable<Core.Tags.Tag> tags)
+    {
+        var map = new JsonObject();
+        foreach (var tag in tags) map[tag.Key] = tag.Value;
+        return map;
+    }
+
+    private async Task<JsonObject> TaskJsonAsync(ManagedTask task, TaskRecord? row, CancellationToken cancellationToken)
+    {
+        var ids = await ContainerIdsAsync(task, row, cancellationToken);
         var containers = new JsonArray();
         foreach (var container in task.Containers.Where(c => !c.Plan.Internal && c.DockerId is not null))
-            containers.Add(await ContainerJsonAsync(task, container, cancellationToken));
+            containers.Add(await ContainerJsonAsync(task, container, ids, cancellationToken));
         JsonObject json;
         lock (task.Gate)
         {
@@ -49,7 +86,19 @@ public sealed class TaskMetadataReader(TaskRunner runner, IDockerClient docker, 
         if (options.AvailabilityZone is { Length: > 0 } zone) json["AvailabilityZone"] = zone;
         json["LaunchType"] = options.CapacityProvider == "FARGATE" ? "FARGATE" : "EC2";
         json["Containers"] = containers;
-        return Results.Json(json);
+        return json;
+    }
+
+    /// <summary>The task's container ids by name, from <paramref name="row"/> or the task's row; empty when it has none (yet).</summary>
+    private async Task<IReadOnlyDictionary<string, string>> ContainerIdsAsync(ManagedTask task, TaskRecord? row, CancellationToken cancellationToken)
+    {
+        if (_containerIds.TryGetValue(task.TaskArn, out var known)) return known;
+        row ??= await tasks.FindAsync(task.Cluster, task.TaskId, cancellationToken);
+        if (row is null) return new Dictionary<string, string>();
+        var ids = row.Containers.Where(c => c.Id is { Length: > 0 }).ToDictionary(c => c.Name, c => c.Id, StringComparer.Ordinal);
+        if (_containerIds.Count >= MaxCachedTasks) _containerIds.Clear();
+        _containerIds[task.TaskArn] = ids;
+        return ids;
     }
 
     public async Task<IResult> ContainerStatsAsync(string id, CancellationToken cancellationToken)
@@ -96,7 +145,8 @@ public sealed class TaskMetadataReader(TaskRunner runner, IDockerClient docker, 
         return task.Containers.FirstOrDefault(c => c.DockerId == found[0].ID) is { } container ? (task, container) : null;
     }
 
-    private async Task<JsonObject> ContainerJsonAsync(ManagedTask task, ManagedContainer container, CancellationToken cancellationToken)
+    private async Task<JsonObject> ContainerJsonAsync(
+        ManagedTask task, ManagedContainer container, IReadOnlyDictionary<string, string> containerIds, CancellationToken cancellationToken)
     {
         var inspected = await docker.Containers.InspectContainerAsync(container.DockerId!, cancellationToken);
         var labels = new JsonObject();
@@ -114,6 +164,7 @@ public sealed class TaskMetadataReader(TaskRunner runner, IDockerClient docker, 
             ["ImageID"] = inspected.Image,
             ["Labels"] = labels,
         };
+        if (containerIds.TryGetValue(container.Name, out var containerId)) json["ContainerARN"] = arns.Container(task.Cluster, task.TaskId, containerId);
         lock (task.Gate)
         {
             json["DesiredStatus"] = task.DesiredStatus;

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Secrets;
+using Serverless.Core.Tasks;
 using Serverless.Worker.Docker;
 using Serverless.Worker.Registration;
 
@@ -50,7 +51,7 @@ public sealed class WorkerKeyPublisher(TaskSecretsStore store, WorkerSecretKey k
 
     public async Task PublishAsync(CancellationToken cancellationToken)
     {
-        await store.PublishKeyAsync(identity.Cluster, identity.InstanceId, key.PublicKey, cancellationToken);
+        await store.PublishKeyAsync(identity.Cluster, identity.InstanceId, identity.Session, key.PublicKey, cancellationToken);
         logger.LogInformation("Published the secrets key of {InstanceArn}", identity.ContainerInstanceArn);
     }
 
@@ -68,18 +69,17 @@ public sealed class TaskSecretsReceiver(TaskSecretsStore store, WorkerSecretKey 
     /// Puts the values into <paramref name="plan"/>'s containers; null, or the reason the task
     /// cannot start (ECS's <c>ResourceInitializationError</c>), which names references, never values.
     /// </summary>
-    public async Task<string?> InjectAsync(string taskArn, TaskPlan plan, CancellationToken cancellationToken)
+    /// <param name="delivered">The Start command's <see cref="TaskCommand.Secrets"/>: null sends it to table <c>TaskSecrets</c>.</param>
+    public async Task<string?> InjectAsync(string taskArn, TaskPlan plan, TaskSecretsDelivery? delivered, CancellationToken cancellationToken)
     {
         if (plan.Secrets.Count == 0) return null;
-        var found = await store.FindAsync(TaskId(taskArn), cancellationToken);
-        if (found is not { } row)
-            return TaskSecretsSealer.FailurePrefix + "no secret values were sealed for this task by the control plane";
-        if (row.Failure is { } failure) return failure;
+        var (sealedValues, failure) = await SealedValuesAsync(taskArn, delivered, cancellationToken);
+        if (failure is not null) return failure;
 
         JsonObject values;
         try
         {
-            var plaintext = key.Open(row.Sealed!, taskArn);
+            var plaintext = key.Open(sealedValues!, taskArn);
             values = JsonNode.Parse(plaintext)!.AsObject();
             CryptographicOperations.ZeroMemory(plaintext);
         }
@@ -112,10 +112,37 @@ public sealed class TaskSecretsReceiver(TaskSecretsStore store, WorkerSecretKey 
     }
 
     /// <summary>
-    /// Deletes the task's sealed values once read: a Start delivered again after the worker restarted
-    /// mid-start then fails to start for want of them, rather than ciphertext staying behind.
+    /// Where the sealed values are: in the Start command (<paramref name="delivered"/>, no storage
+    /// call), else in table <c>TaskSecrets</c>, where the control plane puts values too large for a
+    /// queue message. Either the sealed bytes or the failure.
     /// </summary>
-    public Task ForgetAsync(string taskArn, CancellationToken cancellationToken) => store.DeleteAsync(TaskId(taskArn), cancellationToken);
+    private async Task<(byte[]? Sealed, string? Failure)> SealedValuesAsync(string taskArn, TaskSecretsDelivery? delivered, CancellationToken cancellationToken)
+    {
+        if (delivered is not null)
+        {
+            if (delivered.Failure is { } failure) return (null, failure);
+            try
+            {
+                if (delivered.Sealed is { } sealedText) return (Convert.FromBase64String(sealedText), null);
+            }
+            catch (FormatException)
+            {
+            }
+            return (null, TaskSecretsSealer.FailurePrefix + "the task's Start carried malformed secret values");
+        }
+        var found = await store.FindAsync(TaskId(taskArn), cancellationToken);
+        if (found is not { } row)
+            return (null, TaskSecretsSealer.FailurePrefix + "no secret values were sealed for this task by the control plane");
+        return row.Failure is { } stored ? (null, stored) : (row.Sealed, null);
+    }
+
+    /// <summary>
+    /// Deletes the task's sealed values from table <c>TaskSecrets</c> once read (nothing to do when
+    /// the Start carried them): a Start delivered again after the worker restarted mid-start then
+    /// fails to start for want of them, rather than ciphertext staying behind.
+    /// </summary>
+    public Task ForgetAsync(string taskArn, TaskSecretsDelivery? delivered, CancellationToken cancellationToken)
+        => delivered is null ? store.DeleteAsync(TaskId(taskArn), cancellationToken) : Task.CompletedTask;
 
     private static string TaskId(string taskArn) => taskArn[(taskArn.LastIndexOf('/') + 1)..];
 }

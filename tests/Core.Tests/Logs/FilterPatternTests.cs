@@ -32,6 +32,14 @@ public sealed class FilterPatternTests
     [InlineData("{ $.v IS NULL }", "{\"v\":null}", true)]
     [InlineData("{ $.ok IS TRUE }", "{\"ok\":true}", true)]
     [InlineData("{ $.ok IS FALSE }", "{\"ok\":true}", false)]
+    [InlineData("%AUTHORIZED%", "[ERROR 401] UNAUTHORIZED REQUEST", true)]
+    [InlineData("%AUTHORIZED%", "[SUCCESS 200] AUTHORIZED REQUEST", true)]
+    [InlineData("%[Ee]rror|[Ff]ail%", "request failed", true)]
+    [InlineData("%[Ee]rror|[Ff]ail%", "all good", false)]
+    [InlineData("%^[hc]at%", "hat on", true)]
+    [InlineData("%^[hc]at%", "the cat", false)]
+    [InlineData("%\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}%", "from 10.0.12.7:80", true)]
+    [InlineData("%colou?r%", "Color", false)]
     public void A_pattern_matches_as_CloudWatch_Logs_documents(string pattern, string message, bool matches)
         => Assert.Equal(matches, FilterPattern.Parse(pattern).Matches(message));
 
@@ -42,6 +50,11 @@ public sealed class FilterPatternTests
     [InlineData("a:b")]
     [InlineData("{ $.n > abc }")]
     [InlineData("[ip, user]")]
+    [InlineData("%(a|b)%")]
+    [InlineData("%something!%")]
+    [InlineData("%[a%")]
+    [InlineData("%unclosed")]
+    [InlineData("%%")]
     public void A_pattern_that_does_not_parse_is_an_InvalidParameterException(string pattern)
         => Assert.Throws<InvalidParameterException>(() => FilterPattern.Parse(pattern));
 }

@@ -134,6 +134,9 @@ public sealed class ParameterStoreTests(AzuriteFixture azurite) : IDisposable
         Assert.Equal("HierarchyLevelLimitExceededException", await RefusedAsync("PutParameter", new() { ["Name"] = string.Concat(Enumerable.Repeat("/l", 16)), ["Value"] = "x", ["Type"] = "String" }));
         Assert.Equal("ValidationException", await RefusedAsync("PutParameter", new() { ["Name"] = "/big", ["Value"] = new string('x', 4097), ["Type"] = "String" }));
         Assert.Equal("ValidationException", await RefusedAsync("PutParameter", new() { ["Name"] = "/untyped", ["Value"] = "x" }));
+        // The model's own constraints (Coral's "validation error detected") are Systems Manager's ValidationException too.
+        Assert.Equal("ValidationException", await RefusedAsync("GetParameters", new() { ["Names"] = new JsonArray([.. Enumerable.Range(0, 11).Select(i => (JsonNode)$"/p{i}")]) }));
+        Assert.Equal("ValidationException", await RefusedAsync("GetParameter", new() { ["Name"] = "" }));
         var mismatch = await SendAsync("PutParameter", new() { ["Name"] = "/p", ["Value"] = "letters-secret", ["Type"] = "SecureString", ["AllowedPattern"] = "^[0-9]+$" });
         Assert.Equal("ParameterPatternMismatchException", mismatch.Type);
         Assert.DoesNotContain("letters-secret", mismatch.Raw);

@@ -121,7 +121,12 @@ public sealed class SecretsManagerTests(AzuriteFixture azurite) : IDisposable
     public async Task Bad_input_gets_the_models_errors_and_writes_nothing()
     {
         Assert.Equal("ValidationException", (await RefusedAsync("CreateSecret", new() { ["Name"] = "no spaces", ["SecretString"] = "x" })).Type);
-        Assert.Equal("InvalidParameterException", (await RefusedAsync("CreateSecret", new() { ["Name"] = "big", ["SecretString"] = new string('x', 65537) })).Type);
+        // A model constraint is Coral's ValidationException, and its message never quotes a (sensitive) value.
+        var oversized = await RefusedAsync("CreateSecret", new() { ["Name"] = "big", ["SecretString"] = "secret-" + new string('x', 65530) });
+        Assert.Equal("ValidationException", oversized.Type);
+        Assert.Contains("1 validation error detected: Value at 'SecretString' failed to satisfy constraint: Member must have length less than or equal to 65536", oversized.Raw);
+        Assert.DoesNotContain("secret-", oversized.Raw);
+        Assert.Equal("ValidationException", (await RefusedAsync("ListSecrets", new() { ["MaxResults"] = 101 })).Type);
         Assert.Equal("InvalidParameterException", (await RefusedAsync("CreateSecret", new() { ["Name"] = "both", ["SecretString"] = "x", ["SecretBinary"] = "eA==" })).Type);
         Assert.Equal("InvalidParameterException", (await RefusedAsync("DeleteSecret", new() { ["SecretId"] = "x", ["RecoveryWindowInDays"] = 3 })).Type);
         Assert.Equal("ResourceNotFoundException", (await RefusedAsync("DescribeSecret", new() { ["SecretId"] = "arn:aws:secretsmanager:us-east-1:000000000000:secret:none-abcdef" })).Type);

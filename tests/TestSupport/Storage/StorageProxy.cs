@@ -54,6 +54,9 @@ public sealed class StorageProxy : IAsyncDisposable
     /// <summary>Requests received so far (table and queue, refused ones included): each is one storage transaction.</summary>
     public long Requests => Interlocked.Read(ref _requests);
 
+    /// <summary>Called for every request with its service, HTTP method and table or queue (benchmarks break counts down with it).</summary>
+    public Action<StorageService, string, string?>? RequestSeen { get; set; }
+
     /// <summary>Faults to inject into what passes through.</summary>
     public StorageFaults Faults { get; }
 
@@ -160,6 +163,7 @@ public sealed class StorageProxy : IAsyncDisposable
             batch = StorageWire.ParseBatch(request.ContentType ?? "", Encoding.UTF8.GetString(body));
             resource = batch.FirstOrDefault()?.Table;
         }
+        RequestSeen?.Invoke(service, request.Method, resource);
 
         if (Faults.Take(service, resource) is { } fault)
         {

@@ -166,6 +166,38 @@ public sealed class TaskMetadataDockerTests(WorkerFixture fixture, ITestOutputHe
         await fixture.Events.WaitForStatusAsync(start.TaskArn, "STOPPED", Token);
     }
 
+    [Fact]
+    public async Task TaskWithTags_adds_the_tasks_and_the_instances_tags_and_containers_carry_their_ARN()
+    {
+        var definition = await _worker.RegisterAsync("""
+            {"family": "metadata-tags", "containerDefinitions": [
+              {"name": "app", "image": "local/busybox:latest", "memory": 32, "stopTimeout": 1, "command": ["sleep", "300"]}]}
+            """);
+        var start = _worker.StartCommand(definition);
+        var row = await _worker.InsertTaskRowAsync(start, definition);
+        await _worker.Tasks.UpdateAsync(row.Cluster, row.Id, t => t with { Tags = [new("team", "web"), new("env", "test")] }, Token);
+        var instance = await _worker.Registration.RegisterAsync(Token);
+        await _worker.Instances.UpdateTagsAsync(_worker.Identity.ContainerInstanceArn, _ => [new("rack", "r1")], Token);
+        await _worker.Runner.StartAsync(start, redelivered: false, Token);
+        var app = Assert.Single((await fixture.Events.WaitForStatusAsync(start.TaskArn, "RUNNING", Token)).Containers).RuntimeId!;
+        var uri = (await _worker.InspectAsync(app)).Config.Env.Single(e => e.StartsWith("ECS_CONTAINER_METADATA_URI_V4=", StringComparison.Ordinal)).Split('=', 2)[1];
+        var containerArn = _worker.Arns.Container(row.Cluster, row.Id, Assert.Single(row.Containers).Id);
+
+        using var http = new HttpClient();
+        var tagged = JsonNode.Parse(await http.GetStringAsync(uri + "/taskWithTags", Token))!;
+        Assert.Equal(start.TaskArn, tagged["TaskARN"]!.GetValue<string>());
+        Assert.Equal("""{"team":"web","env":"test"}""", tagged["TaskTags"]!.ToJsonString());
+        Assert.Equal("""{"rack":"r1"}""", tagged["ContainerInstanceTags"]!.ToJsonString());
+        Assert.Equal(containerArn, Assert.Single(tagged["Containers"]!.AsArray())!["ContainerARN"]!.GetValue<string>());
+        var task = JsonNode.Parse(await http.GetStringAsync(uri + "/task", Token))!.AsObject();
+        Assert.False(task.ContainsKey("TaskTags"));
+        Assert.Equal(containerArn, JsonNode.Parse(await http.GetStringAsync(uri, Token))!["ContainerARN"]!.GetValue<string>());
+        Assert.Equal(instance.Id, _worker.Identity.InstanceId);
+
+        await _worker.Runner.StopAsync(WorkerHarness.StopCommand(start.TaskArn), Token);
+        await fixture.Events.WaitForStatusAsync(start.TaskArn, "STOPPED", Token);
+    }
+
     /// <summary>The container's standard output (<c>docker logs</c>), split at the script's markers once it printed them all.</summary>
     private async Task<string[]> OutputAsync(string dockerId)
     {
