@@ -61,11 +61,11 @@ var perService = serviceTasks / services;
 var standalone = settings.Tasks - services * perService;
 var spread = new JsonArray(new JsonObject { ["type"] = "spread", ["field"] = "instanceId" });
 await Parallel.ForEachAsync(Enumerable.Range(0, services), new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (i, ct) =>
-    await api.EcsOkAsync("CreateService", new JsonObject
+    await RetryAsync(() => api.EcsAsync("CreateService", new JsonObject
     {
         ["cluster"] = cluster, ["serviceName"] = $"svc-{i:D4}", ["taskDefinition"] = "sim", ["desiredCount"] = perService,
         ["placementStrategy"] = spread.DeepClone(),
-    }, ct));
+    }, ct)));
 await Parallel.ForEachAsync(Chunks(standalone, 10), new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (count, ct) =>
     await RunTasksAsync(api, cluster, count, ct));
 await WaitUntilAsync($"{settings.Tasks} tasks running", () => Task.FromResult(workers.Running >= settings.Tasks), TimeSpan.FromMinutes(settings.FillMinutes), () => $"{workers.Running} running");
@@ -113,7 +113,7 @@ var someArns = (await api.EcsOkAsync("ListTasks", new JsonObject { ["cluster"] =
 phases.Add(await MeasureAsync("DescribeTasks, 100 tasks (per call)", k, async () =>
 {
     for (var i = 0; i < k; i++)
-        await api.EcsOkAsync("DescribeTasks", new JsonObject { ["cluster"] = cluster, ["tasks"] = new JsonArray(someArns.Select(a => a.DeepClone()).ToArray()) });
+        await RetryAsync(() => api.EcsOkAsync("DescribeTasks", new JsonObject { ["cluster"] = cluster, ["tasks"] = new JsonArray(someArns.Select(a => a.DeepClone()).ToArray()) }));
 }));
 phases.Add(await MeasureAsync("ListTasks, a page of 100 (per call)", k, async () =>
 {
@@ -122,13 +122,13 @@ phases.Add(await MeasureAsync("ListTasks, a page of 100 (per call)", k, async ()
     {
         var request = new JsonObject { ["cluster"] = cluster, ["maxResults"] = 100 };
         if (token is not null) request["nextToken"] = token;
-        token = (await api.EcsOkAsync("ListTasks", request))["nextToken"]?.GetValue<string>();
+        token = (await RetryAsync(() => api.EcsOkAsync("ListTasks", request)))["nextToken"]?.GetValue<string>();
     }
 }));
 phases.Add(await MeasureAsync("ListTasks of one service, 50 tasks (per call)", k, async () =>
 {
     for (var i = 0; i < k; i++)
-        await api.EcsOkAsync("ListTasks", new JsonObject { ["cluster"] = cluster, ["serviceName"] = $"svc-{i % services:D4}", ["maxResults"] = 100 });
+        await RetryAsync(() => api.EcsOkAsync("ListTasks", new JsonObject { ["cluster"] = cluster, ["serviceName"] = $"svc-{i % services:D4}", ["maxResults"] = 100 }));
 }));
 
 // A task report: the process exits by itself; the worker reports STOPPED, the control plane applies it.
@@ -142,7 +142,7 @@ phases.Add(await MeasureAsync("task report: container exits → STOPPED (per tas
 running = workers.Running;
 phases.Add(await MeasureAsync("service +k: reconcile → RUNNING (per task)", k, async () =>
 {
-    await api.EcsOkAsync("UpdateService", new JsonObject { ["cluster"] = cluster, ["service"] = "svc-0000", ["desiredCount"] = perService + k });
+    await RetryAsync(() => api.EcsOkAsync("UpdateService", new JsonObject { ["cluster"] = cluster, ["service"] = "svc-0000", ["desiredCount"] = perService + k }));
 }, () => WaitUntilAsync("service tasks running", () => Task.FromResult(workers.Running >= running + k), TimeSpan.FromMinutes(5))));
 
 // The resync timer: one reconcile message per service, each a no-op reconcile at steady state.
@@ -189,16 +189,33 @@ static async Task<IReadOnlyList<string>> RunTasksAsync(SignedClient api, string 
 {
     for (var attempt = 1; ; attempt++)
     {
-        var answer = await api.EcsOkAsync("RunTask", new JsonObject
+        var answer = await RetryAsync(() => api.EcsOkAsync("RunTask", new JsonObject
         {
             ["cluster"] = cluster, ["taskDefinition"] = "sim", ["count"] = count,
             ["placementStrategy"] = new JsonArray(new JsonObject { ["type"] = "spread", ["field"] = "instanceId" }),
-        }, ct);
+        }, ct));
         var arns = answer["tasks"]!.AsArray().Select(t => t!["taskArn"]!.GetValue<string>()).ToList();
         if (arns.Count == count || attempt == 5) return arns;
         // Placement found no room (a reservation race): try the rest again.
         count -= arns.Count;
         await Task.Delay(200, ct);
+    }
+}
+
+// A loaded machine answers slowly: a call that timed out is made again (a RunTask may then launch twice; the fill counts what runs).
+static async Task<T> RetryAsync<T>(Func<Task<T>> call)
+{
+    for (var attempt = 1; ; attempt++)
+    {
+        try
+        {
+            return await call();
+        }
+        catch (Exception e) when (attempt < 5 && e is TaskCanceledException or HttpRequestException)
+        {
+            Console.WriteLine($"  retrying after: {e.Message}");
+            await Task.Delay(1000 * attempt);
+        }
     }
 }
 
@@ -210,7 +227,7 @@ static async Task<int> CountInstancesAsync(SignedClient api, string cluster)
     {
         var request = new JsonObject { ["cluster"] = cluster, ["maxResults"] = 100 };
         if (token is not null) request["nextToken"] = token;
-        var page = await api.EcsOkAsync("ListContainerInstances", request);
+        var page = await RetryAsync(() => api.EcsOkAsync("ListContainerInstances", request));
         count += page["containerInstanceArns"]!.AsArray().Count;
         token = page["nextToken"]?.GetValue<string>();
     } while (token is not null);

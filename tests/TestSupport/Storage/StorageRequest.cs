@@ -39,8 +39,11 @@ public sealed partial record StorageRequest(StorageService Service, string Metho
         if (HttpMethods.IsGet(method))
         {
             var query = QueryHelpers(rawTarget);
+            // One partition: the filter is "PartitionKey eq 'x'", alone or and-ed with the rest, and names no other partition key.
             var match = query is null ? null : SinglePartition().Match(query);
-            var single = match is { Success: true } && !query!.Contains(" or ", StringComparison.Ordinal) ? match.Groups[1].Value.Replace("''", "'") : AnyPartition;
+            var single = match is { Success: true } && query!.IndexOf("PartitionKey", match.Length, StringComparison.Ordinal) < 0
+                ? match.Groups[1].Value.Replace("''", "'")
+                : AnyPartition;
             return new StorageRequest(service, method, resource, single, "query", 1);
         }
         // An insert names its keys in its body.
@@ -86,6 +89,6 @@ public sealed partial record StorageRequest(StorageService Service, string Metho
         return null;
     }
 
-    [GeneratedRegex(@"PartitionKey eq '((?:[^']|'')*)'")]
+    [GeneratedRegex(@"^\(?PartitionKey eq '((?:[^']|'')*)'\)?(?: and |$)")]
     private static partial Regex SinglePartition();
 }
