@@ -29,6 +29,9 @@ var cluster = "sim";
 var log = new System.Text.StringBuilder();
 var endpoint = $"http://127.0.0.1:{settings.ApiPort}";
 using var controlPlane = StartControlPlane(settings, Connection(cpProxy), endpoint, log);
+// The control plane goes with this process however it ends (a failed run included).
+AppDomain.CurrentDomain.UnhandledException += (_, _) => Stop(controlPlane);
+AppDomain.CurrentDomain.ProcessExit += (_, _) => Stop(controlPlane);
 using var api = new SignedClient(endpoint, Sim.AccessKeyId, Sim.SecretAccessKey, Sim.Region);
 await WaitForApiAsync(endpoint, controlPlane, log);
 Console.WriteLine($"control plane up at {endpoint}");
@@ -175,10 +178,22 @@ await File.WriteAllTextAsync(file, report.ToJsonString(new JsonSerializerOptions
 Console.WriteLine($"wrote {file}");
 
 await workers.StopAsync();
-if (!controlPlane.HasExited) controlPlane.Kill(entireProcessTree: true);
+Stop(controlPlane);
 return 0;
 
 // ---- helpers ----
+
+static void Stop(Process process)
+{
+    try
+    {
+        if (!process.HasExited) process.Kill(entireProcessTree: true);
+    }
+    catch (InvalidOperationException)
+    {
+        // Already gone.
+    }
+}
 
 static IEnumerable<int> Chunks(int total, int size)
 {

@@ -4,11 +4,17 @@ largest run to Azure's published limits."""
 import glob
 import json
 import os
+import re
 import sys
 
 PARTITION_LIMIT = 2000   # entities/s per table partition
 QUEUE_LIMIT = 2000       # messages/s per queue
 ACCOUNT_LIMIT = 20000    # transactions/s per storage account
+
+
+def cell(text):
+    """A table cell: a partition key's '|' would end it."""
+    return str(text).replace("|", "\\|")
 
 
 def main(folder):
@@ -41,20 +47,21 @@ def main(folder):
         for run in runs:
             phase = next((p for p in run["phases"] if key(p["Name"]) == key(name)), None)
             cells.append("–" if phase is None else f"{phase['PerOperation']:g}")
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        label = re.sub(r"\+ \d+ no-op", "+ no-op", re.sub(r", \d+ instances", ", all instances", name))
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
     largest = runs[-1]
     print(f"\nBusiest table partition and queue per operation ({largest['instances']}×{largest['tasks']}):\n")
-    print("| operation | busiest partition | tx/op there | share | busiest queue | msgs/op there | by table/queue (tx/op) |")
+    print("| operation | busiest partition | entities/op there | share | busiest queue | msgs/op there | by table/queue (tx/op) |")
     print("|---|---|---:|---:|---|---:|---|")
     for phase in largest["phases"]:
-        parts = ", ".join(f"{k} {v:g}" for k, v in list(phase["PerOperationByResource"].items())[:5])
-        print(f"| {phase['Name']} | {phase['BusiestPartition']} | {phase['BusiestPartitionPerOperation']:g} | "
+        parts = cell(", ".join(f"{k} {v:g}" for k, v in list(phase["PerOperationByResource"].items())[:5]))
+        print(f"| {phase['Name']} | {cell(phase['BusiestPartition'])} | {phase['BusiestPartitionPerOperation']:g} | "
               f"{phase['BusiestPartitionShare']:.0%} | {phase['BusiestQueue']} | {phase['BusiestQueuePerOperation']:g} | {parts} |")
 
     print(f"\nProjection to Azure's limits from the {largest['instances']}×{largest['tasks']} run "
           f"({PARTITION_LIMIT} entities/s per partition, {QUEUE_LIMIT} messages/s per queue, {ACCOUNT_LIMIT} tx/s per account):\n")
-    print("| launch path | tx/launch | account limit | busiest partition (tx/launch) | partition limit | busiest queue (msgs/launch) | queue limit | sustained launches/s |")
+    print("| launch path | tx/launch | account limit | busiest partition (entities/launch) | partition limit | busiest queue (msgs/launch) | queue limit | sustained launches/s |")
     print("|---|---:|---:|---|---:|---|---:|---:|")
     for phase in largest["phases"]:
         if "RUNNING" not in phase["Name"]:
@@ -63,7 +70,7 @@ def main(folder):
         partition = PARTITION_LIMIT / phase["BusiestPartitionPerOperation"] if phase["BusiestPartitionPerOperation"] else float("inf")
         queue = QUEUE_LIMIT / phase["BusiestQueuePerOperation"] if phase["BusiestQueuePerOperation"] else float("inf")
         best = min(account, partition, queue)
-        print(f"| {phase['Name']} | {phase['PerOperation']:g} | {account:.0f}/s | {phase['BusiestPartition']} ({phase['BusiestPartitionPerOperation']:g}) | {partition:.0f}/s | "
+        print(f"| {phase['Name']} | {phase['PerOperation']:g} | {account:.0f}/s | {cell(phase['BusiestPartition'])} ({phase['BusiestPartitionPerOperation']:g}) | {partition:.0f}/s | "
               f"{phase['BusiestQueue']} ({phase['BusiestQueuePerOperation']:g}) | {queue:.0f}/s | **{best:.0f}/s** |")
     idle = next((p for p in largest["phases"] if p["Name"].startswith("idle")), None)
     if idle:
