@@ -58,6 +58,16 @@ public sealed class WorkerOptions
     /// <summary>Advertised as <c>ecs.instance-type</c> when set.</summary>
     public string? InstanceType { get; set; }
 
+    /// <summary>
+    /// The container engine: <c>docker</c> (the default), the Docker Engine at <see cref="DockerEndpoint"/>;
+    /// or <c>simulated</c>, an engine in memory whose containers run nothing, for scale runs only
+    /// (<c>bench/scale-sim.sh</c>). Nothing chooses the simulated engine unless this says so.
+    /// </summary>
+    public string Engine { get; set; } = "docker";
+
+    /// <summary>With the simulated engine: how long a container takes to start.</summary>
+    public int SimulatedStartMilliseconds { get; set; } = 200;
+
     /// <summary>The Docker Engine API endpoint (DOCKER_HOST).</summary>
     public string DockerEndpoint { get; set; } = "unix:///var/run/docker.sock";
 

@@ -17,6 +17,7 @@ using Serverless.Worker.Metrics;
 using Serverless.Worker.Registration;
 using Serverless.Worker.Reporting;
 using Serverless.Worker.Secrets;
+using Serverless.Worker.Simulation;
 
 namespace Serverless.Worker;
 
@@ -56,7 +57,7 @@ public static class WorkerServices
             var id = InstanceIdentity.Resolve(options);
             return new WorkerIdentity(options.Cluster, id, arns.ContainerInstance(options.Cluster, id));
         });
-        services.AddSingleton<IDockerClient>(_ => CreateDockerClient(options.DockerEndpoint));
+        services.AddContainerEngine(options);
 
         services.AddSingleton<TaskDefinitionStore>();
         services.AddSingleton<TaskStore>();

@@ -56,6 +56,11 @@ public sealed class StorageProxy : IAsyncDisposable
 
     /// <summary>Called for every request with its service, HTTP method and table or queue (benchmarks break counts down with it).</summary>
     public Action<StorageService, string, string?>? RequestSeen { get; set; }
+    /// <summary>
+    /// Called for every request received (before faults and limits), with the table or queue and the
+    /// partition it addresses: a counting meter (bench/ScaleSim) attributes the transactions.
+    /// </summary>
+    public Action<StorageRequest>? Observe { get; set; }
 
     /// <summary>Faults to inject into what passes through.</summary>
     public StorageFaults Faults { get; }
@@ -165,6 +170,10 @@ public sealed class StorageProxy : IAsyncDisposable
         }
         RequestSeen?.Invoke(service, request.Method, resource);
 
+        var observed = Observe is null ? null : StorageRequest.Of(service, request.Method, path, rawTarget, body, batch, resource);
+        // A query is observed once its answer tells how many entities it read.
+        if (observed is not null && observed.Kind != "query") Observe!(observed);
+
         if (Faults.Take(service, resource) is { } fault)
         {
             switch (fault.Fault.Kind)
@@ -187,6 +196,7 @@ public sealed class StorageProxy : IAsyncDisposable
 
         if (EnforceLimits && Check(service, request, rawTarget, body, batch) is { } refusal)
         {
+            if (observed?.Kind == "query") Observe!(observed);
             if (batch is not null && refusal.OperationIndex is not null)
                 await RefuseBatchAsync(context, refusal);
             else
@@ -194,7 +204,7 @@ public sealed class StorageProxy : IAsyncDisposable
             return;
         }
 
-        await ForwardAsync(context, service, rawTarget, body);
+        await ForwardAsync(context, service, rawTarget, body, observed?.Kind == "query" ? observed : null);
     }
 
     private static StorageRefusal? Check(StorageService service, HttpRequest request, string rawTarget, byte[] body, IReadOnlyList<BatchOperation>? batch)
@@ -222,7 +232,7 @@ public sealed class StorageProxy : IAsyncDisposable
         return null;
     }
 
-    private async Task ForwardAsync(HttpContext context, StorageService service, string rawTarget, byte[] body)
+    private async Task ForwardAsync(HttpContext context, StorageService service, string rawTarget, byte[] body, StorageRequest? query = null)
     {
         var target = (service == StorageService.Queue ? _queueTarget : _tableTarget)!;
         using var message = new HttpRequestMessage(new HttpMethod(context.Request.Method), new Uri(target, rawTarget));
@@ -251,6 +261,13 @@ public sealed class StorageProxy : IAsyncDisposable
             foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
             {
                 if (!HopByHop.Contains(name)) context.Response.Headers[name] = values.ToArray();
+            }
+            if (query is not null)
+            {
+                var answer = await response.Content.ReadAsByteArrayAsync(context.RequestAborted);
+                Observe?.Invoke(query with { Entities = StorageRequest.CountEntities(answer) });
+                await context.Response.Body.WriteAsync(answer, context.RequestAborted);
+                return;
             }
             await using var stream = await response.Content.ReadAsStreamAsync(context.RequestAborted);
             await stream.CopyToAsync(context.Response.Body, context.RequestAborted);

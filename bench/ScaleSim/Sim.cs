@@ -1,0 +1,181 @@
+using System.Globalization;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Serverless.Core;
+using Serverless.Worker;
+using Serverless.Worker.Docker;
+using Serverless.Worker.Simulation;
+
+namespace Serverless.ScaleSim;
+
+public static class Sim
+{
+    public const string AccessKeyId = "AKIALOCALDEVELOPMENT";
+    public const string SecretAccessKey = "local-development-secret-key-not-for-production";
+    public const string Region = "us-east-1";
+    public const string AccountName = "devstoreaccount1";
+    public const string AccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+    /// <summary>
+    /// What the simulated workers change from the defaults, so that 1,000 of them run in one process
+    /// on two cores: slower idle loops (heartbeat, command polling, metrics), no metadata endpoint.
+    /// Work still reaches a worker at once: the control plane's wake (UDP) ends its poll's wait.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, string> WorkerSettings = new Dictionary<string, string>
+    {
+        ["Worker__Engine"] = "simulated",
+        ["Worker__SimulatedStartMilliseconds"] = "200",
+        ["Worker__HeartbeatSeconds"] = "60",
+        ["Worker__CommandPollMaxDelayMilliseconds"] = "30000",
+        ["Worker__MetricsSampleSeconds"] = "60",
+        ["Worker__MetricsPeriodSeconds"] = "300",
+        ["Worker__ContainerResyncSeconds"] = "120",
+        ["Worker__MetadataPort"] = "-1",
+        ["Worker__Cpu"] = "4096",
+        ["Worker__MemoryMiB"] = "4096",
+    };
+
+    /// <summary>The control plane's settings for the run; its own resync and health sweep timers are off (the probe runs them, counted).</summary>
+    public static readonly IReadOnlyDictionary<string, string> ControlPlaneSettings = new Dictionary<string, string>
+    {
+        ["Ecs__AgentHeartbeatSeconds"] = "60",
+        ["Ecs__AgentDisconnectedAfterSeconds"] = "180",
+        ["Ecs__AgentLostAfterSeconds"] = "600",
+        ["AzureWebJobs.ServiceResync.Disabled"] = "true",
+        ["AzureWebJobs.InstanceHealthSweep.Disabled"] = "true",
+        ["Logging__LogLevel__Default"] = "Warning",
+    };
+}
+
+public sealed record SimSettings(int Instances, int Tasks, int Operations, int IdleSeconds, int FillMinutes, Uri AzuriteTables, Uri AzuriteQueues, string FunctionsAssembly, string Out, int ApiPort)
+{
+    public static SimSettings Parse(string[] args)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i + 1 < args.Length; i += 2) values[args[i].TrimStart('-')] = args[i + 1];
+        string Get(string name, string? fallback = null) => values.TryGetValue(name, out var v) ? v : fallback ?? throw new ArgumentException($"--{name} is required");
+        int Int(string name, int fallback) => int.Parse(Get(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
+        return new SimSettings(
+            Int("instances", 10), Int("tasks", 100), Int("operations", 50), Int("idle", 60), Int("fill-minutes", 60),
+            new Uri(Get("azurite-tables")), new Uri(Get("azurite-queues")), Get("functions"), Get("out", "."), Int("port", 7199));
+    }
+}
+
+/// <summary>Many workers in this process: each its own service graph (identity, engine, command queue, loops).</summary>
+public sealed class Workers(string cluster, string storage)
+{
+    private readonly List<(ServiceProvider Provider, List<IHostedService> Hosted, SimulatedEngine Engine)> _workers = [];
+    private readonly string _run = Guid.NewGuid().ToString("N")[..8];
+
+    public int Running => _workers.Sum(w => w.Engine.Running);
+
+    public async Task StartAsync(int count, CancellationToken cancellationToken)
+    {
+        var ecs = new EcsOptions { Region = Sim.Region, AccountId = "000000000000" };
+        for (var i = 0; i < count; i++)
+        {
+            var options = new WorkerOptions
+            {
+                Cluster = cluster,
+                InstanceId = _run + i.ToString("x24", CultureInfo.InvariantCulture),
+                Ec2InstanceId = $"i-sim{i:D5}",
+                Engine = "simulated",
+            };
+            var section = new ConfigurationBuilder()
+                .AddInMemoryCollection(Sim.WorkerSettings.ToDictionary(s => s.Key.Replace("__", ":", StringComparison.Ordinal), s => (string?)s.Value))
+                .Build().GetSection("Worker");
+            section.Bind(options);
+            var services = new ServiceCollection();
+            services.AddLogging(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
+            services.AddWorker(options, ecs, storage);
+            var provider = services.BuildServiceProvider();
+            var hosted = provider.GetServices<IHostedService>().ToList();
+            foreach (var service in hosted) await service.StartAsync(cancellationToken);
+            lock (_workers) _workers.Add((provider, hosted, provider.GetRequiredService<SimulatedEngine>()));
+            if ((i + 1) % 100 == 0) Console.WriteLine($"  {i + 1} workers started");
+        }
+    }
+
+    /// <summary>Makes the containers of these tasks exit with 0, as a finished job's would.</summary>
+    public void ExitTasks(IReadOnlyCollection<string> taskArns)
+    {
+        var wanted = taskArns.ToHashSet(StringComparer.Ordinal);
+        foreach (var (provider, _, engine) in _workers)
+        {
+            var docker = provider.GetRequiredService<Docker.DotNet.IDockerClient>();
+            var containers = docker.Containers.ListContainersAsync(new Docker.DotNet.Models.ContainersListParameters()).GetAwaiter().GetResult();
+            foreach (var container in containers)
+            {
+                if (container.Labels.TryGetValue(DockerLabels.TaskArn, out var arn) && wanted.Contains(arn)) engine.Exit(container.ID, 0);
+            }
+        }
+    }
+
+    public async Task StopAsync()
+    {
+        foreach (var (provider, hosted, _) in _workers)
+        {
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            foreach (var service in hosted)
+            {
+                try
+                {
+                    await service.StopAsync(grace.Token);
+                }
+                catch (Exception)
+                {
+                    // Ending the run: a worker that does not stop in time is left to the process exit.
+                }
+            }
+            await provider.DisposeAsync();
+        }
+    }
+}
+
+/// <summary>One measured path: transactions per operation, net of the idle rate, and where they went.</summary>
+public sealed record PhaseResult(
+    string Name, double Operations, double Seconds, long Transactions, double PerOperation,
+    IReadOnlyDictionary<string, double> PerOperationBySource, IReadOnlyDictionary<string, double> PerOperationByResource,
+    string BusiestPartition, double BusiestPartitionPerOperation, double BusiestPartitionShare,
+    string BusiestQueue, double BusiestQueuePerOperation)
+{
+    /// <summary>
+    /// <paramref name="window"/>'s transactions less what the idle <paramref name="baseline"/> would
+    /// have made in as long (per table/queue and partition), divided by <paramref name="operations"/>.
+    /// </summary>
+    public static PhaseResult Of(string name, Window window, Window? baseline, double operations)
+    {
+        // Transactions for the account's limit; entities (a batch counts each of its operations) for a partition's.
+        var net = new Dictionary<MeterKey, double>();
+        var netEntities = new Dictionary<MeterKey, double>();
+        foreach (var (key, (requests, entities)) in window.Counts)
+        {
+            var idle = baseline is not null && baseline.Counts.TryGetValue(key, out var b) ? b : default;
+            var scale = baseline is null ? 0 : window.Seconds / baseline.Seconds;
+            if (requests - idle.Requests * scale > 0) net[key] = requests - idle.Requests * scale;
+            if (entities - idle.Entities * scale > 0) netEntities[key] = entities - idle.Entities * scale;
+        }
+        var total = net.Values.Sum();
+        var partitions = netEntities.Where(n => n.Key.Service == "table")
+            .GroupBy(n => $"{n.Key.Resource}/{n.Key.Partition}").Select(g => (Name: g.Key, Count: g.Sum(x => x.Value))).OrderByDescending(p => p.Count).FirstOrDefault();
+        var queues = net.Where(n => n.Key.Service == "queue")
+            .GroupBy(n => n.Key.Resource).Select(g => (Name: g.Key, Count: g.Sum(x => x.Value))).OrderByDescending(p => p.Count).FirstOrDefault();
+        var tableTotal = netEntities.Where(n => n.Key.Service == "table").Sum(n => n.Value);
+        return new PhaseResult(
+            name, operations, Math.Round(window.Seconds, 1), window.Total, Round(total / operations),
+            net.GroupBy(n => n.Key.Source).ToDictionary(g => g.Key, g => Round(g.Sum(x => x.Value) / operations)),
+            net.GroupBy(n => $"{n.Key.Service}:{Family(n.Key.Resource)}").OrderByDescending(g => g.Sum(x => x.Value)).ToDictionary(g => g.Key, g => Round(g.Sum(x => x.Value) / operations)),
+            partitions.Name ?? "-", Round(partitions.Count / operations), tableTotal == 0 ? 0 : Math.Round(partitions.Count / tableTotal, 3),
+            queues.Name ?? "-", Round(queues.Count / operations));
+    }
+
+    // A per-instance command queue or per-service partition is one family in the breakdown.
+    private static string Family(string resource) => resource.StartsWith("ci-", StringComparison.Ordinal)
+        ? resource.Split('-')[0] + "-*" : resource;
+
+    private static double Round(double value) => Math.Round(value, 2);
+
+    public string Line() => $"{Name}: {PerOperation} tx/op ({string.Join(", ", PerOperationBySource.Select(s => $"{s.Key} {s.Value}"))}); busiest partition {BusiestPartition} {BusiestPartitionPerOperation}/op ({BusiestPartitionShare:P0}); busiest queue {BusiestQueue} {BusiestQueuePerOperation}/op";
+}
