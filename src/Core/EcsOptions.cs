@@ -68,14 +68,14 @@ public sealed class EcsOptions
     /// <see cref="WakePort"/>): every sender wakes it, so this poll only finds a message whose wake was lost,
     /// and bounds how late that message is taken. Not below host.json's <c>maxPollingInterval</c>.
     /// </summary>
-    public int WakeFallbackPollSeconds { get; set; } = 30;
+    public int WakeFallbackPollSeconds { get; set; } = 60;
 
     /// <summary>
     /// How often the resync timer re-enqueues a service whose row shows it steady (one COMPLETED deployment running
     /// what it wants): only a lost reconcile message needs it, and this bounds how long such a loss goes unnoticed.
     /// A service that is not steady is re-enqueued every minute.
     /// </summary>
-    public int SteadyServiceResyncMinutes { get; set; } = 10;
+    public int SteadyServiceResyncMinutes { get; set; } = 30;
 
     public IReadOnlyDictionary<string, string> ParseAccessKeys()
     {

@@ -104,7 +104,7 @@ public sealed class WorkerOptions
     /// the control plane wakes it right after it sends a command, so this poll only finds a command whose wake was
     /// lost, and bounds how late that command starts. Not below <see cref="CommandPollMaxDelayMilliseconds"/>.
     /// </summary>
-    public int WakeFallbackPollSeconds { get; set; } = 30;
+    public int WakeFallbackPollSeconds { get; set; } = 60;
 
     /// <summary>
     /// TCP port of the task metadata endpoint: 0 (the default) any free port, so that several

@@ -23,7 +23,7 @@ public sealed class ScalingEvaluator(
     /// known this long before it is due. An action another control plane puts due sooner than this runs up to
     /// this late; one put through this process is read at the next tick.
     /// </summary>
-    public static readonly TimeSpan ScheduledLookAhead = TimeSpan.FromMinutes(1);
+    public static readonly TimeSpan ScheduledLookAhead = TimeSpan.FromMinutes(2);
 
     /// <summary>
     /// How often the targets are read while the last read found none and this process registered none since:

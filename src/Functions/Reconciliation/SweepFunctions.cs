@@ -13,11 +13,11 @@ public sealed class SweepFunctions(ServiceResync resync, InstanceHealthSweep hea
         => resync.ResyncAsync(cancellationToken);
 
     /// <summary>
-    /// Every 30 seconds: replace the tasks of workers that stopped heartbeating (silent for
-    /// <c>Ecs__AgentLostAfterSeconds</c>, 180 s: found 180-210 s after the last heartbeat).
+    /// Every minute: replace the tasks of workers that stopped heartbeating (silent for
+    /// <c>Ecs__AgentLostAfterSeconds</c>, 180 s: found 180-240 s after the last heartbeat).
     /// </summary>
     [Function("InstanceHealthSweep")]
-    public Task Sweep([TimerTrigger("*/30 * * * * *")] TimerInfo timer, CancellationToken cancellationToken)
+    public Task Sweep([TimerTrigger("45 * * * * *")] TimerInfo timer, CancellationToken cancellationToken)
         => healthSweep.SweepAsync(cancellationToken);
 
     /// <summary>
