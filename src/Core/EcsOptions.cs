@@ -63,6 +63,20 @@ public sealed class EcsOptions
     /// and advertised with; default loopback (one machine). Set it to an address the other side can reach when it runs elsewhere.</summary>
     public string? WakeAddress { get; set; }
 
+    /// <summary>
+    /// The longest wait between polls of a queue trigger that takes wakes (the standalone host listening on
+    /// <see cref="WakePort"/>): every sender wakes it, so this poll only finds a message whose wake was lost,
+    /// and bounds how late that message is taken. Not below host.json's <c>maxPollingInterval</c>.
+    /// </summary>
+    public int WakeFallbackPollSeconds { get; set; } = 60;
+
+    /// <summary>
+    /// How often the resync timer re-enqueues a service whose row shows it steady (one COMPLETED deployment running
+    /// what it wants): only a lost reconcile message needs it, and this bounds how long such a loss goes unnoticed.
+    /// A service that is not steady is re-enqueued every minute.
+    /// </summary>
+    public int SteadyServiceResyncMinutes { get; set; } = 30;
+
     public IReadOnlyDictionary<string, string> ParseAccessKeys()
     {
         var keys = new Dictionary<string, string>(StringComparer.Ordinal);

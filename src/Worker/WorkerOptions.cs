@@ -106,8 +106,15 @@ public sealed class WorkerOptions
     /// and advertised with; default loopback (one machine). Set it to an address the other side can reach when it runs elsewhere.</summary>
     public string? WakeAddress { get; set; }
 
-    /// <summary>Longest pause between polls of an idle command queue.</summary>
+    /// <summary>Longest pause between polls of an idle command queue when the worker takes no wakes.</summary>
     public int CommandPollMaxDelayMilliseconds { get; set; } = 2000;
+
+    /// <summary>
+    /// Longest pause between polls of an idle command queue when the worker takes wakes (<see cref="WakePort"/>):
+    /// the control plane wakes it right after it sends a command, so this poll only finds a command whose wake was
+    /// lost, and bounds how late that command starts. Not below <see cref="CommandPollMaxDelayMilliseconds"/>.
+    /// </summary>
+    public int WakeFallbackPollSeconds { get; set; } = 60;
 
     /// <summary>
     /// TCP port of the task metadata endpoint: 0 (the default) any free port, so that several

@@ -81,6 +81,11 @@ public sealed record ScalingActivityRecord(
 public sealed class AutoScalingStore(StorageClients storage)
 {
     private const string Targets = "ScalingTargets";
+
+    private long _targetChanges;
+
+    /// <summary>Counts the scalable targets this process registered or changed (see <see cref="ScalingEvaluator"/>'s idle reads).</summary>
+    public long LocalTargetChanges => Interlocked.Read(ref _targetChanges);
     private const string Activities = "ScalingActivities";
     private const string TargetRow = "target";
     private const string PolicyPrefix = "policy|";
@@ -123,6 +128,7 @@ public sealed class AutoScalingStore(StorageClients storage)
         {
             if (target.ETag == default) await table.AddEntityAsync(entity, cancellationToken);
             else await table.UpdateEntityAsync(entity, target.ETag, TableUpdateMode.Replace, cancellationToken);
+            Interlocked.Increment(ref _targetChanges);
         }
         catch (RequestFailedException e) when (e.Status is 409 or 412)
         {

@@ -19,7 +19,25 @@ public sealed class ScalingEvaluator(
     AutoScalingStore store, ScheduledActionStore scheduled, MetricStore metrics, ServiceStore services, ReconcileQueue reconcile,
     MetricAlarmEvaluator alarms, AutoScalingOptions options, TimeProvider time, ILogger<ScalingEvaluator> logger)
 {
+    /// <summary>
+    /// How far ahead a read of the scheduled actions looks, and so how often an idle timer reads them: a run is
+    /// known this long before it is due. An action another control plane puts due sooner than this runs up to
+    /// this late; one put through this process is read at the next tick.
+    /// </summary>
+    public static readonly TimeSpan ScheduledLookAhead = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// How often the targets are read while the last read found none and this process registered none since:
+    /// a target registered through another control plane is evaluated at most this late the first time.
+    /// </summary>
+    public static readonly TimeSpan NoTargetsReadInterval = TimeSpan.FromMinutes(5);
+
     private long _lastSlot = -1;
+    private DateTimeOffset? _noTargetsUntil;
+    private long _targetChangesSeen = -1;
+    private readonly Lock _scheduledGate = new();
+    private DateTimeOffset _scheduledReadDue = DateTimeOffset.MinValue;
+    private long _scheduledChangesSeen = -1;
 
     /// <summary>Called by a frequent timer; evaluates once per evaluation interval.</summary>
     public async Task TickAsync(CancellationToken cancellationToken)
@@ -27,7 +45,15 @@ public sealed class ScalingEvaluator(
         await RunScheduledAsync(cancellationToken);
         var slot = time.GetUtcNow().ToUnixTimeSeconds() / Math.Max(1, options.EvaluationSeconds);
         if (Interlocked.Exchange(ref _lastSlot, slot) == slot) return;
-        await EvaluateAllAsync(cancellationToken);
+        // No targets at the last read, none registered here since: an idle timer need not read the table every interval.
+        var now = time.GetUtcNow();
+        var changes = store.LocalTargetChanges;
+        if (_noTargetsUntil is not { } until || now >= until || changes != _targetChangesSeen)
+        {
+            _targetChangesSeen = changes;
+            var count = await EvaluateAllAsync(cancellationToken);
+            _noTargetsUntil = count == 0 ? now + NoTargetsReadInterval : null;
+        }
         foreach (var invocation in await alarms.EvaluateAllAsync(cancellationToken))
         {
             try
@@ -73,9 +99,11 @@ public sealed class ScalingEvaluator(
         await ApplyAsync(target, change, now, cancellationToken);
     }
 
-    public async Task EvaluateAllAsync(CancellationToken cancellationToken)
+    /// <summary>Evaluates every registered target; returns how many there are.</summary>
+    public async Task<int> EvaluateAllAsync(CancellationToken cancellationToken)
     {
-        foreach (var (target, policies) in await store.ListAsync(cancellationToken))
+        var targets = await store.ListAsync(cancellationToken);
+        foreach (var (target, policies) in targets)
         {
             try
             {
@@ -86,6 +114,7 @@ public sealed class ScalingEvaluator(
                 logger.LogWarning("Scaling evaluation of {ResourceId} failed: {Error}", target.ResourceId, e.Message);
             }
         }
+        return targets.Count;
     }
 
     /// <summary>The metric's value per period over the last <paramref name="periods"/> complete periods, oldest first (null: no datapoint).</summary>
@@ -166,7 +195,23 @@ public sealed class ScalingEvaluator(
     public async Task RunScheduledAsync(CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        foreach (var action in await scheduled.DueAsync(now, cancellationToken))
+        var changes = scheduled.LocalChanges;
+        lock (_scheduledGate)
+        {
+            // Nothing due before the remembered time, and nothing put here since: no read (a 5 s timer with nothing to do costs nothing).
+            if (now < _scheduledReadDue && changes == _scheduledChangesSeen) return;
+        }
+        var soon = await scheduled.DueAsync(now + ScheduledLookAhead, cancellationToken);
+        var due = soon.Where(a => a.NextRun <= now).ToList();
+        lock (_scheduledGate)
+        {
+            _scheduledChangesSeen = changes;
+            // A run moves the action's next run on, possibly within the look-ahead: read again at the next tick then.
+            _scheduledReadDue = due.Count > 0
+                ? now
+                : soon.Select(a => a.NextRun!.Value).Append(now + ScheduledLookAhead).Min();
+        }
+        foreach (var action in due)
         {
             try
             {

@@ -40,6 +40,14 @@ public sealed class ScheduledActionStore(StorageClients storage)
 {
     private const string Table = "ScheduledActions";
 
+    private long _changes;
+
+    /// <summary>
+    /// Counts the actions this process put or deleted, so a timer that remembers when the next run is due can
+    /// tell that its memory is stale (another control plane's changes it learns at its next read).
+    /// </summary>
+    public long LocalChanges => Interlocked.Read(ref _changes);
+
     public async Task<IReadOnlyList<ScheduledActionRecord>> ListAsync(string? cluster, string? service, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(Table, cancellationToken);
@@ -62,6 +70,7 @@ public sealed class ScheduledActionStore(StorageClients storage)
     {
         var table = await storage.TableAsync(Table, cancellationToken);
         await table.UpsertEntityAsync(Entity(action), TableUpdateMode.Replace, cancellationToken);
+        Interlocked.Increment(ref _changes);
     }
 
     /// <summary>Replaces the row conditional on the ETag it was read with: a timer claims a run this way.</summary>

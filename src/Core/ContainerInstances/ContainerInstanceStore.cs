@@ -27,6 +27,9 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
 {
     public const string TableName = "ContainerInstances";
 
+    // The ETag each heartbeat of this process left on its instance's row, by (cluster, id, owner).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Cluster, string Id, string Owner), ETag> _ownHeartbeats = new();
+
     /// <summary>Attempts at a read-modify-write before giving up; each lost race means another writer won.</summary>
     private const int MaxAttempts = 5;
 
@@ -193,19 +196,14 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     /// As <see cref="HeartbeatAsync(string, string, int, int, CancellationToken)"/>, for the worker
     /// that registered the instance as <paramref name="owner"/>: first reads who owns the row now
     /// (one column), and throws <see cref="InstanceOwnedElsewhereException"/> without writing when
-    /// another worker registered it since.
+    /// another worker registered it since. When nothing has written the row since this process's last
+    /// heartbeat (its ETag is still the one that write returned), no one can have taken it over, and the
+    /// heartbeat is that one conditional write: an idle worker's heartbeat costs one transaction.
     /// </summary>
     public async Task HeartbeatAsync(string cluster, string id, int runningTasksCount, int pendingTasksCount, string? owner, CancellationToken cancellationToken)
     {
         if (!IsId(id)) throw NotFound(cluster, id);
         var table = await storage.TableAsync(TableName, cancellationToken);
-        if (owner is not null)
-        {
-            var seen = await table.GetEntityIfExistsAsync<TableEntity>(cluster, id, ["Owner"], cancellationToken);
-            if (!seen.HasValue) throw NotFound(cluster, id);
-            if (seen.Value!.GetString("Owner") is { Length: > 0 } current && current != owner)
-                throw new InstanceOwnedElsewhereException(Arn(cluster, id), current);
-        }
         var beat = new TableEntity(cluster, id)
         {
             ["Beat"] = NewBeat(),
@@ -213,10 +211,33 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
             ["RunningTasksCount"] = runningTasksCount,
             ["PendingTasksCount"] = pendingTasksCount,
         };
+        if (owner is not null && _ownHeartbeats.TryGetValue((cluster, id, owner), out var unchanged))
+        {
+            try
+            {
+                var written = await table.UpdateEntityAsync(beat, unchanged, TableUpdateMode.Merge, cancellationToken);
+                if (written.Headers.ETag is { } next) _ownHeartbeats[(cluster, id, owner)] = next;
+                else _ownHeartbeats.TryRemove((cluster, id, owner), out _);
+                return;
+            }
+            catch (RequestFailedException e) when (e.Status is 404 or 412)
+            {
+                // Written since (a placement, a state change, another worker): check the owner as below.
+                _ownHeartbeats.TryRemove((cluster, id, owner), out _);
+            }
+        }
+        if (owner is not null)
+        {
+            var seen = await table.GetEntityIfExistsAsync<TableEntity>(cluster, id, ["Owner"], cancellationToken);
+            if (!seen.HasValue) throw NotFound(cluster, id);
+            if (seen.Value!.GetString("Owner") is { Length: > 0 } current && current != owner)
+                throw new InstanceOwnedElsewhereException(Arn(cluster, id), current);
+        }
         try
         {
             // ETag.All sends If-Match: *, so a missing row is a 404, never an upsert of a partial row.
-            await table.UpdateEntityAsync(beat, ETag.All, TableUpdateMode.Merge, cancellationToken);
+            var written = await table.UpdateEntityAsync(beat, ETag.All, TableUpdateMode.Merge, cancellationToken);
+            if (owner is not null && written.Headers.ETag is { } etag) _ownHeartbeats[(cluster, id, owner)] = etag;
         }
         catch (RequestFailedException e) when (e.Status == 404)
         {

@@ -13,6 +13,11 @@ public sealed class DeploySweep(DeliveryStore deliveries, DeployRunner runner, T
 {
     public static readonly TimeSpan Retention = TimeSpan.FromDays(7);
 
+    /// <summary>How often the forgetting part runs: a week's retention need not be kept to the minute.</summary>
+    public static readonly TimeSpan RetentionSweepInterval = TimeSpan.FromMinutes(10);
+
+    private DateTimeOffset _forgotAt = DateTimeOffset.MinValue;
+
     public async Task SweepAsync(CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
@@ -30,6 +35,8 @@ public sealed class DeploySweep(DeliveryStore deliveries, DeployRunner runner, T
                 // Taken over by another attempt meanwhile, or a service stayed locked: the next sweep looks again.
             }
         }
+        if (now - _forgotAt < RetentionSweepInterval) return;
+        _forgotAt = now;
         var forgotten = await deliveries.DeleteReceivedBeforeAsync(now - Retention, cancellationToken);
         if (forgotten > 0) logger.LogInformation("Forgot {Count} deploy deliveries and status links older than {Days} days", forgotten, Retention.TotalDays);
     }

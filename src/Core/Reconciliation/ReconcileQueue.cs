@@ -16,7 +16,7 @@ public sealed record ReconcileMessage
 /// The <c>reconcile</c> queue. Every change that concerns a service enqueues one of these; the
 /// reconcile function reads the service fresh, so duplicates and stale messages are harmless.
 /// </summary>
-public sealed class ReconcileQueue(StorageClients storage, QueueWake wake)
+public sealed class ReconcileQueue(StorageClients storage, QueueWake wake, TimeProvider? time = null)
 {
     public const string QueueName = "reconcile";
 
@@ -27,8 +27,11 @@ public sealed class ReconcileQueue(StorageClients storage, QueueWake wake)
         var message = TaskMessages.Serialize(new ReconcileMessage { Cluster = service.Cluster, Service = service.Name });
         var later = delay is { } d && d > TimeSpan.Zero;
         await queue.SendMessageAsync(message, visibilityTimeout: later ? delay : null, cancellationToken: cancellationToken);
-        // Visible now: when this process runs the reconcile function, it need not wait for its next poll.
+        // Visible now: when this process runs the reconcile function, it need not wait for its next poll. Visible
+        // later: nobody announces that moment, so this process wakes its own poller then (another control plane's
+        // back-off poll finds it should this one be gone by then).
         if (!later) wake.Local(QueueName);
+        else wake.LocalAfter(QueueName, delay!.Value, time ?? TimeProvider.System);
     }
 
     public static ServiceKey Parse(string message)

@@ -4,11 +4,14 @@ namespace Serverless.Core.Reconciliation;
 
 /// <summary>
 /// The periodic resync: a reconcile for every ACTIVE or DRAINING service, so a lost message only
-/// delays a service, never strands it (controller-runtime's SyncPeriod). And the same for one
+/// delays a service, never strands it (controller-runtime's SyncPeriod). A service whose row shows it
+/// steady (<see cref="ServiceRecord.IsSteady"/>) is looked at once per
+/// <see cref="EcsOptions.SteadyServiceResyncMinutes"/>, in a minute chosen by its name so the looks spread
+/// out; any other every minute. And the same for one
 /// cluster when its capacity changes (an instance registers, drains, returns or leaves), since
 /// that changes what every service of the cluster should do (DAEMON tasks, placement, draining).
 /// </summary>
-public sealed class ServiceResync(ServiceStore services, ReconcileQueue reconcile)
+public sealed class ServiceResync(ServiceStore services, ReconcileQueue reconcile, TimeProvider? time = null, EcsOptions? options = null)
 {
     private const int Page = 100;
 
@@ -31,11 +34,23 @@ public sealed class ServiceResync(ServiceStore services, ReconcileQueue reconcil
     public async Task<int> ResyncAsync(CancellationToken cancellationToken)
     {
         var count = 0;
+        var every = Math.Max(1, options?.SteadyServiceResyncMinutes ?? 1);
+        var minute = (time ?? TimeProvider.System).GetUtcNow().ToUnixTimeSeconds() / 60;
         await foreach (var service in services.ListAllActiveAsync(cancellationToken))
         {
+            if (service.Steady && !IsTurnOf(service, minute, every)) continue;
             await reconcile.EnqueueAsync(new ServiceKey(service.Cluster, service.Name), null, cancellationToken);
             count++;
         }
         return count;
+    }
+
+    /// <summary>Whether minute <paramref name="minute"/> is the one of every <paramref name="every"/> in which a steady service is looked at.</summary>
+    internal static bool IsTurnOf(ServiceSummary service, long minute, int every)
+    {
+        // A stable hash (string.GetHashCode differs per process): every control plane picks the same minute.
+        var digest = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(service.Cluster + "|" + service.Name));
+        var offset = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(digest) % (uint)every;
+        return (minute - offset) % every == 0;
     }
 }

@@ -105,6 +105,15 @@ public sealed record ServiceRecord
 
     public ETag ETag { get; init; }
 
+    /// <summary>
+    /// Converged as far as its row tells: ACTIVE, one deployment, COMPLETED, running what it wants with nothing
+    /// pending. The resync looks at such a service less often (<see cref="EcsOptions.SteadyServiceResyncMinutes"/>).
+    /// </summary>
+    public bool IsSteady => Status == Active
+        && Deployments is [{ RolloutState: DeploymentStatus.Completed, PendingCount: 0 } only]
+        && only.RunningCount == only.DesiredCount
+        && (SchedulingStrategy != Replica || only.DesiredCount == DesiredCount);
+
     public Deployment? Primary => Deployments.FirstOrDefault(d => d.Status == DeploymentStatus.Primary);
 
     public string Group => $"service:{Name}";
@@ -123,4 +132,5 @@ public sealed record ServiceKey(string Cluster, string Name)
 /// and task definition. What to act on is read whole with <see cref="ServiceStore.FindAsync"/>.
 /// </summary>
 public sealed record ServiceSummary(
-    string Cluster, string Name, string Status, string SchedulingStrategy, string LaunchType, int DesiredCount, string TaskDefinitionArn);
+    string Cluster, string Name, string Status, string SchedulingStrategy, string LaunchType, int DesiredCount, string TaskDefinitionArn,
+    bool Steady = false);

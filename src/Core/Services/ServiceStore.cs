@@ -34,7 +34,7 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     /// <summary>The columns <see cref="ListAllActiveAsync"/> reads: enough to name a service and tell what it runs.</summary>
-    private static readonly string[] KeyColumns = ["PartitionKey", "RowKey", "Status", "SchedulingStrategy", "LaunchType", "DesiredCount", "TaskDefinitionArn"];
+    private static readonly string[] KeyColumns = ["PartitionKey", "RowKey", "Status", "SchedulingStrategy", "LaunchType", "DesiredCount", "TaskDefinitionArn", "Steady"];
 
     public string ResourceType => "service";
 
@@ -208,6 +208,8 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
             ["EnableEcsManagedTags"] = service.EnableEcsManagedTags,
             ["LeaseOwner"] = service.LeaseOwner,
             ["LeaseExpiresAt"] = service.LeaseExpiresAt,
+            // For the resync's scan, which reads these columns and not the document.
+            ["Steady"] = service.IsSteady,
         };
 
         // Newest first, at most MaxEvents; should the document still not fit in one entity (events
@@ -237,7 +239,8 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
     private static ServiceSummary SummaryFromEntity(TableEntity entity)
     {
         var service = FromEntity(entity);
-        return new ServiceSummary(service.Cluster, service.Name, service.Status, service.SchedulingStrategy, service.LaunchType, service.DesiredCount, service.TaskDefinitionArn);
+        return new ServiceSummary(service.Cluster, service.Name, service.Status, service.SchedulingStrategy, service.LaunchType, service.DesiredCount, service.TaskDefinitionArn,
+            entity.GetBoolean("Steady") ?? false);
     }
 
     internal static ServiceRecord FromEntity(TableEntity entity)

@@ -116,6 +116,15 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger) : IDisposable
         if (_signals.TryGetValue(queueName, out var signal)) signal.Set();
     }
 
+    /// <summary>
+    /// Wakes this process's own poller of <paramref name="queueName"/> after <paramref name="delay"/>: for a message
+    /// sent invisible until then (a requeue-after), which no sender will announce when it becomes visible.
+    /// </summary>
+    public void LocalAfter(string queueName, TimeSpan delay, TimeProvider time)
+    {
+        if (_signals.TryGetValue(queueName, out var signal)) signal.SetAfter(delay, time);
+    }
+
     public void Dispose()
     {
         _closing.Cancel();
@@ -202,6 +211,7 @@ public sealed class WakeSignal
 {
     private readonly Lock _gate = new();
     private TaskCompletionSource _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly HashSet<PendingWake> _pending = [];
 
     // Token bucket of wake-driven polls (QueueWake.MaxWakesPerSecond, QueueWake.WakeBurst), in the
     // timestamps of the TimeProvider the poller waits with. Only the one poller of the queue takes tokens.
@@ -211,6 +221,40 @@ public sealed class WakeSignal
     public void Set()
     {
         lock (_gate) _next.TrySetResult();
+    }
+
+    /// <summary>
+    /// <see cref="Set"/> after <paramref name="delay"/>: a message that becomes visible only then (handed back for
+    /// a retry, or sent for later) is taken when it is due, not at the poller's next back-off poll.
+    /// </summary>
+    public void SetAfter(TimeSpan delay, TimeProvider time)
+    {
+        if (delay <= TimeSpan.Zero)
+        {
+            Set();
+            return;
+        }
+        // One-shot, held until it fires (an unreferenced timer may be collected before), then disposed.
+        // A wake a little early or late costs at most one poll.
+        var pending = new PendingWake(this);
+        lock (_gate)
+        {
+            _pending.Add(pending);
+            pending.Timer = time.CreateTimer(static state => ((PendingWake)state!).Fire(), pending, delay, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private sealed class PendingWake(WakeSignal signal)
+    {
+        public ITimer? Timer { get; set; }
+
+        public void Fire()
+        {
+            lock (signal._gate) signal._pending.Remove(this);
+            signal.Set();
+            // Created under the gate, so it is assigned before this can run.
+            lock (signal._gate) Timer?.Dispose();
+        }
     }
 
     /// <summary>

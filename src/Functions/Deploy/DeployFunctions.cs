@@ -20,8 +20,8 @@ public sealed class DeployFunctions(DeployWebhook webhook, DeploymentStatusReade
         CancellationToken cancellationToken)
         => status.HandleAsync(request, cancellationToken);
 
-    /// <summary>Every minute: finish deliveries whose attempt stopped; forget those older than seven days.</summary>
+    /// <summary>Every 2 minutes: finish deliveries whose attempt stopped; forget those older than seven days.</summary>
     [Function("DeploySweep")]
-    public Task Sweep([TimerTrigger("30 * * * * *")] TimerInfo timer, CancellationToken cancellationToken)
+    public Task Sweep([TimerTrigger("30 */2 * * * *")] TimerInfo timer, CancellationToken cancellationToken)
         => sweep.SweepAsync(cancellationToken);
 }

@@ -7,19 +7,25 @@ namespace Serverless.Functions.Reconciliation;
 /// <summary>Timers for what no event announces.</summary>
 public sealed class SweepFunctions(ServiceResync resync, InstanceHealthSweep healthSweep, TaskRetention retention, TaskDeliverySweep delivery)
 {
-    /// <summary>Every minute: re-enqueue every active service, in case a message was lost.</summary>
+    /// <summary>Every minute: re-enqueue every active service that is not steady, and the steady ones in turn, in case a message was lost.</summary>
     [Function("ServiceResync")]
     public Task Resync([TimerTrigger("0 * * * * *")] TimerInfo timer, CancellationToken cancellationToken)
         => resync.ResyncAsync(cancellationToken);
 
-    /// <summary>Every 15 seconds: replace the tasks of workers that stopped heartbeating.</summary>
+    /// <summary>
+    /// Every minute: replace the tasks of workers that stopped heartbeating (silent for
+    /// <c>Ecs__AgentLostAfterSeconds</c>, 180 s: found 180-240 s after the last heartbeat).
+    /// </summary>
     [Function("InstanceHealthSweep")]
-    public Task Sweep([TimerTrigger("*/15 * * * * *")] TimerInfo timer, CancellationToken cancellationToken)
+    public Task Sweep([TimerTrigger("45 * * * * *")] TimerInfo timer, CancellationToken cancellationToken)
         => healthSweep.SweepAsync(cancellationToken);
 
-    /// <summary>Every 30 seconds: send lost Stops again, stop tasks whose Start was never acknowledged, free orphaned reservations.</summary>
+    /// <summary>
+    /// Every minute: send lost Stops again, stop tasks whose Start was never acknowledged, free orphaned reservations
+    /// (deadlines of 60 s and more, so a minute's cadence delays them at most that much).
+    /// </summary>
     [Function("TaskDeliverySweep")]
-    public Task Deliver([TimerTrigger("*/30 * * * * *")] TimerInfo timer, CancellationToken cancellationToken)
+    public Task Deliver([TimerTrigger("15 * * * * *")] TimerInfo timer, CancellationToken cancellationToken)
         => delivery.SweepAsync(cancellationToken);
 
     /// <summary>Every 5 minutes: forget tasks stopped more than an hour ago, as ECS does.</summary>

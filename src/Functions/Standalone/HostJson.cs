@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Azure.Storage.Queues;
+using Serverless.Core.Storage;
 
 namespace Serverless.Functions.Standalone;
 
@@ -88,7 +89,7 @@ public sealed record HostJson
 public sealed record QueueTriggerOptions
 {
     /// <summary>The lowest polling interval: the host polls this often while messages keep arriving.</summary>
-    public static readonly TimeSpan MinimumPollingInterval = TimeSpan.FromMilliseconds(100);
+    public static readonly TimeSpan MinimumPollingInterval = QueueConsumerOptions.MinimumPollingInterval;
 
     /// <summary>Messages fetched per poll (1–32).</summary>
     public int BatchSize { get; init; } = 16;

@@ -43,6 +43,9 @@ internal sealed partial class StandaloneTriggerService(
         // Workers wake the queue triggers after they report (their commands carry this endpoint), as the
         // host's own sends wake them in-process. Without it the triggers still poll on their back-off.
         if (queues.Count > 0) wake.Listen(ecs.WakePort, ecs.WakeAddress);
+        // Taking wakes, a trigger's idle poll only catches a message whose wake was lost: it may come far less often.
+        var fallback = TimeSpan.FromSeconds(ecs.WakeFallbackPollSeconds);
+        TimeSpan? maxPolling = wake.Endpoint is not null && fallback > queueOptions.MaxPollingInterval ? fallback : null;
         foreach (var binding in queues)
         {
             var function = binding.Function;
@@ -54,7 +57,8 @@ internal sealed partial class StandaloneTriggerService(
                 (message, body, token) => InvokeAsync(function, function.ConvertQueueMessage(message, body), QueueBindingData(message, body), token),
                 time,
                 loggers.CreateLogger($"Function.{function.Name}"),
-                wake.Signal(binding.QueueName));
+                wake.Signal(binding.QueueName),
+                maxPolling);
             _listeners.Add(listener);
             _running.Add(Task.Run(() => listener.RunAsync(_stopping.Token), CancellationToken.None));
         }

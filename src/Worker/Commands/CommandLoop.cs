@@ -20,80 +20,46 @@ namespace Serverless.Worker.Commands;
 public sealed class CommandLoop(
     StorageClients storage, TaskRunner runner, TaskStateReporter reporter, QueueWake wake, WorkerIdentity identity, WorkerOptions options, TimeProvider time, ILogger<CommandLoop> logger)
 {
-    /// <summary>Queue Storage's most messages per receive.</summary>
-    public const int MaxBatch = 32;
+    /// <summary>How long a received command stays invisible; renewed while it is handled (a Stop may take a container's whole stopTimeout).</summary>
+    public static readonly TimeSpan CommandLease = TimeSpan.FromSeconds(60);
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        var queue = await OpenQueueAsync(cancellationToken);
-        var woken = wake.Signal(TaskMessages.CommandQueue(identity.InstanceId));
-        var cap = TimeSpan.FromMilliseconds(options.CommandPollMaxDelayMilliseconds);
-        using var slots = new SemaphoreSlim(options.MaxConcurrentCommands, options.MaxConcurrentCommands);
-        var delay = TimeSpan.Zero;
-        logger.LogInformation("Taking commands from queue {Queue}", queue.Name);
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            try
-            {
-                await slots.WaitAsync(cancellationToken);
-                var batch = Math.Min(MaxBatch, slots.CurrentCount + 1);
-                QueueMessage[] messages;
-                try
-                {
-                    messages = (await queue.ReceiveMessagesAsync(batch, MessageLease.VisibilityTimeout, cancellationToken)).Value;
-                }
-                catch
-                {
-                    slots.Release();
-                    throw;
-                }
-                // The first slot is already held; the rest were free when the batch size was chosen.
-                for (var i = 1; i < messages.Length; i++) await slots.WaitAsync(cancellationToken);
-                if (messages.Length == 0) slots.Release();
-
-                foreach (var message in messages)
-                {
-                    _ = Task.Run(async () =>
-                    {
-                        try
-                        {
-                            await HandleAsync(queue, message, cancellationToken);
-                        }
-                        finally
-                        {
-                            slots.Release();
-                        }
-                    }, CancellationToken.None);
-                }
-                delay = wake.Endpoint is null
-                    ? PollDelay.Next(delay, messages.Length > 0, cap)
-                    // The control plane wakes us when it sends: poll again at once only when the batch was full.
-                    : messages.Length == batch ? TimeSpan.Zero : cap;
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e)
-            {
-                logger.LogWarning("Could not receive commands: {Error}", e.Message);
-                delay = cap;
-            }
-            // The control plane wakes us right after it sends a command; the back-off only covers a lost wake.
-            if (delay > TimeSpan.Zero && await WaitAsync(woken, delay, cancellationToken)) delay = TimeSpan.Zero;
-        }
-    }
-
-    private async Task<bool> WaitAsync(WakeSignal woken, TimeSpan delay, CancellationToken cancellationToken)
-    {
+        QueueClient queue;
         try
         {
-            return await woken.WaitAsync(delay, time, cancellationToken);
+            queue = await OpenQueueAsync(cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            return false;
+            return;
         }
+        var consumer = new QueueConsumer(queue, Options(options, wake.Endpoint is not null),
+            (message, lease, token) => HandleAsync(message, lease, token), time, logger,
+            // Without wakes, poll fast again after every batch, as a plain poller does.
+            wake.Endpoint is null ? null : wake.Signal(queue.Name));
+        logger.LogInformation("Taking commands from queue {Queue}", queue.Name);
+        await consumer.RunAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// As many commands at once as <see cref="WorkerOptions.MaxConcurrentCommands"/>, a receive whenever one of
+    /// them is free; while idle the queue is polled at most every <see cref="WorkerOptions.CommandPollMaxDelayMilliseconds"/>,
+    /// or every <see cref="WorkerOptions.WakeFallbackPollSeconds"/> when the control plane wakes this worker.
+    /// </summary>
+    internal static QueueConsumerOptions Options(WorkerOptions options, bool takesWakes)
+    {
+        var poll = TimeSpan.FromMilliseconds(options.CommandPollMaxDelayMilliseconds);
+        var fallback = TimeSpan.FromSeconds(options.WakeFallbackPollSeconds);
+        var concurrent = Math.Max(1, options.MaxConcurrentCommands);
+        return new QueueConsumerOptions
+        {
+            BatchSize = Math.Min(QueueConsumerOptions.MaxBatchSize, concurrent),
+            NewBatchThreshold = concurrent - 1,
+            MaxInFlight = concurrent,
+            MessageLease = CommandLease,
+            MaxPollingInterval = takesWakes && fallback > poll ? fallback : poll,
+        };
     }
 
     private async Task<QueueClient> OpenQueueAsync(CancellationToken cancellationToken)
@@ -113,7 +79,7 @@ public sealed class CommandLoop(
     }
 
     /// <summary>One command, from its message to its deletion (or its return for a retry).</summary>
-    internal async Task HandleAsync(QueueClient queue, QueueMessage message, CancellationToken cancellationToken)
+    internal async Task HandleAsync(QueueMessage message, QueueMessageLease lease, CancellationToken cancellationToken)
     {
         TaskCommand command;
         try
@@ -124,13 +90,12 @@ public sealed class CommandLoop(
         {
             // No task to report on: drop it, loudly, rather than let it come back forever.
             logger.LogError("Deleting unreadable command message {MessageId}: {Error}", message.MessageId, e.Message);
-            await queue.DeleteMessageAsync(message.MessageId, message.PopReceipt, CancellationToken.None);
+            await lease.DeleteAsync(CancellationToken.None);
             return;
         }
 
         // Reports about this task (and any other) wake the control plane that sent the latest command.
         if (command.ReportWake is { } reportWake) reporter.ReportWake = reportWake;
-        await using var lease = new MessageLease(queue, message, time, logger);
         try
         {
             if (message.DequeueCount > options.MaxCommandDequeueCount)
@@ -165,7 +130,7 @@ public sealed class CommandLoop(
             var retryIn = TimeSpan.FromSeconds(Math.Min(30, 1 << (int)Math.Min(message.DequeueCount, 5)));
             logger.LogWarning(e, "{CommandType} of {TaskArn} failed (delivery {DequeueCount}); retrying in {RetryIn}",
                 command.Type, command.TaskArn, message.DequeueCount, retryIn);
-            await lease.RetryAfterAsync(retryIn, CancellationToken.None);
+            await lease.ReleaseAsync(retryIn, CancellationToken.None);
         }
     }
 }

@@ -9,6 +9,7 @@ using Serverless.Core.Storage;
 using Serverless.Core.Tasks;
 using Serverless.Worker.Docker;
 using Serverless.Worker.Registration;
+using Serverless.Worker.Reporting;
 
 namespace Serverless.Worker.Metrics;
 
@@ -26,7 +27,9 @@ public sealed class TaskMetricsSampler(
     WorkerOptions options,
     Arns arns,
     TimeProvider time,
-    ILogger<TaskMetricsSampler> logger) : BackgroundService
+    ILogger<TaskMetricsSampler> logger,
+    QueueWake? wake = null,
+    TaskStateReporter? reporter = null) : BackgroundService
 {
     private readonly Dictionary<string, (ulong Cpu, DateTimeOffset Read)> _previous = new(StringComparer.Ordinal);
     private readonly Dictionary<string, TaskSamples> _samples = new(StringComparer.Ordinal);
@@ -126,6 +129,8 @@ public sealed class TaskMetricsSampler(
         };
         var queue = await storage.QueueAsync(MetricsReport.Queue, cancellationToken);
         await queue.SendMessageAsync(TaskMessages.Serialize(report), cancellationToken);
+        // The control plane that commands this worker takes the report now rather than at its next idle poll.
+        wake?.Send(reporter?.ReportWake, MetricsReport.Queue);
         logger.LogDebug("Task metrics of {Start} sent: {Tasks} task(s), {Services} service(s)", start, tasks.Count, report.Services.Count);
         return report;
     }

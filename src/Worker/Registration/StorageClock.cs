@@ -12,7 +12,7 @@ namespace Serverless.Worker.Registration;
 public sealed class StorageClock(TimeProvider local, StorageClients storage) : TimeProvider
 {
     /// <summary>How often the offset is measured again: clocks drift slowly.</summary>
-    public static readonly TimeSpan SyncEvery = TimeSpan.FromMinutes(1);
+    public static readonly TimeSpan SyncEvery = TimeSpan.FromMinutes(5);
 
     private long _offsetTicks;
     private long _syncedAt = long.MinValue;

@@ -70,6 +70,7 @@ public sealed class WorkerHarness : IAsyncDisposable
             InstanceId = instanceId ?? fixture.NewInstanceId(),
             ContainerStopTimeoutSeconds = 2,
             CommandPollMaxDelayMilliseconds = 200,
+            WakeFallbackPollSeconds = 0,
             HeartbeatSeconds = 1,
             ImagePullTimeoutSeconds = 30,
             // The tests of transitional reports stop in 3 s; the default would race them.

@@ -23,6 +23,7 @@ public sealed class InstanceOwnershipTests(WorkerFixture fixture, ITestOutputHel
                 Ec2InstanceId = host,
                 HeartbeatSeconds = 1,
                 CommandPollMaxDelayMilliseconds = 200,
+                WakeFallbackPollSeconds = 0,
             }, _ecs, fixture.ConnectionString))
         .Build();
 

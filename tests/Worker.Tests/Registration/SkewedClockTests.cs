@@ -24,7 +24,7 @@ public sealed class SkewedClockTests(WorkerFixture fixture, ITestOutputHelper ou
     [InlineData(4)]
     public async Task A_worker_whose_clock_is_minutes_off_is_judged_connected_and_its_heartbeat_is_dated_by_the_control_planes_clock(int minutes)
     {
-        var options = new WorkerOptions { InstanceId = fixture.NewInstanceId(), Ec2InstanceId = "skewed-host", HeartbeatSeconds = 1, CommandPollMaxDelayMilliseconds = 200 };
+        var options = new WorkerOptions { InstanceId = fixture.NewInstanceId(), Ec2InstanceId = "skewed-host", HeartbeatSeconds = 1, CommandPollMaxDelayMilliseconds = 200, WakeFallbackPollSeconds = 0 };
         var ecs = new EcsOptions { StoragePrefix = TestNames.Unique(nameof(SkewedClockTests)) };
         using var host = new HostBuilder()
             .ConfigureServices(services => services

@@ -27,6 +27,7 @@ public sealed class WorkerServiceTests(WorkerFixture fixture, ITestOutputHelper 
             Attributes = "stack=test",
             HeartbeatSeconds = 1,
             CommandPollMaxDelayMilliseconds = 200,
+            WakeFallbackPollSeconds = 0,
         };
         var ecs = new EcsOptions { StoragePrefix = TestNames.Unique(nameof(WorkerServiceTests)) };
         using var host = new HostBuilder()

@@ -1,0 +1,178 @@
+using Azure.Storage.Queues;
+using Azure.Storage.Queues.Models;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using Serverless.Core.Storage;
+using Serverless.TestSupport;
+
+namespace Serverless.Core.Tests.Storage;
+
+/// <summary>The one queue consumer: its back-off, its wakes and its leases, on a fake clock over real Azurite.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class QueueConsumerTests(AzuriteFixture azurite)
+{
+    private static readonly TimeSpan Ceiling = TimeSpan.FromSeconds(60);
+    private readonly CancellationToken _token = new CancellationTokenSource(TimeSpan.FromMinutes(2)).Token;
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+
+    private async Task<QueueClient> QueueAsync()
+    {
+        var queue = new QueueClient(azurite.ConnectionString, TestNames.Unique("consumer"), new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None });
+        await queue.CreateIfNotExistsAsync(cancellationToken: _token);
+        return queue;
+    }
+
+    private static async Task UntilAsync(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + Ceiling;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"Gave up waiting for: {what}");
+            await Task.Delay(10);
+        }
+    }
+
+    [Fact]
+    public void The_back_off_doubles_from_the_minimum_to_the_maximum_and_starts_over_after_a_reset()
+    {
+        var backoff = new PollingBackoff(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(60), new Random(7));
+        var delays = Enumerable.Range(0, 14).Select(_ => backoff.Next()).ToList();
+
+        Assert.InRange(delays[0], TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(120));
+        // Each step about twice the last (±20% jitter), never past the maximum, and there after 10 doublings.
+        for (var i = 1; i < 10; i++) Assert.InRange(delays[i].TotalMilliseconds, 100 * Math.Pow(2, i) * 0.8, 100 * Math.Pow(2, i) * 1.2);
+        Assert.All(delays, d => Assert.True(d <= TimeSpan.FromSeconds(60)));
+        Assert.InRange(delays[^1], TimeSpan.FromSeconds(48), TimeSpan.FromSeconds(60));
+
+        backoff.Reset();
+        Assert.InRange(backoff.Next(), TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(120));
+    }
+
+    [Fact]
+    public async Task A_woken_consumer_backs_off_to_its_ceiling_and_a_wake_brings_the_next_message_at_once()
+    {
+        var queue = await QueueAsync();
+        using var wakes = new QueueWake(NullLogger<QueueWake>.Instance);
+        var handled = 0;
+        var consumer = new QueueConsumer(queue, new QueueConsumerOptions { MaxPollingInterval = TimeSpan.FromSeconds(60) },
+            async (_, lease, token) =>
+            {
+                Interlocked.Increment(ref handled);
+                await lease.DeleteAsync(token);
+            }, _time, NullLogger.Instance, wakes.Signal(queue.Name));
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(_token);
+        var running = consumer.RunAsync(stop.Token);
+
+        // Idle: each wait twice the last, up to the ceiling, advancing the fake clock exactly to each poll.
+        var waits = 0L;
+        while (consumer.CurrentIdleDelay < TimeSpan.FromSeconds(48))
+        {
+            await UntilAsync(() => consumer.IdleWaits > waits, "the next idle wait");
+            waits = consumer.IdleWaits;
+            if (consumer.CurrentIdleDelay < TimeSpan.FromSeconds(48)) _time.Advance(consumer.CurrentIdleDelay);
+        }
+        Assert.InRange(consumer.PollCount, 8, 13);
+        var polls = consumer.PollCount;
+
+        await queue.SendMessageAsync("work", _token);
+        wakes.Local(queue.Name);
+
+        // No tick of the clock: the wake alone brought the poll, and the short batch sends it back to its long wait.
+        await UntilAsync(() => Volatile.Read(ref handled) == 1 && consumer.IdleWaits > waits, "the message, then the next wait");
+        Assert.Equal(polls + 1, consumer.PollCount);
+        Assert.InRange(consumer.CurrentIdleDelay, TimeSpan.FromSeconds(48), TimeSpan.FromSeconds(60));
+        await stop.CancelAsync();
+        await running;
+    }
+
+    [Fact]
+    public async Task Without_a_wake_a_poll_that_finds_messages_starts_the_back_off_over()
+    {
+        var queue = await QueueAsync();
+        var handled = 0;
+        var consumer = new QueueConsumer(queue, new QueueConsumerOptions { MaxPollingInterval = TimeSpan.FromSeconds(60) },
+            async (_, lease, token) =>
+            {
+                Interlocked.Increment(ref handled);
+                await lease.DeleteAsync(token);
+            }, _time, NullLogger.Instance);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(_token);
+        var running = consumer.RunAsync(stop.Token);
+        var waits = 0L;
+        for (var i = 0; i < 6; i++)
+        {
+            await UntilAsync(() => consumer.IdleWaits > waits, "the next idle wait");
+            waits = consumer.IdleWaits;
+            _time.Advance(consumer.CurrentIdleDelay);
+        }
+        await UntilAsync(() => consumer.IdleWaits > waits, "the next idle wait");
+        waits = consumer.IdleWaits;
+        Assert.True(consumer.CurrentIdleDelay > TimeSpan.FromSeconds(2));
+
+        await queue.SendMessageAsync("work", _token);
+        _time.Advance(consumer.CurrentIdleDelay);
+
+        await UntilAsync(() => Volatile.Read(ref handled) == 1 && consumer.IdleWaits > waits, "the message, then the next wait");
+        Assert.InRange(consumer.CurrentIdleDelay, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(120));
+        await stop.CancelAsync();
+        await running;
+    }
+
+    [Fact]
+    public async Task A_lease_renews_the_message_at_half_its_length_and_settles_with_the_newest_receipt()
+    {
+        var queue = await QueueAsync();
+        await queue.SendMessageAsync("long work", _token);
+        var message = Assert.Single((await queue.ReceiveMessagesAsync(1, TimeSpan.FromSeconds(30), _token)).Value);
+        await using var lease = new QueueMessageLease(queue, message, TimeSpan.FromSeconds(30), _time, NullLogger.Instance);
+
+        for (var i = 1; i <= 2; i++)
+        {
+            var before = lease.PopReceipt;
+            _time.Advance(TimeSpan.FromSeconds(15));
+            await UntilAsync(() => lease.PopReceipt != before, $"renewal {i}");
+        }
+        Assert.NotEqual(message.PopReceipt, lease.PopReceipt);
+        // Still invisible to anyone else while leased.
+        Assert.Empty((await queue.ReceiveMessagesAsync(1, TimeSpan.FromSeconds(1), _token)).Value);
+
+        await lease.DeleteAsync(_token);
+        Assert.Equal(0, (await queue.GetPropertiesAsync(_token)).Value.ApproximateMessagesCount);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => lease.DeleteAsync(_token));
+    }
+
+    [Fact]
+    public async Task A_message_handed_back_for_later_wakes_its_poller_when_it_is_due()
+    {
+        var queue = await QueueAsync();
+        await queue.SendMessageAsync("retry me", _token);
+        var message = Assert.Single((await queue.ReceiveMessagesAsync(1, TimeSpan.FromSeconds(30), _token)).Value);
+        using var wakes = new QueueWake(NullLogger<QueueWake>.Instance);
+        var signal = wakes.Signal(queue.Name);
+        var lease = new QueueMessageLease(queue, message, TimeSpan.FromSeconds(30), _time, NullLogger.Instance, delay => signal.SetAfter(delay, _time));
+
+        await lease.ReleaseAsync(TimeSpan.FromSeconds(10), _token);
+        var woken = signal.WaitAsync(TimeSpan.FromMinutes(5), _time, _token);
+        _time.Advance(TimeSpan.FromSeconds(9));
+        Assert.False(woken.IsCompleted);
+        _time.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.True(await woken.WaitAsync(Ceiling, _token));
+        await lease.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_requeue_after_wakes_this_processs_own_poller_when_the_message_becomes_visible()
+    {
+        using var wakes = new QueueWake(NullLogger<QueueWake>.Instance);
+        var signal = wakes.Signal("reconcile");
+        var woken = signal.WaitAsync(TimeSpan.FromMinutes(5), _time, _token);
+
+        wakes.LocalAfter("reconcile", TimeSpan.FromSeconds(20), _time);
+        _time.Advance(TimeSpan.FromSeconds(19));
+        Assert.False(woken.IsCompleted);
+        _time.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.True(await woken.WaitAsync(Ceiling, _token));
+    }
+}
