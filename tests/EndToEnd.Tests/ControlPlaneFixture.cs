@@ -431,3 +431,9 @@ public sealed class SecondControlPlaneCollection : ICollectionFixture<ControlPla
 
 [CollectionDefinition("control plane 3")]
 public sealed class ThirdControlPlaneCollection : ICollectionFixture<ControlPlaneFixture>;
+
+[CollectionDefinition("control plane 4")]
+public sealed class FourthControlPlaneCollection : ICollectionFixture<ControlPlaneFixture>;
+
+[CollectionDefinition("control plane 5")]
+public sealed class FifthControlPlaneCollection : ICollectionFixture<ControlPlaneFixture>;

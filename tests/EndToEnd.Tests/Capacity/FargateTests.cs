@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 namespace Serverless.EndToEnd.Tests.Capacity;
 
 /// <summary>A Fargate task definition from a real account, run unchanged with the AWS CLI; capacity providers and ECS's errors.</summary>
-[Collection("control plane 3")]
+[Collection("control plane 4")]
 public sealed class FargateTests(ControlPlaneFixture plane) : IAsyncLifetime
 {
     public Task InitializeAsync() => Task.CompletedTask;

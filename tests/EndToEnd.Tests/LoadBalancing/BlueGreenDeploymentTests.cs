@@ -2,9 +2,6 @@ using System.Text.Json.Nodes;
 
 namespace Serverless.EndToEnd.Tests.LoadBalancing;
 
-[CollectionDefinition("blue green plane")]
-public sealed class BlueGreenPlaneCollection : ICollectionFixture<ControlPlaneFixture>;
-
 /// <summary>
 /// ECS-native blue/green on real Docker, driven with the AWS CLI: a service behind a production and a test
 /// listener is updated under a steady request loop; the deployment pauses at a PAUSE hook with test traffic
@@ -12,7 +9,7 @@ public sealed class BlueGreenPlaneCollection : ICollectionFixture<ControlPlaneFi
 /// A second update to a revision whose container health check fails trips the circuit breaker and rolls
 /// back, production traffic never leaving the serving revision.
 /// </summary>
-[Collection("blue green plane")]
+[Collection("control plane 5")]
 public sealed class BlueGreenDeploymentTests(ControlPlaneFixture plane) : IAsyncLifetime
 {
     private const string Image = "local/busybox:latest";

@@ -7,7 +7,7 @@ namespace Serverless.EndToEnd.Tests.LoadBalancing;
 /// The data plane serving what the CLI configured: rules, health checks written back, and a deregistered
 /// target drained (no new requests, then stopped) under steady traffic with no failed request.
 /// </summary>
-[Collection("control plane 2")]
+[Collection("control plane 4")]
 public sealed class DataPlaneTests(ControlPlaneFixture plane)
 {
     private Task<CliResult> Elb(params string[] args) => plane.AwsAsync(["elbv2", .. args]);

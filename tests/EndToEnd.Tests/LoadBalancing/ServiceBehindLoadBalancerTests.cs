@@ -6,7 +6,7 @@ namespace Serverless.EndToEnd.Tests.LoadBalancing;
 /// An ECS service behind a listener on real Docker: its tasks are registered as they come up, and a rolling
 /// deployment (100/200 percent) under a steady request loop drains each old task before stopping it.
 /// </summary>
-[Collection("control plane 2")]
+[Collection("control plane 5")]
 public sealed class ServiceBehindLoadBalancerTests(ControlPlaneFixture plane)
 {
     private const string Image = "local/busybox:latest";

@@ -2,16 +2,13 @@ using System.Diagnostics;
 
 namespace Serverless.EndToEnd.Tests.WebConsole;
 
-[CollectionDefinition("console")]
-public sealed class ConsoleCollection : ICollectionFixture<ControlPlaneFixture>;
-
 /// <summary>
 /// The web console at /console in headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core
 /// from src/Console/node_modules; no browser is downloaded) against a control plane and a worker on real
 /// Docker. The browser steps are in src/Console/test/console.test.mjs; this test gives them a cluster with
 /// a container instance and reports their output.
 /// </summary>
-[Collection("console")]
+[Collection("control plane 4")]
 public sealed class ConsoleBrowserTests(ControlPlaneFixture plane) : IAsyncLifetime
 {
     private const string Chromium = "/usr/bin/chromium";
