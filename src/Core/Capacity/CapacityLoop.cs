@@ -57,7 +57,15 @@ public sealed class CapacityLoop(
     public const string ProvisioningTimeoutReason = "Timeout waiting for capacity to become available in the capacity provider.";
     private const int MaxWaitingPerTick = 500;
 
+    /// <summary>
+    /// How often the waiting tasks are read while the last read found none and this process added none
+    /// since: a task another control plane put waiting is looked at up to this late the first time.
+    /// </summary>
+    public static readonly TimeSpan NoneWaitingReadInterval = TimeSpan.FromSeconds(30);
+
     private long _lastSlot = -1;
+    private DateTimeOffset? _noneWaitingUntil;
+    private long _addsSeen = -1;
 
     public async Task TickAsync(CancellationToken cancellationToken)
     {
@@ -72,8 +80,14 @@ public sealed class CapacityLoop(
     {
         var still = new List<TaskRecord>();
         var now = time.GetUtcNow();
+        // None waiting at the last read, none added here since: an idle tick need not read the table.
+        var adds = waiting.LocalAdds;
+        if (_noneWaitingUntil is { } until && now < until && adds == _addsSeen) return still;
+        _addsSeen = adds;
         var definitionCache = new Dictionary<string, TaskDefinitionRecord?>(StringComparer.Ordinal);
-        foreach (var cluster in (await waiting.ListAsync(MaxWaitingPerTick, cancellationToken)).GroupBy(w => w.Cluster))
+        var entries = await waiting.ListAsync(MaxWaitingPerTick, cancellationToken);
+        _noneWaitingUntil = entries.Count == 0 ? now + NoneWaitingReadInterval : null;
+        foreach (var cluster in entries.GroupBy(w => w.Cluster))
         {
             var hosts = await instances.ListAsync(cluster.Key, cancellationToken);
             var byPool = new Dictionary<string, List<ContainerInstanceRecord>>(StringComparer.Ordinal);

@@ -17,6 +17,10 @@ public sealed record WaitingTask(string Cluster, string TaskId, string CapacityP
 public sealed class WaitingTaskStore(StorageClients storage)
 {
     private const string TableName = "WaitingTasks";
+    private long _localAdds;
+
+    /// <summary>Counts the waiting tasks this process added (see <see cref="CapacityLoop"/>'s idle reads).</summary>
+    public long LocalAdds => Interlocked.Read(ref _localAdds);
 
     public async Task AddAsync(WaitingTask waiting, CancellationToken cancellationToken)
     {
@@ -26,6 +30,7 @@ public sealed class WaitingTaskStore(StorageClients storage)
             ["CapacityProvider"] = waiting.CapacityProvider,
             ["Since"] = waiting.Since,
         }, TableUpdateMode.Replace, cancellationToken);
+        Interlocked.Increment(ref _localAdds);
     }
 
     public async Task RemoveAsync(string cluster, string taskId, CancellationToken cancellationToken)
