@@ -216,6 +216,10 @@ public class ControlPlaneFixture : IAsyncLifetime
             ?? throw new FileNotFoundException("libfaketime is missing: bash scripts/install-deps.sh installs Debian's faketime");
     }
 
+    /// <summary>The control plane's last <paramref name="lines"/> log lines that mention <paramref name="text"/>, for a failure message.</summary>
+    public string LogLinesMentioning(string text, int lines = 80)
+        => string.Join('\n', Log.Split('\n').Where(l => l.Contains(text, StringComparison.Ordinal)).TakeLast(lines));
+
     /// <summary>The last <paramref name="lines"/> lines of each running worker's log, for a failure message.</summary>
     public string WorkerLogTails(int lines = 60)
     {

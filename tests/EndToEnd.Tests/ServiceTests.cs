@@ -146,7 +146,8 @@ public sealed class ServiceTests(ControlPlaneFixture plane) : IAsyncLifetime
             service = await DescribeAsync(cluster, "svc");
         }
         while (!service["events"]!.AsArray().Any(e => e!["message"]!.GetValue<string>().Contains("deployment failed")) && DateTime.UtcNow < deadline);
-        Assert.Contains(service["events"]!.AsArray(), e => e!["message"]!.GetValue<string>().Contains("rolling back to deployment"));
+        Assert.True(service["events"]!.AsArray().Any(e => e!["message"]!.GetValue<string>().Contains("rolling back to deployment")),
+            $"no rollback within 150 s.\nservice: {service.ToJsonString()}\ncontrol plane:\n{plane.LogLinesMentioning(cluster)}\n{plane.WorkerLogTails()}");
 
         await WaitStableAsync(cluster, "svc");
         service = await DescribeAsync(cluster, "svc");

@@ -96,10 +96,14 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
         Assert.NotEqual(0, bad.ExitCode);
         Assert.Contains("InvalidParameterValue", bad.Stderr);
         // A custom metric goes in with put-metric-data and comes back as a statistic set; AWS/ namespaces are AWS's own.
-        _ = (await plane.AwsAsync(["cloudwatch", "put-metric-data", "--namespace", $"E2E/{cluster}", "--metric-data",
-            """[{"MetricName":"Queue","Dimensions":[{"Name":"Stage","Value":"prod"}],"Values":[2,6],"Counts":[1,3],"Unit":"Count"}]"""])).Json;
+        // Its window is taken now: the calls above can outlast the minute `end` allowed on a loaded machine.
+        var put = await plane.AwsAsync(["cloudwatch", "put-metric-data", "--namespace", $"E2E/{cluster}", "--metric-data",
+            """[{"MetricName":"Queue","Dimensions":[{"Name":"Stage","Value":"prod"}],"Values":[2,6],"Counts":[1,3],"Unit":"Count"}]"""]);
+        Assert.True(put.ExitCode == 0, put.Stderr);
+        var customStart = DateTime.UtcNow.AddMinutes(-3).ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
+        var customEnd = DateTime.UtcNow.AddMinutes(3).ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
         var custom = (await plane.AwsAsync(["cloudwatch", "get-metric-statistics", "--namespace", $"E2E/{cluster}", "--metric-name", "Queue",
-            "--dimensions", "Name=Stage,Value=prod", "--start-time", start, "--end-time", end, "--period", "360",
+            "--dimensions", "Name=Stage,Value=prod", "--start-time", customStart, "--end-time", customEnd, "--period", "360",
             "--statistics", "Sum", "SampleCount", "Maximum"])).Json["Datapoints"]!.AsArray();
         var point = Assert.Single(custom)!;
         Assert.Equal(20.0, point["Sum"]!.GetValue<double>());
@@ -109,7 +113,7 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
         var many = string.Join(',', Enumerable.Range(0, 400).Select(i => $$"""{"MetricName":"Bulk","Dimensions":[{"Name":"Stage","Value":"prod"}],"Value":{{i}} }"""));
         _ = (await plane.AwsAsync(["cloudwatch", "put-metric-data", "--namespace", $"E2E/{cluster}", "--metric-data", $"[{many}]"])).Json;
         var bulk = (await plane.AwsAsync(["cloudwatch", "get-metric-statistics", "--namespace", $"E2E/{cluster}", "--metric-name", "Bulk",
-            "--dimensions", "Name=Stage,Value=prod", "--start-time", start, "--end-time", end, "--period", "360", "--statistics", "SampleCount"])).Json;
+            "--dimensions", "Name=Stage,Value=prod", "--start-time", customStart, "--end-time", customEnd, "--period", "360", "--statistics", "SampleCount"])).Json;
         Assert.Equal(400.0, Assert.Single(bulk["Datapoints"]!.AsArray())!["SampleCount"]!.GetValue<double>());
         var reserved = await plane.AwsAsync(["cloudwatch", "put-metric-data", "--namespace", "AWS/ECS", "--metric-name", "CPUUtilization", "--value", "1"]);
         Assert.Contains("InvalidParameterValue", reserved.Stderr);

@@ -24,7 +24,7 @@ public sealed class BlueGreenDeploymentTests(ControlPlaneFixture plane) : IAsync
         [{"name":"web","image":"{{{Image}}}","memory":32,"essential":true,
           "entryPoint":["sh","-c"],"command":["echo {{{version}}} > /tmp/index.html && exec httpd -f -p 8080 -h /tmp"],
           "portMappings":[{"containerPort":8080,"hostPort":0}],
-          "healthCheck":{"command":["CMD-SHELL","{{{check}}}"],"interval":5,"timeout":2,"retries":1,"startPeriod":0}}]
+          "healthCheck":{"command":["CMD-SHELL","{{{check}}}"],"interval":5,"timeout":5,"retries":2,"startPeriod":0}}]
         """;
 
     private static string Get(CliResult result, params string[] path)

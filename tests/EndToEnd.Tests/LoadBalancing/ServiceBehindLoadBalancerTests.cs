@@ -17,7 +17,7 @@ public sealed class ServiceBehindLoadBalancerTests(ControlPlaneFixture plane)
         [{"name":"web","image":"{{{Image}}}","memory":32,"essential":true,
           "entryPoint":["sh","-c"],"command":["echo {{{version}}} > /tmp/index.html && exec httpd -f -p 8080 -h /tmp"],
           "portMappings":[{"containerPort":8080,"hostPort":0}],
-          "healthCheck":{"command":["CMD-SHELL","wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1"],"interval":5,"timeout":2,"retries":2,"startPeriod":0}}]
+          "healthCheck":{"command":["CMD-SHELL","wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1"],"interval":5,"timeout":5,"retries":2,"startPeriod":0}}]
         """;
 
     [Fact]

@@ -313,7 +313,7 @@ public sealed class TaskRunnerDockerTests(WorkerFixture fixture, ITestOutputHelp
         var definition = await _worker.RegisterAsync("""
             {"family": "healthy", "containerDefinitions": [{"name": "app", "image": "local/busybox:latest", "memory": 32,
               "command": ["sleep", "300"], "stopTimeout": 1,
-              "healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 1, "timeout": 1, "retries": 1}}]}
+              "healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 1, "timeout": 10, "retries": 5}}]}
             """);
         var start = _worker.StartCommand(definition);
 
@@ -332,7 +332,7 @@ public sealed class TaskRunnerDockerTests(WorkerFixture fixture, ITestOutputHelp
         var definition = await _worker.RegisterAsync("""
             {"family": "waits-healthy", "containerDefinitions": [
               {"name": "db", "image": "local/busybox:latest", "memory": 32, "command": ["sleep", "300"], "stopTimeout": 1,
-               "healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 1, "timeout": 1, "retries": 1}},
+               "healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 1, "timeout": 10, "retries": 5}},
               {"name": "app", "image": "local/busybox:latest", "memory": 32, "command": ["sleep", "300"], "stopTimeout": 1,
                "dependsOn": [{"containerName": "db", "condition": "HEALTHY"}]}]}
             """);

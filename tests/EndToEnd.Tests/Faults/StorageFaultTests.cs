@@ -7,19 +7,20 @@ using Serverless.TestSupport.Storage;
 namespace Serverless.EndToEnd.Tests.Faults;
 
 /// <summary>Faults of the storage account and of the endpoint's traffic.</summary>
-public sealed partial class FaultCatalogueTests
+[Trait("Category", "Fault")]
+public sealed class StorageFaultTests(FaultPlaneFixture fixture) : FaultCatalogue(fixture)
 {
     [Fact]
     public async Task Queue_outage_during_scale_in_and_delete()
     {
         var cluster = await ClusterAsync("qdown");
-        await plane.StartWorkerAsync(cluster);
+        await Plane.StartWorkerAsync(cluster);
         var definition = await RegisterAsync("qdown");
         await CreateServiceAsync(cluster, "web", definition, 6);
         await CreateServiceAsync(cluster, "gone", definition, 2);
         await ConvergeBeforeFaultAsync(cluster);
 
-        using (plane.Storage.Faults.Inject(StorageFault.Down, StorageService.Queue, duration: TimeSpan.FromSeconds(20)))
+        using (Plane.Storage.Faults.Inject(StorageFault.Down, StorageService.Queue, duration: TimeSpan.FromSeconds(20)))
         {
             // A client retries what failed, as the SDKs do; an answered call is an acknowledged write.
             await UntilAnsweredAsync("UpdateService", new() { ["cluster"] = cluster, ["service"] = "web", ["desiredCount"] = 2 });
@@ -28,9 +29,9 @@ public sealed partial class FaultCatalogueTests
 
         await ConvergedAsync(nameof(Queue_outage_during_scale_in_and_delete), cluster, [], async () =>
         {
-            var gone = await plane.DescribeServiceAsync(cluster, "gone");
+            var gone = await Plane.DescribeServiceAsync(cluster, "gone");
             Assert.Equal("INACTIVE", gone["status"]!.GetValue<string>());
-            Assert.Equal(2, (await plane.DescribeServiceAsync(cluster, "web"))["desiredCount"]!.GetValue<int>());
+            Assert.Equal(2, (await Plane.DescribeServiceAsync(cluster, "web"))["desiredCount"]!.GetValue<int>());
         });
     }
 
@@ -38,70 +39,70 @@ public sealed partial class FaultCatalogueTests
     public async Task Table_outage_during_a_twenty_task_scale_up()
     {
         var cluster = await ClusterAsync("tdown");
-        await plane.StartWorkerAsync(cluster, memoryMiB: 4096);
+        await Plane.StartWorkerAsync(cluster, memoryMiB: 4096);
         var definition = await RegisterAsync("tdown");
         await CreateServiceAsync(cluster, "web", definition, 1);
         await ConvergeBeforeFaultAsync(cluster);
 
-        _ = await plane.Client.EcsOkAsync("UpdateService", new() { ["cluster"] = cluster, ["service"] = "web", ["desiredCount"] = 20 });
+        _ = await Plane.Client.EcsOkAsync("UpdateService", new() { ["cluster"] = cluster, ["service"] = "web", ["desiredCount"] = 20 });
         await Task.Delay(Random.Shared.Next(200, 1500));
-        using (plane.Storage.Faults.Inject(StorageFault.Down, StorageService.Table, duration: TimeSpan.FromSeconds(20)))
+        using (Plane.Storage.Faults.Inject(StorageFault.Down, StorageService.Table, duration: TimeSpan.FromSeconds(20)))
         {
             await Task.Delay(TimeSpan.FromSeconds(20));
         }
 
         await ConvergedAsync(nameof(Table_outage_during_a_twenty_task_scale_up), cluster, [], async () =>
-            Assert.Equal(20, (await plane.DescribeServiceAsync(cluster, "web"))["runningCount"]!.GetValue<int>()));
+            Assert.Equal(20, (await Plane.DescribeServiceAsync(cluster, "web"))["runningCount"]!.GetValue<int>()));
     }
 
     [Fact]
     public async Task Storage_throttled_during_a_rollout()
     {
         var cluster = await ClusterAsync("busy");
-        await plane.StartWorkerAsync(cluster);
+        await Plane.StartWorkerAsync(cluster);
         var v1 = await RegisterAsync("busy");
         await CreateServiceAsync(cluster, "web", v1, 4);
         await ConvergeBeforeFaultAsync(cluster);
 
         // The next 300 storage requests (or 30 s of them) answered 503 ServerBusy, as a throttled account answers.
         var v2 = await RegisterAsync("busy", "sleep 601");
-        using (plane.Storage.Faults.Inject(StorageFault.ServerBusy, duration: TimeSpan.FromSeconds(30), requests: 300))
+        using (Plane.Storage.Faults.Inject(StorageFault.ServerBusy, duration: TimeSpan.FromSeconds(30), requests: 300))
         {
             await UntilAnsweredAsync("UpdateService", new() { ["cluster"] = cluster, ["service"] = "web", ["taskDefinition"] = v2 });
         }
 
         await ConvergedAsync(nameof(Storage_throttled_during_a_rollout), cluster, [], async () =>
-            Assert.Equal(v2, (await plane.DescribeServiceAsync(cluster, "web"))["taskDefinition"]!.GetValue<string>()));
+            Assert.Equal(v2, (await Plane.DescribeServiceAsync(cluster, "web"))["taskDefinition"]!.GetValue<string>()));
     }
 
     [Fact]
     public async Task A_reconcile_whose_lease_runs_out_while_two_control_planes_work()
     {
-        // A second control plane whose leases last 2 s, on storage slowed so that its reconciles
+        // A second control Plane whose leases last 2 s, on storage slowed so that its reconciles
         // outlast them: the first one may take services over from under it, and it must be fenced off.
-        var second = await plane.StartAnotherControlPlaneAsync(new Dictionary<string, string> { ["Ecs__ServiceLeaseSeconds"] = "2" });
+        var second = await Plane.StartAnotherControlPlaneAsync(new Dictionary<string, string> { ["Ecs__ServiceLeaseSeconds"] = "2" });
         try
         {
             await LeaseRunsOutAsync(second);
         }
         finally
         {
-            await plane.StopOtherControlPlanesAsync();
+            await Plane.StopOtherControlPlanesAsync();
         }
     }
 
     private async Task LeaseRunsOutAsync(string second)
     {
         var cluster = await ClusterAsync("lease");
-        await plane.StartWorkerAsync(cluster, memoryMiB: 4096);
-        await plane.StartWorkerAsync(cluster, memoryMiB: 4096);
+        await Plane.StartWorkerAsync(cluster, memoryMiB: 4096);
+        await Plane.StartWorkerAsync(cluster, memoryMiB: 4096);
         var v1 = await RegisterAsync("lease");
         await CreateServiceAsync(cluster, "web", v1, 4);
         await ConvergeBeforeFaultAsync(cluster);
 
         var v2 = await RegisterAsync("lease", "sleep 601");
         using var secondClient = new SignedClient(second, ControlPlaneFixture.AccessKeyId, ControlPlaneFixture.SecretAccessKey, ControlPlaneFixture.Region);
-        using (plane.Storage.Faults.Inject(StorageFault.Slow(TimeSpan.FromMilliseconds(600)), StorageService.Table, duration: TimeSpan.FromSeconds(40)))
+        using (Plane.Storage.Faults.Inject(StorageFault.Slow(TimeSpan.FromMilliseconds(600)), StorageService.Table, duration: TimeSpan.FromSeconds(40)))
         {
             var update = new JsonObject { ["cluster"] = cluster, ["service"] = "web", ["taskDefinition"] = v2, ["desiredCount"] = 12 };
             var answered = await secondClient.EcsAsync("UpdateService", update);
@@ -110,7 +111,7 @@ public sealed partial class FaultCatalogueTests
             var deadline = DateTime.UtcNow.AddSeconds(40);
             while (DateTime.UtcNow < deadline)
             {
-                var alive = (await plane.DescribeTasksAsync(cluster, await plane.ListTaskArnsAsync(cluster, "web")))
+                var alive = (await Plane.DescribeTasksAsync(cluster, await Plane.ListTaskArnsAsync(cluster, "web")))
                     .Count(t => t["lastStatus"]!.GetValue<string>() != "STOPPED");
                 Assert.True(alive <= 24, $"{alive} tasks alive: above maximumPercent 200% of 12");
                 await Task.Delay(1000);
@@ -119,22 +120,22 @@ public sealed partial class FaultCatalogueTests
 
         await ConvergedAsync(nameof(A_reconcile_whose_lease_runs_out_while_two_control_planes_work), cluster, [], async () =>
         {
-            var service = await plane.DescribeServiceAsync(cluster, "web");
+            var service = await Plane.DescribeServiceAsync(cluster, "web");
             Assert.Equal(v2, service["taskDefinition"]!.GetValue<string>());
             Assert.Equal(12, service["runningCount"]!.GetValue<int>());
         });
         // Whether a lease was in fact taken over depends on timing (seen in one run, not in the next;
-        // the control plane logs it); the bounds and the convergence above must hold either way.
+        // the control Plane logs it); the bounds and the convergence above must hold either way.
     }
 
     [Fact]
     public async Task A_flood_of_queue_wakes()
     {
         var cluster = await ClusterAsync("wakes");
-        await plane.StartWorkerAsync(cluster);
+        await Plane.StartWorkerAsync(cluster);
         var definition = await RegisterAsync("wakes");
 
-        // 200,000 datagrams at the control plane's wake port while a service starts.
+        // 200,000 datagrams at the control Plane's wake port while a service starts.
         using var flooding = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         var flood = Task.Run(async () =>
         {
@@ -142,7 +143,7 @@ public sealed partial class FaultCatalogueTests
             var datagram = Encoding.UTF8.GetBytes("reconcile");
             for (var i = 0; i < 200_000 && !flooding.IsCancellationRequested; i++)
             {
-                await udp.SendAsync(datagram, new IPEndPoint(IPAddress.Loopback, plane.WakePort));
+                await udp.SendAsync(datagram, new IPEndPoint(IPAddress.Loopback, Plane.WakePort));
                 if (i % 1000 == 0) await Task.Yield();
             }
         });
@@ -156,7 +157,7 @@ public sealed partial class FaultCatalogueTests
     public async Task Signature_fan_out_and_a_batch_of_hostile_requests()
     {
         var cluster = await ClusterAsync("hostile");
-        await plane.StartWorkerAsync(cluster);
+        await Plane.StartWorkerAsync(cluster);
         var definition = await RegisterAsync("hostile");
         await CreateServiceAsync(cluster, "web", definition, 2);
 
@@ -165,7 +166,7 @@ public sealed partial class FaultCatalogueTests
         var hostile = new List<HttpRequestMessage>();
         for (var i = 0; i < 20; i++)
         {
-            var fanOut = new HttpRequestMessage(HttpMethod.Post, plane.Endpoint) { Content = new StringContent("{}") };
+            var fanOut = new HttpRequestMessage(HttpMethod.Post, Plane.Endpoint) { Content = new StringContent("{}") };
             fanOut.Headers.TryAddWithoutValidation("X-Amz-Target", "AmazonEC2ContainerServiceV20141113.ListClusters");
             fanOut.Headers.TryAddWithoutValidation("X-Amz-Date", DateTime.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'"));
             fanOut.Headers.TryAddWithoutValidation("Authorization",
@@ -175,7 +176,7 @@ public sealed partial class FaultCatalogueTests
         string[] bodies = ["{\"count\": 1e400}", new string('[', 100_000), "{\"cluster\": \"" + new string('a', 900_000) + "\"}", "\u0000\u0001", "{\"a\":" + string.Concat(Enumerable.Repeat("{\"a\":", 5000)) + "1" + new string('}', 5001)];
         foreach (var body in bodies)
         {
-            var request = new HttpRequestMessage(HttpMethod.Post, plane.Endpoint) { Content = new StringContent(body) };
+            var request = new HttpRequestMessage(HttpMethod.Post, Plane.Endpoint) { Content = new StringContent(body) };
             request.Headers.TryAddWithoutValidation("X-Amz-Target", "AmazonEC2ContainerServiceV20141113.RunTask");
             hostile.Add(request);
         }
@@ -195,7 +196,7 @@ public sealed partial class FaultCatalogueTests
     }
 
     private Task<JsonNode> CreateServiceAsync(string cluster, string name, string definition, int count)
-        => plane.Client.EcsOkAsync("CreateService", new() { ["cluster"] = cluster, ["serviceName"] = name, ["taskDefinition"] = definition, ["desiredCount"] = count });
+        => Plane.Client.EcsOkAsync("CreateService", new() { ["cluster"] = cluster, ["serviceName"] = name, ["taskDefinition"] = definition, ["desiredCount"] = count });
 
     /// <summary>
     /// Calls until the endpoint gives a final answer, as an SDK with patient retries would: a 5xx or a
@@ -208,7 +209,7 @@ public sealed partial class FaultCatalogueTests
         {
             try
             {
-                var response = await plane.Client.EcsAsync(action, (JsonObject)request.DeepClone());
+                var response = await Plane.Client.EcsAsync(action, (JsonObject)request.DeepClone());
                 if ((int)response.Status < 500) return response;
                 if (DateTime.UtcNow > deadline) throw new TimeoutException($"{action} never answered: {response.Body.ToJsonString()}");
             }
