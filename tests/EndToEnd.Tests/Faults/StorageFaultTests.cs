@@ -153,6 +153,36 @@ public sealed class StorageFaultTests(FaultPlaneFixture fixture) : FaultCatalogu
         await flood;
     }
 
+    // Tables and queues both gone for a minute: the control plane answers 5xx and the worker's
+    // heartbeats and reports fail, yet nothing may be lost, stopped for lack of an agent (a minute is
+    // under the 3-minute AgentLostAfterSeconds) or left half-written, and a change asked for during the
+    // outage (retried by the client until answered) takes effect.
+    [Fact]
+    public async Task All_storage_gone_for_a_minute()
+    {
+        var cluster = await ClusterAsync("gone60");
+        await Plane.StartWorkerAsync(cluster, memoryMiB: 4096);
+        var definition = await RegisterAsync("gone60");
+        await CreateServiceAsync(cluster, "web", definition, 3);
+        var standalone = TaskArns(await Plane.Client.EcsOkAsync("RunTask", RunTask(cluster, definition, Guid.NewGuid().ToString("N"), count: 2))).ToList();
+        await ConvergeBeforeFaultAsync(cluster);
+        var before = (await Plane.ListTaskArnsAsync(cluster)).ToHashSet();
+
+        using (Plane.Storage.Faults.Inject(StorageFault.Down, duration: TimeSpan.FromSeconds(60)))
+        {
+            await Task.Delay(TimeSpan.FromSeconds(20));
+            var answer = await UntilAnsweredAsync("UpdateService", new() { ["cluster"] = cluster, ["service"] = "web", ["desiredCount"] = 5 });
+            Assert.True(answer.Status == HttpStatusCode.OK, answer.Body.ToJsonString());
+        }
+
+        await ConvergedAsync(nameof(All_storage_gone_for_a_minute), cluster, standalone, async () =>
+        {
+            Assert.Equal(5, (await Plane.DescribeServiceAsync(cluster, "web"))["runningCount"]!.GetValue<int>());
+            // The tasks that ran before the outage still run: none was taken for lost.
+            Assert.Superset(before, (await Plane.ListTaskArnsAsync(cluster)).ToHashSet());
+        });
+    }
+
     [Fact]
     public async Task Signature_fan_out_and_a_batch_of_hostile_requests()
     {
