@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Serverless.TestSupport.Storage;
 
 namespace Serverless.EndToEnd.Tests.Secrets;
 
@@ -35,6 +36,9 @@ public sealed class SecretsCliTests(ControlPlaneFixture plane) : IAsyncLifetime
     {
         var password = "pw-" + Guid.NewGuid().ToString("N");
         var token = "tok-" + Guid.NewGuid().ToString("N");
+        // Every storage request of the suite from here on is looked through for both values.
+        PlaintextWatch.Watch(password);
+        PlaintextWatch.Watch(token);
         var name = $"tour/db-{_suffix}";
         var cluster = $"secrets-{_suffix}";
         await plane.EcsAsync("create-cluster", "--cluster-name", cluster);
@@ -65,7 +69,7 @@ public sealed class SecretsCliTests(ControlPlaneFixture plane) : IAsyncLifetime
         Assert.Equal(token, Assert.Single(byPath)!["Value"]!.GetValue<string>());
 
         // A task reads a JSON key of the secret, the whole secret and the SecureString.
-        await worker;
+        var host = await worker;
         var definition = (await plane.EcsAsync("register-task-definition", "--family", $"secrets-{_suffix}", "--container-definitions", $$"""
             [{"name":"app","image":"local/busybox:latest","memory":32,"command":["sleep","300"],"stopTimeout":1,
               "secrets":[{"name":"DB_USER","valueFrom":"{{arn}}:username::"},{"name":"DB_PASSWD","valueFrom":"{{arn}}:password::"},
@@ -93,8 +97,13 @@ public sealed class SecretsCliTests(ControlPlaneFixture plane) : IAsyncLifetime
         Assert.StartsWith("ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: failed to fetch secret",
             stopped["stoppedReason"]!.GetValue<string>());
 
-        // No value in the control plane's log (the CLI's own answers aside).
+        // No value in any table, queue message or storage request, nor in the control plane's or the
+        // worker's log (the CLI's own answers aside).
+        Assert.Empty(PlaintextWatch.SightingsOf(password));
+        Assert.Empty(PlaintextWatch.SightingsOf(token));
         Assert.DoesNotContain(password, plane.Log);
         Assert.DoesNotContain(token, plane.Log);
+        Assert.DoesNotContain(password, host.Log);
+        Assert.DoesNotContain(token, host.Log);
     }
 }

@@ -160,6 +160,7 @@ public sealed class StorageProxy : IAsyncDisposable
         var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? request.Path + request.QueryString;
         var path = request.Path.Value ?? "/";
         var body = await ReadBodyAsync(request, context.RequestAborted);
+        PlaintextWatch.Inspect(service, request.Method, rawTarget, body);
 
         var resource = StorageWire.ResourceName(path);
         IReadOnlyList<BatchOperation>? batch = null;
