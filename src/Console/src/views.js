@@ -292,6 +292,9 @@ export function service(ctx) {
         unseen.length ? describeTasks(ctx.api, clusterName, unseen) : [],
       ]);
       for (const t of stopping) if (t.lastStatus === 'STOPPED') stoppedTasks.set(t.taskArn, t);
+      // Forget this service's stopped tasks that ListTasks no longer lists (ECS let them go after an hour).
+      const listed = new Set(stoppedArns);
+      for (const [arn, t] of stoppedTasks) if (t.group === `service:${name}` && t.clusterArn === s.clusterArn && !listed.has(arn)) stoppedTasks.delete(arn);
       const stopped = stoppedArns.map((arn) => stoppedTasks.get(arn) ?? stopping.find((t) => t.taskArn === arn)).filter(Boolean);
       const details = new Map(detailed.map((d) => [d.serviceDeploymentArn, d]));
 
