@@ -96,7 +96,7 @@ PIDS+=("$(cat "$WORK/worker.pid")")
 echo "== 10 services x 10 tasks (local/busybox:latest, sleep) in $CLUSTER"
 python3 "$LIB" setup "$CP_URL" "$CLUSTER"
 
-echo "== baseline: the service view's six reads with boto3 from one process (median of $RUNS)"
+echo "== baseline: the service view's eight reads with boto3 from one process (median of $RUNS)"
 BASELINE="$(python3 "$LIB" baseline "$CP_URL" "$CLUSTER" "$RUNS")"
 echo "   $BASELINE"
 

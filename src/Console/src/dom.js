@@ -41,8 +41,8 @@ export function section(title, ...children) {
 
 export function status(value) {
   const v = String(value ?? '');
-  const tone = /^(ACTIVE|RUNNING|COMPLETED|HEALTHY|healthy|PRIMARY|Successful|ENABLED)$/.test(v) ? 'good'
-    : /^(STOPPED|FAILED|UNHEALTHY|unhealthy|INACTIVE|Failed|DRAINING)$/.test(v) ? 'bad'
+  const tone = /^(ACTIVE|RUNNING|COMPLETED|HEALTHY|healthy|PRIMARY|Successful|ENABLED|SUCCESSFUL|ROLLBACK_SUCCESSFUL|SUCCEEDED)$/.test(v) ? 'good'
+    : /^(STOPPED|FAILED|UNHEALTHY|unhealthy|INACTIVE|Failed|DRAINING|ROLLBACK_FAILED)$/.test(v) ? 'bad'
       : v ? 'busy' : '';
   return h('span', { class: `status ${tone}` }, v || '—');
 }
@@ -58,13 +58,13 @@ export function shortArn(arn) {
   return s.slice(s.lastIndexOf('/') + 1) || s;
 }
 
-/** A horizontal bar: `value` of `max` with a label read out by screen readers. */
+/** A horizontal bar: `value` of `max` with a label read out by screen readers; a part drawn narrower than its value (the share not already drawn by an earlier part) gives `width`. */
 export function bar(label, parts, max) {
   const width = (v) => `${max > 0 ? Math.min(100, (v / max) * 100) : 0}%`;
   return h('div', { class: 'bar-row' },
     h('span', { class: 'bar-label' }, label),
     h('div', { class: 'bar', role: 'img', 'aria-label': `${label}: ${parts.map((p) => `${p.name} ${p.value}`).join(', ')} of ${max}` },
-      parts.map((p) => h('span', { class: `bar-part ${p.kind}`, style: { width: width(p.value) }, title: `${p.name}: ${p.value}` }))),
+      parts.map((p) => h('span', { class: `bar-part ${p.kind}`, style: { width: width(p.width ?? p.value) }, title: `${p.name}: ${p.value}` }))),
     h('span', { class: 'bar-text' }, parts.map((p) => `${p.name} ${p.value}`).join(' · '), ` / ${max}`));
 }
 

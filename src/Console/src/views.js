@@ -30,19 +30,19 @@ async function describeTasks(api, cluster, arns) {
   return api.batched(arns, 100, async (tasks) => (await api.call('ecs', 'DescribeTasks', { cluster, tasks })).tasks ?? []);
 }
 
-/** CloudWatch GetMetricData for several series at once; answers {id: [[ms, value]...]}. */
+/** CloudWatch GetMetricData for several series at once (500 queries a call); answers {id: [[ms, value]...]}. */
 async function metrics(api, queries, minutes = 60) {
   const end = Math.floor(Date.now() / 1000);
-  const answer = await api.call('cloudwatch', 'GetMetricData', {
+  const answers = await api.batched(queries, 500, async (chunk) => [await api.call('cloudwatch', 'GetMetricData', {
     StartTime: end - minutes * 60,
     EndTime: end,
-    MetricDataQueries: queries.map(({ id, metric, dimensions, stat = 'Average', period = 60 }) => ({
+    MetricDataQueries: chunk.map(({ id, namespace = 'AWS/ECS', metric, dimensions, stat = 'Average', period = 60 }) => ({
       Id: id,
-      MetricStat: { Metric: { Namespace: 'AWS/ECS', MetricName: metric, Dimensions: Object.entries(dimensions).map(([Name, Value]) => ({ Name, Value })) }, Period: period, Stat: stat },
+      MetricStat: { Metric: { Namespace: namespace, MetricName: metric, Dimensions: Object.entries(dimensions).map(([Name, Value]) => ({ Name, Value })) }, Period: period, Stat: stat },
     })),
-  });
+  })]);
   const out = {};
-  for (const r of answer.MetricDataResults ?? []) {
+  for (const r of answers.flatMap((a) => a.MetricDataResults ?? [])) {
     out[r.Id] = (r.Timestamps ?? []).map((t, i) => [typeof t === 'number' ? t * 1000 : Date.parse(t), r.Values[i]]).sort((a, b) => a[0] - b[0]);
   }
   return out;
@@ -96,28 +96,36 @@ export function cluster(ctx) {
     crumbs: [['#/clusters', 'Clusters']],
     node: h('div', {}, summary, section('Services', services), section('Container instances', instances), section('Tasks', tasks)),
     async refresh() {
-      const [clusterAnswer, serviceArns, instanceArns, taskArns, usage] = await Promise.all([
+      const [clusterAnswer, serviceArns, instanceArns, taskArns] = await Promise.all([
         ctx.api.call('ecs', 'DescribeClusters', { clusters: [name] }),
         listAll(ctx.api, 'ecs', 'ListServices', { cluster: name, maxResults: 100 }, 'serviceArns'),
         listAll(ctx.api, 'ecs', 'ListContainerInstances', { cluster: name, maxResults: 100 }, 'containerInstanceArns'),
         listAll(ctx.api, 'ecs', 'ListTasks', { cluster: name, maxResults: 100 }, 'taskArns'),
-        metrics(ctx.api, [
-          { id: 'cpu', metric: 'CPUUtilization', dimensions: { ClusterName: name }, period: 60 },
-          { id: 'mem', metric: 'MemoryUtilization', dimensions: { ClusterName: name }, period: 60 },
-          { id: 'cpuReserved', metric: 'CPUReservation', dimensions: { ClusterName: name }, period: 60 },
-          { id: 'memReserved', metric: 'MemoryReservation', dimensions: { ClusterName: name }, period: 60 },
-        ], 10),
       ]);
       const c = (clusterAnswer.clusters ?? [])[0];
       if (!c) {
         const failure = (clusterAnswer.failures ?? [])[0];
         throw Object.assign(new Error(failure ? `${failure.reason}: ${failure.arn}` : 'Cluster not found'), { code: 'ClusterNotFound' });
       }
-      const [svcs, insts, tsks] = await Promise.all([
+      // The cluster's AWS/ECS metrics and, per container instance, Container Insights' instance metrics
+      // (what its tasks use, a share of what it registered): one GetMetricData for all of them.
+      const instanceQueries = instanceArns.flatMap((arn, n) => [
+        { id: `icpu${n}`, namespace: 'ECS/ContainerInsights', metric: 'instance_cpu_utilization', dimensions: { ClusterName: name, ContainerInstanceId: shortArn(arn) } },
+        { id: `imem${n}`, namespace: 'ECS/ContainerInsights', metric: 'instance_memory_utilization', dimensions: { ClusterName: name, ContainerInstanceId: shortArn(arn) } },
+      ]);
+      const [svcs, insts, tsks, usage] = await Promise.all([
         ctx.api.batched(serviceArns, 10, async (s) => (await ctx.api.call('ecs', 'DescribeServices', { cluster: name, services: s })).services ?? []),
         ctx.api.batched(instanceArns, 100, async (i) => (await ctx.api.call('ecs', 'DescribeContainerInstances', { cluster: name, containerInstances: i })).containerInstances ?? []),
         describeTasks(ctx.api, name, taskArns),
+        metrics(ctx.api, [
+          { id: 'cpu', metric: 'CPUUtilization', dimensions: { ClusterName: name } },
+          { id: 'mem', metric: 'MemoryUtilization', dimensions: { ClusterName: name } },
+          { id: 'cpuReserved', metric: 'CPUReservation', dimensions: { ClusterName: name } },
+          { id: 'memReserved', metric: 'MemoryReservation', dimensions: { ClusterName: name } },
+          ...instanceQueries,
+        ], 10),
       ]);
+      const used = new Map(instanceArns.map((arn, n) => [arn, { cpu: usage[`icpu${n}`], mem: usage[`imem${n}`] }]));
       const latest = (points) => (points?.length ? Math.round(points[points.length - 1][1] * 10) / 10 : 0);
       const last = (points) => (points?.length ? `${latest(points)}%` : 'no data');
       replace(summary, h('dl', { class: 'facts' },
@@ -129,31 +137,45 @@ export function cluster(ctx) {
         fact('CPU used (cluster, last minute)', {}, last(usage.cpu)),
         fact('Memory used (cluster, last minute)', {}, last(usage.mem))),
         h('div', { class: 'card' }, h('h3', {}, 'Cluster capacity, % of what its instances registered (CloudWatch, last minute)'),
-          bar('CPU', [{ name: 'used', value: latest(usage.cpu), kind: 'used' }, { name: 'reserved, unused', value: Math.max(0, latest(usage.cpuReserved) - latest(usage.cpu)), kind: 'reserved' }], 100),
-          bar('Memory', [{ name: 'used', value: latest(usage.mem), kind: 'used' }, { name: 'reserved, unused', value: Math.max(0, latest(usage.memReserved) - latest(usage.mem)), kind: 'reserved' }], 100)));
+          bar('CPU', [{ name: 'used', value: latest(usage.cpu), kind: 'used' }, { name: 'reserved, unused', value: Math.max(0, Math.round((latest(usage.cpuReserved) - latest(usage.cpu)) * 10) / 10), kind: 'reserved' }], 100),
+          bar('Memory', [{ name: 'used', value: latest(usage.mem), kind: 'used' }, { name: 'reserved, unused', value: Math.max(0, Math.round((latest(usage.memReserved) - latest(usage.mem)) * 10) / 10), kind: 'reserved' }], 100)));
       replace(services, table('Services', ['Service', 'Status', 'Running', 'Desired', 'Pending', 'Rollout', 'Task definition'],
         svcs.sort((a, b) => a.serviceName.localeCompare(b.serviceName)).map((s) => [
           link(`#/clusters/${enc(name)}/services/${enc(s.serviceName)}`, s.serviceName), status(s.status),
           s.runningCount, s.desiredCount, s.pendingCount,
           status((s.deployments ?? []).find((d) => d.status === 'PRIMARY')?.rolloutState), shortArn(s.taskDefinition)]), 'No services.'));
       replace(instances, insts.length === 0 ? h('p', { class: 'empty' }, 'No container instances.')
-        : h('ul', { class: 'instances' }, insts.map((i) => instanceCard(ctx, name, i))));
+        : h('ul', { class: 'instances' }, insts.map((i) => instanceCard(ctx, name, i, used.get(i.containerInstanceArn)))));
       replace(tasks, table('Tasks', ['Task', 'Last status', 'Desired', 'Health', 'Task definition', 'Group', 'Started'], taskRows(ctx, name, tsks), 'No tasks.'));
     },
   };
 }
 
-function instanceCard(ctx, cluster, i) {
+// An instance's capacity bar: registered is the scale, reserved (from DescribeContainerInstances) and, when
+// CloudWatch has a datapoint of the last minutes, used (its latest percent of registered) drawn over it.
+function capacityBar(label, registered, reserved, usedPercent) {
+  if (usedPercent === undefined) return bar(label, [{ name: 'reserved', value: reserved, kind: 'reserved' }], registered);
+  const usedValue = Math.round((usedPercent * registered) / 100);
+  return bar(label, [
+    { name: 'used', value: usedValue, kind: 'used' },
+    { name: 'reserved', value: reserved, kind: 'reserved', width: Math.max(0, reserved - usedValue) },
+  ], registered);
+}
+
+function instanceCard(ctx, cluster, i, usage = {}) {
   const id = shortArn(i.containerInstanceArn);
   const cpu = resource(i.registeredResources, 'CPU'), mem = resource(i.registeredResources, 'MEMORY');
   const cpuReserved = cpu - resource(i.remainingResources, 'CPU'), memReserved = mem - resource(i.remainingResources, 'MEMORY');
+  const latestOf = (points) => (points?.length ? points[points.length - 1][1] : undefined);
+  const cpuUsed = latestOf(usage.cpu), memUsed = latestOf(usage.mem);
   const draining = i.status === 'DRAINING';
   return h('li', { class: 'card' },
     h('h3', {}, id),
     h('p', {}, status(i.status), ' ', i.agentConnected ? 'agent connected' : 'agent disconnected', ' · ', `${i.runningTasksCount} running, ${i.pendingTasksCount} pending`,
       i.ec2InstanceId ? ` · ${i.ec2InstanceId}` : ''),
-    bar('CPU units', [{ name: 'reserved', value: cpuReserved, kind: 'reserved' }], cpu),
-    bar('Memory MiB', [{ name: 'reserved', value: memReserved, kind: 'reserved' }], mem),
+    capacityBar('CPU units', cpu, cpuReserved, cpuUsed),
+    capacityBar('Memory MiB', mem, memReserved, memUsed),
+    cpuUsed === undefined && memUsed === undefined ? h('p', { class: 'hint' }, 'Used: no datapoint from this instance in the last 10 minutes yet.') : '',
     h('button', {
       type: 'button', class: draining ? 'small' : 'small danger', 'aria-label': `${draining ? 'Activate' : 'Drain'} instance ${id}`,
       onclick: async () => {
@@ -165,14 +187,48 @@ function instanceCard(ctx, cluster, i) {
 
 // ---- a service ----------------------------------------------------------------------------------
 
-// Running vs desired, sampled at each refresh while the page is open (ECS keeps no history of counts).
+// Desired count, sampled at each refresh while the page is open: no API keeps its history (this control
+// plane publishes no DesiredTaskCount metric). Running is rebuilt from the tasks' own start and stop times.
 const countHistory = new Map();
+// Stopped tasks never change again: described once, kept while ListTasks still lists them.
+const stoppedTasks = new Map();
+const HOUR_MS = 3600000;
+
+/** The number of the service's tasks RUNNING at each change over the last hour, as steps [[ms, n]...]. */
+export function runningSteps(tasks, now = Date.now(), since = now - HOUR_MS) {
+  const ms = (v) => (v === undefined || v === null ? undefined : typeof v === 'number' ? (v < 1e12 ? v * 1000 : v) : Date.parse(v));
+  const changes = [];
+  for (const t of tasks) {
+    const start = ms(t.startedAt);
+    if (start === undefined) continue;
+    const end = ms(t.stoppingAt) ?? ms(t.executionStoppedAt) ?? ms(t.stoppedAt);
+    if (end !== undefined && end <= since) continue;
+    changes.push([Math.max(start, since), 1]);
+    if (end !== undefined) changes.push([end, -1]);
+  }
+  changes.sort((a, b) => a[0] - b[0]);
+  const steps = [];
+  let n = 0;
+  for (let i = 0; i < changes.length;) {
+    const t = changes[i][0];
+    const before = n;
+    while (i < changes.length && changes[i][0] === t) n += changes[i++][1];
+    if (steps.length) steps.push([t, before]);
+    steps.push([t, n]);
+  }
+  if (steps.length) steps.push([now, n]);
+  return steps;
+}
+
+// A service deployment that is still moving: the ones DescribeServiceDeployments is asked about.
+const MOVING = new Set(['PENDING', 'IN_PROGRESS', 'STOP_REQUESTED', 'ROLLBACK_REQUESTED', 'ROLLBACK_IN_PROGRESS']);
 
 export function service(ctx) {
   const { cluster: clusterName, service: name } = ctx.params;
   const key = `${clusterName}/${name}`;
   const summary = live('Service summary');
   const deployments = live('Deployments');
+  const serviceDeployments = live('Service deployments');
   const charts = live('Charts');
   const scaling = live('Auto scaling');
   const targets = live('Load balancer targets');
@@ -203,13 +259,16 @@ export function service(ctx) {
   return {
     title: `Service ${name}`,
     crumbs: [['#/clusters', 'Clusters'], [`#/clusters/${enc(clusterName)}`, clusterName]],
-    node: h('div', {}, summary, actions, section('Deployments', deployments), section('Tasks', tasks), section('Utilization and counts', charts),
+    node: h('div', {}, summary, actions, section('Deployments', deployments), section('Service deployments', serviceDeployments),
+      section('Tasks', tasks), section('Utilization and counts', charts),
       section('Auto scaling', scaling), section('Load balancer targets', targets), section('Events', events)),
     async refresh() {
       const resourceId = `service/${clusterName}/${name}`;
-      const [described, taskArns, usage, policies, activities] = await Promise.all([
+      const [described, taskArns, stoppedArns, deploymentList, usage, policies, activities] = await Promise.all([
         ctx.api.call('ecs', 'DescribeServices', { cluster: clusterName, services: [name] }),
         listAll(ctx.api, 'ecs', 'ListTasks', { cluster: clusterName, serviceName: name, maxResults: 100 }, 'taskArns'),
+        listAll(ctx.api, 'ecs', 'ListTasks', { cluster: clusterName, serviceName: name, desiredStatus: 'STOPPED', maxResults: 100 }, 'taskArns'),
+        ctx.api.call('ecs', 'ListServiceDeployments', { cluster: clusterName, service: name, maxResults: 10 }),
         metrics(ctx.api, [
           { id: 'cpu', metric: 'CPUUtilization', dimensions: { ClusterName: clusterName, ServiceName: name } },
           { id: 'mem', metric: 'MemoryUtilization', dimensions: { ClusterName: clusterName, ServiceName: name } },
@@ -223,16 +282,28 @@ export function service(ctx) {
         throw Object.assign(new Error(failure ? `${failure.reason}: ${failure.arn}` : 'Service not found'), { code: 'ServiceNotFound' });
       }
       const targetGroups = [...new Set((s.loadBalancers ?? []).map((lb) => lb.targetGroupArn).filter(Boolean))];
-      const [taskList, health] = await Promise.all([
+      const briefs = deploymentList.serviceDeployments ?? [];
+      const moving = briefs.filter((d) => MOVING.has(d.status)).map((d) => d.serviceDeploymentArn);
+      const unseen = stoppedArns.filter((arn) => !stoppedTasks.has(arn));
+      const [taskList, health, detailed, stopping] = await Promise.all([
         describeTasks(ctx.api, clusterName, taskArns),
         Promise.all(targetGroups.map(async (arn) => [arn, await ctx.api.elb('DescribeTargetHealth', { TargetGroupArn: arn })])),
+        moving.length ? ctx.api.batched(moving, 20, async (a) => (await ctx.api.call('ecs', 'DescribeServiceDeployments', { serviceDeploymentArns: a })).serviceDeployments ?? []) : [],
+        unseen.length ? describeTasks(ctx.api, clusterName, unseen) : [],
       ]);
+      for (const t of stopping) if (t.lastStatus === 'STOPPED') stoppedTasks.set(t.taskArn, t);
+      // Forget this service's stopped tasks that ListTasks no longer lists (ECS let them go after an hour).
+      const listed = new Set(stoppedArns);
+      for (const [arn, t] of stoppedTasks) if (t.group === `service:${name}` && t.clusterArn === s.clusterArn && !listed.has(arn)) stoppedTasks.delete(arn);
+      const stopped = stoppedArns.map((arn) => stoppedTasks.get(arn) ?? stopping.find((t) => t.taskArn === arn)).filter(Boolean);
+      const details = new Map(detailed.map((d) => [d.serviceDeploymentArn, d]));
 
       if (!desiredTouched && document.activeElement !== desired) desired.value = s.desiredCount;
       const history = countHistory.get(key) ?? [];
-      history.push([Date.now(), s.runningCount, s.desiredCount]);
-      if (history.length > 720) history.shift();
+      history.push([Date.now(), s.desiredCount]);
+      while (history.length > 2 && history[0][0] < Date.now() - HOUR_MS) history.shift();
       countHistory.set(key, history);
+      const running = runningSteps([...taskList, ...stopped]);
 
       const primary = (s.deployments ?? []).find((d) => d.status === 'PRIMARY');
       replace(summary, h('dl', { class: 'facts' },
@@ -250,13 +321,17 @@ export function service(ctx) {
           shortArn(d.id), status(d.status), status(d.rolloutState), taskDefinitionLink(d.taskDefinition), d.desiredCount, d.pendingCount, d.runningCount,
           d.failedTasks ?? 0, time(d.createdAt), time(d.updatedAt), [d.rolloutStateReason, otherDeploymentFields(d)]]), 'No deployments.'));
 
+      replace(serviceDeployments, table('Service deployments (ListServiceDeployments; the moving ones from DescribeServiceDeployments)',
+        ['Service deployment', 'Status', 'Action', 'Paused hooks', 'Stage', 'Target revision: running / requested', 'Production traffic', 'Started', 'Finished', 'Reason'],
+        briefs.map((b) => serviceDeploymentRow(ctx, b, details.get(b.serviceDeploymentArn))), 'No service deployments.'));
+
       replace(tasks, table('Tasks of the service', ['Task', 'Last status', 'Desired', 'Health', 'Task definition', 'Group', 'Started', 'Action'],
         taskRows(ctx, clusterName, taskList, { stop: true }), 'No tasks.'));
 
       replace(charts, h('div', { class: 'charts' },
-        chart('Running vs desired (since this page opened)', [
-          { name: 'running', points: history.map(([t, r]) => [t, r]) },
-          { name: 'desired', points: history.map(([t, , d]) => [t, d]) },
+        chart('Running (from its tasks\' start and stop times, last hour) vs desired (since this page opened)', [
+          { name: 'running', points: running },
+          { name: 'desired', points: history },
         ]),
         chart('CPU utilization, last hour (CloudWatch)', [{ name: 'CPU %', points: usage.cpu ?? [] }], { unit: '%' }),
         chart('Memory utilization, last hour (CloudWatch)', [{ name: 'memory %', points: usage.mem ?? [] }], { unit: '%' })));
@@ -277,6 +352,40 @@ export function service(ctx) {
         : h('ol', { class: 'timeline' }, (s.events ?? []).slice(0, 50).map((e) => h('li', {}, time(e.createdAt), ' ', h('span', { class: 'event' }, e.message)))));
     },
   };
+}
+
+function serviceDeploymentRow(ctx, b, d) {
+  const arn = b.serviceDeploymentArn;
+  const id = shortArn(arn);
+  const target = d?.targetServiceRevision;
+  const hooks = (d?.lifecycleHookDetails ?? []).filter((x) => x.status === 'AWAITING_ACTION');
+  const canStop = d ? ['PENDING', 'IN_PROGRESS'].includes(d.status) : false;
+  const hookCell = hooks.length === 0 ? '—' : hooks.map((hook) => h('div', { class: 'hook' },
+    `${hook.hookId} at ${d.lifecycleStage}`, hook.expiresAt ? [' until ', time(hook.expiresAt)] : '', ' ',
+    h('button', {
+      type: 'button', class: 'small', 'aria-label': `Continue service deployment ${id} past hook ${hook.hookId}`,
+      onclick: () => ctx.act('Continue deployment', () => ctx.api.call('ecs', 'ContinueServiceDeployment', { serviceDeploymentArn: arn, hookId: hook.hookId, action: 'CONTINUE' })),
+    }, 'Continue'), ' ',
+    h('button', {
+      type: 'button', class: 'small danger', 'aria-label': `Roll back service deployment ${id} at hook ${hook.hookId}`,
+      onclick: async () => {
+        if (!await confirmDialog(`Roll back service deployment ${id}? Traffic returns to the previous revision and the new tasks are stopped.`, 'Roll back')) return;
+        await ctx.act('Roll back deployment', () => ctx.api.call('ecs', 'ContinueServiceDeployment', { serviceDeploymentArn: arn, hookId: hook.hookId, action: 'ROLLBACK' }));
+      },
+    }, 'Roll back')));
+  const stopCell = canStop ? h('button', {
+    type: 'button', class: 'small danger', 'aria-label': `Roll back service deployment ${id}`,
+    onclick: async () => {
+      if (!await confirmDialog(`Roll back service deployment ${id}? ECS stops it and brings the last completed revision back (StopServiceDeployment, ROLLBACK).`, 'Roll back')) return;
+      await ctx.act('Roll back deployment', () => ctx.api.call('ecs', 'StopServiceDeployment', { serviceDeploymentArn: arn, stopType: 'ROLLBACK' }));
+    },
+  }, 'Roll back') : '';
+  return [
+    id, status(b.status), stopCell, hookCell, d?.lifecycleStage ?? '—',
+    target ? `${target.runningTaskCount ?? 0} / ${target.requestedTaskCount ?? 0}` : '—',
+    target?.requestedProductionTrafficWeight !== undefined ? `${target.requestedProductionTrafficWeight}%` : '—',
+    time(b.startedAt), time(b.finishedAt), b.statusReason ?? '',
+  ];
 }
 
 function deploymentConfig(c) {

@@ -170,6 +170,8 @@ try {
   for (let i = 0; (await editor.inputValue()).length === 0; i++) { if (i > 100) throw new Error('the editor stayed empty'); await page.waitForTimeout(100); }
   const json = JSON.parse(await editor.inputValue());
   json.containerDefinitions[0].memory = 48;
+  // A health check that never passes (and, in its start period, never fails): a deployment of this revision stays IN_PROGRESS.
+  json.containerDefinitions[0].healthCheck = { command: ['CMD-SHELL', 'exit 1'], interval: 5, timeout: 2, retries: 3, startPeriod: 300 };
   await editor.fill(JSON.stringify(json, null, 2));
   await page.getByRole('button', { name: 'Register new revision' }).click();
   await page.getByRole('heading', { name: `Task definition ${family}:2` }).waitFor();
@@ -178,16 +180,37 @@ try {
   step('registered revision 2 by editing the JSON; the diff against 1 shows the change');
   await shot(page, 'task-definition-diff');
 
+  // ---- roll back an in-progress deployment (StopServiceDeployment) from the console ------------------------
+  const updated = await aws('ecs', 'update-service', '--cluster', cluster, '--service', serviceName, '--task-definition', `${family}:2`);
+  if (updated.error) throw new Error(updated.error);
+  await page.goto(`${endpoint}/console/#/clusters/${encodeURIComponent(cluster)}/services/${serviceName}`);
+  const serviceDeployments = page.locator('section[aria-labelledby=s-service-deployments] tbody tr');
+  const rollBack = serviceDeployments.getByRole('button', { name: /^Roll back service deployment / });
+  await rollBack.first().waitFor({ timeout: 30000 });
+  await page.locator('#s-service-deployments').evaluate((heading) => heading.scrollIntoView({ block: 'start' }));
+  await shot(page, 'service-deployment-rollback');
+  await rollBack.first().click();
+  await page.locator('dialog[open] [data-confirm]').click();
+  await serviceDeployments.filter({ hasText: /ROLLBACK_(REQUESTED|IN_PROGRESS|SUCCESSFUL)/ }).first().waitFor({ timeout: 30000 });
+  step('rolled back the in-progress deployment of revision 2 from the console');
+  await serviceDeployments.filter({ hasText: 'ROLLBACK_SUCCESSFUL' }).first().waitFor({ timeout: 120000 });
+  const summaryDefinition = page.locator('section[aria-labelledby=s-deployments] tbody tr', { hasText: 'COMPLETED' }).first();
+  await summaryDefinition.filter({ hasText: `${family}:1` }).waitFor({ timeout: 60000 });
+  await page.locator('#running-desired', { hasText: '2 / 2' }).waitFor({ timeout: 60000 });
+  step(`the rollback succeeded: ${family}:1 is COMPLETED again, 2 / 2`);
+
   // ---- the other views ----------------------------------------------------------------------------------
   await page.goto(`${endpoint}/console/#/clusters/${encodeURIComponent(cluster)}`);
   await page.locator('ul.instances li .bar').first().waitFor();
+  // The instance's own use (Container Insights' instance metrics) next to what it reserves.
+  await page.locator('ul.instances li .bar-text', { hasText: /^used \d+ · reserved \d+/ }).first().waitFor({ timeout: 60000 });
   await page.locator('section[aria-labelledby=s-services] tbody tr', { hasText: serviceName }).waitFor();
   await shot(page, 'cluster');
   await page.goto(`${endpoint}/console/#/logs`);
   await page.getByRole('link', { name: logGroup }).waitFor();
   await page.goto(`${endpoint}/console/#/secrets`);
   await page.getByRole('heading', { name: 'Parameter Store' }).waitFor();
-  step('the cluster (capacity bars), log groups and secrets views render');
+  step('the cluster (capacity bars with each instance\'s use), log groups and secrets views render');
 
   // ---- a phone's width ------------------------------------------------------------------------------
   await page.setViewportSize({ width: 390, height: 844 });

@@ -51,6 +51,27 @@ public sealed class MetricStoreTests(AzuriteFixture azurite)
         Assert.Equal(25, Assert.Single(cluster).Average, 9);
     }
 
+    [Fact]
+    public async Task Container_insights_instance_metrics_read_one_instances_rows_of_its_cluster()
+    {
+        await _store.SaveAsync(Report(Now, instance: "i1", cpuUsed: 1024), CancellationToken.None);
+        await _store.SaveAsync(Report(Now, instance: "i2", cpuUsed: 0), CancellationToken.None);
+        var reader = new MetricReader(_store, new CustomMetricStore(new StorageClients(azurite.ConnectionString, new EcsOptions { StoragePrefix = TestNames.Unique("cus") })));
+        Task<IReadOnlyList<Datapoint>> Read(string metric, string instance)
+            => reader.DatapointsAsync(MetricReader.ContainerInsightsNamespace, metric,
+                new Dictionary<string, string> { ["ClusterName"] = "prod", ["ContainerInstanceId"] = instance }, Now, Now.AddMinutes(1), 60, null, CancellationToken.None);
+
+        // i1: 1024 of 2048 CPU units used, 512 reserved; i2 uses none. The cluster's CPUUtilization is their mean, 25 %.
+        Assert.Equal(50, Assert.Single(await Read("instance_cpu_utilization", "i1")).Average, 9);
+        Assert.Equal(0, Assert.Single(await Read("instance_cpu_utilization", "i2")).Average, 9);
+        Assert.Equal(25, Assert.Single(await Read("instance_cpu_reserved_capacity", "i2")).Average, 9);
+        Assert.Equal(100 * 100.0 / 4096, Assert.Single(await Read("instance_memory_utilization", "i1")).Average, 9);
+        Assert.Empty(await Read("instance_cpu_utilization", "i3"));
+        var cluster = await reader.DatapointsAsync(EcsUtilization.Namespace, EcsUtilization.CpuUtilization,
+            new Dictionary<string, string> { ["ClusterName"] = "prod" }, Now, Now.AddMinutes(1), 60, null, CancellationToken.None);
+        Assert.Equal(25, Assert.Single(cluster).Average, 9);
+    }
+
     [Theory]
     [InlineData("not json")]
     [InlineData("""{"v":1,"cluster":"prod/../x","instanceId":"i1","start":"2026-12-02T12:00:00Z","seconds":60,"instance":{"cpuRegistered":1,"memoryRegistered":1,"cpuReserved":0,"memoryReserved":0,"cpuUsed":0,"memoryUsed":0},"services":[]}""")]

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Xunit.Abstractions;
 
 namespace Serverless.EndToEnd.Tests.WebConsole;
 
@@ -9,7 +10,7 @@ namespace Serverless.EndToEnd.Tests.WebConsole;
 /// a container instance and reports their output.
 /// </summary>
 [Collection("control plane 4")]
-public sealed class ConsoleBrowserTests(ControlPlaneFixture plane) : IAsyncLifetime
+public sealed class ConsoleBrowserTests(ControlPlaneFixture plane, ITestOutputHelper output) : IAsyncLifetime
 {
     private const string Chromium = "/usr/bin/chromium";
 
@@ -18,7 +19,7 @@ public sealed class ConsoleBrowserTests(ControlPlaneFixture plane) : IAsyncLifet
     public Task DisposeAsync() => plane.StopWorkersAsync();
 
     [Fact]
-    public async Task The_console_signs_in_follows_a_service_scales_it_shows_a_tasks_logs_and_follows_a_forced_deployment()
+    public async Task The_console_signs_in_follows_a_service_scales_it_shows_a_tasks_logs_follows_a_forced_deployment_and_rolls_one_back()
     {
         Assert.True(File.Exists(Chromium), $"{Chromium} is missing: bash scripts/install-deps.sh installs Debian's chromium");
         var console = ConsoleDirectory();
@@ -27,8 +28,13 @@ public sealed class ConsoleBrowserTests(ControlPlaneFixture plane) : IAsyncLifet
 
         var cluster = $"console-{Guid.NewGuid():N}"[..24];
         Assert.Equal(0, (await plane.EcsAsync("create-cluster", "--cluster-name", cluster)).ExitCode);
-        // Its tasks need no task metadata endpoint.
-        await plane.StartWorkerAsync(cluster, settings: new Dictionary<string, string> { ["Worker__MetadataPort"] = "-1" });
+        // Its tasks need no task metadata endpoint; short metrics periods put the instance's use on screen soon.
+        await plane.StartWorkerAsync(cluster, settings: new Dictionary<string, string>
+        {
+            ["Worker__MetadataPort"] = "-1",
+            ["Worker__MetricsSampleSeconds"] = "2",
+            ["Worker__MetricsPeriodSeconds"] = "10",
+        });
 
         var start = new ProcessStartInfo("node", [Path.Combine("test", "console.test.mjs")])
         {
@@ -56,9 +62,11 @@ public sealed class ConsoleBrowserTests(ControlPlaneFixture plane) : IAsyncLifet
         {
             process.Kill(entireProcessTree: true);
         }
-        var output = $"{await stdout}\n{await stderr}";
+        var steps = $"{await stdout}\n{await stderr}";
+        // Each step with its time, in the test's output (dotnet test --logger "console;verbosity=detailed").
+        output.WriteLine(steps);
         Assert.True(process.HasExited && process.ExitCode == 0,
-            $"The browser test failed:\n{output}\n{plane.WorkerLogTails(30)}");
+            $"The browser test failed:\n{steps}\n{plane.WorkerLogTails(30)}");
     }
 
     private static string ConsoleDirectory()
