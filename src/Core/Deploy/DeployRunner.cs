@@ -75,9 +75,16 @@ public sealed class DeployRunner(
             if (service is not { Status: ServiceRecord.Active })
                 return await RecordAsync(target with { ErrorStatus = 404, ErrorMessage = $"Service {target.Service} not found in cluster {target.Cluster}." });
 
+            var registeredHere = false;
             if (target.TaskDefinitionArn is null)
             {
-                var current = await definitions.FindByReferenceAsync(service.TaskDefinitionArn, cancellationToken);
+                // The current revision and its family's latest ACTIVE one (the registration's intent below) in one
+                // round trip instead of two: the service's definition is an ARN, so the family is known before reading.
+                var family = arns.ResourcePart(service.TaskDefinitionArn, "task-definition") is { } name ? TaskDefinitionKey.TryParse(name)?.Family : null;
+                var currentRead = definitions.FindByReferenceAsync(service.TaskDefinitionArn, cancellationToken);
+                var latestRead = family is null ? Task.FromResult<TaskDefinitionRecord?>(null) : definitions.FindLatestActiveAsync(family, cancellationToken);
+                await Task.WhenAll(currentRead, latestRead);
+                var current = currentRead.Result;
                 if (current is null)
                     return await RecordAsync(target with { ErrorStatus = 409, ErrorMessage = $"The service's task definition {service.TaskDefinitionArn} no longer exists." });
                 var containers = ImageReference.Replace((JsonArray)current.TaskDefinition["containerDefinitions"]!, target.Image, target.Container, out var changed, out var problem);
@@ -96,7 +103,7 @@ public sealed class DeployRunner(
                 else
                 {
                     // The intent first, so an attempt that dies right after registering is not followed by a second registration.
-                    var latest = await definitions.FindLatestActiveAsync(current.Family, cancellationToken);
+                    var latest = family == current.Family ? latestRead.Result : await definitions.FindLatestActiveAsync(current.Family, cancellationToken);
                     await RecordAsync(target with { RegisteringAfter = latest?.Revision ?? 0 });
 
                     // Only the image changes: every other member, and the revision's tags, are registered as they were.
@@ -110,12 +117,14 @@ public sealed class DeployRunner(
                     var registered = await InvokeAsync("RegisterTaskDefinition", register, cancellationToken);
                     arn = registered["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
                     logger.LogInformation("Deploy delivery {DeliveryId} registered {TaskDefinitionArn} with image {Image}", delivery.Id, arn, target.Image);
+                    registeredHere = true;
                 }
                 await RecordAsync(target with { TaskDefinitionArn = arn });
             }
 
             // Resumed after UpdateService already ran: the service has a deployment of the revision; do not make another.
-            var fresh = await services.FindAsync(target.Cluster, target.Service, cancellationToken);
+            // A revision this attempt has just registered can have none (its ARN was not known before), so that read is skipped.
+            var fresh = registeredHere ? null : await services.FindAsync(target.Cluster, target.Service, cancellationToken);
             var deploymentId = fresh?.Deployments.FirstOrDefault(d => d.TaskDefinitionArn == target.TaskDefinitionArn && d.Status == DeploymentStatus.Primary)?.Id;
             if (deploymentId is null)
             {

@@ -106,11 +106,17 @@ public sealed class DeployWebhook(
             return (400, DeployRunner.Error($"The {DeliveryHeader} header must be a unique id of 1 to {MaxDeliveryIdLength} printable ASCII characters."));
         var fingerprint = DeliveryStore.Fingerprint(body.Span);
 
-        // A delivery seen before answers as it did, whatever has changed since (the service deleted, ...).
-        if (await deliveries.FindAsync(deliveryId, cancellationToken) is { } seen)
+        // A delivery seen before answers as it did, whatever has changed since (the service deleted, ...). A
+        // single service's plan (two row reads) is read alongside, so a first delivery waits one round trip, not
+        // two; a repeat wastes those reads. A package's plan lists services: it waits for the delivery's row.
+        var seenRead = deliveries.FindAsync(deliveryId, cancellationToken);
+        var planRead = parsed is DeployRequest.Service ? PlanAsync(parsed, cancellationToken) : null;
+        if (planRead is null) await seenRead;
+        else await Task.WhenAll(seenRead, planRead);
+        if (seenRead.Result is { } seen)
             return await RepeatAsync(seen, fingerprint, cancellationToken);
 
-        var (targets, refusal) = await PlanAsync(parsed, cancellationToken);
+        var (targets, refusal) = planRead is null ? await PlanAsync(parsed, cancellationToken) : planRead.Result;
         if (refusal is not null) return refusal.Value;
 
         var now = time.GetUtcNow();
@@ -179,9 +185,13 @@ public sealed class DeployWebhook(
         switch (parsed)
         {
             case DeployRequest.Service { Target: var target }:
-                if (await clusters.FindAsync(target.Cluster, cancellationToken) is not { Status: ClusterRecord.Active })
+                // Both rows in one round trip; the cluster's refusal still comes first.
+                var clusterRead = clusters.FindAsync(target.Cluster, cancellationToken);
+                var serviceRead = services.FindAsync(target.Cluster, target.Service, cancellationToken);
+                await Task.WhenAll(clusterRead, serviceRead);
+                if (clusterRead.Result is not { Status: ClusterRecord.Active })
                     return ([], (404, DeployRunner.Error($"Cluster {target.Cluster} not found.")));
-                if (await services.FindAsync(target.Cluster, target.Service, cancellationToken) is not { Status: ServiceRecord.Active })
+                if (serviceRead.Result is not { Status: ServiceRecord.Active })
                     return ([], (404, DeployRunner.Error($"Service {target.Service} not found in cluster {target.Cluster}.")));
                 return ([Plan(target.Cluster, target.Service, target.Image, target.Container, target.Force)], null);
 

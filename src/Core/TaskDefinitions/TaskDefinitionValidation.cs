@@ -52,6 +52,7 @@ public static partial class TaskDefinitionValidation
         ValidateEssential(containers);
         ValidateTaskCpu(containers, taskCpu);
         ValidateTaskMemory(containers, taskMemory);
+        ValidateEphemeralStorage(request);
         ValidateCompatibilities(request);
         Tag.FromRequest(request);
     }
@@ -312,6 +313,20 @@ public static partial class TaskDefinitionValidation
     {
         if (taskMemory is { } limit && containers.Sum(c => (long)(c.Int("memoryReservation") ?? c.Int("memory") ?? 0)) > limit)
             throw new ClientException("The sum of all container 'memoryReservation' values cannot be greater than the value of the task 'memory'.");
+    }
+
+    /// <summary>The smallest and largest <c>ephemeralStorage.sizeInGiB</c> ECS accepts (Fargate's 20 GiB is what a task gets without the member).</summary>
+    public const int MinEphemeralStorageGiB = 21, MaxEphemeralStorageGiB = 200;
+
+    /// <summary>
+    /// <c>ephemeralStorage.sizeInGiB</c> within 21..200 GiB, refused in ECS's words (a missing or
+    /// mistyped size is the model validator's, before this runs).
+    /// </summary>
+    public static void ValidateEphemeralStorage(JsonObject request)
+    {
+        if (request["ephemeralStorage"] is not JsonObject storage || storage.Int("sizeInGiB") is not { } size) return;
+        if (size < MinEphemeralStorageGiB) throw new ClientException($"EphemeralStorage size should be at least {MinEphemeralStorageGiB}");
+        if (size > MaxEphemeralStorageGiB) throw new ClientException($"EphemeralStorage size should be at most {MaxEphemeralStorageGiB}");
     }
 
     /// <summary>

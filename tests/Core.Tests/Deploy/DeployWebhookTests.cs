@@ -105,6 +105,42 @@ public sealed class DeployWebhookTests(AzuriteFixture azurite) : IDisposable
     }
 
     [Fact]
+    public async Task A_repeat_answers_as_the_first_even_after_the_service_was_deleted()
+    {
+        // The delivery's row and the service are read together now: the row still decides first.
+        await SetUpAsync();
+        var id = Delivery();
+        var first = await Plane.DeliverAsync(V2, id, _token);
+        Assert.Equal(202, first.Status);
+        await EcsAsync("DeleteService", """{"cluster":"c","service":"web","force":true}""");
+
+        var again = await Plane.DeliverAsync(V2, id, _token);
+        Assert.Equal((202, first.Body.ToJsonString()), (again.Status, again.Body.ToJsonString()));
+        var fresh = await Plane.DeliverAsync(V2, Delivery(), _token);
+        Assert.Equal((404, "Service web not found in cluster c."), (fresh.Status, fresh.Message));
+    }
+
+    [Fact]
+    public async Task A_service_behind_its_family_gets_a_revision_of_its_own_definition_after_the_latest()
+    {
+        // The service runs web:1 while web:2 (another image, another environment) was registered and never deployed:
+        // the delivery changes the service's definition, not the family's latest, and registers web:3.
+        await SetUpAsync();
+        await EcsAsync("RegisterTaskDefinition", """
+            {"family":"web","containerDefinitions":[{"name":"app","image":"ghcr.io/acme/app:v1","memory":128,"environment":[{"name":"MODE","value":"test"}]}]}
+            """);
+
+        var reply = await Plane.DeliverAsync(V2, Delivery(), _token);
+
+        Assert.Equal(202, reply.Status);
+        Assert.EndsWith("task-definition/web:3", reply.Member("taskDefinitionArn"));
+        var before = (await DefinitionAsync("web:1"))["taskDefinition"]!["containerDefinitions"]!;
+        before[0]!["image"] = "ghcr.io/acme/app:v2";
+        Assert.Equal(before.ToJsonString(), (await DefinitionAsync("web:3"))["taskDefinition"]!["containerDefinitions"]!.ToJsonString());
+        Assert.EndsWith("task-definition/web:3", (await ServiceAsync())["taskDefinition"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Identical_deliveries_at_once_to_two_control_planes_register_one_revision()
     {
         await SetUpAsync();

@@ -227,6 +227,27 @@ public sealed class TaskDefinitionActionsTests
         Assert.Equal("[]", (await CallAsync("ListTaskDefinitionFamilies", "{}"))["families"]!.ToJsonString());
     }
 
+    [Fact]
+    public async Task Ephemeral_storage_is_kept_within_21_to_200_GiB_and_refused_outside_before_anything_is_stored()
+    {
+        static string Fargate(string storage) => $$"""
+            {"family":"big","networkMode":"awsvpc","requiresCompatibilities":["FARGATE"],"cpu":"256","memory":"512",
+             "containerDefinitions":[{"name":"c","image":"i"}],"ephemeralStorage":{{storage}}}
+            """;
+        Assert.Equal("EphemeralStorage size should be at most 200",
+            (await Assert.ThrowsAsync<ClientException>(() => CallAsync("RegisterTaskDefinition", Fargate("""{"sizeInGiB":201}""")))).Message);
+        Assert.Equal("EphemeralStorage size should be at least 21",
+            (await Assert.ThrowsAsync<ClientException>(() => CallAsync("RegisterTaskDefinition", Fargate("""{"sizeInGiB":20}""")))).Message);
+        // sizeInGiB is required by the model: the front end's validation error, before the action.
+        await Assert.ThrowsAsync<InvalidParameterException>(() => CallAsync("RegisterTaskDefinition", Fargate("{}")));
+        Assert.Equal("[]", (await CallAsync("ListTaskDefinitionFamilies", "{}"))["families"]!.ToJsonString());
+
+        var registered = await CallAsync("RegisterTaskDefinition", Fargate("""{"sizeInGiB":50}"""));
+        Assert.Equal(50, registered["taskDefinition"]!["ephemeralStorage"]!["sizeInGiB"]!.GetValue<int>());
+        var described = await CallAsync("DescribeTaskDefinition", """{"taskDefinition":"big"}""");
+        Assert.Equal(50, described["taskDefinition"]!["ephemeralStorage"]!["sizeInGiB"]!.GetValue<int>());
+    }
+
     /// <summary>Follows <c>nextToken</c> to the end, as the CLI's auto-pagination does.</summary>
     private async Task<List<string>> ListAllAsync(string action, string resultKey, string members)
     {

@@ -48,6 +48,32 @@ public class TaskDefinitionValidationTests
     public void Families_of_letters_digits_hyphens_and_underscores_are_accepted(string family)
         => TaskDefinitionValidation.ValidateRegistration(Minimal().With(r => r["family"] = family));
 
+    [Theory]
+    [InlineData(21)]
+    [InlineData(100)]
+    [InlineData(200)]
+    public void Ephemeral_storage_of_21_to_200_GiB_is_accepted(int size)
+        => TaskDefinitionValidation.ValidateRegistration(Fargate().With(r => r["ephemeralStorage"] = new JsonObject { ["sizeInGiB"] = size }));
+
+    [Theory]
+    [InlineData(20, "EphemeralStorage size should be at least 21")]
+    [InlineData(0, "EphemeralStorage size should be at least 21")]
+    [InlineData(-1, "EphemeralStorage size should be at least 21")]
+    [InlineData(201, "EphemeralStorage size should be at most 200")]
+    [InlineData(1000, "EphemeralStorage size should be at most 200")]
+    public void Ephemeral_storage_outside_21_to_200_GiB_is_refused_in_ECS_words(int size, string message)
+        => Assert.Equal(message, Refused(Fargate().With(r => r["ephemeralStorage"] = new JsonObject { ["sizeInGiB"] = size })).Message);
+
+    [Fact]
+    public void Ephemeral_storage_is_checked_on_an_EC2_definition_too()
+        => Assert.Equal("EphemeralStorage size should be at least 21",
+            Refused(Minimal().With(r => r["ephemeralStorage"] = new JsonObject { ["sizeInGiB"] = 20 })).Message);
+
+    private static JsonObject Fargate() => Register("""
+        {"family":"web","networkMode":"awsvpc","requiresCompatibilities":["FARGATE"],"cpu":"256","memory":"512",
+         "containerDefinitions":[{"name":"app","image":"busybox"}]}
+        """);
+
     [Fact]
     public void An_empty_container_list_is_refused()
         => Assert.Equal("Container list cannot be empty.", Refused(Register("""{"family":"web","containerDefinitions":[]}""")).Message);
