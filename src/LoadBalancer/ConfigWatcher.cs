@@ -65,8 +65,9 @@ public sealed class ConfigWatcher(
         {
             await store.UnregisterDataPlaneAsync(_registered, cancellationToken);
         }
-        catch (Exception e) when (e is Azure.RequestFailedException or OperationCanceledException)
+        catch (Exception e) when (e is Azure.RequestFailedException or AggregateException or OperationCanceledException)
         {
+            // AggregateException: the storage client's retries all failed (storage is down, e.g. stopped first).
             // It lapses by itself once it is not renewed.
             logger.LogDebug("Wake registration {Endpoint} not removed: {Message}", _registered, e.Message);
         }

@@ -1,15 +1,21 @@
 using System.Collections.Concurrent;
 using System.Net;
 using Serverless.Core.LoadBalancing;
+using Serverless.Core.Reconciliation;
+using Serverless.Core.Services;
+using Serverless.Core.Storage;
 
 namespace Serverless.LoadBalancer;
 
 /// <summary>
 /// Active health checks with each target group's settings (path, port, interval, timeout, thresholds,
 /// matcher) for every target of a group in use that is not draining. A change of state is what is written
-/// back to storage (DescribeTargetHealth reads it); the routing uses the in-memory verdict at once.
+/// back to storage (DescribeTargetHealth reads it); the routing uses the in-memory verdict at once. A target an ECS
+/// service registered turning healthy or unhealthy also asks that service to reconcile (one queue message): its
+/// rollout counts the target once healthy, and a target that fails its checks gets its task replaced.
 /// </summary>
-public sealed class HealthChecker(RoutingState state, LoadBalancingStore store, DataPlaneOptions options, TimeProvider time, ILogger<HealthChecker> logger) : BackgroundService
+public sealed class HealthChecker(
+    RoutingState state, LoadBalancingStore store, ReconcileQueue reconcile, QueueWake wake, DataPlaneOptions options, TimeProvider time, ILogger<HealthChecker> logger) : BackgroundService
 {
     private readonly HttpClient _client = new(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.Zero });
     private readonly ConcurrentDictionary<string, DateTimeOffset> _due = new(StringComparer.Ordinal);
@@ -52,6 +58,11 @@ public sealed class HealthChecker(RoutingState state, LoadBalancingStore store, 
             {
                 logger.LogInformation("Target {Target}:{Port} of {TargetGroupArn} is {State} {Reason}", target.Id, target.Port, group.Arn, after.State, after.Reason);
                 await store.WriteHealthAsync(group.Id, target.Id, target.Port, after.State, after.Reason, after.Description, cancellationToken);
+                if (target.Service is { } service && (before?.State ?? TargetHealthState.Initial.State) != after.State && service.Split('/', 2) is [var cluster, var name])
+                {
+                    await reconcile.EnqueueAsync(new ServiceKey(cluster, name), null, cancellationToken);
+                    wake.Send(target.ServiceWake, ReconcileQueue.QueueName);
+                }
             }
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested)

@@ -1,5 +1,6 @@
 using Serverless.Core;
 using Serverless.Core.LoadBalancing;
+using Serverless.Core.Reconciliation;
 using Serverless.Core.Storage;
 using Serverless.LoadBalancer;
 
@@ -7,6 +8,10 @@ using Serverless.LoadBalancer;
 // listener's rules, forwards with YARP, health-checks targets and drains deregistered ones.
 // Settings: LoadBalancer__* (DataPlaneOptions), Ecs__StoragePrefix, AzureWebJobsStorage.
 var builder = Host.CreateApplicationBuilder(args);
+// YARP's forwarder logs two Information lines per request ("Proxying to ...", "Received ... response"):
+// at a listener's rate, console output was the data plane's largest cost per request. A failed forward is
+// logged once by ProxyHandler.
+builder.Logging.AddFilter("Yarp", LogLevel.Warning);
 var ecs = new EcsOptions();
 builder.Configuration.GetSection("Ecs").Bind(ecs);
 var options = new DataPlaneOptions();
@@ -17,6 +22,7 @@ builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton(StorageAccess.From(builder.Configuration).CreateClients(ecs));
 builder.Services.AddSingleton<QueueWake>();
 builder.Services.AddSingleton<LoadBalancingStore>();
+builder.Services.AddSingleton<ReconcileQueue>();
 builder.Services.AddHttpForwarder();
 builder.Services.AddSingleton<RoutingState>();
 builder.Services.AddSingleton<ProxyHandler>();

@@ -81,6 +81,12 @@ public sealed class ProxyHandler(RoutingState state, IHttpForwarder forwarder, D
         if (error == ForwarderError.None) return;
 
         var failure = context.Features.Get<IForwarderErrorFeature>()?.Exception;
+        if (error is ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled or ForwarderError.ResponseBodyCanceled)
+        {
+            // The client went away (e.g. a load generator stopping with requests in flight): not the target's failure.
+            logger.LogDebug("Forward to {Target}:{Port} of {TargetGroupArn} canceled by the client: {Error}", target.Id, target.Port, arn, error);
+            return;
+        }
         logger.LogWarning("Forward to {Target}:{Port} of {TargetGroupArn} failed: {Error} {Message}", target.Id, target.Port, arn, error, failure?.Message);
         if (context.Response.HasStarted) return;
         var status = error is ForwarderError.RequestTimedOut ? 504 : 502;

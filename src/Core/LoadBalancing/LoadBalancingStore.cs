@@ -11,8 +11,13 @@ public sealed record ElbRow(string RowKey, JsonObject Doc, JsonArray Tags, ETag 
 /// <summary>One registered target: where it is and what the data plane last found.</summary>
 public sealed record TargetRow(
     string TargetGroupId, string Id, int Port, string? AvailabilityZone, DateTimeOffset RegisteredAt,
-    DateTimeOffset? DrainingSince, string? Health, string? Reason, string? Description)
+    DateTimeOffset? DrainingSince, string? Health, string? Reason, string? Description, string? Service = null, string? ServiceWake = null)
 {
+    /// <summary>
+    /// <see cref="Service"/>: the ECS service that registered the target (<c>cluster/name</c>, a <c>ServiceKey</c>), which a
+    /// data plane asks to reconcile when the target's health changes, waking <see cref="ServiceWake"/> (the registering
+    /// control plane's <c>QueueWake</c> endpoint, as a worker's reports do); both null for a target registered through the API.
+    /// </summary>
     public static string Key(string id, int port) => $"{id}|{port}";
 }
 
@@ -249,12 +254,14 @@ public sealed class LoadBalancingStore(StorageClients storage, QueueWake wake, T
     {
         ["Id"] = t.Id, ["Port"] = t.Port, ["AvailabilityZone"] = t.AvailabilityZone, ["RegisteredAt"] = t.RegisteredAt,
         ["DrainingSince"] = t.DrainingSince, ["Health"] = t.Health, ["Reason"] = t.Reason, ["Description"] = t.Description,
+        ["Service"] = t.Service, ["ServiceWake"] = t.ServiceWake,
     };
 
     private static TargetRow ToTarget(string targetGroupId, TableEntity e) => new(
         targetGroupId, e.GetString("Id"), e.GetInt32("Port") ?? 0, e.GetString("AvailabilityZone"),
         e.GetDateTimeOffset("RegisteredAt") ?? DateTimeOffset.MinValue, e.GetDateTimeOffset("DrainingSince"),
-        NullIfEmpty(e.GetString("Health")), NullIfEmpty(e.GetString("Reason")), NullIfEmpty(e.GetString("Description")));
+        NullIfEmpty(e.GetString("Health")), NullIfEmpty(e.GetString("Reason")), NullIfEmpty(e.GetString("Description")),
+        NullIfEmpty(e.GetString("Service")), NullIfEmpty(e.GetString("ServiceWake")));
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Services;
+using Serverless.Core.Storage;
 using Serverless.Core.Tasks;
 using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
@@ -12,7 +13,7 @@ namespace Serverless.Core.LoadBalancing;
 /// it is RUNNING, and healthy when its definition has a health check; a task that stopped or is to stop is
 /// deregistered, and a task the scheduler stops is drained first, for the group's deregistration delay.
 /// </summary>
-public sealed class ServiceTargets(LoadBalancingStore store, TimeProvider time, ILogger<ServiceTargets> logger)
+public sealed class ServiceTargets(LoadBalancingStore store, QueueWake wake, TimeProvider time, ILogger<ServiceTargets> logger)
 {
     /// <summary>
     /// One <c>loadBalancers</c> entry. With an <c>advancedConfiguration</c> (blue/green), a task's target goes to
@@ -108,7 +109,7 @@ public sealed class ServiceTargets(LoadBalancingStore store, TimeProvider time, 
                               && (task.HealthStatus == "HEALTHY" || (!hasHealthCheck && task.HealthStatus != "UNHEALTHY"));
                 if (serving && row is null && GroupFor(service, binding, task) == groupArn)
                 {
-                    changes.Add(new TargetRow(groupId, id, port, null, now, null, null, null, null));
+                    changes.Add(new TargetRow(groupId, id, port, null, now, null, null, null, null, new ServiceKey(service.Cluster, service.Name).ToString(), wake.Endpoint));
                     logger.LogInformation("Service {Service} registers task {TaskId} as {Target}:{Port} in {TargetGroupArn}", service.Name, task.Id, id, port, groupArn);
                 }
                 else if (!serving && task.DesiredStatus != TaskStatus.Running && row is { DrainingSince: null })
@@ -122,29 +123,34 @@ public sealed class ServiceTargets(LoadBalancingStore store, TimeProvider time, 
     }
 
     /// <summary>
-    /// The tasks whose target is healthy (and not draining) in the group each of the service's entries puts it in:
-    /// what a rollout counts as healthy behind a load balancer. Null when the service has no load balancer.
+    /// What the target groups say of a service's tasks. <c>Healthy</c>: the tasks whose target is healthy (and not
+    /// draining) in the group each of the service's entries puts it in, what a rollout counts as healthy behind a load
+    /// balancer. <c>Unhealthy</c>: the tasks whose target a group reports <c>unhealthy</c>, with that group's ARN (the
+    /// first such group), which the scheduler replaces once the grace period is over. Null when the service has no load balancer.
     /// </summary>
-    public async Task<IReadOnlySet<string>?> HealthyAsync(ServiceRecord service, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
+    public async Task<TargetHealthView?> HealthAsync(ServiceRecord service, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
     {
         var bindings = Of(service);
         if (bindings.Count == 0) return null;
-        var healthy = tasks.Where(t => !t.IsStopped).Select(t => t.Id).ToHashSet(StringComparer.Ordinal);
+        var live = tasks.Where(t => !t.IsStopped).ToList();
+        var healthy = live.Select(t => t.Id).ToHashSet(StringComparer.Ordinal);
+        var unhealthy = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var binding in bindings)
         foreach (var groupArn in binding.Groups)
         {
-            var mine = tasks.Where(t => healthy.Contains(t.Id) && GroupFor(service, binding, t) == groupArn).ToList();
+            var mine = live.Where(t => GroupFor(service, binding, t) == groupArn).ToList();
             if (mine.Count == 0) continue;
             var rows = await GroupAsync(groupArn, cancellationToken) is { } group
                 ? (await store.ListTargetsAsync(group.Doc[ElbDocs.Id]!.GetValue<string>(), cancellationToken)).ToDictionary(t => TargetRow.Key(t.Id, t.Port))
                 : [];
             foreach (var task in mine)
             {
-                var ok = TargetOf(task, binding) is var (id, port) && rows.GetValueOrDefault(TargetRow.Key(id, port)) is { DrainingSince: null, Health: "healthy" };
-                if (!ok) healthy.Remove(task.Id);
+                var row = TargetOf(task, binding) is var (id, port) ? rows.GetValueOrDefault(TargetRow.Key(id, port)) : null;
+                if (row is not { DrainingSince: null, Health: "healthy" }) healthy.Remove(task.Id);
+                if (row is { Health: "unhealthy" }) unhealthy.TryAdd(task.Id, groupArn);
             }
         }
-        return healthy;
+        return new TargetHealthView(healthy, unhealthy);
     }
 
     /// <summary>
@@ -177,3 +183,6 @@ public sealed class ServiceTargets(LoadBalancingStore store, TimeProvider time, 
         return (until, began);
     }
 }
+
+/// <summary>What a service's target groups report of its tasks (<see cref="ServiceTargets.HealthAsync"/>).</summary>
+public sealed record TargetHealthView(IReadOnlySet<string> Healthy, IReadOnlyDictionary<string, string> Unhealthy);

@@ -28,6 +28,8 @@ public sealed record ServiceView
     public bool TrafficApplied { get; init; } = true;
     /// <summary>Services behind a load balancer: the tasks whose target is healthy in each of their target groups; null when none.</summary>
     public IReadOnlySet<string>? TargetHealthy { get; init; }
+    /// <summary>Services behind a load balancer: the tasks whose target a target group reports unhealthy, with that group's ARN.</summary>
+    public IReadOnlyDictionary<string, string> TargetUnhealthy { get; init; } = Rollout.NoUnhealthyTargets;
 }
 
 public sealed record TaskStop(string TaskId, string Reason);
@@ -61,6 +63,17 @@ public static class Rollout
 
     public const string ReasonScaling = "Scaling activity initiated by ({0})";
     public const string ReasonUnhealthy = "Task failed container health checks";
+    private const string ReasonElbUnhealthyPrefix = "Task failed ELB health checks in (target-group ";
+    public static readonly IReadOnlyDictionary<string, string> NoUnhealthyTargets = new Dictionary<string, string>();
+
+    /// <summary>ECS's stop reason for a task whose target a target group reports unhealthy.</summary>
+    public static string ReasonElbUnhealthy(string targetGroupArn) => ReasonElbUnhealthyPrefix + targetGroupArn + ")";
+
+    /// <summary>The target group of a <see cref="ReasonElbUnhealthy"/> stop reason; null for any other reason.</summary>
+    public static string? FailedElbHealthChecks(string? reason)
+        => reason is not null && reason.StartsWith(ReasonElbUnhealthyPrefix, StringComparison.Ordinal) && reason.EndsWith(')')
+            ? reason[ReasonElbUnhealthyPrefix.Length..^1]
+            : null;
     public const string ReasonStuck = "Task did not reach RUNNING within the start deadline";
     public const string ReasonDaemonPlacement = "Task is on a container instance that no longer takes this daemon service's tasks";
     public const string ReasonInstanceDraining = "Container instance is draining";
@@ -122,8 +135,9 @@ public static class Rollout
     }
 
     /// <summary>
-    /// Tasks that must go whatever the rollout: unhealthy past the grace period, stuck starting
-    /// past <see cref="StartDeadline"/>; and when to look again for those not there yet.
+    /// Tasks that must go whatever the rollout: unhealthy past the grace period (their container health check, or
+    /// their target in a target group, as ECS's ELB health checks), stuck starting past <see cref="StartDeadline"/>;
+    /// and when to look again for those not there yet.
     /// </summary>
     internal static (IReadOnlyList<TaskStop> Stops, TimeSpan? CheckAgainIn) ForcedStops(ServiceView view, IReadOnlyList<TaskRecord> live)
     {
@@ -132,10 +146,12 @@ public static class Rollout
         var grace = TimeSpan.FromSeconds(view.Service.HealthCheckGracePeriodSeconds ?? 0);
         foreach (var task in live)
         {
-            if (task.LastStatus == TaskStatus.Running && task.HealthStatus == "UNHEALTHY")
+            var failedElb = view.TargetUnhealthy.TryGetValue(task.Id, out var groupArn);
+            if (task.LastStatus == TaskStatus.Running && (task.HealthStatus == "UNHEALTHY" || failedElb))
             {
+                // healthCheckGracePeriodSeconds covers both kinds of health check, from when the task started.
                 var graceEnds = (task.StartedAt ?? task.CreatedAt) + grace;
-                if (view.Now >= graceEnds) stops.Add(new TaskStop(task.Id, ReasonUnhealthy));
+                if (view.Now >= graceEnds) stops.Add(new TaskStop(task.Id, task.HealthStatus == "UNHEALTHY" ? ReasonUnhealthy : ReasonElbUnhealthy(groupArn!)));
                 else checkAgain = Min(checkAgain, graceEnds - view.Now);
             }
             else if (TaskStatus.Rank(task.LastStatus) < TaskStatus.Rank(TaskStatus.Running) && !task.IsWaitingForCapacity)
@@ -344,7 +360,7 @@ public static class Rollout
     /// <summary>A launch that failed: stopped by the task itself or its worker, not by a user or the scheduler.</summary>
     public static bool IsFailure(TaskRecord task)
         => task.StopCode is "TaskFailedToStart" or "EssentialContainerExited"
-           || task.StoppedReason == ReasonUnhealthy || task.StoppedReason == ReasonStuck;
+           || task.StoppedReason == ReasonUnhealthy || task.StoppedReason == ReasonStuck || FailedElbHealthChecks(task.StoppedReason) is not null;
 
     private static Deployment Counted(Deployment deployment, IReadOnlyCollection<TaskRecord> tasks, int desired, ServiceView view)
     {

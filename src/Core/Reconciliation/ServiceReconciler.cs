@@ -59,16 +59,16 @@ public sealed class ServiceReconciler(
         // A blue/green deployment's traffic is brought to what its lifecycle asks for first; it moves on only
         // once the rules carried it when read, and counts a task as ready only once its target is healthy.
         var trafficApplied = !BlueGreen.Runs(service) || traffic is null || await traffic.EnsureAsync(service, service.Primary!, cancellationToken);
-        // A rollout behind a load balancer counts a new task only once its target is healthy (read only while one runs).
-        var targetHealthy = targets is not null && service.Primary is { RolloutState: DeploymentStatus.InProgress }
-            ? await targets.HealthyAsync(service, serviceTasks, cancellationToken)
-            : null;
+        // Behind a load balancer: a rollout counts a new task only once its target is healthy, and a task whose
+        // target a group reports unhealthy is replaced once its grace period is over (ECS's ELB health checks).
+        var targetHealth = targets is null ? null : await targets.HealthAsync(service, serviceTasks, cancellationToken);
         var view = new ServiceView
         {
             Service = service,
             Tasks = serviceTasks,
             TrafficApplied = trafficApplied,
-            TargetHealthy = targetHealthy,
+            TargetHealthy = service.Primary is { RolloutState: DeploymentStatus.InProgress } ? targetHealth?.Healthy : null,
+            TargetUnhealthy = targetHealth?.Unhealthy ?? Rollout.NoUnhealthyTargets,
             PrimaryHasHealthCheck = await HasHealthCheckAsync(service.Primary?.TaskDefinitionArn, cancellationToken),
             Instances = service.IsDaemon ? await instances.ListAsync(key.Cluster, cancellationToken) : [],
             DaemonEligible = DaemonEligibility(service),
@@ -191,6 +191,8 @@ public sealed class ServiceReconciler(
             }
             stopped.Add(task.Id);
             logger.LogInformation("Service {Service} stops {TaskId}: {Reason}", service.Name, task.Id, stop.Reason);
+            if (Rollout.FailedElbHealthChecks(stop.Reason) is { } groupArn)
+                events.Add($"(service {service.Name}) (task {task.Id}) failed ELB health checks in (target-group {groupArn})");
         }
         if (stopped.Count > 0)
             events.Add($"(service {service.Name}) has stopped {stopped.Count} running tasks: {string.Join(" ", stopped.Select(id => $"(task {id})"))}.");

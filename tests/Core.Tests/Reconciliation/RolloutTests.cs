@@ -172,6 +172,67 @@ public class RolloutTests
         Assert.Equal(Rollout.ReasonUnhealthy, Assert.Single(replaced.Stop).Reason);
     }
 
+    private const string Group = "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/web/0123456789abcdef";
+
+    private static RolloutStep StepBehindTargets(ServiceRecord service, IEnumerable<TaskRecord> tasks, params TaskRecord[] unhealthyTargets)
+        => Rollout.NextStep(new ServiceView
+        {
+            Service = service,
+            Tasks = tasks.ToList(),
+            TargetUnhealthy = unhealthyTargets.ToDictionary(t => t.Id, _ => Group),
+            Now = Now,
+        });
+
+    [Fact]
+    public void A_task_whose_target_is_unhealthy_is_replaced_after_the_grace_period_only()
+    {
+        var service = Service(1, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentStatus.Completed)) with { HealthCheckGracePeriodSeconds = 120 };
+        var young = Task("d1", ageSeconds: 30);
+        var inGrace = StepBehindTargets(service, [young], young);
+        Assert.Empty(inGrace.Stop);
+        Assert.Empty(inGrace.Start);
+        // Looked at again when the grace period ends (the task started 29 s ago).
+        Assert.Equal(TimeSpan.FromSeconds(91), inGrace.CheckAgainIn);
+
+        var old = Task("d1", ageSeconds: 300);
+        var replaced = StepBehindTargets(service, [old], old);
+        var stop = Assert.Single(replaced.Stop);
+        Assert.Equal(old.Id, stop.TaskId);
+        Assert.Equal($"Task failed ELB health checks in (target-group {Group})", stop.Reason);
+        Assert.Equal(Group, Rollout.FailedElbHealthChecks(stop.Reason));
+        // Its replacement starts beside it (maximumPercent 200).
+        Assert.Equal(1, Starting(replaced));
+    }
+
+    [Fact]
+    public void A_task_whose_target_is_healthy_or_not_yet_checked_stays()
+    {
+        var service = Service(2, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentStatus.Completed));
+        var step = StepBehindTargets(service, [Task("d1", ageSeconds: 300), Task("d1", ageSeconds: 300)]);
+        Assert.Empty(step.Stop);
+        Assert.Empty(step.Start);
+        Assert.Null(Rollout.FailedElbHealthChecks(Rollout.ReasonUnhealthy));
+    }
+
+    [Fact]
+    public void A_failing_container_health_check_names_the_container_reason_even_when_its_target_fails_too()
+    {
+        var service = Service(1, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentStatus.Completed));
+        var task = Task("d1", health: "UNHEALTHY", ageSeconds: 300);
+        Assert.Equal(Rollout.ReasonUnhealthy, Assert.Single(StepBehindTargets(service, [task], task).Stop).Reason);
+    }
+
+    [Fact]
+    public void Tasks_stopped_for_failing_elb_health_checks_trip_the_circuit_breaker()
+    {
+        var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed))
+            with { DeploymentConfiguration = new DeploymentConfiguration(CircuitBreakerEnable: true, CircuitBreakerRollback: true) };
+        var failures = Enumerable.Range(0, 3).Select(_ => Task("d2", TaskStatus.Stopped) with { StoppedReason = Rollout.ReasonElbUnhealthy(Group) });
+        var step = Step(service, [Task("d1"), Task("d1"), .. failures]);
+        Assert.Equal(V1, step.Service.Primary!.TaskDefinitionArn);
+        Assert.Contains(step.Service.Events, e => e.Message == "(service web) (deployment d2) deployment failed: tasks failed to start.");
+    }
+
     [Theory]
     [InlineData(1, 3)]
     [InlineData(6, 3)]

@@ -86,6 +86,58 @@ public sealed class ServiceBehindLoadBalancerTests(ControlPlaneFixture plane)
         await Elb("delete-load-balancer", "--load-balancer-arn", lbArn);
     }
 
+    [Fact]
+    public async Task A_task_whose_target_fails_its_health_checks_is_replaced()
+    {
+        // ECS calls through the in-process client, ELBv2 ones through the CLI (the client speaks JSON only).
+        var cluster = $"elbh-{Guid.NewGuid():N}"[..20];
+        await plane.Client.EcsOkAsync("CreateCluster", new() { ["clusterName"] = cluster });
+        await plane.StartWorkerAsync(cluster);
+        await using var balancer = LoadBalancerProcess.Start(plane);
+        // No container health check: only the target group finds that /health is missing (404).
+        var definition = (await plane.Client.EcsOkAsync("RegisterTaskDefinition", new()
+        {
+            ["family"] = $"{cluster}-web",
+            ["containerDefinitions"] = JsonNode.Parse($$$"""
+                [{"name":"web","image":"{{{Image}}}","memory":32,"essential":true,"stopTimeout":2,
+                  "entryPoint":["sh","-c"],"command":["echo up > /tmp/index.html && exec httpd -f -p 8080 -h /tmp"],
+                  "portMappings":[{"containerPort":8080,"hostPort":0}]}]
+                """),
+        }))["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
+        var tgArn = (await Elb("create-target-group", "--name", $"{cluster}-tg", "--protocol", "HTTP", "--port", "8080", "--health-check-path", "/health",
+            "--health-check-interval-seconds", "5", "--health-check-timeout-seconds", "2", "--unhealthy-threshold-count", "2")).Json["TargetGroups"]![0]!["TargetGroupArn"]!.GetValue<string>();
+        await Elb("modify-target-group-attributes", "--target-group-arn", tgArn, "--attributes", "Key=deregistration_delay.timeout_seconds,Value=1");
+        var lbArn = (await Elb("create-load-balancer", "--name", cluster)).Json["LoadBalancers"]![0]!["LoadBalancerArn"]!.GetValue<string>();
+        // The data plane checks the groups a listener forwards to.
+        await Elb("create-listener", "--load-balancer-arn", lbArn, "--protocol", "HTTP", "--port", ControlPlaneFixture.FreePort().ToString(), "--default-actions", $"Type=forward,TargetGroupArn={tgArn}");
+
+        await plane.Client.EcsOkAsync("CreateService", new()
+        {
+            ["cluster"] = cluster, ["serviceName"] = "web", ["taskDefinition"] = definition, ["desiredCount"] = 1, ["healthCheckGracePeriodSeconds"] = 0,
+            ["loadBalancers"] = new JsonArray(new JsonObject { ["targetGroupArn"] = tgArn, ["containerName"] = "web", ["containerPort"] = 8080 }),
+        });
+
+        // The target turns unhealthy after two failed checks; the data plane asks the service to reconcile, which
+        // drains the task's target and stops it with ECS's reason and event, and starts a replacement.
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        JsonNode? stopped = null;
+        while (stopped is null)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"no task was stopped for its target's health\n{balancer.Log}");
+            await Task.Delay(1000);
+            var arns = await plane.ListTaskArnsAsync(cluster, "web", "STOPPED");
+            stopped = arns.Count == 0 ? null : (await plane.DescribeTasksAsync(cluster, arns)).FirstOrDefault(t => t["stoppedReason"] is not null);
+        }
+        Assert.Equal($"Task failed ELB health checks in (target-group {tgArn})", stopped["stoppedReason"]!.GetValue<string>());
+        var taskId = stopped["taskArn"]!.GetValue<string>().Split('/')[^1];
+        var events = (await plane.DescribeServiceAsync(cluster, "web"))["events"]!.AsArray().Select(e => e!["message"]!.GetValue<string>());
+        Assert.Contains($"(service web) (task {taskId}) failed ELB health checks in (target-group {tgArn})", events);
+        Assert.NotEmpty(await plane.ListTaskArnsAsync(cluster, "web"));
+
+        await plane.Client.EcsOkAsync("DeleteService", new() { ["cluster"] = cluster, ["service"] = "web", ["force"] = true });
+        await Elb("delete-load-balancer", "--load-balancer-arn", lbArn);
+    }
+
     private async Task WaitForHealthyTargetsAsync(string tgArn, int count)
     {
         var deadline = DateTime.UtcNow.AddSeconds(120);
