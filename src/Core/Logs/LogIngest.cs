@@ -52,6 +52,17 @@ public sealed class LogIngest(LogStore store, LogEventStore events, TimeProvider
         }
     }
 
+    /// <summary>Reads the writer's group and stream rows now (as its next put would) and returns the stream; ResourceNotFoundException when either is missing.</summary>
+    public async Task<LogStream> OpenAsync(Writer writer, CancellationToken cancellationToken)
+    {
+        writer.Group = null;
+        var group = await store.GetGroupAsync(writer.GroupName, cancellationToken);
+        writer.Stream = await store.GetStreamAsync(group, writer.StreamName, cancellationToken);
+        writer.Group = group;
+        writer.ReadAt = time.GetUtcNow();
+        return writer.Stream;
+    }
+
     /// <summary>How long a <see cref="Writer"/> trusts the group and stream rows it read.</summary>
     public static readonly TimeSpan RowsMaxAge = TimeSpan.FromSeconds(30);
 

@@ -21,7 +21,7 @@ namespace Serverless.Worker.Logs;
 /// keeps the output meanwhile). <see cref="DrainAsync"/> waits until a stopped container's last line is
 /// stored, before the container is removed.
 /// </summary>
-public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogStore store, LogEventStore events, TimeProvider time, ILogger<AwsLogsShipper> logger)
+public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEventStore events, TimeProvider time, ILogger<AwsLogsShipper> logger)
 {
     private const int MaxBatchEvents = 10_000;
     private static readonly TimeSpan BatchWindow = TimeSpan.FromSeconds(1);
@@ -87,10 +87,11 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogSt
     private async Task ShipAsync(string dockerId, AwsLogsConfig config, bool tty, CancellationToken cancellationToken)
     {
         var streamName = config.StreamFor(dockerId);
+        var writer = new LogIngest.Writer(config.Group, streamName);
         long? after;
         try
         {
-            after = await RetryAsync(() => LastStoredAsync(config.Group, streamName, cancellationToken), "read the last shipped event", cancellationToken);
+            after = await RetryAsync(() => LastStoredAsync(writer, cancellationToken), "read the last shipped event", cancellationToken);
         }
         catch (ResourceNotFoundException)
         {
@@ -101,16 +102,15 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogSt
 
         var lines = Channel.CreateBounded<(long Timestamp, string Message)>(new BoundedChannelOptions(MaxBatchEvents * 4) { SingleReader = true, SingleWriter = true });
         var reading = ReadAsync(dockerId, tty, after, lines.Writer, cancellationToken);
-        await SendAsync(lines.Reader, config, streamName, cancellationToken);
+        await SendAsync(lines.Reader, config, writer, cancellationToken);
         await reading;
         logger.LogInformation("Shipped the output of container {DockerId} to {LogGroup} {LogStream}", dockerId, config.Group, streamName);
     }
 
-    /// <summary>The newest stored event's time: lines up to it were shipped before (by an earlier worker).</summary>
-    private async Task<long?> LastStoredAsync(string groupName, string streamName, CancellationToken cancellationToken)
+    /// <summary>The newest stored event's time: lines up to it were shipped before (by an earlier worker). Leaves the rows read in the writer.</summary>
+    private async Task<long?> LastStoredAsync(LogIngest.Writer writer, CancellationToken cancellationToken)
     {
-        var group = await store.GetGroupAsync(groupName, cancellationToken);
-        var stream = await store.GetStreamAsync(group, streamName, cancellationToken);
+        var stream = await ingest.OpenAsync(writer, cancellationToken);
         await foreach (var e in events.ReadBackwardAsync(stream, 0, long.MaxValue / 2, null, cancellationToken)) return e.Timestamp;
         return null;
     }
@@ -169,9 +169,9 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogSt
         }
     }
 
-    private async Task SendAsync(ChannelReader<(long Timestamp, string Message)> lines, AwsLogsConfig config, string streamName, CancellationToken cancellationToken)
+    private async Task SendAsync(ChannelReader<(long Timestamp, string Message)> lines, AwsLogsConfig config, LogIngest.Writer writer, CancellationToken cancellationToken)
     {
-        var writer = new LogIngest.Writer(config.Group, streamName);
+        var streamName = writer.StreamName;
         var multiline = config.MultilinePattern is { } pattern ? new Regex(pattern, RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100)) : null;
         (long Timestamp, StringBuilder Text)? open = null;
         while (await lines.WaitToReadAsync(cancellationToken))
