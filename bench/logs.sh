@@ -29,7 +29,7 @@ while [[ $# -gt 0 ]]; do
     --no-build) BUILD=0 ;;
     --quick) RUN_ARGS+=(--rounds 1 --lines 30000 --latency-seconds 15) ;;
     --keep-logs) KEEP_LOGS=1 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
