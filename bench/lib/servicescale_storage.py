@@ -59,6 +59,7 @@ class StorageRequest:
     messages: int = -1  # messages a dequeue returned (-1: not a dequeue, or unknown)
     rows: int = -1      # entities a table query returned (-1: unknown)
     delay: int = 0      # a message's visibilitytimeout (s): invisible for that long after Enqueue
+    server_ms: int = 0  # TotalTimeInMS: the request line's time plus this is when it was answered
 
     @property
     def kind(self) -> str:
@@ -145,6 +146,7 @@ class AzuriteLog:
                     m = _END_RE.search(line)
                     if m:
                         r.status = int(m.group(2))
+                        r.server_ms = int(m.group(1))
 
     def window(self, start: float, end: float) -> list:
         self.poll()

@@ -35,7 +35,8 @@ class SignedRequest:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + self.body
 
 
-def sign(url: str, action: str, params: dict) -> SignedRequest:
+def sign(url: str, action: str, params: dict, target_prefix: str = TARGET_PREFIX, service: str = "ecs") -> SignedRequest:
+    """ECS by default; CloudWatch Logs with target_prefix="Logs_20140328.", service="logs"."""
     netloc = urlsplit(url).netloc
     body = json.dumps(params, separators=(",", ":")).encode("ascii")
     # Host is set explicitly so the signed value is exactly the one wrk sends.
@@ -46,10 +47,10 @@ def sign(url: str, action: str, params: dict) -> SignedRequest:
         headers={
             "Host": netloc,
             "Content-Type": CONTENT_TYPE,
-            "X-Amz-Target": TARGET_PREFIX + action,
+            "X-Amz-Target": target_prefix + action,
         },
     )
-    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "ecs", REGION).add_auth(request)
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), service, REGION).add_auth(request)
     wanted = ("Host", "Content-Type", "X-Amz-Target", "X-Amz-Date", "Authorization")
     headers = tuple((name, request.headers[name]) for name in wanted)
     return SignedRequest(netloc, headers, body)

@@ -17,8 +17,12 @@ namespace Serverless.Core.Logs;
 /// </list>
 /// An empty pattern matches everything. A pattern that does not parse is an InvalidParameterException.
 /// A regular expression alone (<c>%[Ee]rror|[Ff]ail%</c>) matches where it occurs, with CloudWatch's
-/// subset of regex syntax. Space-delimited patterns (<c>[ip, user, ...]</c>) and regular expressions
-/// inside them or inside JSON selectors are not supported and are refused the same way, rather than matched wrongly.
+/// subset of regex syntax. Space-delimited patterns (<c>[ip, user, ..., status_code = 4*, bytes &gt; 1000]</c>)
+/// match messages split into fields at spaces (text within <c>""</c> or <c>[]</c> is one field, without
+/// them): one field per name, <c>...</c> for any number of fields, conditions <c>= !=</c> (strings with
+/// <c>*</c> wildcards, or numbers), <c>&lt; &gt; &lt;= &gt;=</c> on numbers, joined with <c>&amp;&amp;</c> and
+/// <c>||</c> on the same field. Regular expressions inside space-delimited patterns or JSON selectors are not
+/// supported and are refused the same way, rather than matched wrongly.
 /// </summary>
 public sealed partial class FilterPattern
 {
@@ -38,7 +42,7 @@ public sealed partial class FilterPattern
         {
             if (text[0] == '{') return new JsonParser(text).Parse();
             if (text[0] == '%') return ParseRegex(text);
-            if (text[0] == '[') throw Invalid();
+            if (text[0] == '[') return ParseSpaceDelimited(text);
             return ParseTerms(text);
         }
         catch (FormatException)
@@ -46,6 +50,128 @@ public sealed partial class FilterPattern
             throw Invalid();
         }
     }
+
+    /// <summary><c>[name, name op value, ..., name op value &amp;&amp; name op value]</c>: see the class remarks.</summary>
+    private static FilterPattern ParseSpaceDelimited(string text)
+    {
+        if (text.Length < 2 || text[^1] != ']') throw Invalid();
+        var fields = new List<Func<string, bool>?>();   // null: the ellipsis
+        foreach (var part in SplitOutsideQuotes(text[1..^1], ","))
+        {
+            var field = part.Trim();
+            if (field == "...") { fields.Add(null); continue; }
+            fields.Add(FieldCondition(field));
+        }
+        return new FilterPattern(message => MatchFields(MessageFields(message), 0, fields, 0));
+    }
+
+    private static Func<string, bool> FieldCondition(string field)
+    {
+        var name = FieldName().Match(field);
+        if (!name.Success) throw Invalid();
+        if (name.Length == field.Length) return _ => true;
+        Func<string, bool>? any = null;
+        foreach (var alternative in SplitOutsideQuotes(field, "||"))
+        {
+            Func<string, bool>? all = null;
+            foreach (var clause in SplitOutsideQuotes(alternative, "&&"))
+            {
+                var c = Clause(clause.Trim(), name.Value);
+                var before = all;
+                all = before is null ? c : v => before(v) && c(v);
+            }
+            var done = all!;
+            var earlier = any;
+            any = earlier is null ? done : v => earlier(v) || done(v);
+        }
+        return any!;
+    }
+
+    private static Func<string, bool> Clause(string clause, string name)
+    {
+        if (!clause.StartsWith(name, StringComparison.Ordinal)) throw Invalid();
+        var rest = clause[name.Length..].TrimStart();
+        foreach (var op in new[] { "!=", "<=", ">=", "=", "<", ">" })
+        {
+            if (!rest.StartsWith(op, StringComparison.Ordinal)) continue;
+            var value = rest[op.Length..].Trim();
+            if (value.Length == 0) throw Invalid();
+            var quoted = value.Length >= 2 && value[0] == '"' && value[^1] == '"';
+            if (quoted) value = value[1..^1];
+            else if (value.Any(char.IsWhiteSpace) || value.Contains('"')) throw Invalid();
+            // %regex% on a field: not supported here, refused rather than matched as literal text.
+            else if (value.Length >= 2 && value[0] == '%' && value[^1] == '%') throw Invalid();
+            var numeric = double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && !quoted;
+            bool IsNumber(string v, out double n) => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out n);
+            if (op is "<" or ">" or "<=" or ">=")
+            {
+                if (!numeric) throw Invalid();
+                return v => IsNumber(v, out var n) && op switch { "<" => n < number, ">" => n > number, "<=" => n <= number, _ => n >= number };
+            }
+            var wildcard = new Regex("^" + string.Join(".*", value.Split('*').Select(Regex.Escape)) + "$", RegexOptions.Singleline);
+            bool Equal(string v) => numeric && IsNumber(v, out var n) ? n == number : wildcard.IsMatch(v);
+            return op == "=" ? Equal : v => !Equal(v);
+        }
+        throw Invalid();
+    }
+
+    /// <summary>Splits at <paramref name="separator"/> outside double quotes; an empty piece is invalid.</summary>
+    private static List<string> SplitOutsideQuotes(string text, string separator)
+    {
+        var parts = new List<string>();
+        var start = 0;
+        var quoted = false;
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (text[i] == '"') quoted = !quoted;
+            else if (!quoted && string.CompareOrdinal(text, i, separator, 0, separator.Length) == 0)
+            {
+                parts.Add(text[start..i]);
+                i += separator.Length - 1;
+                start = i + 1;
+            }
+        }
+        if (quoted) throw Invalid();
+        parts.Add(text[start..]);
+        if (parts.Any(p => p.Trim().Length == 0)) throw Invalid();
+        return parts;
+    }
+
+    /// <summary>The message's fields: split at spaces, text within <c>""</c> or <c>[]</c> one field without them.</summary>
+    private static List<string> MessageFields(string message)
+    {
+        var fields = new List<string>();
+        for (var i = 0; i < message.Length;)
+        {
+            if (char.IsWhiteSpace(message[i])) { i++; continue; }
+            var close = message[i] switch { '"' => '"', '[' => ']', _ => '\0' };
+            if (close != '\0' && message.IndexOf(close, i + 1) is var end and > 0)
+            {
+                fields.Add(message[(i + 1)..end]);
+                i = end + 1;
+                continue;
+            }
+            var start = i;
+            while (i < message.Length && !char.IsWhiteSpace(message[i])) i++;
+            fields.Add(message[start..i]);
+        }
+        return fields;
+    }
+
+    private static bool MatchFields(List<string> values, int at, List<Func<string, bool>?> fields, int field)
+    {
+        if (field == fields.Count) return at == values.Count;
+        if (fields[field] is not { } condition)
+        {
+            for (var skip = at; skip <= values.Count; skip++)
+                if (MatchFields(values, skip, fields, field + 1)) return true;
+            return false;
+        }
+        return at < values.Count && condition(values[at]) && MatchFields(values, at + 1, fields, field + 1);
+    }
+
+    [GeneratedRegex(@"^[A-Za-z_][A-Za-z0-9_]*")]
+    private static partial Regex FieldName();
 
     private static InvalidParameterException Invalid() => new("Invalid filter pattern");
 

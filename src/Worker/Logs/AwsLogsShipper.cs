@@ -14,13 +14,14 @@ namespace Serverless.Worker.Logs;
 /// <summary>
 /// The <c>awslogs</c> driver, done by the worker: for each container labelled with <see cref="AwsLogsConfig"/>,
 /// follows Docker's logs API and puts the lines into the CloudWatch Logs stream ECS names, in batches
-/// (what arrived within about a second, at most 10,000 events or 1 MiB: one storage transaction or two per
-/// batch). A restarted worker resumes after the last event the stream holds, so nothing is shipped twice
+/// (what arrived within about a second, at most 10,000 events or 1 MiB: one storage write per batch, the
+/// group and stream rows being read again only every <see cref="LogIngest.RowsMaxAge"/> or after the stream
+/// row changed). A restarted worker resumes after the last event the stream holds, so nothing is shipped twice
 /// or skipped; storage being unreachable only delays a batch, which is retried until it is stored (Docker
 /// keeps the output meanwhile). <see cref="DrainAsync"/> waits until a stopped container's last line is
 /// stored, before the container is removed.
 /// </summary>
-public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogStore store, LogEventStore events, TimeProvider time, ILogger<AwsLogsShipper> logger)
+public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEventStore events, TimeProvider time, ILogger<AwsLogsShipper> logger)
 {
     private const int MaxBatchEvents = 10_000;
     private static readonly TimeSpan BatchWindow = TimeSpan.FromSeconds(1);
@@ -86,21 +87,30 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogSt
     private async Task ShipAsync(string dockerId, AwsLogsConfig config, bool tty, CancellationToken cancellationToken)
     {
         var streamName = config.StreamFor(dockerId);
-        await RetryAsync(() => ingest.EnsureStreamAsync(config.Group, streamName, config.CreateGroup, cancellationToken), $"create {config.Group} {streamName}", cancellationToken);
-        var after = await RetryAsync(() => LastStoredAsync(config.Group, streamName, cancellationToken), "read the last shipped event", cancellationToken);
+        var writer = new LogIngest.Writer(config.Group, streamName);
+        long? after;
+        try
+        {
+            after = await RetryAsync(() => LastStoredAsync(writer, cancellationToken), "read the last shipped event", cancellationToken);
+        }
+        catch (ResourceNotFoundException)
+        {
+            // Normally made before the container started (PrepareAsync); gone since, or never made for an adopted container.
+            await RetryAsync(() => ingest.EnsureStreamAsync(config.Group, streamName, config.CreateGroup, cancellationToken), $"create {config.Group} {streamName}", cancellationToken);
+            after = null;
+        }
 
         var lines = Channel.CreateBounded<(long Timestamp, string Message)>(new BoundedChannelOptions(MaxBatchEvents * 4) { SingleReader = true, SingleWriter = true });
         var reading = ReadAsync(dockerId, tty, after, lines.Writer, cancellationToken);
-        await SendAsync(lines.Reader, config, streamName, cancellationToken);
+        await SendAsync(lines.Reader, config, writer, cancellationToken);
         await reading;
         logger.LogInformation("Shipped the output of container {DockerId} to {LogGroup} {LogStream}", dockerId, config.Group, streamName);
     }
 
-    /// <summary>The newest stored event's time: lines up to it were shipped before (by an earlier worker).</summary>
-    private async Task<long?> LastStoredAsync(string groupName, string streamName, CancellationToken cancellationToken)
+    /// <summary>The newest stored event's time: lines up to it were shipped before (by an earlier worker). Leaves the rows read in the writer.</summary>
+    private async Task<long?> LastStoredAsync(LogIngest.Writer writer, CancellationToken cancellationToken)
     {
-        var group = await store.GetGroupAsync(groupName, cancellationToken);
-        var stream = await store.GetStreamAsync(group, streamName, cancellationToken);
+        var stream = await ingest.OpenAsync(writer, cancellationToken);
         await foreach (var e in events.ReadBackwardAsync(stream, 0, long.MaxValue / 2, null, cancellationToken)) return e.Timestamp;
         return null;
     }
@@ -109,21 +119,22 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogSt
     {
         try
         {
-            var parameters = new ContainerLogsParameters { ShowStdout = true, ShowStderr = true, Follow = true, Timestamps = true };
-            if (after is { } ms) parameters.Since = (ms / 1000).ToString(CultureInfo.InvariantCulture) + "." + (ms % 1000 * 1_000_000).ToString("D9", CultureInfo.InvariantCulture);
-            using var stream = await docker.Containers.GetContainerLogsAsync(dockerId, tty, parameters, cancellationToken);
+            string? since = after is { } ms ? DockerLogParser.Since(ms * 1_000_000) : null;
             var parser = new DockerLogParser();
-            var buffer = new byte[64 * 1024];
+            var follow = true;
+            var (lastNanos, repeats) = (0L, 0);
             while (true)
             {
-                var read = await stream.ReadOutputAsync(buffer, 0, buffer.Length, cancellationToken);
-                if (read.EOF) break;
-                foreach (var line in parser.Feed((int)read.Target, buffer.AsSpan(0, read.Count)))
-                {
-                    // Lines at or before the last stored event's millisecond were shipped by an earlier worker.
-                    if (after is { } last && line.Timestamp <= last) continue;
-                    await lines.WriteAsync(line, cancellationToken);
-                }
+                await ReadOnceAsync(dockerId, tty, follow, since, parser, after, lines, cancellationToken);
+                if (!follow) break;
+                // A follow ends when the container stops, but Docker (20.10's json-file reader at least) may end
+                // it before the last lines it stored: read again from the last line seen, without follow, to the
+                // end (or follow again if the container still runs: the stream ended for another reason).
+                var state = await docker.Containers.InspectContainerAsync(dockerId, cancellationToken);
+                follow = state.State?.Running == true;
+                if (parser.LastRecordNanos != 0) (lastNanos, repeats) = (parser.LastRecordNanos, parser.LastRecordRepeats);
+                if (lastNanos != 0) since = DockerLogParser.Since(lastNanos);
+                parser = new DockerLogParser(lastNanos, repeats);
             }
             lines.Complete();
         }
@@ -139,8 +150,28 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogSt
         }
     }
 
-    private async Task SendAsync(ChannelReader<(long Timestamp, string Message)> lines, AwsLogsConfig config, string streamName, CancellationToken cancellationToken)
+    private async Task ReadOnceAsync(string dockerId, bool tty, bool follow, string? since, DockerLogParser parser, long? after,
+        ChannelWriter<(long, string)> lines, CancellationToken cancellationToken)
     {
+        var parameters = new ContainerLogsParameters { ShowStdout = true, ShowStderr = true, Follow = follow, Timestamps = true, Since = since };
+        using var stream = await docker.Containers.GetContainerLogsAsync(dockerId, tty, parameters, cancellationToken);
+        var buffer = new byte[64 * 1024];
+        while (true)
+        {
+            var read = await stream.ReadOutputAsync(buffer, 0, buffer.Length, cancellationToken);
+            if (read.EOF) break;
+            foreach (var line in parser.Feed((int)read.Target, buffer.AsSpan(0, read.Count)))
+            {
+                // Lines at or before the last stored event's millisecond were shipped by an earlier worker.
+                if (after is { } last && line.Timestamp <= last) continue;
+                await lines.WriteAsync(line, cancellationToken);
+            }
+        }
+    }
+
+    private async Task SendAsync(ChannelReader<(long Timestamp, string Message)> lines, AwsLogsConfig config, LogIngest.Writer writer, CancellationToken cancellationToken)
+    {
+        var streamName = writer.StreamName;
         var multiline = config.MultilinePattern is { } pattern ? new Regex(pattern, RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100)) : null;
         (long Timestamp, StringBuilder Text)? open = null;
         while (await lines.WaitToReadAsync(cancellationToken))
@@ -197,7 +228,7 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogSt
             {
                 try
                 {
-                    await ingest.PutAsync(config.Group, streamName, ordered, cancellationToken);
+                    await ingest.PutAsync(writer, ordered, cancellationToken);
                 }
                 catch (InvalidParameterException e)
                 {
@@ -206,7 +237,7 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogSt
                 return true;
             }, $"put {ordered.Count} event(s) into {streamName}", cancellationToken);
         }
-        if (open is { } tail) await RetryAsync(async () => await ingest.PutAsync(config.Group, streamName, [(tail.Timestamp, tail.Text.ToString())], cancellationToken), "put the last event", cancellationToken);
+        if (open is { } tail) await RetryAsync(async () => await ingest.PutAsync(writer, [(tail.Timestamp, tail.Text.ToString())], cancellationToken), "put the last event", cancellationToken);
     }
 
     private Task RetryAsync(Func<Task> call, string what, CancellationToken cancellationToken)

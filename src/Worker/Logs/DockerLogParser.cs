@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text;
 using Serverless.Core.Logs;
 
@@ -16,12 +17,34 @@ namespace Serverless.Worker.Logs;
 /// Docker's json-file driver stores a line longer than 16 KiB as several partial records; with
 /// timestamps each part arrives prefixed with its own time and the logs API does not mark where a part
 /// ends, so such a line is shipped with those inner timestamps in its text.
+/// <para>
+/// A parser made to resume (<paramref name="skipNanos"/>, <paramref name="skipCount"/>) drops the first
+/// <paramref name="skipCount"/> records stamped exactly <paramref name="skipNanos"/>: a read with Docker's
+/// <c>since</c> set to the last record seen starts again at that record (its filter keeps times at or
+/// after <c>since</c>), and <see cref="LastRecordNanos"/> / <see cref="LastRecordRepeats"/> say where an
+/// earlier parser stopped.
+/// </para>
 /// </remarks>
-public sealed class DockerLogParser
+public sealed class DockerLogParser(long skipNanos = 0, int skipCount = 0)
 {
     public const int MaxEventBytes = LogEventRules.MaxEventBytes - LogEventRules.EventOverheadBytes;
 
+    private const int HeaderLimit = 64;
+
     private readonly Pending[] _streams = [new(), new(), new()];
+    private int _skipped;
+    private byte[] _second = [];
+    private long _secondNanos;
+
+    /// <summary>Docker's time (nanoseconds since the epoch) of the last complete record (line) read; 0 before the first.</summary>
+    public long LastRecordNanos { get; private set; }
+
+    /// <summary>How many complete records in a row, up to the last, carried <see cref="LastRecordNanos"/>.</summary>
+    public int LastRecordRepeats { get; private set; }
+
+    /// <summary>Docker's <c>since</c> for a read that starts again at the last record (seconds.nanoseconds).</summary>
+    public static string Since(long nanos)
+        => (nanos / 1_000_000_000).ToString(CultureInfo.InvariantCulture) + "." + (nanos % 1_000_000_000).ToString("D9", CultureInfo.InvariantCulture);
 
     private sealed class Pending
     {
@@ -29,48 +52,74 @@ public sealed class DockerLogParser
         public readonly List<byte> Line = new(256);
         public bool InHeader = true;
         public long Timestamp;
+        public long Nanos;
+        public bool Skip;
     }
 
     /// <summary>Feeds bytes read from one output (0 stdin, 1 stdout, 2 stderr); returns the events completed.</summary>
     public List<(long Timestamp, string Message)> Feed(int target, ReadOnlySpan<byte> data)
     {
+        // Whole spans at a time (a header up to its space, a line up to its newline): a byte at a time
+        // was what bounded the worker's shipping rate.
         var events = new List<(long, string)>();
         var pending = _streams[target];
-        foreach (var b in data)
+        while (!data.IsEmpty)
         {
             if (pending.InHeader)
             {
-                if (b != (byte)' ')
+                var space = data.IndexOf((byte)' ');
+                var take = space < 0 ? data.Length : space;
+                if (take > HeaderLimit - pending.Header.Count)
                 {
                     // A header is ~30 bytes; anything longer is no header (output from before timestamps): treat it as text.
-                    if (pending.Header.Count < 64) { pending.Header.Add(b); continue; }
                     pending.Line.AddRange(pending.Header);
                     pending.Header.Clear();
                     pending.InHeader = false;
                     continue;
                 }
-                var timestamp = ParseTimestamp(pending.Header);
+                pending.Header.AddRange(data[..take]);
+                if (space < 0) break;
+                data = data[(space + 1)..];
+                var nanos = ParseNanos(CollectionsMarshal.AsSpan(pending.Header));
                 pending.Header.Clear();
                 pending.InHeader = false;
-                if (pending.Line.Count == 0) pending.Timestamp = timestamp;
+                if (pending.Line.Count == 0 && !pending.Skip)
+                {
+                    pending.Timestamp = nanos / 1_000_000;
+                    pending.Nanos = nanos;
+                    if (nanos == skipNanos && nanos != 0 && _skipped < skipCount)
+                    {
+                        pending.Skip = true;
+                        _skipped++;
+                    }
+                }
                 continue;
             }
-            if (b == (byte)'\n')
+            var newline = data.IndexOf((byte)'\n');
+            var text = newline < 0 ? data : data[..newline];
+            while (!text.IsEmpty)
             {
-                Emit(pending, events);
-                pending.InHeader = true;
-                continue;
+                var n = Math.Min(text.Length, MaxEventBytes - pending.Line.Count);
+                pending.Line.AddRange(text[..n]);
+                text = text[n..];
+                if (pending.Line.Count >= MaxEventBytes) Emit(pending, events);
             }
-            pending.Line.Add(b);
-            if (pending.Line.Count >= MaxEventBytes) Emit(pending, events);
+            if (newline < 0) break;
+            data = data[(newline + 1)..];
+            Emit(pending, events);
+            LastRecordRepeats = pending.Nanos == LastRecordNanos ? LastRecordRepeats + 1 : 1;
+            LastRecordNanos = pending.Nanos;
+            pending.Skip = false;
+            pending.InHeader = true;
         }
         return events;
     }
 
     private static void Emit(Pending pending, List<(long, string)> events)
     {
+        if (pending.Skip) pending.Line.Clear();
         if (pending.Line.Count == 0) return;
-        var text = Encoding.UTF8.GetString([.. pending.Line]);
+        var text = Encoding.UTF8.GetString(CollectionsMarshal.AsSpan(pending.Line));
         pending.Line.Clear();
         foreach (var piece in Pieces(text)) events.Add((pending.Timestamp, piece));
     }
@@ -96,19 +145,27 @@ public sealed class DockerLogParser
         if (start < text.Length) yield return text[start..];
     }
 
-    /// <summary>RFC 3339 with nanoseconds, as Docker writes it, in milliseconds since the epoch; 0 when it is not one.</summary>
-    private static long ParseTimestamp(List<byte> header)
+    /// <summary>RFC 3339 with nanoseconds, as Docker writes it, in nanoseconds since the epoch; 0 when it is not one.</summary>
+    private long ParseNanos(ReadOnlySpan<byte> header)
     {
-        var text = Encoding.ASCII.GetString([.. header]);
-        var dot = text.IndexOf('.');
-        var seconds = dot > 0 ? text[..dot] + "Z" : text;
-        if (!DateTimeOffset.TryParse(seconds, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time)) return 0;
-        var millis = 0;
+        var dot = header.IndexOf((byte)'.');
+        var seconds = dot > 0 ? header[..dot] : header.TrimEnd((byte)'Z');
+        // Consecutive lines mostly share their second: parse it once.
+        if (!seconds.SequenceEqual(_second))
+        {
+            var text = Encoding.ASCII.GetString(seconds) + "Z";
+            if (!DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time)) return 0;
+            _second = seconds.ToArray();
+            _secondNanos = time.ToUnixTimeSeconds() * 1_000_000_000;
+        }
+        var nanos = 0L;
         if (dot > 0)
         {
-            var fraction = new string(text[(dot + 1)..].TakeWhile(char.IsDigit).ToArray()).PadRight(3, '0')[..3];
-            millis = int.Parse(fraction, CultureInfo.InvariantCulture);
+            var digits = 0;
+            for (var i = dot + 1; i < header.Length && digits < 9 && header[i] is >= (byte)'0' and <= (byte)'9'; i++, digits++)
+                nanos = nanos * 10 + (header[i] - '0');
+            for (; digits < 9; digits++) nanos *= 10;
         }
-        return time.ToUnixTimeMilliseconds() + millis;
+        return _secondNanos + nanos;
     }
 }

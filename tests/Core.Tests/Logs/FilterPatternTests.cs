@@ -5,6 +5,43 @@ namespace Serverless.Core.Tests.Logs;
 
 public sealed class FilterPatternTests
 {
+    private const string AccessLog = "127.0.0.1 - frank [10/Oct/2000:13:25:15 -0700] \"GET /apache_pb.gif HTTP/1.0\" 200 1534";
+
+    // AWS's space-delimited examples, on its Apache access log line: seven fields, the [time] and the "request" one each.
+    [Theory]
+    [InlineData("[ip, user, username, timestamp, request, status_code, bytes]", true)]
+    [InlineData("[ip, user, username, timestamp, request, status_code]", false)]
+    [InlineData("[ip, user, username, timestamp, request, status_code, bytes, extra]", false)]
+    [InlineData("[..., status_code, bytes]", true)]
+    [InlineData("[ip, user, ...]", true)]
+    [InlineData("[ip, user, ..., status_code = 200, bytes]", true)]
+    [InlineData("[ip, user, username, timestamp, request, status_code = 4*, bytes]", false)]
+    [InlineData("[ip, user, username, timestamp, request, status_code = 2*, bytes]", true)]
+    [InlineData("[ip, user, username, timestamp, request = \"*gif*\", status_code, bytes]", true)]
+    [InlineData("[ip, user, username, timestamp, request = *html*, status_code, bytes]", false)]
+    [InlineData("[ip, user, username = frank, ...]", true)]
+    [InlineData("[ip != 127.0.0.1, ...]", false)]
+    [InlineData("[ip, user, username, timestamp = 10/Oct/2000*, ...]", true)]
+    [InlineData("[..., bytes > 1000]", true)]
+    [InlineData("[..., bytes <= 1000]", false)]
+    [InlineData("[..., status_code >= 200 && status_code < 300, bytes]", true)]
+    [InlineData("[..., status_code = 4* || status_code = 5*, bytes]", false)]
+    [InlineData("[..., status_code = 4* || status_code = 2*, bytes]", true)]
+    [InlineData("[..., status_code != 200, bytes]", false)]
+    public void Space_delimited_patterns_match_fields_as_AWS_documents(string pattern, bool expected)
+        => Assert.Equal(expected, FilterPattern.Parse(pattern).Matches(AccessLog));
+
+    [Theory]
+    [InlineData("[ip, user")]
+    [InlineData("[ip,, user]")]
+    [InlineData("[ip, bytes > big]")]
+    [InlineData("[ip, user = ]")]
+    [InlineData("[ip, status >= 200 && other < 300]")]
+    [InlineData("[ip = \"unclosed]")]
+    [InlineData("[ip, user, username = %fr.nk%, ...]")]
+    public void Space_delimited_patterns_that_do_not_parse_are_invalid(string pattern)
+        => Assert.Equal("InvalidParameterException", Assert.ThrowsAny<Serverless.Core.Api.EcsException>(() => FilterPattern.Parse(pattern)).ErrorType);
+
     [Theory]
     [InlineData("", "anything", true)]
     [InlineData("ERROR", "[ERROR] disk full", true)]
@@ -49,7 +86,7 @@ public sealed class FilterPatternTests
     [InlineData("\"unclosed")]
     [InlineData("a:b")]
     [InlineData("{ $.n > abc }")]
-    [InlineData("[ip, user]")]
+    [InlineData("[ip, user")]
     [InlineData("%(a|b)%")]
     [InlineData("%something!%")]
     [InlineData("%[a%")]

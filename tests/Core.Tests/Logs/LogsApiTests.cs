@@ -149,6 +149,30 @@ public sealed class LogsApiTests : IDisposable
     }
 
     [Fact]
+    public async Task A_writer_keeps_its_rows_between_batches_yet_never_narrows_bounds_another_widened_and_notices_a_deleted_stream()
+    {
+        await StreamAsync("g", "s");
+        var ingest = _api.Get<LogIngest>();
+        var writer = new LogIngest.Writer("g", "s");
+        var t = Now;
+        await ingest.PutAsync(writer, [(t - 300_000, "a")], _token);   // widens the stream row
+        await ingest.PutAsync(writer, [(t - 299_000, "b")], _token);   // same minute: rows read once and kept
+        await PutAsync("g", "s", (t - 100_000, "c"));                    // another writer widens the row meanwhile
+        await ingest.PutAsync(writer, [(t - 1000, "d")], _token);      // widening from stale rows meets the new ETag and reads again
+        await ingest.PutAsync(writer, [(t - 500, "e")], _token);
+
+        var head = await OkAsync("GetLogEvents", new JsonObject { ["logGroupName"] = "g", ["logStreamName"] = "s", ["startFromHead"] = true });
+        Assert.Equal(["a", "b", "c", "d", "e"], Messages(head));
+        // FilterLogEvents reads a stream only where its recorded bounds meet the range: they cover every batch.
+        var recent = await OkAsync("FilterLogEvents", new JsonObject { ["logGroupName"] = "g", ["startTime"] = t - 150_000 });
+        Assert.Equal(["c", "d", "e"], Messages(recent));
+
+        await OkAsync("DeleteLogStream", new JsonObject { ["logGroupName"] = "g", ["logStreamName"] = "s" });
+        _time.Advance(LogIngest.RowsMaxAge);
+        await Assert.ThrowsAsync<Serverless.Core.Api.ResourceNotFoundException>(() => ingest.PutAsync(writer, [(Now, "f")], _token));
+    }
+
+    [Fact]
     public async Task FilterLogEvents_merges_streams_in_time_order_with_stable_eventIds_and_patterns()
     {
         await StreamAsync("/ecs/web", "web/app/1");

@@ -18,6 +18,27 @@ public sealed class DockerLogParserTests
     }
 
     [Fact]
+    public void A_parser_resuming_at_the_last_record_seen_skips_exactly_the_records_already_read()
+    {
+        // Docker's `since` keeps records at or after it: a second read starts again at the last record seen.
+        var first = new DockerLogParser();
+        var seen = first.Feed(1, "2026-12-02T12:00:00.1Z a\n2026-12-02T12:00:00.123456789Z b\n2026-12-02T12:00:00.123456789Z c\n2026-12-02T12:00:00.123456789Z d"u8);
+        Assert.Equal(["a", "b", "c"], seen.Select(e => e.Message));
+        var second = 1_796_212_800_000_000_000L + 123_456_789;
+        Assert.Equal(second, first.LastRecordNanos);
+        Assert.Equal(2, first.LastRecordRepeats);
+        Assert.Equal("1796212800.123456789", DockerLogParser.Since(first.LastRecordNanos));
+
+        var resumed = new DockerLogParser(first.LastRecordNanos, first.LastRecordRepeats);
+        var rest = resumed.Feed(1, "2026-12-02T12:00:00.123456789Z b\n2026-12-02T12:00:00.123456789Z c\n2026-12-02T12:00:00.123456789Z d\n2026-12-02T12:00:01Z e\n"u8);
+
+        Assert.Equal(["d", "e"], rest.Select(e => e.Message));
+        Assert.Equal(second / 1_000_000, rest[0].Timestamp);
+        Assert.Equal(1_796_212_801_000_000_000L, resumed.LastRecordNanos);
+        Assert.Equal(1, resumed.LastRecordRepeats);
+    }
+
+    [Fact]
     public void Stdout_and_stderr_are_assembled_apart()
     {
         var parser = new DockerLogParser();
