@@ -39,6 +39,15 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     /// <summary>How long a deregistered instance still shows in <see cref="ListAsync"/> after its worker last spoke.</summary>
     private static readonly TimeSpan InactiveListedFor = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// How long placement uses one read of a cluster's instances (<see cref="ListForPlacementAsync"/>)
+    /// before reading the partition again.
+    /// </summary>
+    public static readonly TimeSpan PlacementSnapshotMaxAge = TimeSpan.FromSeconds(3);
+
+    // Placement's shared, short-lived view of each cluster's instances (see ListForPlacementAsync).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, PlacementSnapshot> _snapshots = new(StringComparer.Ordinal);
+
     public string ResourceType => "container-instance";
 
     /// <summary>A fresh instance id: 32 lowercase hex digits, as ECS's container instance ids are.</summary>
@@ -60,7 +69,7 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     {
         if (!IsId(wanted.Id)) throw new ArgumentException($"'{wanted.Id}' is not a container instance id.", nameof(wanted));
         var table = await storage.TableAsync(TableName, cancellationToken);
-        return await OptimisticUpdate.RetryAsync(async _ =>
+        var registered = await OptimisticUpdate.RetryAsync(async _ =>
         {
             var now = Now();
             var existing = await FindAsync(wanted.Cluster, wanted.Id, cancellationToken);
@@ -82,6 +91,8 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
                 throw new ConcurrentUpdateException(Arn(wanted));
             }
         }, cancellationToken, MaxAttempts);
+        NoteInView(registered.Cluster, registered.Id, registered);
+        return registered;
     }
 
     /// <summary>The instance in any status (INACTIVE included), or null when there is none with that id.</summary>
@@ -90,7 +101,9 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
         if (!IsId(id)) return null;
         var table = await storage.TableAsync(TableName, cancellationToken);
         var response = await table.GetEntityIfExistsAsync<TableEntity>(cluster, id, cancellationToken: cancellationToken);
-        return response.HasValue ? ContainerInstanceRecord.FromEntity(response.Value!) : null;
+        var found = response.HasValue ? ContainerInstanceRecord.FromEntity(response.Value!) : null;
+        NoteInView(cluster, id, found);
+        return found;
     }
 
     /// <summary>
@@ -109,6 +122,64 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
         await foreach (var entity in table.QueryAsync<TableEntity>(filter, maxPerPage: 1000, cancellationToken: cancellationToken))
             instances.Add(ContainerInstanceRecord.FromEntity(entity));
         return instances;
+    }
+
+    /// <summary>
+    /// The cluster's instances as <see cref="ListAsync"/> reads them, from a view shared by every
+    /// placement in this process (RunTask calls, service reconciles) and read again once it is
+    /// <see cref="PlacementSnapshotMaxAge"/> old, or at once when <paramref name="fresh"/>; concurrent
+    /// callers share one read. Reading the whole partition per call made a launch cost as many entities
+    /// as the cluster has instances. A stale view costs a retry, never an over-commit: a reservation is a
+    /// write conditional on the row's ETag as seen (<see cref="TryReserveAsync"/>), and whatever this
+    /// process learns of a row afterwards (a reservation it won, a re-read after a lost one, a release)
+    /// replaces that row in the view. <c>Cached</c> says whether the answer came from an earlier read:
+    /// a caller that finds no room in it should ask again with <paramref name="fresh"/>.
+    /// </summary>
+    public async Task<(IReadOnlyList<ContainerInstanceRecord> Instances, bool Cached)> ListForPlacementAsync(
+        string cluster, bool fresh, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        if (!fresh && _snapshots.TryGetValue(cluster, out var seen) && now - seen.ReadAt < PlacementSnapshotMaxAge)
+        {
+            try
+            {
+                return (await seen.Read.WaitAsync(cancellationToken), true);
+            }
+            catch (Exception) when (!cancellationToken.IsCancellationRequested)
+            {
+                // The shared read failed: read again below, for this caller.
+            }
+        }
+        var snapshot = new PlacementSnapshot(now, ListAsync(cluster, CancellationToken.None).ContinueWith(
+            t => (IReadOnlyList<ContainerInstanceRecord>)t.Result.ToArray(), TaskScheduler.Default));
+        _snapshots[cluster] = snapshot;
+        return (await snapshot.Read.WaitAsync(cancellationToken), false);
+    }
+
+    /// <summary>Forgets the cluster's placement view: the next placement reads the instances again.</summary>
+    public void ForgetPlacementView(string cluster) => _snapshots.TryRemove(cluster, out _);
+
+    /// <summary>Puts what was just learnt of one row (null: gone) into the cluster's placement view, if it has one.</summary>
+    private void NoteInView(string cluster, string id, ContainerInstanceRecord? now)
+    {
+        if (!_snapshots.TryGetValue(cluster, out var seen) || !seen.Read.IsCompletedSuccessfully) return;
+        var items = seen.Read.Result;
+        var index = -1;
+        for (var i = 0; i < items.Count; i++)
+            if (items[i].Id == id) { index = i; break; }
+        if (index < 0 && now is null) return;
+        if (index >= 0 && now is not null && items[index].Version > now.Version) return;   // the view already has a later write
+        ContainerInstanceRecord[] next = index < 0 ? [.. items, now!]
+            : now is null ? items.Where((_, i) => i != index).ToArray()
+            : items.Select((item, i) => i == index ? now : item).ToArray();
+        // A lost swap (another update, a new read) only leaves the view a little staler.
+        _snapshots.TryUpdate(cluster, new PlacementSnapshot(seen.ReadAt, Task.FromResult<IReadOnlyList<ContainerInstanceRecord>>(next)), seen);
+    }
+
+    private sealed class PlacementSnapshot(DateTimeOffset readAt, Task<IReadOnlyList<ContainerInstanceRecord>> read)
+    {
+        public DateTimeOffset ReadAt { get; } = readAt;
+        public Task<IReadOnlyList<ContainerInstanceRecord>> Read { get; } = read;
     }
 
     /// <summary>
@@ -135,12 +206,14 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
         string cluster, string id, Func<ContainerInstanceRecord, ContainerInstanceRecord> change, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        return (await OptimisticUpdate.UpdateAsync(
+        var updated = (await OptimisticUpdate.UpdateAsync(
             async () => await FindAsync(cluster, id, cancellationToken) ?? throw NotFound(cluster, id),
             // A copy even when change returns its argument: every update counts as a new version.
             current => change(current) with { Cluster = current.Cluster, Id = current.Id, Version = current.Version + 1, ETag = current.ETag },
             (current, changed) => ReplaceOrThrowAsync(table, changed, cancellationToken),
             cancellationToken, MaxAttempts))!;
+        NoteInView(cluster, id, updated);
+        return updated;
     }
 
     /// <summary>
@@ -156,7 +229,9 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
         if (seen.HoldsReservationFor(reservation.TaskId)) return seen;
         var table = await storage.TableAsync(TableName, cancellationToken);
         var reserved = seen with { Reservations = [.. seen.Reservations, reservation], Version = seen.Version + 1 };
-        return await ReplaceAsync(table, reserved, cancellationToken);
+        var written = await ReplaceAsync(table, reserved, cancellationToken);
+        if (written is not null) NoteInView(written.Cluster, written.Id, written);
+        return written;
     }
 
     /// <summary>
@@ -170,15 +245,16 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     public async Task ReleaseAsync(string cluster, string id, IReadOnlyCollection<string> taskIds, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        await OptimisticUpdate.UpdateAsync(
+        var released = await OptimisticUpdate.UpdateAsync(
             () => FindAsync(cluster, id, cancellationToken),
             current => !taskIds.Any(current.HoldsReservationFor) ? null : current with
             {
                 Reservations = current.Reservations.Where(r => !taskIds.Contains(r.TaskId)).ToList(),
                 Version = current.Version + 1,
             },
-            (current, released) => ReplaceOrThrowAsync(table, released, cancellationToken),
+            (current, changed) => ReplaceOrThrowAsync(table, changed, cancellationToken),
             cancellationToken, MaxReleaseAttempts);
+        if (released is not null) NoteInView(cluster, id, released);
     }
 
     /// <summary>

@@ -37,7 +37,7 @@ public sealed record PlacementRequest
     public IReadOnlyList<InstanceAttribute> RequiredAttributes { get; init; } = [];
     public required DateTimeOffset Now { get; init; }
     public required TimeSpan AgentTimeout { get; init; }
-    /// <summary>Source of randomness for the <c>random</c> strategy (injected so tests can replay it).</summary>
+    /// <summary>Source of randomness for the <c>random</c> strategy and for choosing among equally good instances (injected so tests can replay it).</summary>
     public Func<int, int> Random { get; init; } = System.Random.Shared.Next;
 }
 
@@ -107,7 +107,9 @@ public static class Placement
             if (candidates.Count == 1) break;
             candidates = Narrow(strategy, candidates, request);
         }
-        return new PlacementDecision(candidates[0]);
+        // Equally good instances: any of them (ECS promises no order), so placements deciding at once
+        // from the same view of the cluster do not all race for the first one.
+        return new PlacementDecision(candidates.Count == 1 ? candidates[0] : candidates[request.Random(candidates.Count)]);
     }
 
     /// <summary>Whether the instance has every required attribute: the name, and the value when one is required (ECS's match).</summary>

@@ -41,7 +41,8 @@ public sealed class TaskActions(
         // The cluster (its capacity providers and default strategy), its instances and the task
         // definition are read side by side; a missing cluster is the error, whatever else is wrong.
         var row = clusters.GetActiveAsync(cluster, cancellationToken);
-        var hosts = instances.ListAsync(cluster, cancellationToken);
+        // Placement's shared view of the instances (a few seconds old at most), not a read of every row per call.
+        var hosts = instances.ListForPlacementAsync(cluster, fresh: false, cancellationToken);
         var definition = LaunchRequestAsync(cluster, request, count, row, cancellationToken);
         try
         {
@@ -53,8 +54,11 @@ public sealed class TaskActions(
         }
         await row;
         var launch = await definition;
+        var (listed, cached) = await hosts;
         // A capacity provider strategy's tasks wait for their pools instead (PROVISIONING).
-        if (launch.Pool is null && launch.CapacityProviderStrategy.Count == 0 && CapacityPools.Eligible(await hosts, null).Count == 0)
+        if (launch.Pool is null && launch.CapacityProviderStrategy.Count == 0 && CapacityPools.Eligible(listed, null).Count == 0 && cached)
+            (listed, cached) = await instances.ListForPlacementAsync(cluster, fresh: true, cancellationToken);
+        if (launch.Pool is null && launch.CapacityProviderStrategy.Count == 0 && CapacityPools.Eligible(listed, null).Count == 0)
             throw new InvalidParameterException(TaskLauncher.NoInstancesMessage);
 
         // clientToken: the placed tasks are recorded as the token's answer before any worker hears of
@@ -65,7 +69,7 @@ public sealed class TaskActions(
         {
             answer = await clientTokens.RunOnceAsync(cluster, "RunTask", token, request, async () =>
             {
-                placed = await PlaceAsync(launch, await hosts, cancellationToken);
+                placed = await PlaceAsync(launch, listed, cached, cancellationToken);
                 return Response(placed);
             }, cancellationToken);
         }
@@ -147,15 +151,15 @@ public sealed class TaskActions(
     /// Places the tasks of a RunTask: all on one pool, or spread over its capacity provider strategy
     /// (one placement per provider); the tasks of every part make one answer.
     /// </summary>
-    private async Task<LaunchResult> PlaceAsync(LaunchRequest launch, IReadOnlyList<ContainerInstanceRecord> hosts, CancellationToken cancellationToken)
+    private async Task<LaunchResult> PlaceAsync(LaunchRequest launch, IReadOnlyList<ContainerInstanceRecord> hosts, bool cached, CancellationToken cancellationToken)
     {
-        if (launch.CapacityProviderStrategy.Count == 0) return await launcher.PlaceAsync(launch, hosts, cancellationToken);
+        if (launch.CapacityProviderStrategy.Count == 0) return await launcher.PlaceAsync(launch, hosts, cached, cancellationToken);
         var parts = CapacityProviderStrategy.Distribute(launch.CapacityProviderStrategy, launch.Count).GroupBy(p => p).ToList();
         var results = new List<LaunchResult>();
         try
         {
             foreach (var part in parts)
-                results.Add(await launcher.PlaceAsync(launch with { Count = part.Count(), CapacityProviderName = part.Key }, hosts, cancellationToken));
+                results.Add(await launcher.PlaceAsync(launch with { Count = part.Count(), CapacityProviderName = part.Key }, hosts, cached, cancellationToken));
         }
         catch
         {

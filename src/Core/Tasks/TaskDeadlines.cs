@@ -45,10 +45,17 @@ public static class TaskDeadlines
     /// <summary>Whether the worker has reported on the task at least once (its first report sets <see cref="TaskRecord.ObservedAt"/>).</summary>
     public static bool IsAcknowledged(TaskRecord task) => task.ObservedAt is not null;
 
+    /// <summary>
+    /// When the start deadline of a task whose worker has not reported on it yet runs from (its
+    /// placement); null for a task that cannot be overdue (acknowledged, stopped, waiting for capacity).
+    /// </summary>
+    public static DateTimeOffset? AwaitingAckSince(TaskRecord task)
+        => !task.IsStopped && !task.IsWaitingForCapacity && !IsAcknowledged(task) ? task.PlacedAt ?? task.CreatedAt : null;
+
     /// <summary>Whether the task's start deadline has passed with no word from its worker.</summary>
     /// A task waiting for capacity has no worker to hear from yet: its wait is bounded by the capacity loop instead.
     public static bool StartIsOverdue(TaskRecord task, DateTimeOffset now, TimeSpan deadline)
-        => !task.IsStopped && !task.IsWaitingForCapacity && !IsAcknowledged(task) && (task.PlacedAt ?? task.CreatedAt) + deadline <= now;
+        => AwaitingAckSince(task) is { } since && since + deadline <= now;
 
     /// <summary>
     /// The task recorded STOPPED because its start deadline passed unacknowledged: the control

@@ -39,12 +39,47 @@ public sealed class TaskDeliverySweep(
             await SweepClusterAsync(cluster.Name, cancellationToken);
     }
 
+    // Per cluster: when this process's last complete sweep of it began.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> _sweptAt = new(StringComparer.Ordinal);
+
+    // Per cluster: reservations this process has seen held by a live task (task id -> instance id).
+    // Such a reservation becomes an orphan only when its task stops, which ListStoppedSinceAsync shows.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, System.Collections.Concurrent.ConcurrentDictionary<string, string>> _heldByLive = new(StringComparer.Ordinal);
+
+    // Per cluster: when this process last read every live task of it.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> _fullAt = new(StringComparer.Ordinal);
+
+    /// <summary>How often a sweep still reads every live task and checks every old reservation again, whatever it has seen.</summary>
+    public static readonly TimeSpan FullSweepEvery = TimeSpan.FromHours(1);
+
+    /// <summary>How far back, before the last sweep began, stopped tasks are looked at again (writers' clocks differ).</summary>
+    private static readonly TimeSpan StoppedOverlap = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// One cluster. The first sweep of a cluster in this process, and one every <see cref="FullSweepEvery"/>,
+    /// reads every live task (rows written before the sweep's columns existed are found only that way); the others read only the
+    /// tasks that are late (<see cref="TaskStore.ListDeliveryDueAsync"/>) and the tasks stopped since
+    /// the last sweep, so a sweep's cost follows what is late or changed, not the cluster's size. An
+    /// old reservation is checked against its task once; after that it is checked again only when
+    /// its task stops.
+    /// </summary>
     public async Task SweepClusterAsync(string cluster, CancellationToken cancellationToken)
     {
+        var began = time.GetUtcNow();
+        var last = _sweptAt.TryGetValue(cluster, out var at) && _fullAt.TryGetValue(cluster, out var full) && began - full < FullSweepEvery
+            ? at : (DateTimeOffset?)null;
+        var held = _heldByLive.GetOrAdd(cluster, _ => new(StringComparer.Ordinal));
+        if (last is null) held.Clear();
+
         // Instances before tasks: a reservation read here whose task is inserted after the task scan
         // is younger than the grace period, so it is not taken for an orphan.
         var hosts = await instances.ListAsync(cluster, cancellationToken);
-        var live = await tasks.ListLiveAsync(cluster, cancellationToken);
+        if (last is { } since)
+            foreach (var stopped in await tasks.ListStoppedSinceAsync(cluster, since - StoppedOverlap, cancellationToken))
+                held.TryRemove(stopped.Id, out _);
+        var live = last is null
+            ? await tasks.ListLiveAsync(cluster, cancellationToken)
+            : await tasks.ListDeliveryDueAsync(cluster, began - _startDeadline, began, cancellationToken);
         var now = time.GetUtcNow();
 
         var services = new HashSet<string>(StringComparer.Ordinal);
@@ -61,24 +96,37 @@ public sealed class TaskDeliverySweep(
             }
         }
 
-        var liveIds = live.Select(t => t.Id).ToHashSet(StringComparer.Ordinal);
+        // A full scan shows which tasks are live; otherwise what is held is what was seen live before.
+        var liveIds = last is null ? live.Select(t => t.Id).ToHashSet(StringComparer.Ordinal) : null;
+        var reserved = new HashSet<string>(StringComparer.Ordinal);
         foreach (var host in hosts)
         {
+            foreach (var r in host.Reservations) reserved.Add(r.TaskId);
             var old = host.Reservations
-                .Where(r => !liveIds.Contains(r.TaskId) && r.ReservedAt is { } at && at + _orphanGrace <= now)
+                .Where(r => !held.ContainsKey(r.TaskId) && r.ReservedAt is { } at && at + _orphanGrace <= now)
+                .Where(r => liveIds is null || !liveIds.Contains(r.TaskId))
                 .Select(r => r.TaskId).ToList();
+            if (liveIds is not null)
+                foreach (var r in host.Reservations.Where(r => liveIds.Contains(r.TaskId))) held[r.TaskId] = host.Id;
             if (old.Count == 0) continue;
             // Looked at again one by one: a task stopped or inserted since the scan keeps what is true of it now.
             var found = await tasks.FindManyAsync(cluster, old, cancellationToken);
+            foreach (var (id, task) in found)
+                if (!task.IsStopped) held[id] = host.Id;
             var orphans = old.Where(id => found.GetValueOrDefault(id) is not { } task || task.IsStopped).ToList();
             if (orphans.Count == 0) continue;
             await instances.ReleaseAsync(cluster, host.Id, orphans, cancellationToken);
             logger.LogWarning("Released {Count} reservation(s) on {InstanceArn} whose tasks do not exist or have stopped: {TaskIds}",
                 orphans.Count, arns.ContainerInstance(cluster, host.Id), string.Join(" ", orphans));
         }
+        // Forget what no instance holds any more (released, or its instance gone).
+        foreach (var id in held.Keys)
+            if (!reserved.Contains(id)) held.TryRemove(id, out _);
 
         foreach (var service in services)
             await reconcile.EnqueueAsync(new ServiceKey(cluster, service), null, cancellationToken);
+        _sweptAt[cluster] = began;
+        if (last is null) _fullAt[cluster] = began;
     }
 
     /// <summary>Records an unacknowledged task STOPPED, sends Stop, frees its reservation; false when it was acknowledged or stopped meanwhile.</summary>

@@ -94,19 +94,30 @@ public sealed class TaskLauncher(
     /// Places the tasks and records them (rows PENDING, resources reserved) without telling
     /// any worker yet: until <see cref="StartAsync"/>, <see cref="AbandonAsync"/> undoes it all.
     /// </summary>
-    /// <param name="known">The cluster's instances when the caller has just read them.</param>
-    public async Task<LaunchResult> PlaceAsync(LaunchRequest request, IReadOnlyList<ContainerInstanceRecord>? known, CancellationToken cancellationToken)
+    /// <param name="known">The cluster's instances when the caller has just read them (null: placement's shared view of them).</param>
+    public Task<LaunchResult> PlaceAsync(LaunchRequest request, IReadOnlyList<ContainerInstanceRecord>? known, CancellationToken cancellationToken)
+        => PlaceAsync(request, known, knownCached: false, cancellationToken);
+
+    /// <param name="known">The cluster's instances, or null to take them from <see cref="ContainerInstanceStore.ListForPlacementAsync"/>.</param>
+    /// <param name="knownCached">Whether <paramref name="known"/> came from that shared view rather than a read of its own.</param>
+    public async Task<LaunchResult> PlaceAsync(
+        LaunchRequest request, IReadOnlyList<ContainerInstanceRecord>? known, bool knownCached, CancellationToken cancellationToken)
     {
-        var hosts = CapacityPools.Eligible(known ?? await instances.ListAsync(request.Cluster, cancellationToken), request.Pool).ToList();
-        if (request.OnInstances is { } named)
-            hosts = hosts.Where(h => named.Contains(h.Id)).ToList();
-        else if (hosts.Count == 0 && !request.WaitsForCapacity)
+        var (listed, cached) = known is not null ? (known, knownCached) : await instances.ListForPlacementAsync(request.Cluster, fresh: false, cancellationToken);
+        var hosts = Hosts(request, listed);
+        if (hosts.Count == 0 && cached)
+        {
+            // No room is decided on a read of this call's own, never on a shared view that may predate an instance.
+            (listed, cached) = await instances.ListForPlacementAsync(request.Cluster, fresh: true, cancellationToken);
+            hosts = Hosts(request, listed);
+        }
+        if (request.OnInstances is null && hosts.Count == 0 && !request.WaitsForCapacity)
             // An outcome, not an error: a service records it as an event and looks again later (RunTask answers it as ECS does).
             return new LaunchResult([], Enumerable.Range(0, request.Count)
                 .Select(_ => new LaunchFailure(null, request.Pool is null ? NoInstancesReason : NoCapacityReason)).ToList());
 
         var placement = new SlotPlacement(request, hosts, TaskSizing.Need(request.Definition, request.Overrides),
-            PlacementRequest.CountGroup(hosts, request.Group), TimeSpan.FromSeconds(options.AgentDisconnectedAfterSeconds));
+            PlacementRequest.CountGroup(hosts, request.Group), TimeSpan.FromSeconds(options.AgentDisconnectedAfterSeconds)) { Cached = cached };
         var launched = new List<TaskRecord>();
         var failures = new List<LaunchFailure>();
         try
@@ -128,9 +139,20 @@ public sealed class TaskLauncher(
         return new LaunchResult(launched, failures);
     }
 
+    /// <summary>The instances a launch may use: its pool's, narrowed to the named ones for StartTask.</summary>
+    private static List<ContainerInstanceRecord> Hosts(LaunchRequest request, IReadOnlyList<ContainerInstanceRecord> listed)
+    {
+        var hosts = CapacityPools.Eligible(listed, request.Pool).ToList();
+        return request.OnInstances is { } named ? hosts.Where(h => named.Contains(h.Id)).ToList() : hosts;
+    }
+
     /// <summary>What every slot of one launch shares: the hosts as last seen (updated on lost races) and the group's count per host.</summary>
     private sealed record SlotPlacement(
-        LaunchRequest Request, List<ContainerInstanceRecord> Hosts, TaskNeed Need, Dictionary<string, int> GroupCounts, TimeSpan AgentTimeout);
+        LaunchRequest Request, List<ContainerInstanceRecord> Hosts, TaskNeed Need, Dictionary<string, int> GroupCounts, TimeSpan AgentTimeout)
+    {
+        /// <summary>Whether <see cref="Hosts"/> came from the shared placement view (a "does not fit" is then checked on a fresh read).</summary>
+        public bool Cached { get; set; }
+    }
 
     /// <summary>
     /// One task: decide (pure <see cref="Placement"/>), reserve on the chosen instance with a
@@ -160,6 +182,19 @@ public sealed class TaskLauncher(
                 Now = time.GetUtcNow(),
                 AgentTimeout = agentTimeout,
             });
+            if (!decision.Placed && placement.Cached)
+            {
+                // Decided on the shared view: see the instances as they are now before answering "no room".
+                placement.Cached = false;
+                var (fresh, _) = await instances.ListForPlacementAsync(request.Cluster, fresh: true, cancellationToken);
+                hosts.Clear();
+                hosts.AddRange(Hosts(request, fresh));
+                groupCounts.Clear();
+                foreach (var (id, count) in PlacementRequest.CountGroup(hosts, request.Group)) groupCounts[id] = count;
+                candidates = request.OnInstances is { } named ? hosts.Where(h => h.Id == named[slot]).ToList() : hosts;
+                if (candidates.Count == 0) return (null, new LaunchFailure(arns.ContainerInstance(request.Cluster, request.OnInstances![slot]), "MISSING"));
+                continue;
+            }
             if (!decision.Placed) break;
 
             reservedOn = await instances.TryReserveAsync(decision.Instance!, need.ReservationFor(taskId, request.Group) with { ReservedAt = time.GetUtcNow() }, cancellationToken);

@@ -159,6 +159,12 @@ public sealed record TaskRecord
 
     private static readonly JsonSerializerOptions Json = TaskMessages.Json;
 
+    /// <summary>Column: when an unacknowledged task was placed (<see cref="TaskDeadlines.AwaitingAckSince"/>); absent once acknowledged.</summary>
+    internal const string AwaitingAckSinceColumn = "AwaitingAckSince";
+
+    /// <summary>Column: when Stop is next due (<see cref="TaskDeadlines.NextStopAt"/>); absent unless the task is told to stop and has not.</summary>
+    internal const string StopDueAtColumn = "StopDueAt";
+
     internal TableEntity ToEntity()
     {
         var entity = new TableEntity(PartitionKey, Id)
@@ -195,6 +201,9 @@ public sealed record TaskRecord
             ["PlacedAt"] = PlacedAt,
             ["Version"] = Version,
             ["ProtectedUntil"] = ProtectedUntil,
+            // What the delivery sweep selects on, so its query returns only the rows it must act on.
+            [AwaitingAckSinceColumn] = TaskDeadlines.AwaitingAckSince(this),
+            [StopDueAtColumn] = TaskDeadlines.NextStopAt(this),
         };
         LargeJson.Write(entity, JsonSerializer.Serialize(Containers, Json), "Containers");
         return entity;

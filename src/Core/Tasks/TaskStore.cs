@@ -206,17 +206,45 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
     }
 
     private static readonly string[] DeadlineColumns =
-        ["PartitionKey", "RowKey", "Cluster", "Group", "ContainerInstanceId", "LastStatus", "DesiredStatus", "CreatedAt", "StoppingAt", "StopSentAt", "ObservedAt"];
+        ["PartitionKey", "RowKey", "Cluster", "Group", "ContainerInstanceId", "LastStatus", "DesiredStatus", "CreatedAt", "StoppingAt", "StopSentAt", "ObservedAt", "PlacedAt"];
 
     /// <summary>
     /// The cluster's tasks that have not stopped, with only what <see cref="TaskDeadlines"/> decides
     /// on (keys, group, instance, statuses and their times): a cluster-wide scan for the periodic
     /// sweep, never for a hot path. Act on a task through <see cref="UpdateAsync"/>, which reads it whole.
     /// </summary>
-    public async Task<IReadOnlyList<TaskRecord>> ListLiveAsync(string cluster, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<TaskRecord>> ListLiveAsync(string cluster, CancellationToken cancellationToken)
+        => ListDeadlineRowsAsync(TableClient.CreateQueryFilter(
+            $"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and LastStatus ne {TaskStatus.Stopped}"), cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ListLiveAsync"/>, only the tasks the delivery sweep must act on now: placed
+    /// at or before <paramref name="placedBy"/> and not acknowledged, or owed a Stop by
+    /// <paramref name="now"/> (the row's <c>AwaitingAckSince</c> and <c>StopDueAt</c>, which every
+    /// write sets). The answer grows with the tasks that are late, not with the cluster's tasks
+    /// (five comparisons). Rows last written before those columns existed are not in it.
+    /// </summary>
+    public Task<IReadOnlyList<TaskRecord>> ListDeliveryDueAsync(string cluster, DateTimeOffset placedBy, DateTimeOffset now, CancellationToken cancellationToken)
+        => ListDeadlineRowsAsync(TableClient.CreateQueryFilter(
+            $"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and LastStatus ne {TaskStatus.Stopped} and (AwaitingAckSince le {placedBy} or StopDueAt le {now})"),   // TaskRecord.AwaitingAckSinceColumn, StopDueAtColumn (a name in the filter is not a parameter)
+            cancellationToken);
+
+    /// <summary>
+    /// The cluster's tasks that stopped at or after <paramref name="since"/>, keys only (and
+    /// their instance): what the delivery sweep checks for a reservation left behind.
+    /// </summary>
+    public async Task<IReadOnlyList<TaskKey>> ListStoppedSinceAsync(string cluster, DateTimeOffset since, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = TableClient.CreateQueryFilter($"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and LastStatus ne {TaskStatus.Stopped}");
+        var filter = TableClient.CreateQueryFilter(
+            $"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and LastStatus eq {TaskStatus.Stopped} and StoppedAt ge {since}");
+        var (entities, _) = await table.TakeAsync<TableEntity>(filter, int.MaxValue, KeyColumns, cancellationToken);
+        return entities.Select(e => new TaskKey(e.GetString("Cluster"), e.RowKey)).ToList();
+    }
+
+    private async Task<IReadOnlyList<TaskRecord>> ListDeadlineRowsAsync(string filter, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(TableName, cancellationToken);
         var (entities, _) = await table.TakeAsync<TableEntity>(filter, int.MaxValue, DeadlineColumns, cancellationToken);
         return entities.Select(e => KeysOnly(e) with
         {
@@ -228,6 +256,7 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
             StoppingAt = e.GetDateTimeOffset("StoppingAt"),
             StopSentAt = e.GetDateTimeOffset("StopSentAt"),
             ObservedAt = e.GetDateTimeOffset("ObservedAt"),
+            PlacedAt = e.GetDateTimeOffset("PlacedAt"),
         }).ToList();
     }
 

@@ -215,3 +215,59 @@ public sealed class RunTaskInterruptedTests(AzuriteFixture azurite)
         Assert.Equal((TaskStatus.Pending, TaskStatus.Running), (task.LastStatus, task.DesiredStatus));
     }
 }
+
+/// <summary>What a delivery sweep reads after its first: the late tasks and the stopped ones, not every live task.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class DeliverySweepCostTests(AzuriteFixture azurite)
+{
+    private readonly CancellationToken _token = new CancellationTokenSource(TimeSpan.FromMinutes(2)).Token;
+    private readonly TaskWorld _world = new(azurite);
+
+    [Fact]
+    public async Task Only_unacknowledged_tasks_past_their_deadline_and_tasks_owed_a_Stop_are_listed_as_due()
+    {
+        var definition = await _world.InitializeAsync(_token);
+        await _world.InstanceAsync(_token);
+        var launched = (await _world.Launcher.PlaceAsync(_world.Launch(definition) with { Count = 4 }, null, _token)).Tasks;
+        Assert.Equal(4, launched.Count);
+        var placedAt = _world.Time.GetUtcNow();
+        _world.Time.Advance(TimeSpan.FromMinutes(1));
+        var now = _world.Time.GetUtcNow();
+        // [0] never acknowledged; [1] running; [2] told to stop, Stop sent now; [3] stopped.
+        await _world.Tasks.UpdateAsync(_world.Cluster, launched[1].Id, t => t with { LastStatus = TaskStatus.Running, ObservedAt = now }, _token);
+        await _world.Tasks.UpdateAsync(_world.Cluster, launched[2].Id, t => t with
+        {
+            LastStatus = TaskStatus.Running, ObservedAt = now, DesiredStatus = TaskStatus.Stopped, StoppingAt = now, StopSentAt = now,
+        }, _token);
+        await _world.Tasks.UpdateAsync(_world.Cluster, launched[3].Id, t => t.RecordStopped("UserInitiated", "gone", now), _token);
+
+        Assert.Empty(await _world.Tasks.ListDeliveryDueAsync(_world.Cluster, placedAt - TimeSpan.FromSeconds(1), now, _token));
+        Assert.Equal([launched[0].Id], (await _world.Tasks.ListDeliveryDueAsync(_world.Cluster, placedAt, now, _token)).Select(t => t.Id));
+        var later = now + TaskDeadlines.StopResendAfter;
+        Assert.Equal(new[] { launched[0].Id, launched[2].Id }.Order(),
+            (await _world.Tasks.ListDeliveryDueAsync(_world.Cluster, placedAt, later, _token)).Select(t => t.Id).Order());
+        Assert.Equal([launched[3].Id], (await _world.Tasks.ListStoppedSinceAsync(_world.Cluster, now, _token)).Select(t => t.Id));
+        Assert.Empty(await _world.Tasks.ListStoppedSinceAsync(_world.Cluster, now + TimeSpan.FromSeconds(1), _token));
+    }
+
+    [Fact]
+    public async Task A_reservation_seen_held_by_a_live_task_is_released_by_a_later_sweep_once_the_task_stopped_without_releasing_it()
+    {
+        var definition = await _world.InitializeAsync(_token);
+        var instance = await _world.InstanceAsync(_token);
+        var task = Assert.Single((await _world.Launcher.LaunchAsync(_world.Launch(definition), _token)).Tasks);
+        await _world.Tasks.UpdateAsync(_world.Cluster, task.Id, t => t with { LastStatus = TaskStatus.Running, ObservedAt = _world.Time.GetUtcNow() }, _token);
+        _world.Time.Advance(TaskDeadlines.OrphanReservationGrace + TimeSpan.FromSeconds(1));
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);   // the first: a full scan, the task is live
+        _world.Time.Advance(TimeSpan.FromSeconds(30));
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);   // a later one: nothing to do
+        Assert.True((await _world.InstanceNowAsync(instance.Id, _token)).HoldsReservationFor(task.Id));
+
+        // Recorded STOPPED by a control plane that died before releasing the reservation.
+        await _world.Tasks.UpdateAsync(_world.Cluster, task.Id, t => t.RecordStopped("EssentialContainerExited", "exited", _world.Time.GetUtcNow()), _token);
+        _world.Time.Advance(TimeSpan.FromSeconds(30));
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
+
+        Assert.False((await _world.InstanceNowAsync(instance.Id, _token)).HoldsReservationFor(task.Id));
+    }
+}
