@@ -9,69 +9,48 @@ namespace Serverless.Worker.Docker;
 /// <summary>Stopping a task: shutdown order, exit codes, the STOPPED report, clean-up.</summary>
 public sealed partial class TaskRunner
 {
-    /// <summary>
-    /// Starts stopping the task, once: desired STOPPED, pending starts abandoned, then
-    /// <see cref="RunStopSequenceAsync"/>. The first stop code and reason stick.
-    /// </summary>
-    private void BeginStop(ManagedTask task, string? stopCode, string? reason, bool commanded, bool report = true)
-    {
-        lock (task.Gate)
-        {
-            if (task.StopSequence is not null) return;
-            task.DesiredStatus = CoreTaskStatus.Stopped;
-            task.StopCode ??= stopCode;
-            task.StoppedReason ??= reason;
-            if (task.KnownStatus != CoreTaskStatus.Stopped) task.KnownStatus = CoreTaskStatus.Stopping;
-            task.StopSequence = Task.Run(() => RunStopSequenceAsync(task, report));
-            task.Pulse();
-        }
-        _logger.LogInformation("Stopping {TaskArn} ({StopCode}): {StoppedReason}", task.TaskArn, task.StopCode ?? "commanded", task.StoppedReason);
-        // Outside the gate: cancelling runs the waiters' continuations.
-        task.Lifetime.Cancel();
-        if (commanded && report)
-            _reporter.PublishLater(task.Reports, () => SnapshotIf(task, CoreTaskStatus.Stopping), _shutdown.Token);
-        CountsChanged?.Invoke();
-    }
+    /// <summary>After <see cref="TaskStateReporter.TransitionDelay"/>, STOPPING unless the task got to STOPPED meanwhile.</summary>
+    internal void ReportStoppingLater(TaskLoop loop)
+        => _reporter.PublishLater(loop.Managed.Reports, () => SnapshotIf(loop, CoreTaskStatus.Stopping), _shutdown.Token);
 
-    private async Task RunStopSequenceAsync(ManagedTask task, bool report)
+    /// <summary>
+    /// A task's stop, top to bottom, begun once by its loop: the start sequence given up, containers
+    /// stopped (dependents first), then STOPPED reported and the task's resources cleaned up.
+    /// Runs beside the task's loop: what it learns goes to the loop as inputs.
+    /// </summary>
+    internal async Task RunStopSequenceAsync(TaskLoop loop, bool report)
     {
+        var task = loop.Managed;
         var token = _shutdown.Token;
         try
         {
-            Task start;
-            lock (task.Gate) start = task.StartSequence;
-            await start.WaitAsync(token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await task.StartSequence.WaitAsync(token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             token.ThrowIfCancellationRequested();
 
-            var strays = await WithRetriesAsync(() => AdoptStraysAsync(task, token), task, "list the containers", token);
+            var strays = await WithRetriesAsync(() => AdoptStraysAsync(loop, token), task, "list the containers", token);
 
             // Dependents stop before what they depend on (the agent's shutdown order), in waves.
             var dependents = TaskStatusRules.Dependents(task.Plan.Containers);
-            var remaining = task.Containers.ToList();
+            var remaining = task.Plan.Containers.ToList();
             while (remaining.Count > 0)
             {
                 var wave = remaining.Where(c => dependents[c.Name].All(d => remaining.All(r => r.Name != d))).ToList();
                 if (wave.Count == 0) wave = remaining; // a cycle: stop the rest together
                 await Task.WhenAll(wave.Select(c => WithRetriesAsync(async () =>
                 {
-                    await StopContainerAsync(task, c, token);
+                    await StopContainerAsync(loop, c, token);
                     return true;
                 }, task, $"stop {c.Name}", token)));
                 remaining = remaining.Except(wave).ToList();
             }
             await Task.WhenAll(strays.Select(id => StopStrayAsync(id, token)));
 
-            lock (task.Gate)
-            {
-                foreach (var container in task.Containers) container.MarkStopped(null, null);
-                task.KnownStatus = CoreTaskStatus.Stopped;
-                task.ExecutionStoppedAt ??= Now();
-                task.Pulse();
-            }
-            if (report) await _reporter.PublishAsync(task.Reports, () => SnapshotIf(task, CoreTaskStatus.Stopped), token);
-            _logger.LogInformation("{TaskArn} is STOPPED ({StopCode}): {StoppedReason}", task.TaskArn, task.StopCode ?? "commanded", task.StoppedReason);
-            Finish(task);
-            Background(CleanUpAsync(task, strays, token));
+            await loop.SendAsync(new TaskInput.Stopped());
+            if (report) await _reporter.PublishAsync(task.Reports, () => SnapshotIf(loop, CoreTaskStatus.Stopped), token);
+            var view = loop.View;
+            _logger.LogInformation("{TaskArn} is STOPPED ({StopCode}): {StoppedReason}", task.TaskArn, view.Report.StopCode ?? "commanded", view.Report.StoppedReason);
+            Finish(loop);
+            Background(CleanUpAsync(loop, strays, token));
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested)
         {
@@ -108,7 +87,7 @@ public sealed partial class TaskRunner
     /// Containers Docker has for this task that the worker does not track (a create whose answer
     /// was lost): the one matching a container that has no id is adopted, any other is a stray.
     /// </summary>
-    private async Task<IReadOnlyList<string>> AdoptStraysAsync(ManagedTask task, CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<string>> AdoptStraysAsync(TaskLoop loop, CancellationToken cancellationToken)
     {
         var listed = await _docker.Containers.ListContainersAsync(new ContainersListParameters
         {
@@ -118,43 +97,34 @@ public sealed partial class TaskRunner
                 ["label"] = new Dictionary<string, bool>
                 {
                     [$"{DockerLabels.InstanceId}={_identity.InstanceId}"] = true,
-                    [$"{DockerLabels.TaskArn}={task.TaskArn}"] = true,
+                    [$"{DockerLabels.TaskArn}={loop.Managed.TaskArn}"] = true,
                 },
             },
         }, cancellationToken);
-        var strays = new List<string>();
-        lock (task.Gate)
-        {
-            foreach (var entry in listed)
-            {
-                if (task.Containers.Any(c => c.DockerId == entry.ID)) continue;
-                var name = DockerLabels.Get(entry.Labels, DockerLabels.ContainerName);
-                var owner = name is null ? null : task.Container(name);
-                if (owner is { DockerId: null, Status: ContainerKnownStatus.None }) owner.MarkCreated(entry.ID);
-                else strays.Add(entry.ID);
-            }
-        }
-        return strays;
+        var claim = new TaskInput.Claim(listed);
+        await loop.SendAsync(claim);
+        return claim.Strays;
     }
 
     /// <summary>SIGTERM, SIGKILL after the container's stopTimeout (Docker's stop does both), then its exit code.</summary>
-    private async Task StopContainerAsync(ManagedTask task, ManagedContainer container, CancellationToken cancellationToken)
+    private async Task StopContainerAsync(TaskLoop loop, ContainerPlan container, CancellationToken cancellationToken)
     {
-        if (container.DockerId is not { } dockerId || container.Status == ContainerKnownStatus.Stopped) return;
+        if (loop.View.Container(container.Name) is not { DockerId: { } dockerId } known || known.Status == ContainerKnownStatus.Stopped) return;
         // Created as far as the worker knows, unless a restart interrupted: Docker says which.
-        if (container.Status == ContainerKnownStatus.Created) await RefreshAsync(task, container, cancellationToken);
-        if (container.Status == ContainerKnownStatus.Created)
+        if (known.Status == ContainerKnownStatus.Created) await RefreshAsync(loop, container.Name, cancellationToken);
+        var status = loop.View.Container(container.Name)!.Status;
+        if (status == ContainerKnownStatus.Created)
         {
             // Never started: nothing to signal.
-            lock (task.Gate) container.MarkStopped(null, container.Reason);
+            await loop.SendAsync(new TaskInput.NeverStarted(container.Name));
             return;
         }
-        if (container.Status == ContainerKnownStatus.Stopped) return;
+        if (status == ContainerKnownStatus.Stopped) return;
         var stopCall = _docker.Containers.StopContainerAsync(dockerId,
-            new ContainerStopParameters { WaitBeforeKillSeconds = (uint)Math.Max(0, container.Plan.StopTimeout.TotalSeconds) }, cancellationToken);
+            new ContainerStopParameters { WaitBeforeKillSeconds = (uint)Math.Max(0, container.StopTimeout.TotalSeconds) }, cancellationToken);
         // The die event (with the exit code) usually comes well before Docker's stop call returns
         // (it still tears down the network): the first of the two ends the wait.
-        var died = UntilStoppedAsync(task, container, cancellationToken);
+        var died = UntilStoppedAsync(loop, container.Name, cancellationToken);
         if (await Task.WhenAny(stopCall, died) == died)
         {
             Background(stopCall.ContinueWith(t => _ = t.Exception, TaskScheduler.Default));
@@ -166,24 +136,20 @@ public sealed partial class TaskRunner
         }
         catch (DockerContainerNotFoundException)
         {
-            lock (task.Gate) container.MarkStopped(null, ContainerVanished);
+            await loop.SendAsync(new TaskInput.Vanished(container.Name));
             return;
         }
-        await RefreshAsync(task, container, cancellationToken);
+        await RefreshAsync(loop, container.Name, cancellationToken);
     }
 
     /// <summary>Completes when the container is known stopped (by an event or an inspect).</summary>
-    private static async Task UntilStoppedAsync(ManagedTask task, ManagedContainer container, CancellationToken cancellationToken)
+    private static async Task UntilStoppedAsync(TaskLoop loop, string container, CancellationToken cancellationToken)
     {
         while (true)
         {
-            Task next;
-            lock (task.Gate)
-            {
-                if (container.Status == ContainerKnownStatus.Stopped) return;
-                next = task.NextChange;
-            }
-            await next.WaitAsync(cancellationToken);
+            var view = loop.View;
+            if (view.Container(container)!.Status == ContainerKnownStatus.Stopped) return;
+            await view.Superseded.WaitAsync(cancellationToken);
         }
     }
 
@@ -202,20 +168,21 @@ public sealed partial class TaskRunner
     /// Removes the stopped task's containers and task-scoped volumes, after
     /// <see cref="WorkerOptions.TaskCleanupWaitSeconds"/> (ECS keeps them for a while; 0 here by default).
     /// </summary>
-    private async Task CleanUpAsync(ManagedTask task, IReadOnlyList<string> strays, CancellationToken cancellationToken)
+    private async Task CleanUpAsync(TaskLoop loop, IReadOnlyList<string> strays, CancellationToken cancellationToken)
     {
         if (_options.TaskCleanupWaitSeconds > 0)
             await Task.Delay(TimeSpan.FromSeconds(_options.TaskCleanupWaitSeconds), _time, cancellationToken);
         // Every line is stored before the container (and Docker's copy of its output) is removed.
-        await _logs.DrainAsync(task.Containers.Select(c => c.DockerId).OfType<string>(), TimeSpan.FromSeconds(30), cancellationToken);
-        await RemoveResourcesAsync(task, strays, cancellationToken);
-        _logger.LogDebug("Cleaned up {TaskArn}", task.TaskArn);
+        await _logs.DrainAsync(loop.View.Containers.Select(c => c.DockerId).OfType<string>(), TimeSpan.FromSeconds(30), cancellationToken);
+        await RemoveResourcesAsync(loop, strays, cancellationToken);
+        _logger.LogDebug("Cleaned up {TaskArn}", loop.Managed.TaskArn);
     }
 
     /// <summary>Removes what the task had on the engine: its containers (and <paramref name="strays"/>), task-scoped volumes, networks.</summary>
-    private async Task RemoveResourcesAsync(ManagedTask task, IReadOnlyList<string> strays, CancellationToken cancellationToken)
+    private async Task RemoveResourcesAsync(TaskLoop loop, IReadOnlyList<string> strays, CancellationToken cancellationToken)
     {
-        foreach (var dockerId in task.Containers.Select(c => c.DockerId).OfType<string>().Concat(strays))
+        var task = loop.Managed;
+        foreach (var dockerId in loop.View.Containers.Select(c => c.DockerId).OfType<string>().Concat(strays))
         {
             try
             {
