@@ -19,15 +19,35 @@ public sealed partial class TaskRunner
     {
         if (message.Type != "container" || message.Actor?.Attributes is not { } attributes) return;
         if (!attributes.TryGetValue(DockerLabels.TaskArn, out var taskArn)) return;
-        if (Existing(taskArn) is not { } loop)
+        if (Existing(taskArn) is not { } task)
         {
             if ((message.Action ?? message.Status) == "start" && message.Actor.ID is { } strangerId)
                 _ = RemoveStrangerAsync(strangerId, taskArn, _shutdown.Token);
             return;
         }
-        if (!attributes.TryGetValue(DockerLabels.ContainerName, out var name) || loop.Managed.Container(name) is null) return;
-        // The task's loop applies it, in the order the events came.
-        _ = loop.SendAsync(new TaskInput.DockerEvent(name, message.Actor.ID, message.Action ?? message.Status ?? "", ExitCode(attributes)));
+        if (!attributes.TryGetValue(DockerLabels.ContainerName, out var name) || task.Container(name) is not { } container) return;
+        var action = message.Action ?? message.Status ?? "";
+
+        bool changed;
+        lock (task.Gate)
+        {
+            // Only the container the worker knows by id: an adopted one is read by inspect first.
+            if (container.DockerId != message.Actor.ID) return;
+            changed = action switch
+            {
+                "die" => container.MarkStopped(ExitCode(attributes), null),
+                "destroy" => container.MarkStopped(null, ContainerVanished),
+                "oom" => SetOutOfMemory(container),
+                _ when action.StartsWith("health_status", StringComparison.Ordinal)
+                    => Health(action[(action.IndexOf(':') + 1)..].Trim()) is { } health && container.SetHealth(health),
+                _ => false,
+            };
+        }
+        if (changed)
+        {
+            _logger.LogDebug("{ContainerName} of {TaskArn}: {Action}", name, taskArn, action);
+            OnContainersChanged(task);
+        }
     }
 
     /// <summary>
@@ -53,6 +73,12 @@ public sealed partial class TaskRunner
         }
     }
 
+    private static bool SetOutOfMemory(ManagedContainer container)
+    {
+        container.OutOfMemory = true;
+        return false;
+    }
+
     private static int? ExitCode(IDictionary<string, string> attributes)
         => attributes.TryGetValue("exitCode", out var text) && int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var code)
             ? code
@@ -65,19 +91,21 @@ public sealed partial class TaskRunner
     public async Task ReconcileAsync(CancellationToken cancellationToken)
     {
         var listed = (await ListInstanceContainersAsync(cancellationToken)).ToDictionary(c => c.ID, StringComparer.Ordinal);
-        foreach (var loop in Loops)
+        foreach (var task in Tasks)
         {
-            foreach (var container in loop.View.Containers)
+            foreach (var container in task.Containers)
             {
                 if (container.DockerId is not { } id || container.Status == ContainerKnownStatus.Stopped) continue;
                 if (!listed.TryGetValue(id, out var entry))
                 {
-                    await loop.SendAsync(new TaskInput.Vanished(container.Name));
+                    bool vanished;
+                    lock (task.Gate) vanished = container.MarkStopped(null, ContainerVanished);
+                    if (vanished) OnContainersChanged(task);
                 }
                 // An exit, or a health change, may have been missed while disconnected.
                 else if (entry.State is "exited" or "dead" || (entry.State == "running" && container.Plan.HasHealthCheck))
                 {
-                    await RefreshAsync(loop, container.Name, cancellationToken);
+                    await RefreshAsync(task, container, cancellationToken);
                 }
             }
         }

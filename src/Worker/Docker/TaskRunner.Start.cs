@@ -10,38 +10,43 @@ namespace Serverless.Worker.Docker;
 /// <summary>Starting a task: pull, volumes, create, start in dependency order.</summary>
 public sealed partial class TaskRunner
 {
-    /// <summary>PENDING is worth a report only when RUNNING does not follow quickly, and only for a task its row lets start.</summary>
-    internal void ReportPendingLater(TaskLoop loop)
-        => _reporter.PublishLater(loop.Managed.Reports,
-            () => loop.Managed.StartAllowed is { IsCompletedSuccessfully: true, Result: true } ? SnapshotIf(loop, CoreTaskStatus.Pending) : null,
+    private void BeginStartSequence(ManagedTask task)
+    {
+        lock (task.Gate)
+        {
+            task.StartSequence = Task.Run(() => RunStartSequenceAsync(task));
+        }
+        // PENDING is worth a report only when RUNNING does not follow quickly, and only for a task
+        // its row lets start.
+        _reporter.PublishLater(task.Reports,
+            () => task.StartAllowed is { IsCompletedSuccessfully: true, Result: true } ? SnapshotIf(task, CoreTaskStatus.Pending) : null,
             _shutdown.Token);
+    }
 
     /// <summary>
     /// A task's start, top to bottom: everything that makes its containers ready to run (secrets,
     /// images, volumes, network, the containers themselves), then, once the task row allows it,
     /// each container's start in dependency order. A failure stops the task with TaskFailedToStart.
-    /// Runs beside the task's loop: what it learns goes to the loop as inputs.
     /// </summary>
-    internal async Task RunStartSequenceAsync(TaskLoop loop)
+    private async Task RunStartSequenceAsync(ManagedTask task)
     {
-        var task = loop.Managed;
         // The start (pull, create, start) is one span in the trace of the command that asked for it.
         using var activity = Telemetry.StartFrom(Telemetry.WorkerSource, "StartTask", task.TraceParent);
         activity?.SetTag("ecs.task_arn", task.TaskArn);
-        if (activity?.Id is { } traceParent) await loop.SendAsync(new TaskInput.Traced(traceParent));
+        if (activity is not null) lock (task.Gate) task.TraceParent = activity.Id;
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(task.Lifetime.Token, _shutdown.Token);
         var token = linked.Token;
         try
         {
-            var failure = await PrepareAsync(loop, token);
+            var failure = await PrepareAsync(task, token);
             // A refused Start is withdrawn by StartAsync: nothing of it starts, and nothing is reported.
             if (!await task.StartAllowed) return;
             if (failure is not null)
             {
-                await loop.SendAsync(new TaskInput.Stop(TaskFailedToStart, failure, commanded: false));
+                BeginStop(task, TaskFailedToStart, failure, commanded: false);
                 return;
             }
-            await Task.WhenAll(task.Plan.Containers.Select(c => StartWhenReadyAsync(loop, c, token)));
+            await Task.WhenAll(task.Containers.Select(c => StartWhenReadyAsync(task, c, token)));
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested)
         {
@@ -52,7 +57,7 @@ public sealed partial class TaskRunner
             if (!await task.StartAllowed) return;
             _logger.LogError(e, "Starting {TaskArn} failed", task.TaskArn);
             Telemetry.TasksFailed.Add(1, new KeyValuePair<string, object?>("ecs.cluster", task.Cluster));
-            await loop.SendAsync(new TaskInput.Stop(TaskFailedToStart, $"CannotStartContainerError: {e.Message}", commanded: false));
+            BeginStop(task, TaskFailedToStart, $"CannotStartContainerError: {e.Message}", commanded: false);
         }
     }
 
@@ -61,13 +66,14 @@ public sealed partial class TaskRunner
     /// parameters, its images present, its volumes and network made, its containers created.
     /// Null, or why the task cannot start, in ECS's words.
     /// </summary>
-    private async Task<string?> PrepareAsync(TaskLoop loop, CancellationToken token)
+    private async Task<string?> PrepareAsync(ManagedTask task, CancellationToken token)
     {
-        var task = loop.Managed;
-        var everyContainer = task.Plan.Containers.Select(c => c.Name).ToList();
         if (task.Plan.Refusal is { } refusal)
         {
-            await loop.SendAsync(new TaskInput.Explain(everyContainer, refusal));
+            lock (task.Gate)
+            {
+                foreach (var container in task.Containers) container.Reason ??= refusal;
+            }
             return refusal;
         }
 
@@ -77,20 +83,26 @@ public sealed partial class TaskRunner
         if (secretsError is not null)
         {
             _logger.LogWarning("{TaskArn} cannot start: {Reason}", task.TaskArn, secretsError);
-            await loop.SendAsync(new TaskInput.Explain(everyContainer, secretsError));
+            lock (task.Gate)
+            {
+                foreach (var container in task.Containers) container.Reason ??= secretsError;
+            }
             return secretsError;
         }
 
-        await loop.SendAsync(new TaskInput.PullStarted());
+        lock (task.Gate) task.PullStartedAt ??= Now();
         // An image seen present before is not looked at again: one Docker call less per start.
         // Should it have gone since, its container's create finds out and pulls it (CreateAsync).
-        var images = loop.View.Containers.Where(c => c.DockerId is null).Select(c => c.Plan.Image).Distinct().Where(i => !_images.SeenPresent(i)).ToList();
+        var images = task.Containers.Where(c => c.DockerId is null).Select(c => c.Plan.Image).Distinct().Where(i => !_images.SeenPresent(i)).ToList();
         var pulls = await Task.WhenAll(images.Select(async image => (Image: image, Error: await _images.EnsureAsync(image, token))));
-        await loop.SendAsync(new TaskInput.PullStopped());
+        lock (task.Gate) task.PullStoppedAt ??= Now();
         if (pulls.FirstOrDefault(p => p.Error is not null) is { Error: { } pullError } failed)
         {
             _logger.LogWarning("Could not pull {Image} for {TaskArn}: {Error}", failed.Image, task.TaskArn, pullError);
-            await loop.SendAsync(new TaskInput.Explain([.. task.Plan.Containers.Where(c => c.Image == failed.Image).Select(c => c.Name)], pullError));
+            lock (task.Gate)
+            {
+                foreach (var container in task.Containers.Where(c => c.Plan.Image == failed.Image)) container.Reason ??= pullError;
+            }
             return pullError;
         }
 
@@ -103,7 +115,7 @@ public sealed partial class TaskRunner
         foreach (var plan in TaskStatusRules.CreateOrder(task.Plan.Containers))
         {
             var sources = plan.CreateAfter.Where(creations.ContainsKey).Select(name => creations[name]).ToList();
-            creations[plan.Name] = CreateAsync(loop, plan, sources, token);
+            creations[plan.Name] = CreateAsync(task, task.Container(plan.Name)!, sources, token);
         }
         return (await Task.WhenAll(creations.Values)).FirstOrDefault(e => e is not null);
     }
@@ -112,14 +124,13 @@ public sealed partial class TaskRunner
     /// Creates one container once its <paramref name="sources"/> exist; null, or the failure in ECS's
     /// words (a failed source leaves it uncreated, with no failure of its own).
     /// </summary>
-    private async Task<string?> CreateAsync(TaskLoop loop, ContainerPlan container, IReadOnlyList<Task<string?>> sources, CancellationToken cancellationToken)
+    private async Task<string?> CreateAsync(ManagedTask task, ManagedContainer container, IReadOnlyList<Task<string?>> sources, CancellationToken cancellationToken)
     {
-        var task = loop.Managed;
         foreach (var source in sources)
         {
             if (await source is not null) return null;
         }
-        if (loop.View.Container(container.Name)?.DockerId is not null) return null;
+        if (container.DockerId is not null) return null;
         cancellationToken.ThrowIfCancellationRequested();
         try
         {
@@ -130,29 +141,29 @@ public sealed partial class TaskRunner
             {
                 try
                 {
-                    created = await _docker.Containers.CreateContainerAsync(container.Parameters, _shutdown.Token);
+                    created = await _docker.Containers.CreateContainerAsync(container.Plan.Parameters, _shutdown.Token);
                     break;
                 }
                 catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound && attempt == 1)
                 {
                     // The image went since it was last seen (the start skipped looking): make it present, then create again.
-                    _images.Forget(container.Image);
-                    if (await _images.EnsureAsync(container.Image, cancellationToken) is { } pullError)
+                    _images.Forget(container.Plan.Image);
+                    if (await _images.EnsureAsync(container.Plan.Image, cancellationToken) is { } pullError)
                     {
-                        await loop.SendAsync(new TaskInput.Explain([container.Name], pullError));
+                        lock (task.Gate) container.Reason ??= pullError;
                         return pullError;
                     }
                 }
             }
-            await loop.SendAsync(new TaskInput.Created(container.Name, created.ID));
-            _logger.LogDebug("Created {DockerName} ({DockerId}) for {TaskArn}", container.DockerName, created.ID, task.TaskArn);
+            lock (task.Gate) container.MarkCreated(created.ID);
+            _logger.LogDebug("Created {DockerName} ({DockerId}) for {TaskArn}", container.Plan.DockerName, created.ID, task.TaskArn);
             return null;
         }
         catch (DockerApiException e)
         {
             var reason = $"CannotCreateContainerError: Error response from daemon: {ImagePuller.DaemonMessage(e)}";
             _logger.LogWarning("Could not create {ContainerName} of {TaskArn}: {Reason}", container.Name, task.TaskArn, reason);
-            await loop.SendAsync(new TaskInput.Explain([container.Name], reason));
+            lock (task.Gate) container.Reason ??= reason;
             return reason;
         }
     }
@@ -229,38 +240,44 @@ public sealed partial class TaskRunner
     }
 
     /// <summary>
-    /// Starts one container once its dependsOn conditions hold, woken by each change of the task
-    /// (each new view of its loop), never by polling. A condition that can never hold, or does not
+    /// Starts one container once its dependsOn conditions hold, woken by each change of the task's
+    /// containers (Docker's events), never by polling. A condition that can never hold, or does not
     /// within the container's startTimeout, leaves it stopped unstarted, with the agent's reason.
     /// </summary>
-    private async Task StartWhenReadyAsync(TaskLoop loop, ContainerPlan container, CancellationToken cancellationToken)
+    private async Task StartWhenReadyAsync(ManagedTask task, ManagedContainer container, CancellationToken cancellationToken)
     {
-        var task = loop.Managed;
-        if (loop.View.Container(container.Name) is not { Status: ContainerKnownStatus.Created, DockerId: { } dockerId }) return;
+        if (container.Status != ContainerKnownStatus.Created || container.DockerId is not { } dockerId) return;
 
-        var deadline = Now() + container.StartTimeout;
+        var deadline = Now() + container.Plan.StartTimeout;
         while (true)
         {
-            var view = loop.View;
-            var verdict = DependencyConditions.EvaluateAll(container.Name, container.DependsOn, name => view.Container(name)?.State);
+            DependencyVerdict verdict;
+            Task next;
+            lock (task.Gate)
+            {
+                verdict = DependencyConditions.EvaluateAll(container.Name, container.Plan.DependsOn, name => task.Container(name)?.State);
+                next = task.NextChange;
+            }
             if (verdict.Kind == DependencyVerdictKind.Satisfied) break;
 
             var remaining = deadline - Now();
             if (verdict.Kind == DependencyVerdictKind.Waiting && remaining <= TimeSpan.Zero)
             {
-                var blocking = container.DependsOn.First(d =>
-                    DependencyConditions.Evaluate(container.Name, d, view.Container(d.ContainerName)?.State).Kind != DependencyVerdictKind.Satisfied);
+                var blocking = container.Plan.DependsOn.First(d =>
+                    DependencyConditions.Evaluate(container.Name, d, task.Container(d.ContainerName)?.State).Kind != DependencyVerdictKind.Satisfied);
                 verdict = DependencyVerdict.Impossible(DependencyConditions.TimedOut(blocking.ContainerName, container.Name));
             }
             if (verdict.Kind == DependencyVerdictKind.Impossible)
             {
                 _logger.LogWarning("{ContainerName} of {TaskArn} will not start: {Reason}", container.Name, task.TaskArn, verdict.Reason);
-                await loop.SendAsync(new TaskInput.Failed(container.Name, $"CannotStartContainerError: {verdict.Reason}", always: false));
+                bool changed;
+                lock (task.Gate) changed = container.MarkStopped(null, $"CannotStartContainerError: {verdict.Reason}");
+                if (changed) OnContainersChanged(task);
                 return;
             }
             try
             {
-                await view.Superseded.WaitAsync(remaining, _time, cancellationToken);
+                await next.WaitAsync(remaining, _time, cancellationToken);
             }
             catch (TimeoutException)
             {
@@ -270,13 +287,13 @@ public sealed partial class TaskRunner
 
         cancellationToken.ThrowIfCancellationRequested();
         // As Docker's awslogs driver does, the container does not start when its log stream cannot be made.
-        var failure = await _logs.PrepareAsync(dockerId, container.Parameters.Labels, _shutdown.Token);
+        var failure = await _logs.PrepareAsync(dockerId, container.Plan.Parameters.Labels, _shutdown.Token);
         if (failure is null)
         {
             try
             {
                 await _docker.Containers.StartContainerAsync(dockerId, new ContainerStartParameters(), _shutdown.Token);
-                _logs.Follow(dockerId, container.Parameters.Labels, container.Parameters.Tty == true, _shutdown.Token);
+                _logs.Follow(dockerId, container.Plan.Parameters.Labels, container.Plan.Parameters.Tty == true, _shutdown.Token);
             }
             catch (DockerApiException e)
             {
@@ -287,17 +304,26 @@ public sealed partial class TaskRunner
         {
             var reason = $"CannotStartContainerError: Error response from daemon: {failure}";
             _logger.LogWarning("Could not start {ContainerName} of {TaskArn}: {Reason}", container.Name, task.TaskArn, reason);
-            await loop.SendAsync(new TaskInput.Failed(container.Name, reason, always: true));
+            bool changed;
+            lock (task.Gate)
+            {
+                // Docker may already have sent the failed start's die event: the reason still says why.
+                changed = container.MarkStopped(null, reason);
+                container.Reason ??= reason;
+            }
+            if (changed) OnContainersChanged(task);
             return;
         }
         if (NeedsInspectAfterStart(task, container))
         {
-            await RefreshAsync(loop, container.Name, _shutdown.Token);
+            await RefreshAsync(task, container, _shutdown.Token);
             return;
         }
         // Docker's start returned: the container runs (an exit already seen stays, statuses only move
         // forward). Nothing an inspect would add, so RUNNING goes out one Docker round trip sooner.
-        await loop.SendAsync(new TaskInput.Started(container.Name));
+        bool started;
+        lock (task.Gate) started = container.MarkRunning();
+        if (started) OnContainersChanged(task);
     }
 
     /// <summary>
@@ -305,29 +331,65 @@ public sealed partial class TaskRunner
     /// decides at start, the host ports it bound (bridge mode) and an <c>awsvpc</c> task's address
     /// (its pause container). Health starts UNKNOWN either way; an exit arrives as a <c>die</c> event.
     /// </summary>
-    private static bool NeedsInspectAfterStart(ManagedTask task, ContainerPlan container)
-        => container.PortMappings.Count > 0 || (container.Internal && task.Plan.Network is not null);
+    private static bool NeedsInspectAfterStart(ManagedTask task, ManagedContainer container)
+        => container.Plan.PortMappings.Count > 0 || (container.Plan.Internal && task.Plan.Network is not null);
 
-    /// <summary>Reads a container's state from Docker (status, exit code, health, the ports Docker bound) and hands it to the task's loop.</summary>
-    private async Task RefreshAsync(TaskLoop loop, string container, CancellationToken cancellationToken)
+    /// <summary>Reads a container's state from Docker (status, exit code, health, the ports Docker bound) and applies it.</summary>
+    private async Task RefreshAsync(ManagedTask task, ManagedContainer container, CancellationToken cancellationToken)
     {
-        if (loop.View.Container(container)?.DockerId is not { } dockerId) return;
-        ContainerInspectResponse? inspected;
+        if (container.DockerId is not { } dockerId) return;
+        ContainerInspectResponse inspected;
         try
         {
             inspected = await _docker.Containers.InspectContainerAsync(dockerId, cancellationToken);
         }
         catch (DockerContainerNotFoundException)
         {
-            inspected = null;
+            bool vanished;
+            lock (task.Gate) vanished = container.MarkStopped(null, ContainerVanished);
+            if (vanished) OnContainersChanged(task);
+            return;
         }
-        await loop.SendAsync(new TaskInput.Inspected(container, inspected));
+        bool changed;
+        lock (task.Gate) changed = Apply(task, container, inspected);
+        if (changed) OnContainersChanged(task);
     }
 
     /// <summary>The agent's reason for a container Docker no longer knows.</summary>
     internal const string ContainerVanished = "ContainerVanishedError: No container matching saved ID found";
 
-    internal static string? Health(string dockerHealth) => dockerHealth switch
+    /// <summary>Applies an inspect result (call under the task's gate); true when something changed.</summary>
+    private static bool Apply(ManagedTask task, ManagedContainer container, ContainerInspectResponse inspected)
+    {
+        var changed = container.MarkCreated(inspected.ID);
+        var state = inspected.State;
+        if (state is null) return changed;
+        if (state.Running)
+        {
+            changed |= container.MarkRunning();
+            if (container.Plan.Internal && task.NetworkInterface is null && task.Plan.Network is { } network
+                && inspected.NetworkSettings?.Networks?.TryGetValue(network.Name, out var endpoint) == true && endpoint.IPAddress is { Length: > 0 } address)
+            {
+                task.NetworkInterface = new TaskNetworkInterface(address, endpoint.MacAddress is { Length: > 0 } mac ? mac : null);
+                changed = true;
+            }
+            var bindings = TaskStatusRules.NetworkBindings(inspected.NetworkSettings?.Ports, task.Plan.NetworkMode, container.Plan.PortMappings);
+            if (!bindings.SequenceEqual(container.Bindings))
+            {
+                container.Bindings = bindings;
+                changed = true;
+            }
+            if (state.Health?.Status is { } health && Health(health) is { } reported) changed |= container.SetHealth(reported);
+        }
+        else if (state.Status is "exited" or "dead")
+        {
+            if (state.OOMKilled) container.OutOfMemory = true;
+            changed |= container.MarkStopped((int)state.ExitCode, null);
+        }
+        return changed;
+    }
+
+    private static string? Health(string dockerHealth) => dockerHealth switch
     {
         "healthy" => HealthStatus.Healthy,
         "unhealthy" => HealthStatus.Unhealthy,
@@ -335,14 +397,66 @@ public sealed partial class TaskRunner
         _ => null,
     };
 
-    /// <summary>A RUNNING task's report of what changed (sent unless nothing reportable did).</summary>
-    internal void ReportRunning(TaskLoop loop)
-        => Background(_reporter.PublishAsync(loop.Managed.Reports, () => SnapshotIf(loop, CoreTaskStatus.Running), _shutdown.Token));
+    /// <summary>
+    /// The task-level consequences of a container change: an essential container that stopped
+    /// stops the task (EssentialContainerExited if it ran, TaskFailedToStart if it never could);
+    /// a task whose containers all got going is RUNNING; a RUNNING task reports what changed.
+    /// </summary>
+    private void OnContainersChanged(ManagedTask task)
+    {
+        string? stopCode = null, stopReason = null;
+        var publish = false;
+        var counts = false;
+        lock (task.Gate)
+        {
+            task.Pulse();
+            if (task.IsStopping) return;
+
+            var stoppedEssential = task.Containers.FirstOrDefault(c => c.Essential && c.Status == ContainerKnownStatus.Stopped);
+            if (stoppedEssential is not null)
+            {
+                if (stoppedEssential.Started)
+                {
+                    task.ExecutionStoppedAt ??= Now();
+                    (stopCode, stopReason) = (EssentialContainerExited, EssentialContainerExitedReason);
+                }
+                else
+                {
+                    (stopCode, stopReason) = (TaskFailedToStart, stoppedEssential.Reason ?? "CannotStartContainerError: the container did not start");
+                }
+            }
+            else if (task.KnownStatus == CoreTaskStatus.Pending && TaskStatusRules.IsRunning(task.States()))
+            {
+                task.KnownStatus = CoreTaskStatus.Running;
+                task.StartedAt ??= Now();
+                Telemetry.TasksStarted.Add(1, new KeyValuePair<string, object?>("ecs.cluster", task.Cluster));
+                publish = counts = true;
+            }
+            else if (task.KnownStatus == CoreTaskStatus.Running)
+            {
+                publish = true;
+            }
+        }
+
+        if (stopCode is not null)
+        {
+            BeginStop(task, stopCode, stopReason, commanded: false);
+            return;
+        }
+        if (counts)
+        {
+            _logger.LogInformation("{TaskArn} is RUNNING", task.TaskArn);
+            CountsChanged?.Invoke();
+        }
+        if (publish) Background(_reporter.PublishAsync(task.Reports, () => SnapshotIf(task, CoreTaskStatus.Running), _shutdown.Token));
+    }
 
     /// <summary>The task's report if its known status is <paramref name="status"/>, else null (it moved on).</summary>
-    private TaskStateChange? SnapshotIf(TaskLoop loop, string status)
+    private TaskStateChange? SnapshotIf(ManagedTask task, string status)
     {
-        var view = loop.View;
-        return view.KnownStatus == status ? view.Report with { ContainerInstanceArn = _identity.ContainerInstanceArn, ObservedAt = Now() } : null;
+        lock (task.Gate)
+        {
+            return task.KnownStatus == status ? task.Snapshot(_identity.ContainerInstanceArn, Now()) : null;
+        }
     }
 }

@@ -9,48 +9,69 @@ namespace Serverless.Worker.Docker;
 /// <summary>Stopping a task: shutdown order, exit codes, the STOPPED report, clean-up.</summary>
 public sealed partial class TaskRunner
 {
-    /// <summary>After <see cref="TaskStateReporter.TransitionDelay"/>, STOPPING unless the task got to STOPPED meanwhile.</summary>
-    internal void ReportStoppingLater(TaskLoop loop)
-        => _reporter.PublishLater(loop.Managed.Reports, () => SnapshotIf(loop, CoreTaskStatus.Stopping), _shutdown.Token);
-
     /// <summary>
-    /// A task's stop, top to bottom, begun once by its loop: the start sequence given up, containers
-    /// stopped (dependents first), then STOPPED reported and the task's resources cleaned up.
-    /// Runs beside the task's loop: what it learns goes to the loop as inputs.
+    /// Starts stopping the task, once: desired STOPPED, pending starts abandoned, then
+    /// <see cref="RunStopSequenceAsync"/>. The first stop code and reason stick.
     /// </summary>
-    internal async Task RunStopSequenceAsync(TaskLoop loop, bool report)
+    private void BeginStop(ManagedTask task, string? stopCode, string? reason, bool commanded, bool report = true)
     {
-        var task = loop.Managed;
+        lock (task.Gate)
+        {
+            if (task.StopSequence is not null) return;
+            task.DesiredStatus = CoreTaskStatus.Stopped;
+            task.StopCode ??= stopCode;
+            task.StoppedReason ??= reason;
+            if (task.KnownStatus != CoreTaskStatus.Stopped) task.KnownStatus = CoreTaskStatus.Stopping;
+            task.StopSequence = Task.Run(() => RunStopSequenceAsync(task, report));
+            task.Pulse();
+        }
+        _logger.LogInformation("Stopping {TaskArn} ({StopCode}): {StoppedReason}", task.TaskArn, task.StopCode ?? "commanded", task.StoppedReason);
+        // Outside the gate: cancelling runs the waiters' continuations.
+        task.Lifetime.Cancel();
+        if (commanded && report)
+            _reporter.PublishLater(task.Reports, () => SnapshotIf(task, CoreTaskStatus.Stopping), _shutdown.Token);
+        CountsChanged?.Invoke();
+    }
+
+    private async Task RunStopSequenceAsync(ManagedTask task, bool report)
+    {
         var token = _shutdown.Token;
         try
         {
-            await task.StartSequence.WaitAsync(token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            Task start;
+            lock (task.Gate) start = task.StartSequence;
+            await start.WaitAsync(token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             token.ThrowIfCancellationRequested();
 
-            var strays = await WithRetriesAsync(() => AdoptStraysAsync(loop, token), task, "list the containers", token);
+            var strays = await WithRetriesAsync(() => AdoptStraysAsync(task, token), task, "list the containers", token);
 
             // Dependents stop before what they depend on (the agent's shutdown order), in waves.
             var dependents = TaskStatusRules.Dependents(task.Plan.Containers);
-            var remaining = task.Plan.Containers.ToList();
+            var remaining = task.Containers.ToList();
             while (remaining.Count > 0)
             {
                 var wave = remaining.Where(c => dependents[c.Name].All(d => remaining.All(r => r.Name != d))).ToList();
                 if (wave.Count == 0) wave = remaining; // a cycle: stop the rest together
                 await Task.WhenAll(wave.Select(c => WithRetriesAsync(async () =>
                 {
-                    await StopContainerAsync(loop, c, token);
+                    await StopContainerAsync(task, c, token);
                     return true;
                 }, task, $"stop {c.Name}", token)));
                 remaining = remaining.Except(wave).ToList();
             }
             await Task.WhenAll(strays.Select(id => StopStrayAsync(id, token)));
 
-            await loop.SendAsync(new TaskInput.Stopped());
-            if (report) await _reporter.PublishAsync(task.Reports, () => SnapshotIf(loop, CoreTaskStatus.Stopped), token);
-            var view = loop.View;
-            _logger.LogInformation("{TaskArn} is STOPPED ({StopCode}): {StoppedReason}", task.TaskArn, view.Report.StopCode ?? "commanded", view.Report.StoppedReason);
-            Finish(loop);
-            Background(CleanUpAsync(loop, strays, token));
+            lock (task.Gate)
+            {
+                foreach (var container in task.Containers) container.MarkStopped(null, null);
+                task.KnownStatus = CoreTaskStatus.Stopped;
+                task.ExecutionStoppedAt ??= Now();
+                task.Pulse();
+            }
+            if (report) await _reporter.PublishAsync(task.Reports, () => SnapshotIf(task, CoreTaskStatus.Stopped), token);
+            _logger.LogInformation("{TaskArn} is STOPPED ({StopCode}): {StoppedReason}", task.TaskArn, task.StopCode ?? "commanded", task.StoppedReason);
+            Finish(task);
+            Background(CleanUpAsync(task, strays, token));
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested)
         {
@@ -87,7 +108,7 @@ public sealed partial class TaskRunner
     /// Containers Docker has for this task that the worker does not track (a create whose answer
     /// was lost): the one matching a container that has no id is adopted, any other is a stray.
     /// </summary>
-    private async Task<IReadOnlyList<string>> AdoptStraysAsync(TaskLoop loop, CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<string>> AdoptStraysAsync(ManagedTask task, CancellationToken cancellationToken)
     {
         var listed = await _docker.Containers.ListContainersAsync(new ContainersListParameters
         {
@@ -97,34 +118,43 @@ public sealed partial class TaskRunner
                 ["label"] = new Dictionary<string, bool>
                 {
                     [$"{DockerLabels.InstanceId}={_identity.InstanceId}"] = true,
-                    [$"{DockerLabels.TaskArn}={loop.Managed.TaskArn}"] = true,
+                    [$"{DockerLabels.TaskArn}={task.TaskArn}"] = true,
                 },
             },
         }, cancellationToken);
-        var claim = new TaskInput.Claim(listed);
-        await loop.SendAsync(claim);
-        return claim.Strays;
+        var strays = new List<string>();
+        lock (task.Gate)
+        {
+            foreach (var entry in listed)
+            {
+                if (task.Containers.Any(c => c.DockerId == entry.ID)) continue;
+                var name = DockerLabels.Get(entry.Labels, DockerLabels.ContainerName);
+                var owner = name is null ? null : task.Container(name);
+                if (owner is { DockerId: null, Status: ContainerKnownStatus.None }) owner.MarkCreated(entry.ID);
+                else strays.Add(entry.ID);
+            }
+        }
+        return strays;
     }
 
     /// <summary>SIGTERM, SIGKILL after the container's stopTimeout (Docker's stop does both), then its exit code.</summary>
-    private async Task StopContainerAsync(TaskLoop loop, ContainerPlan container, CancellationToken cancellationToken)
+    private async Task StopContainerAsync(ManagedTask task, ManagedContainer container, CancellationToken cancellationToken)
     {
-        if (loop.View.Container(container.Name) is not { DockerId: { } dockerId } known || known.Status == ContainerKnownStatus.Stopped) return;
+        if (container.DockerId is not { } dockerId || container.Status == ContainerKnownStatus.Stopped) return;
         // Created as far as the worker knows, unless a restart interrupted: Docker says which.
-        if (known.Status == ContainerKnownStatus.Created) await RefreshAsync(loop, container.Name, cancellationToken);
-        var status = loop.View.Container(container.Name)!.Status;
-        if (status == ContainerKnownStatus.Created)
+        if (container.Status == ContainerKnownStatus.Created) await RefreshAsync(task, container, cancellationToken);
+        if (container.Status == ContainerKnownStatus.Created)
         {
             // Never started: nothing to signal.
-            await loop.SendAsync(new TaskInput.NeverStarted(container.Name));
+            lock (task.Gate) container.MarkStopped(null, container.Reason);
             return;
         }
-        if (status == ContainerKnownStatus.Stopped) return;
+        if (container.Status == ContainerKnownStatus.Stopped) return;
         var stopCall = _docker.Containers.StopContainerAsync(dockerId,
-            new ContainerStopParameters { WaitBeforeKillSeconds = (uint)Math.Max(0, container.StopTimeout.TotalSeconds) }, cancellationToken);
+            new ContainerStopParameters { WaitBeforeKillSeconds = (uint)Math.Max(0, container.Plan.StopTimeout.TotalSeconds) }, cancellationToken);
         // The die event (with the exit code) usually comes well before Docker's stop call returns
         // (it still tears down the network): the first of the two ends the wait.
-        var died = UntilStoppedAsync(loop, container.Name, cancellationToken);
+        var died = UntilStoppedAsync(task, container, cancellationToken);
         if (await Task.WhenAny(stopCall, died) == died)
         {
             Background(stopCall.ContinueWith(t => _ = t.Exception, TaskScheduler.Default));
@@ -136,20 +166,24 @@ public sealed partial class TaskRunner
         }
         catch (DockerContainerNotFoundException)
         {
-            await loop.SendAsync(new TaskInput.Vanished(container.Name));
+            lock (task.Gate) container.MarkStopped(null, ContainerVanished);
             return;
         }
-        await RefreshAsync(loop, container.Name, cancellationToken);
+        await RefreshAsync(task, container, cancellationToken);
     }
 
     /// <summary>Completes when the container is known stopped (by an event or an inspect).</summary>
-    private static async Task UntilStoppedAsync(TaskLoop loop, string container, CancellationToken cancellationToken)
+    private static async Task UntilStoppedAsync(ManagedTask task, ManagedContainer container, CancellationToken cancellationToken)
     {
         while (true)
         {
-            var view = loop.View;
-            if (view.Container(container)!.Status == ContainerKnownStatus.Stopped) return;
-            await view.Superseded.WaitAsync(cancellationToken);
+            Task next;
+            lock (task.Gate)
+            {
+                if (container.Status == ContainerKnownStatus.Stopped) return;
+                next = task.NextChange;
+            }
+            await next.WaitAsync(cancellationToken);
         }
     }
 
@@ -168,21 +202,20 @@ public sealed partial class TaskRunner
     /// Removes the stopped task's containers and task-scoped volumes, after
     /// <see cref="WorkerOptions.TaskCleanupWaitSeconds"/> (ECS keeps them for a while; 0 here by default).
     /// </summary>
-    private async Task CleanUpAsync(TaskLoop loop, IReadOnlyList<string> strays, CancellationToken cancellationToken)
+    private async Task CleanUpAsync(ManagedTask task, IReadOnlyList<string> strays, CancellationToken cancellationToken)
     {
         if (_options.TaskCleanupWaitSeconds > 0)
             await Task.Delay(TimeSpan.FromSeconds(_options.TaskCleanupWaitSeconds), _time, cancellationToken);
         // Every line is stored before the container (and Docker's copy of its output) is removed.
-        await _logs.DrainAsync(loop.View.Containers.Select(c => c.DockerId).OfType<string>(), TimeSpan.FromSeconds(30), cancellationToken);
-        await RemoveResourcesAsync(loop, strays, cancellationToken);
-        _logger.LogDebug("Cleaned up {TaskArn}", loop.Managed.TaskArn);
+        await _logs.DrainAsync(task.Containers.Select(c => c.DockerId).OfType<string>(), TimeSpan.FromSeconds(30), cancellationToken);
+        await RemoveResourcesAsync(task, strays, cancellationToken);
+        _logger.LogDebug("Cleaned up {TaskArn}", task.TaskArn);
     }
 
     /// <summary>Removes what the task had on the engine: its containers (and <paramref name="strays"/>), task-scoped volumes, networks.</summary>
-    private async Task RemoveResourcesAsync(TaskLoop loop, IReadOnlyList<string> strays, CancellationToken cancellationToken)
+    private async Task RemoveResourcesAsync(ManagedTask task, IReadOnlyList<string> strays, CancellationToken cancellationToken)
     {
-        var task = loop.Managed;
-        foreach (var dockerId in loop.View.Containers.Select(c => c.DockerId).OfType<string>().Concat(strays))
+        foreach (var dockerId in task.Containers.Select(c => c.DockerId).OfType<string>().Concat(strays))
         {
             try
             {
