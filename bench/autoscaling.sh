@@ -16,20 +16,23 @@
 #   --no-build    use the existing Release build (src/{Functions,Worker}/bin/Release/net10.0)
 #   --quick       30 s periods instead of 60 s and 2-minute windows: checks the script in ~12 minutes;
 #                 its figures are not the benchmark's, and bench/results is left untouched
+#   --latency-only  (a) alone (policies put, 240 s for their alarms to settle, then the load): ~10 minutes;
+#                 report in bench/results/autoscaling-latency.md (.json)
 #   --no-wait     measure at once, even while a test run or another benchmark is running
 #   --keep-logs   keep the work directory (Azurite debug log, process logs) after the run
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="$REPO/bench"
-BUILD=1 QUICK=0 WAIT=1 KEEP_LOGS=0
+BUILD=1 QUICK=0 WAIT=1 KEEP_LOGS=0 LATENCY_ONLY=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --no-build) BUILD=0 ;;
     --quick) QUICK=1 ;;
+    --latency-only) LATENCY_ONLY=1 ;;
     --no-wait) WAIT=0 ;;
     --keep-logs) KEEP_LOGS=1 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -188,6 +191,10 @@ python3 -c "import readbench; readbench.wait_ready('$CP_URL', 120)" \
 mkdir -p "$BENCH/results"
 OUT="$BENCH/results/autoscaling.md" JSON="$BENCH/results/autoscaling.json"
 ARGS=(--period 60 --baseline-settle 60 --baseline-window 300 --settle 240 --window 600)
+if [[ $LATENCY_ONLY -eq 1 ]]; then
+  OUT="$BENCH/results/autoscaling-latency.md" JSON="$BENCH/results/autoscaling-latency.json"
+  ARGS=(--period 60 --settle 240 --latency-only)
+fi
 if [[ $QUICK -eq 1 ]]; then
   OUT="$WORK/autoscaling.md" JSON="$WORK/autoscaling.json"
   ARGS=(--period 30 --baseline-settle 20 --baseline-window 120 --settle 120 --window 120 --quick)
