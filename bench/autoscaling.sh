@@ -5,7 +5,7 @@
 # hour, 10 services of 3 tasks on one worker each with a target tracking policy, against the idle
 # cluster's own cost measured first in the same run (the bar: <= 200 per service per hour).
 #
-#   bash bench/autoscaling.sh [--no-build] [--quick] [--no-wait] [--keep-logs]
+#   bash bench/autoscaling.sh [--no-build] [--quick | --latency-only] [--no-wait] [--keep-logs]
 #
 # Builds the control plane and the worker (Release), starts a fresh in-memory Azurite with --debug
 # (one log record per storage request), the control plane standalone and one worker on free ports,
@@ -207,5 +207,5 @@ if [[ $QUICK -eq 1 ]]; then
   cp "$OUT" "${TMPDIR:-/tmp}/autoscaling-quick.md"
   echo "(copied to ${TMPDIR:-/tmp}/autoscaling-quick.md)"
 else
-  echo "written: bench/results/autoscaling.md (raw numbers: autoscaling.json)"
+  echo "written: ${OUT#"$REPO/"} (raw numbers: ${JSON#"$REPO/"})"
 fi
