@@ -9,7 +9,7 @@ namespace Serverless.Core.AutoScaling;
 
 /// <summary>
 /// The scaling loop, on a timer: every <see cref="AutoScalingOptions.EvaluationSeconds"/> it reads the
-/// registered targets (one query), and for each one its service's metric partition and its service row,
+/// registered targets (one query) and their service rows (one query per 14), and for each one its service's metric partition,
 /// evaluates the policies' alarms (<see cref="TargetTracking"/>) and applies <see cref="ScalingDecision"/>.
 /// A change is first claimed on the target row with its ETag, so two control planes never both apply
 /// it; then the service's desired count is set, a reconcile enqueued, and the activity recorded.
@@ -99,15 +99,21 @@ public sealed class ScalingEvaluator(
         await ApplyAsync(target, change, now, cancellationToken);
     }
 
-    /// <summary>Evaluates every registered target; returns how many there are.</summary>
+    /// <summary>
+    /// Evaluates every registered target; returns how many there are. The targets' service rows are read
+    /// together (<see cref="ServiceStore.FindManyAsync"/>: one query per 14 services rather than a point
+    /// read each), since every evaluation needs each one's desired and running counts.
+    /// </summary>
     public async Task<int> EvaluateAllAsync(CancellationToken cancellationToken)
     {
         var targets = await store.ListAsync(cancellationToken);
+        if (targets.Count == 0) return 0;
+        var found = await services.FindManyAsync(targets.Select(t => (t.Target.Cluster, t.Target.Service)), cancellationToken);
         foreach (var (target, policies) in targets)
         {
             try
             {
-                await EvaluateAsync(target, policies, cancellationToken);
+                await EvaluateAsync(target, policies, found.GetValueOrDefault((target.Cluster, target.Service)), cancellationToken);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -127,9 +133,8 @@ public sealed class ScalingEvaluator(
         return values;
     }
 
-    private async Task EvaluateAsync(ScalableTargetRecord target, IReadOnlyList<ScalingPolicyRecord> policies, CancellationToken cancellationToken)
+    private async Task EvaluateAsync(ScalableTargetRecord target, IReadOnlyList<ScalingPolicyRecord> policies, ServiceRecord? service, CancellationToken cancellationToken)
     {
-        var service = await services.FindAsync(target.Cluster, target.Service, cancellationToken);
         if (service is not { Status: ServiceRecord.Active }) return;
         var now = time.GetUtcNow();
         var period = options.MetricPeriodSeconds;

@@ -64,6 +64,38 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
     }
 
     /// <summary>
+    /// The services of <paramref name="keys"/> that exist, in any status, by (cluster, name): one query per
+    /// 14 services (Azure's 15 comparisons a filter: 14 partition keys and the row key), a point read for
+    /// a lone one. For a timer that looks at many services each time (the scaling evaluation), where a
+    /// point read each would cost one transaction per service.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<(string Cluster, string Name), ServiceRecord>> FindManyAsync(
+        IEnumerable<(string Cluster, string Name)> keys, CancellationToken cancellationToken)
+    {
+        var found = new Dictionary<(string Cluster, string Name), ServiceRecord>();
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        foreach (var chunk in keys.Distinct().Chunk(TableQueries.MaxRowKeysPerQuery))
+        {
+            if (chunk.Length == 1)
+            {
+                if (await FindAsync(chunk[0].Cluster, chunk[0].Name, cancellationToken) is { } one) found[chunk[0]] = one;
+                continue;
+            }
+            var filter = TableQueries.And(
+            [
+                TableQueries.Or(chunk.Select(k => TableClient.CreateQueryFilter($"PartitionKey eq {PartitionKey(k.Cluster, k.Name)}"))),
+                TableClient.CreateQueryFilter($"RowKey eq {""}"),
+            ]);
+            await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+            {
+                var service = FromEntity(entity);
+                found[(service.Cluster, service.Name)] = service;
+            }
+        }
+        return found;
+    }
+
+    /// <summary>
     /// Replaces the row if it is unchanged since <paramref name="service"/> was read (its ETag);
     /// otherwise throws <see cref="ConcurrentUpdateException"/>. Returns the record with its new ETag.
     /// Everything is written as given, the lease included.

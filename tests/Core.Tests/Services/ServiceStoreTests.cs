@@ -84,6 +84,31 @@ public sealed class ServiceStoreTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task FindMany_returns_the_services_that_exist_across_clusters_in_queries_of_at_most_fourteen()
+    {
+        var store = _tables.Services;
+        // 20 in one cluster (two queries: 14 + 6), one in another cluster, one deleted (INACTIVE stays readable), one missing.
+        var names = Enumerable.Range(0, 20).Select(i => $"s{i:00}").ToList();
+        foreach (var name in names) Assert.True(await store.TryInsertAsync(Service(name) with { DesiredCount = 100 + name.Length + int.Parse(name[1..]) }, _token));
+        Assert.True(await store.TryInsertAsync(Service("web", "staging") with { DesiredCount = 7 }, _token));
+        Assert.True(await store.TryInsertAsync(Service("gone", status: ServiceRecord.Inactive), _token));
+        // "prod|s1" is a prefix of "prod|s10": only exact partitions match.
+        var keys = names.Select(n => ("prod", n)).Append(("staging", "web")).Append(("prod", "gone")).Append(("prod", "missing")).Append(("prod", "s01")).ToList();
+
+        var found = await store.FindManyAsync(keys, _token);
+
+        Assert.Equal(22, found.Count);
+        Assert.All(names, n => Assert.Equal(100 + n.Length + int.Parse(n[1..]), found[("prod", n)].DesiredCount));
+        Assert.Equal(("staging", "web", 7), (found[("staging", "web")].Cluster, found[("staging", "web")].Name, found[("staging", "web")].DesiredCount));
+        Assert.Equal(ServiceRecord.Inactive, found[("prod", "gone")].Status);
+        Assert.False(found.ContainsKey(("prod", "missing")));
+        // A lone key is a point read; none is nothing.
+        Assert.Equal(7, Assert.Single(await store.FindManyAsync([("staging", "web")], _token)).Value.DesiredCount);
+        Assert.Empty(await store.FindManyAsync([("prod", "missing")], _token));
+        Assert.Empty(await store.FindManyAsync([], _token));
+    }
+
+    [Fact]
     public async Task At_most_the_newest_hundred_events_are_kept()
     {
         var events = Enumerable.Range(0, 130).Select(i => new ServiceEvent($"e{i}", Start.AddSeconds(i), $"event {i}")).ToList();
