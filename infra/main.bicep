@@ -301,6 +301,7 @@ module functionApp 'modules/functionapp.bicep' = {
     tableServiceUri: storage.outputs.tableEndpoint
     accessKeysSecretUri: keyVault.outputs.accessKeysSecretUri
     webhookSecretUri: keyVault.outputs.webhookSecretUri
+    kekUri: keyVault.outputs.kekUri
     contentShareName: contentShareName
     subnetId: network.outputs.functionSubnetId
     appInsightsConnectionString: deployApplicationInsights ? monitoring!.outputs.connectionString : ''

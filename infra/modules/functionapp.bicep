@@ -32,6 +32,9 @@ param accessKeysSecretUri string
 @description('Versionless Key Vault URI of the deploy webhook\'s secrets. Empty: the setting is left out and the webhook refuses every delivery.')
 param webhookSecretUri string
 
+@description('The Key Vault key that wraps the secret stores\' key ring (Secrets__KeyVaultKeyId), versionless.')
+param kekUri string
+
 param contentShareName string
 
 @description('Resource id of the VNet integration subnet (delegated to Microsoft.Web/serverFarms). Storage and Key Vault admit only it.')
@@ -65,6 +68,8 @@ var platformSettings = {
   WEBSITE_SKIP_CONTENTSHARE_VALIDATION: '1'
   WEBSITE_RUN_FROM_PACKAGE: '1'
   Ecs__AccessKeys: '@Microsoft.KeyVault(SecretUri=${accessKeysSecretUri})'
+  // Reached with the same user-assigned identity as storage (AzureWebJobsStorage__clientId).
+  Secrets__KeyVaultKeyId: kekUri
 }
 
 var monitoringSettings = empty(appInsightsConnectionString)

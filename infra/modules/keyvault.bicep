@@ -2,6 +2,8 @@
 //   storage-connection-string  -> WEBSITE_CONTENTAZUREFILECONNECTIONSTRING (the content share)
 //   ecs-access-keys            -> Ecs__AccessKeys (SigV4 KEYID:SECRET pairs)
 //   deploy-webhook-secrets     -> Deploy__WebhookSecrets (the deploy webhook's HMAC secrets; only when given)
+// and one key, secrets-kek (RSA 3072), which wraps the key ring that encrypts Secrets Manager and
+// SecureString values (Secrets__KeyVaultKeyId); the app may wrap and unwrap with it, nothing more.
 // Only the Functions app's identity may read them, and only from its VNet integration subnet: the
 // worker hosts use their managed identity for storage and need nothing from the vault.
 param name string
@@ -31,6 +33,7 @@ param allowedSubnetIds array
 param allowedIpRanges array
 
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
+var keyVaultCryptoServiceEncryptionUser = 'e147488a-f6f5-4113-8e2d-b22465e65bf6'
 var storageSecretName = 'storage-connection-string'
 var accessKeysSecretName = 'ecs-access-keys'
 var deployWebhookSecretName = 'deploy-webhook-secrets'
@@ -116,6 +119,31 @@ resource functionCanRead 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   }
 }
 
+// The key-encryption key of the secret stores: it never leaves the vault; the app only wraps and unwraps.
+resource secretsKek 'Microsoft.KeyVault/vaults/keys@2025-05-01' = {
+  parent: vault
+  name: 'secrets-kek'
+  properties: {
+    kty: 'RSA'
+    keySize: 3072
+    keyOps: [
+      'wrapKey'
+      'unwrapKey'
+    ]
+  }
+}
+
+// "Key Vault Crypto Service Encryption User": read the key and wrap/unwrap with it, on this key only.
+resource functionCanWrap 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(secretsKek.id, functionIdentityId, keyVaultCryptoServiceEncryptionUser)
+  scope: secretsKek
+  properties: {
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultCryptoServiceEncryptionUser)
+  }
+}
+
 output name string = vault.name
 output uri string = vault.properties.vaultUri
 // Versionless URIs: the app follows a rotated secret (App Service refreshes references within 24 h,
@@ -123,3 +151,5 @@ output uri string = vault.properties.vaultUri
 output storageConnectionSecretUri string = storageSecret.properties.secretUri
 output accessKeysSecretUri string = accessKeysSecret.properties.secretUri
 output webhookSecretUri string = deployWebhookEnabled ? deployWebhookSecret!.properties.secretUri : ''
+// Versionless: wrapkey uses the key's current version, and each ring row names the version that wrapped it.
+output kekUri string = secretsKek.properties.keyUri

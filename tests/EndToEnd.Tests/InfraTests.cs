@@ -83,6 +83,21 @@ public sealed class InfraTests : IClassFixture<InfraTests.CompiledTemplate>
         Assert.NotNull(site["properties"]!["virtualNetworkSubnetId"]);
     }
 
+    [Fact]
+    public void The_secret_stores_key_encryption_key_is_a_vault_key_the_app_may_only_wrap_and_unwrap_with()
+    {
+        var module = _compiled.Module("keyvault");
+        var resources = Resources(module).ToList();
+        var key = resources.Single(r => Type(r) == "Microsoft.KeyVault/vaults/keys");
+        Assert.Equal(["unwrapKey", "wrapKey"], key["properties"]!["keyOps"]!.AsArray().Select(o => o!.GetValue<string>()).Order());
+        // Key Vault Crypto Service Encryption User, scoped to the key alone.
+        var grant = resources.Single(r => Type(r) == "Microsoft.Authorization/roleAssignments" && HasRole(module, r, "e147488a-f6f5-4113-8e2d-b22465e65bf6"));
+        Assert.Contains("vaults/keys", grant["scope"]!.GetValue<string>());
+        var settings = _compiled.Module("functionapp")["variables"]!["platformSettings"]!.AsObject();
+        Assert.Contains("kekUri", settings["Secrets__KeyVaultKeyId"]!.GetValue<string>());
+        Assert.False(settings.ContainsKey("Secrets__KeyEncryptionKeys"));
+    }
+
     private static string Type(JsonNode resource) => resource["type"]!.GetValue<string>();
 
     /// <summary>Whether the grant's role is <paramref name="roleId"/>, written out or through a variable of the template.</summary>

@@ -15,4 +15,11 @@ public sealed class SecretsOptions
     /// See <see cref="KeyEncryptionKeys"/>.
     /// </summary>
     public string KeyEncryptionKeys { get; set; } = "";
+
+    /// <summary>
+    /// In Azure, instead of <see cref="KeyEncryptionKeys"/>: a Key Vault key's id without a version
+    /// (<c>https://&lt;vault&gt;.vault.azure.net/keys/&lt;name&gt;</c>) that wraps the key ring in table
+    /// <c>SecretKeyRing</c> (<see cref="KeyVaultKeyRing"/>); the app's identity needs wrap and unwrap on it.
+    /// </summary>
+    public string KeyVaultKeyId { get; set; } = "";
 }

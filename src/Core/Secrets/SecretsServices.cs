@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Serverless.Core.Api;
+using Serverless.Core.Storage;
 
 namespace Serverless.Core.Secrets;
 
@@ -12,7 +13,11 @@ public static class SecretsServices
         var options = new SecretsOptions();
         configuration.GetSection("Secrets").Bind(options);
         services.AddSingleton(options);
-        services.AddSingleton<KeyEncryptionKeys>();
+        // With a Key Vault key the keys come from the ring it wraps, reached with the app's identity.
+        services.AddSingleton(sp => sp.GetRequiredService<SecretsOptions>() is { KeyVaultKeyId.Length: > 0 } vaulted
+            ? new KeyEncryptionKeys(vaulted, new KeyVaultKeyRing(
+                sp.GetRequiredService<StorageClients>(), vaulted, StorageAccess.From(configuration).Credential(), new HttpClient()))
+            : new KeyEncryptionKeys(sp.GetRequiredService<SecretsOptions>()));
         services.AddSingleton<SecretStore>();
         services.AddSingleton<SecretsManagerActions>();
         services.AddSingleton<IActionSource>(sp => sp.GetRequiredService<SecretsManagerActions>());
