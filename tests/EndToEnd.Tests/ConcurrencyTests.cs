@@ -8,7 +8,7 @@ namespace Serverless.EndToEnd.Tests;
 /// message is delivered many times over: maximumPercent holds, no instance is overcommitted, and
 /// no slot runs two tasks.
 /// </summary>
-[Collection("control plane 2")]
+[Collection("control plane 6")]
 public sealed class ConcurrencyTests(ControlPlaneFixture plane) : IAsyncLifetime
 {
     public Task InitializeAsync() => Task.CompletedTask;

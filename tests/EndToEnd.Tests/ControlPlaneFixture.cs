@@ -441,3 +441,6 @@ public sealed class FourthControlPlaneCollection : ICollectionFixture<ControlPla
 
 [CollectionDefinition("control plane 5")]
 public sealed class FifthControlPlaneCollection : ICollectionFixture<ControlPlaneFixture>;
+
+[CollectionDefinition("control plane 6")]
+public sealed class SixthControlPlaneCollection : ICollectionFixture<ControlPlaneFixture>;

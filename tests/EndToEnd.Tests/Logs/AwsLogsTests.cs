@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 namespace Serverless.EndToEnd.Tests.Logs;
 
 /// <summary>A task's output in CloudWatch Logs, read with the unchanged AWS CLI after the task and its container are gone.</summary>
-[Collection("control plane 2")]
+[Collection("control plane 6")]
 public sealed class AwsLogsTests(ControlPlaneFixture plane) : IAsyncLifetime
 {
     public Task InitializeAsync() => Task.CompletedTask;
