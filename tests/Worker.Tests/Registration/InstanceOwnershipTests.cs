@@ -45,7 +45,7 @@ public sealed class InstanceOwnershipTests(WorkerFixture fixture, ITestOutputHel
     [Fact]
     public async Task A_second_worker_with_a_running_workers_instance_id_is_refused_and_exits()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
         var token = timeout.Token;
         var id = fixture.NewInstanceId();
         using var first = NewWorker(id, "host-a");
@@ -71,7 +71,7 @@ public sealed class InstanceOwnershipTests(WorkerFixture fixture, ITestOutputHel
     [Fact]
     public async Task A_worker_whose_instance_was_registered_by_another_stops_at_its_next_heartbeat()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
         var token = timeout.Token;
         var id = fixture.NewInstanceId();
         using var worker = NewWorker(id, "host-a");
@@ -91,7 +91,7 @@ public sealed class InstanceOwnershipTests(WorkerFixture fixture, ITestOutputHel
     [Fact]
     public async Task A_restarted_worker_takes_its_own_instance_back()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
         var token = timeout.Token;
         var id = fixture.NewInstanceId();
         using (var before = NewWorker(id, "host-a"))
