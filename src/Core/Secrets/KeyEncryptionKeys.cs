@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 
 namespace Serverless.Core.Secrets;
@@ -13,7 +14,7 @@ public sealed class KeyEncryptionKeys
 {
     private const int KeyBytes = 32;
 
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte[]> _keys = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte[]> _keys = new(StringComparer.Ordinal);
     private readonly KeyVaultKeyRing? _ring;
     private readonly Lock _loading = new();
     private Task? _loaded;
@@ -52,7 +53,6 @@ public sealed class KeyEncryptionKeys
             EnsureLoaded();
             return _currentKeyId;
         }
-        private set => _currentKeyId = value;
     }
 
     private string? _currentKeyId;
