@@ -131,7 +131,9 @@ public static class Rollout
             Deployments = deployments,
             Events = AddEvents(service.Events, messages, view.Now, view.NewEventId),
         };
-        return BlueGreen.Record(before, new RolloutStep(next, starts, stops, checkAgain), view.Now);
+        // A deployment the breaker failed and the counting dropped in this same step goes to the history failed, not as it was before.
+        var latest = before with { Deployments = before.Deployments.Select(d => breaker.Deployments.FirstOrDefault(b => b.Id == d.Id) ?? d).ToList() };
+        return BlueGreen.Record(latest, new RolloutStep(next, starts, stops, checkAgain), view.Now);
     }
 
     /// <summary>

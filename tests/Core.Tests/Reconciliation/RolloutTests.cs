@@ -290,6 +290,25 @@ public class RolloutTests
     }
 
     [Fact]
+    public void A_rollback_that_stops_every_task_of_the_deployment_at_once_keeps_it_failed_in_the_history()
+    {
+        // StopServiceDeployment ROLLBACK while the new revision's tasks are still starting: they all stop in
+        // the step that fails the deployment, so it leaves the list in that step and must leave it FAILED.
+        var requested = Deployment("d2", DeploymentStatus.Primary, V2) with { Lifecycle = new DeploymentLifecycle { StopRequested = HookStatus.Rollback } };
+        var service = Service(2, requested, Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed));
+        var step = Step(service, [Task("d1"), Task("d1"), Task("d2", TaskStatus.Pending), Task("d2", TaskStatus.Pending)]);
+
+        Assert.Equal(2, step.Stop.Count);
+        Assert.DoesNotContain(step.Service.Deployments, d => d.Id == "d2");
+        var gone = Assert.Single(step.Service.DeploymentHistory, d => d.Id == "d2");
+        Assert.Equal(DeploymentStatus.Failed, gone.RolloutState);
+        Assert.Equal(BlueGreen.ReasonStopRequested, gone.RolloutStateReason);
+        var rollback = step.Service.Primary! with { RolloutState = DeploymentStatus.Completed };
+        Assert.Equal(ServiceDeploymentStatus.RollbackSuccessful,
+            ServiceDeploymentActions.Status(step.Service with { Deployments = [rollback] }, gone));
+    }
+
+    [Fact]
     public void Failed_launches_already_counted_still_count_once_their_tasks_are_gone()
     {
         // The retention sweep deleted the failed tasks; the deployment remembers how many there were.
