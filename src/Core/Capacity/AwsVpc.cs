@@ -81,7 +81,7 @@ public sealed record AwsVpcConfiguration(IReadOnlyList<string> Subnets, IReadOnl
 
     /// <summary>A configuration checked before (a service's), for a definition in <c>awsvpc</c> mode; else null.</summary>
     public static AwsVpcConfiguration? Stored(TaskDefinitionRecord definition, JsonNode? networkConfiguration)
-        => definition.TaskDefinition["networkMode"]?.GetValue<string>() == TaskDefinitionDefaults.AwsVpc
+        => definition.NetworkMode == TaskDefinitionDefaults.AwsVpc
            && networkConfiguration?["awsvpcConfiguration"] is JsonObject given && given.Strings("subnets").ToList() is { Count: > 0 } subnets
             ? new AwsVpcConfiguration(subnets, given.Strings("securityGroups").ToList(), given.String("assignPublicIp") ?? "DISABLED")
             : null;
@@ -93,7 +93,7 @@ public sealed record AwsVpcConfiguration(IReadOnlyList<string> Subnets, IReadOnl
     /// </summary>
     public static AwsVpcConfiguration? Check(TaskDefinitionRecord definition, JsonNode? networkConfiguration, bool fargate)
     {
-        var awsVpc = definition.TaskDefinition["networkMode"]?.GetValue<string>() == TaskDefinitionDefaults.AwsVpc;
+        var awsVpc = definition.NetworkMode == TaskDefinitionDefaults.AwsVpc;
         var given = networkConfiguration?["awsvpcConfiguration"] as JsonObject;
         if (!awsVpc)
         {

@@ -26,8 +26,11 @@ public sealed class ServiceTargets(LoadBalancingStore store, QueueWake wake, Tim
         public IEnumerable<string> Groups => AlternateTargetGroupArn is { } alternate ? [TargetGroupArn, alternate] : [TargetGroupArn];
     }
 
-    public static IReadOnlyList<Binding> Of(ServiceRecord service)
-        => service.Passthrough["loadBalancers"] is JsonArray entries
+    public static IReadOnlyList<Binding> Of(ServiceRecord service) => Of(service.Passthrough["loadBalancers"]);
+
+    /// <summary>The complete entries of a <c>loadBalancers</c> member.</summary>
+    public static IReadOnlyList<Binding> Of(JsonNode? loadBalancers)
+        => loadBalancers is JsonArray entries
             ? entries.Select(e => e as JsonObject)
                 .Where(e => e?["targetGroupArn"] is not null && e["containerName"] is not null && e["containerPort"] is not null)
                 .Select(e => new Binding(
@@ -71,11 +74,41 @@ public sealed class ServiceTargets(LoadBalancingStore store, QueueWake wake, Tim
         }
     }
 
+    /// <summary>
+    /// The target a task is in its groups: an <c>awsvpc</c> task by its own address and the container port (an
+    /// <c>ip</c> target), any other by its container instance and the host port Docker mapped (an <c>instance</c> one).
+    /// Null until the task has that address or port.
+    /// </summary>
+    /// <summary>
+    /// ECS's check that each target group's target type fits the definition's network mode: an <c>awsvpc</c> task is
+    /// an <c>ip</c> target, a <c>bridge</c> or <c>host</c> one an <c>instance</c> target. Groups not found are left to the
+    /// reconcile, which skips them.
+    /// </summary>
+    public async Task CheckTargetTypesAsync(JsonNode? loadBalancers, TaskDefinitions.TaskDefinitionRecord definition, CancellationToken cancellationToken)
+    {
+        var mode = definition.NetworkMode;
+        var wanted = mode == TaskDefinitions.TaskDefinitionDefaults.AwsVpc ? "ip" : "instance";
+        foreach (var groupArn in Of(loadBalancers).SelectMany(b => b.Groups).Distinct())
+        {
+            if (await GroupAsync(groupArn, cancellationToken) is not { } group) continue;
+            var type = group.Doc["TargetType"]?.GetValue<string>() ?? "instance";
+            if (type != wanted)
+                throw new Api.InvalidParameterException(
+                    $"The provided target group {groupArn} has target type {type}, which is incompatible with the {mode} network mode specified in the task definition.");
+        }
+    }
+
     private static (string Id, int Port)? TargetOf(TaskRecord task, Binding binding)
-        => task.Containers.FirstOrDefault(c => c.Name == binding.ContainerName)?.NetworkBindings
+    {
+        if (task.Attachment is { } attachment)
+            return attachment.PrivateIpv4Address is { Length: > 0 } ip && task.Containers.Any(c => c.Name == binding.ContainerName)
+                ? (ip, binding.ContainerPort)
+                : null;
+        return task.Containers.FirstOrDefault(c => c.Name == binding.ContainerName)?.NetworkBindings
             .FirstOrDefault(n => n.ContainerPort == binding.ContainerPort) is { HostPort: > 0 } port
             ? (task.ContainerInstanceId, port.HostPort)
             : null;
+    }
 
     /// <summary>The target group row behind an ARN, or null when it is gone (the service keeps running without it).</summary>
     private async Task<ElbRow?> GroupAsync(string arn, CancellationToken cancellationToken)

@@ -49,7 +49,7 @@ public sealed class InstanceHealthSweep(
                 if (stopped is null) continue;
                 await launcher.SendStopAsync(stopped, cancellationToken);
                 await instances.ReleaseAsync(cluster, instance.Id, task.Id, cancellationToken);
-                if (task.Group.StartsWith("service:", StringComparison.Ordinal)) services.Add(task.Group["service:".Length..]);
+                if (task.ServiceName is { } service) services.Add(service);
                 logger.LogWarning("Stopped {TaskId} on {State} instance {InstanceId} in {Cluster}", task.Id, orphaned ? "deregistered" : "lost", instance.Id, cluster);
             }
             // Reservations whose task rows are already STOPPED (or never written) are freed too.

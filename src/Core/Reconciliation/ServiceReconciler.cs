@@ -92,7 +92,7 @@ public sealed class ServiceReconciler(
         if (lease is null) return ReconcileResult.After(TimeSpan.FromMilliseconds(200));
         try
         {
-            return await ActAsync(key, step, view.Tasks, lease, cancellationToken);
+            return await ActAsync(key, step, view.Tasks, lease, nextStop - now, cancellationToken);
         }
         finally
         {
@@ -107,7 +107,8 @@ public sealed class ServiceReconciler(
     /// service this one starts and stops nothing more, and its record (read before the other's
     /// work) is never saved over the other's.
     /// </summary>
-    private async Task<ReconcileResult> ActAsync(ServiceKey key, RolloutStep step, IReadOnlyList<TaskRecord> tasks, ServiceLease lease, CancellationToken cancellationToken)
+    /// <paramref name="nextStop"/>: when a Stop held back or to be sent again falls due, to look again then.
+    private async Task<ReconcileResult> ActAsync(ServiceKey key, RolloutStep step, IReadOnlyList<TaskRecord> tasks, ServiceLease lease, TimeSpan? nextStop, CancellationToken cancellationToken)
     {
         var service = step.Service;
         var events = new List<string>();
@@ -132,8 +133,8 @@ public sealed class ServiceReconciler(
             {
                 await services.SaveAsync(recorded, cancellationToken);
                 lease.Released();
-                return placementFailed ? ReconcileResult.After(PlacementRetry)
-                    : Earliest(step.CheckAgainIn, draining) is { } again ? ReconcileResult.After(again)
+                return placementFailed ? ReconcileResult.After(Earliest(PlacementRetry, nextStop)!.Value)
+                    : Earliest(Earliest(step.CheckAgainIn, draining), nextStop) is { } again ? ReconcileResult.After(again)
                     : ReconcileResult.Done;
             }
             catch (ConcurrentUpdateException)

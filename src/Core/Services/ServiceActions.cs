@@ -26,7 +26,8 @@ public sealed partial class ServiceActions(
     ServiceJson json,
     Arns arns,
     TimeProvider time,
-    ILogger<ServiceActions> logger) : IActionSource
+    ILogger<ServiceActions> logger,
+    LoadBalancing.ServiceTargets? targets = null) : IActionSource
 {
     public const string NotIdempotent = "Creation of service was not idempotent.";
     public const string StillDraining = "Unable to Start a service that is still Draining.";
@@ -126,7 +127,7 @@ public sealed partial class ServiceActions(
         // ECS shows the strategy a service runs with, the cluster's default included, and a Fargate service's platform version.
         if (target.Strategy.Count > 0) passthrough["capacityProviderStrategy"] = LaunchTargets.ToJson(target.Strategy);
         if (target.IsFargate) passthrough["platformVersion"] ??= "LATEST";
-        LoadBalancing.ServiceTargets.Validate(request["loadBalancers"], definition);
+        await CheckLoadBalancersAsync(request["loadBalancers"], definition, cancellationToken);
 
         var now = Now();
         var service = new ServiceRecord
@@ -200,6 +201,15 @@ public sealed partial class ServiceActions(
             if (effective is not null) AwsVpcConfiguration.Check(effective, network, fargate);
         }
 
+        if (request["loadBalancers"] is { } || definition is not null)
+        {
+            // The load balancers the service will have, against the definition it will run.
+            var current = await services.FindAsync(cluster, name, cancellationToken) ?? throw new ServiceNotFoundException();
+            var effective = definition ?? await DefinitionOfAsync(current, cancellationToken);
+            var loadBalancers = request["loadBalancers"] ?? current.Passthrough["loadBalancers"];
+            if (effective is not null && loadBalancers is not null) await CheckLoadBalancersAsync(loadBalancers, effective, cancellationToken);
+        }
+
         var now = Now();
         var redeployed = false;
         var updated = await services.UpdateAsync(cluster, name, current =>
@@ -216,6 +226,13 @@ public sealed partial class ServiceActions(
             logger.LogInformation("Updated service {ServiceArn}, desired count {DesiredCount}", arns.Service(cluster, name), updated.DesiredCount);
         await NudgeAsync(updated, cancellationToken);
         return new JsonObject { ["service"] = json.ToJson(updated, includeTags: false) };
+    }
+
+    /// <summary>A service's <c>loadBalancers</c> against its task definition, with ECS's errors.</summary>
+    private async Task CheckLoadBalancersAsync(JsonNode? loadBalancers, TaskDefinitionRecord definition, CancellationToken cancellationToken)
+    {
+        LoadBalancing.ServiceTargets.Validate(loadBalancers, definition);
+        if (targets is not null) await targets.CheckTargetTypesAsync(loadBalancers, definition, cancellationToken);
     }
 
     /// <summary>
@@ -419,12 +436,12 @@ public sealed partial class ServiceActions(
 
     /// <summary>The revision the service runs now (any status), or null if the service or revision is gone.</summary>
     private async Task<TaskDefinitionRecord?> CurrentDefinitionAsync(string cluster, string name, CancellationToken cancellationToken)
-    {
-        var service = await services.FindAsync(cluster, name, cancellationToken) ?? throw new ServiceNotFoundException();
-        return arns.ResourcePart(service.TaskDefinitionArn, "task-definition") is { } part && TaskDefinitionKey.TryParse(part) is { } key
+        => await DefinitionOfAsync(await services.FindAsync(cluster, name, cancellationToken) ?? throw new ServiceNotFoundException(), cancellationToken);
+
+    private async Task<TaskDefinitionRecord?> DefinitionOfAsync(ServiceRecord service, CancellationToken cancellationToken)
+        => arns.ResourcePart(service.TaskDefinitionArn, "task-definition") is { } part && TaskDefinitionKey.TryParse(part) is { } key
             ? await definitions.FindAsync(key.Family, key.Revision, cancellationToken)
             : null;
-    }
 
     /// <summary>
     /// The ECS rolling-update controller only. The launch type and strategy are checked against the

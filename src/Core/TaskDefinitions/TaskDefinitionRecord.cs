@@ -23,6 +23,9 @@ public sealed record TaskDefinitionRecord(
     public const string Inactive = "INACTIVE";
     public const string DeleteInProgress = "DELETE_IN_PROGRESS";
 
+    /// <summary>The network mode, as described (<c>bridge</c> when the definition gives none).</summary>
+    public string NetworkMode => TaskDefinition["networkMode"]?.GetValue<string>() ?? TaskDefinitionDefaults.Bridge;
+
     /// <summary>The container definitions, as described (defaults filled in).</summary>
     public IEnumerable<JsonObject> ContainerDefinitions
         => (TaskDefinition["containerDefinitions"] as JsonArray ?? []).Select(c => (JsonObject)c!);

@@ -115,7 +115,7 @@ public static class TaskProtectionRules
 
     /// <summary>Why a task cannot be protected: not a service's, or stopped or stopping; null when it can.</summary>
     public static string? Invalid(TaskRecord task)
-        => !task.Group.StartsWith("service:", StringComparison.Ordinal) ? "The task is not part of a service; only a service's tasks can be protected."
+        => task.ServiceName is null ? "The task is not part of a service; only a service's tasks can be protected."
             : task.IsStopped || task.DesiredStatus == Tasks.TaskStatus.Stopped ? "The task is stopped or stopping."
             : null;
 

@@ -3,7 +3,10 @@ using Serverless.Core.Api;
 using Serverless.Core.Capacity;
 using Serverless.Core.Clusters;
 using Serverless.Core.ContainerInstances;
+using Serverless.Core.LoadBalancing;
+using Serverless.Core.Reconciliation;
 using Serverless.Core.Scheduling;
+using Serverless.Core.Services;
 using Serverless.Core.Tags;
 using Serverless.Core.TaskDefinitions;
 
@@ -19,7 +22,10 @@ public sealed class TaskActions(
     ClientTokens clientTokens,
     TaskJson json,
     Arns arns,
-    TimeProvider time) : IActionSource
+    TimeProvider time,
+    ServiceStore services,
+    ReconcileQueue reconcile,
+    ServiceTargets? targets = null) : IActionSource
 {
     public void MapActions(ActionRegistry registry)
     {
@@ -102,11 +108,28 @@ public sealed class TaskActions(
         var taskId = TaskId(cluster, request.String("task")!);
         var reason = request.String("reason") is { Length: > 0 } given ? given : "Task stopped by user";
         var now = time.GetUtcNow();
-        var stopped = await tasks.UpdateAsync(cluster, taskId, t => t.RequestStop("UserInitiated", reason, now), cancellationToken) ?? throw new InvalidParameterException("The referenced task was not found.");
+        var drainingUntil = await DrainAsync(cluster, taskId, now, cancellationToken);
+        var stopped = await tasks.UpdateAsync(cluster, taskId, t => t.RequestStop("UserInitiated", reason, now, drainingUntil), cancellationToken) ?? throw new InvalidParameterException("The referenced task was not found.");
 
+        if (stopped.ServiceName is { } service && drainingUntil is not null)
+            // ECS's DEACTIVATING: the service's reconcile starts a replacement now and sends Stop once the draining ends.
+            await reconcile.EnqueueAsync(new ServiceKey(cluster, service), null, cancellationToken);
         // Sent even when the task was already stopping: a repeated StopTask re-delivers a lost command.
-        if (!stopped.IsStopped) await launcher.SendStopAsync(stopped, cancellationToken);
+        else if (!stopped.IsStopped && (stopped.DrainingUntil is null || stopped.StopSentAt is not null)) await launcher.SendStopAsync(stopped, cancellationToken);
         return new JsonObject { ["task"] = json.ToJson(stopped, includeTags: false) };
+    }
+
+    /// <summary>
+    /// For a running task of a service behind a load balancer: deregisters its targets (they drain for their
+    /// groups' deregistration delay) and returns when the draining ends, before which no Stop is sent, as ECS's
+    /// DEACTIVATING. Null when nothing drains (a standalone task, no load balancer, no target, already stopping).
+    /// </summary>
+    private async Task<DateTimeOffset?> DrainAsync(string cluster, string taskId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (targets is null) return null;
+        if (await tasks.FindAsync(cluster, taskId, cancellationToken) is not { DesiredStatus: TaskStatus.Running, ServiceName: { } name } task) return null;
+        if (await services.FindAsync(cluster, name, cancellationToken) is not { } service || ServiceTargets.Of(service).Count == 0) return null;
+        return await targets.DrainAsync(service, task, cancellationToken) is ({ } until, _) && until > now ? until : null;
     }
 
     private async Task<JsonObject> DescribeTasksAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)

@@ -36,11 +36,14 @@ public static class TaskDeadlines
     public static bool StopIsDue(TaskRecord task, DateTimeOffset now)
         => NextStopAt(task) is { } due && due <= now;
 
-    /// <summary>When Stop is next due for a task told to stop that has not stopped; null for any other task.</summary>
+    /// <summary>
+    /// When Stop is next due for a task told to stop that has not stopped: when its draining ends if
+    /// none was sent yet, else a resend; null for any other task.
+    /// </summary>
     public static DateTimeOffset? NextStopAt(TaskRecord task)
-        => task.DesiredStatus == TaskStatus.Stopped && !task.IsStopped
-            ? (task.StopSentAt ?? task.StoppingAt ?? task.CreatedAt) + StopResendAfter
-            : null;
+        => task.DesiredStatus != TaskStatus.Stopped || task.IsStopped ? null
+            : task is { StopSentAt: null, DrainingUntil: { } drained } ? drained
+            : (task.StopSentAt ?? task.StoppingAt ?? task.CreatedAt) + StopResendAfter;
 
     /// <summary>Whether the worker has reported on the task at least once (its first report sets <see cref="TaskRecord.ObservedAt"/>).</summary>
     public static bool IsAcknowledged(TaskRecord task) => task.ObservedAt is not null;

@@ -87,8 +87,8 @@ public sealed class TaskDeliverySweep(
         {
             if (TaskDeadlines.StartIsOverdue(task, now, _startDeadline))
             {
-                if (await ExpireAsync(cluster, task.Id, now, cancellationToken) && task.Group.StartsWith("service:", StringComparison.Ordinal))
-                    services.Add(task.Group["service:".Length..]);
+                if (await ExpireAsync(cluster, task.Id, now, cancellationToken) && task.ServiceName is { } service)
+                    services.Add(service);
             }
             else if (TaskDeadlines.StopIsDue(task, now))
             {

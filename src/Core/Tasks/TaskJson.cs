@@ -24,7 +24,7 @@ public sealed class TaskJson(Arns arns)
             ["enableExecuteCommand"] = false,
             ["group"] = task.Group,
             ["healthStatus"] = task.HealthStatus ?? "UNKNOWN",
-            ["lastStatus"] = task.LastStatus,
+            ["lastStatus"] = task.IsDeactivating ? TaskStatus.Deactivating : task.LastStatus,
             ["launchType"] = task.LaunchType,
             ["memory"] = task.Memory.ToString(CultureInfo.InvariantCulture),
             ["overrides"] = Overrides(task),

@@ -261,7 +261,7 @@ public sealed class TaskLauncher(
                 Need = need,
                 Instances = hosts,
                 GroupTasksPerInstance = groupCounts,
-                Strategies = task.Group.StartsWith("service:", StringComparison.Ordinal) ? Placement.ServiceDefault : Placement.RunTaskDefault,
+                Strategies = task.ServiceName is not null ? Placement.ServiceDefault : Placement.RunTaskDefault,
                 RequiredAttributes = definition.RequiresAttributes,
                 Now = time.GetUtcNow(),
                 AgentTimeout = TimeSpan.FromSeconds(options.AgentDisconnectedAfterSeconds),
@@ -360,13 +360,22 @@ public sealed class TaskLauncher(
     public async Task<bool> ResendStopIfDueAsync(TaskRecord task, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        var due = await tasks.UpdateAsync(task.Cluster, task.Id, t => TaskDeadlines.StopIsDue(t, now) ? t with { StopSentAt = now } : null, cancellationToken);
+        var afterDraining = false;
+        var due = await tasks.UpdateAsync(task.Cluster, task.Id, t =>
+        {
+            if (!TaskDeadlines.StopIsDue(t, now)) return null;
+            afterDraining = t.StopSentAt is null;   // held back while its targets drained: this is the first Stop
+            return t with { StopSentAt = now };
+        }, cancellationToken);
         if (due is null || due.StopSentAt != now) return false;
         try
         {
             await SendStopAsync(due, cancellationToken);
-            logger.LogWarning("Sent Stop again to {TaskArn} (desired STOPPED since {StoppingAt}, still {LastStatus})",
-                arns.Task(due.Cluster, due.Id), due.StoppingAt, due.LastStatus);
+            if (afterDraining)
+                logger.LogInformation("Sent Stop to {TaskArn}: its load balancer targets have drained", arns.Task(due.Cluster, due.Id));
+            else
+                logger.LogWarning("Sent Stop again to {TaskArn} (desired STOPPED since {StoppingAt}, still {LastStatus})",
+                    arns.Task(due.Cluster, due.Id), due.StoppingAt, due.LastStatus);
             return true;
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)

@@ -97,6 +97,11 @@ public sealed record TaskRecord
     /// lost Stop is only ever late (stop delivery is level-triggered).
     /// </summary>
     public DateTimeOffset? StopSentAt { get; init; }
+    /// <summary>
+    /// A Stop held back while the task's load balancer targets drain (ECS's DEACTIVATING): the first
+    /// Stop is sent at this time, not when the task was asked to stop. Null when nothing drains.
+    /// </summary>
+    public DateTimeOffset? DrainingUntil { get; init; }
     /// <summary>When the last applied worker report was observed, to order health reports.</summary>
     public DateTimeOffset? ObservedAt { get; init; }
     /// <summary>ECS's <c>version</c>: increases with every change.</summary>
@@ -104,6 +109,13 @@ public sealed record TaskRecord
     /// <summary>Task scale-in protection (UpdateTaskProtection) until this time; null when not protected.</summary>
     public DateTimeOffset? ProtectedUntil { get; init; }
     public ETag ETag { get; init; }
+
+    /// <summary>ECS's DEACTIVATING: told to stop, running, its Stop held back while its load balancer targets drain.</summary>
+    public bool IsDeactivating => DesiredStatus == TaskStatus.Stopped && LastStatus == TaskStatus.Running && DrainingUntil is not null && StopSentAt is null;
+
+    /// <summary>The service that runs the task (its group <c>service:NAME</c>); null for a standalone task.</summary>
+    public string? ServiceName => Group.StartsWith(ServiceGroupPrefix, StringComparison.Ordinal) ? Group[ServiceGroupPrefix.Length..] : null;
+    public const string ServiceGroupPrefix = "service:";
 
     /// <summary>Protected from scale-in and deployments at <paramref name="now"/>.</summary>
     public bool IsProtectedAt(DateTimeOffset now) => ProtectedUntil is { } until && until > now;
@@ -127,12 +139,15 @@ public sealed record TaskRecord
     /// StopTask's reason is not overwritten by the scheduler's). Null when it was already asked,
     /// so an update writes nothing. The caller sends the Stop command after the write.
     /// </summary>
-    public TaskRecord? RequestStop(string stopCode, string reason, DateTimeOffset now)
+    /// With <paramref name="drainingUntil"/>, the Stop is held back until then (the task's targets drain
+    /// first) and the caller sends nothing: it falls due as a resend does (<see cref="TaskDeadlines.NextStopAt"/>).
+    public TaskRecord? RequestStop(string stopCode, string reason, DateTimeOffset now, DateTimeOffset? drainingUntil = null)
         => DesiredStatus == TaskStatus.Stopped ? null : this with
         {
             DesiredStatus = TaskStatus.Stopped,
             StoppingAt = StoppingAt ?? now,
-            StopSentAt = now,
+            StopSentAt = drainingUntil is null ? now : null,
+            DrainingUntil = drainingUntil,
             StopCode = StopCode ?? stopCode,
             StoppedReason = StoppedReason ?? reason,
         };
@@ -197,6 +212,7 @@ public sealed record TaskRecord
             ["StoppedAt"] = StoppedAt,
             ["ExecutionStoppedAt"] = ExecutionStoppedAt,
             ["StopSentAt"] = StopSentAt,
+            ["DrainingUntil"] = DrainingUntil,
             ["ObservedAt"] = ObservedAt,
             ["PlacedAt"] = PlacedAt,
             ["Version"] = Version,
@@ -241,6 +257,7 @@ public sealed record TaskRecord
         StoppedAt = entity.GetDateTimeOffset("StoppedAt"),
         ExecutionStoppedAt = entity.GetDateTimeOffset("ExecutionStoppedAt"),
         StopSentAt = entity.GetDateTimeOffset("StopSentAt"),
+        DrainingUntil = entity.GetDateTimeOffset("DrainingUntil"),
         ObservedAt = entity.GetDateTimeOffset("ObservedAt"),
         PlacedAt = entity.GetDateTimeOffset("PlacedAt"),
         Version = entity.GetInt64("Version") ?? 1,

@@ -20,8 +20,8 @@ public static class TaskSizing
         var cpu = taskCpu ?? containers.Sum(c => c.Cpu);
         var memory = taskMemory ?? containers.Sum(c => c.Memory ?? c.MemoryReservation ?? 0);
 
-        var networkMode = definition.TaskDefinition["networkMode"]?.GetValue<string>();
-        var hostMode = networkMode == "host";
+        var networkMode = definition.NetworkMode;
+        var hostMode = networkMode == TaskDefinitionDefaults.Host;
         // awsvpc: the task has its own address, so its ports take nothing from the host's.
         if (networkMode == TaskDefinitionDefaults.AwsVpc) return new TaskNeed(cpu, memory, [], []);
         var tcp = new List<int>();

@@ -59,8 +59,8 @@ public sealed class TaskStateApplier(
         // A service's task started or stopped: its service decides what follows (replace it, advance
         // a rollout). PENDING and STOPPING change nothing a reconcile would act on, so they cost none.
         foreach (var service in applied
-                     .Where(a => a.Task.Group.StartsWith("service:", StringComparison.Ordinal) && a.Change.LastStatus is TaskStatus.Running or TaskStatus.Stopped)
-                     .Select(a => new ServiceKey(a.Task.Cluster, a.Task.Group["service:".Length..])).Distinct())
+                     .Where(a => a.Task.ServiceName is not null && a.Change.LastStatus is TaskStatus.Running or TaskStatus.Stopped)
+                     .Select(a => new ServiceKey(a.Task.Cluster, a.Task.ServiceName!)).Distinct())
             await reconcile.EnqueueAsync(service, null, cancellationToken);
     }
 

@@ -206,7 +206,7 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
     }
 
     private static readonly string[] DeadlineColumns =
-        ["PartitionKey", "RowKey", "Cluster", "Group", "ContainerInstanceId", "LastStatus", "DesiredStatus", "CreatedAt", "StoppingAt", "StopSentAt", "ObservedAt", "PlacedAt"];
+        ["PartitionKey", "RowKey", "Cluster", "Group", "ContainerInstanceId", "LastStatus", "DesiredStatus", "CreatedAt", "StoppingAt", "StopSentAt", "DrainingUntil", "ObservedAt", "PlacedAt"];
 
     /// <summary>
     /// The cluster's tasks that have not stopped, with only what <see cref="TaskDeadlines"/> decides
@@ -255,6 +255,7 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
             CreatedAt = e.GetDateTimeOffset("CreatedAt") ?? default,
             StoppingAt = e.GetDateTimeOffset("StoppingAt"),
             StopSentAt = e.GetDateTimeOffset("StopSentAt"),
+            DrainingUntil = e.GetDateTimeOffset("DrainingUntil"),
             ObservedAt = e.GetDateTimeOffset("ObservedAt"),
             PlacedAt = e.GetDateTimeOffset("PlacedAt"),
         }).ToList();

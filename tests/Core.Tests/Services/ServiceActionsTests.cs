@@ -316,6 +316,8 @@ public sealed class ServiceActionsTests(AzuriteFixture azurite) : IAsyncLifetime
     [Fact]
     public async Task UpdateService_changes_placement_and_deployment_settings_without_a_new_deployment()
     {
+        // web:2 maps the port the load balancer below names.
+        await _tables.RegisterAsync("web", _token, containerExtra: """, "portMappings": [{"containerPort": 80}]""");
         await CreateAsync();
 
         var updated = await UpdateAsync("web", """
@@ -338,6 +340,9 @@ public sealed class ServiceActionsTests(AzuriteFixture azurite) : IAsyncLifetime
         Assert.True(stored!.PropagateTags);
         Assert.True(stored.DeploymentConfiguration.CircuitBreakerRollback);
 
+        // A load balancer naming a port the container does not map is refused, as on ECS.
+        var unmapped = await FailsAsync<InvalidParameterException>("UpdateService", $$"""{"cluster":"{{Cluster}}","service":"web","loadBalancers": [{"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/web/2", "containerName": "app", "containerPort": 81}]}""");
+        Assert.Equal("The container app did not have a container port 81 defined.", unmapped.Message);
         // A new load balancer is a new deployment, as on ECS.
         var balanced = await UpdateAsync("web", """, "loadBalancers": [{"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/web/2", "containerName": "app", "containerPort": 80}]""");
         Assert.Equal(["PRIMARY", "ACTIVE"], Statuses(balanced));

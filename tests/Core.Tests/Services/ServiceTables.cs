@@ -91,9 +91,9 @@ public sealed class ServiceTables
         await ReconcilesAsync(cancellationToken);
     }
 
-    public Task<JsonObject> RegisterAsync(string family, CancellationToken cancellationToken, string extra = "")
+    public Task<JsonObject> RegisterAsync(string family, CancellationToken cancellationToken, string extra = "", string containerExtra = "")
         => CallAsync("RegisterTaskDefinition",
-            $$"""{"family":"{{family}}","containerDefinitions":[{"name":"app","image":"local/busybox:latest","memory":128}]{{extra}}}""",
+            $$"""{"family":"{{family}}","containerDefinitions":[{"name":"app","image":"local/busybox:latest","memory":128{{containerExtra}}}]{{extra}}}""",
             cancellationToken);
 
     /// <summary>

@@ -109,6 +109,35 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_Stop_held_back_while_the_tasks_targets_drain_is_first_sent_when_the_draining_ends()
+    {
+        var definition = await _world.InitializeAsync(_token);
+        var instance = await _world.InstanceAsync(_token);
+        var launched = Assert.Single((await _world.Launcher.LaunchAsync(_world.Launch(definition), _token)).Tasks);
+        await _world.CommandsAsync(instance.Id, _token);
+        var now = _world.Time.GetUtcNow();
+        await _world.Tasks.UpdateAsync(_world.Cluster, launched.Id, t => t with { LastStatus = TaskStatus.Running, ObservedAt = now }, _token);
+        // StopTask on a task behind a load balancer: desired STOPPED, DEACTIVATING, no Stop until its 30 s draining ends.
+        var drained = now.AddSeconds(30);
+        var asked = await _world.Tasks.UpdateAsync(_world.Cluster, launched.Id, t => t.RequestStop("UserInitiated", "Task stopped by user", now, drained), _token);
+        Assert.True(asked!.IsDeactivating);
+        Assert.Null(asked.StopSentAt);
+        Assert.Equal(drained, TaskDeadlines.NextStopAt(asked));
+
+        _world.Time.Advance(TimeSpan.FromSeconds(29));
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
+        Assert.Empty(await _world.CommandsAsync(instance.Id, _token));
+
+        _world.Time.Advance(TimeSpan.FromSeconds(1));
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
+        var stop = Assert.Single(await _world.CommandsAsync(instance.Id, _token));
+        Assert.Equal((TaskCommand.Stop, "Task stopped by user"), (stop.Type, stop.Reason));
+        var sent = await _world.TaskNowAsync(launched.Id, _token);
+        Assert.False(sent.IsDeactivating);
+        Assert.Equal(_world.Time.GetUtcNow() + TaskDeadlines.StopResendAfter, TaskDeadlines.NextStopAt(sent));   // then resent as any Stop
+    }
+
+    [Fact]
     public async Task A_draining_service_sends_a_lost_Stop_again_when_it_reconciles_and_looks_again_when_the_next_is_due()
     {
         var definition = await _world.InitializeAsync(_token);
@@ -199,7 +228,7 @@ public sealed class RunTaskInterruptedTests(AzuriteFixture azurite)
         await world.InitializeAsync(_token);
         var instance = await world.InstanceAsync(_token);
         var actions = new TaskActions(world.Clusters, world.Instances, world.Definitions, world.Tasks, world.Launcher,
-            new ClientTokens(world.Storage, world.Time), new TaskJson(world.Arns), world.Arns, world.Time);
+            new ClientTokens(world.Storage, world.Time), new TaskJson(world.Arns), world.Arns, world.Time, world.Services, world.Reconcile);
         var registry = new ActionRegistry([actions]);
         Assert.True(registry.TryGet($"{ActionRegistry.EcsTargetPrefix}.RunTask", out var runTask));
         using var client = CancellationTokenSource.CreateLinkedTokenSource(_token);

@@ -138,6 +138,92 @@ public sealed class ServiceBehindLoadBalancerTests(ControlPlaneFixture plane)
         await Elb("delete-load-balancer", "--load-balancer-arn", lbArn);
     }
 
+    [Fact]
+    public async Task An_awsvpc_service_is_served_through_ip_targets_and_a_stopped_task_drains_before_it_stops()
+    {
+        var cluster = $"elbip-{Guid.NewGuid():N}"[..20];
+        (await plane.EcsAsync("create-cluster", "--cluster-name", cluster)).Json.ToString();
+        await plane.StartWorkerAsync(cluster);
+        await using var balancer = LoadBalancerProcess.Start(plane);
+        var definition = (await plane.EcsAsync("register-task-definition", "--family", $"{cluster}-web", "--network-mode", "awsvpc",
+            "--container-definitions", Web("ip").Replace("\"hostPort\":0", "\"hostPort\":8080", StringComparison.Ordinal)))
+            .Json["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
+        const string network = "awsvpcConfiguration={subnets=[subnet-0a1b2c3d],securityGroups=[sg-0a1b2c3d]}";
+
+        var lbArn = (await Elb("create-load-balancer", "--name", cluster)).Json["LoadBalancers"]![0]!["LoadBalancerArn"]!.GetValue<string>();
+        var instanceGroup = (await Elb("create-target-group", "--name", $"{cluster}-in", "--protocol", "HTTP", "--port", "8080"))
+            .Json["TargetGroups"]![0]!["TargetGroupArn"]!.GetValue<string>();
+        var tgArn = (await Elb("create-target-group", "--name", $"{cluster}-tg", "--protocol", "HTTP", "--port", "8080", "--target-type", "ip",
+            "--health-check-interval-seconds", "5", "--health-check-timeout-seconds", "2", "--healthy-threshold-count", "2"))
+            .Json["TargetGroups"]![0]!["TargetGroupArn"]!.GetValue<string>();
+        await Elb("modify-target-group-attributes", "--target-group-arn", tgArn, "--attributes", "Key=deregistration_delay.timeout_seconds,Value=8");
+        var port = ControlPlaneFixture.FreePort();
+        await Elb("create-listener", "--load-balancer-arn", lbArn, "--protocol", "HTTP", "--port", port.ToString(), "--default-actions", $"Type=forward,TargetGroupArn={tgArn}");
+
+        // An awsvpc task is an ip target: an instance target group is refused with ECS's words.
+        var refused = await plane.AwsAsync(["ecs", "create-service", "--cluster", cluster, "--service-name", "web", "--task-definition", definition,
+            "--desired-count", "2", "--network-configuration", network, "--load-balancers", $"targetGroupArn={instanceGroup},containerName=web,containerPort=8080"]);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains($"The provided target group {instanceGroup} has target type instance, which is incompatible with the awsvpc network mode specified in the task definition.", refused.Stderr);
+
+        (await plane.EcsAsync("create-service", "--cluster", cluster, "--service-name", "web", "--task-definition", definition, "--desired-count", "2",
+            "--network-configuration", network, "--load-balancers", $"targetGroupArn={tgArn},containerName=web,containerPort=8080")).Json.ToString();
+        await WaitForHealthyTargetsAsync(tgArn, 2);
+        var tasks = await plane.DescribeTasksAsync(cluster, await plane.ListTaskArnsAsync(cluster, "web"));
+        var addresses = tasks.Select(t => t["attachments"]![0]!["details"]!.AsArray().First(d => d!["name"]!.GetValue<string>() == "privateIPv4Address")!["value"]!.GetValue<string>()).ToHashSet();
+        var targets = (await Elb("describe-target-health", "--target-group-arn", tgArn)).Json["TargetHealthDescriptions"]!.AsArray()
+            .Select(h => (h!["Target"]!["Id"]!.GetValue<string>(), h["Target"]!["Port"]!.GetValue<int>())).ToList();
+        Assert.Equal(addresses.Order().Select(a => (a, 8080)), targets.Order());
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
+        using var stop = new CancellationTokenSource();
+        var failures = new List<string>();
+        var served = 0;
+        var loop = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    using var response = await http.GetAsync("/");
+                    lock (failures) { if (response.IsSuccessStatusCode) served++; else failures.Add($"{(int)response.StatusCode}"); }
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                    lock (failures) failures.Add(e.Message);
+                }
+                await Task.Delay(20);
+            }
+        });
+
+        // StopTask on a task behind the balancer: DEACTIVATING while its target drains, no request fails, then STOPPED.
+        var victim = tasks[0]["taskArn"]!.GetValue<string>();
+        var stopping = (await plane.EcsAsync("stop-task", "--cluster", cluster, "--task", victim)).Json["task"]!;
+        Assert.Equal("STOPPED", stopping["desiredStatus"]!.GetValue<string>());
+        Assert.Equal("DEACTIVATING", stopping["lastStatus"]!.GetValue<string>());
+        var draining = (await Elb("describe-target-health", "--target-group-arn", tgArn)).Json["TargetHealthDescriptions"]!.AsArray();
+        Assert.Contains(draining, h => h!["TargetHealth"]!["State"]!.GetValue<string>() == "draining");
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while ((await plane.DescribeTasksAsync(cluster, [victim]))[0]["lastStatus"]!.GetValue<string>() != "STOPPED")
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the stopped task never stopped after its draining");
+            await Task.Delay(500);
+        }
+        var stoppedTask = (await plane.DescribeTasksAsync(cluster, [victim]))[0];
+        // Epoch seconds on the wire: the Stop left once the 8 s draining had ended.
+        Assert.True(stoppedTask["stoppedAt"]!.GetValue<double>() - stoppedTask["stoppingAt"]!.GetValue<double>() >= 7,
+            $"stopped before its draining ended: {stoppedTask.ToJsonString()}");
+        var stable = await plane.WaitAsync("services-stable", cluster, ["web"]);
+        Assert.True(stable.ExitCode == 0, stable.Stderr);
+        await stop.CancelAsync();
+        await loop;
+        Assert.True(failures.Count == 0, $"{failures.Count} of {failures.Count + served} requests failed: {string.Join("; ", failures.Take(5))}\n{balancer.Log}");
+        Assert.True(served > 0);
+
+        (await plane.EcsAsync("delete-service", "--cluster", cluster, "--service", "web", "--force")).Json.ToString();
+        await Elb("delete-load-balancer", "--load-balancer-arn", lbArn);
+    }
+
     private async Task WaitForHealthyTargetsAsync(string tgArn, int count)
     {
         var deadline = DateTime.UtcNow.AddSeconds(120);
