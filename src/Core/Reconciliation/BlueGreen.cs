@@ -124,6 +124,7 @@ public static class BlueGreen
             {
                 checkAgain = Min(checkAgain, Poll);
                 deployments = Replace(service.Deployments, green with { Lifecycle = lc, UpdatedAt = now });
+                if (ReplaceBlue(blue, blueTasks, desired) is { } replacement) starts.Add(replacement);
             }
             return Compose(view, service, deployments, primary, live, stops, starts, desired, messages, checkAgain);
         }
@@ -191,6 +192,10 @@ public static class BlueGreen
                 .Take(greenTasks.Count - desired).Select(t => new TaskStop(t.Id, scaling)));
         if (lc.Stage == LifecycleStages.CleanUp)
             stops.AddRange(blueTasks.Select(t => new TaskStop(t.Id, scaling)));
+        // Until clean-up, blue is what production falls back to: a blue task that stopped (its container died,
+        // its instance was lost) is replaced as the scheduler replaces any, so a rollback finds blue at full size.
+        else if (lc.InProgress && ReplaceBlue(service.Deployments.FirstOrDefault(d => d.Id == lc.SourceDeploymentId), blueTasks, desired) is { } replacement)
+            starts.Add(replacement);
         if (lc.Status == ServiceDeploymentStatus.Successful)
             messages.Add($"(service {service.Name}) (deployment {green.Id}) {lc.Strategy} deployment completed: production traffic is on it.");
         if (lc.InProgress && starts.Count == 0 && stops.Count == 0) checkAgain = Min(checkAgain, Poll);
@@ -199,6 +204,12 @@ public static class BlueGreen
         primary = deployments.First(d => d.Id == green.Id);
         return Compose(view, service, deployments, primary, live, stops, starts, desired, messages, checkAgain);
     }
+
+    /// <summary>The start that brings <paramref name="blue"/> back to <paramref name="desired"/> running tasks; null when it has them.</summary>
+    private static TaskStart? ReplaceBlue(Deployment? blue, IReadOnlyList<TaskRecord> blueTasks, int desired)
+        => blue is not null && blueTasks.Count(t => t.StartedBy == blue.Id) is var running && running < desired
+            ? new TaskStart(blue.Id, blue.TaskDefinitionArn, desired - running)
+            : null;
 
     /// <summary>Whether <paramref name="lc"/>'s stage has done its work, the lifecycle after it (a linear or canary step), and when to look again.</summary>
     private static (bool Done, DeploymentLifecycle Lifecycle, TimeSpan? Wait) Work(

@@ -254,6 +254,47 @@ public class BlueGreenTests
     }
 
     [Fact]
+    public void A_blue_task_that_dies_while_the_deployment_is_paused_is_replaced_in_blue()
+    {
+        var world = new World(Configuration(hooks: PauseAt(LifecycleStages.PostTestTrafficShift)));
+        world.Deploy();
+        world.StepUntil(w => w.Lifecycle()!.Hooks.Count == 1);
+        Assert.Equal(2, world.Live("ecs-svc/1").Count);
+
+        // A blue container exits while production is still on blue.
+        var dead = world.Live("ecs-svc/1")[0];
+        world.Tasks[world.Tasks.FindIndex(t => t.Id == dead.Id)] = dead with { LastStatus = TaskStatus.Stopped, DesiredStatus = TaskStatus.Stopped, StopCode = "EssentialContainerExited" };
+        var step = world.Step();
+
+        var start = Assert.Single(step.Start);
+        Assert.Equal(("ecs-svc/1", V1, 1), (start.DeploymentId, start.TaskDefinitionArn, start.Count));
+        Assert.Equal(2, world.Live("ecs-svc/1").Count);
+        Assert.Equal(2, world.Live("ecs-svc/2").Count);
+        Assert.Empty(world.Step().Start);   // nothing more once blue is whole again
+    }
+
+    [Fact]
+    public void A_blue_task_that_dies_during_a_rollback_is_replaced_before_blue_takes_over()
+    {
+        var world = new World(Configuration(hooks: PauseAt(LifecycleStages.PostTestTrafficShift)));
+        world.Deploy();
+        world.StepUntil(w => w.Lifecycle()!.Hooks.Count == 1);
+        world.Service = world.Service with
+        {
+            Deployments = world.Service.Deployments.Select(d => d.Id == "ecs-svc/2" ? d with { Lifecycle = d.Lifecycle! with { StopRequested = "ROLLBACK" } } : d).ToList(),
+        };
+        var dead = world.Live("ecs-svc/1")[0];
+        world.Tasks[world.Tasks.FindIndex(t => t.Id == dead.Id)] = dead with { LastStatus = TaskStatus.Stopped, DesiredStatus = TaskStatus.Stopped, StopCode = "EssentialContainerExited" };
+
+        var step = world.Step();
+        Assert.Equal(ServiceDeploymentStatus.RollbackInProgress, world.Lifecycle()!.Status);
+        Assert.Equal(("ecs-svc/1", 1), (Assert.Single(step.Start).DeploymentId, step.Start[0].Count));
+        world.StepUntil(w => w.Lifecycle()!.Status == ServiceDeploymentStatus.RollbackSuccessful);
+        world.StepUntil(w => w.Live("ecs-svc/2").Count == 0);
+        Assert.Equal(2, world.Live("ecs-svc/1").Count);
+    }
+
+    [Fact]
     public void Green_tasks_that_keep_failing_trip_the_breaker_and_production_never_leaves_blue()
     {
         var world = new World(Configuration(), desired: 2, breaker: true);
