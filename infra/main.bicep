@@ -147,6 +147,19 @@ param workerOsDiskSizeGB int = 64
 @description('Worker__Cluster: the ECS cluster the worker hosts register with. Create it with aws ecs create-cluster.')
 param workerCluster string = 'default'
 
+@description('Worker__CapacityProvider of the worker hosts. Non-empty: the scale set is the worker pool workerPoolName of that capacity provider (create it with autoScalingGroupArn ...:autoScalingGroup:...:autoScalingGroupName/<workerPoolName> and managed scaling), and managed scaling resizes the scale set through Azure Resource Manager with the Functions app\'s identity (Virtual Machine Contributor on the scale set alone).')
+param workerCapacityProvider string = ''
+
+@description('Name of the worker pool the scale set is (the Auto Scaling group name in the capacity provider\'s autoScalingGroupArn).')
+param workerPoolName string = 'ecs-workers'
+
+@description('Smallest and largest size managed scaling may give the scale set.')
+@minValue(0)
+param workerPoolMinSize int = 0
+@minValue(1)
+@maxValue(1000)
+param workerPoolMaxSize int = 10
+
 @description('Admin user of the worker hosts (SSH key only, no password).')
 param workerAdminUsername string = 'azureuser'
 
@@ -315,8 +328,18 @@ module functionApp 'modules/functionapp.bicep' = {
       Ecs__AgentLostAfterSeconds: string(agentLostAfterSeconds)
       Ecs__StoppedTaskRetentionMinutes: string(stoppedTaskRetentionMinutes)
     }
+    poolSettings: managedPool ? {
+      Capacity__ScaleSets__0__Pool: workerPoolName
+      Capacity__ScaleSets__0__ResourceId: resourceId('Microsoft.Compute/virtualMachineScaleSets', 'vmss-${names.workerPrefix}')
+      Capacity__ScaleSets__0__Cluster: workerCluster
+      Capacity__ScaleSets__0__MinSize: string(workerPoolMinSize)
+      Capacity__ScaleSets__0__MaxSize: string(workerPoolMaxSize)
+    } : {}
   }
 }
+
+// The scale set is a capacity provider's worker pool, resized by managed scaling.
+var managedPool = deployWorkerHosts && !empty(workerCapacityProvider)
 
 module workers 'modules/workers.bicep' = if (deployWorkerHosts) {
   name: 'workers'
@@ -337,14 +360,16 @@ module workers 'modules/workers.bicep' = if (deployWorkerHosts) {
     packageUrl: empty(workerPackageUrl) ? '${storage.outputs.blobEndpoint}${workerPackageContainer}/${workerPackageBlob}' : workerPackageUrl
     packageUsesManagedIdentity: empty(workerPackageUrl)
     dotnetChannel: workerDotnetChannel
-    settings: {
+    managedPool: managedPool
+    poolManagerPrincipalId: managedPool ? functionIdentity.properties.principalId : ''
+    settings: union({
       Worker__Cluster: workerCluster
       Worker__InstanceType: workerVmSize
       Worker__HeartbeatSeconds: string(agentHeartbeatSeconds)
       Ecs__Region: ecsRegion
       Ecs__AccountId: ecsAccountId
       Ecs__StoragePrefix: ecsStoragePrefix
-    }
+    }, managedPool ? { Worker__CapacityProvider: workerCapacityProvider } : {})
   }
 }
 

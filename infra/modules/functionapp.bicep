@@ -46,6 +46,9 @@ param appInsightsConnectionString string
 @description('The Ecs__* settings, name to value.')
 param ecsSettings object
 
+@description('Capacity__ScaleSets__* settings: the worker scale set as a managed worker pool (empty: none).')
+param poolSettings object = {}
+
 var storageReference = '@Microsoft.KeyVault(SecretUri=${storageConnectionSecretUri})'
 
 var platformSettings = {
@@ -86,7 +89,7 @@ var deploySettings = empty(webhookSecretUri)
       Deploy__WebhookSecrets: '@Microsoft.KeyVault(SecretUri=${webhookSecretUri})'
     }
 
-var allSettings = union(platformSettings, monitoringSettings, deploySettings, ecsSettings)
+var allSettings = union(platformSettings, monitoringSettings, deploySettings, ecsSettings, poolSettings)
 
 resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {
   name: planName

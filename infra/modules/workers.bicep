@@ -33,6 +33,13 @@ param dotnetChannel string
 @description('Worker__* and Ecs__* settings for the worker, name to value.')
 param settings object
 
+@description('Whether the scale set is a managed worker pool, resized by poolManagerPrincipalId (the Functions app\'s identity).')
+param managedPool bool = false
+param poolManagerPrincipalId string = ''
+
+// Virtual Machine Contributor: read the scale set and its VMs, set its capacity, delete instances.
+var virtualMachineContributor = '9980e02c-c2be-4d73-94e8-173b1dc7cf3c'
+
 // /etc/ecs-worker/worker.env: read by systemd (EnvironmentFile) for the worker and its start script.
 var hostSettings = {
   WORKER_IDENTITY_CLIENT_ID: identityClientId
@@ -147,6 +154,17 @@ resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2025-04-01' = {
         ]
       }
     }
+  }
+}
+
+// Managed scaling resizes this scale set and deletes the VMs it drained, with this role on it alone.
+resource poolManager 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (managedPool) {
+  name: guid(scaleSet.id, 'pool-manager', virtualMachineContributor)
+  scope: scaleSet
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', virtualMachineContributor)
+    principalId: poolManagerPrincipalId
+    principalType: 'ServicePrincipal'
   }
 }
 

@@ -98,6 +98,22 @@ public sealed class InfraTests : IClassFixture<InfraTests.CompiledTemplate>
         Assert.False(settings.ContainsKey("Secrets__KeyEncryptionKeys"));
     }
 
+    [Fact]
+    public void A_managed_worker_pool_is_resized_by_the_app_with_a_role_on_the_scale_set_alone()
+    {
+        var workers = _compiled.Module("workers");
+        // Virtual Machine Contributor, scoped to the scale set, only when the hosts are a capacity provider's pool.
+        var grant = Resources(workers).Single(r => Type(r) == "Microsoft.Authorization/roleAssignments");
+        Assert.True(HasRole(workers, grant, "9980e02c-c2be-4d73-94e8-173b1dc7cf3c"));
+        Assert.Contains("virtualMachineScaleSets", grant["scope"]!.GetValue<string>());
+        Assert.Contains("managedPool", grant["condition"]!.GetValue<string>());
+        // The app learns the pool from its settings; the hosts register with the capacity provider.
+        var main = _compiled.Template.ToJsonString();
+        foreach (var setting in new[] { "Capacity__ScaleSets__0__Pool", "Capacity__ScaleSets__0__ResourceId", "Capacity__ScaleSets__0__Cluster", "Worker__CapacityProvider" })
+            Assert.Contains(setting, main);
+        Assert.Contains("poolSettings", _compiled.Module("functionapp")["variables"]!["allSettings"]!.GetValue<string>());
+    }
+
     private static string Type(JsonNode resource) => resource["type"]!.GetValue<string>();
 
     /// <summary>Whether the grant's role is <paramref name="roleId"/>, written out or through a variable of the template.</summary>

@@ -21,6 +21,12 @@ public sealed class CapacityOptions
 
     /// <summary>How long a task waits in PROVISIONING for capacity before it is stopped.</summary>
     public int ProvisioningTimeoutSeconds { get; set; } = 1800;
+
+    /// <summary>Pools that are Azure VM scale sets (<c>Capacity__ScaleSets__0__Pool</c>, <c>__ResourceId</c>, ...), converged by <see cref="ScaleSetPools"/>.</summary>
+    public List<ScaleSetOptions> ScaleSets { get; set; } = [];
+
+    /// <summary>Azure Resource Manager's endpoint, for <see cref="ScaleSets"/>.</summary>
+    public string ArmEndpoint { get; set; } = "https://management.azure.com/";
 }
 
 /// <summary>
@@ -50,7 +56,8 @@ public sealed class CapacityLoop(
     CustomMetricStore metrics,
     CapacityOptions options,
     TimeProvider time,
-    ILogger<CapacityLoop> logger)
+    ILogger<CapacityLoop> logger,
+    ScaleSetPools? scaleSets = null)
 {
     public const string MetricNamespace = "AWS/ECS/ManagedScaling";
     public const string MetricName = "CapacityProviderReservation";
@@ -73,6 +80,8 @@ public sealed class CapacityLoop(
         var slot = time.GetUtcNow().ToUnixTimeSeconds() / Math.Max(1, options.ScalingSeconds);
         if (Interlocked.Exchange(ref _lastSlot, slot) == slot) return;
         await ScaleAllAsync(stillWaiting, cancellationToken);
+        // Scale-set pools follow the decision at once (local pools have their own agent).
+        if (scaleSets is not null) await scaleSets.ConvergeAllAsync(cancellationToken);
     }
 
     /// <summary>Places what now fits; returns the tasks still waiting, per cluster and provider.</summary>

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Serverless.Core.Api;
+using Serverless.Core.Storage;
 
 namespace Serverless.Core.Capacity;
 
@@ -15,6 +16,9 @@ public static class CapacityServices
         services.AddSingleton<CapacityProviderStore>();
         services.AddSingleton<WaitingTaskStore>();
         services.AddSingleton<WorkerPoolStore>();
+        // Scale-set pools are reached through Azure Resource Manager with the app's identity.
+        if (options.ScaleSets.Count > 0)
+            services.AddSingleton(sp => ActivatorUtilities.CreateInstance<ScaleSetPools>(sp, StorageAccess.From(configuration).Credential(), new HttpClient()));
         services.AddSingleton<CapacityLoop>();
         services.AddSingleton<IActionSource, CapacityProviderActions>();
         return services;
