@@ -93,18 +93,39 @@ if [ "$#" -gt 0 ]; then
     run_tests "$solution" "$@"
     status=$?
 else
-    # Three stages: the suite; then the fault catalogue (tests/EndToEnd.Tests/Faults), which kills
-    # processes and floods ports and so runs after everything else, its classes side by side (each
-    # has a control plane, storage and workers of its own); then the one fault that restarts the
-    # Docker engine, which stops every container on the machine, alone.
-    run_tests "$solution" --filter "Category!=Fault"
-    status=$?
-    echo "test: fault catalogue" >&2
-    FAULT_RESULTS="$RESULTS/faults" run_tests tests/EndToEnd.Tests/Serverless.EndToEnd.Tests.csproj --filter "Category=Fault&Restarts!=Docker"
-    fault_status=$?
-    [ "$status" -eq 0 ] && status=$fault_status
+    # The end-to-end suite runs beside the rest: the unit, worker and Functions tests, then the fault
+    # catalogue (tests/EndToEnd.Tests/Faults), its classes side by side, each with a control plane,
+    # storage (its own Azurite) and workers of its own, so its kills and floods reach nothing else.
+    # Last, alone, the one fault that restarts the Docker engine, which stops every container on the
+    # machine. TEST_STAGES=sequential runs the suite, then the catalogue, one after the other.
+    fault_filter="Category=Fault&Restarts!=Docker"
+    e2e=tests/EndToEnd.Tests/Serverless.EndToEnd.Tests.csproj
+    if [ "${TEST_STAGES:-parallel}" = sequential ]; then
+        run_tests "$solution" --filter "Category!=Fault"
+        status=$?
+        echo "test: fault catalogue" >&2
+        FAULT_RESULTS="$RESULTS/faults" run_tests "$e2e" --filter "$fault_filter"
+        fault_status=$?
+        [ "$status" -eq 0 ] && status=$fault_status
+    else
+        (
+            run_tests "$solution" --filter "FullyQualifiedName!~Serverless.EndToEnd.Tests"
+            unit_status=$?
+            echo "test: fault catalogue (beside the end-to-end suite)" >&2
+            FAULT_RESULTS="$RESULTS/faults" run_tests "$e2e" --filter "$fault_filter"
+            fault_status=$?
+            [ "$unit_status" -ne 0 ] && exit "$unit_status"
+            exit "$fault_status"
+        ) &
+        others=$!
+        run_tests "$e2e" --filter "Category!=Fault"
+        status=$?
+        wait "$others"
+        other_status=$?
+        [ "$status" -eq 0 ] && status=$other_status
+    fi
     echo "test: fault catalogue, the Docker engine restarted" >&2
-    FAULT_RESULTS="$RESULTS/faults" run_tests tests/EndToEnd.Tests/Serverless.EndToEnd.Tests.csproj --filter "Restarts=Docker"
+    FAULT_RESULTS="$RESULTS/faults" run_tests "$e2e" --filter "Restarts=Docker"
     fault_status=$?
     [ "$status" -eq 0 ] && status=$fault_status
 fi
