@@ -113,9 +113,7 @@ public sealed class ServiceTargets(LoadBalancingStore store, QueueWake wake, Tim
     /// <summary>The target group row behind an ARN, or null when it is gone (the service keeps running without it).</summary>
     private async Task<ElbRow?> GroupAsync(string arn, CancellationToken cancellationToken)
     {
-        var parts = arn.Split(':', 6);
-        var resource = parts.Length == 6 ? parts[5].Split('/') : [];
-        if (resource is not ["targetgroup", var name, _]) return null;
+        if (Arn.Parse(arn) is not { ResourceType: "targetgroup", Path: [var name, _] }) return null;
         var row = await store.GetAsync($"tg|{name}", cancellationToken);
         return row?.Doc["TargetGroupArn"]?.GetValue<string>() == arn ? row : null;
     }
