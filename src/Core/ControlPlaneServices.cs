@@ -49,27 +49,27 @@ public static class ControlPlaneServices
         services.AddSingleton<IActionSource>(sp => sp.GetRequiredService<AccountSettingsActions>());
 
         services.AddSingleton<ClusterStore>();
-        services.AddSingleton<ITagStore>(sp => sp.GetRequiredService<ClusterStore>());
+        services.AddSingleton<ITaggedResource, ClusterTags>();
         services.AddSingleton<IActionSource, ClusterActions>();
 
         services.AddSingleton<TaskDefinitionStore>();
-        services.AddSingleton<ITagStore>(sp => sp.GetRequiredService<TaskDefinitionStore>());
+        services.AddSingleton<ITaggedResource, TaskDefinitionTags>();
         services.AddSingleton<IActionSource, TaskDefinitionActions>();
 
         services.AddSingleton<ContainerInstanceStore>();
-        services.AddSingleton<ITagStore>(sp => sp.GetRequiredService<ContainerInstanceStore>());
+        services.AddSingleton<ITaggedResource, ContainerInstanceTags>();
         services.AddSingleton<IClusterUsage, ContainerInstanceUsage>();
         services.AddSingleton<IActionSource, ContainerInstanceActions>();
 
         services.AddSingleton<TaskStore>();
-        services.AddSingleton<ITagStore>(sp => sp.GetRequiredService<TaskStore>());
+        services.AddSingleton<ITaggedResource, TaskTags>();
         services.AddSingleton<TaskJson>();
         services.AddSingleton<TaskLauncher>();
         services.AddSingleton<TaskStateApplier>();
         services.AddSingleton<ReconcileQueue>();
 
         services.AddSingleton<ServiceStore>();
-        services.AddSingleton<ITagStore>(sp => sp.GetRequiredService<ServiceStore>());
+        services.AddSingleton<ITaggedResource, ServiceTags>();
         services.AddSingleton<IClusterUsage, ServiceUsage>();
         services.AddSingleton<ServiceJson>();
         services.AddSingleton<IActionSource, ServiceActions>();

@@ -7,11 +7,10 @@ using Serverless.Core.Tags;
 namespace Serverless.Core.Clusters;
 
 /// <summary>The <c>Clusters</c> table: one row per cluster name, ETag-guarded writes.</summary>
-public sealed class ClusterStore(StorageClients storage, Arns arns) : ITagStore
+public sealed class ClusterStore(StorageClients storage, Arns arns)
 {
     private const string TableName = "Clusters";
 
-    public string ResourceType => "cluster";
 
     public async Task<ClusterRecord?> FindAsync(string name, CancellationToken cancellationToken)
     {
@@ -99,27 +98,4 @@ public sealed class ClusterStore(StorageClients storage, Arns arns) : ITagStore
         var (entities, more) = await table.TakeAsync<TableEntity>(filter, take, null, cancellationToken);
         return (entities.Select(ClusterRecord.FromEntity).ToList(), more);
     }
-
-    public async Task<IReadOnlyList<Tag>> GetTagsAsync(string arn, CancellationToken cancellationToken)
-    {
-        var cluster = await FindAsync(NameFromArn(arn), cancellationToken);
-        return cluster?.Tags ?? throw new ResourceNotFoundException("The specified cluster is inactive. Specify an active cluster and try again.");
-    }
-
-    public async Task UpdateTagsAsync(string arn, Func<IReadOnlyList<Tag>, IReadOnlyList<Tag>> change, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await UpdateAsync(NameFromArn(arn), c => c with { Tags = change(c.Tags) }, cancellationToken);
-        }
-        catch (ClusterNotFoundException)
-        {
-            throw new ResourceNotFoundException("The specified cluster is inactive. Specify an active cluster and try again.");
-        }
-    }
-
-    private string NameFromArn(string arn)
-        => arns.ParseOwn(arn, ResourceType)?.ResourceId is { Length: > 0 } name
-            ? name
-            : throw new InvalidParameterException("The ARN provided is invalid.");
 }

@@ -23,7 +23,7 @@ namespace Serverless.Core.ContainerInstances;
 /// and an id once seen always names the same instance.
 /// </para>
 /// </summary>
-public sealed partial class ContainerInstanceStore(StorageClients storage, Arns arns, TimeProvider time) : ITagStore
+public sealed partial class ContainerInstanceStore(StorageClients storage, Arns arns, TimeProvider time)
 {
     public const string TableName = "ContainerInstances";
 
@@ -48,7 +48,6 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     // Placement's shared, short-lived view of each cluster's instances (see ListForPlacementAsync).
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, PlacementSnapshot> _snapshots = new(StringComparer.Ordinal);
 
-    public string ResourceType => "container-instance";
 
     /// <summary>A fresh instance id: 32 lowercase hex digits, as ECS's container instance ids are.</summary>
     public static string NewId() => Guid.NewGuid().ToString("N");
@@ -364,25 +363,6 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
         }
         return usage;
     }
-
-    public async Task<IReadOnlyList<Tag>> GetTagsAsync(string arn, CancellationToken cancellationToken)
-    {
-        var (cluster, id) = KeyFromArn(arn);
-        var instance = await FindAsync(cluster, id, cancellationToken);
-        return instance?.Tags ?? throw new ResourceNotFoundException("The specified container instance does not exist.");
-    }
-
-    public async Task UpdateTagsAsync(string arn, Func<IReadOnlyList<Tag>, IReadOnlyList<Tag>> change, CancellationToken cancellationToken)
-    {
-        var (cluster, id) = KeyFromArn(arn);
-        if (await FindAsync(cluster, id, cancellationToken) is null)
-            throw new ResourceNotFoundException("The specified container instance does not exist.");
-        // Rows are never deleted, so the instance found above is still there to update.
-        await UpdateAsync(cluster, id, i => i with { Tags = change(i.Tags) }, cancellationToken);
-    }
-
-    private (string Cluster, string Id) KeyFromArn(string arn)
-        => arns.ParseClusterScoped(arn, ResourceType) ?? throw new InvalidParameterException("The ARN provided is invalid.");
 
     /// <summary>Replaces the row if it still has <paramref name="instance"/>'s ETag; null when it does not (or is gone).</summary>
     private static async Task<ContainerInstanceRecord?> ReplaceAsync(TableClient table, ContainerInstanceRecord instance, CancellationToken cancellationToken)

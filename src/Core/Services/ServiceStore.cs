@@ -25,7 +25,7 @@ namespace Serverless.Core.Services;
 /// Every write is conditional on the ETag the record was read with.
 /// </para>
 /// </summary>
-public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
+public sealed class ServiceStore(StorageClients storage, Arns arns)
 {
     public const string TableName = "Services";
 
@@ -36,7 +36,6 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
     /// <summary>The columns <see cref="ListAllActiveAsync"/> reads: enough to name a service and tell what it runs.</summary>
     private static readonly string[] KeyColumns = ["PartitionKey", "RowKey", "Status", "SchedulingStrategy", "LaunchType", "DesiredCount", "TaskDefinitionArn", "Steady"];
 
-    public string ResourceType => "service";
 
     public static string PartitionKey(string cluster, string name) => $"{cluster}|{name}";
 
@@ -191,30 +190,6 @@ public sealed class ServiceStore(StorageClients storage, Arns arns) : ITagStore
         }
         return new ClusterUsage(ActiveServices: active, DrainingServices: draining);
     }
-
-    public async Task<IReadOnlyList<Tag>> GetTagsAsync(string arn, CancellationToken cancellationToken)
-    {
-        var (cluster, name) = Parse(arn);
-        var service = await FindAsync(cluster, name, cancellationToken) ?? throw new ResourceNotFoundException("The specified service could not be found.");
-        return service.Tags;
-    }
-
-    public async Task UpdateTagsAsync(string arn, Func<IReadOnlyList<Tag>, IReadOnlyList<Tag>> change, CancellationToken cancellationToken)
-    {
-        var (cluster, name) = Parse(arn);
-        try
-        {
-            await UpdateAsync(cluster, name, s => s with { Tags = change(s.Tags) }, cancellationToken);
-        }
-        catch (ServiceNotFoundException)
-        {
-            throw new ResourceNotFoundException("The specified service could not be found.");
-        }
-    }
-
-    private (string Cluster, string Name) Parse(string arn)
-        => arns.ParseClusterScoped(arn, ResourceType)
-            ?? throw new InvalidParameterException("The ARN provided is invalid.");
 
     internal static TableEntity ToEntity(ServiceRecord service)
     {

@@ -60,19 +60,3 @@ public sealed record Tag(string Key, string Value)
             .ToList();
     }
 }
-
-/// <summary>
-/// A resource type whose rows carry tags (cluster, task-definition, and later task, service,
-/// container-instance). Tag changes are conditional writes on the resource's own row.
-/// </summary>
-public interface ITagStore
-{
-    /// <summary>The ARN resource type this store owns, e.g. <c>cluster</c>.</summary>
-    string ResourceType { get; }
-
-    /// <summary>The tags of <paramref name="arn"/>; throws <see cref="ResourceNotFoundException"/> when it does not exist.</summary>
-    Task<IReadOnlyList<Tag>> GetTagsAsync(string arn, CancellationToken cancellationToken);
-
-    /// <summary>Applies <paramref name="change"/> to the current tags under optimistic concurrency.</summary>
-    Task UpdateTagsAsync(string arn, Func<IReadOnlyList<Tag>, IReadOnlyList<Tag>> change, CancellationToken cancellationToken);
-}

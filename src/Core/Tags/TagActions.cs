@@ -4,9 +4,9 @@ using Serverless.Core.Api;
 namespace Serverless.Core.Tags;
 
 /// <summary><c>TagResource</c>, <c>UntagResource</c>, <c>ListTagsForResource</c> over every taggable resource type.</summary>
-public sealed class TagActions(IEnumerable<ITagStore> stores) : IActionSource
+public sealed class TagActions(IEnumerable<ITaggedResource> stores) : IActionSource
 {
-    private readonly Dictionary<string, ITagStore> _stores = stores.ToDictionary(s => s.ResourceType, StringComparer.Ordinal);
+    private readonly Dictionary<string, ITaggedResource> _stores = stores.ToDictionary(s => s.ResourceType, StringComparer.Ordinal);
 
     public void MapActions(ActionRegistry registry)
     {
@@ -38,7 +38,7 @@ public sealed class TagActions(IEnumerable<ITagStore> stores) : IActionSource
         return new JsonObject { ["tags"] = Tag.ToJson(tags) };
     }
 
-    private (ITagStore Store, string Arn) Resolve(JsonObject request)
+    private (ITaggedResource Store, string Arn) Resolve(JsonObject request)
     {
         var arn = request.String("resourceArn")!;
         if (Arn.Parse(arn) is not { Service: "ecs" } parsed)

@@ -32,7 +32,7 @@ namespace Serverless.Core.TaskDefinitions;
 /// families stop short of it.
 /// </para>
 /// </summary>
-public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeProvider time, ILogger<TaskDefinitionStore> logger) : ITagStore
+public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeProvider time, ILogger<TaskDefinitionStore> logger)
 {
     public const string TableName = "TaskDefinitions";
 
@@ -55,7 +55,6 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
     /// </summary>
     private readonly ConcurrentDictionary<string, int> _newestSeen = new(StringComparer.Ordinal);
 
-    public string ResourceType => "task-definition";
 
     /// <summary>
     /// Stores <paramref name="body"/> (from <see cref="TaskDefinitionDefaults.Resolve"/>) as the
@@ -320,50 +319,33 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
         return (rows.Select(r => r.PartitionKey).ToList(), more);
     }
 
-    /// <summary>
-    /// The tags of a task definition revision ARN. <see cref="InvalidParameterException"/> for an
-    /// ARN that is not a task definition revision of this account and region;
-    /// <see cref="ResourceNotFoundException"/> when the revision does not exist.
-    /// </summary>
-    public async Task<IReadOnlyList<Tag>> GetTagsAsync(string arn, CancellationToken cancellationToken)
+    /// <summary>The tags of a revision; null when it does not exist.</summary>
+    public async Task<IReadOnlyList<Tag>?> FindTagsAsync(TaskDefinitionKey key, CancellationToken cancellationToken)
     {
-        var key = KeyFromArn(arn);
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var row = await ReadRevisionAsync(table, key.Family, key.Revision, cancellationToken) ?? throw NotFound();
-        return Tag.Deserialize(row.GetString("Tags"));
+        return await ReadRevisionAsync(table, key.Family, key.Revision, cancellationToken) is { } row ? Tag.Deserialize(row.GetString("Tags")) : null;
     }
 
-    /// <summary>Applies <paramref name="change"/> to the revision's tags, conditional on the row's ETag, retrying lost races.</summary>
-    public async Task UpdateTagsAsync(string arn, Func<IReadOnlyList<Tag>, IReadOnlyList<Tag>> change, CancellationToken cancellationToken)
+    /// <summary>Applies <paramref name="change"/> to a revision's tags, conditional on the row's ETag, retrying lost races; false when it does not exist.</summary>
+    public async Task<bool> UpdateTagsAsync(TaskDefinitionKey key, Func<IReadOnlyList<Tag>, IReadOnlyList<Tag>> change, CancellationToken cancellationToken)
     {
-        var key = KeyFromArn(arn);
         var table = await storage.TableAsync(TableName, cancellationToken);
-        await OptimisticUpdate.RetryAsync(async _ =>
+        return await OptimisticUpdate.RetryAsync(async _ =>
         {
-            var row = await ReadRevisionAsync(table, key.Family, key.Revision, cancellationToken) ?? throw NotFound();
+            if (await ReadRevisionAsync(table, key.Family, key.Revision, cancellationToken) is not { } row) return false;
             var tags = change(Tag.Deserialize(row.GetString("Tags")));
             try
             {
-                return await table.UpdateEntityAsync(
+                await table.UpdateEntityAsync(
                     new TableEntity(key.Family, row.RowKey) { ["Tags"] = Tag.Serialize(tags) }, row.ETag, TableUpdateMode.Merge, cancellationToken);
+                return true;
             }
             catch (RequestFailedException e) when (e.Status is 412 or 404)
             {
-                throw new ConcurrentUpdateException(arn);
+                throw new ConcurrentUpdateException(arns.TaskDefinition(key.Family, key.Revision));
             }
         }, cancellationToken, MaxAttempts);
     }
-
-    private TaskDefinitionKey KeyFromArn(string arn)
-    {
-        // The round trip refuses what this endpoint would not write (a revision "01", say).
-        if (arns.ParseOwn(arn, ResourceType)?.ResourceId is { } resource
-            && TaskDefinitionKey.TryParse(resource) is { } key && IsFamily(key.Family) && arns.TaskDefinition(key.Family, key.Revision) == arn)
-            return key;
-        throw new InvalidParameterException("The ARN provided is invalid.");
-    }
-
-    private static ResourceNotFoundException NotFound() => new("The specified task definition does not exist.");
 
     private TaskDefinitionRecord ToRecord(TableEntity row)
     {
@@ -497,7 +479,7 @@ public sealed class TaskDefinitionStore(StorageClients storage, Arns arns, TimeP
         public void Add(string status, int delta) => _counts[status] = Of(status) + delta;
     }
 
-    private static bool IsFamily(string family) => TaskDefinitionValidation.NamePattern().IsMatch(family);
+    public static bool IsFamily(string family) => TaskDefinitionValidation.NamePattern().IsMatch(family);
 
     /// <summary>Zero-padded to 10 digits, so row keys sort as the numbers do.</summary>
     internal static string RevisionKey(int revision) => revision.ToString("D10", CultureInfo.InvariantCulture);

@@ -7,11 +7,10 @@ using Serverless.Core.Tags;
 namespace Serverless.Core.Tasks;
 
 /// <summary>The <c>Tasks</c> table (see <see cref="TaskRecord"/> for its keys). ETag-guarded writes.</summary>
-public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
+public sealed class TaskStore(StorageClients storage, Arns arns)
 {
     private const string TableName = "Tasks";
 
-    public string ResourceType => "task";
 
     /// <summary>Inserts a new task row; returns the task with the row's ETag.</summary>
     public async Task<TaskRecord> InsertAsync(TaskRecord task, CancellationToken cancellationToken)
@@ -275,24 +274,6 @@ public sealed class TaskStore(StorageClients storage, Arns arns) : ITagStore
 
     /// <summary>The paging key after which the next page starts: <c>PartitionKey/RowKey</c>.</summary>
     public static string PageKey(TaskKey task) => $"{TaskIds.PartitionKey(task.Cluster, task.Id)}/{task.Id}";
-
-    public async Task<IReadOnlyList<Tag>> GetTagsAsync(string arn, CancellationToken cancellationToken)
-    {
-        var (cluster, id) = Parse(arn);
-        var task = await FindAsync(cluster, id, cancellationToken) ?? throw new ResourceNotFoundException("The specified task could not be found.");
-        return task.Tags;
-    }
-
-    public async Task UpdateTagsAsync(string arn, Func<IReadOnlyList<Tag>, IReadOnlyList<Tag>> change, CancellationToken cancellationToken)
-    {
-        var (cluster, id) = Parse(arn);
-        _ = await UpdateAsync(cluster, id, t => t with { Tags = change(t.Tags) }, cancellationToken)
-            ?? throw new ResourceNotFoundException("The specified task could not be found.");
-    }
-
-    private (string Cluster, string Id) Parse(string arn)
-        => arns.ParseClusterScoped(arn, ResourceType)
-            ?? throw new InvalidParameterException("The ARN provided is invalid.");
 }
 
 /// <summary>A task as a listing names it: its cluster and id. Read it whole with <see cref="TaskStore.FindAsync"/>.</summary>

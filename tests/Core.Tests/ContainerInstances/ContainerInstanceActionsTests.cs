@@ -24,7 +24,7 @@ public sealed class ContainerInstanceActionsTests : IAsyncLifetime
         _store = _tables.NewStore();
         _clusters = _tables.NewClusterStore();
         _registry = new ActionRegistry([
-            _tables.NewActions(_store, _clusters), new TagActions([_store]),
+            _tables.NewActions(_store, _clusters), new TagActions([new ContainerInstanceTags(_store, _tables.Arns)]),
             new ClusterActions(_clusters, [new ContainerInstanceUsage(_store)], _tables.Arns, _tables.Time)]);
     }
 

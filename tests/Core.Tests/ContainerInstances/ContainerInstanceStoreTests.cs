@@ -348,16 +348,17 @@ public sealed class ContainerInstanceStoreTests(AzuriteFixture azurite)
         var store = _tables.NewStore();
         var seen = await store.RegisterAsync(Host() with { Tags = [new Tag("a", "1")] }, _token);
         var arn = _tables.Arns.ContainerInstance("default", seen.Id);
+        var tagged = new ContainerInstanceTags(store, _tables.Arns);
 
-        await store.UpdateTagsAsync(arn, tags => Tag.Merge(tags, [new Tag("b", "2")]), _token);
+        await tagged.UpdateTagsAsync(arn, tags => Tag.Merge(tags, [new Tag("b", "2")]), _token);
 
-        Assert.Equal([new Tag("a", "1"), new Tag("b", "2")], await store.GetTagsAsync(arn, _token));
-        Assert.Equal("container-instance", store.ResourceType);
+        Assert.Equal([new Tag("a", "1"), new Tag("b", "2")], await tagged.GetTagsAsync(arn, _token));
+        Assert.Equal("container-instance", tagged.ResourceType);
         var missing = _tables.Arns.ContainerInstance("default", ContainerInstanceStore.NewId());
-        await Assert.ThrowsAsync<ResourceNotFoundException>(() => store.GetTagsAsync(missing, _token));
-        await Assert.ThrowsAsync<ResourceNotFoundException>(() => store.UpdateTagsAsync(missing, t => t, _token));
-        await Assert.ThrowsAsync<InvalidParameterException>(() => store.GetTagsAsync("arn:aws:ecs:eu-west-1:000000000000:container-instance/default/" + seen.Id, _token));
-        await Assert.ThrowsAsync<InvalidParameterException>(() => store.GetTagsAsync("arn:aws:ecs:us-east-1:000000000000:container-instance/" + seen.Id, _token));
+        await Assert.ThrowsAsync<ResourceNotFoundException>(() => tagged.GetTagsAsync(missing, _token));
+        await Assert.ThrowsAsync<ResourceNotFoundException>(() => tagged.UpdateTagsAsync(missing, t => t, _token));
+        await Assert.ThrowsAsync<InvalidParameterException>(() => tagged.GetTagsAsync("arn:aws:ecs:eu-west-1:000000000000:container-instance/default/" + seen.Id, _token));
+        await Assert.ThrowsAsync<InvalidParameterException>(() => tagged.GetTagsAsync("arn:aws:ecs:us-east-1:000000000000:container-instance/" + seen.Id, _token));
     }
 
     [Fact]

@@ -43,7 +43,7 @@ public sealed class ServiceTables
                 new ContainerInstanceStore(_storage, Arns, Time), Clusters,
                 new ServiceResync(Services, new ReconcileQueue(_storage, new QueueWake(NullLogger<QueueWake>.Instance))),
                 Arns, Options, Time, NullLogger<ContainerInstanceActions>.Instance),
-            new TagActions([Services]),
+            new TagActions([new ServiceTags(Services, Arns)]),
         ]);
     }
 

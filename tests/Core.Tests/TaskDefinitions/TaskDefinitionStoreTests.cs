@@ -240,13 +240,14 @@ public sealed class TaskDefinitionStoreTests(AzuriteFixture azurite)
     public async Task Tags_change_by_key_and_survive_concurrent_writers()
     {
         var store = _tables.NewStore();
+        var tagged = new TaskDefinitionTags(store, _tables.Arns);
         var arn = (await RegisterAsync(store, "web", [new Tag("team", "a")])).Arn;
 
-        await Task.WhenAll(Enumerable.Range(0, 10).Select(i => store.UpdateTagsAsync(arn, t => Tag.Merge(t, [new Tag($"k{i}", $"v{i}")]), _token)));
-        await store.UpdateTagsAsync(arn, t => Tag.Merge(t, [new Tag("team", "b")]), _token);
-        await store.UpdateTagsAsync(arn, t => Tag.Remove(t, ["k0", "k1", "missing"]), _token);
+        await Task.WhenAll(Enumerable.Range(0, 10).Select(i => tagged.UpdateTagsAsync(arn, t => Tag.Merge(t, [new Tag($"k{i}", $"v{i}")]), _token)));
+        await tagged.UpdateTagsAsync(arn, t => Tag.Merge(t, [new Tag("team", "b")]), _token);
+        await tagged.UpdateTagsAsync(arn, t => Tag.Remove(t, ["k0", "k1", "missing"]), _token);
 
-        var tags = await store.GetTagsAsync(arn, _token);
+        var tags = await tagged.GetTagsAsync(arn, _token);
         Assert.Equal(9, tags.Count);
         Assert.Contains(new Tag("team", "b"), tags);
         Assert.DoesNotContain(tags, t => t.Key is "k0" or "k1");
@@ -262,20 +263,21 @@ public sealed class TaskDefinitionStoreTests(AzuriteFixture azurite)
     [InlineData("web:1")]
     public async Task Tagging_refuses_what_is_not_a_task_definition_revision_arn(string arn)
     {
-        var store = _tables.NewStore();
-        await Assert.ThrowsAsync<InvalidParameterException>(() => store.GetTagsAsync(arn, _token));
-        await Assert.ThrowsAsync<InvalidParameterException>(() => store.UpdateTagsAsync(arn, t => Tag.Merge(t, [new Tag("k", "v")]), _token));
+        var tagged = new TaskDefinitionTags(_tables.NewStore(), _tables.Arns);
+        await Assert.ThrowsAsync<InvalidParameterException>(() => tagged.GetTagsAsync(arn, _token));
+        await Assert.ThrowsAsync<InvalidParameterException>(() => tagged.UpdateTagsAsync(arn, t => Tag.Merge(t, [new Tag("k", "v")]), _token));
     }
 
     [Fact]
     public async Task Tagging_a_revision_that_does_not_exist_is_resource_not_found()
     {
         var store = _tables.NewStore();
+        var tagged = new TaskDefinitionTags(store, _tables.Arns);
         await RegisterAsync(store, "web");
         const string missing = "arn:aws:ecs:us-east-1:000000000000:task-definition/web:2";
-        await Assert.ThrowsAsync<ResourceNotFoundException>(() => store.GetTagsAsync(missing, _token));
-        await Assert.ThrowsAsync<ResourceNotFoundException>(() => store.UpdateTagsAsync(missing, t => Tag.Merge(t, [new Tag("k", "v")]), _token));
-        await Assert.ThrowsAsync<ResourceNotFoundException>(() => store.UpdateTagsAsync(missing, t => Tag.Remove(t, ["k"]), _token));
+        await Assert.ThrowsAsync<ResourceNotFoundException>(() => tagged.GetTagsAsync(missing, _token));
+        await Assert.ThrowsAsync<ResourceNotFoundException>(() => tagged.UpdateTagsAsync(missing, t => Tag.Merge(t, [new Tag("k", "v")]), _token));
+        await Assert.ThrowsAsync<ResourceNotFoundException>(() => tagged.UpdateTagsAsync(missing, t => Tag.Remove(t, ["k"]), _token));
     }
 
     [Fact]

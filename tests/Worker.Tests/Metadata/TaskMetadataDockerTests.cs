@@ -177,7 +177,7 @@ public sealed class TaskMetadataDockerTests(WorkerFixture fixture, ITestOutputHe
         var row = await _worker.InsertTaskRowAsync(start, definition);
         await _worker.Tasks.UpdateAsync(row.Cluster, row.Id, t => t with { Tags = [new("team", "web"), new("env", "test")] }, Token);
         var instance = await _worker.Registration.RegisterAsync(Token);
-        await _worker.Instances.UpdateTagsAsync(_worker.Identity.ContainerInstanceArn, _ => [new("rack", "r1")], Token);
+        await _worker.Instances.UpdateAsync(instance.Cluster, instance.Id, i => i with { Tags = [new("rack", "r1")] }, Token);
         await _worker.Runner.StartAsync(start, redelivered: false, Token);
         var app = Assert.Single((await fixture.Events.WaitForStatusAsync(start.TaskArn, "RUNNING", Token)).Containers).RuntimeId!;
         var uri = (await _worker.InspectAsync(app)).Config.Env.Single(e => e.StartsWith("ECS_CONTAINER_METADATA_URI_V4=", StringComparison.Ordinal)).Split('=', 2)[1];
