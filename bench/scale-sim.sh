@@ -6,20 +6,21 @@
 # ListTasks, a service scale-up, the resync timer and its no-op reconciles, the health sweep) and
 # the busiest table partition and queue. Not part of .ci/run.
 #
-#   bash bench/scale-sim.sh [--no-build] [--sizes "10x100 100x1000 1000x10000"] [--operations 50]
+#   bash bench/scale-sim.sh [--no-build] [--sizes "10x100 100x1000 1000x10000"] [--operations 50] [--idle 60]
 #
 # One run per size ("<instances>x<tasks>"), each on its own fresh Azurite. Results (one JSON per
 # size, and a Markdown table of all) go to bench/results/scale-sim*.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BUILD=1 SIZES="10x100 100x1000" OPERATIONS=50
+BUILD=1 SIZES="10x100 100x1000" OPERATIONS=50 IDLE=60
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --no-build) BUILD=0 ;;
     --sizes) SIZES="$2"; shift ;;
     --operations) OPERATIONS="$2"; shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --idle) IDLE="$2"; shift ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -66,9 +67,15 @@ for size in $SIZES; do
     --blobPort 0 --queuePort "$QPORT" --tablePort "$TPORT" >"$WORK/$size/azurite.log" 2>&1 &
   AZ=$!; PIDS+=("$AZ")
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$TPORT") 2>/dev/null && break; sleep 0.2; done
-  DOTNET_gcServer=0 dotnet "$SIM" --instances "$instances" --tasks "$tasks" --operations "$OPERATIONS" \
-    --azurite-tables "http://127.0.0.1:$TPORT" --azurite-queues "http://127.0.0.1:$QPORT" \
-    --functions "$FUNCTIONS" --out "$OUT" --port "$APIPORT" 2>&1 | tee "$WORK/$size/sim.log"
+  # In a session of its own, so that whatever way this script ends, the cleanup above ends the
+  # simulation and its child control plane together (kill of the process group).
+  DOTNET_gcServer=0 setsid dotnet "$SIM" --instances "$instances" --tasks "$tasks" --operations "$OPERATIONS" --idle "$IDLE" \
+    --azurite-tables "http://127.0.0.1:$TPORT" --azurite-queues "http://127.0.0.1:$QPORT" --azurite-pid "$AZ" \
+    --functions "$FUNCTIONS" --out "$OUT" --port "$APIPORT" --log-dir "$WORK/$size" > >(tee "$WORK/$size/sim.log") 2>&1 &
+  SIMPID=$!; PIDS+=("$SIMPID")
+  wait "$SIMPID"
+  # The run's progress and diagnostics (not the workers' warnings) stay with the results.
+  grep -vE '^(warn|fail|info): |^ *(at |---|--->)' "$WORK/$size/sim.log" >"$OUT/scale-sim-$size.log" || true
   kill -TERM -- "-$AZ" 2>/dev/null || true
 done
 python3 "$REPO/bench/lib/scalesim_report.py" "$OUT" | tee "$OUT/scale-sim.md"

@@ -49,7 +49,9 @@ public static class Sim
     };
 }
 
-public sealed record SimSettings(int Instances, int Tasks, int Operations, int IdleSeconds, int FillMinutes, Uri AzuriteTables, Uri AzuriteQueues, string FunctionsAssembly, string Out, int ApiPort)
+public sealed record SimSettings(
+    int Instances, int Tasks, int Operations, int IdleSeconds, int FillMinutes, Uri AzuriteTables, Uri AzuriteQueues, string FunctionsAssembly, string Out, int ApiPort,
+    int AzuritePid, string LogDirectory)
 {
     public static SimSettings Parse(string[] args)
     {
@@ -59,7 +61,8 @@ public sealed record SimSettings(int Instances, int Tasks, int Operations, int I
         int Int(string name, int fallback) => int.Parse(Get(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
         return new SimSettings(
             Int("instances", 10), Int("tasks", 100), Int("operations", 50), Int("idle", 60), Int("fill-minutes", 60),
-            new Uri(Get("azurite-tables")), new Uri(Get("azurite-queues")), Get("functions"), Get("out", "."), Int("port", 7199));
+            new Uri(Get("azurite-tables")), new Uri(Get("azurite-queues")), Get("functions"), Get("out", "."), Int("port", 7199),
+            Int("azurite-pid", 0), Get("log-dir", "."));
     }
 }
 
@@ -69,12 +72,18 @@ public sealed class Workers(string cluster, string storage)
     private readonly List<(ServiceProvider Provider, List<IHostedService> Hosted, SimulatedEngine Engine)> _workers = [];
     private readonly string _run = Guid.NewGuid().ToString("N")[..8];
 
-    public int Running => _workers.Sum(w => w.Engine.Running);
+    // One logger factory for every worker: a console logger per worker would be a console queue and
+    // its thread per worker (1,000 threads at 1,000 instances) for the same console.
+    private readonly ILoggerFactory _logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
+
+    public int Running => Snapshot().Sum(w => w.Engine.Running);
 
     public async Task StartAsync(int count, CancellationToken cancellationToken)
     {
         var ecs = new EcsOptions { Region = Sim.Region, AccountId = "000000000000" };
-        for (var i = 0; i < count; i++)
+        var started = 0;
+        // A few at once: each start waits on storage (its key, its registration), not on this process.
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (i, ct) =>
         {
             var options = new WorkerOptions
             {
@@ -88,21 +97,28 @@ public sealed class Workers(string cluster, string storage)
                 .Build().GetSection("Worker");
             section.Bind(options);
             var services = new ServiceCollection();
-            services.AddLogging(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
+            // Before AddLogging, which only adds a factory when none is registered; a registered instance is not disposed with the worker.
+            services.AddSingleton(_logging);
+            services.AddLogging();
             services.AddWorker(options, ecs, storage);
             var provider = services.BuildServiceProvider();
             var hosted = provider.GetServices<IHostedService>().ToList();
-            foreach (var service in hosted) await service.StartAsync(cancellationToken);
+            foreach (var service in hosted) await service.StartAsync(ct);
             lock (_workers) _workers.Add((provider, hosted, provider.GetRequiredService<SimulatedEngine>()));
-            if ((i + 1) % 100 == 0) Console.WriteLine($"  {i + 1} workers started");
-        }
+            if (Interlocked.Increment(ref started) % 100 == 0) Console.WriteLine($"  {started} workers started");
+        });
+    }
+
+    private List<(ServiceProvider Provider, List<IHostedService> Hosted, SimulatedEngine Engine)> Snapshot()
+    {
+        lock (_workers) return [.. _workers];
     }
 
     /// <summary>Makes the containers of these tasks exit with 0, as a finished job's would.</summary>
     public void ExitTasks(IReadOnlyCollection<string> taskArns)
     {
         var wanted = taskArns.ToHashSet(StringComparer.Ordinal);
-        foreach (var (provider, _, engine) in _workers)
+        foreach (var (provider, _, engine) in Snapshot())
         {
             var docker = provider.GetRequiredService<Docker.DotNet.IDockerClient>();
             var containers = docker.Containers.ListContainersAsync(new Docker.DotNet.Models.ContainersListParameters()).GetAwaiter().GetResult();
@@ -115,8 +131,9 @@ public sealed class Workers(string cluster, string storage)
 
     public async Task StopAsync()
     {
-        foreach (var (provider, hosted, _) in _workers)
+        await Parallel.ForEachAsync(Snapshot(), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (worker, _) =>
         {
+            var (provider, hosted, _) = worker;
             using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             foreach (var service in hosted)
             {
@@ -130,7 +147,7 @@ public sealed class Workers(string cluster, string storage)
                 }
             }
             await provider.DisposeAsync();
-        }
+        });
     }
 }
 
