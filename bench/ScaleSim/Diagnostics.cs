@@ -20,7 +20,7 @@ public sealed class Diagnostics : IAsyncDisposable
     private readonly Meter _meter;
     private readonly Func<int> _running;
     private readonly int _controlPlanePid;
-    private readonly int _azuritePid;
+    private readonly IReadOnlyList<(string Name, int Pid)> _azurite;
     private readonly TableClient _direct;
     private readonly TableClient _proxied;
     private readonly StorageProxy _probeProxy;
@@ -33,14 +33,17 @@ public sealed class Diagnostics : IAsyncDisposable
     private long _maxTimerLagTicks;
     private readonly TextWriter _out;
 
-    private Diagnostics(Meter meter, Func<int> running, int controlPlanePid, int azuritePid, TableClient direct, TableClient proxied, StorageProxy probeProxy, TextWriter output)
+    private Diagnostics(Meter meter, Func<int> running, int controlPlanePid, IReadOnlyList<(string Name, int Pid)> azurite, TableClient direct, TableClient proxied, StorageProxy probeProxy, TextWriter output)
     {
-        (_meter, _running, _controlPlanePid, _azuritePid, _direct, _proxied, _probeProxy, _out) = (meter, running, controlPlanePid, azuritePid, direct, proxied, probeProxy, output);
+        (_meter, _running, _controlPlanePid, _azurite, _direct, _proxied, _probeProxy, _out) = (meter, running, controlPlanePid, azurite, direct, proxied, probeProxy, output);
     }
 
-    /// <summary>Starts the probes and the periodic line. <paramref name="azuriteTables"/> is Azurite's own table endpoint (no proxy).</summary>
+    /// <summary>
+    /// Starts the probes and the periodic line. <paramref name="azuriteTables"/> is Azurite's own table endpoint (no proxy);
+    /// <paramref name="azurite"/> its processes (one, or the table and the queue service apart).
+    /// </summary>
     public static async Task<Diagnostics> StartAsync(
-        Meter meter, Func<int> running, int controlPlanePid, int azuritePid, Uri azuriteTables, Uri azuriteQueues, TextWriter output)
+        Meter meter, Func<int> running, int controlPlanePid, IReadOnlyList<(string Name, int Pid)> azurite, Uri azuriteTables, Uri azuriteQueues, TextWriter output)
     {
         // A proxy of this process that counts nothing: the probe's reads stay out of every figure.
         var probeProxy = new StorageProxy();
@@ -52,7 +55,7 @@ public sealed class Diagnostics : IAsyncDisposable
         var direct = new TableClient(Connection(azuriteTables), "ScaleSimProbe", options);
         await direct.CreateIfNotExistsAsync();
         var proxied = new TableClient(Connection(probeProxy.TableRoot), "ScaleSimProbe", options);
-        var diagnostics = new Diagnostics(meter, running, controlPlanePid, azuritePid, direct, proxied, probeProxy, output);
+        var diagnostics = new Diagnostics(meter, running, controlPlanePid, azurite, direct, proxied, probeProxy, output);
         diagnostics._loops.Add(Task.Run(diagnostics.ProbeAsync));
         diagnostics._loops.Add(Task.Run(diagnostics.TimerLagAsync));
         diagnostics._loops.Add(Task.Run(diagnostics.ReportAsync));
@@ -136,7 +139,7 @@ public sealed class Diagnostics : IAsyncDisposable
     {
         var self = Environment.ProcessId;
         var cpu = new Dictionary<int, (double Seconds, long At)>();
-        foreach (var pid in new[] { self, _controlPlanePid, _azuritePid }) cpu[pid] = (CpuSeconds(pid), Stopwatch.GetTimestamp());
+        foreach (var pid in new[] { self, _controlPlanePid }.Concat(_azurite.Select(a => a.Pid))) cpu[pid] = (CpuSeconds(pid), Stopwatch.GetTimestamp());
         var meterBefore = _meter.Take();
         var clock = Stopwatch.StartNew();
         while (await Delay(Period))
@@ -169,7 +172,7 @@ public sealed class Diagnostics : IAsyncDisposable
             ThreadPool.GetMaxThreads(out var maxWorkers, out _);
             var load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "-";
             var line = string.Create(CultureInfo.InvariantCulture,
-                $"  [diag {clock.Elapsed.TotalSeconds:F0} s] running {_running()}; cpu sim {Cpu(self)}, control plane {Cpu(_controlPlanePid)}, azurite {Cpu(_azuritePid)}, load {load}; " +
+                $"  [diag {clock.Elapsed.TotalSeconds:F0} s] running {_running()}; cpu sim {Cpu(self)}, control plane {Cpu(_controlPlanePid)}, {string.Join(", ", _azurite.Select(a => $"{a.Name} {Cpu(a.Pid)}"))}, load {load}; " +
                 $"sim threads {ThreadPool.ThreadCount} (busy {maxWorkers - freeWorkers}), queued {ThreadPool.PendingWorkItemCount}, timer lag max {lag.TotalMilliseconds:F0} ms; " +
                 $"storage read {reads}; api {(calls.Length == 0 ? "-" : calls)}; tx {string.Join(", ", bySource)}");
             lock (_out) _out.WriteLine(line);

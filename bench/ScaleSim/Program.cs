@@ -36,13 +36,15 @@ var controlPlanePid = controlPlane.Id;
 AppDomain.CurrentDomain.UnhandledException += (_, _) => Kill(controlPlanePid);
 AppDomain.CurrentDomain.ProcessExit += (_, _) => Kill(controlPlanePid);
 Console.CancelKeyPress += (_, _) => Kill(controlPlanePid);
+using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+    System.Runtime.InteropServices.PosixSignal.SIGTERM, _ => Kill(controlPlanePid));
 try
 {
     using var api = new SignedClient(endpoint, Sim.AccessKeyId, Sim.SecretAccessKey, Sim.Region);
     await WaitForApiAsync(endpoint, controlPlane, log);
     Console.WriteLine($"control plane up at {endpoint}");
     var workers = new Workers(cluster, Connection(workerProxy));
-    await using var diagnostics = await Diagnostics.StartAsync(meter, () => workers.Running, controlPlanePid, settings.AzuritePid,
+    await using var diagnostics = await Diagnostics.StartAsync(meter, () => workers.Running, controlPlanePid, settings.Azurite,
         settings.AzuriteTables, settings.AzuriteQueues, Console.Out);
 
     // The timers under study run here, through their own proxy, so each run is counted exactly; the
@@ -64,7 +66,7 @@ try
     await WaitUntilAsync("instances registered", async () => await CountInstancesAsync(api, cluster) >= settings.Instances, TimeSpan.FromMinutes(15));
     Console.WriteLine($"{settings.Instances} instances registered in {clock.Elapsed.TotalSeconds:F0} s");
 
-    // Fill: half the tasks standalone (RunTask count=10), half in services of 50 tasks each.
+    // Fill: half the tasks standalone (RunTask count=5, 8 calls at once), half in services of 50 tasks each.
     clock.Restart();
     var serviceTasks = settings.Tasks / 2;
     var services = Math.Max(1, serviceTasks / 50);
@@ -77,10 +79,44 @@ try
             ["cluster"] = cluster, ["serviceName"] = $"svc-{i:D4}", ["taskDefinition"] = "sim", ["desiredCount"] = perService,
             ["placementStrategy"] = spread.DeepClone(),
         }, ct))));
-    await Parallel.ForEachAsync(Chunks(standalone, 10), new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (count, ct) =>
+    // Calls of 5 rather than 10: a call places its tasks one after the other, and a loaded Azurite's
+    // latency times 10 placements came near the client's 60 s timeout (a timed-out call is made again).
+    await Parallel.ForEachAsync(Chunks(standalone, 5), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (count, ct) =>
         await RunTasksAsync(api, diagnostics, cluster, count, ct));
-    await WaitUntilAsync($"{settings.Tasks} tasks running", () => Task.FromResult(workers.Running >= settings.Tasks), TimeSpan.FromMinutes(settings.FillMinutes), () => $"{workers.Running} running");
-    Console.WriteLine($"{settings.Tasks} tasks running ({services} services of {perService}, {standalone} standalone) in {clock.Elapsed.TotalSeconds:F0} s; {meter.Total} transactions so far");
+    // A standalone task that failed to start (its Start not acknowledged within the start deadline)
+    // is not replaced, as ECS does not replace one: when the count stops rising for 90 s, the
+    // shortfall is launched again, so a run does not wait for tasks that will never come.
+    var toppedUp = 0;
+    var fillClock = Stopwatch.StartNew();
+    var stalled = Stopwatch.StartNew();
+    var lastRunning = -1;
+    var lastPrint = TimeSpan.Zero;
+    while (workers.Running is var now && now < settings.Tasks)
+    {
+        if (fillClock.Elapsed > TimeSpan.FromMinutes(settings.FillMinutes)) throw new TimeoutException($"{settings.Tasks} tasks running: not after {settings.FillMinutes} minutes ({now} running)");
+        if (now > lastRunning)
+        {
+            lastRunning = now;
+            stalled.Restart();
+        }
+        if (stalled.Elapsed > TimeSpan.FromSeconds(90))
+        {
+            var missing = settings.Tasks - now;
+            Console.WriteLine($"  fill stalled at {now} running for 90 s: {missing} more launched with RunTask");
+            await Parallel.ForEachAsync(Chunks(missing, 5), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (count, ct) =>
+                await RunTasksAsync(api, diagnostics, cluster, count, ct));
+            toppedUp += missing;
+            stalled.Restart();
+        }
+        if (fillClock.Elapsed - lastPrint > TimeSpan.FromSeconds(15))
+        {
+            Console.WriteLine($"  waiting for {settings.Tasks} tasks running: {now} running after {fillClock.Elapsed.TotalSeconds:F0} s");
+            lastPrint = fillClock.Elapsed;
+        }
+        await Task.Delay(500);
+    }
+    var fillSeconds = clock.Elapsed.TotalSeconds;
+    Console.WriteLine($"{settings.Tasks} tasks running ({services} services of {perService}, {standalone} standalone, {toppedUp} launched again) in {fillSeconds:F0} s; {meter.Total} transactions so far");
     await Task.Delay(TimeSpan.FromSeconds(10));
 
     // Each timer once before measuring: the probe's first calls create its tables (once per process).
@@ -177,6 +213,8 @@ try
         ["tasks"] = settings.Tasks,
         ["services"] = services,
         ["operations"] = k,
+        ["fillSeconds"] = Math.Round(fillSeconds),
+        ["toppedUp"] = toppedUp,
         ["settings"] = JsonSerializer.SerializeToNode(Sim.WorkerSettings),
         ["phases"] = JsonSerializer.SerializeToNode(phases),
     };

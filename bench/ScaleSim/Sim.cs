@@ -19,16 +19,22 @@ public static class Sim
     public const string AccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
     /// <summary>
-    /// What the simulated workers change from the defaults, so that 1,000 of them run in one process
-    /// on two cores: slower idle loops (heartbeat, command polling, metrics), no metadata endpoint.
-    /// Work still reaches a worker at once: the control plane's wake (UDP) ends its poll's wait.
+    /// What the simulated workers change from the defaults, so that 1,000 of them fit one process and
+    /// one Azurite on two cores: slower idle loops (heartbeat every 120 s, the command queue's
+    /// lost-wake poll every 120 s, metrics), no metadata endpoint. The lost-wake poll must stay well
+    /// inside the control plane's 5-minute start deadline: a Start handed back after a lapsed lease is
+    /// found only by that poll (at 300 s, such tasks were stopped as never acknowledged). 1,000 workers at the earlier 60 s
+    /// heartbeat and 60 s poll made ~45 storage requests a second while idle, about half of what the
+    /// one Azurite of the run could serve on this machine. Work still reaches a worker at once: the
+    /// control plane's wake (UDP, on loopback) ends its poll's wait.
     /// </summary>
     public static readonly IReadOnlyDictionary<string, string> WorkerSettings = new Dictionary<string, string>
     {
         ["Worker__Engine"] = "simulated",
         ["Worker__SimulatedStartMilliseconds"] = "200",
-        ["Worker__HeartbeatSeconds"] = "60",
+        ["Worker__HeartbeatSeconds"] = "120",
         ["Worker__CommandPollMaxDelayMilliseconds"] = "30000",
+        ["Worker__WakeFallbackPollSeconds"] = "120",
         ["Worker__MetricsSampleSeconds"] = "60",
         ["Worker__MetricsPeriodSeconds"] = "300",
         ["Worker__ContainerResyncSeconds"] = "120",
@@ -40,9 +46,9 @@ public static class Sim
     /// <summary>The control plane's settings for the run; its own resync and health sweep timers are off (the probe runs them, counted).</summary>
     public static readonly IReadOnlyDictionary<string, string> ControlPlaneSettings = new Dictionary<string, string>
     {
-        ["Ecs__AgentHeartbeatSeconds"] = "60",
-        ["Ecs__AgentDisconnectedAfterSeconds"] = "180",
-        ["Ecs__AgentLostAfterSeconds"] = "600",
+        ["Ecs__AgentHeartbeatSeconds"] = "120",
+        ["Ecs__AgentDisconnectedAfterSeconds"] = "360",
+        ["Ecs__AgentLostAfterSeconds"] = "900",
         ["AzureWebJobs.ServiceResync.Disabled"] = "true",
         ["AzureWebJobs.InstanceHealthSweep.Disabled"] = "true",
         ["Logging__LogLevel__Default"] = "Warning",
@@ -51,8 +57,15 @@ public static class Sim
 
 public sealed record SimSettings(
     int Instances, int Tasks, int Operations, int IdleSeconds, int FillMinutes, Uri AzuriteTables, Uri AzuriteQueues, string FunctionsAssembly, string Out, int ApiPort,
-    int AzuritePid, string LogDirectory)
+    IReadOnlyList<(string Name, int Pid)> Azurite, string LogDirectory)
 {
+    // "<pid>" (one Azurite) or "<tables pid>,<queues pid>" (azurite-table and azurite-queue apart).
+    private static IReadOnlyList<(string Name, int Pid)> AzuriteProcesses(string pids)
+    {
+        var list = pids.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToList();
+        return list.Count == 2 ? [("azurite tables", list[0]), ("azurite queues", list[1])] : list.Select(p => ("azurite", p)).ToList();
+    }
+
     public static SimSettings Parse(string[] args)
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -62,7 +75,7 @@ public sealed record SimSettings(
         return new SimSettings(
             Int("instances", 10), Int("tasks", 100), Int("operations", 50), Int("idle", 60), Int("fill-minutes", 60),
             new Uri(Get("azurite-tables")), new Uri(Get("azurite-queues")), Get("functions"), Get("out", "."), Int("port", 7199),
-            Int("azurite-pid", 0), Get("log-dir", "."));
+            AzuriteProcesses(Get("azurite-pid", "")), Get("log-dir", "."));
     }
 }
 
