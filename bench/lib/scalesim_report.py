@@ -72,6 +72,10 @@ def main(folder):
         best = min(account, partition, queue)
         print(f"| {phase['Name']} | {phase['PerOperation']:g} | {account:.0f}/s | {cell(phase['BusiestPartition'])} ({phase['BusiestPartitionPerOperation']:g}) | {partition:.0f}/s | "
               f"{phase['BusiestQueue']} ({phase['BusiestQueuePerOperation']:g}) | {queue:.0f}/s | **{best:.0f}/s** |")
+    print("\nThe partition column divides everything the window read there by its launches: a read of the whole "
+          "partition that fell in the window (the placement view, at most one per 3 s per control plane process, "
+          "or a sweep) is a cost per second, not per launch, and makes short windows look worse (README, "
+          "\"1,000 workers by simulation\").")
     idle = next((p for p in largest["phases"] if p["Name"].startswith("idle")), None)
     if idle:
         print(f"\nIdle: {idle['PerOperation']:g} transactions per instance-hour with the simulation's worker settings "
