@@ -169,7 +169,7 @@ public sealed record PhaseResult(
     string Name, double Operations, double Seconds, long Transactions, double PerOperation,
     IReadOnlyDictionary<string, double> PerOperationBySource, IReadOnlyDictionary<string, double> PerOperationByResource,
     string BusiestPartition, double BusiestPartitionPerOperation, double BusiestPartitionShare,
-    string BusiestQueue, double BusiestQueuePerOperation)
+    string BusiestQueue, double BusiestQueuePerOperation, double BusiestPartitionByQueriesPerOperation)
 {
     /// <summary>
     /// <paramref name="window"/>'s transactions less what the idle <paramref name="baseline"/> would
@@ -193,12 +193,15 @@ public sealed record PhaseResult(
         var queues = net.Where(n => n.Key.Service == "queue")
             .GroupBy(n => n.Key.Resource).Select(g => (Name: g.Key, Count: g.Sum(x => x.Value))).OrderByDescending(p => p.Count).FirstOrDefault();
         var tableTotal = netEntities.Where(n => n.Key.Service == "table").Sum(n => n.Value);
+        // Of the busiest partition's entities, those that queries returned: a read of the whole partition
+        // (the placement view, a sweep) costs per second, not per operation, and a short window holds one or none.
+        var byQueries = netEntities.Where(n => n.Key.Service == "table" && n.Key.Kind == "query" && $"{n.Key.Resource}/{n.Key.Partition}" == partitions.Name).Sum(n => n.Value);
         return new PhaseResult(
             name, operations, Math.Round(window.Seconds, 1), window.Total, Round(total / operations),
             net.GroupBy(n => n.Key.Source).ToDictionary(g => g.Key, g => Round(g.Sum(x => x.Value) / operations)),
             net.GroupBy(n => $"{n.Key.Service}:{Family(n.Key.Resource)}").OrderByDescending(g => g.Sum(x => x.Value)).ToDictionary(g => g.Key, g => Round(g.Sum(x => x.Value) / operations)),
             partitions.Name ?? "-", Round(partitions.Count / operations), tableTotal == 0 ? 0 : Math.Round(partitions.Count / tableTotal, 3),
-            queues.Name ?? "-", Round(queues.Count / operations));
+            queues.Name ?? "-", Round(queues.Count / operations), Round(byQueries / operations));
     }
 
     // A per-instance command queue or per-service partition is one family in the breakdown.
@@ -207,5 +210,5 @@ public sealed record PhaseResult(
 
     private static double Round(double value) => Math.Round(value, 2);
 
-    public string Line() => $"{Name}: {PerOperation} tx/op ({string.Join(", ", PerOperationBySource.Select(s => $"{s.Key} {s.Value}"))}); busiest partition {BusiestPartition} {BusiestPartitionPerOperation}/op ({BusiestPartitionShare:P0}); busiest queue {BusiestQueue} {BusiestQueuePerOperation}/op";
+    public string Line() => $"{Name}: {PerOperation} tx/op ({string.Join(", ", PerOperationBySource.Select(s => $"{s.Key} {s.Value}"))}); busiest partition {BusiestPartition} {BusiestPartitionPerOperation}/op ({BusiestPartitionShare:P0}, by queries {BusiestPartitionByQueriesPerOperation}); busiest queue {BusiestQueue} {BusiestQueuePerOperation}/op";
 }
