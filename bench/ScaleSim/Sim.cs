@@ -19,16 +19,22 @@ public static class Sim
     public const string AccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
     /// <summary>
-    /// What the simulated workers change from the defaults, so that 1,000 of them run in one process
-    /// on two cores: slower idle loops (heartbeat, command polling, metrics), no metadata endpoint.
-    /// Work still reaches a worker at once: the control plane's wake (UDP) ends its poll's wait.
+    /// What the simulated workers change from the defaults, so that 1,000 of them fit one process and
+    /// one Azurite on two cores: slower idle loops (heartbeat every 120 s, the command queue's
+    /// lost-wake poll every 120 s, metrics), no metadata endpoint. The lost-wake poll must stay well
+    /// inside the control plane's 5-minute start deadline: a Start handed back after a lapsed lease is
+    /// found only by that poll (at 300 s, such tasks were stopped as never acknowledged). 1,000 workers at the earlier 60 s
+    /// heartbeat and 60 s poll made ~45 storage requests a second while idle, about half of what the
+    /// one Azurite of the run could serve on this machine. Work still reaches a worker at once: the
+    /// control plane's wake (UDP, on loopback) ends its poll's wait.
     /// </summary>
     public static readonly IReadOnlyDictionary<string, string> WorkerSettings = new Dictionary<string, string>
     {
         ["Worker__Engine"] = "simulated",
         ["Worker__SimulatedStartMilliseconds"] = "200",
-        ["Worker__HeartbeatSeconds"] = "60",
+        ["Worker__HeartbeatSeconds"] = "120",
         ["Worker__CommandPollMaxDelayMilliseconds"] = "30000",
+        ["Worker__WakeFallbackPollSeconds"] = "120",
         ["Worker__MetricsSampleSeconds"] = "60",
         ["Worker__MetricsPeriodSeconds"] = "300",
         ["Worker__ContainerResyncSeconds"] = "120",
@@ -40,17 +46,26 @@ public static class Sim
     /// <summary>The control plane's settings for the run; its own resync and health sweep timers are off (the probe runs them, counted).</summary>
     public static readonly IReadOnlyDictionary<string, string> ControlPlaneSettings = new Dictionary<string, string>
     {
-        ["Ecs__AgentHeartbeatSeconds"] = "60",
-        ["Ecs__AgentDisconnectedAfterSeconds"] = "180",
-        ["Ecs__AgentLostAfterSeconds"] = "600",
+        ["Ecs__AgentHeartbeatSeconds"] = "120",
+        ["Ecs__AgentDisconnectedAfterSeconds"] = "360",
+        ["Ecs__AgentLostAfterSeconds"] = "900",
         ["AzureWebJobs.ServiceResync.Disabled"] = "true",
         ["AzureWebJobs.InstanceHealthSweep.Disabled"] = "true",
         ["Logging__LogLevel__Default"] = "Warning",
     };
 }
 
-public sealed record SimSettings(int Instances, int Tasks, int Operations, int IdleSeconds, int FillMinutes, Uri AzuriteTables, Uri AzuriteQueues, string FunctionsAssembly, string Out, int ApiPort)
+public sealed record SimSettings(
+    int Instances, int Tasks, int Operations, int IdleSeconds, int FillMinutes, Uri AzuriteTables, Uri AzuriteQueues, string FunctionsAssembly, string Out, int ApiPort,
+    IReadOnlyList<(string Name, int Pid)> Azurite, string LogDirectory)
 {
+    // "<pid>" (one Azurite) or "<tables pid>,<queues pid>" (azurite-table and azurite-queue apart).
+    private static IReadOnlyList<(string Name, int Pid)> AzuriteProcesses(string pids)
+    {
+        var list = pids.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToList();
+        return list.Count == 2 ? [("azurite tables", list[0]), ("azurite queues", list[1])] : list.Select(p => ("azurite", p)).ToList();
+    }
+
     public static SimSettings Parse(string[] args)
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -59,7 +74,8 @@ public sealed record SimSettings(int Instances, int Tasks, int Operations, int I
         int Int(string name, int fallback) => int.Parse(Get(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
         return new SimSettings(
             Int("instances", 10), Int("tasks", 100), Int("operations", 50), Int("idle", 60), Int("fill-minutes", 60),
-            new Uri(Get("azurite-tables")), new Uri(Get("azurite-queues")), Get("functions"), Get("out", "."), Int("port", 7199));
+            new Uri(Get("azurite-tables")), new Uri(Get("azurite-queues")), Get("functions"), Get("out", "."), Int("port", 7199),
+            AzuriteProcesses(Get("azurite-pid", "")), Get("log-dir", "."));
     }
 }
 
@@ -69,12 +85,18 @@ public sealed class Workers(string cluster, string storage)
     private readonly List<(ServiceProvider Provider, List<IHostedService> Hosted, SimulatedEngine Engine)> _workers = [];
     private readonly string _run = Guid.NewGuid().ToString("N")[..8];
 
-    public int Running => _workers.Sum(w => w.Engine.Running);
+    // One logger factory for every worker: a console logger per worker would be a console queue and
+    // its thread per worker (1,000 threads at 1,000 instances) for the same console.
+    private readonly ILoggerFactory _logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
+
+    public int Running => Snapshot().Sum(w => w.Engine.Running);
 
     public async Task StartAsync(int count, CancellationToken cancellationToken)
     {
         var ecs = new EcsOptions { Region = Sim.Region, AccountId = "000000000000" };
-        for (var i = 0; i < count; i++)
+        var started = 0;
+        // A few at once: each start waits on storage (its key, its registration), not on this process.
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (i, ct) =>
         {
             var options = new WorkerOptions
             {
@@ -88,21 +110,28 @@ public sealed class Workers(string cluster, string storage)
                 .Build().GetSection("Worker");
             section.Bind(options);
             var services = new ServiceCollection();
-            services.AddLogging(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
+            // Before AddLogging, which only adds a factory when none is registered; a registered instance is not disposed with the worker.
+            services.AddSingleton(_logging);
+            services.AddLogging();
             services.AddWorker(options, ecs, storage);
             var provider = services.BuildServiceProvider();
             var hosted = provider.GetServices<IHostedService>().ToList();
-            foreach (var service in hosted) await service.StartAsync(cancellationToken);
+            foreach (var service in hosted) await service.StartAsync(ct);
             lock (_workers) _workers.Add((provider, hosted, provider.GetRequiredService<SimulatedEngine>()));
-            if ((i + 1) % 100 == 0) Console.WriteLine($"  {i + 1} workers started");
-        }
+            if (Interlocked.Increment(ref started) % 100 == 0) Console.WriteLine($"  {started} workers started");
+        });
+    }
+
+    private List<(ServiceProvider Provider, List<IHostedService> Hosted, SimulatedEngine Engine)> Snapshot()
+    {
+        lock (_workers) return [.. _workers];
     }
 
     /// <summary>Makes the containers of these tasks exit with 0, as a finished job's would.</summary>
     public void ExitTasks(IReadOnlyCollection<string> taskArns)
     {
         var wanted = taskArns.ToHashSet(StringComparer.Ordinal);
-        foreach (var (provider, _, engine) in _workers)
+        foreach (var (provider, _, engine) in Snapshot())
         {
             var docker = provider.GetRequiredService<Docker.DotNet.IDockerClient>();
             var containers = docker.Containers.ListContainersAsync(new Docker.DotNet.Models.ContainersListParameters()).GetAwaiter().GetResult();
@@ -115,8 +144,9 @@ public sealed class Workers(string cluster, string storage)
 
     public async Task StopAsync()
     {
-        foreach (var (provider, hosted, _) in _workers)
+        await Parallel.ForEachAsync(Snapshot(), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (worker, _) =>
         {
+            var (provider, hosted, _) = worker;
             using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             foreach (var service in hosted)
             {
@@ -130,7 +160,7 @@ public sealed class Workers(string cluster, string storage)
                 }
             }
             await provider.DisposeAsync();
-        }
+        });
     }
 }
 
@@ -139,7 +169,7 @@ public sealed record PhaseResult(
     string Name, double Operations, double Seconds, long Transactions, double PerOperation,
     IReadOnlyDictionary<string, double> PerOperationBySource, IReadOnlyDictionary<string, double> PerOperationByResource,
     string BusiestPartition, double BusiestPartitionPerOperation, double BusiestPartitionShare,
-    string BusiestQueue, double BusiestQueuePerOperation)
+    string BusiestQueue, double BusiestQueuePerOperation, double BusiestPartitionByQueriesPerOperation)
 {
     /// <summary>
     /// <paramref name="window"/>'s transactions less what the idle <paramref name="baseline"/> would
@@ -163,12 +193,15 @@ public sealed record PhaseResult(
         var queues = net.Where(n => n.Key.Service == "queue")
             .GroupBy(n => n.Key.Resource).Select(g => (Name: g.Key, Count: g.Sum(x => x.Value))).OrderByDescending(p => p.Count).FirstOrDefault();
         var tableTotal = netEntities.Where(n => n.Key.Service == "table").Sum(n => n.Value);
+        // Of the busiest partition's entities, those that queries returned: a read of the whole partition
+        // (the placement view, a sweep) costs per second, not per operation, and a short window holds one or none.
+        var byQueries = netEntities.Where(n => n.Key.Service == "table" && n.Key.Kind == "query" && $"{n.Key.Resource}/{n.Key.Partition}" == partitions.Name).Sum(n => n.Value);
         return new PhaseResult(
             name, operations, Math.Round(window.Seconds, 1), window.Total, Round(total / operations),
             net.GroupBy(n => n.Key.Source).ToDictionary(g => g.Key, g => Round(g.Sum(x => x.Value) / operations)),
             net.GroupBy(n => $"{n.Key.Service}:{Family(n.Key.Resource)}").OrderByDescending(g => g.Sum(x => x.Value)).ToDictionary(g => g.Key, g => Round(g.Sum(x => x.Value) / operations)),
             partitions.Name ?? "-", Round(partitions.Count / operations), tableTotal == 0 ? 0 : Math.Round(partitions.Count / tableTotal, 3),
-            queues.Name ?? "-", Round(queues.Count / operations));
+            queues.Name ?? "-", Round(queues.Count / operations), Round(byQueries / operations));
     }
 
     // A per-instance command queue or per-service partition is one family in the breakdown.
@@ -177,5 +210,5 @@ public sealed record PhaseResult(
 
     private static double Round(double value) => Math.Round(value, 2);
 
-    public string Line() => $"{Name}: {PerOperation} tx/op ({string.Join(", ", PerOperationBySource.Select(s => $"{s.Key} {s.Value}"))}); busiest partition {BusiestPartition} {BusiestPartitionPerOperation}/op ({BusiestPartitionShare:P0}); busiest queue {BusiestQueue} {BusiestQueuePerOperation}/op";
+    public string Line() => $"{Name}: {PerOperation} tx/op ({string.Join(", ", PerOperationBySource.Select(s => $"{s.Key} {s.Value}"))}); busiest partition {BusiestPartition} {BusiestPartitionPerOperation}/op ({BusiestPartitionShare:P0}, by queries {BusiestPartitionByQueriesPerOperation}); busiest queue {BusiestQueue} {BusiestQueuePerOperation}/op";
 }
