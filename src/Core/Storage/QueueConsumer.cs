@@ -309,17 +309,24 @@ public sealed partial class QueueMessageLease : IAsyncDisposable
     /// <summary>The current pop receipt (for a caller that settles the message itself after <see cref="StopRenewingAsync"/>).</summary>
     public string PopReceipt => Volatile.Read(ref _popReceipt);
 
-    /// <summary>Done with: the message goes. A message already gone (deleted after a redelivery) is not an error.</summary>
+    /// <summary>Done with: the message goes. A message already gone, or taken by a redelivery after the lease ran out, is not an error.</summary>
     public Task DeleteAsync(CancellationToken cancellationToken) => SettleAsync(async receipt =>
     {
         try
         {
             await _queue.DeleteMessageAsync(_message.MessageId, receipt, cancellationToken);
         }
-        catch (RequestFailedException e) when (e.Status == 404)
+        catch (RequestFailedException e) when (IsLost(e))
         {
+            _logger.LogInformation("Message {MessageId} was no longer ours to delete ({Error}): its redelivery settles it", _message.MessageId, e.ErrorCode);
         }
     });
+
+    /// <summary>
+    /// The message is no longer this lease's: deleted (404), or its lease ran out before a renewal and a
+    /// receive took it with a new pop receipt (400 <c>PopReceiptMismatch</c>), so its redelivery settles it.
+    /// </summary>
+    private static bool IsLost(RequestFailedException e) => e.Status == 404 || e.ErrorCode == "PopReceiptMismatch";
 
     /// <summary>Hands the message back, visible again after <paramref name="delay"/> (zero: at once) for another try.</summary>
     public Task ReleaseAsync(TimeSpan delay, CancellationToken cancellationToken) => SettleAsync(async receipt =>
@@ -328,9 +335,9 @@ public sealed partial class QueueMessageLease : IAsyncDisposable
         {
             await _queue.UpdateMessageAsync(_message.MessageId, receipt, messageText: null, delay, cancellationToken);
         }
-        catch (RequestFailedException e) when (e.Status == 404)
+        catch (RequestFailedException e) when (IsLost(e))
         {
-            return;
+            return;   // gone, or visible again and taken by a redelivery: it comes back without us
         }
         _released?.Invoke(delay);
     });

@@ -142,6 +142,27 @@ public sealed class QueueConsumerTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_lease_that_ran_out_and_was_taken_by_a_redelivery_settles_quietly_and_leaves_the_message_to_it()
+    {
+        // Storage too slow to renew in time: the message became visible and another receive holds it now.
+        var queue = await QueueAsync();
+        await queue.SendMessageAsync("start", _token);
+        var first = Assert.Single((await queue.ReceiveMessagesAsync(1, TimeSpan.FromSeconds(1), _token)).Value);
+        await using var stale = new QueueMessageLease(queue, first, TimeSpan.FromMinutes(10), _time, NullLogger.Instance);
+        await Task.Delay(TimeSpan.FromSeconds(2), _token);
+        var again = Assert.Single((await queue.ReceiveMessagesAsync(1, TimeSpan.FromSeconds(30), _token)).Value);
+        Assert.Equal(first.MessageId, again.MessageId);
+
+        await stale.DeleteAsync(_token);   // the work was done; the redelivery does it again, idempotently
+        await using var staleToo = new QueueMessageLease(queue, first, TimeSpan.FromMinutes(10), _time, NullLogger.Instance);
+        await staleToo.ReleaseAsync(TimeSpan.Zero, _token);
+
+        // The redelivery's holder still settles it.
+        await queue.DeleteMessageAsync(again.MessageId, again.PopReceipt, _token);
+        Assert.Equal(0, (await queue.GetPropertiesAsync(_token)).Value.ApproximateMessagesCount);
+    }
+
+    [Fact]
     public async Task A_message_handed_back_for_later_wakes_its_poller_when_it_is_due()
     {
         var queue = await QueueAsync();
