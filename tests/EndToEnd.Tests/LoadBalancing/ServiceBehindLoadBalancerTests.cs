@@ -41,27 +41,7 @@ public sealed class ServiceBehindLoadBalancerTests(ControlPlaneFixture plane)
             "--load-balancers", $"targetGroupArn={tgArn},containerName=web,containerPort=8080")).Json.ToString();
         await WaitForHealthyTargetsAsync(tgArn, 2);
 
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
-        using var stop = new CancellationTokenSource();
-        var failures = new List<string>();
-        var versions = new List<string>();
-        var loop = Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                try
-                {
-                    using var response = await http.GetAsync("/");
-                    var body = (await response.Content.ReadAsStringAsync()).Trim();
-                    lock (versions) { if (response.IsSuccessStatusCode) versions.Add(body); else failures.Add($"{(int)response.StatusCode} {body}"); }
-                }
-                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
-                {
-                    lock (versions) failures.Add(e.Message);
-                }
-                await Task.Delay(20);
-            }
-        });
+        await using var requests = SteadyRequests.Start(port);
 
         (await plane.EcsAsync("update-service", "--cluster", cluster, "--service", "web", "--task-definition", v2)).Json.ToString();
         var stable = await plane.WaitAsync("services-stable", cluster, ["web"]);
@@ -71,14 +51,13 @@ public sealed class ServiceBehindLoadBalancerTests(ControlPlaneFixture plane)
         while (true)
         {
             await Task.Delay(1000);
-            lock (versions) if (versions.Count > 20 && versions.TakeLast(20).All(v => v == "v2")) break;
+            if (requests.Bodies() is { Count: > 20 } bodies && bodies.TakeLast(20).All(v => v == "v2")) break;
             Assert.True(DateTime.UtcNow < deadline, "traffic never moved to v2 alone");
         }
-        await stop.CancelAsync();
-        await loop;
+        await requests.StopAsync();
 
-        Assert.True(failures.Count == 0, $"{failures.Count} of {failures.Count + versions.Count} requests failed: {string.Join("; ", failures.Take(5))}\n{balancer.Log}");
-        Assert.Contains("v1", versions);
+        requests.AssertNoneFailed(balancer.Log);
+        Assert.Contains("v1", requests.Bodies());
         var events = (await plane.DescribeServiceAsync(cluster, "web"))["events"]!.AsArray().Select(e => e!["message"]!.GetValue<string>());
         Assert.Contains(events, e => e.Contains("has begun draining connections", StringComparison.Ordinal));
 
@@ -175,26 +154,7 @@ public sealed class ServiceBehindLoadBalancerTests(ControlPlaneFixture plane)
             .Select(h => (h!["Target"]!["Id"]!.GetValue<string>(), h["Target"]!["Port"]!.GetValue<int>())).ToList();
         Assert.Equal(addresses.Order().Select(a => (a, 8080)), targets.Order());
 
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
-        using var stop = new CancellationTokenSource();
-        var failures = new List<string>();
-        var served = 0;
-        var loop = Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                try
-                {
-                    using var response = await http.GetAsync("/");
-                    lock (failures) { if (response.IsSuccessStatusCode) served++; else failures.Add($"{(int)response.StatusCode}"); }
-                }
-                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
-                {
-                    lock (failures) failures.Add(e.Message);
-                }
-                await Task.Delay(20);
-            }
-        });
+        await using var requests = SteadyRequests.Start(port);
 
         // StopTask on a task behind the balancer: DEACTIVATING while its target drains, no request fails, then STOPPED.
         var victim = tasks[0]["taskArn"]!.GetValue<string>();
@@ -215,10 +175,9 @@ public sealed class ServiceBehindLoadBalancerTests(ControlPlaneFixture plane)
             $"stopped before its draining ended: {stoppedTask.ToJsonString()}");
         var stable = await plane.WaitAsync("services-stable", cluster, ["web"]);
         Assert.True(stable.ExitCode == 0, stable.Stderr);
-        await stop.CancelAsync();
-        await loop;
-        Assert.True(failures.Count == 0, $"{failures.Count} of {failures.Count + served} requests failed: {string.Join("; ", failures.Take(5))}\n{balancer.Log}");
-        Assert.True(served > 0);
+        await requests.StopAsync();
+        requests.AssertNoneFailed(balancer.Log);
+        Assert.NotEmpty(requests.Bodies());
 
         (await plane.EcsAsync("delete-service", "--cluster", cluster, "--service", "web", "--force")).Json.ToString();
         await Elb("delete-load-balancer", "--load-balancer-arn", lbArn);
@@ -234,5 +193,67 @@ public sealed class ServiceBehindLoadBalancerTests(ControlPlaneFixture plane)
             Assert.True(DateTime.UtcNow < deadline, $"targets: {health.ToJsonString()}");
             await Task.Delay(1000);
         }
+    }
+}
+
+/// <summary>A steady stream of GETs to a listener on loopback (one every 20 ms), recording each answer's body or failure.</summary>
+internal sealed class SteadyRequests : IAsyncDisposable
+{
+    private readonly HttpClient _http;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<string> _bodies = [];
+    private readonly List<string> _failures = [];
+    private Task _loop = Task.CompletedTask;
+
+    private SteadyRequests(int port) => _http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
+
+    public static SteadyRequests Start(int port)
+    {
+        var requests = new SteadyRequests(port);
+        requests._loop = Task.Run(requests.RunAsync);
+        return requests;
+    }
+
+    /// <summary>The bodies of the successful answers so far, in order.</summary>
+    public List<string> Bodies()
+    {
+        lock (_bodies) return [.. _bodies];
+    }
+
+    public void AssertNoneFailed(string context)
+    {
+        lock (_bodies)
+            Assert.True(_failures.Count == 0, $"{_failures.Count} of {_failures.Count + _bodies.Count} requests failed: {string.Join("; ", _failures.Take(5))}\n{context}");
+    }
+
+    public async Task StopAsync()
+    {
+        await _stop.CancelAsync();
+        await _loop;
+    }
+
+    private async Task RunAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                using var response = await _http.GetAsync("/");
+                var body = (await response.Content.ReadAsStringAsync()).Trim();
+                lock (_bodies) { if (response.IsSuccessStatusCode) _bodies.Add(body); else _failures.Add($"{(int)response.StatusCode} {body}"); }
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                lock (_bodies) _failures.Add(e.Message);
+            }
+            await Task.Delay(20);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        _stop.Dispose();
+        _http.Dispose();
     }
 }
