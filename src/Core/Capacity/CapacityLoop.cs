@@ -94,6 +94,7 @@ public sealed class CapacityLoop(
         if (_noneWaitingUntil is { } until && now < until && adds == _addsSeen) return still;
         _addsSeen = adds;
         var definitionCache = new Dictionary<string, TaskDefinitionRecord?>(StringComparer.Ordinal);
+        var rulesCache = new Dictionary<(string, string), PlacementRules>();
         var entries = await waiting.ListAsync(MaxWaitingPerTick, cancellationToken);
         _noneWaitingUntil = entries.Count == 0 ? now + NoneWaitingReadInterval : null;
         foreach (var cluster in entries.GroupBy(w => w.Cluster))
@@ -134,7 +135,8 @@ public sealed class CapacityLoop(
                     if (definition is null) continue;
                     var provider = task.CapacityProviderName ?? entry.CapacityProvider;
                     if (!byPool.TryGetValue(provider, out var pool)) byPool[provider] = pool = [.. CapacityPools.Eligible(hosts, provider)];
-                    var placed = await launcher.PlaceWaitingAsync(task, definition, pool, cancellationToken);
+                    var rules = await RulesAsync(task, rulesCache, cancellationToken);
+                    var placed = await launcher.PlaceWaitingAsync(task, definition, pool, rules, cancellationToken);
                     if (placed is null) still.Add(task);
                     else
                     {
@@ -147,10 +149,22 @@ public sealed class CapacityLoop(
                     logger.LogWarning("Could not look at waiting task {TaskId} of {Cluster}: {Error}", entry.TaskId, entry.Cluster, e.Message);
                 }
             }
-            foreach (var group in touched.Where(g => g.StartsWith("service:", StringComparison.Ordinal)))
-                await reconcile.EnqueueAsync(new ServiceKey(cluster.Key, group["service:".Length..]), null, cancellationToken);
+            foreach (var group in touched.Where(g => g.StartsWith(TaskRecord.ServiceGroupPrefix, StringComparison.Ordinal)))
+                await reconcile.EnqueueAsync(new ServiceKey(cluster.Key, group[TaskRecord.ServiceGroupPrefix.Length..]), null, cancellationToken);
         }
         return still;
+    }
+
+    /// <summary>
+    /// How a waiting task is placed: a service's task by the service's strategies and constraints as they are now
+    /// (a distinctInstance service keeps one task per instance as its pool grows), a standalone one by RunTask's default.
+    /// </summary>
+    private async Task<PlacementRules> RulesAsync(TaskRecord task, Dictionary<(string, string), PlacementRules> cache, CancellationToken cancellationToken)
+    {
+        if (task.ServiceName is not { } name) return PlacementRules.RunTaskDefault;
+        if (cache.TryGetValue((task.Cluster, name), out var rules)) return rules;
+        var service = await services.FindAsync(task.Cluster, name, cancellationToken);
+        return cache[(task.Cluster, name)] = service is null ? new PlacementRules(Placement.ServiceDefault, false, []) : PlacementRules.Of(service);
     }
 
     private async Task ExpireAsync(TaskRecord task, DateTimeOffset now, CancellationToken cancellationToken)

@@ -232,7 +232,7 @@ public sealed class ServiceReconciler(
             logger.LogWarning("Service {Service} cannot start tasks: {TaskDefinitionArn} is gone", service.Name, start.TaskDefinitionArn);
             return true;
         }
-        var constraints = service.PlacementConstraints;
+        var rules = PlacementRules.Of(service);
         var launched = new List<TaskRecord>();
         var failures = new List<LaunchFailure>();
         var remaining = start.Count;
@@ -264,9 +264,9 @@ public sealed class ServiceReconciler(
                 StartedBy = start.DeploymentId,
                 Tags = PropagatedTags(service, definition),
                 Network = Capacity.AwsVpcConfiguration.Stored(definition, service.Passthrough["networkConfiguration"]),
-                Strategies = service.IsDaemon ? [] : service.PlacementStrategy.Count > 0 ? service.PlacementStrategy : Placement.ServiceDefault,
-                DistinctInstance = PlacementStrategies.HasDistinctInstance(constraints),
-                MemberOf = PlacementStrategies.MemberOf(constraints),
+                Strategies = rules.Strategies,
+                DistinctInstance = rules.DistinctInstance,
+                MemberOf = rules.MemberOf,
                 OnInstances = onInstances?.Skip(start.Count - remaining).Take(batch).ToList(),
                 KeepPlacing = lease.HoldAsync,
             }, cancellationToken);

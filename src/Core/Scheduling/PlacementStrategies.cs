@@ -64,3 +64,16 @@ public static class PlacementStrategies
             throw new InvalidParameterException($"A maximum of {MaxConstraints} placement constraints is allowed.");
     }
 }
+
+/// <summary>How a launch chooses among instances: its strategies and its constraints (distinctInstance, memberOf).</summary>
+public sealed record PlacementRules(
+    IReadOnlyList<PlacementStrategy> Strategies, bool DistinctInstance, IReadOnlyList<Func<ContainerInstanceRecord, bool>> MemberOf)
+{
+    public static readonly PlacementRules RunTaskDefault = new(Placement.RunTaskDefault, false, []);
+
+    /// <summary>A service's: its own strategies (ECS's default spread when it gives none; none for DAEMON) and constraints.</summary>
+    public static PlacementRules Of(Services.ServiceRecord service)
+        => new(service.IsDaemon ? [] : service.PlacementStrategy.Count > 0 ? service.PlacementStrategy : Placement.ServiceDefault,
+            PlacementStrategies.HasDistinctInstance(service.PlacementConstraints),
+            PlacementStrategies.MemberOf(service.PlacementConstraints));
+}

@@ -246,10 +246,11 @@ public sealed class TaskLauncher(
     /// Places a task that waited for capacity on one of <paramref name="hosts"/> (its pool, as last
     /// read; updated here on lost races): reserve, then give the row its instance (only while it still
     /// waits and is desired RUNNING; otherwise the reservation is released), then send Start.
-    /// Returns the task as it now is, or null when there is still no room.
+    /// Returns the task as it now is, or null when there is still no room. <paramref name="rules"/>: its
+    /// service's strategies and constraints, or RunTask's default.
     /// </summary>
     public async Task<TaskRecord?> PlaceWaitingAsync(
-        TaskRecord task, TaskDefinitionRecord definition, List<ContainerInstanceRecord> hosts, CancellationToken cancellationToken)
+        TaskRecord task, TaskDefinitionRecord definition, List<ContainerInstanceRecord> hosts, PlacementRules rules, CancellationToken cancellationToken)
     {
         var need = TaskSizing.Need(definition, task.Overrides);
         var groupCounts = PlacementRequest.CountGroup(hosts, task.Group);
@@ -261,7 +262,9 @@ public sealed class TaskLauncher(
                 Need = need,
                 Instances = hosts,
                 GroupTasksPerInstance = groupCounts,
-                Strategies = task.ServiceName is not null ? Placement.ServiceDefault : Placement.RunTaskDefault,
+                Strategies = rules.Strategies,
+                DistinctInstance = rules.DistinctInstance,
+                MemberOf = rules.MemberOf,
                 RequiredAttributes = definition.RequiresAttributes,
                 Now = time.GetUtcNow(),
                 AgentTimeout = TimeSpan.FromSeconds(options.AgentDisconnectedAfterSeconds),

@@ -82,6 +82,26 @@ public sealed class WaitingForCapacityTests(AzuriteFixture azurite) : IDisposabl
     }
 
     [Fact]
+    public async Task A_services_waiting_tasks_are_placed_by_its_constraints_one_per_instance_for_distinctInstance()
+    {
+        var api = await ClusterWithProviderAsync();
+        await OkAsync(api, "CreateService", """{"cluster": "c", "serviceName": "web", "taskDefinition": "app", "desiredCount": 2, "placementConstraints": [{"type": "distinctInstance"}]}""");
+        await api.Get<Serverless.Core.Reconciliation.ServiceReconciler>().ReconcileAsync(new Serverless.Core.Services.ServiceKey("c", "web"), _token);
+        var loop = api.Get<CapacityLoop>();
+        Assert.Equal(2, (await loop.PlaceWaitingAsync(_token)).Count);
+
+        // One instance with room for both: distinctInstance puts one task on it; the other waits for another instance.
+        var instances = api.Get<ContainerInstanceStore>();
+        var first = await instances.RegisterAsync(ContainerInstanceTables.Host("c", memory: 1024) with { CapacityProviderName = "cp" }, _token);
+        Assert.Single(await loop.PlaceWaitingAsync(_token));
+        Assert.Single((await instances.FindAsync("c", first.Id, _token))!.Reservations);
+
+        var second = await instances.RegisterAsync(ContainerInstanceTables.Host("c", memory: 1024) with { CapacityProviderName = "cp" }, _token);
+        Assert.Empty(await loop.PlaceWaitingAsync(_token));
+        Assert.Single((await instances.FindAsync("c", second.Id, _token))!.Reservations);
+    }
+
+    [Fact]
     public async Task A_task_that_waits_past_the_provisioning_timeout_is_stopped_and_an_EC2_task_still_fails_at_once()
     {
         var api = await ClusterWithProviderAsync();
