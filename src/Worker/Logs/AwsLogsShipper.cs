@@ -122,7 +122,8 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEv
         var reading = ReadAsync(dockerId, tty, resume, lines.Writer, cancellationToken);
         await SendAsync(lines.Reader, config, writer, cancellationToken);
         await reading;
-        logger.LogInformation("Shipped the output of container {DockerId} to {LogGroup} {LogStream}", dockerId, config.Group, streamName);
+        logger.LogInformation("Shipped the output of container {DockerId} to {LogGroup} {LogStream} (Docker's log read {How})",
+            dockerId, config.Group, streamName, Reader.Direct ? "directly" : "through Docker.DotNet");
     }
 
     /// <summary>Where the stream's shipping stopped: the cursor stored last, or (for events stored without one) the newest event's time. Leaves the rows read in the writer.</summary>

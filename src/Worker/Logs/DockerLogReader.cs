@@ -22,6 +22,9 @@ internal sealed class DockerLogReader
     private readonly IDockerClient _docker;
     private readonly HttpClient? _http;
 
+    /// <summary>Whether the log is read with .NET's own HTTP client (else through Docker.DotNet).</summary>
+    public bool Direct => _http is not null;
+
     public DockerLogReader(IDockerClient docker)
     {
         _docker = docker;
