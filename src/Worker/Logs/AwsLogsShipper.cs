@@ -25,6 +25,7 @@ namespace Serverless.Worker.Logs;
 public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEventStore events, TimeProvider time, ILogger<AwsLogsShipper> logger)
 {
     private const int MaxBatchEvents = 10_000;
+    private const int TailRecords = 1_000;
     private static readonly TimeSpan BatchWindow = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(30);
 
@@ -145,14 +146,15 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEv
                 : resume.AfterMilliseconds is { } ms ? DockerLogParser.Since(ms * 1_000_000) : null;
             var parser = new DockerLogParser(lastNanos, repeats);
             var follow = true;
+            async Task Deliver(List<DockerLogLine> batch)
+            {
+                // Without a cursor: lines up to the last stored event's millisecond were shipped by an earlier worker.
+                if (resume.AfterMilliseconds is { } last) batch.RemoveAll(l => l.Timestamp <= last);
+                if (batch.Count > 0) await lines.WriteAsync(batch, cancellationToken);
+            }
             while (true)
             {
-                await Reader.ReadAsync(dockerId, tty, follow, since, parser, async batch =>
-                {
-                    // Without a cursor: lines up to the last stored event's millisecond were shipped by an earlier worker.
-                    if (resume.AfterMilliseconds is { } last) batch.RemoveAll(l => l.Timestamp <= last);
-                    if (batch.Count > 0) await lines.WriteAsync(batch, cancellationToken);
-                }, cancellationToken);
+                await Reader.ReadAsync(dockerId, tty, follow, since, parser, Deliver, cancellationToken);
                 if (!follow) break;
                 // A follow ends when the container stops, but Docker (20.10's json-file reader at least) may end
                 // it before the last lines it stored: read again from the last line seen, without follow, to the
@@ -161,6 +163,7 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEv
                 follow = state.State?.Running == true;
                 if (parser.LastRecordNanos != 0) (lastNanos, repeats) = (parser.LastRecordNanos, parser.LastRecordRepeats);
                 if (lastNanos != 0) since = DockerLogParser.Since(lastNanos);
+                if (!follow && lastNanos != 0 && await ReadTailAsync(dockerId, tty, lastNanos, repeats, Deliver, cancellationToken)) break;
                 parser = new DockerLogParser(lastNanos, repeats);
             }
             lines.Complete();
@@ -175,6 +178,22 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEv
             lines.Complete(e);
             throw;
         }
+    }
+
+    /// <summary>
+    /// The rest of a stopped container's log after the record seen last, from the log's last records: Docker's
+    /// json-file reader finds a <c>since</c> by reading the file from its start (half a second of dockerd's CPU
+    /// for 100,000 lines), a <c>tail</c> from its end. False (nothing delivered) when those records do not reach
+    /// back before the one seen last: a read from <c>since</c> must do.
+    /// </summary>
+    private async Task<bool> ReadTailAsync(string dockerId, bool tty, long lastNanos, int repeats, Func<List<DockerLogLine>, Task> deliver, CancellationToken cancellationToken)
+    {
+        var parser = new DockerLogParser(lastNanos, repeats, dropBefore: true);
+        // Known from the first record on, before any line is delivered.
+        bool Reaches() => parser.FirstRecordNanos != 0 && parser.FirstRecordNanos < lastNanos;
+        await Reader.ReadAsync(dockerId, tty, follow: false, since: null, parser, read => Reaches() ? deliver(read) : Task.CompletedTask,
+            cancellationToken, tail: TailRecords);
+        return Reaches();
     }
 
     private async Task SendAsync(ChannelReader<List<DockerLogLine>> lines, AwsLogsConfig config, LogIngest.Writer writer, CancellationToken cancellationToken)

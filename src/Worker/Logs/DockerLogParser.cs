@@ -24,10 +24,12 @@ namespace Serverless.Worker.Logs;
 /// <paramref name="skipCount"/> records stamped exactly <paramref name="skipNanos"/>: a read with Docker's
 /// <c>since</c> set to the last record seen starts again at that record (its filter keeps times at or
 /// after <c>since</c>), and <see cref="LastRecordNanos"/> / <see cref="LastRecordRepeats"/> say where an
-/// earlier parser stopped.
+/// earlier parser stopped. With <paramref name="dropBefore"/> it also drops the records stamped before
+/// <paramref name="skipNanos"/>, as Docker's <c>since</c> would, for a read of the log's last records
+/// (<c>tail</c>) that reaches back before them (<see cref="FirstRecordNanos"/> says where it starts).
 /// </para>
 /// </remarks>
-public sealed class DockerLogParser(long skipNanos = 0, int skipCount = 0)
+public sealed class DockerLogParser(long skipNanos = 0, int skipCount = 0, bool dropBefore = false)
 {
     /// <summary>
     /// The shipper's cursor for a position in Docker's log (stored with the events it shipped): the last
@@ -153,9 +155,15 @@ public sealed class DockerLogParser(long skipNanos = 0, int skipCount = 0)
         }
     }
 
+    /// <summary>Docker's time of the first record read (skipped or not); 0 before the first.</summary>
+    public long FirstRecordNanos { get; private set; }
+
     /// <summary>Whether a record stamped <paramref name="nanos"/> is one a resumed parser skips (and counts it).</summary>
     private bool Skips(long nanos)
     {
+        if (FirstRecordNanos == 0) FirstRecordNanos = nanos;
+        // Reading the log's tail rather than from `since`: what Docker's filter would have left out.
+        if (dropBefore && nanos != 0 && nanos < skipNanos) return true;
         if (nanos != skipNanos || nanos == 0 || _skipped >= skipCount) return false;
         _skipped++;
         return true;

@@ -33,19 +33,19 @@ internal sealed class DockerLogReader
 
     /// <summary>
     /// Reads the log (following it while the container runs when <paramref name="follow"/>) from <paramref name="since"/>
-    /// (Docker's <c>seconds.nanoseconds</c>); <paramref name="deliver"/> gets the lines of each read, a new list each time.
-    /// DockerContainerNotFoundException when the container is gone.
+    /// (Docker's <c>seconds.nanoseconds</c>), or only its last <paramref name="tail"/> records; <paramref name="deliver"/>
+    /// gets the lines of each read, a new list each time. DockerContainerNotFoundException when the container is gone.
     /// </summary>
     public async Task ReadAsync(string dockerId, bool tty, bool follow, string? since, DockerLogParser parser,
-        Func<List<DockerLogLine>, Task> deliver, CancellationToken cancellationToken)
+        Func<List<DockerLogLine>, Task> deliver, CancellationToken cancellationToken, int? tail = null)
     {
         if (_http is null)
         {
-            await ReadWithDockerDotNetAsync(dockerId, tty, follow, since, parser, deliver, cancellationToken);
+            await ReadWithDockerDotNetAsync(dockerId, tty, follow, since, tail, parser, deliver, cancellationToken);
             return;
         }
         var path = $"containers/{Uri.EscapeDataString(dockerId)}/logs?stdout=1&stderr=1&timestamps=1&follow={(follow ? 1 : 0)}"
-            + (since is null ? "" : "&since=" + since);
+            + (since is null ? "" : "&since=" + since) + (tail is { } last ? "&tail=" + last : "");
         using var response = await _http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         if (!response.IsSuccessStatusCode)
         {
@@ -102,10 +102,13 @@ internal sealed class DockerLogReader
         }
     }
 
-    private async Task ReadWithDockerDotNetAsync(string dockerId, bool tty, bool follow, string? since, DockerLogParser parser,
+    private async Task ReadWithDockerDotNetAsync(string dockerId, bool tty, bool follow, string? since, int? tail, DockerLogParser parser,
         Func<List<DockerLogLine>, Task> deliver, CancellationToken cancellationToken)
     {
-        var parameters = new ContainerLogsParameters { ShowStdout = true, ShowStderr = true, Follow = follow, Timestamps = true, Since = since };
+        var parameters = new ContainerLogsParameters
+        {
+            ShowStdout = true, ShowStderr = true, Follow = follow, Timestamps = true, Since = since, Tail = tail?.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
         using var stream = await _docker.Containers.GetContainerLogsAsync(dockerId, tty, parameters, cancellationToken);
         var buffer = new byte[BufferBytes];
         while (true)

@@ -58,6 +58,20 @@ public sealed class DockerLogParserTests
     }
 
     [Fact]
+    public void A_parser_reading_the_logs_tail_drops_what_Dockers_since_would_and_says_where_the_tail_starts()
+    {
+        var seen = new DockerLogParser().Feed(1, "2026-12-02T12:00:00.1Z a\n2026-12-02T12:00:00.2Z b\n2026-12-02T12:00:00.2Z c\n"u8);
+        var last = seen[^1];
+
+        var tail = new DockerLogParser(last.Nanos, last.Repeats, dropBefore: true);
+        var rest = tail.Feed(1, "2026-12-02T12:00:00.1Z a\n2026-12-02T12:00:00.2Z b\n2026-12-02T12:00:00.2Z c\n2026-12-02T12:00:00.3Z d\n"u8);
+
+        Assert.Equal(["d"], rest.Select(e => e.Message));
+        Assert.Equal(1_796_212_800_100_000_000L, tail.FirstRecordNanos);
+        Assert.True(tail.FirstRecordNanos < last.Nanos);
+    }
+
+    [Fact]
     public void Records_split_over_reads_and_a_piece_of_a_long_line_carry_where_a_resumed_read_starts()
     {
         var parser = new DockerLogParser();
