@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
@@ -56,15 +57,44 @@ public sealed record LogChunk(string ChunkId, long IngestionTime, IReadOnlyList<
 
     public TableEntity ToEntity(string partitionKey)
     {
-        var size = Events.Sum(e => PackedSize(e.Message));
-        var payload = new byte[size];
+        var size = 0;
+        foreach (var (_, message) in Events) size += PackedSize(message);
+        // Written straight into the 64 KiB properties: no ~1 MiB array (a large-object-heap allocation per write) to cut up.
+        var parts = new byte[(size + PropertyBytes - 1) / PropertyBytes][];
+        for (var i = 0; i < parts.Length; i++) parts[i] = new byte[Math.Min(PropertyBytes, size - i * PropertyBytes)];
         var at = 0;
-        foreach (var (timestamp, message) in Events)
+        void Write(ReadOnlySpan<byte> bytes)
         {
-            BinaryPrimitives.WriteInt64LittleEndian(payload.AsSpan(at), timestamp);
-            var length = Encoding.UTF8.GetBytes(message, payload.AsSpan(at + 12));
-            BinaryPrimitives.WriteInt32LittleEndian(payload.AsSpan(at + 8), length);
-            at += 12 + length;
+            while (!bytes.IsEmpty)
+            {
+                var target = parts[at / PropertyBytes].AsSpan(at % PropertyBytes);
+                var n = Math.Min(target.Length, bytes.Length);
+                bytes[..n].CopyTo(target);
+                bytes = bytes[n..];
+                at += n;
+            }
+        }
+        var scratch = ArrayPool<byte>.Shared.Rent(4096);
+        try
+        {
+            Span<byte> header = stackalloc byte[12];
+            foreach (var (timestamp, message) in Events)
+            {
+                if (scratch.Length < Encoding.UTF8.GetMaxByteCount(message.Length))
+                {
+                    ArrayPool<byte>.Shared.Return(scratch);
+                    scratch = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(message.Length));
+                }
+                var length = Encoding.UTF8.GetBytes(message, scratch);
+                BinaryPrimitives.WriteInt64LittleEndian(header, timestamp);
+                BinaryPrimitives.WriteInt32LittleEndian(header[8..], length);
+                Write(header);
+                Write(scratch.AsSpan(0, length));
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
         }
         var entity = new TableEntity(partitionKey, RowKey)
         {
@@ -73,8 +103,7 @@ public sealed record LogChunk(string ChunkId, long IngestionTime, IReadOnlyList<
             ["Count"] = Events.Count,
         };
         if (Cursor is not null) entity[CursorProperty] = Cursor;
-        for (var part = 0; part * PropertyBytes < payload.Length; part++)
-            entity[$"D{part:D2}"] = payload.AsSpan(part * PropertyBytes, Math.Min(PropertyBytes, payload.Length - part * PropertyBytes)).ToArray();
+        for (var part = 0; part < parts.Length; part++) entity[$"D{part:D2}"] = parts[part];
         return entity;
     }
 
