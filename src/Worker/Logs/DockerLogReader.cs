@@ -53,13 +53,9 @@ internal sealed class DockerLogReader
             if (response.StatusCode == HttpStatusCode.NotFound) throw new DockerContainerNotFoundException(response.StatusCode, body);
             throw new DockerApiException(response.StatusCode, body);
         }
-        // API 1.42 and later say which it is; before, a TTY container's log is raw and any other multiplexed.
-        var multiplexed = response.Content.Headers.ContentType?.MediaType switch
-        {
-            "application/vnd.docker.raw-stream" => false,
-            "application/vnd.docker.multiplexed-stream" => true,
-            _ => !tty,
-        };
+        // A TTY container's log is raw, any other's multiplexed (whatever Content-Type an engine sends: 20.10 none,
+        // later ones raw-stream for either when an API version before 1.42 is asked for).
+        var multiplexed = !tty;
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
         var buffer = new byte[BufferBytes];
         var filled = 0;
