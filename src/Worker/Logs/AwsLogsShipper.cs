@@ -206,6 +206,7 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEv
         var at = 0;
         DockerLogLine? carried = null;
         var done = false;
+        var putting = Task.CompletedTask;
         while (!done || carried is not null)
         {
             var batch = new List<(long Timestamp, string Message)>();
@@ -284,7 +285,10 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEv
             // stdout and stderr interleave: PutLogEvents wants time order (a stable sort keeps each one's order).
             var ordered = IsOrdered(batch) ? batch : batch.OrderBy(e => e.Timestamp).ToList();
             var position = DockerLogParser.Cursor(cursor.Nanos, cursor.Repeats);
-            await RetryAsync(async () =>
+            // One put at a time, in order (a batch's cursor says all before it is stored), but the next batch is
+            // gathered while this one is put.
+            await putting;
+            putting = RetryAsync(async () =>
             {
                 try
                 {
@@ -297,6 +301,7 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEv
                 return true;
             }, $"put {ordered.Count} event(s) into {streamName}", cancellationToken);
         }
+        await putting;
         if (open is { } tail)
         {
             var position = tail.Nanos != 0 ? DockerLogParser.Cursor(tail.Nanos, tail.Repeats) : null;
