@@ -13,7 +13,7 @@ Three measurements, one after another so they do not share the cores with each o
    Every shipped line is then read back through GetLogEvents: all N, in order, each once.
 2. cost: storage transactions the worker makes on the Logs tables (LogGroups, LogStreams,
    LogEvents) per 1,000 lines of 100 bytes: for a task printing exactly 1,000 lines (from RunTask
-   until its output is shipped, so creating the stream and the restart check are included) and
+   until its output is shipped, so making its stream is included) and
    over the throughput runs.
 3. latency: a container prints a numbered line every 200 ms; a poller reads GetLogEvents (in-process
    SigV4 client, forward token) every 100 ms; latency = when the poller first sees a line minus the
@@ -264,10 +264,26 @@ def raw_throughput(events: DockerEvents, args, run_id: str, lines: int) -> dict:
     start, _ = events.wait("start", lambda i, a: i == cid, 30)
     died, _ = events.wait("die", lambda i, a: i == cid, 30)
     last = subprocess.run(["docker", "logs", "--tail", "1", cid], capture_output=True, text=True).stdout.strip()
+    timestamps = timestamps_cost(cid)
     subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
     if last != expected_line(lines):
         raise BenchmarkFailed(f"raw container's last line is {last[:40]!r}")
-    return {"seconds": end - start, "print_seconds": died - start, "lines_per_s": lines / (end - start), "cpu": used}
+    return {"seconds": end - start, "print_seconds": died - start, "lines_per_s": lines / (end - start), "cpu": used,
+            "timestamps": timestamps}
+
+
+def timestamps_cost(cid: str) -> dict:
+    """dockerd's CPU seconds and the wall time to serve the stopped container's whole log, without and with
+    `timestamps` (what the shipper asks for), each read twice, alternating."""
+    out = {"plain_cpu": 0.0, "timestamps_cpu": 0.0, "plain_s": 0.0, "timestamps_s": 0.0}
+    pid = dockerd_pid()
+    for flags in ([], ["-t"], ["-t"], []):
+        key = "timestamps" if flags else "plain"
+        before, t0 = tree_cpu_seconds([pid]), time.monotonic()
+        subprocess.run(["docker", "logs", *flags, cid], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        out[f"{key}_s"] += time.monotonic() - t0
+        out[f"{key}_cpu"] += tree_cpu_seconds([pid]) - before
+    return {k: round(v / 2, 3) for k, v in out.items()}
 
 
 def our_throughput(ecs: Api, logs: Api, az: st.AzuriteLog, events: DockerEvents, args, lines: int) -> dict:
@@ -365,7 +381,7 @@ def setup(ecs: Api, cluster: str, lines: int) -> None:
 
 def shipping_cost(thousand: dict) -> int:
     """Of a 1,000-line task's transactions, those of shipping the lines: the chunk writes and the stream row's
-    time bounds; the rest made the stream (PrepareAsync) and checked what was shipped before (once per container)."""
+    time bounds; the rest made the stream (PrepareAsync, once per container)."""
     ops = thousand["operations"]
     return ops.get("LogEvents Table_InsertEntity", 0) + ops.get("LogStreams Table_UpdateEntity", 0)
 
@@ -402,11 +418,17 @@ def render(r: dict) -> str:
             c = x[who]["cpu"]
             out.append(f"| {i} | {'`docker logs -f`' if who == 'docker' else 'ours'} | {c['worker']:.2f} | {c['storage (Azurite --debug)']:.2f} | "
                        f"{c['dockerd']:.2f} | {c['control plane']:.2f} | {c['everything else']:.2f} | {c['machine']:.2f} |")
+    stamps = [x["docker"].get("timestamps") for x in rounds if x["docker"].get("timestamps")]
+    if stamps:
+        out += ["", "dockerd serving a stopped raw container's whole log (`docker logs ID > /dev/null`), without and with "
+                "timestamps (`-t`, as the shipper asks), mean of two reads each: "
+                + "; ".join(f"round {i}: {t['plain_cpu']:.2f} / {t['timestamps_cpu']:.2f} CPU-s, {t['plain_s']:.2f} / {t['timestamps_s']:.2f} s"
+                            for i, t in enumerate(stamps, 1))]
     shipping = [shipping_cost(x) for x in r["thousand"]]
     out += ["",
             "## Storage transactions per 1,000 lines of 100 bytes (worker, Logs tables)", "",
             f"- a task printing 1,000 lines, from RunTask until shipped: {', '.join(str(t) for t in thousand)} (median {median(thousand):g}); "
-            f"of which making its stream and the restart check (once per container): {', '.join(str(x['transactions'] - shipping_cost(x)) for x in r['thousand'])}, "
+            f"of which making its stream (once per container): {', '.join(str(x['transactions'] - shipping_cost(x)) for x in r['thousand'])}, "
             f"and shipping the 1,000 lines: {', '.join(str(t) for t in shipping)} (bar <= {BARS['per_1000']:g}: lines {ok(median(shipping) <= BARS['per_1000'])}, "
             f"whole task {ok(median(thousand) <= BARS['per_1000'])})",
             f"- during the throughput runs: {', '.join(f'{c:.2f}' for c in flood_cost)} per 1,000 lines",

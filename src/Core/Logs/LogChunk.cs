@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
@@ -12,8 +13,10 @@ public sealed record LogEvent(long Timestamp, string Message, long IngestionTime
 /// Several consecutive events of one stream stored as one entity of the <c>LogEvents</c> table (see
 /// <see cref="LogEventStore"/>): row key <c>{first timestamp:D15}-{chunk id}</c>, the events packed
 /// as binary (<c>timestamp:int64, length:int32, UTF-8</c> each) cut into properties of at most 64 KiB.
+/// <see cref="Cursor"/> is the writer's own note of where its source was once these events were read
+/// (the awslogs shipper's position in Docker's log), stored in the same write as the events.
 /// </summary>
-public sealed record LogChunk(string ChunkId, long IngestionTime, IReadOnlyList<(long Timestamp, string Message)> Events)
+public sealed record LogChunk(string ChunkId, long IngestionTime, IReadOnlyList<(long Timestamp, string Message)> Events, string? Cursor = null)
 {
     /// <summary>Under the 1 MiB entity limit with room for keys and the other properties.</summary>
     public const int MaxPayloadBytes = 960 * 1024;
@@ -25,6 +28,8 @@ public sealed record LogChunk(string ChunkId, long IngestionTime, IReadOnlyList<
     public const long MaxSpanMilliseconds = 60_000;
 
     private const int PropertyBytes = 64 * 1024;
+
+    internal const string CursorProperty = "Cursor";
 
     /// <summary>Bytes one event takes in the payload.</summary>
     public static int PackedSize(string message) => 12 + Encoding.UTF8.GetByteCount(message);
@@ -52,15 +57,44 @@ public sealed record LogChunk(string ChunkId, long IngestionTime, IReadOnlyList<
 
     public TableEntity ToEntity(string partitionKey)
     {
-        var size = Events.Sum(e => PackedSize(e.Message));
-        var payload = new byte[size];
+        var size = 0;
+        foreach (var (_, message) in Events) size += PackedSize(message);
+        // Written straight into the 64 KiB properties: no ~1 MiB array (a large-object-heap allocation per write) to cut up.
+        var parts = new byte[(size + PropertyBytes - 1) / PropertyBytes][];
+        for (var i = 0; i < parts.Length; i++) parts[i] = new byte[Math.Min(PropertyBytes, size - i * PropertyBytes)];
         var at = 0;
-        foreach (var (timestamp, message) in Events)
+        void Write(ReadOnlySpan<byte> bytes)
         {
-            BinaryPrimitives.WriteInt64LittleEndian(payload.AsSpan(at), timestamp);
-            var length = Encoding.UTF8.GetBytes(message, payload.AsSpan(at + 12));
-            BinaryPrimitives.WriteInt32LittleEndian(payload.AsSpan(at + 8), length);
-            at += 12 + length;
+            while (!bytes.IsEmpty)
+            {
+                var target = parts[at / PropertyBytes].AsSpan(at % PropertyBytes);
+                var n = Math.Min(target.Length, bytes.Length);
+                bytes[..n].CopyTo(target);
+                bytes = bytes[n..];
+                at += n;
+            }
+        }
+        var scratch = ArrayPool<byte>.Shared.Rent(4096);
+        try
+        {
+            Span<byte> header = stackalloc byte[12];
+            foreach (var (timestamp, message) in Events)
+            {
+                if (scratch.Length < Encoding.UTF8.GetMaxByteCount(message.Length))
+                {
+                    ArrayPool<byte>.Shared.Return(scratch);
+                    scratch = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(message.Length));
+                }
+                var length = Encoding.UTF8.GetBytes(message, scratch);
+                BinaryPrimitives.WriteInt64LittleEndian(header, timestamp);
+                BinaryPrimitives.WriteInt32LittleEndian(header[8..], length);
+                Write(header);
+                Write(scratch.AsSpan(0, length));
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
         }
         var entity = new TableEntity(partitionKey, RowKey)
         {
@@ -68,8 +102,8 @@ public sealed record LogChunk(string ChunkId, long IngestionTime, IReadOnlyList<
             ["Ingested"] = IngestionTime,
             ["Count"] = Events.Count,
         };
-        for (var part = 0; part * PropertyBytes < payload.Length; part++)
-            entity[$"D{part:D2}"] = payload.AsSpan(part * PropertyBytes, Math.Min(PropertyBytes, payload.Length - part * PropertyBytes)).ToArray();
+        if (Cursor is not null) entity[CursorProperty] = Cursor;
+        for (var part = 0; part < parts.Length; part++) entity[$"D{part:D2}"] = parts[part];
         return entity;
     }
 
@@ -87,15 +121,16 @@ public sealed record LogChunk(string ChunkId, long IngestionTime, IReadOnlyList<
             at += 12 + length;
         }
         var chunkId = entity.RowKey[(entity.RowKey.IndexOf('-') + 1)..];
-        return new LogChunk(chunkId, entity.GetInt64("Ingested") ?? 0, events);
+        return new LogChunk(chunkId, entity.GetInt64("Ingested") ?? 0, events, entity.GetString(CursorProperty));
     }
 
     /// <summary>
     /// Cuts a chronological batch into chunks: a new one when the payload would pass
     /// <see cref="MaxPayloadBytes"/> or the time span <see cref="MaxSpanMilliseconds"/>. Chunk ids are
-    /// the ingestion time, a random number and the chunk's place in the batch: digits, unique.
+    /// the ingestion time, a random number and the chunk's place in the batch: digits, unique. The last chunk
+    /// carries <paramref name="cursor"/>: chunks are stored in order, so once it is stored all of them are.
     /// </summary>
-    public static List<LogChunk> Cut(IReadOnlyList<(long Timestamp, string Message)> events, long ingestionTime, int random)
+    public static List<LogChunk> Cut(IReadOnlyList<(long Timestamp, string Message)> events, long ingestionTime, int random, string? cursor = null)
     {
         var chunks = new List<LogChunk>();
         var current = new List<(long, string)>();
@@ -112,7 +147,7 @@ public sealed record LogChunk(string ChunkId, long IngestionTime, IReadOnlyList<
             current.Add(e);
             size += packed;
         }
-        if (current.Count > 0) chunks.Add(new LogChunk(Id(ingestionTime, random, chunks.Count), ingestionTime, current));
+        if (current.Count > 0) chunks.Add(new LogChunk(Id(ingestionTime, random, chunks.Count), ingestionTime, current, cursor));
         return chunks;
     }
 

@@ -96,6 +96,32 @@ public sealed class LogEventStore(StorageClients storage)
         }
     }
 
+    /// <summary>
+    /// The <see cref="LogChunk.Cursor"/> stored last (the latest ingestion) in the stream, or null when no chunk
+    /// has one. Reads only those two properties of the chunks in a window before the stream's last bound,
+    /// widening it back to the stream's first event until one is found.
+    /// </summary>
+    public async Task<string?> LastCursorAsync(LogStream stream, CancellationToken cancellationToken)
+    {
+        if (stream.FirstBound is not { } firstBound || stream.LastBound is not { } lastBound) return null;
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        for (var window = 3 * LogChunk.MaxSpanMilliseconds; ; window *= 4)
+        {
+            var low = Math.Max(0, lastBound - window);
+            var filter = TableClient.CreateQueryFilter($"PartitionKey eq {stream.Id} and RowKey ge {LogKeys.Time(low)}");
+            (long Ingested, string RowKey, string Cursor)? last = null;
+            await foreach (var row in table.QueryAsync<TableEntity>(filter, select: ["RowKey", "Ingested", LogChunk.CursorProperty], cancellationToken: cancellationToken))
+            {
+                if (row.GetString(LogChunk.CursorProperty) is not { } cursor) continue;
+                var ingested = row.GetInt64("Ingested") ?? 0;
+                if (last is not { } best || ingested > best.Ingested || (ingested == best.Ingested && string.CompareOrdinal(row.RowKey, best.RowKey) > 0))
+                    last = (ingested, row.RowKey, cursor);
+            }
+            if (last is { } found) return found.Cursor;
+            if (low <= 0 || low < firstBound - LogChunk.MaxSpanMilliseconds) return null;
+        }
+    }
+
     /// <summary>Deletes every chunk of the stream (after its row is gone, so nobody reads them meanwhile).</summary>
     public async Task DeleteAllAsync(string streamId, CancellationToken cancellationToken)
     {

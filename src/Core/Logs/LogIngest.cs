@@ -19,17 +19,20 @@ public sealed class LogIngest(LogStore store, LogEventStore events, TimeProvider
     {
         var group = await store.GetGroupAsync(groupName, cancellationToken);
         var stream = await store.GetStreamAsync(group, streamName, cancellationToken);
-        return (await PutAsync(group, stream, batch, cancellationToken)).Rejected;
+        return (await PutAsync(group, stream, batch, null, cancellationToken)).Rejected;
     }
 
     /// <summary>
     /// <see cref="PutAsync(string, string, IReadOnlyList{ValueTuple{long, string}}, CancellationToken)"/> for a
     /// writer that puts batch after batch into one stream (the worker's awslogs shipping): the group and
-    /// stream rows are read again only when older than <see cref="RowsMaxAge"/>, after the stream row was
-    /// written (its ETag changed) or after a failure, so a batch costs one storage write, not three
+    /// stream rows are read again only when older than <see cref="RowsMaxAge"/> or after a failure (a
+    /// write of the stream row keeps its new ETag), so a batch costs one storage write, not three
     /// transactions. A group or stream deleted meanwhile is noticed within <see cref="RowsMaxAge"/>.
+    /// <paramref name="cursor"/>, if given, is stored with the events, in the same write: where the writer's
+    /// source was when it had read them (<see cref="LogEventStore.LastCursorAsync"/> reads it back).
     /// </summary>
-    public async Task<LogEventRules.Rejected> PutAsync(Writer writer, IReadOnlyList<(long Timestamp, string Message)> batch, CancellationToken cancellationToken)
+    public async Task<LogEventRules.Rejected> PutAsync(
+        Writer writer, IReadOnlyList<(long Timestamp, string Message)> batch, CancellationToken cancellationToken, string? cursor = null)
     {
         var now = time.GetUtcNow();
         try
@@ -41,8 +44,8 @@ public sealed class LogIngest(LogStore store, LogEventStore events, TimeProvider
                 writer.ReadAt = now;
             }
             writer.Stream ??= await store.GetStreamAsync(writer.Group, writer.StreamName, cancellationToken);
-            var (rejected, saved) = await PutAsync(writer.Group, writer.Stream, batch, cancellationToken);
-            if (saved) writer.Stream = null;
+            var (rejected, stream) = await PutAsync(writer.Group, writer.Stream, batch, cursor, cancellationToken);
+            writer.Stream = stream;
             return rejected;
         }
         catch
@@ -76,33 +79,36 @@ public sealed class LogIngest(LogStore store, LogEventStore events, TimeProvider
         internal DateTimeOffset ReadAt;
     }
 
-    /// <summary>Stores the batch; also says whether the stream row was written (its time bounds widened).</summary>
-    private async Task<(LogEventRules.Rejected Rejected, bool Saved)> PutAsync(
-        LogGroup group, LogStream stream, IReadOnlyList<(long Timestamp, string Message)> batch, CancellationToken cancellationToken)
+    /// <summary>Stores the batch; returns the stream row as it now is (written with a new ETag if its time bounds widened).</summary>
+    private async Task<(LogEventRules.Rejected Rejected, LogStream Stream)> PutAsync(
+        LogGroup group, LogStream stream, IReadOnlyList<(long Timestamp, string Message)> batch, string? cursor, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var (rejected, start, end) = LogEventRules.Check(batch, now, group.RetentionInDays);
-        if (end <= start) return (rejected, false);
+        if (end <= start) return (rejected, stream);
 
-        var kept = batch.Skip(start).Take(end - start).ToList();
+        var kept = start == 0 && end == batch.Count ? batch : batch.Skip(start).Take(end - start).ToList();
         var ingested = now.ToUnixTimeMilliseconds();
-        var saved = false;
         for (var attempt = 1; LogEventRules.Widen(stream, kept[0].Timestamp, kept[^1].Timestamp, ingested) is { } widened; attempt++)
         {
-            if (await store.TrySaveStreamAsync(group, widened, cancellationToken))
+            if (await store.TrySaveStreamAsync(group, widened, cancellationToken) is { } saved)
             {
-                saved = true;
+                stream = saved;
                 break;
             }
             if (attempt == 5) throw new ConcurrentUpdateException(stream.Name);
             stream = await store.GetStreamAsync(group, stream.Name, cancellationToken);
         }
-        await events.AppendAsync(stream.Id, LogChunk.Cut(kept, ingested, RandomNumberGenerator.GetInt32(1_000_000)), cancellationToken);
-        return (rejected, saved);
+        await events.AppendAsync(stream.Id, LogChunk.Cut(kept, ingested, RandomNumberGenerator.GetInt32(1_000_000), cursor), cancellationToken);
+        return (rejected, stream);
     }
 
-    /// <summary>Creates the stream, and the group first when <paramref name="createGroup"/>; either existing already is fine.</summary>
-    public async Task EnsureStreamAsync(string groupName, string streamName, bool createGroup, CancellationToken cancellationToken)
+    /// <summary>
+    /// Creates the stream, and the group first when <paramref name="createGroup"/>; either existing already is
+    /// fine. Returns a <see cref="Writer"/> for the stream holding the rows read or written here, so its first
+    /// put reads nothing: a new stream costs a group read and the stream's insert (a read more if it existed).
+    /// </summary>
+    public async Task<Writer> EnsureStreamAsync(string groupName, string streamName, bool createGroup, CancellationToken cancellationToken)
     {
         var group = await store.FindGroupAsync(groupName, cancellationToken);
         if (group is null)
@@ -118,13 +124,17 @@ public sealed class LogIngest(LogStore store, LogEventStore events, TimeProvider
             }
             group = await store.GetGroupAsync(groupName, cancellationToken);
         }
-        if (await store.FindStreamAsync(group, streamName, cancellationToken) is not null) return;
+        var now = time.GetUtcNow();
+        LogStream stream;
         try
         {
-            await store.CreateStreamAsync(group, streamName, time.GetUtcNow(), cancellationToken);
+            // Mostly new (ECS names a stream after its task): insert first, read only when it was there.
+            stream = await store.CreateStreamAsync(group, streamName, now, cancellationToken);
         }
         catch (ResourceAlreadyExistsException)
         {
+            stream = await store.GetStreamAsync(group, streamName, cancellationToken);
         }
+        return new Writer(groupName, streamName) { Group = group, Stream = stream.ETag == default ? null : stream, ReadAt = now };
     }
 }

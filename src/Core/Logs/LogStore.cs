@@ -142,13 +142,14 @@ public sealed class LogStore(StorageClients storage)
         var table = await storage.TableAsync(StreamsTable, cancellationToken);
         try
         {
-            await table.AddEntityAsync(ToEntity(group, stream), cancellationToken);
+            var response = await table.AddEntityAsync(ToEntity(group, stream), cancellationToken);
+            // With its ETag, the creator may widen its time bounds without reading it first.
+            return stream with { ETag = response.Headers.ETag ?? default };
         }
         catch (RequestFailedException e) when (e.Status == 409)
         {
             throw new ResourceAlreadyExistsException("The specified log stream already exists");
         }
-        return stream;
     }
 
     public async Task<LogStream?> FindStreamAsync(LogGroup group, string name, CancellationToken cancellationToken)
@@ -175,18 +176,21 @@ public sealed class LogStore(StorageClients storage)
             yield return ToStream(group.Name, row);
     }
 
-    /// <summary>Writes the stream's new times if the row is unchanged since read; false when another writer went first.</summary>
-    public async Task<bool> TrySaveStreamAsync(LogGroup group, LogStream stream, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes the stream's new times if the row is unchanged since read: the stream as written (its new ETag),
+    /// or null when another writer went first.
+    /// </summary>
+    public async Task<LogStream?> TrySaveStreamAsync(LogGroup group, LogStream stream, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(StreamsTable, cancellationToken);
         try
         {
-            await table.UpdateEntityAsync(ToEntity(group, stream), stream.ETag, TableUpdateMode.Replace, cancellationToken);
-            return true;
+            var response = await table.UpdateEntityAsync(ToEntity(group, stream), stream.ETag, TableUpdateMode.Replace, cancellationToken);
+            return stream with { ETag = response.Headers.ETag ?? default };
         }
         catch (RequestFailedException e) when (e.Status is 412 or 404)
         {
-            return false;
+            return null;
         }
     }
 

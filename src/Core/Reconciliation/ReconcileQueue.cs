@@ -1,15 +1,21 @@
+using System.Diagnostics;
 using Serverless.Core.Services;
 using Serverless.Core.Storage;
 using Serverless.Core.Tasks;
 
 namespace Serverless.Core.Reconciliation;
 
-/// <summary>A reconcile message: it names the service to look at, and nothing else.</summary>
+/// <summary>
+/// A reconcile message: it names the service to look at (never a copy of its state), and carries the W3C
+/// <c>traceparent</c> of what enqueued it, so the reconcile, and the worker's start of the tasks it places,
+/// join the trace of the API call (or timer run) that asked for it.
+/// </summary>
 public sealed record ReconcileMessage
 {
     public int V { get; init; } = 1;
     public required string Cluster { get; init; }
     public required string Service { get; init; }
+    public string? TraceParent { get; init; }
 }
 
 /// <summary>
@@ -24,7 +30,7 @@ public sealed class ReconcileQueue(StorageClients storage, QueueWake wake, TimeP
     public async Task EnqueueAsync(ServiceKey service, TimeSpan? delay, CancellationToken cancellationToken)
     {
         var queue = await storage.QueueAsync(QueueName, cancellationToken);
-        var message = TaskMessages.Serialize(new ReconcileMessage { Cluster = service.Cluster, Service = service.Name });
+        var message = TaskMessages.Serialize(new ReconcileMessage { Cluster = service.Cluster, Service = service.Name, TraceParent = Telemetry.Telemetry.TraceParent });
         var later = delay is { } d && d > TimeSpan.Zero;
         await queue.SendMessageAsync(message, visibilityTimeout: later ? delay : null, cancellationToken: cancellationToken);
         // Visible now: when this process runs the reconcile function, it need not wait for its next poll. Visible
@@ -32,6 +38,19 @@ public sealed class ReconcileQueue(StorageClients storage, QueueWake wake, TimeP
         // back-off poll finds it should this one be gone by then).
         if (!later) wake.Local(QueueName);
         else wake.LocalAfter(QueueName, delay!.Value, time ?? TimeProvider.System);
+    }
+
+    /// <summary>
+    /// Reads a message: the service it names, and the activity of its reconcile, continuing the trace the
+    /// message carries (null when nobody listens). The caller ends the activity when the reconcile is done.
+    /// </summary>
+    public static (ServiceKey Service, Activity? Activity) Begin(string message)
+    {
+        var parsed = TaskMessages.Deserialize<ReconcileMessage>(message);
+        var activity = Telemetry.Telemetry.StartFrom(Telemetry.Telemetry.Source, "Reconcile", parsed.TraceParent);
+        activity?.SetTag("ecs.cluster", parsed.Cluster);
+        activity?.SetTag("ecs.service", parsed.Service);
+        return (new ServiceKey(parsed.Cluster, parsed.Service), activity);
     }
 
     public static ServiceKey Parse(string message)

@@ -9,8 +9,12 @@ public sealed class ReconcileFunction(ServiceReconciler reconciler, ReconcileQue
     [Function("Reconcile")]
     public async Task Run([QueueTrigger(ReconcileQueue.QueueName)] string message, CancellationToken cancellationToken)
     {
-        var key = ReconcileQueue.Parse(message);
-        var result = await reconciler.ReconcileAsync(key, cancellationToken);
-        if (result.RequeueAfter is { } delay) await queue.EnqueueAsync(key, delay, cancellationToken);
+        // In the trace of what enqueued the message: the worker's start of a task placed here joins it too.
+        var (key, activity) = ReconcileQueue.Begin(message);
+        using (activity)
+        {
+            var result = await reconciler.ReconcileAsync(key, cancellationToken);
+            if (result.RequeueAfter is { } delay) await queue.EnqueueAsync(key, delay, cancellationToken);
+        }
     }
 }

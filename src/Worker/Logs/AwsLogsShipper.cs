@@ -15,30 +15,37 @@ namespace Serverless.Worker.Logs;
 /// The <c>awslogs</c> driver, done by the worker: for each container labelled with <see cref="AwsLogsConfig"/>,
 /// follows Docker's logs API and puts the lines into the CloudWatch Logs stream ECS names, in batches
 /// (what arrived within about a second, at most 10,000 events or 1 MiB: one storage write per batch, the
-/// group and stream rows being read again only every <see cref="LogIngest.RowsMaxAge"/> or after the stream
-/// row changed). A restarted worker resumes after the last event the stream holds, so nothing is shipped twice
-/// or skipped; storage being unreachable only delays a batch, which is retried until it is stored (Docker
-/// keeps the output meanwhile). <see cref="DrainAsync"/> waits until a stopped container's last line is
-/// stored, before the container is removed.
+/// group and stream rows being read again only every <see cref="LogIngest.RowsMaxAge"/>). Each batch is
+/// stored with its cursor (<see cref="DockerLogParser.Cursor"/>: where in Docker's log it ends), so a restarted
+/// worker resumes exactly after the last line stored: nothing is shipped twice or skipped. A container this
+/// worker made and prepared has stored nothing yet: it needs no such check. Storage being unreachable only
+/// delays a batch, which is retried until it is stored (Docker keeps the output meanwhile).
+/// <see cref="DrainAsync"/> waits until a stopped container's last line is stored, before the container is removed.
 /// </summary>
 public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEventStore events, TimeProvider time, ILogger<AwsLogsShipper> logger)
 {
     private const int MaxBatchEvents = 10_000;
+    private const int TailRecords = 1_000;
     private static readonly TimeSpan BatchWindow = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(30);
 
     private readonly ConcurrentDictionary<string, Task> _shipping = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, LogIngest.Writer> _prepared = new(StringComparer.Ordinal);
+    private DockerLogReader? _reader;
+
+    private DockerLogReader Reader => _reader ??= new DockerLogReader(docker);
 
     /// <summary>
-    /// Before an awslogs container starts: makes its stream (and group, with <c>awslogs-create-group</c>).
-    /// Returns why it cannot, in the Docker driver's words, or null (also for containers without awslogs).
+    /// Before an awslogs container starts: makes its stream (and group, with <c>awslogs-create-group</c>), and
+    /// keeps the rows for its shipping. Returns why it cannot, in the Docker driver's words, or null (also for
+    /// containers without awslogs).
     /// </summary>
     public async Task<string?> PrepareAsync(string dockerId, IDictionary<string, string>? labels, CancellationToken cancellationToken)
     {
         if (AwsLogsConfig.FromLabels(labels) is not { } config) return null;
         try
         {
-            await ingest.EnsureStreamAsync(config.Group, config.StreamFor(dockerId), config.CreateGroup, cancellationToken);
+            _prepared[dockerId] = await ingest.EnsureStreamAsync(config.Group, config.StreamFor(dockerId), config.CreateGroup, cancellationToken);
             return null;
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -81,51 +88,73 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEv
         {
             logger.LogWarning("Log shipping of {Count} container(s) did not finish within {Timeout}; removing them anyway", pending.Count(t => !t.IsCompleted), timeout);
         }
-        foreach (var id in dockerIds) _shipping.TryRemove(id, out _);
+        foreach (var id in dockerIds)
+        {
+            _shipping.TryRemove(id, out _);
+            _prepared.TryRemove(id, out _);
+        }
     }
+
+    /// <summary>Where reading Docker's log starts: after a cursor (exact), after a time (all lines up to that millisecond were shipped), or at the start.</summary>
+    private readonly record struct Resume(long Nanos, int Repeats, long? AfterMilliseconds);
 
     private async Task ShipAsync(string dockerId, AwsLogsConfig config, bool tty, CancellationToken cancellationToken)
     {
         var streamName = config.StreamFor(dockerId);
-        var writer = new LogIngest.Writer(config.Group, streamName);
-        long? after;
-        try
+        Resume resume = default;
+        if (!_prepared.TryRemove(dockerId, out var writer))
         {
-            after = await RetryAsync(() => LastStoredAsync(writer, cancellationToken), "read the last shipped event", cancellationToken);
-        }
-        catch (ResourceNotFoundException)
-        {
-            // Normally made before the container started (PrepareAsync); gone since, or never made for an adopted container.
-            await RetryAsync(() => ingest.EnsureStreamAsync(config.Group, streamName, config.CreateGroup, cancellationToken), $"create {config.Group} {streamName}", cancellationToken);
-            after = null;
+            // Adopted after a restart (or never prepared): continue after what an earlier worker stored.
+            writer = new LogIngest.Writer(config.Group, streamName);
+            try
+            {
+                resume = await RetryAsync(() => ResumeAsync(writer, cancellationToken), "read the last shipped event", cancellationToken);
+            }
+            catch (ResourceNotFoundException)
+            {
+                // Gone since it was made, or never made for an adopted container.
+                writer = await RetryAsync(() => ingest.EnsureStreamAsync(config.Group, streamName, config.CreateGroup, cancellationToken), $"create {config.Group} {streamName}", cancellationToken);
+            }
         }
 
-        var lines = Channel.CreateBounded<(long Timestamp, string Message)>(new BoundedChannelOptions(MaxBatchEvents * 4) { SingleReader = true, SingleWriter = true });
-        var reading = ReadAsync(dockerId, tty, after, lines.Writer, cancellationToken);
+        // Lists of lines as read (one per read of Docker's answer): bounded, so a container printing faster than
+        // storage takes it waits in Docker's log, not in the worker's memory.
+        var lines = Channel.CreateBounded<List<DockerLogLine>>(new BoundedChannelOptions(128) { SingleReader = true, SingleWriter = true });
+        var reading = ReadAsync(dockerId, tty, resume, lines.Writer, cancellationToken);
         await SendAsync(lines.Reader, config, writer, cancellationToken);
         await reading;
-        logger.LogInformation("Shipped the output of container {DockerId} to {LogGroup} {LogStream}", dockerId, config.Group, streamName);
+        logger.LogInformation("Shipped the output of container {DockerId} to {LogGroup} {LogStream} (Docker's log read {How})",
+            dockerId, config.Group, streamName, Reader.Direct ? "directly" : "through Docker.DotNet");
     }
 
-    /// <summary>The newest stored event's time: lines up to it were shipped before (by an earlier worker). Leaves the rows read in the writer.</summary>
-    private async Task<long?> LastStoredAsync(LogIngest.Writer writer, CancellationToken cancellationToken)
+    /// <summary>Where the stream's shipping stopped: the cursor stored last, or (for events stored without one) the newest event's time. Leaves the rows read in the writer.</summary>
+    private async Task<Resume> ResumeAsync(LogIngest.Writer writer, CancellationToken cancellationToken)
     {
         var stream = await ingest.OpenAsync(writer, cancellationToken);
-        await foreach (var e in events.ReadBackwardAsync(stream, 0, long.MaxValue / 2, null, cancellationToken)) return e.Timestamp;
-        return null;
+        if (DockerLogParser.TryParseCursor(await events.LastCursorAsync(stream, cancellationToken), out var nanos, out var repeats))
+            return new Resume(nanos, repeats, null);
+        await foreach (var e in events.ReadBackwardAsync(stream, 0, long.MaxValue / 2, null, cancellationToken)) return new Resume(0, 0, e.Timestamp);
+        return default;
     }
 
-    private async Task ReadAsync(string dockerId, bool tty, long? after, ChannelWriter<(long, string)> lines, CancellationToken cancellationToken)
+    private async Task ReadAsync(string dockerId, bool tty, Resume resume, ChannelWriter<List<DockerLogLine>> lines, CancellationToken cancellationToken)
     {
         try
         {
-            string? since = after is { } ms ? DockerLogParser.Since(ms * 1_000_000) : null;
-            var parser = new DockerLogParser();
+            var (lastNanos, repeats) = (resume.Nanos, resume.Repeats);
+            string? since = lastNanos != 0 ? DockerLogParser.Since(lastNanos)
+                : resume.AfterMilliseconds is { } ms ? DockerLogParser.Since(ms * 1_000_000) : null;
+            var parser = new DockerLogParser(lastNanos, repeats);
             var follow = true;
-            var (lastNanos, repeats) = (0L, 0);
+            async Task Deliver(List<DockerLogLine> batch)
+            {
+                // Without a cursor: lines up to the last stored event's millisecond were shipped by an earlier worker.
+                if (resume.AfterMilliseconds is { } last) batch.RemoveAll(l => l.Timestamp <= last);
+                if (batch.Count > 0) await lines.WriteAsync(batch, cancellationToken);
+            }
             while (true)
             {
-                await ReadOnceAsync(dockerId, tty, follow, since, parser, after, lines, cancellationToken);
+                await Reader.ReadAsync(dockerId, tty, follow, since, parser, Deliver, cancellationToken);
                 if (!follow) break;
                 // A follow ends when the container stops, but Docker (20.10's json-file reader at least) may end
                 // it before the last lines it stored: read again from the last line seen, without follow, to the
@@ -134,6 +163,7 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEv
                 follow = state.State?.Running == true;
                 if (parser.LastRecordNanos != 0) (lastNanos, repeats) = (parser.LastRecordNanos, parser.LastRecordRepeats);
                 if (lastNanos != 0) since = DockerLogParser.Since(lastNanos);
+                if (!follow && lastNanos != 0 && await ReadTailAsync(dockerId, tty, lastNanos, repeats, Deliver, cancellationToken)) break;
                 parser = new DockerLogParser(lastNanos, repeats);
             }
             lines.Complete();
@@ -150,64 +180,94 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEv
         }
     }
 
-    private async Task ReadOnceAsync(string dockerId, bool tty, bool follow, string? since, DockerLogParser parser, long? after,
-        ChannelWriter<(long, string)> lines, CancellationToken cancellationToken)
+    /// <summary>
+    /// The rest of a stopped container's log after the record seen last, from the log's last records: Docker's
+    /// json-file reader finds a <c>since</c> by reading the file from its start (half a second of dockerd's CPU
+    /// for 100,000 lines), a <c>tail</c> from its end. False (nothing delivered) when those records do not reach
+    /// back before the one seen last: a read from <c>since</c> must do.
+    /// </summary>
+    private async Task<bool> ReadTailAsync(string dockerId, bool tty, long lastNanos, int repeats, Func<List<DockerLogLine>, Task> deliver, CancellationToken cancellationToken)
     {
-        var parameters = new ContainerLogsParameters { ShowStdout = true, ShowStderr = true, Follow = follow, Timestamps = true, Since = since };
-        using var stream = await docker.Containers.GetContainerLogsAsync(dockerId, tty, parameters, cancellationToken);
-        var buffer = new byte[64 * 1024];
-        while (true)
-        {
-            var read = await stream.ReadOutputAsync(buffer, 0, buffer.Length, cancellationToken);
-            if (read.EOF) break;
-            foreach (var line in parser.Feed((int)read.Target, buffer.AsSpan(0, read.Count)))
-            {
-                // Lines at or before the last stored event's millisecond were shipped by an earlier worker.
-                if (after is { } last && line.Timestamp <= last) continue;
-                await lines.WriteAsync(line, cancellationToken);
-            }
-        }
+        var parser = new DockerLogParser(lastNanos, repeats, dropBefore: true);
+        // Known from the first record on, before any line is delivered.
+        bool Reaches() => parser.FirstRecordNanos != 0 && parser.FirstRecordNanos < lastNanos;
+        await Reader.ReadAsync(dockerId, tty, follow: false, since: null, parser, read => Reaches() ? deliver(read) : Task.CompletedTask,
+            cancellationToken, tail: TailRecords);
+        return Reaches();
     }
 
-    private async Task SendAsync(ChannelReader<(long Timestamp, string Message)> lines, AwsLogsConfig config, LogIngest.Writer writer, CancellationToken cancellationToken)
+    private async Task SendAsync(ChannelReader<List<DockerLogLine>> lines, AwsLogsConfig config, LogIngest.Writer writer, CancellationToken cancellationToken)
     {
         var streamName = writer.StreamName;
         var multiline = config.MultilinePattern is { } pattern ? new Regex(pattern, RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100)) : null;
-        (long Timestamp, StringBuilder Text)? open = null;
-        while (await lines.WaitToReadAsync(cancellationToken))
+        // The open multi-line event: its time, text so far and its last line's position in Docker's log.
+        (long Timestamp, StringBuilder Text, long Nanos, int Repeats)? open = null;
+        List<DockerLogLine>? read = null;
+        var at = 0;
+        DockerLogLine? carried = null;
+        var done = false;
+        var putting = Task.CompletedTask;
+        while (!done || carried is not null)
         {
             var batch = new List<(long Timestamp, string Message)>();
             long bytes = 0;
-            var idle = false;
-            void Add((long Timestamp, string Message) e)
+            (long Nanos, int Repeats) cursor = default;
+            var full = false;
+            // Adds an event unless the batch has no room for it (it then starts the next batch).
+            bool Add(DockerLogLine e)
             {
-                batch.Add(e);
-                bytes += Encoding.UTF8.GetByteCount(e.Message) + LogEventRules.EventOverheadBytes;
-            }
-            bool Full() => batch.Count >= MaxBatchEvents - 1 || bytes >= LogEventRules.MaxBatchBytes - LogEventRules.MaxEventBytes;
-
-            var deadline = time.GetUtcNow() + BatchWindow;
-            while (!Full())
-            {
-                while (!Full() && lines.TryRead(out var line))
+                var size = Encoding.UTF8.GetByteCount(e.Message) + LogEventRules.EventOverheadBytes;
+                if (batch.Count > 0 && (batch.Count >= MaxBatchEvents || bytes + size > LogEventRules.MaxBatchBytes))
                 {
-                    if (multiline is null) { Add(line); continue; }
+                    carried = e;
+                    full = true;
+                    return false;
+                }
+                batch.Add((e.Timestamp, e.Message));
+                bytes += size;
+                cursor = (e.Nanos, e.Repeats);
+                return true;
+            }
+            if (carried is { } first)
+            {
+                carried = null;
+                Add(first);
+            }
+
+            // A batch's window starts at its first line: wait for one (nothing is open or left over).
+            if (batch.Count == 0 && open is null && (read is null || at >= read.Count) && !done && !await lines.WaitToReadAsync(cancellationToken))
+                done = true;
+            var idle = done;
+            var deadline = time.GetUtcNow() + BatchWindow;
+            while (!full && !done)
+            {
+                while (!full && (read is not null && at < read.Count || lines.TryRead(out read) && (at = 0) == 0))
+                {
+                    var line = read![at++];
+                    if (multiline is null)
+                    {
+                        if (!Add(line)) break;
+                        continue;
+                    }
                     // A line that matches the pattern starts an event; the others belong to the open one.
                     if (open is { } current && !multiline.IsMatch(line.Message) && current.Text.Length + line.Message.Length < DockerLogParser.MaxEventBytes / 3)
                     {
                         current.Text.Append('\n').Append(line.Message);
+                        open = (current.Timestamp, current.Text, line.Nanos, line.Repeats);
                         continue;
                     }
-                    if (open is { } done) Add((done.Timestamp, done.Text.ToString()));
-                    open = (line.Timestamp, new StringBuilder(line.Message));
+                    var finished = open;
+                    open = (line.Timestamp, new StringBuilder(line.Message), line.Nanos, line.Repeats);
+                    if (finished is { } f && !Add(new DockerLogLine(f.Timestamp, f.Text.ToString(), f.Nanos, f.Repeats))) break;
                 }
+                if (read is not null && at >= read.Count) read = null;
                 var remaining = deadline - time.GetUtcNow();
-                if (Full() || remaining <= TimeSpan.Zero) break;
+                if (full || remaining <= TimeSpan.Zero) break;
                 using var window = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 window.CancelAfter(remaining);
                 try
                 {
-                    if (!await lines.WaitToReadAsync(window.Token)) { idle = true; break; }
+                    if (!await lines.WaitToReadAsync(window.Token)) done = idle = true;
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {
@@ -216,19 +276,23 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEv
                 }
             }
             // An open multi-line event goes out once no line came for a whole window (or the output ended).
-            if (idle && open is { } last)
+            if (idle && !full && open is { } last)
             {
-                Add((last.Timestamp, last.Text.ToString()));
                 open = null;
+                Add(new DockerLogLine(last.Timestamp, last.Text.ToString(), last.Nanos, last.Repeats));   // or carried to the next batch
             }
             if (batch.Count == 0) continue;
             // stdout and stderr interleave: PutLogEvents wants time order (a stable sort keeps each one's order).
-            var ordered = batch.OrderBy(e => e.Timestamp).ToList();
-            await RetryAsync(async () =>
+            var ordered = IsOrdered(batch) ? batch : batch.OrderBy(e => e.Timestamp).ToList();
+            var position = DockerLogParser.Cursor(cursor.Nanos, cursor.Repeats);
+            // One put at a time, in order (a batch's cursor says all before it is stored), but the next batch is
+            // gathered while this one is put.
+            await putting;
+            putting = RetryAsync(async () =>
             {
                 try
                 {
-                    await ingest.PutAsync(writer, ordered, cancellationToken);
+                    await ingest.PutAsync(writer, ordered, cancellationToken, cursor.Nanos != 0 ? position : null);
                 }
                 catch (InvalidParameterException e)
                 {
@@ -237,7 +301,18 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEv
                 return true;
             }, $"put {ordered.Count} event(s) into {streamName}", cancellationToken);
         }
-        if (open is { } tail) await RetryAsync(async () => await ingest.PutAsync(writer, [(tail.Timestamp, tail.Text.ToString())], cancellationToken), "put the last event", cancellationToken);
+        await putting;
+        if (open is { } tail)
+        {
+            var position = tail.Nanos != 0 ? DockerLogParser.Cursor(tail.Nanos, tail.Repeats) : null;
+            await RetryAsync(async () => await ingest.PutAsync(writer, [(tail.Timestamp, tail.Text.ToString())], cancellationToken, position), "put the last event", cancellationToken);
+        }
+    }
+
+    private static bool IsOrdered(List<(long Timestamp, string Message)> batch)
+    {
+        for (var i = 1; i < batch.Count; i++) if (batch[i].Timestamp < batch[i - 1].Timestamp) return false;
+        return true;
     }
 
     private Task RetryAsync(Func<Task> call, string what, CancellationToken cancellationToken)

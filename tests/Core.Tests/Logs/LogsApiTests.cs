@@ -173,6 +173,35 @@ public sealed class LogsApiTests : IDisposable
     }
 
     [Fact]
+    public async Task A_writers_cursor_is_stored_with_its_events_and_the_one_stored_last_is_read_back()
+    {
+        await StreamAsync("g", "s");
+        var (ingest, store, events) = (_api.Get<LogIngest>(), _api.Get<LogStore>(), _api.Get<LogEventStore>());
+        async Task<string?> LastCursorAsync(string stream)
+            => await events.LastCursorAsync(await store.GetStreamAsync(await store.GetGroupAsync("g", _token), stream, _token), _token);
+        Assert.Null(await LastCursorAsync("s"));
+
+        var writer = new LogIngest.Writer("g", "s");
+        var t = Now;
+        await ingest.PutAsync(writer, [(t - 5000, "a")], _token, "1:1");
+        _time.Advance(TimeSpan.FromMilliseconds(10));
+        await ingest.PutAsync(writer, [(t - 6000, "b")], _token, "2:1");   // stored later, though its event is older
+        _time.Advance(TimeSpan.FromMilliseconds(10));
+        await PutAsync("g", "s", (t - 1000, "c"));                            // another writer's events carry no cursor
+        Assert.Equal("2:1", await LastCursorAsync("s"));
+
+        // The writer EnsureStreamAsync returns holds the rows it read or made: it puts into a new stream and an existing one.
+        var made = await ingest.EnsureStreamAsync("g", "new", createGroup: false, _token);
+        await ingest.PutAsync(made, [(Now, "d")], _token, "3:2");
+        _time.Advance(TimeSpan.FromMilliseconds(10));
+        var existing = await ingest.EnsureStreamAsync("g", "s", createGroup: false, _token);
+        await ingest.PutAsync(existing, [(Now, "e")], _token);
+        Assert.Equal("3:2", await LastCursorAsync("new"));
+        var all = await OkAsync("FilterLogEvents", new JsonObject { ["logGroupName"] = "g", ["startTime"] = t - 10_000 });
+        Assert.Equal(["b", "a", "c", "d", "e"], Messages(all));
+    }
+
+    [Fact]
     public async Task FilterLogEvents_merges_streams_in_time_order_with_stable_eventIds_and_patterns()
     {
         await StreamAsync("/ecs/web", "web/app/1");

@@ -118,4 +118,37 @@ public sealed class TelemetryTests(AzuriteFixture azurite)
         var applied = Assert.Single(spans, s => s.TraceId == workerSpan.TraceId);
         Assert.Equal(("ApplyTaskState", workerSpan.SpanId, TaskStatus.Running), (applied.DisplayName, applied.ParentSpanId, (string?)applied.GetTagItem("ecs.last_status")));
     }
+
+    [Fact]
+    public async Task A_reconcile_message_carries_the_trace_that_enqueued_it_and_its_reconcile_continues_it()
+    {
+        var spans = new List<Activity>();
+        using var tracer = Sdk.CreateTracerProviderBuilder().AddSource(CoreTelemetry.ControlPlane, TestSource.Name).AddInMemoryExporter(spans).Build();
+        var storage = new StorageClients(azurite.ConnectionString, new EcsOptions { StoragePrefix = TestNames.Unique("TracedReconcile") });
+        var queue = new ReconcileQueue(storage, new QueueWake(NullLogger<QueueWake>.Instance));
+        var service = new Serverless.Core.Services.ServiceKey("traced", "web");
+        var reconciles = await storage.QueueAsync(ReconcileQueue.QueueName, _token);
+
+        ActivityTraceId traceId;
+        using (var call = TestSource.StartActivity("UpdateService"))
+        {
+            traceId = call!.TraceId;
+            await queue.EnqueueAsync(service, null, _token);
+            var message = Assert.Single((await reconciles.ReceiveMessagesAsync(10, cancellationToken: _token)).Value);
+            var (key, activity) = ReconcileQueue.Begin(message.MessageText);
+            using (activity)
+            {
+                Assert.Equal(service, key);
+                Assert.Equal((call!.TraceId, call.SpanId), (activity!.TraceId, activity.ParentSpanId));
+                // "Look again later" stays in the same trace.
+                await queue.EnqueueAsync(service, null, _token);
+            }
+            var requeued = Assert.Single((await reconciles.ReceiveMessagesAsync(10, cancellationToken: _token)).Value);
+            var (_, again) = ReconcileQueue.Begin(requeued.MessageText);
+            again!.Dispose();
+            Assert.Equal((call.TraceId, activity.SpanId), (again.TraceId, again.ParentSpanId));
+        }
+        tracer!.ForceFlush();
+        Assert.Equal(2, spans.Count(s => s.DisplayName == "Reconcile" && s.TraceId == traceId));
+    }
 }

@@ -63,4 +63,37 @@ public sealed class AwsLogsTests(ControlPlaneFixture plane) : IAsyncLifetime
         var bad = await LogsAsync("filter-log-events", "--log-group-name", group, "--filter-pattern", "{ $.level = ");
         Assert.Equal("InvalidParameterException", bad.ErrorCode);
     }
+
+    [Fact]
+    public async Task Boto3_follows_a_running_tasks_lines_live_with_GetLogEvents_tokens_and_as_aws_logs_tail_does()
+    {
+        var cluster = $"follow-{Guid.NewGuid():N}"[..30];
+        var group = $"/ecs/e2e-{Guid.NewGuid():N}";
+        await plane.EcsAsync("create-cluster", "--cluster-name", cluster);
+        await plane.StartWorkerAsync(cluster);
+        var register = await plane.EcsAsync("register-task-definition", "--family", "ticking", "--container-definitions", """
+            [{"name":"app","image":"local/busybox:latest","memory":32,"essential":true,"stopTimeout":1,
+              "command":["sh","-c","i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.2; done"],
+              "logConfiguration":{"logDriver":"awslogs","options":{"awslogs-group":"GROUP","awslogs-region":"us-east-1",
+                "awslogs-stream-prefix":"web","awslogs-create-group":"true"}}}]
+            """.Replace("GROUP", group));
+        var definition = register.Json["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
+        var run = await plane.EcsAsync("run-task", "--cluster", cluster, "--task-definition", definition);
+        Assert.Empty(run.Json["failures"]!.AsArray());
+        var taskArn = run.Json["tasks"]![0]!["taskArn"]!.GetValue<string>();
+        var stream = $"web/app/{taskArn[(taskArn.LastIndexOf('/') + 1)..]}";
+
+        // The task never ends by itself: every line the followers see arrived while it ran.
+        var follow = await plane.PythonAsync("logs_follow.py", group, stream, "15", "45");
+        await plane.EcsAsync("stop-task", "--cluster", cluster, "--task", taskArn);
+
+        Assert.True(follow.ExitCode == 0, follow.Stdout + follow.Stderr);
+        var seen = System.Text.Json.Nodes.JsonNode.Parse(follow.Stdout)!;
+        List<string> Seen(string name) => [.. seen[name]!.AsArray().Select(m => m!.GetValue<string>())];
+        // In order from the first line, none missing, none twice.
+        Assert.Equal(Enumerable.Range(1, Seen("get").Count).Select(i => $"tick {i}"), Seen("get"));
+        Assert.Equal(Enumerable.Range(1, Seen("tail").Count).Select(i => $"tick {i}"), Seen("tail"));
+        Assert.Empty(Seen("getRepeats"));
+        Assert.Empty(Seen("tailRepeats"));
+    }
 }
