@@ -4,7 +4,7 @@
 #       split into the scaling decision, the worker's start and registration, and the task start;
 #   (b) an awsvpc task's RunTask -> RUNNING vs a bridge task's on one worker, alternating.
 #
-#   bash bench/capacity.sh [--no-build] [--quick] [--keep-logs]
+#   bash bench/capacity.sh [--no-build] [--quick] [--network-only] [--keep-logs]
 #
 # Builds the control plane and the worker (Release), starts a fresh in-memory Azurite, the control
 # plane standalone (managed scaling every 2 s, scale-in after 4 s, as the end-to-end test), one
@@ -15,6 +15,7 @@
 #
 #   --no-build    use the existing Release builds (src/Functions, src/Worker bin/Release/net10.0)
 #   --quick       2 scale-out samples, 5 network samples per mode: checks the script in ~2 minutes
+#   --network-only  (b) alone (no scale-out samples)
 #   --keep-logs   keep the work directory (every process's log)
 set -euo pipefail
 
@@ -27,8 +28,9 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --no-build) BUILD=0 ;;
     --quick) RUN_ARGS+=(--scale-samples 2 --network-samples 5 --warmup 1) ;;
+    --network-only) RUN_ARGS+=(--scale-samples 0) ;;
     --keep-logs) KEEP_LOGS=1 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift

@@ -306,6 +306,8 @@ def render(results: dict, args) -> str:
               f"RunTask answered PROVISIONING: {'yes' if all(set(s['provisioning']) == {'PROVISIONING'} for s in scale) else 'not always'}.",
               "", f"CPU during (a) (% of one core): {cpu_line(results['scale_cpu'])}.", ""]
 
+    if not scale:  # --network-only: no (a) section
+        del lines[next(i for i, line in enumerate(lines) if line.startswith("## (a)")):]
     network = [s for s in results["network"] if not s["warmup"]]
     by = {m: [s["running_ms"] for s in network if s["mode"] == m] for m in ("bridge", "awsvpc")}
     r50 = pct(by["awsvpc"], 50) / pct(by["bridge"], 50)
@@ -315,7 +317,7 @@ def render(results: dict, args) -> str:
         f"## (b) RunTask -> RUNNING, awsvpc vs bridge ({len(by['awsvpc'])} samples each, alternating)",
         "",
         "The same one-container busybox task (32 MiB) on one static worker, `launchType EC2`; the awsvpc one with "
-        "`awsvpcConfiguration` (its own Docker network and pause container). Each task is stopped before the next.",
+        "`awsvpcConfiguration` (its own pause container on its subnet's Docker network). Each task is stopped before the next.",
         "",
         "| ms | p50 | p95 | mean | min | max |",
         "|---|---:|---:|---:|---:|---:|",

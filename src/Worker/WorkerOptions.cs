@@ -96,6 +96,14 @@ public sealed class WorkerOptions
     public int TaskCleanupWaitSeconds { get; set; }
 
     /// <summary>
+    /// Seconds the Docker network of an <c>awsvpc</c> subnet stays on this worker after its last task
+    /// is cleaned up, for the next task of that subnet to join (making a network and a task's first
+    /// endpoint on it is what a fresh network per task cost). 0 removes it right after its last task.
+    /// A stopping worker removes the ones no task is on.
+    /// </summary>
+    public int AwsVpcNetworkIdleSeconds { get; set; } = 300;
+
+    /// <summary>
     /// UDP port on which the worker takes wakes for its command queue from the control plane
     /// (<c>QueueWake</c>): 0 any free port, negative none (commands are then found by polling alone).
     /// The endpoint is registered with the container instance.

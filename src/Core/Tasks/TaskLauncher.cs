@@ -434,6 +434,7 @@ public sealed class TaskLauncher(
                 Overrides = task.Overrides,
                 StartedBy = task.StartedBy,
                 Group = task.Group,
+                SubnetId = task.Attachment?.SubnetId,
                 ReportWake = wake.Endpoint,
                 TraceParent = Telemetry.Telemetry.TraceParent,
             };

@@ -79,6 +79,9 @@ public sealed record TaskCommand
 
     public string? Group { get; init; }
 
+    /// <summary>Start: an <c>awsvpc</c> task's subnet (its attachment's <c>subnetId</c>), whose network on the worker it joins.</summary>
+    public string? SubnetId { get; init; }
+
     /// <summary>Stop: the reason the control plane recorded (<c>stoppedReason</c>).</summary>
     public string? Reason { get; init; }
 

@@ -3,7 +3,8 @@ using Docker.DotNet.Models;
 namespace Serverless.Worker.Docker;
 
 /// <summary>The task a plan is made for: who runs it and where its labels point.</summary>
-public sealed record TaskContext(string Cluster, string TaskArn, string InstanceId, string? StartedBy = null, string? Group = null);
+/// <param name="SubnetId">An <c>awsvpc</c> task's subnet (its attachment's <c>subnetId</c>): the Docker network it joins.</param>
+public sealed record TaskContext(string Cluster, string TaskArn, string InstanceId, string? StartedBy = null, string? Group = null, string? SubnetId = null);
 
 /// <summary>Defaults the task definition may leave out, and what the worker permits, from <see cref="WorkerOptions"/>.</summary>
 public sealed record PlanDefaults(TimeSpan StopTimeout, TimeSpan StartTimeout)
@@ -67,15 +68,44 @@ public sealed record ContainerPlan(
     bool Internal = false);
 
 /// <summary>
-/// An <c>awsvpc</c> task's own Docker network (its "network interface"): created for the task,
-/// joined by its pause container, whose network namespace every other container of the task
-/// shares, and removed with the task. Named after the task id, so a worker that restarts between
-/// creating it and creating the containers finds and reuses it rather than leaving it behind.
+/// The Docker network an <c>awsvpc</c> task's pause container joins: one bridge network per subnet
+/// on each worker, made on its first use and shared by every task of that subnet there (each with
+/// its own pause container, so its own namespace, address and MAC; they reach each other, as tasks
+/// in one subnet do). Its name is fixed by the subnet and the worker, so a restarted worker finds
+/// it again; it is labelled with the worker's instance id and the subnet, and carries no task ARN:
+/// no task's stop removes it. The worker removes it once no task of its own has used it for
+/// <see cref="WorkerOptions.AwsVpcNetworkIdleSeconds"/>, and at its start when no adopted task is on it.
 /// </summary>
-public sealed record TaskNetworkPlan(string Name, IDictionary<string, string> Labels)
+public sealed record TaskNetworkPlan(string Name, string SubnetId, IDictionary<string, string> Labels)
 {
-    /// <summary>The network's name for a task id.</summary>
-    public static string NameFor(string taskId) => $"ecs-task-{taskId}";
+    /// <summary>The label carrying the subnet id on a subnet network.</summary>
+    public const string SubnetLabel = "ecs-worker.awsvpc-subnet";
+
+    /// <summary>The subnet of a task whose start names none (a command from a control plane that did not send it).</summary>
+    public const string DefaultSubnet = "default";
+
+    /// <summary>
+    /// The network's name for a subnet on one worker: <c>ecs-awsvpc-&lt;subnet&gt;-&lt;instance&gt;</c>,
+    /// the subnet id kept as it is when Docker allows it in a name, else made safe with a hash of the original.
+    /// </summary>
+    public static string NameFor(string subnetId, string instanceId)
+    {
+        var safe = new string(subnetId.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '-').ToArray());
+        if (safe != subnetId || safe.Length > 64)
+            safe = $"{safe[..Math.Min(safe.Length, 40)]}-{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(subnetId)).AsSpan(0, 6))}";
+        return $"ecs-awsvpc-{safe}-{instanceId[..Math.Min(instanceId.Length, 12)]}";
+    }
+
+    /// <summary>Whether a Docker network's name is one of a subnet's (of any worker).</summary>
+    public static bool IsSubnetNetwork(string name) => name.StartsWith("ecs-awsvpc-", StringComparison.Ordinal);
+
+    /// <summary>The plan of a subnet's network on the worker <paramref name="instanceId"/>.</summary>
+    public static TaskNetworkPlan For(string? subnetId, string instanceId)
+    {
+        var subnet = subnetId is { Length: > 0 } given ? given : DefaultSubnet;
+        return new TaskNetworkPlan(NameFor(subnet, instanceId), subnet,
+            new Dictionary<string, string> { [DockerLabels.InstanceId] = instanceId, [SubnetLabel] = subnet });
+    }
 }
 
 /// <summary>A <c>dependsOn</c> entry: wait until <see cref="ContainerName"/> meets <see cref="Condition"/>.</summary>

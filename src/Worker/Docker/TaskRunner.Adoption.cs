@@ -19,7 +19,7 @@ public sealed partial class TaskRunner
     internal async Task AdoptAsync(TaskRecord row, string taskArn, IReadOnlyList<ContainerListResponse> containers, CancellationToken cancellationToken)
     {
         var suffix = containers.Select(c => c.Names?.FirstOrDefault()).OfType<string>().Select(n => n[(n.LastIndexOf('-') + 1)..]).FirstOrDefault();
-        var plan = await PlanAsync(row.Cluster, taskArn, row.TaskDefinitionArn, row.Overrides, row.StartedBy, row.Group, suffix, cancellationToken);
+        var plan = await PlanAsync(row.Cluster, taskArn, row.TaskDefinitionArn, row.Overrides, row.StartedBy, row.Group, row.Attachment?.SubnetId, suffix, cancellationToken);
         if (plan.Refusal is not null)
         {
             await AdoptToStopAsync(row.Cluster, taskArn, containers, null, plan.Refusal, report: true, cancellationToken);
@@ -95,7 +95,11 @@ public sealed partial class TaskRunner
                 stopTimeouts.GetValueOrDefault(c.Name, c.Name == TaskTranslation.PauseContainerName ? TimeSpan.Zero : Defaults().StopTimeout), Defaults().StartTimeout, HasHealthCheck: false,
                 [], [], [], new CreateContainerParameters())))
             .ToList();
-        var task = new ManagedTask(cluster, taskArn, new TaskPlan(family, revision, "bridge", [.. plans.Select(p => p.Plan)], []));
+        // An awsvpc task's pause container is on its subnet's network: the network is let go with the task.
+        var network = containers.SelectMany(c => c.NetworkSettings?.Networks?.Keys ?? []).FirstOrDefault(TaskNetworkPlan.IsSubnetNetwork) is { } name
+            ? new TaskNetworkPlan(name, "", new Dictionary<string, string>())
+            : null;
+        var task = new ManagedTask(cluster, taskArn, new TaskPlan(family, revision, "bridge", [.. plans.Select(p => p.Plan)], [], Network: network));
         if (!Admit(task, out _)) return;
         _logger.LogInformation("Stopping {Count} container(s) of {TaskArn} found after a restart: {Reason}", containers.Count, taskArn, reason);
         lock (task.Gate)
@@ -119,5 +123,6 @@ public sealed partial class TaskRunner
             Overrides = row.Overrides,
             StartedBy = row.StartedBy,
             Group = row.Group,
+            SubnetId = row.Attachment?.SubnetId,
         }, redelivered: false, cancellationToken);
 }

@@ -205,19 +205,23 @@ public sealed partial class TaskRunner
     }
 
     /// <summary>
-    /// Creates an <c>awsvpc</c> task's network unless it exists (a restart between creating it and
-    /// the containers finds it by its name); null, or the failure in ECS's words.
+    /// Makes sure the network of an <c>awsvpc</c> task's subnet exists on this worker: found by its
+    /// name (made by an earlier task, or before a restart), else created. Under the network's gate,
+    /// so an idle network's removal (<see cref="RemoveIfIdleAsync"/>) never runs between this check
+    /// and the task's pause container joining it. Null, or the failure in ECS's words.
     /// </summary>
     private async Task<string?> EnsureNetworkAsync(ManagedTask task, CancellationToken cancellationToken)
     {
         if (task.Plan.Network is not { } network) return null;
+        var gate = NetworkGate(network.Name);
+        await gate.WaitAsync(cancellationToken);
         try
         {
             var existing = await _docker.Networks.ListNetworksAsync(new NetworksListParameters
             {
                 Filters = new Dictionary<string, IDictionary<string, bool>> { ["name"] = new Dictionary<string, bool> { [network.Name] = true } },
             }, cancellationToken);
-            // Docker's name filter matches substrings: only the exact name is this task's.
+            // Docker's name filter matches substrings: only the exact name is the subnet's.
             if (existing.Any(n => n.Name == network.Name)) return null;
             await _docker.Networks.CreateNetworkAsync(new NetworksCreateParameters
             {
@@ -226,16 +230,20 @@ public sealed partial class TaskRunner
                 CheckDuplicate = true,
                 Labels = network.Labels,
             }, cancellationToken);
-            _logger.LogDebug("Created network {Network} for {TaskArn}", network.Name, task.TaskArn);
+            _logger.LogInformation("Created network {Network} for subnet {SubnetId} ({TaskArn} is its first task)", network.Name, network.SubnetId, task.TaskArn);
             return null;
         }
         catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.Conflict)
         {
-            return null; // created meanwhile by this task's earlier attempt: the same network
+            return null; // created meanwhile (a create whose answer was lost, retried): the same network
         }
         catch (DockerApiException e)
         {
             return $"ResourceInitializationError: failed to create the task's network interface: {ImagePuller.DaemonMessage(e)}";
+        }
+        finally
+        {
+            gate.Release();
         }
     }
 
@@ -368,7 +376,7 @@ public sealed partial class TaskRunner
         {
             changed |= container.MarkRunning();
             if (container.Plan.Internal && task.NetworkInterface is null && task.Plan.Network is { } network
-                && inspected.NetworkSettings?.Networks?.TryGetValue(network.Name, out var endpoint) == true && endpoint.IPAddress is { Length: > 0 } address)
+                && PauseEndpoint(inspected, network) is { IPAddress: { Length: > 0 } address } endpoint)
             {
                 task.NetworkInterface = new TaskNetworkInterface(address, endpoint.MacAddress is { Length: > 0 } mac ? mac : null);
                 changed = true;
@@ -388,6 +396,15 @@ public sealed partial class TaskRunner
         }
         return changed;
     }
+
+    /// <summary>
+    /// The pause container's endpoint on the task's network: the subnet's, or (a task started by a
+    /// worker from before subnet networks, adopted) the one network it is on.
+    /// </summary>
+    private static EndpointSettings? PauseEndpoint(ContainerInspectResponse inspected, TaskNetworkPlan network)
+        => inspected.NetworkSettings?.Networks is not { Count: > 0 } networks ? null
+            : networks.TryGetValue(network.Name, out var endpoint) ? endpoint
+            : networks.Count == 1 ? networks.Values.Single() : null;
 
     private static string? Health(string dockerHealth) => dockerHealth switch
     {

@@ -243,13 +243,17 @@ public sealed partial class TaskRunner
                 _logger.LogWarning("Could not remove volume {Volume} of {TaskArn}: {Error}", volume.DockerName, task.TaskArn, ImagePuller.DaemonMessage(e));
             }
         }
+        // A network a worker from before subnet networks made for this task alone.
         await RemoveNetworksAsync(task.TaskArn, cancellationToken);
+        if (task.Plan.Network is { } network) ReleaseNetwork(network.Name);
     }
 
     /// <summary>
-    /// Removes the networks this worker made for <paramref name="taskArn"/> (all of them when null,
-    /// except those of tasks it still manages), found by their labels, so a network is never kept
-    /// once its task is gone, whether the task stopped here or was found after a restart.
+    /// Removes the networks this worker made for <paramref name="taskArn"/> (a worker from before
+    /// subnet networks made one per task), or, when null, every network of this worker no task it
+    /// manages is on: those per-task networks, and subnet networks (Docker refuses to remove one
+    /// that a container still runs on; that one goes once its tasks are cleaned up). Found by their labels,
+    /// so a network is never kept once its tasks are gone, whether they stopped here or were found after a restart.
     /// </summary>
     internal async Task RemoveNetworksAsync(string? taskArn, CancellationToken cancellationToken)
     {
@@ -262,6 +266,11 @@ public sealed partial class TaskRunner
         foreach (var network in networks)
         {
             var owner = DockerLabels.Get(network.Labels, DockerLabels.TaskArn);
+            if (DockerLabels.Get(network.Labels, TaskNetworkPlan.SubnetLabel) is not null)
+            {
+                if (taskArn is null) await RemoveIfUnusedAsync(network.Name, since: null, cancellationToken);
+                continue;
+            }
             if (taskArn is null && owner is not null && Existing(owner) is not null) continue;
             try
             {
@@ -275,6 +284,69 @@ public sealed partial class TaskRunner
             {
                 _logger.LogWarning("Could not remove network {Network} of {TaskArn}: {Error}", network.Name, owner, ImagePuller.DaemonMessage(e));
             }
+        }
+    }
+
+    /// <summary>One gate per subnet network: its check-or-create and its removal never interleave.</summary>
+    private SemaphoreSlim NetworkGate(string name) => _networkGates.GetOrAdd(name, _ => new SemaphoreSlim(1, 1));
+
+    /// <summary>
+    /// A task that was on a subnet's network has been cleaned up: the network goes after
+    /// <see cref="WorkerOptions.AwsVpcNetworkIdleSeconds"/> unless a task is on it by then (or
+    /// another task's release came later and waits its own turn).
+    /// </summary>
+    private void ReleaseNetwork(string name)
+    {
+        var releasedAt = Now();
+        _networkReleases[name] = releasedAt;
+        Background(RemoveIfIdleAsync(name, releasedAt, _shutdown.Token));
+    }
+
+    private async Task RemoveIfIdleAsync(string name, DateTimeOffset releasedAt, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (_options.AwsVpcNetworkIdleSeconds > 0)
+                await Task.Delay(TimeSpan.FromSeconds(_options.AwsVpcNetworkIdleSeconds), _time, cancellationToken);
+            await RemoveIfUnusedAsync(name, releasedAt, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The worker is stopping: its own sweep (DisposeAsync) or the next start's takes the network.
+        }
+    }
+
+    /// <summary>
+    /// Removes a subnet network no task this worker manages is on (and, with <paramref name="since"/>,
+    /// whose last release is that one). A container of another kind still on it makes Docker refuse: kept.
+    /// </summary>
+    private async Task RemoveIfUnusedAsync(string name, DateTimeOffset? since, CancellationToken cancellationToken)
+    {
+        var gate = NetworkGate(name);
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (since is { } released && _networkReleases.TryGetValue(name, out var last) && last != released) return;
+            if (Tasks.Any(t => t.Plan.Network?.Name == name)) return;
+            try
+            {
+                await _docker.Networks.DeleteNetworkAsync(name, cancellationToken);
+                _networkReleases.TryRemove(name, out _);
+                _logger.LogInformation("Removed network {Network}: no task is on it", name);
+            }
+            catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                _networkReleases.TryRemove(name, out _);
+            }
+            catch (DockerApiException e)
+            {
+                // Docker refuses while a container is attached (a task's cleanup still to come releases it again).
+                _logger.LogDebug("Kept network {Network}: {Error}", name, ImagePuller.DaemonMessage(e));
+            }
+        }
+        finally
+        {
+            gate.Release();
         }
     }
 

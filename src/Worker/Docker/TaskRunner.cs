@@ -17,7 +17,7 @@ namespace Serverless.Worker.Docker;
 /// change, and cleans up. One <see cref="ManagedTask"/> per task ARN; a task ARN once stopped is
 /// remembered, so a duplicated or late command cannot bring it back.
 /// </summary>
-public sealed partial class TaskRunner : IDisposable
+public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
 {
     public const string EssentialContainerExited = "EssentialContainerExited";
     public const string TaskFailedToStart = "TaskFailedToStart";
@@ -48,6 +48,10 @@ public sealed partial class TaskRunner : IDisposable
     /// </summary>
     private readonly ConcurrentDictionary<string, Known> _known = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _shutdown = new();
+
+    /// <summary>The subnet networks' gates and when each was last let go by a task (<see cref="ReleaseNetwork"/>).</summary>
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _networkGates = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _networkReleases = new(StringComparer.Ordinal);
 
     public TaskRunner(
         IDockerClient docker, ImagePuller images, TaskDefinitionCache definitions, TaskStore taskStore, TaskStateReporter reporter,
@@ -111,7 +115,7 @@ public sealed partial class TaskRunner : IDisposable
         TaskPlan plan;
         try
         {
-            plan = await PlanAsync(command.Cluster, command.TaskArn, command.TaskDefinitionArn, command.Overrides, command.StartedBy, command.Group, null, cancellationToken);
+            plan = await PlanAsync(command.Cluster, command.TaskArn, command.TaskDefinitionArn, command.Overrides, command.StartedBy, command.Group, command.SubnetId, null, cancellationToken);
         }
         catch
         {
@@ -263,6 +267,28 @@ public sealed partial class TaskRunner : IDisposable
         _shutdown.Cancel();
     }
 
+    /// <summary>
+    /// As <see cref="Dispose"/>, after removing this worker's networks no task it manages is on
+    /// (a subnet network kept for its next task, <see cref="WorkerOptions.AwsVpcNetworkIdleSeconds"/>,
+    /// does not outlive the worker; a running task's stays for the next start to adopt).
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (!_shutdown.IsCancellationRequested)
+        {
+            try
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await RemoveNetworksAsync(null, timeout.Token);
+            }
+            catch (Exception e) when (e is DockerApiException or HttpRequestException or IOException or OperationCanceledException or TimeoutException)
+            {
+                _logger.LogWarning("Could not remove the idle networks at shutdown: {Error}; the next start removes them", e.Message);
+            }
+        }
+        Dispose();
+    }
+
     // ---------------------------------------------------------------- admission
 
     private ManagedTask? Existing(string taskArn) => _known.TryGetValue(taskArn, out var known) ? known.Task : null;
@@ -323,7 +349,7 @@ public sealed partial class TaskRunner : IDisposable
     /// </summary>
     private async Task<TaskPlan> PlanAsync(
         string cluster, string taskArn, string? taskDefinitionArn, System.Text.Json.Nodes.JsonObject? overrides,
-        string? startedBy, string? group, string? suffix, CancellationToken cancellationToken)
+        string? startedBy, string? group, string? subnetId, string? suffix, CancellationToken cancellationToken)
     {
         var key = taskDefinitionArn is null ? null : TaskDefinitionCache.Key(taskDefinitionArn);
         var definition = taskDefinitionArn is null ? null : await _definitions.FindAsync(taskDefinitionArn, cancellationToken);
@@ -332,7 +358,7 @@ public sealed partial class TaskRunner : IDisposable
             return TaskPlan.Refused(key?.Family ?? "unknown", key?.Revision ?? 0,
                 $"ResourceInitializationError: the task definition {taskDefinitionArn} does not exist");
         }
-        var context = new TaskContext(cluster, taskArn, _identity.InstanceId, startedBy, group);
+        var context = new TaskContext(cluster, taskArn, _identity.InstanceId, startedBy, group, subnetId);
         return TaskTranslation.Plan(definition.TaskDefinition, context, overrides, suffix ?? NewSuffix(), Defaults());
     }
 

@@ -59,10 +59,9 @@ public static class TaskTranslation
         var limits = new TaskLimits(Text(overrides?["cpu"] ?? taskDefinition["cpu"]), Text(overrides?["memory"] ?? taskDefinition["memory"]));
         if (networkMode != AwsVpc) return new TaskPlan(family, revision, networkMode, containers, volumes, refusal) { Secrets = secrets, Limits = limits };
 
-        // awsvpc, as the agent does it: a pause container joins the task's own network first, and
-        // every container of the task shares its network namespace (one address, localhost between them).
-        var network = new TaskNetworkPlan(TaskNetworkPlan.NameFor(context.TaskArn[(context.TaskArn.LastIndexOf('/') + 1)..]),
-            VolumeLabels(context, taskScoped: true));
+        // awsvpc, as the agent does it: a pause container joins the network of the task's subnet first,
+        // and every container of the task shares its network namespace (one address, localhost between them).
+        var network = TaskNetworkPlan.For(context.SubnetId, context.InstanceId);
         var pause = Pause(definitions, context, family, revision, network, suffix, defaults);
         var joined = containers.Select(c => Joined(c, pause)).Prepend(pause).ToList();
         return new TaskPlan(family, revision, networkMode, joined, volumes, refusal, network) { Secrets = secrets, Limits = limits };
@@ -76,7 +75,7 @@ public static class TaskTranslation
     public const string PauseContainerName = "~internal~ecs~pause";
 
     /// <summary>
-    /// The pause container: it sleeps, holds the task's network namespace on the task's network,
+    /// The pause container: it sleeps, holds the task's network namespace on its subnet's network,
     /// and carries what Docker only takes on the namespace's owner (DNS servers, search domains, extra hosts).
     /// </summary>
     private static ContainerPlan Pause(List<JsonObject> definitions, TaskContext context, string family, int revision, TaskNetworkPlan network, string suffix, PlanDefaults defaults)

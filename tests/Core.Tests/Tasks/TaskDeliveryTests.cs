@@ -32,6 +32,21 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task An_awsvpc_tasks_Start_names_the_subnet_its_attachment_got_so_the_worker_joins_that_subnets_network()
+    {
+        var definition = await _world.InitializeAsync(_token);
+        var instance = await _world.InstanceAsync(_token);
+        var network = new Serverless.Core.Capacity.AwsVpcConfiguration(["subnet-0a1b2c3d", "subnet-0e0f"], [], "DISABLED");
+
+        var launched = await _world.Launcher.LaunchAsync(_world.Launch(definition) with { Network = network }, _token);
+
+        var start = Assert.Single(await _world.CommandsAsync(instance.Id, _token));
+        Assert.Equal(TaskCommand.Start, start.Type);
+        Assert.Equal(launched.Tasks[0].Attachment!.SubnetId, start.SubnetId);
+        Assert.Equal("subnet-0a1b2c3d", start.SubnetId);
+    }
+
+    [Fact]
     public async Task A_task_placed_whose_Start_never_went_out_is_stopped_at_the_start_deadline_and_frees_its_reservation()
     {
         var definition = await _world.InitializeAsync(_token);

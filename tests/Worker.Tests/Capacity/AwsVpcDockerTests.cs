@@ -1,14 +1,22 @@
 using System.Net.Http;
 using Docker.DotNet.Models;
+using Serverless.Core.Capacity;
+using Serverless.Core.Tasks;
+using Serverless.Core.TaskDefinitions;
 using Serverless.Worker.Docker;
 using Serverless.Worker.Tests.Infrastructure;
 using Xunit.Abstractions;
 
 namespace Serverless.Worker.Tests.Capacity;
 
-/// <summary>awsvpc tasks on the real engine: one network per task, one namespace shared by its containers, nothing left behind.</summary>
+/// <summary>
+/// awsvpc tasks on the real engine: one network per subnet on the worker, shared by that subnet's
+/// tasks, one namespace (and address) per task shared by its containers, nothing left behind.
+/// </summary>
 public sealed class AwsVpcDockerTests(WorkerFixture fixture, ITestOutputHelper output) : IClassFixture<WorkerFixture>
 {
+    private const string Subnet = "subnet-0a1b2c3d";
+
     // The client reaches the web container on localhost, then keeps running so the task stays up.
     private const string TwoContainers = """
         {"family": "%FAMILY%", "networkMode": "awsvpc", "cpu": "256", "memory": "512", "containerDefinitions": [
@@ -22,11 +30,11 @@ public sealed class AwsVpcDockerTests(WorkerFixture fixture, ITestOutputHelper o
     private TaskEventsProbe Events => fixture.Events;
 
     [Fact]
-    public async Task An_awsvpc_task_has_its_own_network_its_containers_share_localhost_and_both_go_with_it()
+    public async Task An_awsvpc_task_joins_its_subnets_network_its_containers_share_localhost_and_the_network_outlives_it_until_the_worker_stops()
     {
-        await using var worker = await WorkerHarness.StartAsync(fixture, output);
+        var worker = await WorkerHarness.StartAsync(fixture, output);
         var definition = await worker.RegisterAsync(TwoContainers.Replace("%FAMILY%", "vpc-pair", StringComparison.Ordinal));
-        var start = worker.StartCommand(definition);
+        var start = worker.StartCommand(definition) with { SubnetId = Subnet };
 
         await worker.Runner.StartAsync(start, redelivered: false, worker.Stopping);
         var reached = await Events.WaitForAsync(start.TaskArn, r => r.Containers.Any(c => c.Name == "client" && c.LastStatus == "STOPPED"), worker.Stopping);
@@ -39,9 +47,11 @@ public sealed class AwsVpcDockerTests(WorkerFixture fixture, ITestOutputHelper o
         Assert.NotNull(eni);
         Assert.Empty(reached.Containers.Single(c => c.Name == "web").NetworkBindings);
 
-        // The task's own network, labelled as the worker's, holds the reported address; the web container shares its namespace.
-        var network = Assert.Single(await NetworksAsync(worker, start.TaskArn));
-        Assert.Equal(TaskNetworkPlan.NameFor(TaskRunner.TaskIdOf(start.TaskArn)), network.Name);
+        // The subnet's network, labelled as the worker's (with the subnet, no task), holds the reported address; the web container shares its namespace.
+        var network = Assert.Single(await SubnetNetworksAsync(worker));
+        Assert.Equal(TaskNetworkPlan.NameFor(Subnet, worker.Identity.InstanceId), network.Name);
+        Assert.Equal(Subnet, network.Labels[TaskNetworkPlan.SubnetLabel]);
+        Assert.False(network.Labels.ContainsKey(DockerLabels.TaskArn));
         var web = await worker.InspectAsync(reached.Containers.Single(c => c.Name == "web").RuntimeId!);
         Assert.StartsWith("container:", web.HostConfig.NetworkMode);
         var pause = await worker.Docker.Containers.InspectContainerAsync(web.HostConfig.NetworkMode["container:".Length..]);
@@ -55,66 +65,161 @@ public sealed class AwsVpcDockerTests(WorkerFixture fixture, ITestOutputHelper o
         await worker.Runner.StopAsync(WorkerHarness.StopCommand(start.TaskArn), worker.Stopping);
         await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", worker.Stopping);
         await worker.WaitUntilRemovedAsync(start.TaskArn);
-        await WaitUntilAsync(async () => (await NetworksAsync(worker, start.TaskArn)).Count == 0, "the task's network was not removed");
+        // Kept for the subnet's next task (AwsVpcNetworkIdleSeconds, 300 s by default)...
+        Assert.Equal(network.ID, Assert.Single(await SubnetNetworksAsync(worker)).ID);
+
+        // ...and removed when the worker stops with no task on it.
+        var instanceId = worker.Identity.InstanceId;
+        await worker.DisposeAsync();
+        Assert.Empty(await SubnetNetworksAsync(fixture.Docker, instanceId));
     }
 
     [Fact]
-    public async Task A_restarted_worker_removes_the_network_of_a_task_that_is_gone_and_keeps_the_one_it_adopts()
+    public async Task Two_tasks_of_one_subnet_get_their_own_addresses_on_its_one_network_reach_each_other_and_it_stays_while_either_runs()
+    {
+        // No idle time: the network goes as soon as no task is on it, so it staying proves a task still holds it.
+        await using var worker = await WorkerHarness.StartAsync(fixture, output, configure: o => o.AwsVpcNetworkIdleSeconds = 0);
+        var definition = await worker.RegisterAsync(TwoContainers.Replace("%FAMILY%", "vpc-subnet", StringComparison.Ordinal));
+        var first = worker.StartCommand(definition) with { SubnetId = Subnet };
+        var second = worker.StartCommand(definition) with { SubnetId = Subnet };
+
+        // Started together: both find the network missing, one creates it, the other joins it.
+        await Task.WhenAll(
+            worker.Runner.StartAsync(first, redelivered: false, worker.Stopping),
+            worker.Runner.StartAsync(second, redelivered: false, worker.Stopping));
+        var one = (await Events.WaitForStatusAsync(first.TaskArn, "RUNNING", worker.Stopping)).NetworkInterface!;
+        var two = (await Events.WaitForStatusAsync(second.TaskArn, "RUNNING", worker.Stopping)).NetworkInterface!;
+        Assert.NotEqual(one.PrivateIpv4Address, two.PrivateIpv4Address);
+        Assert.NotEqual(one.MacAddress, two.MacAddress);
+        var network = Assert.Single(await SubnetNetworksAsync(worker));
+        var attached = (await worker.Docker.Networks.InspectNetworkAsync(network.ID)).Containers.Values.Select(c => c.IPv4Address.Split('/')[0]).ToList();
+        Assert.Contains(one.PrivateIpv4Address, attached);
+        Assert.Contains(two.PrivateIpv4Address, attached);
+
+        // Tasks in one subnet reach each other: the first task's web container answers the second's address.
+        await ExecAsync(worker, first.TaskArn, "web", $"wget -q -O- http://{two.PrivateIpv4Address}:8080/ | grep -q 'hello from the task'");
+
+        await worker.Runner.StopAsync(WorkerHarness.StopCommand(first.TaskArn), worker.Stopping);
+        await Events.WaitForStatusAsync(first.TaskArn, "STOPPED", worker.Stopping);
+        await worker.WaitUntilRemovedAsync(first.TaskArn);
+        // The first task's clean-up let the network go; the second is still on it, so it stays, and the second still answers.
+        await Task.Delay(500);
+        Assert.Equal(network.ID, Assert.Single(await SubnetNetworksAsync(worker)).ID);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        Assert.Contains("hello from the task", await http.GetStringAsync($"http://{two.PrivateIpv4Address}:8080/"));
+
+        await worker.Runner.StopAsync(WorkerHarness.StopCommand(second.TaskArn), worker.Stopping);
+        await Events.WaitForStatusAsync(second.TaskArn, "STOPPED", worker.Stopping);
+        await worker.WaitUntilRemovedAsync(second.TaskArn);
+        await WaitUntilAsync(async () => (await SubnetNetworksAsync(worker)).Count == 0, "the subnet's network was not removed after its last task");
+    }
+
+    [Fact]
+    public async Task A_restarted_worker_adopts_a_task_on_its_subnets_network_keeps_the_network_and_removes_what_no_task_is_on()
     {
         var first = await WorkerHarness.StartAsync(fixture, output);
         var definition = await first.RegisterAsync(TwoContainers.Replace("%FAMILY%", "vpc-adopt", StringComparison.Ordinal));
-        var keep = first.StartCommand(definition);
-        var gone = first.StartCommand(definition);
-        await first.InsertTaskRowAsync(keep, definition);
+        var keep = first.StartCommand(definition) with { SubnetId = Subnet };
+        var gone = first.StartCommand(definition) with { SubnetId = Subnet };
+        await InsertRowAsync(first, keep, definition);
         await first.Runner.StartAsync(keep, false, first.Stopping);
         await first.Runner.StartAsync(gone, false, first.Stopping);
         var kept = await Events.WaitForStatusAsync(keep.TaskArn, "RUNNING", first.Stopping);
         await Events.WaitForStatusAsync(gone.TaskArn, "RUNNING", first.Stopping);
-        // A crash right after a network was made for a task whose containers never came: its network alone is left.
-        var stray = $"{first.Identity.InstanceId[..8]}-stray";
-        var strayArn = first.NewTaskArn("vpc-stray");
-        await first.Docker.Networks.CreateNetworkAsync(new NetworksCreateParameters
-        {
-            Name = TaskNetworkPlan.NameFor(TaskRunner.TaskIdOf(strayArn)),
-            Labels = new Dictionary<string, string> { [DockerLabels.InstanceId] = first.Identity.InstanceId, [DockerLabels.TaskArn] = strayArn },
-        });
-        var (instanceId, prefix) = (first.Identity.InstanceId, first.StoragePrefix);
+        var network = Assert.Single(await SubnetNetworksAsync(first));
+        var (instanceId, prefix, strayArn) = (first.Identity.InstanceId, first.StoragePrefix, first.NewTaskArn("vpc-stray"));
+        // The worker stops with its tasks running: their network stays for the next start.
         await first.DisposeAsync();
+        Assert.Equal(network.ID, Assert.Single(await SubnetNetworksAsync(fixture.Docker, instanceId)).ID);
 
-        await using var second = await WorkerHarness.StartAsync(fixture, output, instanceId, prefix);
+        // Left behind by a crash: another subnet's network with no task on it, and a per-task network of a worker from before subnet networks.
+        var idle = TaskNetworkPlan.For("subnet-idle", instanceId);
+        await fixture.Docker.Networks.CreateNetworkAsync(new NetworksCreateParameters { Name = idle.Name, Labels = idle.Labels });
+        await fixture.Docker.Networks.CreateNetworkAsync(new NetworksCreateParameters
+        {
+            Name = $"ecs-task-{TaskRunner.TaskIdOf(strayArn)}",
+            Labels = new Dictionary<string, string> { [DockerLabels.InstanceId] = instanceId, [DockerLabels.TaskArn] = strayArn },
+        });
+
+        await using var second = await WorkerHarness.StartAsync(fixture, output, instanceId, prefix, o => o.AwsVpcNetworkIdleSeconds = 0);
         await second.Adoption.RunAsync(second.Stopping);
 
         await Events.WaitForStatusAsync(gone.TaskArn, "STOPPED", second.Stopping);
         await second.WaitUntilRemovedAsync(gone.TaskArn);
-        await WaitUntilAsync(async () => (await NetworksAsync(second, gone.TaskArn)).Count == 0, "the gone task's network was not removed");
-        await WaitUntilAsync(async () => (await NetworksAsync(second, strayArn)).Count == 0, $"the stray network {stray} was not removed");
+        await WaitUntilAsync(async () => (await second.Docker.Networks.ListNetworksAsync(new NetworksListParameters
+        {
+            Filters = DockerLabels.InstanceFilter(instanceId),
+        })).Select(n => n.Name).SequenceEqual([network.Name]), "the idle and stray networks were not removed");
 
-        // The adopted task keeps its network and address, and still gives them back when it stops.
-        Assert.Single(await NetworksAsync(second, keep.TaskArn));
+        // The adopted task keeps its network and address (the gone task's clean-up did not take the network from it).
+        await Task.Delay(500);
+        Assert.Equal(network.ID, Assert.Single(await SubnetNetworksAsync(second)).ID);
         var readopted = await Events.WaitForAsync(keep.TaskArn, r => r.LastStatus == "RUNNING" && r.ObservedAt > kept.ObservedAt, second.Stopping);
         Assert.Equal(kept.NetworkInterface, readopted.NetworkInterface);
+
+        // Its stop lets the network go: no task is left on it.
         await second.Runner.StopAsync(WorkerHarness.StopCommand(keep.TaskArn), second.Stopping);
         await Events.WaitForStatusAsync(keep.TaskArn, "STOPPED", second.Stopping);
         await second.WaitUntilRemovedAsync(keep.TaskArn);
-        await WaitUntilAsync(async () => (await NetworksAsync(second, keep.TaskArn)).Count == 0, "the adopted task's network was not removed");
+        await WaitUntilAsync(async () => (await SubnetNetworksAsync(second)).Count == 0, "the adopted task's network was not removed after it stopped");
     }
 
-    private static async Task<IList<NetworkResponse>> NetworksAsync(WorkerHarness worker, string taskArn)
-        => await worker.Docker.Networks.ListNetworksAsync(new NetworksListParameters
+    /// <summary>The row the control plane writes for an awsvpc task placed here: its attachment names the subnet.</summary>
+    private static async Task InsertRowAsync(WorkerHarness worker, TaskCommand start, TaskDefinitionRecord definition)
+    {
+        var id = TaskRunner.TaskIdOf(start.TaskArn);
+        await worker.Tasks.InsertAsync(new TaskRecord
+        {
+            Cluster = WorkerHarness.Cluster,
+            Id = id,
+            Group = "family:" + definition.Family,
+            TaskDefinitionArn = definition.Arn,
+            Family = definition.Family,
+            ContainerInstanceId = worker.Identity.InstanceId,
+            LastStatus = "PROVISIONING",
+            DesiredStatus = "RUNNING",
+            StartedBy = start.StartedBy,
+            Containers = definition.ContainerDefinitions.Select(c => new TaskContainer
+            {
+                Name = c["name"]!.GetValue<string>(),
+                Id = Guid.NewGuid().ToString(),
+                Image = c["image"]!.GetValue<string>(),
+            }).ToList(),
+            Attachment = Serverless.Core.Capacity.NetworkAttachment.ForTask(id, new AwsVpcConfiguration([start.SubnetId!], [], "DISABLED")),
+            CreatedAt = DateTimeOffset.UtcNow,
+        }, worker.Stopping);
+    }
+
+    private static Task<IList<NetworkResponse>> SubnetNetworksAsync(WorkerHarness worker)
+        => SubnetNetworksAsync(worker.Docker, worker.Identity.InstanceId);
+
+    private static Task<IList<NetworkResponse>> SubnetNetworksAsync(global::Docker.DotNet.IDockerClient docker, string instanceId)
+        => docker.Networks.ListNetworksAsync(new NetworksListParameters
         {
             Filters = new Dictionary<string, IDictionary<string, bool>>
             {
                 ["label"] = new Dictionary<string, bool>
                 {
-                    [$"{DockerLabels.InstanceId}={worker.Identity.InstanceId}"] = true,
-                    [$"{DockerLabels.TaskArn}={taskArn}"] = true,
+                    [$"{DockerLabels.InstanceId}={instanceId}"] = true,
+                    [$"{TaskNetworkPlan.SubnetLabel}={Subnet}"] = true,
                 },
             },
         });
 
+    /// <summary>Runs <paramref name="command"/> in a container of the task; fails unless it exits 0.</summary>
+    private static async Task ExecAsync(WorkerHarness worker, string taskArn, string container, string command)
+    {
+        var id = (await worker.ContainersAsync(taskArn)).Single(c => DockerLabels.Get(c.Labels, DockerLabels.ContainerName) == container).ID;
+        var exec = await worker.Docker.Exec.ExecCreateContainerAsync(id, new ContainerExecCreateParameters { Cmd = ["sh", "-c", command] });
+        using (var stream = await worker.Docker.Exec.StartAndAttachContainerExecAsync(exec.ID, tty: false))
+            await stream.ReadOutputToEndAsync(CancellationToken.None);
+        var inspected = await worker.Docker.Exec.InspectContainerExecAsync(exec.ID);
+        Assert.True(inspected.ExitCode == 0, $"'{command}' in {container} exited {inspected.ExitCode}");
+    }
+
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, string failure)
     {
-        var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(20);
+        var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(30);
         while (!await condition())
         {
             if (DateTimeOffset.UtcNow > deadline) throw new TimeoutException(failure);

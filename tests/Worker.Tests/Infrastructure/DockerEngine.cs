@@ -74,5 +74,16 @@ public static class DockerEngine
             {
             }
         }
+        // And the awsvpc networks (a subnet's stays while the worker runs), once their containers are gone.
+        foreach (var network in await docker.Networks.ListNetworksAsync(new NetworksListParameters { Filters = filter }))
+        {
+            try
+            {
+                await docker.Networks.DeleteNetworkAsync(network.ID);
+            }
+            catch (DockerApiException)
+            {
+            }
+        }
     }
 }

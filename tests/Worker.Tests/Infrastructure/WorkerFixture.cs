@@ -6,7 +6,7 @@ namespace Serverless.Worker.Tests.Infrastructure;
 /// <summary>
 /// What the worker's Docker tests share within one class: their own Azurite (the <c>task-events</c>
 /// queue has a fixed name, so classes must not share a storage account) and the checked Docker
-/// engine. Every container and volume made under an instance id handed out here is removed on dispose.
+/// engine. Every container, volume and network made under an instance id handed out here is removed on dispose.
 /// </summary>
 public sealed class WorkerFixture : IAsyncLifetime
 {
