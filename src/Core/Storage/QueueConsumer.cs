@@ -41,8 +41,8 @@ public sealed record QueueConsumerOptions
     /// </summary>
     public TimeSpan? MissedWakePollingInterval { get; init; }
 
-    /// <summary>How long a consumer keeps the shorter back-off of <see cref="MissedWakePollingInterval"/> after its last missed wake.</summary>
-    public static readonly TimeSpan MissedWakeWindow = TimeSpan.FromMinutes(10);
+    /// <summary>How long a consumer keeps the shorter back-off of <see cref="MissedWakePollingInterval"/> after a missed wake (at most 150 polls at 2 s).</summary>
+    public static readonly TimeSpan MissedWakeWindow = TimeSpan.FromMinutes(5);
 
     internal int InFlightLimit => MaxInFlight ?? BatchSize + NewBatchThreshold;
 }
@@ -206,10 +206,12 @@ public sealed partial class QueueConsumer
                 continue;
             }
 
-            if (!woken && _missedWakeBackoff is not null)
+            if (!woken && _missedWakeBackoff is not null && !MissingWakes)
             {
-                // Work no wake announced: poll as without wakes for a while, so the next lost wakes cost seconds.
-                if (!MissingWakes) LogWakesMissed(_logger, _queue.Name, messages.Length, _options.MissedWakePollingInterval!.Value);
+                // Work found by the safety-net poll, which no wake announced: poll as without wakes for a while, so the
+                // next lost wakes cost seconds. Only the long wait counts: a fast poll meanwhile may simply beat a wake
+                // on its way, and must not keep this going.
+                LogWakesMissed(_logger, _queue.Name, messages.Length, _options.MissedWakePollingInterval!.Value);
                 _wakesMissedUntil = _time.GetUtcNow() + QueueConsumerOptions.MissedWakeWindow;
             }
 

@@ -149,6 +149,7 @@ public sealed class QueueConsumerTests(AzuriteFixture azurite)
 
         // From now on the queue is polled as without wakes: fast, backing off to 2 s, not 120 s.
         Assert.True(consumer.MissingWakes);
+        var missedAt = _time.GetUtcNow();
         for (var i = 0; i < 8; i++)
         {
             await UntilAsync(() => consumer.IdleWaits > waits, "the next idle wait");
@@ -156,8 +157,12 @@ public sealed class QueueConsumerTests(AzuriteFixture azurite)
             Assert.True(consumer.CurrentIdleDelay <= TimeSpan.FromSeconds(2), $"wait {consumer.CurrentIdleDelay}");
             _time.Advance(consumer.CurrentIdleDelay);
         }
-        // Ten minutes without another: back to the long safety net.
-        _time.Advance(QueueConsumerOptions.MissedWakeWindow);
+        // A message a fast poll finds meanwhile does not prolong it: the window ends where the safety net's find put it.
+        await queue.SendMessageAsync("found fast", _token);
+        await UntilAsync(() => consumer.IdleWaits > waits, "the next idle wait");
+        _time.Advance(consumer.CurrentIdleDelay);
+        await UntilAsync(() => Volatile.Read(ref handled) == 2, "the second message");
+        _time.Advance(missedAt + QueueConsumerOptions.MissedWakeWindow - _time.GetUtcNow());
         Assert.False(consumer.MissingWakes);
         await stop.CancelAsync();
         await running;
