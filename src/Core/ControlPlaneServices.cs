@@ -79,6 +79,7 @@ public static class ControlPlaneServices
         services.AddSingleton<InstanceHealthSweep>();
         services.AddSingleton<TaskRetention>();
         services.AddSingleton<TaskDeliverySweep>();
+        services.AddSingleton<SweepReads>();
         services.AddSingleton<TaskEventsRedrive>();
         services.AddSingleton<ClientTokens>();
         services.AddSingleton<IActionSource, TaskActions>();

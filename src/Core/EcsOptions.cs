@@ -66,9 +66,11 @@ public sealed class EcsOptions
     /// <summary>
     /// The longest wait between polls of a queue trigger that takes wakes (the standalone host listening on
     /// <see cref="WakePort"/>): every sender wakes it, so this poll only finds a message whose wake was lost,
-    /// and bounds how late that message is taken. Not below host.json's <c>maxPollingInterval</c>.
+    /// and bounds how late the first such message is taken. A trigger whose poll finds messages no wake announced
+    /// polls on host.json's <c>maxPollingInterval</c> for the next 5 minutes (<see cref="Storage.QueueConsumerOptions.MissedWakePollingInterval"/>),
+    /// so wakes that keep being lost cost that much each. Not below host.json's <c>maxPollingInterval</c>.
     /// </summary>
-    public int WakeFallbackPollSeconds { get; set; } = 60;
+    public int WakeFallbackPollSeconds { get; set; } = 120;
 
     /// <summary>
     /// How often the resync timer re-enqueues a service whose row shows it steady (one COMPLETED deployment running

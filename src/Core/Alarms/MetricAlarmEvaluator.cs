@@ -18,10 +18,26 @@ public sealed record ScalingPolicyInvocation(string PolicyArn, string AlarmName,
 /// </summary>
 public sealed class MetricAlarmEvaluator(MetricAlarmStore store, MetricReader reader, TimeProvider time, ILogger<MetricAlarmEvaluator> logger)
 {
+    /// <summary>
+    /// How often the alarms are read while the last read found none and this process put or deleted none since:
+    /// an alarm put through another control plane is evaluated at most this late the first time.
+    /// </summary>
+    public static readonly TimeSpan NoAlarmsReadInterval = TimeSpan.FromMinutes(5);
+
+    private DateTimeOffset? _noAlarmsUntil;
+    private long _changesSeen = -1;
+
     public async Task<IReadOnlyList<ScalingPolicyInvocation>> EvaluateAllAsync(CancellationToken cancellationToken)
     {
         var invocations = new List<ScalingPolicyInvocation>();
-        foreach (var alarm in await store.ListAsync(cancellationToken))
+        // No alarms at the last read, none put here since: an idle evaluation need not read the table every minute.
+        var now = time.GetUtcNow();
+        var changes = store.LocalChanges;
+        if (_noAlarmsUntil is { } until && now < until && changes == _changesSeen) return invocations;
+        _changesSeen = changes;
+        var alarms = await store.ListAsync(cancellationToken);
+        _noAlarmsUntil = alarms.Count == 0 ? now + NoAlarmsReadInterval : null;
+        foreach (var alarm in alarms)
         {
             try
             {

@@ -61,6 +61,11 @@ public sealed class MetricAlarmStore(StorageClients storage)
         {
             throw new ConcurrentUpdateException(alarm.Name);
         }
+        finally
+        {
+            // After the write: an evaluator that sees the new count reads a table that has it.
+            Interlocked.Increment(ref _changes);
+        }
         if (history is not null) await AddHistoryAsync(history, cancellationToken);
     }
 
@@ -79,9 +84,21 @@ public sealed class MetricAlarmStore(StorageClients storage)
     public async Task DeleteAsync(IReadOnlyList<string> names, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(Alarms, cancellationToken);
-        foreach (var name in names)
-            await table.DeleteEntityAsync(Partition(name), AlarmRow, ETag.All, cancellationToken);
+        try
+        {
+            foreach (var name in names)
+                await table.DeleteEntityAsync(Partition(name), AlarmRow, ETag.All, cancellationToken);
+        }
+        finally
+        {
+            Interlocked.Increment(ref _changes);
+        }
     }
+
+    private long _changes;
+
+    /// <summary>Counts the alarm writes and deletes this process made (see <see cref="MetricAlarmEvaluator"/>'s idle reads).</summary>
+    public long LocalChanges => Interlocked.Read(ref _changes);
 
     /// <summary>History items in [<paramref name="from"/>, <paramref name="to"/>], of one alarm (its partition) or of all, newest first.</summary>
     public async Task<IReadOnlyList<AlarmHistoryRecord>> HistoryAsync(string? name, DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken)

@@ -57,6 +57,7 @@ public sealed class CapacityLoop(
     CapacityOptions options,
     TimeProvider time,
     ILogger<CapacityLoop> logger,
+    SweepReads? sweepReads = null,
     ScaleSetPools? scaleSets = null)
 {
     public const string MetricNamespace = "AWS/ECS/ManagedScaling";
@@ -68,7 +69,7 @@ public sealed class CapacityLoop(
     /// How often the waiting tasks are read while the last read found none and this process added none
     /// since: a task another control plane put waiting is looked at up to this late the first time.
     /// </summary>
-    public static readonly TimeSpan NoneWaitingReadInterval = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan NoneWaitingReadInterval = TimeSpan.FromSeconds(60);
 
     private long _lastSlot = -1;
     private DateTimeOffset? _noneWaitingUntil;
@@ -180,7 +181,11 @@ public sealed class CapacityLoop(
     /// <summary>Managed scaling for every cluster's capacity providers with managed scaling ENABLED.</summary>
     public async Task ScaleAllAsync(IReadOnlyList<TaskRecord> stillWaiting, CancellationToken cancellationToken)
     {
-        await foreach (var cluster in clusters.EnumerateActiveAsync(cancellationToken))
+        // The minute's list of clusters, shared with the sweeps that run a few seconds later (SweepReads).
+        var active = sweepReads is null
+            ? await clusters.EnumerateActiveAsync(cancellationToken).ToListAsync(cancellationToken)
+            : await sweepReads.For(time.GetUtcNow()).ActiveClustersAsync(cancellationToken);
+        foreach (var cluster in active)
         {
             var names = LaunchTargets.Associated(cluster).Where(n => !CapacityProviderNames.IsFargate(n)).ToList();
             if (names.Count == 0) continue;

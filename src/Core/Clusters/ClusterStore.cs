@@ -7,10 +7,19 @@ using Serverless.Core.Tags;
 namespace Serverless.Core.Clusters;
 
 /// <summary>The <c>Clusters</c> table: one row per cluster name, ETag-guarded writes.</summary>
-public sealed class ClusterStore(StorageClients storage, Arns arns)
+public sealed class ClusterStore(StorageClients storage, Arns arns, TimeProvider? time = null)
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
     private const string TableName = "Clusters";
 
+    /// <summary>How long <see cref="GetActiveForLaunchAsync"/> answers from one read of a cluster's row.</summary>
+    public static readonly TimeSpan LaunchViewMaxAge = TimeSpan.FromSeconds(3);
+
+    // RunTask's shared, short-lived view of each cluster's row (see GetActiveForLaunchAsync).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, LaunchView> _launchViews = new(StringComparer.Ordinal);
+
+    private sealed record LaunchView(DateTimeOffset ReadAt, Task<ClusterRecord?> Read);
 
     public async Task<ClusterRecord?> FindAsync(string name, CancellationToken cancellationToken)
     {
@@ -22,9 +31,49 @@ public sealed class ClusterStore(StorageClients storage, Arns arns)
     /// <summary>The cluster, which must exist and be ACTIVE, else <see cref="ClusterNotFoundException"/>.</summary>
     public async Task<ClusterRecord> GetActiveAsync(string name, CancellationToken cancellationToken)
     {
-        var cluster = await FindAsync(name, cancellationToken);
-        return cluster is { Status: ClusterRecord.Active } ? cluster : throw new ClusterNotFoundException();
+        return Active(await FindAsync(name, cancellationToken));
     }
+
+    /// <summary>
+    /// <see cref="GetActiveAsync"/> for RunTask: one read of the row serves the launches of the next
+    /// <see cref="LaunchViewMaxAge"/> (as placement shares one read of the instances), so launching costs no
+    /// cluster read per call. A write through this store forgets the view at once; a change made through
+    /// another control plane (a deleted cluster, new capacity providers) is seen within that age, and a
+    /// launch on a cluster deleted meanwhile still finds no registered instance to reserve on.
+    /// </summary>
+    public async Task<ClusterRecord> GetActiveForLaunchAsync(string name, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        if (_launchViews.TryGetValue(name, out var seen) && now - seen.ReadAt < LaunchViewMaxAge)
+        {
+            try
+            {
+                return Active(await seen.Read.WaitAsync(cancellationToken));
+            }
+            catch (Exception) when (seen.Read.IsFaulted || seen.Read.IsCanceled)
+            {
+                // The shared read failed: read again below, for this caller.
+                _launchViews.TryRemove(KeyValuePair.Create(name, seen));
+            }
+        }
+        var view = new LaunchView(now, FindAsync(name, CancellationToken.None));
+        _launchViews[name] = view;
+        try
+        {
+            return Active(await view.Read.WaitAsync(cancellationToken));
+        }
+        catch (Exception) when (view.Read.IsFaulted || view.Read.IsCanceled)
+        {
+            _launchViews.TryRemove(KeyValuePair.Create(name, view));
+            throw;
+        }
+    }
+
+    private static ClusterRecord Active(ClusterRecord? cluster)
+        => cluster is { Status: ClusterRecord.Active } ? cluster : throw new ClusterNotFoundException();
+
+    /// <summary>Forgets RunTask's view of a cluster's row (<see cref="GetActiveForLaunchAsync"/>): the row is being written.</summary>
+    private void ForgetLaunchView(string name) => _launchViews.TryRemove(name, out _);
 
     /// <summary>
     /// <paramref name="read"/>'s result, awaited together with the check that cluster <paramref name="name"/>
@@ -50,6 +99,10 @@ public sealed class ClusterStore(StorageClients storage, Arns arns)
         {
             return false;
         }
+        finally
+        {
+            ForgetLaunchView(cluster.Name);
+        }
     }
 
     /// <summary>Replaces the row if it is unchanged since <paramref name="cluster"/> was read.</summary>
@@ -64,6 +117,10 @@ public sealed class ClusterStore(StorageClients storage, Arns arns)
         catch (RequestFailedException e) when (e.Status is 412 or 404)
         {
             throw new ConcurrentUpdateException(arns.Cluster(cluster.Name));
+        }
+        finally
+        {
+            ForgetLaunchView(cluster.Name);
         }
     }
 

@@ -24,17 +24,36 @@ public sealed class InstanceHealthSweep(
     TimeProvider time,
     ILogger<InstanceHealthSweep> logger)
 {
-    public async Task SweepAsync(CancellationToken cancellationToken)
+    public Task SweepAsync(CancellationToken cancellationToken) => SweepAsync(null, cancellationToken);
+
+    /// <summary>Every ACTIVE cluster; with <paramref name="shared"/>, on the reads the minute's other sweep makes too.</summary>
+    public async Task SweepAsync(SweepReads.Round? shared, CancellationToken cancellationToken)
     {
-        await foreach (var cluster in clusters.EnumerateActiveAsync(cancellationToken))
-            await SweepClusterAsync(cluster.Name, cancellationToken);
+        if (shared is null)
+        {
+            await foreach (var cluster in clusters.EnumerateActiveAsync(cancellationToken))
+                await SweepClusterAsync(cluster.Name, cancellationToken);
+            return;
+        }
+        foreach (var cluster in await shared.ActiveClustersAsync(cancellationToken))
+        {
+            var (hosts, readAt) = await shared.InstancesAsync(cluster.Name, cancellationToken);
+            await SweepClusterAsync(cluster.Name, hosts, readAt, cancellationToken);
+        }
     }
 
     public async Task SweepClusterAsync(string cluster, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
+        await SweepClusterAsync(cluster, await instances.ListAsync(cluster, cancellationToken), now, cancellationToken);
+    }
+
+    /// <param name="hosts">The cluster's instances.</param>
+    /// <param name="now">When <paramref name="hosts"/> were read: an agent is lost when silent that long before then.</param>
+    private async Task SweepClusterAsync(string cluster, IReadOnlyList<ContainerInstanceRecord> hosts, DateTimeOffset now, CancellationToken cancellationToken)
+    {
         var lostAfter = TimeSpan.FromSeconds(options.AgentLostAfterSeconds);
-        foreach (var instance in await instances.ListAsync(cluster, cancellationToken))
+        foreach (var instance in hosts)
         {
             if (instance.Reservations.Count == 0) continue;
             var orphaned = instance.Status == ContainerInstanceRecord.Inactive;

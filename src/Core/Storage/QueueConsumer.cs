@@ -32,6 +32,18 @@ public sealed record QueueConsumerOptions
     /// </summary>
     public TimeSpan MaxPollingInterval { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// For a consumer that takes wakes: the ceiling of its back-off for <see cref="MissedWakeWindow"/> after a poll
+    /// that no wake brought found messages (their wakes were lost, or their sender sends none). It then polls as a
+    /// consumer without wakes does, so wakes that keep being lost (a sender that cannot reach this process, one that
+    /// names an endpoint this process no longer listens on) cost this much each, not <see cref="MaxPollingInterval"/>.
+    /// Null: the ceiling stays <see cref="MaxPollingInterval"/>.
+    /// </summary>
+    public TimeSpan? MissedWakePollingInterval { get; init; }
+
+    /// <summary>How long a consumer keeps the shorter back-off of <see cref="MissedWakePollingInterval"/> after a missed wake (at most 150 polls at 2 s).</summary>
+    public static readonly TimeSpan MissedWakeWindow = TimeSpan.FromMinutes(5);
+
     internal int InFlightLimit => MaxInFlight ?? BatchSize + NewBatchThreshold;
 }
 
@@ -80,6 +92,8 @@ public sealed partial class QueueConsumer
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly PollingBackoff _backoff;
+    private readonly PollingBackoff? _missedWakeBackoff;
+    private DateTimeOffset _wakesMissedUntil = DateTimeOffset.MinValue;
     private readonly SemaphoreSlim _completed = new(0);
     private readonly HashSet<Task> _inFlight = [];
     private long _pollCount;
@@ -109,6 +123,8 @@ public sealed partial class QueueConsumer
         _wake = wake;
         var floor = QueueConsumerOptions.MinimumPollingInterval;
         _backoff = new PollingBackoff(floor, options.MaxPollingInterval > floor ? options.MaxPollingInterval : floor);
+        if (wake is not null && options.MissedWakePollingInterval is { } missed && missed < options.MaxPollingInterval)
+            _missedWakeBackoff = new PollingBackoff(floor, missed > floor ? missed : floor);
     }
 
     public string QueueName => _queue.Name;
@@ -121,6 +137,9 @@ public sealed partial class QueueConsumer
 
     /// <summary>The wait in progress (or last started) before the next poll.</summary>
     public TimeSpan CurrentIdleDelay { get; private set; }
+
+    /// <summary>Whether the consumer is polling on the shorter back-off after a missed wake (<see cref="QueueConsumerOptions.MissedWakePollingInterval"/>).</summary>
+    public bool MissingWakes => _missedWakeBackoff is not null && _time.GetUtcNow() < _wakesMissedUntil;
 
     /// <summary>How many messages are being handled right now.</summary>
     public int InFlightCount
@@ -152,6 +171,8 @@ public sealed partial class QueueConsumer
     private async Task PollAsync(CancellationToken stoppingToken)
     {
         await EnsureQueueExistsAsync(stoppingToken);
+        // Whether the coming poll was brought by a wake (the first one counts as woken: what it finds was sent before we listened).
+        var woken = true;
         while (!stoppingToken.IsCancellationRequested)
         {
             // A new batch only when the previous ones have drained down to the threshold.
@@ -175,14 +196,23 @@ public sealed partial class QueueConsumer
             catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
                 LogPollFailed(_logger, e, _queue.Name, e.Message);
-                await IdleAsync(stoppingToken);
+                woken = await IdleAsync(stoppingToken);
                 continue;
             }
 
             if (messages.Length == 0)
             {
-                await IdleAsync(stoppingToken);
+                woken = await IdleAsync(stoppingToken);
                 continue;
+            }
+
+            if (!woken && _missedWakeBackoff is not null && !MissingWakes)
+            {
+                // Work found by the safety-net poll, which no wake announced: poll as without wakes for a while, so the
+                // next lost wakes cost seconds. Only the long wait counts: a fast poll meanwhile may simply beat a wake
+                // on its way, and must not keep this going.
+                LogWakesMissed(_logger, _queue.Name, messages.Length, _options.MissedWakePollingInterval!.Value);
+                _wakesMissedUntil = _time.GetUtcNow() + QueueConsumerOptions.MissedWakeWindow;
             }
 
             foreach (var message in messages)
@@ -195,11 +225,16 @@ public sealed partial class QueueConsumer
                 // Busy: poll fast again, as the host does.
                 _backoff.Reset();
             }
+            else if (MissingWakes)
+            {
+                // Wakes are being lost: poll again at once and fast after that, as without wakes.
+                _missedWakeBackoff!.Reset();
+            }
             else if (messages.Length < batch)
             {
                 // A short batch drained the queue, and whoever sends next wakes us: polling again now, and fast
                 // after that, would only cost storage calls. The back-off covers a message sent without a wake.
-                await IdleAsync(stoppingToken);
+                woken = await IdleAsync(stoppingToken);
             }
         }
     }
@@ -217,17 +252,20 @@ public sealed partial class QueueConsumer
             // The handler's own failure policy did not settle it: the message comes back when its lease runs out.
             LogHandlerFailed(_logger, e, message.MessageId, _queue.Name, e.Message);
         }
+        // Unsettled, it becomes visible again within a lease, announced by no one: look then, not at the idle back-off.
+        if (!lease.IsSettled && _wake is not null && !stoppingToken.IsCancellationRequested) _wake.SetAfter(_options.MessageLease, _time);
     }
 
-    private async Task IdleAsync(CancellationToken stoppingToken)
+    /// <returns>True when a wake ended the wait.</returns>
+    private async Task<bool> IdleAsync(CancellationToken stoppingToken)
     {
-        var delay = _backoff.Next();
+        var delay = MissingWakes ? _missedWakeBackoff!.Next() : _backoff.Next();
         // Start the timer before publishing the wait, so an observer that sees it can advance a fake clock past it.
         var wait = _wake?.WaitAsync(delay, _time, stoppingToken) ?? SleepAsync(delay, stoppingToken);
         CurrentIdleDelay = delay;
         Interlocked.Increment(ref _idleWaits);
         // Woken or not, the back-off stays where it is: with wakes it is only the safety net for a lost one.
-        await wait;
+        return await wait;
     }
 
     private async Task<bool> SleepAsync(TimeSpan delay, CancellationToken stoppingToken)
@@ -267,6 +305,10 @@ public sealed partial class QueueConsumer
             this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
+    [LoggerMessage(Level = LogLevel.Information,
+        Message = "Queue {Queue}: a poll no wake brought found {Count} message(s); polling at most every {Interval} for a while")]
+    private static partial void LogWakesMissed(ILogger logger, string queue, int count, TimeSpan interval);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not poll queue {Queue}: {Error}")]
     private static partial void LogPollFailed(ILogger logger, Exception exception, string queue, string error);
 
@@ -305,6 +347,9 @@ public sealed partial class QueueMessageLease : IAsyncDisposable
         _popReceipt = message.PopReceipt;
         _renewing = RenewAsync();
     }
+
+    /// <summary>Whether the message was deleted or handed back (by this lease).</summary>
+    public bool IsSettled => Volatile.Read(ref _settled) == 1;
 
     /// <summary>The current pop receipt (for a caller that settles the message itself after <see cref="StopRenewingAsync"/>).</summary>
     public string PopReceipt => Volatile.Read(ref _popReceipt);

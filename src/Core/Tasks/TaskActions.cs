@@ -46,7 +46,8 @@ public sealed class TaskActions(
 
         // The cluster (its capacity providers and default strategy), its instances and the task
         // definition are read side by side; a missing cluster is the error, whatever else is wrong.
-        var row = clusters.GetActiveAsync(cluster, cancellationToken);
+        // The cluster row from a view shared by the launches of the last few seconds (no read per call).
+        var row = clusters.GetActiveForLaunchAsync(cluster, cancellationToken);
         // Placement's shared view of the instances (a few seconds old at most), not a read of every row per call.
         var hosts = instances.ListForPlacementAsync(cluster, fresh: false, cancellationToken);
         var definition = LaunchRequestAsync(cluster, request, count, row, cancellationToken);

@@ -33,10 +33,19 @@ public sealed class TaskDeliverySweep(
     private readonly TimeSpan _startDeadline = TimeSpan.FromSeconds(options.TaskStartDeadlineSeconds);
     private readonly TimeSpan _orphanGrace = TimeSpan.FromSeconds(options.OrphanReservationGraceSeconds);
 
-    public async Task SweepAsync(CancellationToken cancellationToken)
+    public Task SweepAsync(CancellationToken cancellationToken) => SweepAsync(null, cancellationToken);
+
+    /// <summary>Every ACTIVE cluster; with <paramref name="shared"/>, on the reads the minute's other sweep makes too.</summary>
+    public async Task SweepAsync(SweepReads.Round? shared, CancellationToken cancellationToken)
     {
-        await foreach (var cluster in clusters.EnumerateActiveAsync(cancellationToken))
-            await SweepClusterAsync(cluster.Name, cancellationToken);
+        if (shared is null)
+        {
+            await foreach (var cluster in clusters.EnumerateActiveAsync(cancellationToken))
+                await SweepClusterAsync(cluster.Name, cancellationToken);
+            return;
+        }
+        foreach (var cluster in await shared.ActiveClustersAsync(cancellationToken))
+            await SweepClusterAsync(cluster.Name, shared, cancellationToken);
     }
 
     // Per cluster: when this process's last complete sweep of it began.
@@ -63,7 +72,9 @@ public sealed class TaskDeliverySweep(
     /// old reservation is checked against its task once; after that it is checked again only when
     /// its task stops.
     /// </summary>
-    public async Task SweepClusterAsync(string cluster, CancellationToken cancellationToken)
+    public Task SweepClusterAsync(string cluster, CancellationToken cancellationToken) => SweepClusterAsync(cluster, null, cancellationToken);
+
+    private async Task SweepClusterAsync(string cluster, SweepReads.Round? shared, CancellationToken cancellationToken)
     {
         var began = time.GetUtcNow();
         var last = _sweptAt.TryGetValue(cluster, out var at) && _fullAt.TryGetValue(cluster, out var full) && began - full < FullSweepEvery
@@ -73,13 +84,29 @@ public sealed class TaskDeliverySweep(
 
         // Instances before tasks: a reservation read here whose task is inserted after the task scan
         // is younger than the grace period, so it is not taken for an orphan.
-        var hosts = await instances.ListAsync(cluster, cancellationToken);
+        IReadOnlyList<ContainerInstanceRecord> hosts;
+        if (shared is null)
+        {
+            hosts = await instances.ListAsync(cluster, cancellationToken);
+        }
+        else
+        {
+            // Read by the health sweep of this minute, if it came first: still before the task scan below.
+            (hosts, var readAt) = await shared.InstancesAsync(cluster, cancellationToken);
+            if (readAt < began) began = readAt;
+        }
+        IReadOnlyList<TaskRecord> live;
         if (last is { } since)
-            foreach (var stopped in await tasks.ListStoppedSinceAsync(cluster, since - StoppedOverlap, cancellationToken))
-                held.TryRemove(stopped.Id, out _);
-        var live = last is null
-            ? await tasks.ListLiveAsync(cluster, cancellationToken)
-            : await tasks.ListDeliveryDueAsync(cluster, began - _startDeadline, began, cancellationToken);
+        {
+            // The late tasks and those stopped since the last sweep: one query.
+            var (due, stoppedSince) = await tasks.ListDeliveryDueAndStoppedSinceAsync(cluster, began - _startDeadline, began, since - StoppedOverlap, cancellationToken);
+            foreach (var stopped in stoppedSince) held.TryRemove(stopped.Id, out _);
+            live = due;
+        }
+        else
+        {
+            live = await tasks.ListLiveAsync(cluster, cancellationToken);
+        }
         var now = time.GetUtcNow();
 
         var services = new HashSet<string>(StringComparer.Ordinal);

@@ -229,6 +229,22 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
             cancellationToken);
 
     /// <summary>
+    /// <see cref="ListDeliveryDueAsync"/> and <see cref="ListStoppedSinceAsync"/> in one query (eight
+    /// comparisons): what a delivery sweep after its first reads each minute, one storage request
+    /// instead of two. A row is in at most one of the two lists (its <c>LastStatus</c> decides).
+    /// </summary>
+    public async Task<(IReadOnlyList<TaskRecord> Due, IReadOnlyList<TaskKey> StoppedSince)> ListDeliveryDueAndStoppedSinceAsync(
+        string cluster, DateTimeOffset placedBy, DateTimeOffset now, DateTimeOffset stoppedSince, CancellationToken cancellationToken)
+    {
+        var rows = await ListDeadlineRowsAsync(TableClient.CreateQueryFilter(
+            $"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and ((LastStatus ne {TaskStatus.Stopped} and (AwaitingAckSince le {placedBy} or StopDueAt le {now})) or (LastStatus eq {TaskStatus.Stopped} and StoppedAt ge {stoppedSince}))"),
+            cancellationToken);
+        return (
+            rows.Where(t => t.LastStatus != TaskStatus.Stopped).ToList(),
+            rows.Where(t => t.LastStatus == TaskStatus.Stopped).Select(t => new TaskKey(t.Cluster, t.Id)).ToList());
+    }
+
+    /// <summary>
     /// The cluster's tasks that stopped at or after <paramref name="since"/>, keys only (and
     /// their instance): what the delivery sweep checks for a reservation left behind.
     /// </summary>

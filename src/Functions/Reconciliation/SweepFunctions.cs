@@ -5,7 +5,8 @@ using Serverless.Core.Tasks;
 namespace Serverless.Functions.Reconciliation;
 
 /// <summary>Timers for what no event announces.</summary>
-public sealed class SweepFunctions(ServiceResync resync, InstanceHealthSweep healthSweep, TaskRetention retention, TaskDeliverySweep delivery)
+public sealed class SweepFunctions(
+    ServiceResync resync, InstanceHealthSweep healthSweep, TaskRetention retention, TaskDeliverySweep delivery, SweepReads reads, TimeProvider time)
 {
     /// <summary>Every minute: re-enqueue every active service that is not steady, and the steady ones in turn, in case a message was lost.</summary>
     [Function("ServiceResync")]
@@ -14,11 +15,12 @@ public sealed class SweepFunctions(ServiceResync resync, InstanceHealthSweep hea
 
     /// <summary>
     /// Every minute: replace the tasks of workers that stopped heartbeating (silent for
-    /// <c>Ecs__AgentLostAfterSeconds</c>, 180 s: found 180-240 s after the last heartbeat).
+    /// <c>Ecs__AgentLostAfterSeconds</c>, 180 s: found 180-240 s after the last heartbeat). Two seconds after
+    /// TaskDeliverySweep, on the same reads of the clusters and their instances (<see cref="SweepReads"/>).
     /// </summary>
     [Function("InstanceHealthSweep")]
-    public Task Sweep([TimerTrigger("45 * * * * *")] TimerInfo timer, CancellationToken cancellationToken)
-        => healthSweep.SweepAsync(cancellationToken);
+    public Task Sweep([TimerTrigger("17 * * * * *")] TimerInfo timer, CancellationToken cancellationToken)
+        => healthSweep.SweepAsync(reads.For(time.GetUtcNow()), cancellationToken);
 
     /// <summary>
     /// Every minute: send lost Stops again, stop tasks whose Start was never acknowledged, free orphaned reservations
@@ -26,7 +28,7 @@ public sealed class SweepFunctions(ServiceResync resync, InstanceHealthSweep hea
     /// </summary>
     [Function("TaskDeliverySweep")]
     public Task Deliver([TimerTrigger("15 * * * * *")] TimerInfo timer, CancellationToken cancellationToken)
-        => delivery.SweepAsync(cancellationToken);
+        => delivery.SweepAsync(reads.For(time.GetUtcNow()), cancellationToken);
 
     /// <summary>Every 5 minutes: forget tasks stopped more than an hour ago, as ECS does.</summary>
     [Function("TaskRetention")]

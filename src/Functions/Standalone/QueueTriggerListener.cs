@@ -57,6 +57,8 @@ public sealed partial class QueueTriggerListener
             NewBatchThreshold = options.NewBatchThreshold,
             MessageLease = options.MessageLease,
             MaxPollingInterval = maxPollingInterval ?? options.MaxPollingInterval,
+            // Messages found that no wake announced: host.json's back-off for a while (QueueConsumer).
+            MissedWakePollingInterval = options.MaxPollingInterval,
         }, ProcessAsync, time, logger, wake);
     }
 

@@ -59,6 +59,8 @@ public sealed class CommandLoop(
             MaxInFlight = concurrent,
             MessageLease = CommandLease,
             MaxPollingInterval = takesWakes && fallback > poll ? fallback : poll,
+            // Commands found that no wake announced: the back-off without wakes for a while (QueueConsumer).
+            MissedWakePollingInterval = poll,
         };
     }
 

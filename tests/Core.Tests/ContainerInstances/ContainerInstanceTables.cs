@@ -29,7 +29,7 @@ public sealed class ContainerInstanceTables(string connectionString)
     /// <summary>A store with its own storage clients: another control plane on the same tables.</summary>
     public ContainerInstanceStore NewStore() => new(new StorageClients(connectionString, Options), Arns, Time);
 
-    public ClusterStore NewClusterStore() => new(new StorageClients(connectionString, Options), Arns);
+    public ClusterStore NewClusterStore() => new(new StorageClients(connectionString, Options), Arns, Time);
 
     public ContainerInstanceActions NewActions(ContainerInstanceStore store, ClusterStore clusters)
         => new(store, clusters, Resync, Arns, Options, Time, NullLogger<ContainerInstanceActions>.Instance);

@@ -119,6 +119,94 @@ public sealed class QueueConsumerTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_message_no_wake_announced_brings_the_short_back_off_back_for_a_while()
+    {
+        var queue = await QueueAsync();
+        using var wakes = new QueueWake(NullLogger<QueueWake>.Instance);
+        var handled = 0;
+        var consumer = new QueueConsumer(queue,
+            new QueueConsumerOptions { MaxPollingInterval = TimeSpan.FromSeconds(120), MissedWakePollingInterval = TimeSpan.FromSeconds(2) },
+            async (_, lease, token) =>
+            {
+                Interlocked.Increment(ref handled);
+                await lease.DeleteAsync(token);
+            }, _time, NullLogger.Instance, wakes.Signal(queue.Name));
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(_token);
+        var running = consumer.RunAsync(stop.Token);
+        var waits = 0L;
+        while (consumer.CurrentIdleDelay < TimeSpan.FromSeconds(96))
+        {
+            await UntilAsync(() => consumer.IdleWaits > waits, "the next idle wait");
+            waits = consumer.IdleWaits;
+            if (consumer.CurrentIdleDelay < TimeSpan.FromSeconds(96)) _time.Advance(consumer.CurrentIdleDelay);
+        }
+        Assert.False(consumer.MissingWakes);
+
+        // Sent without a wake: only the safety-net poll finds it.
+        await queue.SendMessageAsync("lost wake", _token);
+        _time.Advance(consumer.CurrentIdleDelay);
+        await UntilAsync(() => Volatile.Read(ref handled) == 1 && consumer.IdleWaits > waits, "the message, then the next wait");
+
+        // From now on the queue is polled as without wakes: fast, backing off to 2 s, not 120 s.
+        Assert.True(consumer.MissingWakes);
+        var missedAt = _time.GetUtcNow();
+        for (var i = 0; i < 8; i++)
+        {
+            await UntilAsync(() => consumer.IdleWaits > waits, "the next idle wait");
+            waits = consumer.IdleWaits;
+            Assert.True(consumer.CurrentIdleDelay <= TimeSpan.FromSeconds(2), $"wait {consumer.CurrentIdleDelay}");
+            _time.Advance(consumer.CurrentIdleDelay);
+        }
+        // A message a fast poll finds meanwhile does not prolong it: the window ends where the safety net's find put it.
+        await queue.SendMessageAsync("found fast", _token);
+        await UntilAsync(() => consumer.IdleWaits > waits, "the next idle wait");
+        _time.Advance(consumer.CurrentIdleDelay);
+        await UntilAsync(() => Volatile.Read(ref handled) == 2, "the second message");
+        _time.Advance(missedAt + QueueConsumerOptions.MissedWakeWindow - _time.GetUtcNow());
+        Assert.False(consumer.MissingWakes);
+        await stop.CancelAsync();
+        await running;
+    }
+
+    [Fact]
+    public async Task A_message_left_unsettled_wakes_its_poller_when_its_lease_ends()
+    {
+        var queue = await QueueAsync();
+        using var wakes = new QueueWake(NullLogger<QueueWake>.Instance);
+        var deliveries = 0;
+        var consumer = new QueueConsumer(queue,
+            new QueueConsumerOptions { MaxPollingInterval = TimeSpan.FromSeconds(120), MessageLease = TimeSpan.FromSeconds(1) },
+            async (_, lease, token) =>
+            {
+                // The first delivery fails without settling; the second succeeds.
+                if (Interlocked.Increment(ref deliveries) > 1) await lease.DeleteAsync(token);
+            }, _time, NullLogger.Instance, wakes.Signal(queue.Name));
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(_token);
+        var running = consumer.RunAsync(stop.Token);
+        await UntilAsync(() => consumer.IdleWaits > 0, "the first idle wait");
+
+        await queue.SendMessageAsync("fails once", _token);
+        wakes.Local(queue.Name);
+        await UntilAsync(() => Volatile.Read(ref deliveries) == 1 && consumer.InFlightCount == 0, "the failed delivery");
+        var polls = consumer.PollCount;
+        // Visible again once its lease has run out (storage's own clock)...
+        var deadline = DateTime.UtcNow + Ceiling;
+        while ((await queue.PeekMessagesAsync(1, _token)).Value.Length == 0)
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("the message never became visible again");
+            await Task.Delay(50, _token);
+        }
+        Assert.Equal(polls, consumer.PollCount);
+
+        // ...and taken at the lease's end on the consumer's clock, long before the 120 s safety net.
+        _time.Advance(TimeSpan.FromSeconds(1));
+        await UntilAsync(() => Volatile.Read(ref deliveries) == 2, "the second delivery");
+        Assert.False(consumer.MissingWakes);
+        await stop.CancelAsync();
+        await running;
+    }
+
+    [Fact]
     public async Task A_lease_renews_the_message_at_half_its_length_and_settles_with_the_newest_receipt()
     {
         var queue = await QueueAsync();

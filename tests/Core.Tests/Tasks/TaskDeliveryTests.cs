@@ -292,6 +292,14 @@ public sealed class DeliverySweepCostTests(AzuriteFixture azurite)
             (await _world.Tasks.ListDeliveryDueAsync(_world.Cluster, placedAt, later, _token)).Select(t => t.Id).Order());
         Assert.Equal([launched[3].Id], (await _world.Tasks.ListStoppedSinceAsync(_world.Cluster, now, _token)).Select(t => t.Id));
         Assert.Empty(await _world.Tasks.ListStoppedSinceAsync(_world.Cluster, now + TimeSpan.FromSeconds(1), _token));
+
+        // The sweep's one query gives both lists, each as its own query does.
+        var (due, stopped) = await _world.Tasks.ListDeliveryDueAndStoppedSinceAsync(_world.Cluster, placedAt, later, now, _token);
+        Assert.Equal(new[] { launched[0].Id, launched[2].Id }.Order(), due.Select(t => t.Id).Order());
+        Assert.Equal([launched[3].Id], stopped.Select(t => t.Id));
+        (due, stopped) = await _world.Tasks.ListDeliveryDueAndStoppedSinceAsync(_world.Cluster, placedAt - TimeSpan.FromSeconds(1), now, now + TimeSpan.FromSeconds(1), _token);
+        Assert.Empty(due);
+        Assert.Empty(stopped);
     }
 
     [Fact]

@@ -12,6 +12,8 @@ public sealed class CommandLoopOptionsTests
 
         Assert.Equal(TimeSpan.FromSeconds(30), CommandLoop.Options(options, takesWakes: true).MaxPollingInterval);
         Assert.Equal(TimeSpan.FromSeconds(2), CommandLoop.Options(options, takesWakes: false).MaxPollingInterval);
+        // Commands that no wake announced bring the plain ceiling back for a while.
+        Assert.Equal(TimeSpan.FromSeconds(2), CommandLoop.Options(options, takesWakes: true).MissedWakePollingInterval);
         // A fallback below the plain ceiling never makes a woken worker poll more often.
         options.WakeFallbackPollSeconds = 1;
         Assert.Equal(TimeSpan.FromSeconds(2), CommandLoop.Options(options, takesWakes: true).MaxPollingInterval);
