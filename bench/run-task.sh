@@ -17,6 +17,8 @@
 #   --no-build    use the existing Release builds (src/Functions, src/Worker bin/Release/net10.0)
 #   --quick       5 samples, 10-task windows, 10 s idle: checks the script in ~1.5 minutes
 #   --keep-logs   keep the work directory (Azurite's debug log, both processes' logs)
+#   --poll-interval S   seconds between the client's DescribeTasks polls (default 0.02); each poll
+#                 costs the client, the control plane and Azurite CPU while the engine starts ours
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,7 +30,8 @@ while [[ $# -gt 0 ]]; do
     --no-build) BUILD=0 ;;
     --quick) RUN_ARGS+=(--samples 5 --warmup 1 --cost-tasks 10 --idle 10) ;;
     --keep-logs) KEEP_LOGS=1 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --poll-interval) RUN_ARGS+=(--poll-interval "${2:?--poll-interval needs seconds}"); shift ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift

@@ -100,7 +100,8 @@ public sealed class TaskActions(
         var named = request.Strings("containerInstances").Select(i => InstanceId(cluster, i)).ToList();
         if (named.Count is < 1 or > 10) throw new InvalidParameterException("containerInstances must name between 1 and 10 container instances.");
         var launch = await LaunchRequestAsync(cluster, request, named.Count, null, cancellationToken) with { OnInstances = named };
-        return Response(await launcher.LaunchAsync(launch, cancellationToken));
+        // All placed before any Start leaves: a call that fails part way leaves nothing behind for its retry to duplicate.
+        return Response(await launcher.StartAsync(await launcher.PlaceAsync(launch, known: null, cancellationToken), CancellationToken.None));
     }
 
     private async Task<JsonObject> StopTaskAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)

@@ -83,12 +83,33 @@ public sealed class TaskLauncher(
     public const string NoInstancesMessage = "No Container Instances were found in your cluster.";
 
     /// <summary>
-    /// Places and starts the tasks. <paramref name="cancellationToken"/> stops placement; once
-    /// tasks are placed their Starts are sent whatever happens to the caller, since undoing a
-    /// placement costs as many writes as finishing it and a Start may already be on its way.
+    /// Places and starts the tasks, each task's Start sent as soon as that task is placed, while the
+    /// next is being placed: the first worker hears of its task after one placement, not after all
+    /// of them (each is a conditional write on its instance row, one after another). A failure part
+    /// way stops placing and is thrown once the Starts already on their way have been sent; the
+    /// tasks placed before it keep their rows, reservations and Starts, as they would had it come
+    /// later. <paramref name="cancellationToken"/> stops placement; a task placed is started
+    /// whatever happens to the caller, since undoing a placement costs as many writes as finishing
+    /// it and its Start may already be on its way.
     /// </summary>
     public async Task<LaunchResult> LaunchAsync(LaunchRequest request, CancellationToken cancellationToken)
-        => await StartAsync(await PlaceAsync(request, known: null, cancellationToken), CancellationToken.None);
+    {
+        var starts = new List<Task<TaskRecord>>();
+        LaunchResult placed;
+        try
+        {
+            placed = await PlaceAsync(request, known: null, knownCached: false,
+                task => starts.Add(task.IsWaitingForCapacity ? Task.FromResult(task) : SendStartAsync(task, CancellationToken.None)),
+                cancellationToken);
+        }
+        catch
+        {
+            // SendStartAsync handles its own failures: waiting here only lets them finish before the caller hears.
+            await ((Task)Task.WhenAll(starts)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            throw;
+        }
+        return placed with { Tasks = await Task.WhenAll(starts) };
+    }
 
     /// <summary>
     /// Places the tasks and records them (rows PENDING, resources reserved) without telling
@@ -100,8 +121,18 @@ public sealed class TaskLauncher(
 
     /// <param name="known">The cluster's instances, or null to take them from <see cref="ContainerInstanceStore.ListForPlacementAsync"/>.</param>
     /// <param name="knownCached">Whether <paramref name="known"/> came from that shared view rather than a read of its own.</param>
-    public async Task<LaunchResult> PlaceAsync(
+    public Task<LaunchResult> PlaceAsync(
         LaunchRequest request, IReadOnlyList<ContainerInstanceRecord>? known, bool knownCached, CancellationToken cancellationToken)
+        => PlaceAsync(request, known, knownCached, placedOne: null, cancellationToken);
+
+    /// <param name="placedOne">
+    /// Handed each task as soon as it is placed (its row written, its reservation held); from then on
+    /// the task is the callback's, and a later failure does not undo it. Null: a failure undoes
+    /// every task placed so far.
+    /// </param>
+    private async Task<LaunchResult> PlaceAsync(
+        LaunchRequest request, IReadOnlyList<ContainerInstanceRecord>? known, bool knownCached,
+        Action<TaskRecord>? placedOne, CancellationToken cancellationToken)
     {
         var (listed, cached) = known is not null ? (known, knownCached) : await instances.ListForPlacementAsync(request.Cluster, fresh: false, cancellationToken);
         var hosts = Hosts(request, listed);
@@ -126,11 +157,15 @@ public sealed class TaskLauncher(
             {
                 if (request.KeepPlacing is { } keep && !await keep(cancellationToken)) break;
                 var (task, failure) = await PlaceOneAsync(placement, slot, cancellationToken);
-                if (task is not null) launched.Add(task);
+                if (task is not null)
+                {
+                    launched.Add(task);
+                    placedOne?.Invoke(task);
+                }
                 else failures.Add(failure!);
             }
         }
-        catch when (launched.Count > 0)
+        catch when (launched.Count > 0 && placedOne is null)
         {
             // Nothing was sent yet: the tasks placed so far go too, so the failed call leaves nothing behind.
             await AbandonAsync(new LaunchResult(launched, []), CancellationToken.None);
