@@ -139,6 +139,10 @@ AZURITE_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZ
 export AzureWebJobsStorage="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$AZURITE_KEY;QueueEndpoint=http://127.0.0.1:$AZ_QUEUE_PORT/devstoreaccount1;TableEndpoint=http://127.0.0.1:$AZ_TABLE_PORT/devstoreaccount1;"
 export Ecs__AccessKeys="AKIALOCALDEVELOPMENT:local-development-secret-key-not-for-production"
 export Ecs__Region=us-east-1 Ecs__AccountId=000000000000
+# A known wake port: the one-reconcile phase puts its message on the queue itself and wakes the
+# control plane as any sender does (an unannounced message waits for the 120 s safety-net poll).
+CP_WAKE_PORT="$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export Ecs__WakePort="$CP_WAKE_PORT"
 export DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production
 # The worker's Azure SDK sends no User-Agent: Azurite's log then tells its requests from ours.
 CP_URL="http://127.0.0.1:$CP_PORT"
@@ -184,7 +188,7 @@ SERVICESCALE_BUSY_PATTERN="$BUSY_PATTERN" SERVICESCALE_BUSY_NOTE="$BUSY_NOTE" \
 python3 servicescale.py run --url "$CP_URL" --cluster "$CLUSTER" \
   --cp-log "$WORK/control-plane.log" --worker-log "$WORK/worker.log" --azurite-log "$WORK/azurite-debug.log" \
   --cp-pid "$CP_PID" --worker-pid "$WORKER_PID" --azurite-pid "$AZURITE_PID" \
-  --table-port "$AZ_TABLE_PORT" --queue-port "$AZ_QUEUE_PORT" --worker-memory "$WORKER_MEMORY" \
+  --table-port "$AZ_TABLE_PORT" --queue-port "$AZ_QUEUE_PORT" --worker-memory "$WORKER_MEMORY" --wake-port "$CP_WAKE_PORT" \
   --out "$OUT" --json "$JSON" "${ARGS[@]}"
 if [[ $QUICK -eq 1 ]]; then
   echo "(--quick: bench/results untouched)"
