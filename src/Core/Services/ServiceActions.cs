@@ -193,21 +193,24 @@ public sealed partial class ServiceActions(
         var grace = GracePeriod(request);
 
         var definition = request.String("taskDefinition") is { } reference ? await ResolveDefinitionAsync(reference, cancellationToken) : null;
+        // The service as it is, read once and only when a check below needs it.
+        ServiceRecord? current = null;
+        async Task<ServiceRecord> CurrentAsync() => current ??= await services.FindAsync(cluster, name, cancellationToken) ?? throw new ServiceNotFoundException();
+        TaskDefinitionRecord? runs = null;
+        async Task<TaskDefinitionRecord?> RunsAsync() => definition ?? (runs ??= await DefinitionOfAsync(await CurrentAsync(), cancellationToken));
+
         if (request["networkConfiguration"] is { } network)
         {
             // Valid only for the network mode of the definition the service will run.
-            var effective = definition ?? await CurrentDefinitionAsync(cluster, name, cancellationToken);
-            var fargate = (await services.FindAsync(cluster, name, cancellationToken))?.LaunchType == LaunchTargets.Fargate;
-            if (effective is not null) AwsVpcConfiguration.Check(effective, network, fargate);
+            if (await RunsAsync() is { } effective)
+                AwsVpcConfiguration.Check(effective, network, (await CurrentAsync()).LaunchType == LaunchTargets.Fargate);
         }
 
         if (request["loadBalancers"] is { } || definition is not null)
         {
             // The load balancers the service will have, against the definition it will run.
-            var current = await services.FindAsync(cluster, name, cancellationToken) ?? throw new ServiceNotFoundException();
-            var effective = definition ?? await DefinitionOfAsync(current, cancellationToken);
-            var loadBalancers = request["loadBalancers"] ?? current.Passthrough["loadBalancers"];
-            if (effective is not null && loadBalancers is not null) await CheckLoadBalancersAsync(loadBalancers, effective, cancellationToken);
+            var loadBalancers = request["loadBalancers"] ?? (await CurrentAsync()).Passthrough["loadBalancers"];
+            if (loadBalancers is not null && await RunsAsync() is { } effective) await CheckLoadBalancersAsync(loadBalancers, effective, cancellationToken);
         }
 
         var now = Now();
@@ -435,9 +438,6 @@ public sealed partial class ServiceActions(
     }
 
     /// <summary>The revision the service runs now (any status), or null if the service or revision is gone.</summary>
-    private async Task<TaskDefinitionRecord?> CurrentDefinitionAsync(string cluster, string name, CancellationToken cancellationToken)
-        => await DefinitionOfAsync(await services.FindAsync(cluster, name, cancellationToken) ?? throw new ServiceNotFoundException(), cancellationToken);
-
     private async Task<TaskDefinitionRecord?> DefinitionOfAsync(ServiceRecord service, CancellationToken cancellationToken)
         => arns.ResourcePart(service.TaskDefinitionArn, "task-definition") is { } part && TaskDefinitionKey.TryParse(part) is { } key
             ? await definitions.FindAsync(key.Family, key.Revision, cancellationToken)
