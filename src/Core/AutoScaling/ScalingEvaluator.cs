@@ -174,7 +174,15 @@ public sealed class ScalingEvaluator(
     private async Task RecordAlarmsAsync(ScalableTargetRecord target, ScalingPolicyRecord policy, IReadOnlyList<double?> values, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var next = TargetTracking.Alarms(policy, values, now);
-        if (next != policy.Alarms) await store.SaveAlarmsAsync(target, policy.Name, next, cancellationToken);
+        if (next == policy.Alarms) return;
+        await store.SaveAlarmsAsync(target, policy.Name, next, cancellationToken);
+        foreach (var (before, after) in new[] { (policy.Alarms?.High, next.High), (policy.Alarms?.Low, next.Low) })
+        {
+            // A new alarm (or one renamed with its policy) starts in INSUFFICIENT_DATA, as CloudWatch's do.
+            var from = before is not null && before.Name == after.Name ? before.State : AlarmState.InsufficientData;
+            if (from == after.State) continue;
+            logger.LogInformation("Alarm {AlarmName} went from {From} to {To}: {Reason}", after.Name, from, after.State, after.Reason);
+        }
     }
 
     private async Task ApplyAsync(ScalableTargetRecord target, ScalingChange change, DateTimeOffset now, CancellationToken cancellationToken)

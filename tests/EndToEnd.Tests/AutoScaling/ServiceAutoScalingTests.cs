@@ -167,7 +167,7 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
         }
         while (DateTime.UtcNow < deadline);
         var notable = string.Join('\n', plane.Log.Split('\n').Where(l => !l.Contains("DescribeServices", StringComparison.Ordinal) && (l.Contains("warn", StringComparison.Ordinal) || l.Contains("fail", StringComparison.Ordinal) || l.Contains("Scal", StringComparison.Ordinal) || l.Contains("etric", StringComparison.Ordinal))).TakeLast(60));
-        Assert.Fail($"desiredCount did not get where expected: {service.ToJsonString()}\n{notable}");
+        Assert.Fail($"desiredCount did not get where expected: {service.ToJsonString()}\n{notable}\n{plane.WorkerLogTails()}");
         return -1;
     }
 }
