@@ -40,7 +40,7 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
         // Busy until a fixed moment, idle after it: the tasks the scale-out adds find the load already gone.
         // The window leaves room for a loaded machine, where the CLI calls before the first task take a while.
         var busyUntil = DateTimeOffset.UtcNow.AddSeconds(80).ToUnixTimeSeconds();
-        var definition = (await plane.EcsAsync("register-task-definition", "--family", "as-busy", "--cpu", "256", "--memory", "64",
+        var definition = (await plane.EcsAsync("register-task-definition", "--family", "as-busy", "--cpu", "128", "--memory", "64",
                 "--container-definitions", $$"""[{"name":"main","image":"local/busybox:latest","entryPoint":["sh","-c"],"command":["trap 'exit 0' TERM; while [ $(date +%s) -lt {{busyUntil}} ]; do :; done; sleep 600 & wait"]}]"""))
             .Json["taskDefinition"]!["taskDefinitionArn"]!.GetValue<string>();
         // No task until the target exists: its minimum of 1 starts the first, so the load meets the policy already in place.
@@ -51,16 +51,18 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
             "--scalable-dimension", "ecs:service:DesiredCount", "--resource-id", resource, "--min-capacity", "1", "--max-capacity", "3"])).Json;
         Assert.StartsWith("arn:aws:application-autoscaling:", registered["ScalableTargetARN"]!.GetValue<string>());
         var policy = (await plane.AwsAsync(["application-autoscaling", "put-scaling-policy", "--service-namespace", "ecs",
-            "--scalable-dimension", "ecs:service:DesiredCount", "--resource-id", resource, "--policy-name", "cpu50", "--policy-type", "TargetTrackingScaling",
+            "--scalable-dimension", "ecs:service:DesiredCount", "--resource-id", resource, "--policy-name", "cpu10", "--policy-type", "TargetTrackingScaling",
             "--target-tracking-scaling-policy-configuration",
-            """{"TargetValue":50,"PredefinedMetricSpecification":{"PredefinedMetricType":"ECSServiceAverageCPUUtilization"},"ScaleOutCooldown":0,"ScaleInCooldown":0}"""])).Json;
+            """{"TargetValue":10,"PredefinedMetricSpecification":{"PredefinedMetricType":"ECSServiceAverageCPUUtilization"},"ScaleOutCooldown":0,"ScaleInCooldown":0}"""])).Json;
         var alarms = policy["Alarms"]!.AsArray().Select(a => a!["AlarmName"]!.GetValue<string>()).ToList();
         Assert.Contains(alarms, a => a.StartsWith($"TargetTracking-{resource}-AlarmHigh-", StringComparison.Ordinal));
         Assert.Contains(alarms, a => a.StartsWith($"TargetTracking-{resource}-AlarmLow-", StringComparison.Ordinal));
 
         await WaitForDesiredAsync(cluster, d => d == 1, TimeSpan.FromSeconds(30));
-        // One busy task uses up to a core (1024 units) of its 256, far above 50 %: the service scales out
-        // in proportion (how far depends on how much CPU the shared machine gives the loop).
+        // One busy task uses up to a core (1024 units) of its 128, far above 10 %: the service scales out
+        // in proportion (how far depends on how much CPU the shared machine gives the loop). The target is
+        // low because the loop's share is small on a loaded machine: Docker's cgroup weighs all containers
+        // together against every busy process of the test run (cgroup v1), so the loop may get a few % of a core.
         var scaledTo = await WaitForDesiredAsync(cluster, d => d >= 2, TimeSpan.FromSeconds(90));
         var activities = (await plane.AwsAsync(["application-autoscaling", "describe-scaling-activities", "--service-namespace", "ecs",
             "--resource-id", resource])).Json["ScalingActivities"]!.AsArray();
@@ -76,18 +78,18 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
         var datapoints = (await plane.AwsAsync(["cloudwatch", "get-metric-statistics", "--namespace", "AWS/ECS", "--metric-name", "CPUUtilization",
             "--dimensions", "Name=ClusterName,Value=" + cluster, "Name=ServiceName,Value=web", "--start-time", start, "--end-time", end,
             "--period", "60", "--statistics", "Maximum"])).Json["Datapoints"]!.AsArray();
-        Assert.Contains(datapoints, d => d!["Maximum"]!.GetValue<double>() > 50);
+        Assert.Contains(datapoints, d => d!["Maximum"]!.GetValue<double>() > 10);
         Assert.All(datapoints, d => Assert.Equal("Percent", d!["Unit"]!.GetValue<string>()));
         var data = (await plane.AwsAsync(["cloudwatch", "get-metric-data", "--start-time", start, "--end-time", end, "--metric-data-queries",
             $$$"""[{"Id":"cpu","MetricStat":{"Metric":{"Namespace":"AWS/ECS","MetricName":"CPUUtilization","Dimensions":[{"Name":"ClusterName","Value":"{{{cluster}}}"},{"Name":"ServiceName","Value":"web"}]},"Period":60,"Stat":"Maximum"}}]"""])).Json;
         var result = data["MetricDataResults"]![0]!;
         Assert.Equal("Complete", result["StatusCode"]!.GetValue<string>());
-        Assert.Contains(result["Values"]!.AsArray(), v => v!.GetValue<double>() > 50);
+        Assert.Contains(result["Values"]!.AsArray(), v => v!.GetValue<double>() > 10);
         Assert.Equal(result["Values"]!.AsArray().Count, result["Timestamps"]!.AsArray().Count);
-        // 256 of the worker's 2048 registered units per task: the cluster's reservation is 12.5 % a task.
+        // 128 of the worker's 2048 registered units per task: the cluster's reservation is 6.25 % a task.
         var reservation = (await plane.AwsAsync(["cloudwatch", "get-metric-statistics", "--namespace", "AWS/ECS", "--metric-name", "CPUReservation",
             "--dimensions", "Name=ClusterName,Value=" + cluster, "--start-time", start, "--end-time", end, "--period", "60", "--statistics", "Minimum"])).Json;
-        Assert.Contains(reservation["Datapoints"]!.AsArray(), d => Math.Abs(d!["Minimum"]!.GetValue<double>() - 12.5) < 1e-6);
+        Assert.Contains(reservation["Datapoints"]!.AsArray(), d => Math.Abs(d!["Minimum"]!.GetValue<double>() - 6.25) < 1e-6);
         var listed = (await plane.AwsAsync(["cloudwatch", "list-metrics", "--namespace", "AWS/ECS", "--dimensions", "Name=ClusterName,Value=" + cluster])).Json["Metrics"]!.AsArray();
         Assert.Contains(listed, m => m!["MetricName"]!.GetValue<string>() == "MemoryUtilization" && m["Dimensions"]!.AsArray().Count == 2);
         Assert.Contains(listed, m => m!["MetricName"]!.GetValue<string>() == "CPUReservation" && m["Dimensions"]!.AsArray().Count == 1);
@@ -118,7 +120,7 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
         var reserved = await plane.AwsAsync(["cloudwatch", "put-metric-data", "--namespace", "AWS/ECS", "--metric-name", "CPUUtilization", "--value", "1"]);
         Assert.Contains("InvalidParameterValue", reserved.Stderr);
 
-        // The load ends at busyUntil; 15 datapoints below 45 % later the service is back at its minimum.
+        // The load ends at busyUntil; 15 datapoints below 9 % later the service is back at its minimum.
         await WaitForDesiredAsync(cluster, d => d == 1, TimeSpan.FromSeconds(120));
         activities = (await plane.AwsAsync(["application-autoscaling", "describe-scaling-activities", "--service-namespace", "ecs",
             "--resource-id", resource])).Json["ScalingActivities"]!.AsArray();
@@ -129,8 +131,8 @@ public sealed class ServiceAutoScalingTests(ScalingPlaneFixture plane) : IAsyncL
         Assert.Equal(2, described.Count);
         var low = described.Single(a => a!["AlarmName"]!.GetValue<string>().Contains("-AlarmLow-", StringComparison.Ordinal))!;
         var high = described.Single(a => a!["AlarmName"]!.GetValue<string>().Contains("-AlarmHigh-", StringComparison.Ordinal))!;
-        Assert.Equal(("ALARM", 45.0, "LessThanThreshold"), (low["StateValue"]!.GetValue<string>(), low["Threshold"]!.GetValue<double>(), low["ComparisonOperator"]!.GetValue<string>()));
-        Assert.Equal(("OK", 50.0, 3), (high["StateValue"]!.GetValue<string>(), high["Threshold"]!.GetValue<double>(), high["EvaluationPeriods"]!.GetValue<int>()));
+        Assert.Equal(("ALARM", 9.0, "LessThanThreshold"), (low["StateValue"]!.GetValue<string>(), low["Threshold"]!.GetValue<double>(), low["ComparisonOperator"]!.GetValue<string>()));
+        Assert.Equal(("OK", 10.0, 3), (high["StateValue"]!.GetValue<string>(), high["Threshold"]!.GetValue<double>(), high["EvaluationPeriods"]!.GetValue<int>()));
         Assert.Equal(policy["PolicyARN"]!.GetValue<string>(), high["AlarmActions"]![0]!.GetValue<string>());
         var refusedDelete = await plane.AwsAsync(["cloudwatch", "delete-alarms", "--alarm-names", high["AlarmName"]!.GetValue<string>()]);
         Assert.Contains("InvalidParameterValue", refusedDelete.Stderr);
