@@ -2,6 +2,7 @@ using Azure;
 using Azure.Storage.Queues;
 using Azure.Storage.Queues.Models;
 using Microsoft.Extensions.Logging;
+using Serverless.Core.Telemetry;
 
 namespace Serverless.Core.Storage;
 
@@ -171,6 +172,7 @@ public sealed partial class QueueConsumer
     private async Task PollAsync(CancellationToken stoppingToken)
     {
         await EnsureQueueExistsAsync(stoppingToken);
+        using var depth = StorageTelemetry.ObserveDepth(_queue, _time);
         // Whether the coming poll was brought by a wake (the first one counts as woken: what it finds was sent before we listened).
         var woken = true;
         while (!stoppingToken.IsCancellationRequested)
@@ -215,8 +217,10 @@ public sealed partial class QueueConsumer
                 _wakesMissedUntil = _time.GetUtcNow() + QueueConsumerOptions.MissedWakeWindow;
             }
 
+            var received = _time.GetUtcNow();
             foreach (var message in messages)
             {
+                StorageTelemetry.RecordReceived(_queue.Name, message.InsertedOn, received);
                 Track(Task.Run(() => HandleAsync(message, stoppingToken), CancellationToken.None));
             }
 

@@ -4,6 +4,7 @@ using Azure.Core;
 using Azure.Core.Pipeline;
 using Azure.Data.Tables;
 using Azure.Storage.Queues;
+using Serverless.Core.Telemetry;
 
 namespace Serverless.Core.Storage;
 
@@ -49,6 +50,7 @@ public sealed class StorageClients
     {
         var tableOptions = new TableClientOptions();
         tableOptions.AddPolicy(new RecreateMissingPolicy("TableNotFound", () => _tables!.AccountName, (name, ct) => _tables!.CreateTableIfNotExistsAsync(name, ct)), HttpPipelinePosition.PerCall);
+        tableOptions.AddPolicy(StorageTelemetry.CallCounter("table"), HttpPipelinePosition.PerRetry);
         return tableOptions;
     }
 
@@ -56,6 +58,7 @@ public sealed class StorageClients
     {
         var queueOptions = new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None };
         queueOptions.AddPolicy(new RecreateMissingPolicy("QueueNotFound", () => _queues!.AccountName, (name, ct) => _queues!.GetQueueClient(name).CreateIfNotExistsAsync(cancellationToken: ct)), HttpPipelinePosition.PerCall);
+        queueOptions.AddPolicy(StorageTelemetry.CallCounter("queue"), HttpPipelinePosition.PerRetry);
         return queueOptions;
     }
 
