@@ -129,7 +129,7 @@ public sealed class TaskActions(
     private async Task<DateTimeOffset?> DrainAsync(string cluster, string taskId, DateTimeOffset now, CancellationToken cancellationToken)
     {
         if (targets is null) return null;
-        if (await tasks.FindAsync(cluster, taskId, cancellationToken) is not { DesiredStatus: TaskStatus.Running, ServiceName: { } name } task) return null;
+        if (await tasks.FindAsync(cluster, taskId, cancellationToken) is not { DesiredStatus: EcsTaskStatus.Running, ServiceName: { } name } task) return null;
         if (await services.FindAsync(cluster, name, cancellationToken) is not { } service || ServiceTargets.Of(service).Count == 0) return null;
         return await targets.DrainAsync(service, task, cancellationToken) is ({ } until, _) && until > now ? until : null;
     }
@@ -163,7 +163,7 @@ public sealed class TaskActions(
             Family: request.String("family"),
             StartedBy: request.String("startedBy"),
             ContainerInstanceId: request.String("containerInstance") is { } instance ? InstanceId(cluster, instance) : null,
-            DesiredStatus: request.String("desiredStatus") ?? TaskStatus.Running,
+            DesiredStatus: request.String("desiredStatus") ?? EcsTaskStatus.Running,
             LaunchType: launchType);
         var (page, more) = await clusters.ReadInActiveAsync(
             cluster, tasks.ListKeysAsync(cluster, filter, Paging.MaxResults(request), Paging.AfterKey(request), cancellationToken), cancellationToken);

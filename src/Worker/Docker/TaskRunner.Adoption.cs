@@ -2,7 +2,6 @@ using System.Globalization;
 using Docker.DotNet.Models;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Tasks;
-using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Worker.Docker;
 
