@@ -330,7 +330,7 @@ public sealed class ServiceReconciler(
         if (taskDefinitionArn is null) return false;
         if (_healthChecks.TryGetValue(taskDefinitionArn, out var known)) return known;
         var definition = await ResolveAsync(taskDefinitionArn, cancellationToken);
-        var has = definition?.ContainerDefinitions.Any(c => c["essential"]?.GetValue<bool>() != false && c["healthCheck"] is JsonObject) ?? false;
+        var has = definition?.Containers.Any(c => c.Essential && c.HealthCheck is not null) ?? false;
         // Revisions never change, so the answer holds for as long as this process lives.
         return _healthChecks[taskDefinitionArn] = has;
     }

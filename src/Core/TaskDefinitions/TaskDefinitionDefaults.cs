@@ -331,49 +331,49 @@ public static partial class TaskDefinitionDefaults
         if (definition.String("pidMode") == "host") names.Add(HostAccessAttributes.HostPidMode);
         if (definition.String("ipcMode") == "host") names.Add(HostAccessAttributes.HostIpcMode);
 
-        foreach (var item in definition["containerDefinitions"] as JsonArray ?? [])
+        var view = new TaskDefinitionView(definition);
+        foreach (var container in view.ContainerDefinitions)
         {
-            var container = (JsonObject)item!;
-            if (container["dockerLabels"] is JsonObject { Count: > 0 } || container["ulimits"] is JsonArray { Count: > 0 })
+            if (container.DockerLabels.Count > 0 || container.Ulimits.Count > 0)
                 names.Add(Legacy + "docker-remote-api.1.18");
-            if (container["memoryReservation"] is not null) names.Add(Legacy + "docker-remote-api.1.21");
-            if (container.Bool("privileged") == true) names.Add(HostAccessAttributes.Privileged);
-            if (container["linuxParameters"]?["initProcessEnabled"]?.GetValue<bool>() == true) names.Add(Legacy + "docker-remote-api.1.25");
-            if (container["linuxParameters"]?["capabilities"]?["add"] is JsonArray { Count: > 0 }) names.Add(HostAccessAttributes.AddedCapabilities);
-            if (container["linuxParameters"]?["devices"] is JsonArray { Count: > 0 }) names.Add(HostAccessAttributes.Devices);
-            foreach (var option in (container["dockerSecurityOptions"] as JsonArray ?? []).Select(o => o!.GetValue<string>()).Where(HostAccessAttributes.LoosensConfinement))
+            if (container.MemoryReservation is not null) names.Add(Legacy + "docker-remote-api.1.21");
+            if (container.Privileged) names.Add(HostAccessAttributes.Privileged);
+            if (container.LinuxParameters?.InitProcessEnabled == true) names.Add(Legacy + "docker-remote-api.1.25");
+            if (container.LinuxParameters?.AddedCapabilities.Count > 0) names.Add(HostAccessAttributes.AddedCapabilities);
+            if (container.LinuxParameters?.Devices.Count > 0) names.Add(HostAccessAttributes.Devices);
+            foreach (var option in container.DockerSecurityOptions.Where(HostAccessAttributes.LoosensConfinement))
             {
                 names.Add(HostAccessAttributes.SecurityOptions);
                 if (option.StartsWith("label", StringComparison.Ordinal)) names.Add(HostAccessAttributes.SeLinux);
                 if (option.StartsWith("apparmor", StringComparison.Ordinal)) names.Add(HostAccessAttributes.AppArmor);
             }
-            if (container["dependsOn"] is JsonArray { Count: > 0 }) names.Add(Current + "container-ordering");
-            if (container["environmentFiles"] is JsonArray { Count: > 0 }) names.Add(Current + "env-files.s3");
-            if (container["repositoryCredentials"] is not null) names.Add(Legacy + "private-registry-authentication.secretsmanager");
-            if (container["healthCheck"] is not null)
+            if (container.DependsOn.Count > 0) names.Add(Current + "container-ordering");
+            if (container.HasEnvironmentFiles) names.Add(Current + "env-files.s3");
+            if (container.HasRepositoryCredentials) names.Add(Legacy + "private-registry-authentication.secretsmanager");
+            if (container.HealthCheck is not null)
             {
                 names.Add(Current + "container-health-check");
                 names.Add(Legacy + "docker-remote-api.1.24");
             }
 
-            if (container["logConfiguration"] is JsonObject log)
+            if (container.LogConfiguration is { } log)
             {
                 names.Add(Legacy + "docker-remote-api.1.18");
-                var driver = log.String("logDriver")!;
+                var driver = log.LogDriver!;
                 names.Add(Legacy + "logging-driver." + driver);
-                if (driver == "awslogs")
+                if (driver == LogConfigurationView.AwsLogs)
                 {
                     names.Add(Legacy + "docker-remote-api.1.19");
                     if (hasExecutionRole) names.Add(Current + "execution-role-awslogs");
                 }
             }
 
-            if (container["firelensConfiguration"]?["type"]?.GetValue<string>() is { } firelens) names.Add(Current + "firelens." + firelens);
+            if (container.FirelensType is { } firelens) names.Add(Current + "firelens." + firelens);
 
-            foreach (var secret in container["secrets"] as JsonArray ?? [])
-                names.Add(Current + SecretSource(secret!.AsObject().String("valueFrom")!));
+            foreach (var secret in container.Secrets)
+                names.Add(Current + SecretSource(secret.ValueFrom));
 
-            if (container.String("image") is { } image && EcrImage().IsMatch(image))
+            if (EcrImage().IsMatch(container.Image))
             {
                 names.Add(Legacy + "ecr-auth");
                 if (hasExecutionRole) names.Add(Current + "execution-role-ecr-pull");
