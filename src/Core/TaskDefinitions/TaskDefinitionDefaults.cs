@@ -108,11 +108,7 @@ public static partial class TaskDefinitionDefaults
     /// Null for a <c>containerPortRange</c> mapping, which has no single host port.
     /// </summary>
     public static int? EffectiveHostPort(JsonObject portMapping, string networkMode)
-    {
-        if (portMapping["hostPort"] is { } given) return given.GetValue<int>();
-        if (portMapping["containerPort"] is not { } containerPort) return null;
-        return networkMode is Host or AwsVpc ? containerPort.GetValue<int>() : 0;
-    }
+        => new PortMappingView(portMapping).EffectiveHostPort(networkMode);
 
     /// <summary>
     /// The stored form of a registration: the request's definition members (not <c>tags</c>) with
@@ -380,20 +376,18 @@ public static partial class TaskDefinitionDefaults
             }
         }
 
-        foreach (var item in definition["volumes"] as JsonArray ?? [])
+        foreach (var volume in view.Volumes)
         {
-            var volume = (JsonObject)item!;
-            if (volume["dockerVolumeConfiguration"] is JsonObject docker)
+            if (volume.DockerVolumeConfiguration is { } docker)
             {
                 names.Add(Legacy + "docker-remote-api.1.25");
-                if ((docker.String("driver") ?? "local") != "local" || docker["driverOpts"] is JsonObject { Count: > 0 })
-                    names.Add(HostAccessAttributes.VolumeDriverOptions);
+                if (docker.NeedsDriverOptions) names.Add(HostAccessAttributes.VolumeDriverOptions);
             }
-            if (volume["host"]?["sourcePath"]?.GetValue<string>() is { Length: > 0 }) names.Add(HostAccessAttributes.HostPathMounts);
-            if (volume["efsVolumeConfiguration"] is JsonObject efs)
+            if (volume.HostSourcePath is { Length: > 0 }) names.Add(HostAccessAttributes.HostPathMounts);
+            if (volume.HasEfsVolumeConfiguration)
             {
                 names.Add(Current + "efs");
-                if (efs["authorizationConfig"] is not null) names.Add(Current + "efsAuth");
+                if (volume.HasEfsAuthorization) names.Add(Current + "efsAuth");
             }
         }
         return [.. names];

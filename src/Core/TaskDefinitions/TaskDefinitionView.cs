@@ -151,6 +151,15 @@ public sealed class PortMappingView(JsonObject json)
     public string? ContainerPortRange => Json["containerPortRange"]?.GetValue<string>();
     /// <summary><c>tcp</c> unless the mapping says <c>udp</c>.</summary>
     public string Protocol => Json["protocol"]?.GetValue<string>() ?? "tcp";
+
+    /// <summary>
+    /// The host port the mapping binds: the given one; else the container port in <c>host</c> and
+    /// <c>awsvpc</c> mode, 0 (ephemeral) in <c>bridge</c>; null for a port range.
+    /// </summary>
+    public int? EffectiveHostPort(string networkMode)
+        => HostPort ?? (ContainerPort is { } containerPort
+            ? networkMode is TaskDefinitionDefaults.Host or TaskDefinitionDefaults.AwsVpc ? containerPort : 0
+            : null);
 }
 
 /// <summary>A container's <c>healthCheck</c>, with ECS's defaults (30 s interval, 5 s timeout, 3 retries, no start period).</summary>
@@ -162,8 +171,8 @@ public sealed class HealthCheckView(JsonObject json)
     public int Interval => Json["interval"]?.GetValue<int>() ?? TaskDefinitionDefaults.DefaultHealthCheckInterval;
     public int Timeout => Json["timeout"]?.GetValue<int>() ?? TaskDefinitionDefaults.DefaultHealthCheckTimeout;
     public int Retries => Json["retries"]?.GetValue<int>() ?? TaskDefinitionDefaults.DefaultHealthCheckRetries;
-    /// <summary>Seconds.</summary>
-    public long StartPeriod => Json["startPeriod"]?.GetValue<long>() ?? 0;
+    /// <summary>Seconds (an Integer in ECS's model, at most 300).</summary>
+    public int StartPeriod => Json["startPeriod"]?.GetValue<int>() ?? 0;
 }
 
 /// <summary>One <c>secrets</c> or <c>secretOptions</c> entry: the name it is given under and the ARN or parameter it comes from.</summary>
@@ -267,6 +276,22 @@ public sealed class VolumeView(JsonObject json)
     public string Name => Json["name"]!.GetValue<string>();
     /// <summary>A bind mount's host path; null (or empty) for Docker-managed space.</summary>
     public string? HostSourcePath => Json["host"]?["sourcePath"]?.GetValue<string>();
-    public JsonObject? DockerVolumeConfiguration => Json["dockerVolumeConfiguration"] as JsonObject;
-    public bool ConfiguredAtLaunch => Json["configuredAtLaunch"]?.GetValue<bool>() == true;
+    public DockerVolumeConfigurationView? DockerVolumeConfiguration
+        => Json["dockerVolumeConfiguration"] is JsonObject docker ? new DockerVolumeConfigurationView(docker) : null;
+    public bool HasEfsVolumeConfiguration => Json["efsVolumeConfiguration"] is JsonObject;
+    public bool HasEfsAuthorization => Json["efsVolumeConfiguration"]?["authorizationConfig"] is not null;
+}
+
+/// <summary>A volume's <c>dockerVolumeConfiguration</c>, with ECS's defaults (<c>task</c> scope, the <c>local</c> driver).</summary>
+public sealed class DockerVolumeConfigurationView(JsonObject json)
+{
+    public JsonObject Json { get; } = json;
+    /// <summary>Whether the volume lives and dies with the task (<c>task</c>, the default) rather than being <c>shared</c>.</summary>
+    public bool TaskScoped => (Json["scope"]?.GetValue<string>() ?? "task") == "task";
+    public bool Autoprovision => Json["autoprovision"]?.GetValue<bool>() == true;
+    public string Driver => Json["driver"]?.GetValue<string>() ?? "local";
+    public IReadOnlyDictionary<string, string> DriverOpts => ContainerDefinitionView.StringMap(Json["driverOpts"]);
+    public IReadOnlyDictionary<string, string> Labels => ContainerDefinitionView.StringMap(Json["labels"]);
+    /// <summary>A driver other than <c>local</c>, or driver options: what reaches beyond Docker's own scratch space.</summary>
+    public bool NeedsDriverOptions => Driver != "local" || Json["driverOpts"] is JsonObject { Count: > 0 };
 }

@@ -79,7 +79,7 @@ public sealed record TaskPermissions(
                 return $"CannotCreateContainerError: volume {name}: host path {sourcePath} is not allowed on this worker "
                        + $"(Worker__{nameof(WorkerOptions.AllowedHostPaths)}={string.Join(';', AllowedHostPaths)})";
             }
-            if (!VolumeDriverOptions && volume.DockerVolumeConfiguration is { } docker && NeedsDriverOptions(docker))
+            if (!VolumeDriverOptions && volume.DockerVolumeConfiguration is { NeedsDriverOptions: true })
             {
                 return $"ResourceInitializationError: volume {name}: Docker volume drivers other than local, and driver options, are disabled on this worker "
                        + $"(Worker__{nameof(WorkerOptions.AllowVolumeDriverOptions)}=false)";
@@ -109,9 +109,6 @@ public sealed record TaskPermissions(
     /// A Docker volume that is not the plain local driver: another driver, or any driver options
     /// (the local driver's <c>type=none,o=bind,device=/</c> is a bind mount of any host path).
     /// </summary>
-    public static bool NeedsDriverOptions(JsonObject dockerVolumeConfiguration)
-        => (dockerVolumeConfiguration["driver"]?.GetValue<string>() ?? "local") != "local"
-           || dockerVolumeConfiguration["driverOpts"] is JsonObject { Count: > 0 };
 
     private static string? Normalize(string path)
     {

@@ -159,19 +159,19 @@ public static class TaskTranslation
         return null;
     }
 
-    private static VolumePlan DockerVolume(string name, JsonObject docker, string family, int revision, TaskContext context, string suffix)
+    private static VolumePlan DockerVolume(string name, DockerVolumeConfigurationView docker, string family, int revision, TaskContext context, string suffix)
     {
-        var taskScoped = (docker["scope"]?.GetValue<string>() ?? "task") == "task";
+        var taskScoped = docker.TaskScoped;
         var labels = VolumeLabels(context, taskScoped);
-        foreach (var (key, value) in StringMap(docker["labels"])) labels.TryAdd(key, value);
+        foreach (var (key, value) in docker.Labels) labels.TryAdd(key, value);
         return new VolumePlan(
             name,
             taskScoped ? VolumeName(family, revision, name, suffix) : name,
             taskScoped,
             // A task-scoped volume is always created; a shared one only when asked to (ECS's autoprovision).
-            Autoprovision: taskScoped || docker["autoprovision"]?.GetValue<bool>() == true,
-            docker["driver"]?.GetValue<string>() ?? "local",
-            StringMap(docker["driverOpts"]),
+            Autoprovision: taskScoped || docker.Autoprovision,
+            docker.Driver,
+            new Dictionary<string, string>(docker.DriverOpts, StringComparer.Ordinal),
             labels);
     }
 
@@ -403,16 +403,6 @@ public static class TaskTranslation
 
     /// <summary>Docker's form of a list: null when empty, so Docker keeps the image's own value.</summary>
     private static IList<string>? Strings(IReadOnlyList<string> values) => values.Count > 0 ? values.ToList() : null;
-
-    private static Dictionary<string, string> StringMap(JsonNode? node)
-    {
-        var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (node is JsonObject map)
-        {
-            foreach (var (key, value) in map) result[key] = value?.GetValue<string>() ?? "";
-        }
-        return result;
-    }
 
     private static List<T>? NullIfEmpty<T>(this List<T> list) => list.Count == 0 ? null : list;
 }
