@@ -243,9 +243,8 @@ public sealed class TaskActions(
         if (overrides is null) return;
         if (overrides.ToJsonString(AwsJson.Options).Length > MaxContainerOverridesLength)
             throw new InvalidParameterException($"Container Overrides length must be at most {MaxContainerOverridesLength}");
-        if (overrides["containerOverrides"] is not JsonArray containerOverrides) return;
         var names = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var name in containerOverrides.Select(o => o?["name"]?.GetValue<string>()).OfType<string>())
+        foreach (var name in TaskOverrides.ContainerNames(overrides))
         {
             if (!names.Add(name))
                 throw new InvalidParameterException($"Container overrides contain more than one override for container named {name}.");

@@ -15,8 +15,8 @@ public static class TaskSizing
     public static TaskNeed Need(TaskDefinitionRecord definition, JsonObject? overrides)
     {
         var containers = Containers(definition, overrides);
-        var taskCpu = ParseInt(overrides?["cpu"]) ?? ParseInt(definition.View.Cpu);
-        var taskMemory = ParseInt(overrides?["memory"]) ?? ParseInt(definition.View.Memory);
+        var taskCpu = ParseInt(TaskOverrides.Cpu(overrides)) ?? ParseInt(definition.View.Cpu);
+        var taskMemory = ParseInt(TaskOverrides.Memory(overrides)) ?? ParseInt(definition.View.Memory);
         var cpu = taskCpu ?? containers.Sum(c => c.Cpu);
         var memory = taskMemory ?? containers.Sum(c => c.Memory ?? c.MemoryReservation ?? 0);
 
@@ -39,10 +39,7 @@ public static class TaskSizing
     /// <summary>The task's containers with their sizes after overrides, in definition order.</summary>
     public static IReadOnlyList<TaskContainer> Containers(TaskDefinitionRecord definition, JsonObject? overrides)
     {
-        var byName = (overrides?["containerOverrides"] as JsonArray ?? [])
-            .OfType<JsonObject>()
-            .Where(o => o["name"] is not null)
-            .ToDictionary(o => o["name"]!.GetValue<string>(), StringComparer.Ordinal);
+        var byName = TaskOverrides.ContainerOverrides(overrides);
         return definition.Containers.Select(c =>
         {
             var name = c.Name;
@@ -52,9 +49,9 @@ public static class TaskSizing
                 Name = name,
                 Id = Guid.NewGuid().ToString(),
                 Image = c.Image,
-                Cpu = o?["cpu"]?.GetValue<int>() ?? c.Cpu,
-                Memory = o?["memory"]?.GetValue<int>() ?? c.Memory,
-                MemoryReservation = o?["memoryReservation"]?.GetValue<int>() ?? c.MemoryReservation,
+                Cpu = o?.Cpu ?? c.Cpu,
+                Memory = o?.Memory ?? c.Memory,
+                MemoryReservation = o?.MemoryReservation ?? c.MemoryReservation,
             };
         }).ToList();
     }
@@ -63,13 +60,8 @@ public static class TaskSizing
     public static IEnumerable<string> UnknownOverrideNames(TaskDefinitionRecord definition, JsonObject? overrides)
     {
         var names = definition.Containers.Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
-        return (overrides?["containerOverrides"] as JsonArray ?? [])
-            .Select(o => o?["name"]?.GetValue<string>())
-            .Where(n => n is not null && !names.Contains(n))
-            .Select(n => n!);
+        return TaskOverrides.ContainerNames(overrides).Where(n => !names.Contains(n));
     }
-
-    private static int? ParseInt(JsonNode? node) => ParseInt(node?.GetValue<string>());
 
     private static int? ParseInt(string? text) => int.TryParse(text, out var value) ? value : null;
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Docker.DotNet.Models;
 using Serverless.Core.TaskDefinitions;
+using Serverless.Core.Tasks;
 
 namespace Serverless.Worker.Docker;
 
@@ -57,7 +58,7 @@ public static class TaskTranslation
             .Select(d => Container(d, context, family, revision, networkMode, view, containerOverrides.GetValueOrDefault(d.Name), sources, dockerNames, defaults))
             .ToList();
         var secrets = Serverless.Core.Secrets.SecretReference.Of(taskDefinition);
-        var limits = new TaskLimits(overrides?["cpu"] is { } cpu ? Text(cpu) : view.Cpu, overrides?["memory"] is { } memory ? Text(memory) : view.Memory);
+        var limits = new TaskLimits(TaskOverrides.Cpu(overrides) ?? view.Cpu, TaskOverrides.Memory(overrides) ?? view.Memory);
         if (networkMode != AwsVpc) return new TaskPlan(family, revision, networkMode, containers, volumes, refusal) { Secrets = secrets, Limits = limits };
 
         // awsvpc, as the agent does it: a pause container joins the network of the task's subnet first,
@@ -67,8 +68,6 @@ public static class TaskTranslation
         var joined = containers.Select(c => Joined(c, pause)).Prepend(pause).ToList();
         return new TaskPlan(family, revision, networkMode, joined, volumes, refusal, network) { Secrets = secrets, Limits = limits };
     }
-
-    private static string? Text(JsonNode? node) => node?.GetValueKind() == System.Text.Json.JsonValueKind.String ? node.GetValue<string>() : node?.ToJsonString();
 
     public const string AwsVpc = "awsvpc";
 
