@@ -100,7 +100,7 @@ public static partial class TaskDefinitionDefaults
     private static partial Regex MemoryPattern();
 
     /// <summary>The network mode in effect: <c>bridge</c> when the request names none (Linux's default).</summary>
-    public static string NetworkMode(JsonObject request) => request.String("networkMode") ?? Bridge;
+    public static string NetworkMode(JsonObject request) => new TaskDefinitionView(request).NetworkMode;
 
     /// <summary>
     /// The host port a mapping gets when the request omits it: the container port in <c>host</c> and
@@ -260,18 +260,19 @@ public static partial class TaskDefinitionDefaults
     /// </summary>
     public static string? FargateIncompatibility(JsonObject definition)
     {
-        if (NetworkMode(definition) != AwsVpc) return "Fargate only supports network mode \u2018awsvpc\u2019.";
-        var cpuText = definition.String("cpu");
+        var view = new TaskDefinitionView(definition);
+        if (view.NetworkMode != AwsVpc) return "Fargate only supports network mode \u2018awsvpc\u2019.";
+        var cpuText = view.Cpu;
         if (cpuText is null) return "Fargate requires that 'cpu' be defined at the task level.";
-        var memoryText = definition.String("memory");
+        var memoryText = view.Memory;
         if (memoryText is null) return "Fargate requires that 'memory' be defined at the task level.";
         var cpu = ParseTaskCpu(cpuText)!.Value;
         var memory = ParseTaskMemory(memoryText)!.Value;
         if (!FargateMemoryChoices.TryGetValue(cpu, out var choice)) return InvalidTaskCpu;
         if (memory < choice.Min || memory > choice.Max || (memory - choice.Min) % choice.Step != 0)
             return "No Fargate configuration exists for given values.";
-        if (definition["ipcMode"] is not null) return "Tasks using the Fargate launch type do not support ipcMode.";
-        if (definition.String("pidMode") is { } pidMode && pidMode != "task")
+        if (view.IpcMode is not null) return "Tasks using the Fargate launch type do not support ipcMode.";
+        if (view.PidMode is { } pidMode && pidMode != "task")
             return $"Tasks using the Fargate launch type do not support pidMode '{pidMode}'. The supported value for pidMode is 'task'.";
         return null;
     }
@@ -315,19 +316,19 @@ public static partial class TaskDefinitionDefaults
         const string Legacy = "com.amazonaws.ecs.capability.";
         const string Current = "ecs.capability.";
         var names = new SortedSet<string>(StringComparer.Ordinal);
-        var hasExecutionRole = definition.String("executionRoleArn") is { Length: > 0 };
+        var view = new TaskDefinitionView(definition);
+        var hasExecutionRole = view.ExecutionRoleArn is { Length: > 0 };
 
-        if (definition.String("taskRoleArn") is { Length: > 0 }) names.Add(Legacy + "task-iam-role");
-        if (NetworkMode(definition) == AwsVpc)
+        if (view.TaskRoleArn is { Length: > 0 }) names.Add(Legacy + "task-iam-role");
+        if (view.NetworkMode == AwsVpc)
         {
             names.Add(Current + "task-eni");
             names.Add(Legacy + "docker-remote-api.1.18");
         }
-        if (NetworkMode(definition) == "host") names.Add(HostAccessAttributes.HostNetwork);
-        if (definition.String("pidMode") == "host") names.Add(HostAccessAttributes.HostPidMode);
-        if (definition.String("ipcMode") == "host") names.Add(HostAccessAttributes.HostIpcMode);
+        if (view.NetworkMode == Host) names.Add(HostAccessAttributes.HostNetwork);
+        if (view.PidMode == "host") names.Add(HostAccessAttributes.HostPidMode);
+        if (view.IpcMode == "host") names.Add(HostAccessAttributes.HostIpcMode);
 
-        var view = new TaskDefinitionView(definition);
         foreach (var container in view.ContainerDefinitions)
         {
             if (container.DockerLabels.Count > 0 || container.Ulimits.Count > 0)

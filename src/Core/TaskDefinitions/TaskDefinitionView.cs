@@ -27,6 +27,8 @@ public sealed class TaskDefinitionView(JsonObject json)
 
     public string? PidMode => Json["pidMode"]?.GetValue<string>();
     public string? IpcMode => Json["ipcMode"]?.GetValue<string>();
+    public string? TaskRoleArn => Json["taskRoleArn"]?.GetValue<string>();
+    public string? ExecutionRoleArn => Json["executionRoleArn"]?.GetValue<string>();
 
     /// <summary>The container definitions, in definition order.</summary>
     public IReadOnlyList<ContainerDefinitionView> ContainerDefinitions
