@@ -26,9 +26,10 @@ public static partial class TaskDefinitionValidation
     {
         ValidateFamily(request.String("family"));
 
-        var networkMode = TaskDefinitionDefaults.NetworkMode(request);
-        var taskCpu = TaskDefinitionDefaults.ParseTaskCpu(request.String("cpu"));
-        var taskMemory = TaskDefinitionDefaults.ParseTaskMemory(request.String("memory"));
+        var view = new TaskDefinitionView(request);
+        var networkMode = view.NetworkMode;
+        var taskCpu = TaskDefinitionDefaults.ParseTaskCpu(view.Cpu);
+        var taskMemory = TaskDefinitionDefaults.ParseTaskMemory(view.Memory);
         var containers = Containers(request);
         var views = containers.Select(c => new ContainerDefinitionView(c)).ToList();
         var volumes = ValidateVolumes(request["volumes"] as JsonArray);
