@@ -92,7 +92,7 @@ public sealed class ScalingEvaluator(
             want = StepScaling.Want(policy.Name, invocation.AlarmName, step, metric, invocation.Threshold, from) is { ScaleOut: true } fromBase ? fromBase : null;
         var state = new ScalingState(
             target.MinCapacity, target.MaxCapacity, service.DesiredCount,
-            DeploymentInProgress: service.Deployments.Count > 1 || service.Primary?.RolloutState == DeploymentStatus.InProgress,
+            DeploymentInProgress: service.Deployments.Count > 1 || service.Primary?.RolloutState == DeploymentRolloutState.InProgress,
             target.DynamicScalingOutSuspended, target.DynamicScalingInSuspended,
             target.LastScaleOutAt, target.LastScaleOutCapacity, target.LastScaleInAt, cooldown, cooldown);
         if (ScalingDecision.Decide(state, [want], 1, now) is not { } change) return;
@@ -161,7 +161,7 @@ public sealed class ScalingEvaluator(
         }
         var state = new ScalingState(
             target.MinCapacity, target.MaxCapacity, service.DesiredCount,
-            DeploymentInProgress: service.Deployments.Count > 1 || service.Primary?.RolloutState == DeploymentStatus.InProgress,
+            DeploymentInProgress: service.Deployments.Count > 1 || service.Primary?.RolloutState == DeploymentRolloutState.InProgress,
             target.DynamicScalingOutSuspended, target.DynamicScalingInSuspended,
             target.LastScaleOutAt, target.LastScaleOutCapacity, target.LastScaleInAt,
             TimeSpan.FromSeconds(policies.Select(p => p.ScaleOutCooldown ?? options.DefaultCooldownSeconds).DefaultIfEmpty(options.DefaultCooldownSeconds).Max()),

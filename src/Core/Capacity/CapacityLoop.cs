@@ -119,7 +119,7 @@ public sealed class CapacityLoop(
                         await waiting.RemoveAsync(entry.Cluster, entry.TaskId, cancellationToken);
                         continue;
                     }
-                    if (task.DesiredStatus == Tasks.TaskStatus.Stopped)
+                    if (task.DesiredStatus == EcsTaskStatus.Stopped)
                     {
                         await launcher.SendStopAsync(task, cancellationToken);   // records it STOPPED: no worker has it
                         touched.Add(task.Group);

@@ -57,9 +57,9 @@ public sealed class DeploymentStatusReader(DeliveryStore deliveries, ServiceStor
         var completed = events.FirstOrDefault(e => e.Message.Contains(mentions + "deployment completed", StringComparison.Ordinal));
         var (state, reason) = (service, failed, completed) switch
         {
-            (null, _, _) or ({ Status: not ServiceRecord.Active }, null, null) => (DeploymentStatus.Failed, "The service was deleted."),
-            (_, not null, _) => (DeploymentStatus.Failed, RolledBack(events, failed) ?? failed.Message),
-            (_, null, not null) => (DeploymentStatus.Completed, completed.Message),
+            (null, _, _) or ({ Status: not ServiceRecord.Active }, null, null) => (DeploymentRolloutState.Failed, "The service was deleted."),
+            (_, not null, _) => (DeploymentRolloutState.Failed, RolledBack(events, failed) ?? failed.Message),
+            (_, null, not null) => (DeploymentRolloutState.Completed, completed.Message),
             _ => (DeploymentStatus.Inactive, "A newer deployment of the service replaced this one before it completed."),
         };
         answer["rolloutState"] = state;

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Serverless.Core.TaskDefinitions;
 
 namespace Serverless.Core.Deploy;
 
@@ -78,16 +79,16 @@ public sealed partial record ImageReference(string Repository, string? Tag, stri
         var reference = TryParse(image, out problem) ?? throw new ArgumentException(problem, nameof(image));
         var result = containerDefinitions.DeepClone().AsArray();
         var matched = 0;
-        foreach (var definition in result.OfType<JsonObject>())
+        foreach (var definition in result.OfType<JsonObject>().Select(d => new ContainerDefinitionView(d)))
         {
-            var current = definition["image"]?.GetValue<string>();
+            var current = definition.Image;
             var matches = container is not null
-                ? definition["name"]?.GetValue<string>() == container
+                ? definition.Name == container
                 : TryParse(current, out _) is { } existing && existing.CanonicalRepository == reference.CanonicalRepository;
             if (!matches) continue;
             matched++;
             if (current != image) changed = true;
-            definition["image"] = image;
+            definition.Json["image"] = image;
         }
         if (matched > 0) return result;
         problem = container is not null

@@ -3,7 +3,6 @@ using Microsoft.Extensions.Logging;
 using Serverless.Core.Services;
 using Serverless.Core.Storage;
 using Serverless.Core.Tasks;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.LoadBalancing;
 
@@ -136,14 +135,14 @@ public sealed class ServiceTargets(LoadBalancingStore store, QueueWake wake, Tim
             {
                 if (TargetOf(task, binding) is not var (id, port)) continue;
                 var row = registered.GetValueOrDefault(TargetRow.Key(id, port));
-                var serving = task is { LastStatus: TaskStatus.Running, DesiredStatus: TaskStatus.Running }
-                              && (task.HealthStatus == "HEALTHY" || (!hasHealthCheck && task.HealthStatus != "UNHEALTHY"));
+                var serving = task is { LastStatus: EcsTaskStatus.Running, DesiredStatus: EcsTaskStatus.Running }
+                              && (task.HealthStatus == HealthStatus.Healthy || (!hasHealthCheck && task.HealthStatus != HealthStatus.Unhealthy));
                 if (serving && row is null && GroupFor(service, binding, task) == groupArn)
                 {
                     changes.Add(new TargetRow(groupId, id, port, null, now, null, null, null, null, new ServiceKey(service.Cluster, service.Name).ToString(), wake.Endpoint));
                     logger.LogInformation("Service {Service} registers task {TaskId} as {Target}:{Port} in {TargetGroupArn}", service.Name, task.Id, id, port, groupArn);
                 }
-                else if (!serving && task.DesiredStatus != TaskStatus.Running && row is { DrainingSince: null })
+                else if (!serving && task.DesiredStatus != EcsTaskStatus.Running && row is { DrainingSince: null })
                 {
                     changes.Add(row with { DrainingSince = now });
                     logger.LogInformation("Service {Service} deregisters task {TaskId} ({Target}:{Port}) from {TargetGroupArn}", service.Name, task.Id, id, port, groupArn);

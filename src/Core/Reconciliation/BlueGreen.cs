@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using Serverless.Core.Services;
 using Serverless.Core.Tasks;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Reconciliation;
 
@@ -49,10 +48,10 @@ public static class BlueGreen
         if (primary is null || primary.Lifecycle is not null || service.IsDaemon || !HasAlternates(service)) return view;
         var settings = BlueGreenSettings.Of(service);
         var previous = service.Deployments.Where(d => d.Id != primary.Id && d.Lifecycle is not null).OrderByDescending(d => d.CreatedAt).FirstOrDefault();
-        var blue = service.Deployments.Where(d => d.Id != primary.Id && view.Tasks.Any(t => t.StartedBy == d.Id && !t.IsStopped && t.DesiredStatus == TaskStatus.Running))
+        var blue = service.Deployments.Where(d => d.Id != primary.Id && view.Tasks.Any(t => t.StartedBy == d.Id && !t.IsStopped && t.DesiredStatus == EcsTaskStatus.Running))
             .OrderByDescending(d => d.CreatedAt).FirstOrDefault();
         var blueSlot = (blue ?? previous)?.Lifecycle?.AlternateSlot ?? false;
-        var lifecycle = DeploymentStrategies.ShiftsTraffic(settings.Strategy) && blue is not null && primary.RolloutState == DeploymentStatus.InProgress
+        var lifecycle = DeploymentStrategies.ShiftsTraffic(settings.Strategy) && blue is not null && primary.RolloutState == DeploymentRolloutState.InProgress
             ? new DeploymentLifecycle
             {
                 Strategy = settings.Strategy,
@@ -78,7 +77,7 @@ public static class BlueGreen
         var now = view.Now;
         var desired = service.DesiredCount;
 
-        var live = view.Tasks.Where(t => !t.IsStopped && t.DesiredStatus == TaskStatus.Running).ToList();
+        var live = view.Tasks.Where(t => !t.IsStopped && t.DesiredStatus == EcsTaskStatus.Running).ToList();
         var (forced, checkAgain) = Rollout.ForcedStops(view, live);
         var remaining = live.Where(t => forced.All(s => s.TaskId != t.Id)).ToList();
         var greenTasks = remaining.Where(t => t.StartedBy == green.Id).ToList();
@@ -107,12 +106,12 @@ public static class BlueGreen
                 lc = lc with { Status = ServiceDeploymentStatus.RollbackSuccessful, StatusReason = lc.RollbackReason, FinishedAt = now };
                 var failed = green with
                 {
-                    Status = DeploymentStatus.Active, RolloutState = DeploymentStatus.Failed,
+                    Status = DeploymentStatus.Active, RolloutState = DeploymentRolloutState.Failed,
                     RolloutStateReason = lc.RollbackReason, Lifecycle = lc, UpdatedAt = now,
                 };
                 primary = blue with
                 {
-                    Status = DeploymentStatus.Primary, RolloutState = DeploymentStatus.Completed, DesiredCount = desired, UpdatedAt = now,
+                    Status = DeploymentStatus.Primary, RolloutState = DeploymentRolloutState.Completed, DesiredCount = desired, UpdatedAt = now,
                     Lifecycle = blue.Lifecycle ?? new DeploymentLifecycle { AlternateSlot = !lc.AlternateSlot, StartedAt = blue.CreatedAt },
                 };
                 deployments = [primary, .. service.Deployments.Where(d => d.Id != blue.Id).Select(d => d.Id == green.Id ? failed : d)];
@@ -188,7 +187,7 @@ public static class BlueGreen
         // Green runs at full size beside blue (ECS's blue/green runs 200 %), whatever maximumPercent says.
         if (launching && greenTasks.Count < desired) starts.Add(new TaskStart(green.Id, green.TaskDefinitionArn, desired - greenTasks.Count));
         if (greenTasks.Count > desired)
-            stops.AddRange(greenTasks.OrderBy(t => t.LastStatus == TaskStatus.Running).ThenByDescending(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal)
+            stops.AddRange(greenTasks.OrderBy(t => t.LastStatus == EcsTaskStatus.Running).ThenByDescending(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal)
                 .Take(greenTasks.Count - desired).Select(t => new TaskStop(t.Id, scaling)));
         if (lc.Stage == LifecycleStages.CleanUp)
             stops.AddRange(blueTasks.Select(t => new TaskStop(t.Id, scaling)));

@@ -1,7 +1,6 @@
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Services;
 using Serverless.Core.Tasks;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Reconciliation;
 
@@ -91,8 +90,8 @@ public static class Rollout
         if (service.Status == ServiceRecord.Inactive || service.Primary is null)
             return new RolloutStep(service, [], [], null);
 
-        var live = view.Tasks.Where(t => !t.IsStopped && t.DesiredStatus == TaskStatus.Running).ToList();
-        var stopping = view.Tasks.Count(t => !t.IsStopped && t.DesiredStatus == TaskStatus.Stopped);
+        var live = view.Tasks.Where(t => !t.IsStopped && t.DesiredStatus == EcsTaskStatus.Running).ToList();
+        var stopping = view.Tasks.Count(t => !t.IsStopped && t.DesiredStatus == EcsTaskStatus.Stopped);
 
         var (forced, checkAgain) = ForcedStops(view, live);
         // A protected task that scale-in or a deployment would otherwise stop is looked at again when its protection ends.
@@ -108,7 +107,7 @@ public static class Rollout
         var desired = draining ? 0
             : service.IsDaemon ? view.Instances.Count(i => IsDaemonTarget(view, i))
             : service.DesiredCount;
-        var launching = primary.RolloutState != DeploymentStatus.Failed;
+        var launching = primary.RolloutState != DeploymentRolloutState.Failed;
         var (planStops, starts) = service.IsDaemon
             ? PlanDaemon(view, primary, remaining, launching, draining)
             : PlanReplica(view, service, primary, desired, remaining, live.Count + stopping, launching);
@@ -149,14 +148,14 @@ public static class Rollout
         foreach (var task in live)
         {
             var failedElb = view.TargetUnhealthy.TryGetValue(task.Id, out var groupArn);
-            if (task.LastStatus == TaskStatus.Running && (task.HealthStatus == "UNHEALTHY" || failedElb))
+            if (task.LastStatus == EcsTaskStatus.Running && (task.HealthStatus == HealthStatus.Unhealthy || failedElb))
             {
                 // healthCheckGracePeriodSeconds covers both kinds of health check, from when the task started.
                 var graceEnds = (task.StartedAt ?? task.CreatedAt) + grace;
-                if (view.Now >= graceEnds) stops.Add(new TaskStop(task.Id, task.HealthStatus == "UNHEALTHY" ? ReasonUnhealthy : ReasonElbUnhealthy(groupArn!)));
+                if (view.Now >= graceEnds) stops.Add(new TaskStop(task.Id, task.HealthStatus == HealthStatus.Unhealthy ? ReasonUnhealthy : ReasonElbUnhealthy(groupArn!)));
                 else checkAgain = Min(checkAgain, graceEnds - view.Now);
             }
-            else if (TaskStatus.Rank(task.LastStatus) < TaskStatus.Rank(TaskStatus.Running) && !task.IsWaitingForCapacity)
+            else if (EcsTaskStatus.Rank(task.LastStatus) < EcsTaskStatus.Rank(EcsTaskStatus.Running) && !task.IsWaitingForCapacity)
             {
                 // A task that waited for capacity has its deadline from when it was placed.
                 var deadline = (task.PlacedAt ?? task.CreatedAt) + StartDeadline;
@@ -183,7 +182,7 @@ public static class Rollout
         var config = service.DeploymentConfiguration;
         // StopServiceDeployment's ROLLBACK rolls back as the breaker would, whether or not the breaker is on.
         var requested = primary.Lifecycle?.StopRequested == HookStatus.Rollback;
-        if ((!config.CircuitBreakerEnable && !requested) || primary.RolloutState != DeploymentStatus.InProgress) return new(service, primary, deployments, []);
+        if ((!config.CircuitBreakerEnable && !requested) || primary.RolloutState != DeploymentRolloutState.InProgress) return new(service, primary, deployments, []);
         var failed = FailedLaunches(primary, view);
         if (failed < FailureThreshold(service.DesiredCount) && !requested) return new(service, primary, deployments, []);
 
@@ -192,7 +191,7 @@ public static class Rollout
             : $"(service {service.Name}) (deployment {primary.Id}) deployment failed: tasks failed to start."];
         var failedDeployment = primary with
         {
-            RolloutState = DeploymentStatus.Failed,
+            RolloutState = DeploymentRolloutState.Failed,
             RolloutStateReason = requested ? BlueGreen.ReasonStopRequested : $"ECS deployment circuit breaker: tasks failed to start.",
             FailedTasks = failed,
             UpdatedAt = view.Now,
@@ -207,7 +206,7 @@ public static class Rollout
             Status = DeploymentStatus.Primary,
             TaskDefinitionArn = lastGood.TaskDefinitionArn,
             DesiredCount = service.DesiredCount,
-            RolloutState = DeploymentStatus.InProgress,
+            RolloutState = DeploymentRolloutState.InProgress,
             RolloutStateReason = $"ECS deployment circuit breaker: rolling back to deploymentId {lastGood.Id}.",
             CreatedAt = view.Now,
             UpdatedAt = view.Now,
@@ -255,9 +254,9 @@ public static class Rollout
         var primaryNow = counted.First(d => d.Id == primary.Id);
         var healthyPrimary = primaryAfter.Count(t => IsHealthy(t, view.PrimaryHasHealthCheck) && TargetServing(view, t));
         var steady = !oldAfter.Any() && started == 0 && stops.Count == 0 && healthyPrimary == desired && primaryAfter.Count == desired;
-        if (!steady || primaryNow.RolloutState != DeploymentStatus.InProgress) return (counted, new CountEvents([], steady));
+        if (!steady || primaryNow.RolloutState != DeploymentRolloutState.InProgress) return (counted, new CountEvents([], steady));
 
-        primaryNow = primaryNow with { RolloutState = DeploymentStatus.Completed, RolloutStateReason = "ECS deployment " + primaryNow.Id + " completed.", UpdatedAt = view.Now };
+        primaryNow = primaryNow with { RolloutState = DeploymentRolloutState.Completed, RolloutStateReason = "ECS deployment " + primaryNow.Id + " completed.", UpdatedAt = view.Now };
         return (counted.Where(d => d.Status != DeploymentStatus.Inactive).Select(d => d.Id == primaryNow.Id ? primaryNow : d).ToList(),
             new CountEvents([$"(service {service.Name}) (deployment {primaryNow.Id}) deployment completed."], steady));
     }
@@ -292,7 +291,7 @@ public static class Rollout
         // scale-in protection are never chosen (ECS scales in only as far as unprotected tasks allow).
         if (current.Count > desired)
         {
-            foreach (var task in current.Where(t => !t.IsProtectedAt(view.Now)).OrderBy(t => t.LastStatus == TaskStatus.Running).ThenByDescending(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal).Take(current.Count - desired))
+            foreach (var task in current.Where(t => !t.IsProtectedAt(view.Now)).OrderBy(t => t.LastStatus == EcsTaskStatus.Running).ThenByDescending(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal).Take(current.Count - desired))
             {
                 stops.Add(new TaskStop(task.Id, reason));
                 if (IsHealthy(task, view.PrimaryHasHealthCheck) && TargetServing(view, task)) healthy--;
@@ -356,8 +355,8 @@ public static class Rollout
 
     /// <summary>RUNNING, and HEALTHY where the task definition has a health check; never UNHEALTHY.</summary>
     public static bool IsHealthy(TaskRecord task, bool hasHealthCheck)
-        => task.LastStatus == TaskStatus.Running && task.DesiredStatus == TaskStatus.Running
-           && (hasHealthCheck ? task.HealthStatus == "HEALTHY" : task.HealthStatus != "UNHEALTHY");
+        => task.LastStatus == EcsTaskStatus.Running && task.DesiredStatus == EcsTaskStatus.Running
+           && (hasHealthCheck ? task.HealthStatus == HealthStatus.Healthy : task.HealthStatus != HealthStatus.Unhealthy);
 
     /// <summary>A launch that failed: stopped by the task itself or its worker, not by a user or the scheduler.</summary>
     public static bool IsFailure(TaskRecord task)
@@ -366,7 +365,7 @@ public static class Rollout
 
     private static Deployment Counted(Deployment deployment, IReadOnlyCollection<TaskRecord> tasks, int desired, ServiceView view)
     {
-        var running = tasks.Count(t => t.LastStatus == TaskStatus.Running);
+        var running = tasks.Count(t => t.LastStatus == EcsTaskStatus.Running);
         var pending = tasks.Count - running;
         var failed = FailedLaunches(deployment, view);
         return deployment.DesiredCount == desired && deployment.RunningCount == running && deployment.PendingCount == pending && deployment.FailedTasks == failed
@@ -375,7 +374,7 @@ public static class Rollout
     }
 
     private static Deployment? LastCompleted(IEnumerable<Deployment> deployments, string primaryId)
-        => deployments.Where(d => d.Id != primaryId && d.RolloutState == DeploymentStatus.Completed)
+        => deployments.Where(d => d.Id != primaryId && d.RolloutState == DeploymentRolloutState.Completed)
             .OrderByDescending(d => d.CreatedAt).FirstOrDefault();
 
     /// <summary>

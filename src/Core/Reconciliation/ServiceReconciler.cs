@@ -8,7 +8,6 @@ using Serverless.Core.Scheduling;
 using Serverless.Core.Services;
 using Serverless.Core.TaskDefinitions;
 using Serverless.Core.Tasks;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Reconciliation;
 
@@ -67,7 +66,7 @@ public sealed class ServiceReconciler(
             Service = service,
             Tasks = serviceTasks,
             TrafficApplied = trafficApplied,
-            TargetHealthy = service.Primary is { RolloutState: DeploymentStatus.InProgress } ? targetHealth?.Healthy : null,
+            TargetHealthy = service.Primary is { RolloutState: DeploymentRolloutState.InProgress } ? targetHealth?.Healthy : null,
             TargetUnhealthy = targetHealth?.Unhealthy ?? Rollout.NoUnhealthyTargets,
             PrimaryHasHealthCheck = await HasHealthCheckAsync(service.Primary?.TaskDefinitionArn, cancellationToken),
             Instances = service.IsDaemon ? await instances.ListAsync(key.Cluster, cancellationToken) : [],
@@ -115,7 +114,7 @@ public sealed class ServiceReconciler(
         var placementFailed = false;
         var draining = await StopAsync(service, step.Stop, lease, events, cancellationToken);
         // A strategy's base and weights count the service's tasks that still run, per capacity provider.
-        var byProvider = tasks.Where(t => t.DesiredStatus != TaskStatus.Stopped && t.CapacityProviderName is not null)
+        var byProvider = tasks.Where(t => t.DesiredStatus != EcsTaskStatus.Stopped && t.CapacityProviderName is not null)
             .GroupBy(t => t.CapacityProviderName!).ToDictionary(g => g.Key, g => g.Count());
         foreach (var start in step.Start)
             placementFailed |= await StartAsync(service, start, lease, events, byProvider, cancellationToken);
@@ -171,7 +170,7 @@ public sealed class ServiceReconciler(
         {
             if (!await lease.HoldAsync(cancellationToken)) break;
             if (targets is not null && ServiceTargets.Of(service).Count > 0
-                && await tasks.FindAsync(service.Cluster, stop.TaskId, cancellationToken) is { DesiredStatus: TaskStatus.Running } serving
+                && await tasks.FindAsync(service.Cluster, stop.TaskId, cancellationToken) is { DesiredStatus: EcsTaskStatus.Running } serving
                 && await targets.DrainAsync(service, serving, cancellationToken) is ({ } drained, var began) && drained > now)
             {
                 // As ECS's DEACTIVATING: no new requests reach the task while those in flight complete; Stop comes after.
@@ -331,7 +330,7 @@ public sealed class ServiceReconciler(
         if (taskDefinitionArn is null) return false;
         if (_healthChecks.TryGetValue(taskDefinitionArn, out var known)) return known;
         var definition = await ResolveAsync(taskDefinitionArn, cancellationToken);
-        var has = definition?.ContainerDefinitions.Any(c => c["essential"]?.GetValue<bool>() != false && c["healthCheck"] is JsonObject) ?? false;
+        var has = definition?.Containers.Any(c => c.Essential && c.HealthCheck is not null) ?? false;
         // Revisions never change, so the answer holds for as long as this process lives.
         return _healthChecks[taskDefinitionArn] = has;
     }

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Serverless.Core.TaskDefinitions;
 
 namespace Serverless.Core.Secrets;
 
@@ -39,14 +40,12 @@ public sealed record SecretReference(string ValueFrom, bool IsSecretsManager, st
     public static List<ContainerSecret> Of(JsonObject taskDefinition)
     {
         var found = new List<ContainerSecret>();
-        foreach (var node in taskDefinition["containerDefinitions"] as JsonArray ?? [])
+        foreach (var container in new TaskDefinitionView(taskDefinition).ContainerDefinitions)
         {
-            var container = node!.AsObject();
-            var name = container["name"]!.GetValue<string>();
-            foreach (var secret in container["secrets"] as JsonArray ?? [])
-                found.Add(new(name, secret!["name"]!.GetValue<string>(), secret["valueFrom"]!.GetValue<string>(), SecretTarget.Environment));
-            foreach (var secret in container["logConfiguration"]?["secretOptions"] as JsonArray ?? [])
-                found.Add(new(name, secret!["name"]!.GetValue<string>(), secret["valueFrom"]!.GetValue<string>(), SecretTarget.LogOption));
+            foreach (var secret in container.Secrets)
+                found.Add(new(container.Name, secret.Name, secret.ValueFrom, SecretTarget.Environment));
+            foreach (var secret in container.LogConfiguration?.SecretOptions ?? [])
+                found.Add(new(container.Name, secret.Name, secret.ValueFrom, SecretTarget.LogOption));
         }
         return found;
     }

@@ -538,7 +538,7 @@ public sealed partial class ServiceActions(
             Status = DeploymentStatus.Primary,
             TaskDefinitionArn = taskDefinitionArn,
             DesiredCount = desiredCount,
-            RolloutState = DeploymentStatus.InProgress,
+            RolloutState = DeploymentRolloutState.InProgress,
             RolloutStateReason = $"ECS deployment {id} in progress.",
             CreatedAt = now,
             UpdatedAt = now,

@@ -194,24 +194,24 @@ public sealed class ServiceDeploymentActions(
         => service.Deployments.Concat(service.DeploymentHistory.Where(h => service.Deployments.All(d => d.Id != h.Id)));
 
     private static bool InProgress(Deployment d)
-        => d.Lifecycle is { Stage: not null } lc ? lc.InProgress : d.RolloutState == DeploymentStatus.InProgress;
+        => d.Lifecycle is { Stage: not null } lc ? lc.InProgress : d.RolloutState == DeploymentRolloutState.InProgress;
 
     /// <summary>ECS's ServiceDeploymentStatus of a deployment.</summary>
     public static string Status(ServiceRecord service, Deployment d)
     {
         if (d.Lifecycle is { Stage: not null, Status: { } status } lc)
             return status == ServiceDeploymentStatus.InProgress && lc.StopRequested == HookStatus.Rollback ? ServiceDeploymentStatus.RollbackRequested : status;
-        if (d.RolloutState == DeploymentStatus.InProgress)
+        if (d.RolloutState == DeploymentRolloutState.InProgress)
         {
             if (d.Status == DeploymentStatus.Primary)
                 return d.Lifecycle?.StopRequested == HookStatus.Rollback ? ServiceDeploymentStatus.RollbackRequested : ServiceDeploymentStatus.InProgress;
             return ServiceDeploymentStatus.Stopped;   // replaced by a newer deployment before it finished
         }
-        if (d.RolloutState == DeploymentStatus.Completed) return ServiceDeploymentStatus.Successful;
+        if (d.RolloutState == DeploymentRolloutState.Completed) return ServiceDeploymentStatus.Successful;
         // FAILED: rolled back when the circuit breaker (or a stop) brought an earlier revision back.
         var rollback = service.Primary is { } p && p.CreatedAt >= d.CreatedAt && p.Id != d.Id ? p : null;
         if (rollback is null) return ServiceDeploymentStatus.Stopped;
-        return rollback.RolloutState == DeploymentStatus.Completed ? ServiceDeploymentStatus.RollbackSuccessful : ServiceDeploymentStatus.RollbackInProgress;
+        return rollback.RolloutState == DeploymentRolloutState.Completed ? ServiceDeploymentStatus.RollbackSuccessful : ServiceDeploymentStatus.RollbackInProgress;
     }
 
     private static string? StatusReason(Deployment d) => d.Lifecycle?.StatusReason ?? d.RolloutStateReason;
@@ -293,7 +293,7 @@ public sealed class ServiceDeploymentActions(
         json["deploymentCircuitBreaker"] = new JsonObject
         {
             ["status"] = !service.DeploymentConfiguration.CircuitBreakerEnable ? "DISABLED"
-                : lc?.RollbackReason == BlueGreen.ReasonCircuitBreaker || d.RolloutState == DeploymentStatus.Failed ? "TRIGGERED"
+                : lc?.RollbackReason == BlueGreen.ReasonCircuitBreaker || d.RolloutState == DeploymentRolloutState.Failed ? "TRIGGERED"
                 : status is ServiceDeploymentStatus.InProgress ? "MONITORING" : "MONITORING_COMPLETE",
             ["failureCount"] = d.FailedTasks,
             ["threshold"] = Rollout.FailureThreshold(service.DesiredCount),

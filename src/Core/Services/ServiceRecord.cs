@@ -5,18 +5,6 @@ using Serverless.Core.Tags;
 
 namespace Serverless.Core.Services;
 
-/// <summary>ECS deployment states and rollout states.</summary>
-public static class DeploymentStatus
-{
-    public const string Primary = "PRIMARY";
-    public const string Active = "ACTIVE";
-    public const string Inactive = "INACTIVE";
-
-    public const string InProgress = "IN_PROGRESS";
-    public const string Completed = "COMPLETED";
-    public const string Failed = "FAILED";
-}
-
 /// <summary>
 /// One rollout of a service's task definition. Tasks belong to a deployment through their
 /// <c>startedBy</c>, which ECS sets to the deployment id (<c>ecs-svc/…</c>).
@@ -30,7 +18,7 @@ public sealed record Deployment
     public int PendingCount { get; init; }
     public int RunningCount { get; init; }
     public int FailedTasks { get; init; }
-    public string RolloutState { get; init; } = DeploymentStatus.InProgress;
+    public string RolloutState { get; init; } = DeploymentRolloutState.InProgress;
     public string? RolloutStateReason { get; init; }
     public DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset UpdatedAt { get; init; }
@@ -110,7 +98,7 @@ public sealed record ServiceRecord
     /// pending. The resync looks at such a service less often (<see cref="EcsOptions.SteadyServiceResyncMinutes"/>).
     /// </summary>
     public bool IsSteady => Status == Active
-        && Deployments is [{ RolloutState: DeploymentStatus.Completed, PendingCount: 0 } only]
+        && Deployments is [{ RolloutState: DeploymentRolloutState.Completed, PendingCount: 0 } only]
         && only.RunningCount == only.DesiredCount
         && (SchedulingStrategy != Replica || only.DesiredCount == DesiredCount);
 

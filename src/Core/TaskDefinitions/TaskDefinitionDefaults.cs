@@ -100,7 +100,7 @@ public static partial class TaskDefinitionDefaults
     private static partial Regex MemoryPattern();
 
     /// <summary>The network mode in effect: <c>bridge</c> when the request names none (Linux's default).</summary>
-    public static string NetworkMode(JsonObject request) => request.String("networkMode") ?? Bridge;
+    public static string NetworkMode(JsonObject request) => new TaskDefinitionView(request).NetworkMode;
 
     /// <summary>
     /// The host port a mapping gets when the request omits it: the container port in <c>host</c> and
@@ -108,11 +108,7 @@ public static partial class TaskDefinitionDefaults
     /// Null for a <c>containerPortRange</c> mapping, which has no single host port.
     /// </summary>
     public static int? EffectiveHostPort(JsonObject portMapping, string networkMode)
-    {
-        if (portMapping["hostPort"] is { } given) return given.GetValue<int>();
-        if (portMapping["containerPort"] is not { } containerPort) return null;
-        return networkMode is Host or AwsVpc ? containerPort.GetValue<int>() : 0;
-    }
+        => new PortMappingView(portMapping).EffectiveHostPort(networkMode);
 
     /// <summary>
     /// The stored form of a registration: the request's definition members (not <c>tags</c>) with
@@ -264,18 +260,19 @@ public static partial class TaskDefinitionDefaults
     /// </summary>
     public static string? FargateIncompatibility(JsonObject definition)
     {
-        if (NetworkMode(definition) != AwsVpc) return "Fargate only supports network mode \u2018awsvpc\u2019.";
-        var cpuText = definition.String("cpu");
+        var view = new TaskDefinitionView(definition);
+        if (view.NetworkMode != AwsVpc) return "Fargate only supports network mode \u2018awsvpc\u2019.";
+        var cpuText = view.Cpu;
         if (cpuText is null) return "Fargate requires that 'cpu' be defined at the task level.";
-        var memoryText = definition.String("memory");
+        var memoryText = view.Memory;
         if (memoryText is null) return "Fargate requires that 'memory' be defined at the task level.";
         var cpu = ParseTaskCpu(cpuText)!.Value;
         var memory = ParseTaskMemory(memoryText)!.Value;
         if (!FargateMemoryChoices.TryGetValue(cpu, out var choice)) return InvalidTaskCpu;
         if (memory < choice.Min || memory > choice.Max || (memory - choice.Min) % choice.Step != 0)
             return "No Fargate configuration exists for given values.";
-        if (definition["ipcMode"] is not null) return "Tasks using the Fargate launch type do not support ipcMode.";
-        if (definition.String("pidMode") is { } pidMode && pidMode != "task")
+        if (view.IpcMode is not null) return "Tasks using the Fargate launch type do not support ipcMode.";
+        if (view.PidMode is { } pidMode && pidMode != "task")
             return $"Tasks using the Fargate launch type do not support pidMode '{pidMode}'. The supported value for pidMode is 'task'.";
         return null;
     }
@@ -319,81 +316,79 @@ public static partial class TaskDefinitionDefaults
         const string Legacy = "com.amazonaws.ecs.capability.";
         const string Current = "ecs.capability.";
         var names = new SortedSet<string>(StringComparer.Ordinal);
-        var hasExecutionRole = definition.String("executionRoleArn") is { Length: > 0 };
+        var view = new TaskDefinitionView(definition);
+        var hasExecutionRole = view.ExecutionRoleArn is { Length: > 0 };
 
-        if (definition.String("taskRoleArn") is { Length: > 0 }) names.Add(Legacy + "task-iam-role");
-        if (NetworkMode(definition) == AwsVpc)
+        if (view.TaskRoleArn is { Length: > 0 }) names.Add(Legacy + "task-iam-role");
+        if (view.NetworkMode == AwsVpc)
         {
             names.Add(Current + "task-eni");
             names.Add(Legacy + "docker-remote-api.1.18");
         }
-        if (NetworkMode(definition) == "host") names.Add(HostAccessAttributes.HostNetwork);
-        if (definition.String("pidMode") == "host") names.Add(HostAccessAttributes.HostPidMode);
-        if (definition.String("ipcMode") == "host") names.Add(HostAccessAttributes.HostIpcMode);
+        if (view.NetworkMode == Host) names.Add(HostAccessAttributes.HostNetwork);
+        if (view.PidMode == "host") names.Add(HostAccessAttributes.HostPidMode);
+        if (view.IpcMode == "host") names.Add(HostAccessAttributes.HostIpcMode);
 
-        foreach (var item in definition["containerDefinitions"] as JsonArray ?? [])
+        foreach (var container in view.ContainerDefinitions)
         {
-            var container = (JsonObject)item!;
-            if (container["dockerLabels"] is JsonObject { Count: > 0 } || container["ulimits"] is JsonArray { Count: > 0 })
+            if (container.DockerLabels.Count > 0 || container.Ulimits.Count > 0)
                 names.Add(Legacy + "docker-remote-api.1.18");
-            if (container["memoryReservation"] is not null) names.Add(Legacy + "docker-remote-api.1.21");
-            if (container.Bool("privileged") == true) names.Add(HostAccessAttributes.Privileged);
-            if (container["linuxParameters"]?["initProcessEnabled"]?.GetValue<bool>() == true) names.Add(Legacy + "docker-remote-api.1.25");
-            if (container["linuxParameters"]?["capabilities"]?["add"] is JsonArray { Count: > 0 }) names.Add(HostAccessAttributes.AddedCapabilities);
-            if (container["linuxParameters"]?["devices"] is JsonArray { Count: > 0 }) names.Add(HostAccessAttributes.Devices);
-            foreach (var option in (container["dockerSecurityOptions"] as JsonArray ?? []).Select(o => o!.GetValue<string>()).Where(HostAccessAttributes.LoosensConfinement))
+            if (container.MemoryReservation is not null) names.Add(Legacy + "docker-remote-api.1.21");
+            if (container.Privileged) names.Add(HostAccessAttributes.Privileged);
+            if (container.LinuxParameters?.InitProcessEnabled == true) names.Add(Legacy + "docker-remote-api.1.25");
+            if (container.LinuxParameters?.AddedCapabilities.Count > 0) names.Add(HostAccessAttributes.AddedCapabilities);
+            if (container.LinuxParameters?.Devices.Count > 0) names.Add(HostAccessAttributes.Devices);
+            foreach (var option in container.DockerSecurityOptions.Where(HostAccessAttributes.LoosensConfinement))
             {
                 names.Add(HostAccessAttributes.SecurityOptions);
                 if (option.StartsWith("label", StringComparison.Ordinal)) names.Add(HostAccessAttributes.SeLinux);
                 if (option.StartsWith("apparmor", StringComparison.Ordinal)) names.Add(HostAccessAttributes.AppArmor);
             }
-            if (container["dependsOn"] is JsonArray { Count: > 0 }) names.Add(Current + "container-ordering");
-            if (container["environmentFiles"] is JsonArray { Count: > 0 }) names.Add(Current + "env-files.s3");
-            if (container["repositoryCredentials"] is not null) names.Add(Legacy + "private-registry-authentication.secretsmanager");
-            if (container["healthCheck"] is not null)
+            if (container.DependsOn.Count > 0) names.Add(Current + "container-ordering");
+            if (container.HasEnvironmentFiles) names.Add(Current + "env-files.s3");
+            if (container.HasRepositoryCredentials) names.Add(Legacy + "private-registry-authentication.secretsmanager");
+            if (container.HealthCheck is not null)
             {
                 names.Add(Current + "container-health-check");
                 names.Add(Legacy + "docker-remote-api.1.24");
             }
 
-            if (container["logConfiguration"] is JsonObject log)
+            if (container.LogConfiguration is { } log)
             {
                 names.Add(Legacy + "docker-remote-api.1.18");
-                var driver = log.String("logDriver")!;
+                var driver = log.LogDriver!;
                 names.Add(Legacy + "logging-driver." + driver);
-                if (driver == "awslogs")
+                if (driver == LogConfigurationView.AwsLogs)
                 {
                     names.Add(Legacy + "docker-remote-api.1.19");
                     if (hasExecutionRole) names.Add(Current + "execution-role-awslogs");
                 }
             }
 
-            if (container["firelensConfiguration"]?["type"]?.GetValue<string>() is { } firelens) names.Add(Current + "firelens." + firelens);
+            if (container.FirelensType is { } firelens) names.Add(Current + "firelens." + firelens);
 
-            foreach (var secret in container["secrets"] as JsonArray ?? [])
-                names.Add(Current + SecretSource(secret!.AsObject().String("valueFrom")!));
+            foreach (var secret in container.Secrets)
+                names.Add(Current + SecretSource(secret.ValueFrom));
 
-            if (container.String("image") is { } image && EcrImage().IsMatch(image))
+            if (EcrImage().IsMatch(container.Image))
             {
                 names.Add(Legacy + "ecr-auth");
                 if (hasExecutionRole) names.Add(Current + "execution-role-ecr-pull");
             }
         }
 
-        foreach (var item in definition["volumes"] as JsonArray ?? [])
+        foreach (var volume in view.Volumes)
         {
-            var volume = (JsonObject)item!;
-            if (volume["dockerVolumeConfiguration"] is JsonObject docker)
+            if (volume.DockerVolumeConfiguration is { } docker)
             {
                 names.Add(Legacy + "docker-remote-api.1.25");
-                if ((docker.String("driver") ?? "local") != "local" || docker["driverOpts"] is JsonObject { Count: > 0 })
-                    names.Add(HostAccessAttributes.VolumeDriverOptions);
+                if (docker.NeedsDriverOptions) names.Add(HostAccessAttributes.VolumeDriverOptions);
             }
-            if (volume["host"]?["sourcePath"]?.GetValue<string>() is { Length: > 0 }) names.Add(HostAccessAttributes.HostPathMounts);
-            if (volume["efsVolumeConfiguration"] is JsonObject efs)
+            if (volume.HostSourcePath is { Length: > 0 }) names.Add(HostAccessAttributes.HostPathMounts);
+            if (volume.HasEfsVolumeConfiguration)
             {
                 names.Add(Current + "efs");
-                if (efs["authorizationConfig"] is not null) names.Add(Current + "efsAuth");
+                if (volume.HasEfsAuthorization) names.Add(Current + "efsAuth");
             }
         }
         return [.. names];

@@ -23,18 +23,20 @@ public sealed record TaskDefinitionRecord(
     public const string Inactive = "INACTIVE";
     public const string DeleteInProgress = "DELETE_IN_PROGRESS";
 
-    /// <summary>The network mode, as described (<c>bridge</c> when the definition gives none).</summary>
-    public string NetworkMode => TaskDefinition["networkMode"]?.GetValue<string>() ?? TaskDefinitionDefaults.Bridge;
+    /// <summary>The typed view the system reads the definition through (<see cref="TaskDefinition"/> stays the stored form).</summary>
+    public TaskDefinitionView View => new(TaskDefinition);
 
-    /// <summary>The container definitions, as described (defaults filled in).</summary>
-    public IEnumerable<JsonObject> ContainerDefinitions
-        => (TaskDefinition["containerDefinitions"] as JsonArray ?? []).Select(c => (JsonObject)c!);
+    /// <summary>The network mode, as described (<c>bridge</c> when the definition gives none).</summary>
+    public string NetworkMode => View.NetworkMode;
+
+    /// <summary>The container definitions' JSON, as described (defaults filled in), for passing on untouched.</summary>
+    public IEnumerable<JsonObject> ContainerDefinitions => View.ContainerDefinitions.Select(c => c.Json);
+
+    /// <summary>The container definitions, read through their typed view.</summary>
+    public IReadOnlyList<ContainerDefinitionView> Containers => View.ContainerDefinitions;
 
     /// <summary>The <c>requiresAttributes</c> placement must satisfy (name, and value when given).</summary>
-    public IReadOnlyList<InstanceAttribute> RequiresAttributes
-        => (TaskDefinition["requiresAttributes"] as JsonArray ?? [])
-            .Select(a => new InstanceAttribute(a!["name"]!.GetValue<string>(), a["value"]?.GetValue<string>()))
-            .ToList();
+    public IReadOnlyList<InstanceAttribute> RequiresAttributes => View.RequiresAttributes;
 }
 
 /// <summary>A revision's place in the table: family and revision number.</summary>

@@ -26,32 +26,35 @@ public static partial class TaskDefinitionValidation
     {
         ValidateFamily(request.String("family"));
 
-        var networkMode = TaskDefinitionDefaults.NetworkMode(request);
-        var taskCpu = TaskDefinitionDefaults.ParseTaskCpu(request.String("cpu"));
-        var taskMemory = TaskDefinitionDefaults.ParseTaskMemory(request.String("memory"));
+        var view = new TaskDefinitionView(request);
+        var networkMode = view.NetworkMode;
+        var taskCpu = TaskDefinitionDefaults.ParseTaskCpu(view.Cpu);
+        var taskMemory = TaskDefinitionDefaults.ParseTaskMemory(view.Memory);
         var containers = Containers(request);
+        var views = containers.Select(c => new ContainerDefinitionView(c)).ToList();
         var volumes = ValidateVolumes(request["volumes"] as JsonArray);
 
+        // Names first: every later message names its container through the view.
         ValidateContainerNames(containers);
-        foreach (var container in containers)
+        foreach (var container in views)
         {
-            ValidateImage(container);
+            ValidateImage(container.Json);
             ValidateMemory(container, taskMemory);
             ValidateCpu(container);
             ValidatePortMappings(container, networkMode);
             ValidateMountPoints(container, volumes);
-            ValidateVolumesFrom(container, containers);
+            ValidateVolumesFrom(container, views);
             ValidateSecrets(container);
             ValidateHealthCheck(container);
             ValidateLogConfiguration(container);
-            if (networkMode == TaskDefinitionDefaults.AwsVpc && container["hostname"] is not null)
+            if (networkMode == TaskDefinitionDefaults.AwsVpc && container.Hostname is not null)
                 throw new ClientException("hostname is not supported on container when networkMode=awsvpc.");
         }
-        ValidateHostPortsAreUnique(containers, networkMode);
-        ValidateDependencies(containers);
-        ValidateEssential(containers);
-        ValidateTaskCpu(containers, taskCpu);
-        ValidateTaskMemory(containers, taskMemory);
+        ValidateHostPortsAreUnique(views, networkMode);
+        ValidateDependencies(views);
+        ValidateEssential(views);
+        ValidateTaskCpu(views, taskCpu);
+        ValidateTaskMemory(views, taskMemory);
         ValidateEphemeralStorage(request);
         ValidateCompatibilities(request);
         Tag.FromRequest(request);
@@ -97,11 +100,11 @@ public static partial class TaskDefinitionValidation
     /// (<c>memoryReservation</c>) limit; a limit is at least 6 MiB; the soft limit never exceeds
     /// the hard one; and no container's hard limit exceeds the task's memory.
     /// </summary>
-    public static void ValidateMemory(JsonObject container, int? taskMemory)
+    public static void ValidateMemory(ContainerDefinitionView container, int? taskMemory)
     {
-        var name = container.String("name");
-        var memory = container.Int("memory");
-        var reservation = container.Int("memoryReservation");
+        var name = container.Name;
+        var memory = container.Memory;
+        var reservation = container.MemoryReservation;
         if (taskMemory is null && memory is null or 0 && reservation is null or 0)
             throw new ClientException($"Invalid setting for container '{name}'. At least one of 'memory' or 'memoryReservation' must be specified.");
         if (memory is { } hard && hard < MinContainerMemory)
@@ -114,28 +117,27 @@ public static partial class TaskDefinitionValidation
             throw new ClientException($"Invalid 'memory' setting for container '{name}'. The container's 'memory' cannot be greater than the task's 'memory'.");
     }
 
-    public static void ValidateCpu(JsonObject container)
+    public static void ValidateCpu(ContainerDefinitionView container)
     {
-        if (container.Int("cpu") is < 0) throw new ClientException($"Invalid 'cpu' setting for container '{container.String("name")}'.");
+        if (container.Cpu < 0) throw new ClientException($"Invalid 'cpu' setting for container '{container.Name}'.");
     }
 
     /// <summary>
     /// Ports 1–65535 (host port 0 means "any ephemeral port" in bridge mode); in host and awsvpc
     /// mode the host port, when given, equals the container port; <c>none</c> mode has no ports.
     /// </summary>
-    public static void ValidatePortMappings(JsonObject container, string networkMode)
+    public static void ValidatePortMappings(ContainerDefinitionView container, string networkMode)
     {
-        var name = container.String("name");
-        var mappings = container["portMappings"] as JsonArray ?? [];
+        var name = container.Name;
+        var mappings = container.PortMappings;
         if (networkMode == TaskDefinitionDefaults.None && mappings.Count > 0)
             throw new ClientException($"Invalid 'portMappings' setting for container '{name}'. Port mappings are not supported when networkMode=none.");
 
-        foreach (var item in mappings)
+        foreach (var mapping in mappings)
         {
-            var mapping = (JsonObject)item!;
-            var containerPort = mapping.Int("containerPort");
-            var hostPort = mapping.Int("hostPort");
-            if (mapping.String("containerPortRange") is { } range)
+            var containerPort = mapping.ContainerPort;
+            var hostPort = mapping.HostPort;
+            if (mapping.ContainerPortRange is { } range)
             {
                 if (containerPort is not null || hostPort is not null || !IsPortRange(range))
                     throw new ClientException($"Invalid 'containerPortRange' setting for container '{name}'.");
@@ -157,16 +159,15 @@ public static partial class TaskDefinitionValidation
     }
 
     /// <summary>A host port (per protocol) is bound by at most one mapping in the task.</summary>
-    public static void ValidateHostPortsAreUnique(IReadOnlyList<JsonObject> containers, string networkMode)
+    public static void ValidateHostPortsAreUnique(IReadOnlyList<ContainerDefinitionView> containers, string networkMode)
     {
         var bound = new HashSet<(string, int)>();
         foreach (var container in containers)
         {
-            foreach (var item in container["portMappings"] as JsonArray ?? [])
+            foreach (var mapping in container.PortMappings)
             {
-                var mapping = (JsonObject)item!;
-                if (TaskDefinitionDefaults.EffectiveHostPort(mapping, networkMode) is not ( > 0 and var hostPort)) continue;
-                var protocol = mapping.String("protocol") ?? "tcp";
+                if (mapping.EffectiveHostPort(networkMode) is not ( > 0 and var hostPort)) continue;
+                var protocol = mapping.Protocol;
                 if (!bound.Add((protocol, hostPort)))
                     throw new ClientException($"{protocol.ToUpperInvariant()} host port '{hostPort}' is mapped multiple times in task.");
             }
@@ -188,39 +189,36 @@ public static partial class TaskDefinitionValidation
     }
 
     /// <summary>Each mount point names a volume of the task and a path in the container.</summary>
-    public static void ValidateMountPoints(JsonObject container, IReadOnlySet<string> volumes)
+    public static void ValidateMountPoints(ContainerDefinitionView container, IReadOnlySet<string> volumes)
     {
-        foreach (var item in container["mountPoints"] as JsonArray ?? [])
+        foreach (var mountPoint in container.MountPoints)
         {
-            var mountPoint = (JsonObject)item!;
-            var source = mountPoint.String("sourceVolume");
+            var source = mountPoint.SourceVolume;
             if (source is null || !volumes.Contains(source)) throw new ClientException($"Unknown volume '{source ?? "null"}'.");
-            if (string.IsNullOrEmpty(mountPoint.String("containerPath")))
-                throw new ClientException($"Invalid 'mountPoints' setting for container '{container.String("name")}'. 'containerPath' must be specified.");
+            if (string.IsNullOrEmpty(mountPoint.Json.String("containerPath")))
+                throw new ClientException($"Invalid 'mountPoints' setting for container '{container.Name}'. 'containerPath' must be specified.");
         }
     }
 
     /// <summary><c>volumesFrom</c> names another container of the task.</summary>
-    public static void ValidateVolumesFrom(JsonObject container, IReadOnlyList<JsonObject> containers)
+    public static void ValidateVolumesFrom(ContainerDefinitionView container, IReadOnlyList<ContainerDefinitionView> containers)
     {
-        foreach (var item in container["volumesFrom"] as JsonArray ?? [])
+        foreach (var volumeFrom in container.VolumesFrom)
         {
-            var source = ((JsonObject)item!).String("sourceContainer");
-            if (source is null || source == container.String("name") || containers.All(c => c.String("name") != source))
-                throw new ClientException($"Invalid 'volumesFrom' setting for container '{container.String("name")}'. Unknown container '{source ?? "null"}'.");
+            var source = volumeFrom.Json.String("sourceContainer");
+            if (source is null || source == container.Name || containers.All(c => c.Name != source))
+                throw new ClientException($"Invalid 'volumesFrom' setting for container '{container.Name}'. Unknown container '{source ?? "null"}'.");
         }
     }
 
     /// <summary>Secrets (and log driver secret options) have a non-empty name and source.</summary>
-    public static void ValidateSecrets(JsonObject container)
+    public static void ValidateSecrets(ContainerDefinitionView container)
     {
-        var secrets = (container["secrets"] as JsonArray ?? [])
-            .Concat(container["logConfiguration"]?["secretOptions"] as JsonArray ?? []);
-        foreach (var item in secrets)
+        foreach (var secret in container.Secrets.Concat(container.LogConfiguration?.SecretOptions ?? []))
         {
-            var secret = (JsonObject)item!;
-            if (string.IsNullOrEmpty(secret.String("name")) || string.IsNullOrEmpty(secret.String("valueFrom")))
-                throw new ClientException($"Invalid 'secrets' setting for container '{container.String("name")}'. A secret must have a 'name' and a 'valueFrom'.");
+            // The view's Name and ValueFrom assume both are there; this is the check that makes it so.
+            if (string.IsNullOrEmpty(secret.Json.String("name")) || string.IsNullOrEmpty(secret.Json.String("valueFrom")))
+                throw new ClientException($"Invalid 'secrets' setting for container '{container.Name}'. A secret must have a 'name' and a 'valueFrom'.");
         }
     }
 
@@ -228,31 +226,31 @@ public static partial class TaskDefinitionValidation
     /// The command starts with <c>CMD</c> or <c>CMD-SHELL</c>; interval 5–300 s, timeout 2–60 s,
     /// retries 1–10, startPeriod 0–300 s (the ECS documentation's ranges).
     /// </summary>
-    public static void ValidateHealthCheck(JsonObject container)
+    public static void ValidateHealthCheck(ContainerDefinitionView container)
     {
-        if (container["healthCheck"] is not JsonObject healthCheck) return;
-        var name = container.String("name");
-        var command = healthCheck.Strings("command").ToList();
+        if (container.HealthCheck is not { } healthCheck) return;
+        var name = container.Name;
+        var command = healthCheck.Command ?? [];
         if (command.Count < 2 || command[0] is not ("CMD" or "CMD-SHELL"))
             throw new ClientException($"Invalid 'healthCheck' setting for container '{name}'. The command must start with CMD or CMD-SHELL followed by the command to run.");
-        Range(healthCheck, "interval", 5, 300);
-        Range(healthCheck, "timeout", 2, 60);
-        Range(healthCheck, "retries", 1, 10);
-        Range(healthCheck, "startPeriod", 0, 300);
+        // ECS's defaults (30, 5, 3, 0) lie inside these ranges, so an absent member always passes.
+        Range(healthCheck.Interval, "interval", 5, 300);
+        Range(healthCheck.Timeout, "timeout", 2, 60);
+        Range(healthCheck.Retries, "retries", 1, 10);
+        Range(healthCheck.StartPeriod, "startPeriod", 0, 300);
 
-        void Range(JsonObject check, string member, int min, int max)
+        void Range(long value, string member, int min, int max)
         {
-            if (check.Int(member) is { } value && (value < min || value > max))
+            if (value < min || value > max)
                 throw new ClientException($"Invalid 'healthCheck.{member}' setting for container '{name}'. It must be between {min} and {max}.");
         }
     }
 
     /// <summary>The awslogs driver needs a log group and a region to write to.</summary>
-    public static void ValidateLogConfiguration(JsonObject container)
+    public static void ValidateLogConfiguration(ContainerDefinitionView container)
     {
-        if (container["logConfiguration"] is not JsonObject log || log.String("logDriver") != "awslogs") return;
-        var options = log["options"] as JsonObject ?? [];
-        var missing = new[] { "awslogs-region", "awslogs-group" }.Where(o => options[o] is null).ToList();
+        if (container.LogConfiguration is not { LogDriver: LogConfigurationView.AwsLogs } log) return;
+        var missing = new[] { "awslogs-region", "awslogs-group" }.Where(o => log.Option(o) is null).ToList();
         if (missing.Count > 0) throw new ClientException($"Log driver awslogs requires options: {string.Join(", ", missing)}");
     }
 
@@ -260,19 +258,18 @@ public static partial class TaskDefinitionValidation
     /// Each <c>dependsOn</c> names another container of the task; a container waited on for
     /// SUCCESS or COMPLETE (so expected to exit) cannot be essential; dependencies have no cycle.
     /// </summary>
-    public static void ValidateDependencies(IReadOnlyList<JsonObject> containers)
+    public static void ValidateDependencies(IReadOnlyList<ContainerDefinitionView> containers)
     {
-        var byName = containers.ToDictionary(c => c.String("name")!, StringComparer.Ordinal);
+        var byName = containers.ToDictionary(c => c.Name, StringComparer.Ordinal);
         foreach (var container in containers)
         {
-            foreach (var item in container["dependsOn"] as JsonArray ?? [])
+            foreach (var dependency in container.DependsOn)
             {
-                var dependency = (JsonObject)item!;
-                var target = dependency.String("containerName")!;
+                var target = dependency.ContainerName;
                 // ECS's own message has the stray "+".
                 if (!byName.TryGetValue(target, out var targetContainer))
                     throw new ClientException($"Cannot depend on container + '{target}' because it does not exist");
-                if (dependency.String("condition") is "SUCCESS" or "COMPLETE" && IsEssential(targetContainer))
+                if (dependency.Condition is "SUCCESS" or "COMPLETE" && targetContainer.Essential)
                     throw new ClientException("A dependency container with SUCCESS or COMPLETE condition cannot be an essential container");
             }
         }
@@ -289,29 +286,27 @@ public static partial class TaskDefinitionValidation
                 return;
             }
             state[name] = false;
-            foreach (var item in byName[name]["dependsOn"] as JsonArray ?? []) Visit(item!["containerName"]!.GetValue<string>());
+            foreach (var dependency in byName[name].DependsOn) Visit(dependency.ContainerName);
             state[name] = true;
         }
     }
 
-    public static bool IsEssential(JsonObject container) => container.Bool("essential") ?? true;
-
-    public static void ValidateEssential(IReadOnlyList<JsonObject> containers)
+    public static void ValidateEssential(IReadOnlyList<ContainerDefinitionView> containers)
     {
-        if (!containers.Any(IsEssential)) throw new ClientException("Task definition doesn't have any essential container.");
+        if (!containers.Any(c => c.Essential)) throw new ClientException("Task definition doesn't have any essential container.");
     }
 
     /// <summary>With a task-level cpu, the containers' cpu units fit in it.</summary>
-    public static void ValidateTaskCpu(IReadOnlyList<JsonObject> containers, int? taskCpu)
+    public static void ValidateTaskCpu(IReadOnlyList<ContainerDefinitionView> containers, int? taskCpu)
     {
-        if (taskCpu is { } limit && containers.Sum(c => (long)(c.Int("cpu") ?? 0)) > limit)
+        if (taskCpu is { } limit && containers.Sum(c => (long)c.Cpu) > limit)
             throw new ClientException("The sum of all container 'cpu' values cannot be greater than the value of the task 'cpu'.");
     }
 
     /// <summary>With a task-level memory, the containers' reservations fit in it.</summary>
-    public static void ValidateTaskMemory(IReadOnlyList<JsonObject> containers, int? taskMemory)
+    public static void ValidateTaskMemory(IReadOnlyList<ContainerDefinitionView> containers, int? taskMemory)
     {
-        if (taskMemory is { } limit && containers.Sum(c => (long)(c.Int("memoryReservation") ?? c.Int("memory") ?? 0)) > limit)
+        if (taskMemory is { } limit && containers.Sum(c => (long)(c.MemoryReservation ?? c.Memory ?? 0)) > limit)
             throw new ClientException("The sum of all container 'memoryReservation' values cannot be greater than the value of the task 'memory'.");
     }
 

@@ -116,7 +116,7 @@ public static class TaskProtectionRules
     /// <summary>Why a task cannot be protected: not a service's, or stopped or stopping; null when it can.</summary>
     public static string? Invalid(TaskRecord task)
         => task.ServiceName is null ? "The task is not part of a service; only a service's tasks can be protected."
-            : task.IsStopped || task.DesiredStatus == Tasks.TaskStatus.Stopped ? "The task is stopped or stopping."
+            : task.IsStopped || task.DesiredStatus == EcsTaskStatus.Stopped ? "The task is stopped or stopping."
             : null;
 
     /// <summary>What is wrong with an expiry, or null: 1 to 2,880 minutes when enabling (120 when not given).</summary>

@@ -129,7 +129,7 @@ public sealed class TaskActions(
     private async Task<DateTimeOffset?> DrainAsync(string cluster, string taskId, DateTimeOffset now, CancellationToken cancellationToken)
     {
         if (targets is null) return null;
-        if (await tasks.FindAsync(cluster, taskId, cancellationToken) is not { DesiredStatus: TaskStatus.Running, ServiceName: { } name } task) return null;
+        if (await tasks.FindAsync(cluster, taskId, cancellationToken) is not { DesiredStatus: EcsTaskStatus.Running, ServiceName: { } name } task) return null;
         if (await services.FindAsync(cluster, name, cancellationToken) is not { } service || ServiceTargets.Of(service).Count == 0) return null;
         return await targets.DrainAsync(service, task, cancellationToken) is ({ } until, _) && until > now ? until : null;
     }
@@ -163,7 +163,7 @@ public sealed class TaskActions(
             Family: request.String("family"),
             StartedBy: request.String("startedBy"),
             ContainerInstanceId: request.String("containerInstance") is { } instance ? InstanceId(cluster, instance) : null,
-            DesiredStatus: request.String("desiredStatus") ?? TaskStatus.Running,
+            DesiredStatus: request.String("desiredStatus") ?? EcsTaskStatus.Running,
             LaunchType: launchType);
         var (page, more) = await clusters.ReadInActiveAsync(
             cluster, tasks.ListKeysAsync(cluster, filter, Paging.MaxResults(request), Paging.AfterKey(request), cancellationToken), cancellationToken);
@@ -243,9 +243,8 @@ public sealed class TaskActions(
         if (overrides is null) return;
         if (overrides.ToJsonString(AwsJson.Options).Length > MaxContainerOverridesLength)
             throw new InvalidParameterException($"Container Overrides length must be at most {MaxContainerOverridesLength}");
-        if (overrides["containerOverrides"] is not JsonArray containerOverrides) return;
         var names = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var name in containerOverrides.Select(o => o?["name"]?.GetValue<string>()).OfType<string>())
+        foreach (var name in TaskOverrides.ContainerNames(overrides))
         {
             if (!names.Add(name))
                 throw new InvalidParameterException($"Container overrides contain more than one override for container named {name}.");

@@ -41,7 +41,7 @@ public static class TaskDeadlines
     /// none was sent yet, else a resend; null for any other task.
     /// </summary>
     public static DateTimeOffset? NextStopAt(TaskRecord task)
-        => task.DesiredStatus != TaskStatus.Stopped || task.IsStopped ? null
+        => task.DesiredStatus != EcsTaskStatus.Stopped || task.IsStopped ? null
             : task is { StopSentAt: null, DrainingUntil: { } drained } ? drained
             : (task.StopSentAt ?? task.StoppingAt ?? task.CreatedAt) + StopResendAfter;
 

@@ -23,8 +23,8 @@ public sealed class TaskJson(Arns arns)
             ["desiredStatus"] = task.DesiredStatus,
             ["enableExecuteCommand"] = false,
             ["group"] = task.Group,
-            ["healthStatus"] = task.HealthStatus ?? "UNKNOWN",
-            ["lastStatus"] = task.IsDeactivating ? TaskStatus.Deactivating : task.LastStatus,
+            ["healthStatus"] = task.HealthStatus ?? HealthStatus.Unknown,
+            ["lastStatus"] = task.IsDeactivating ? EcsTaskStatus.Deactivating : task.LastStatus,
             ["launchType"] = task.LaunchType,
             ["memory"] = task.Memory.ToString(CultureInfo.InvariantCulture),
             ["overrides"] = Overrides(task),
@@ -68,7 +68,7 @@ public sealed class TaskJson(Arns arns)
                 ["protocol"] = b.Protocol,
             }).ToJsonArray(),
             ["networkInterfaces"] = task.Attachment?.ContainerInterfaces() ?? new JsonArray(),
-            ["healthStatus"] = container.HealthStatus ?? "UNKNOWN",
+            ["healthStatus"] = container.HealthStatus ?? HealthStatus.Unknown,
             ["cpu"] = container.Cpu.ToString(CultureInfo.InvariantCulture),
         };
         Optional(json, "runtimeId", container.RuntimeId);

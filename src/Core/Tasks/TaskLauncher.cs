@@ -272,7 +272,7 @@ public sealed class TaskLauncher(
     {
         var now = time.GetUtcNow();
         await waiting!.AddAsync(new WaitingTask(request.Cluster, taskId, request.CapacityProviderName!, now), cancellationToken);
-        var task = await tasks.InsertAsync(NewTask(request, taskId, null, need) with { LastStatus = TaskStatus.Provisioning }, cancellationToken);
+        var task = await tasks.InsertAsync(NewTask(request, taskId, null, need) with { LastStatus = EcsTaskStatus.Provisioning }, cancellationToken);
         logger.LogInformation("{TaskArn} waits in PROVISIONING for capacity in {CapacityProvider}", arns.Task(request.Cluster, taskId), request.CapacityProviderName);
         return task;
     }
@@ -317,13 +317,13 @@ public sealed class TaskLauncher(
         {
             updated = await tasks.UpdateAsync(task.Cluster, task.Id, t =>
             {
-                placed = t.IsWaitingForCapacity && t.DesiredStatus == TaskStatus.Running;
+                placed = t.IsWaitingForCapacity && t.DesiredStatus == EcsTaskStatus.Running;
                 return placed ? t with
                 {
                     ContainerInstanceId = reservedOn.Id,
                     WakeEndpoint = reservedOn.WakeEndpoint,
                     PlacedAt = now,
-                    LastStatus = t.Attachment is null ? TaskStatus.Pending : TaskStatus.Provisioning,
+                    LastStatus = t.Attachment is null ? EcsTaskStatus.Pending : EcsTaskStatus.Provisioning,
                 } : null;
             }, cancellationToken);
         }
@@ -521,7 +521,7 @@ public sealed class TaskLauncher(
         CapacityProviderName = request.CapacityProviderName,
         // ECS shows a bridge or host task on EC2 PENDING from the start; an awsvpc task is
         // PROVISIONING while its network interface is made (here: until its worker reports).
-        LastStatus = request.Network is null ? TaskStatus.Pending : TaskStatus.Provisioning,
+        LastStatus = request.Network is null ? EcsTaskStatus.Pending : EcsTaskStatus.Provisioning,
         CreatedAt = time.GetUtcNow(),
     };
 

@@ -10,26 +10,6 @@ using Serverless.Core.Tags;
 
 namespace Serverless.Core.Tasks;
 
-/// <summary>ECS task statuses in lifecycle order; a task only ever moves forward through them.</summary>
-public static class TaskStatus
-{
-    public const string Provisioning = "PROVISIONING";
-    public const string Pending = "PENDING";
-    public const string Activating = "ACTIVATING";
-    public const string Running = "RUNNING";
-    public const string Deactivating = "DEACTIVATING";
-    public const string Stopping = "STOPPING";
-    public const string Deprovisioning = "DEPROVISIONING";
-    public const string Stopped = "STOPPED";
-
-    private static readonly string[] Order = [Provisioning, Pending, Activating, Running, Deactivating, Stopping, Deprovisioning, Stopped];
-
-    public static int Rank(string status) => Array.IndexOf(Order, status);
-
-    /// <summary>Whether <paramref name="next"/> is later in the lifecycle than <paramref name="current"/>.</summary>
-    public static bool IsForward(string current, string next) => Rank(next) > Rank(current);
-}
-
 /// <summary>One container of a task, as DescribeTasks shows it.</summary>
 public sealed record TaskContainer
 {
@@ -37,7 +17,7 @@ public sealed record TaskContainer
     /// <summary>The id in the container's ARN.</summary>
     public required string Id { get; init; }
     public required string Image { get; init; }
-    public string LastStatus { get; init; } = TaskStatus.Pending;
+    public string LastStatus { get; init; } = EcsTaskStatus.Pending;
     public string? RuntimeId { get; init; }
     public int? ExitCode { get; init; }
     public string? Reason { get; init; }
@@ -65,8 +45,8 @@ public sealed record TaskRecord
     public required string ContainerInstanceId { get; init; }
     /// <summary>Where the instance's worker took command-queue wakes when the task was placed (<see cref="Storage.QueueWake"/>).</summary>
     public string? WakeEndpoint { get; init; }
-    public string LastStatus { get; init; } = TaskStatus.Provisioning;
-    public string DesiredStatus { get; init; } = TaskStatus.Running;
+    public string LastStatus { get; init; } = EcsTaskStatus.Provisioning;
+    public string DesiredStatus { get; init; } = EcsTaskStatus.Running;
     public string LaunchType { get; init; } = "EC2";
     public string? StartedBy { get; init; }
     /// <summary>Reserved cpu units and MiB, as ECS reports them (strings on the wire).</summary>
@@ -111,7 +91,7 @@ public sealed record TaskRecord
     public ETag ETag { get; init; }
 
     /// <summary>ECS's DEACTIVATING: told to stop, running, its Stop held back while its load balancer targets drain.</summary>
-    public bool IsDeactivating => DesiredStatus == TaskStatus.Stopped && LastStatus == TaskStatus.Running && DrainingUntil is not null && StopSentAt is null;
+    public bool IsDeactivating => DesiredStatus == EcsTaskStatus.Stopped && LastStatus == EcsTaskStatus.Running && DrainingUntil is not null && StopSentAt is null;
 
     /// <summary>The service that runs the task (its group <c>service:NAME</c>); null for a standalone task.</summary>
     public string? ServiceName => Group.StartsWith(ServiceGroupPrefix, StringComparison.Ordinal) ? Group[ServiceGroupPrefix.Length..] : null;
@@ -122,7 +102,7 @@ public sealed record TaskRecord
 
     public string PartitionKey => TaskIds.PartitionKey(Cluster, Id);
 
-    public bool IsStopped => LastStatus == TaskStatus.Stopped;
+    public bool IsStopped => LastStatus == EcsTaskStatus.Stopped;
 
     /// <summary>
     /// A task of a capacity provider that found no room: PROVISIONING with no container instance
@@ -142,9 +122,9 @@ public sealed record TaskRecord
     /// With <paramref name="drainingUntil"/>, the Stop is held back until then (the task's targets drain
     /// first) and the caller sends nothing: it falls due as a resend does (<see cref="TaskDeadlines.NextStopAt"/>).
     public TaskRecord? RequestStop(string stopCode, string reason, DateTimeOffset now, DateTimeOffset? drainingUntil = null)
-        => DesiredStatus == TaskStatus.Stopped ? null : this with
+        => DesiredStatus == EcsTaskStatus.Stopped ? null : this with
         {
-            DesiredStatus = TaskStatus.Stopped,
+            DesiredStatus = EcsTaskStatus.Stopped,
             StoppingAt = StoppingAt ?? now,
             StopSentAt = drainingUntil is null ? now : null,
             DrainingUntil = drainingUntil,
@@ -161,15 +141,15 @@ public sealed record TaskRecord
     public TaskRecord? RecordStopped(string stopCode, string reason, DateTimeOffset now)
         => IsStopped ? null : this with
         {
-            LastStatus = TaskStatus.Stopped,
-            DesiredStatus = TaskStatus.Stopped,
+            LastStatus = EcsTaskStatus.Stopped,
+            DesiredStatus = EcsTaskStatus.Stopped,
             StopCode = StopCode ?? stopCode,
             StoppedReason = StoppedReason ?? reason,
             StoppingAt = StoppingAt ?? now,
             StoppedAt = now,
             ExecutionStoppedAt = ExecutionStoppedAt ?? now,
             StopSentAt = now,
-            Containers = Containers.Select(c => c with { LastStatus = TaskStatus.Stopped }).ToList(),
+            Containers = Containers.Select(c => c with { LastStatus = EcsTaskStatus.Stopped }).ToList(),
         };
 
     private static readonly JsonSerializerOptions Json = TaskMessages.Json;

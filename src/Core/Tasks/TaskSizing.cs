@@ -15,8 +15,8 @@ public static class TaskSizing
     public static TaskNeed Need(TaskDefinitionRecord definition, JsonObject? overrides)
     {
         var containers = Containers(definition, overrides);
-        var taskCpu = ParseInt(overrides?["cpu"]) ?? ParseInt(definition.TaskDefinition["cpu"]);
-        var taskMemory = ParseInt(overrides?["memory"]) ?? ParseInt(definition.TaskDefinition["memory"]);
+        var taskCpu = ParseInt(TaskOverrides.Cpu(overrides)) ?? ParseInt(definition.View.Cpu);
+        var taskMemory = ParseInt(TaskOverrides.Memory(overrides)) ?? ParseInt(definition.View.Memory);
         var cpu = taskCpu ?? containers.Sum(c => c.Cpu);
         var memory = taskMemory ?? containers.Sum(c => c.Memory ?? c.MemoryReservation ?? 0);
 
@@ -26,15 +26,12 @@ public static class TaskSizing
         if (networkMode == TaskDefinitionDefaults.AwsVpc) return new TaskNeed(cpu, memory, [], []);
         var tcp = new List<int>();
         var udp = new List<int>();
-        foreach (var container in definition.ContainerDefinitions)
+        foreach (var mapping in definition.Containers.SelectMany(c => c.PortMappings))
         {
-            foreach (var mapping in container["portMappings"] as JsonArray ?? [])
-            {
-                var containerPort = mapping!["containerPort"]?.GetValue<int>() ?? 0;
-                var hostPort = hostMode ? containerPort : mapping["hostPort"]?.GetValue<int>() ?? 0;
-                if (hostPort <= 0) continue;
-                (mapping["protocol"]?.GetValue<string>() == "udp" ? udp : tcp).Add(hostPort);
-            }
+            var containerPort = mapping.ContainerPort ?? 0;
+            var hostPort = hostMode ? containerPort : mapping.HostPort ?? 0;
+            if (hostPort <= 0) continue;
+            (mapping.Protocol == "udp" ? udp : tcp).Add(hostPort);
         }
         return new TaskNeed(cpu, memory, tcp, udp);
     }
@@ -42,22 +39,19 @@ public static class TaskSizing
     /// <summary>The task's containers with their sizes after overrides, in definition order.</summary>
     public static IReadOnlyList<TaskContainer> Containers(TaskDefinitionRecord definition, JsonObject? overrides)
     {
-        var byName = (overrides?["containerOverrides"] as JsonArray ?? [])
-            .OfType<JsonObject>()
-            .Where(o => o["name"] is not null)
-            .ToDictionary(o => o["name"]!.GetValue<string>(), StringComparer.Ordinal);
-        return definition.ContainerDefinitions.Select(c =>
+        var byName = TaskOverrides.ContainerOverrides(overrides);
+        return definition.Containers.Select(c =>
         {
-            var name = c["name"]!.GetValue<string>();
+            var name = c.Name;
             byName.TryGetValue(name, out var o);
             return new TaskContainer
             {
                 Name = name,
                 Id = Guid.NewGuid().ToString(),
-                Image = c["image"]!.GetValue<string>(),
-                Cpu = o?["cpu"]?.GetValue<int>() ?? c["cpu"]?.GetValue<int>() ?? 0,
-                Memory = o?["memory"]?.GetValue<int>() ?? c["memory"]?.GetValue<int>(),
-                MemoryReservation = o?["memoryReservation"]?.GetValue<int>() ?? c["memoryReservation"]?.GetValue<int>(),
+                Image = c.Image,
+                Cpu = o?.Cpu ?? c.Cpu,
+                Memory = o?.Memory ?? c.Memory,
+                MemoryReservation = o?.MemoryReservation ?? c.MemoryReservation,
             };
         }).ToList();
     }
@@ -65,13 +59,9 @@ public static class TaskSizing
     /// <summary>Names in <c>containerOverrides</c> that the definition does not have.</summary>
     public static IEnumerable<string> UnknownOverrideNames(TaskDefinitionRecord definition, JsonObject? overrides)
     {
-        var names = definition.ContainerDefinitions.Select(c => c["name"]!.GetValue<string>()).ToHashSet(StringComparer.Ordinal);
-        return (overrides?["containerOverrides"] as JsonArray ?? [])
-            .Select(o => o?["name"]?.GetValue<string>())
-            .Where(n => n is not null && !names.Contains(n))
-            .Select(n => n!);
+        var names = definition.Containers.Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
+        return TaskOverrides.ContainerNames(overrides).Where(n => !names.Contains(n));
     }
 
-    private static int? ParseInt(JsonNode? node)
-        => node?.GetValue<string>() is { } text && int.TryParse(text, out var value) ? value : null;
+    private static int? ParseInt(string? text) => int.TryParse(text, out var value) ? value : null;
 }

@@ -59,7 +59,7 @@ public sealed class TaskStateApplier(
         // A service's task started or stopped: its service decides what follows (replace it, advance
         // a rollout). PENDING and STOPPING change nothing a reconcile would act on, so they cost none.
         foreach (var service in applied
-                     .Where(a => a.Task.ServiceName is not null && a.Change.LastStatus is TaskStatus.Running or TaskStatus.Stopped)
+                     .Where(a => a.Task.ServiceName is not null && a.Change.LastStatus is EcsTaskStatus.Running or EcsTaskStatus.Stopped)
                      .Select(a => new ServiceKey(a.Task.Cluster, a.Task.ServiceName!)).Distinct())
             await reconcile.EnqueueAsync(service, null, cancellationToken);
     }
@@ -73,7 +73,7 @@ public sealed class TaskStateApplier(
         // A stopped task is final: a later STOPPED report may only fill in exit codes it lacked.
         if (task.IsStopped)
         {
-            if (change.LastStatus != TaskStatus.Stopped) return null;
+            if (change.LastStatus != EcsTaskStatus.Stopped) return null;
             var completed = task with
             {
                 Containers = task.Containers.Select(c => change.Containers.FirstOrDefault(r => r.Name == c.Name) is { } report
@@ -85,15 +85,15 @@ public sealed class TaskStateApplier(
         }
 
         var newer = task.ObservedAt is null || change.ObservedAt >= task.ObservedAt;
-        var forward = TaskStatus.IsForward(task.LastStatus, change.LastStatus);
-        var stopping = forward && change.LastStatus == TaskStatus.Stopped;
+        var forward = EcsTaskStatus.IsForward(task.LastStatus, change.LastStatus);
+        var stopping = forward && change.LastStatus == EcsTaskStatus.Stopped;
 
         var containers = task.Containers.Select(c =>
         {
             var report = change.Containers.FirstOrDefault(r => r.Name == c.Name);
             var merged = report is null ? c : c with
             {
-                LastStatus = TaskStatus.IsForward(c.LastStatus, report.LastStatus) ? report.LastStatus : c.LastStatus,
+                LastStatus = EcsTaskStatus.IsForward(c.LastStatus, report.LastStatus) ? report.LastStatus : c.LastStatus,
                 RuntimeId = c.RuntimeId ?? report.RuntimeId,
                 ExitCode = c.ExitCode ?? report.ExitCode,
                 Reason = c.Reason ?? report.Reason,
@@ -102,7 +102,7 @@ public sealed class TaskStateApplier(
                 NetworkBindings = report.NetworkBindings.Count > 0 && c.NetworkBindings.Count == 0 ? report.NetworkBindings : c.NetworkBindings,
             };
             // A stopped task has no running containers, whatever the last report said of each.
-            return stopping && merged.LastStatus != TaskStatus.Stopped ? merged with { LastStatus = TaskStatus.Stopped } : merged;
+            return stopping && merged.LastStatus != EcsTaskStatus.Stopped ? merged with { LastStatus = EcsTaskStatus.Stopped } : merged;
         }).ToList();
 
         var merged = task with
@@ -120,7 +120,7 @@ public sealed class TaskStateApplier(
         {
             merged = merged with
             {
-                DesiredStatus = TaskStatus.Stopped,
+                DesiredStatus = EcsTaskStatus.Stopped,
                 StoppingAt = task.StoppingAt ?? now,
                 StoppedAt = now,
                 ExecutionStoppedAt = task.ExecutionStoppedAt ?? change.ExecutionStoppedAt ?? now,
@@ -129,7 +129,7 @@ public sealed class TaskStateApplier(
                 StoppedReason = task.StoppedReason ?? change.StoppedReason,
             };
         }
-        else if (forward && change.LastStatus == TaskStatus.Stopping)
+        else if (forward && change.LastStatus == EcsTaskStatus.Stopping)
         {
             merged = merged with { StoppingAt = task.StoppingAt ?? now };
         }

@@ -105,7 +105,7 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
     public async Task<int> DeleteStoppedBeforeAsync(DateTimeOffset before, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        return await table.DeleteMatchingAsync(TableClient.CreateQueryFilter($"LastStatus eq {TaskStatus.Stopped} and StoppedAt lt {before}"), cancellationToken);
+        return await table.DeleteMatchingAsync(TableClient.CreateQueryFilter($"LastStatus eq {EcsTaskStatus.Stopped} and StoppedAt lt {before}"), cancellationToken);
     }
 
     /// <summary>
@@ -198,7 +198,7 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
         if (filter.StartedBy is { } startedBy) clauses.Add(TableClient.CreateQueryFilter($"StartedBy eq {startedBy}"));
         if (filter.ContainerInstanceId is { } instance) clauses.Add(TableClient.CreateQueryFilter($"ContainerInstanceId eq {instance}"));
         if (filter.DesiredStatus is { } desired) clauses.Add(TableClient.CreateQueryFilter($"DesiredStatus eq {desired}"));
-        if (filter.NotStopped) clauses.Add(TableClient.CreateQueryFilter($"LastStatus ne {TaskStatus.Stopped}"));
+        if (filter.NotStopped) clauses.Add(TableClient.CreateQueryFilter($"LastStatus ne {EcsTaskStatus.Stopped}"));
         if (filter.LaunchType is { } launchType) clauses.Add(TableClient.CreateQueryFilter($"LaunchType eq {launchType}"));
 
         return await table.TakeAsync<TableEntity>(TableQueries.And(clauses), take, select, cancellationToken);
@@ -214,7 +214,7 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
     /// </summary>
     public Task<IReadOnlyList<TaskRecord>> ListLiveAsync(string cluster, CancellationToken cancellationToken)
         => ListDeadlineRowsAsync(TableClient.CreateQueryFilter(
-            $"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and LastStatus ne {TaskStatus.Stopped}"), cancellationToken);
+            $"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and LastStatus ne {EcsTaskStatus.Stopped}"), cancellationToken);
 
     /// <summary>
     /// As <see cref="ListLiveAsync"/>, only the tasks the delivery sweep must act on now: placed
@@ -225,7 +225,7 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
     /// </summary>
     public Task<IReadOnlyList<TaskRecord>> ListDeliveryDueAsync(string cluster, DateTimeOffset placedBy, DateTimeOffset now, CancellationToken cancellationToken)
         => ListDeadlineRowsAsync(TableClient.CreateQueryFilter(
-            $"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and LastStatus ne {TaskStatus.Stopped} and (AwaitingAckSince le {placedBy} or StopDueAt le {now})"),   // TaskRecord.AwaitingAckSinceColumn, StopDueAtColumn (a name in the filter is not a parameter)
+            $"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and LastStatus ne {EcsTaskStatus.Stopped} and (AwaitingAckSince le {placedBy} or StopDueAt le {now})"),   // TaskRecord.AwaitingAckSinceColumn, StopDueAtColumn (a name in the filter is not a parameter)
             cancellationToken);
 
     /// <summary>
@@ -237,11 +237,11 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
         string cluster, DateTimeOffset placedBy, DateTimeOffset now, DateTimeOffset stoppedSince, CancellationToken cancellationToken)
     {
         var rows = await ListDeadlineRowsAsync(TableClient.CreateQueryFilter(
-            $"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and ((LastStatus ne {TaskStatus.Stopped} and (AwaitingAckSince le {placedBy} or StopDueAt le {now})) or (LastStatus eq {TaskStatus.Stopped} and StoppedAt ge {stoppedSince}))"),
+            $"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and ((LastStatus ne {EcsTaskStatus.Stopped} and (AwaitingAckSince le {placedBy} or StopDueAt le {now})) or (LastStatus eq {EcsTaskStatus.Stopped} and StoppedAt ge {stoppedSince}))"),
             cancellationToken);
         return (
-            rows.Where(t => t.LastStatus != TaskStatus.Stopped).ToList(),
-            rows.Where(t => t.LastStatus == TaskStatus.Stopped).Select(t => new TaskKey(t.Cluster, t.Id)).ToList());
+            rows.Where(t => t.LastStatus != EcsTaskStatus.Stopped).ToList(),
+            rows.Where(t => t.LastStatus == EcsTaskStatus.Stopped).Select(t => new TaskKey(t.Cluster, t.Id)).ToList());
     }
 
     /// <summary>
@@ -252,7 +252,7 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
         var filter = TableClient.CreateQueryFilter(
-            $"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and LastStatus eq {TaskStatus.Stopped} and StoppedAt ge {since}");
+            $"PartitionKey gt {cluster + "|"} and PartitionKey lt {cluster + "|~"} and LastStatus eq {EcsTaskStatus.Stopped} and StoppedAt ge {since}");
         var (entities, _) = await table.TakeAsync<TableEntity>(filter, int.MaxValue, KeyColumns, cancellationToken);
         return entities.Select(e => new TaskKey(e.GetString("Cluster"), e.RowKey)).ToList();
     }

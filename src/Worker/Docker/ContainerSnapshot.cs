@@ -9,14 +9,6 @@ public enum ContainerKnownStatus
     Stopped,
 }
 
-/// <summary>Health as ECS reports it.</summary>
-public static class HealthStatus
-{
-    public const string Healthy = "HEALTHY";
-    public const string Unhealthy = "UNHEALTHY";
-    public const string Unknown = "UNKNOWN";
-}
-
 /// <summary>
 /// What the worker knows about one container at a moment: the input of the pure decisions
 /// (<see cref="DependencyConditions"/>, <see cref="TaskStatusRules"/>).

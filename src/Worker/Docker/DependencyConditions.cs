@@ -1,3 +1,5 @@
+using Serverless.Core.Tasks;
+
 namespace Serverless.Worker.Docker;
 
 /// <summary>Where a <c>dependsOn</c> condition stands: wait, go, or give up (with the agent's reason).</summary>

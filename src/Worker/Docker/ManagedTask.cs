@@ -1,6 +1,5 @@
 using Serverless.Core.Tasks;
 using Serverless.Worker.Reporting;
-using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Worker.Docker;
 
@@ -33,10 +32,10 @@ internal sealed class ManagedTask
 
     public IReadOnlyList<ManagedContainer> Containers { get; }
 
-    public string DesiredStatus { get; set; } = CoreTaskStatus.Running;
+    public string DesiredStatus { get; set; } = EcsTaskStatus.Running;
 
     /// <summary>PENDING, RUNNING, STOPPING or STOPPED.</summary>
-    public string KnownStatus { get; set; } = CoreTaskStatus.Pending;
+    public string KnownStatus { get; set; } = EcsTaskStatus.Pending;
 
     public DateTimeOffset? PullStartedAt { get; set; }
     public DateTimeOffset? PullStoppedAt { get; set; }
@@ -98,9 +97,9 @@ internal sealed class ManagedTask
         PullStartedAt = PullStartedAt,
         PullStoppedAt = PullStoppedAt,
         StartedAt = StartedAt,
-        ExecutionStoppedAt = KnownStatus == CoreTaskStatus.Stopped ? ExecutionStoppedAt : null,
-        StopCode = KnownStatus == CoreTaskStatus.Stopped ? StopCode : null,
-        StoppedReason = KnownStatus == CoreTaskStatus.Stopped ? StoppedReason : null,
+        ExecutionStoppedAt = KnownStatus == EcsTaskStatus.Stopped ? ExecutionStoppedAt : null,
+        StopCode = KnownStatus == EcsTaskStatus.Stopped ? StopCode : null,
+        StoppedReason = KnownStatus == EcsTaskStatus.Stopped ? StoppedReason : null,
         HealthStatus = TaskStatusRules.TaskHealth(States()),
         // The pause container is the worker's own business, as in the agent: never reported.
         Containers = Containers.Where(c => !c.Plan.Internal).Select(c => c.Report()).ToList(),
@@ -193,9 +192,9 @@ internal sealed class ManagedContainer(ContainerPlan plan)
         RuntimeId = DockerId,
         LastStatus = Status switch
         {
-            ContainerKnownStatus.Running => CoreTaskStatus.Running,
-            ContainerKnownStatus.Stopped => CoreTaskStatus.Stopped,
-            _ => CoreTaskStatus.Pending,
+            ContainerKnownStatus.Running => EcsTaskStatus.Running,
+            ContainerKnownStatus.Stopped => EcsTaskStatus.Stopped,
+            _ => EcsTaskStatus.Pending,
         },
         ExitCode = ExitCode,
         Reason = Reason,

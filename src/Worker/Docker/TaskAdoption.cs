@@ -3,7 +3,6 @@ using Microsoft.Extensions.Logging;
 using Serverless.Core;
 using Serverless.Core.Tasks;
 using Serverless.Worker.Registration;
-using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Worker.Docker;
 
@@ -45,7 +44,7 @@ public sealed class TaskAdoption(TaskRunner runner, TaskStore tasks, WorkerIdent
                     await runner.AdoptToStopAsync(cluster, taskArn, found, null, TaskNoLongerExists, report: true, cancellationToken);
                 else if (row.IsStopped || row.ContainerInstanceId != identity.InstanceId)
                     await runner.AdoptToStopAsync(cluster, taskArn, found, null, row.StoppedReason, report: false, cancellationToken);
-                else if (row.DesiredStatus == CoreTaskStatus.Stopped)
+                else if (row.DesiredStatus == EcsTaskStatus.Stopped)
                     await runner.AdoptToStopAsync(cluster, taskArn, found, null, row.StoppedReason, report: true, cancellationToken);
                 else
                     await runner.AdoptAsync(row, taskArn, found, cancellationToken);
@@ -67,11 +66,11 @@ public sealed class TaskAdoption(TaskRunner runner, TaskStore tasks, WorkerIdent
             var taskArn = arns.Task(row.Cluster, row.Id);
             if (withContainers.Contains(taskArn) || runner.TaskArns.Contains(taskArn) || runner.HasFinished(taskArn)) continue;
             var names = row.Containers.Select(c => c.Name);
-            if (row.DesiredStatus == CoreTaskStatus.Stopped)
+            if (row.DesiredStatus == EcsTaskStatus.Stopped)
             {
                 await runner.ReportStoppedAsync(row.Cluster, taskArn, null, row.StoppedReason, names, null, cancellationToken);
             }
-            else if (CoreTaskStatus.Rank(row.LastStatus) >= CoreTaskStatus.Rank(CoreTaskStatus.Running))
+            else if (EcsTaskStatus.Rank(row.LastStatus) >= EcsTaskStatus.Rank(EcsTaskStatus.Running))
             {
                 logger.LogWarning("{TaskArn} was {LastStatus} but its containers are gone", taskArn, row.LastStatus);
                 await runner.ReportStoppedAsync(row.Cluster, taskArn, TaskRunner.EssentialContainerExited, TaskRunner.StoppedWhileWorkerWasDown,

@@ -51,36 +51,35 @@ public sealed record TaskPermissions(
     /// </summary>
     public string? Refusal(JsonObject taskDefinition)
     {
-        if (!HostNetwork && taskDefinition["networkMode"]?.GetValue<string>() == "host")
+        var view = new TaskDefinitionView(taskDefinition);
+        if (!HostNetwork && view.NetworkMode == TaskDefinitionDefaults.Host)
             return Refused("the host network mode is", nameof(WorkerOptions.AllowHostNetwork));
-        if (!HostPidMode && taskDefinition["pidMode"]?.GetValue<string>() == "host")
+        if (!HostPidMode && view.PidMode == "host")
             return Refused("pidMode host is", nameof(WorkerOptions.AllowHostPidMode));
-        if (!HostIpcMode && taskDefinition["ipcMode"]?.GetValue<string>() == "host")
+        if (!HostIpcMode && view.IpcMode == "host")
             return Refused("ipcMode host is", nameof(WorkerOptions.AllowHostIpcMode));
 
-        foreach (var node in taskDefinition["containerDefinitions"] as JsonArray ?? [])
+        foreach (var container in view.ContainerDefinitions)
         {
-            var container = (JsonObject)node!;
-            if (!Privileged && container["privileged"]?.GetValue<bool>() == true)
+            if (!Privileged && container.Privileged)
                 return Refused("privileged containers are", nameof(WorkerOptions.AllowPrivileged));
-            if (!AddedCapabilities && container["linuxParameters"]?["capabilities"]?["add"] is JsonArray { Count: > 0 })
+            if (!AddedCapabilities && container.LinuxParameters?.AddedCapabilities.Count > 0)
                 return Refused("added Linux capabilities (linuxParameters.capabilities.add) are", nameof(WorkerOptions.AllowAddedCapabilities));
-            if (!Devices && container["linuxParameters"]?["devices"] is JsonArray { Count: > 0 })
+            if (!Devices && container.LinuxParameters?.Devices.Count > 0)
                 return Refused("host devices (linuxParameters.devices) are", nameof(WorkerOptions.AllowDevices));
-            if (!SecurityOptions && (container["dockerSecurityOptions"] as JsonArray ?? []).Any(o => HostAccessAttributes.LoosensConfinement(o!.GetValue<string>())))
+            if (!SecurityOptions && container.DockerSecurityOptions.Any(HostAccessAttributes.LoosensConfinement))
                 return Refused("Docker security options other than no-new-privileges are", nameof(WorkerOptions.AllowSecurityOptions));
         }
 
-        foreach (var node in taskDefinition["volumes"] as JsonArray ?? [])
+        foreach (var volume in view.Volumes)
         {
-            var volume = (JsonObject)node!;
-            var name = volume["name"]?.GetValue<string>();
-            if (volume["host"]?["sourcePath"]?.GetValue<string>() is { Length: > 0 } sourcePath && !MayMount(sourcePath))
+            var name = volume.Json["name"]?.GetValue<string>();
+            if (volume.HostSourcePath is { Length: > 0 } sourcePath && !MayMount(sourcePath))
             {
                 return $"CannotCreateContainerError: volume {name}: host path {sourcePath} is not allowed on this worker "
                        + $"(Worker__{nameof(WorkerOptions.AllowedHostPaths)}={string.Join(';', AllowedHostPaths)})";
             }
-            if (!VolumeDriverOptions && volume["dockerVolumeConfiguration"] is JsonObject docker && NeedsDriverOptions(docker))
+            if (!VolumeDriverOptions && volume.DockerVolumeConfiguration is { NeedsDriverOptions: true })
             {
                 return $"ResourceInitializationError: volume {name}: Docker volume drivers other than local, and driver options, are disabled on this worker "
                        + $"(Worker__{nameof(WorkerOptions.AllowVolumeDriverOptions)}=false)";
@@ -110,9 +109,6 @@ public sealed record TaskPermissions(
     /// A Docker volume that is not the plain local driver: another driver, or any driver options
     /// (the local driver's <c>type=none,o=bind,device=/</c> is a bind mount of any host path).
     /// </summary>
-    public static bool NeedsDriverOptions(JsonObject dockerVolumeConfiguration)
-        => (dockerVolumeConfiguration["driver"]?.GetValue<string>() ?? "local") != "local"
-           || dockerVolumeConfiguration["driverOpts"] is JsonObject { Count: > 0 };
 
     private static string? Normalize(string path)
     {

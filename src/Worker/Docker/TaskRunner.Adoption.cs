@@ -2,7 +2,6 @@ using System.Globalization;
 using Docker.DotNet.Models;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Tasks;
-using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Worker.Docker;
 
@@ -81,9 +80,9 @@ public sealed partial class TaskRunner
         var family = DockerLabels.Get(first, DockerLabels.TaskDefinitionFamily) ?? "unknown";
         var revision = int.TryParse(DockerLabels.Get(first, DockerLabels.TaskDefinitionVersion), NumberStyles.None, CultureInfo.InvariantCulture, out var r) ? r : 0;
         var definition = await _definitions.FindAsync(_arns.TaskDefinition(family, revision), cancellationToken);
-        var stopTimeouts = (definition?.ContainerDefinitions ?? []).ToDictionary(
-            c => c["name"]!.GetValue<string>(),
-            c => c["stopTimeout"] is { } seconds ? TimeSpan.FromSeconds(seconds.GetValue<int>()) : Defaults().StopTimeout);
+        var stopTimeouts = (definition?.Containers ?? []).ToDictionary(
+            c => c.Name,
+            c => c.StopTimeout is { } seconds ? TimeSpan.FromSeconds(seconds) : Defaults().StopTimeout);
 
         // A plan just good enough to stop: one entry per container found, named as Docker has it.
         var plans = containers

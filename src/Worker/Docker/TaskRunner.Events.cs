@@ -1,7 +1,6 @@
 using System.Globalization;
 using Docker.DotNet.Models;
 using Microsoft.Extensions.Logging;
-using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Worker.Docker;
 

@@ -3,7 +3,6 @@ using Docker.DotNet.Models;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Tasks;
 using Serverless.Core.Telemetry;
-using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Worker.Docker;
 
@@ -19,7 +18,7 @@ public sealed partial class TaskRunner
         // PENDING is worth a report only when RUNNING does not follow quickly, and only for a task
         // its row lets start.
         _reporter.PublishLater(task.Reports,
-            () => task.StartAllowed is { IsCompletedSuccessfully: true, Result: true } ? SnapshotIf(task, CoreTaskStatus.Pending) : null,
+            () => task.StartAllowed is { IsCompletedSuccessfully: true, Result: true } ? SnapshotIf(task, EcsTaskStatus.Pending) : null,
             _shutdown.Token);
     }
 
@@ -442,14 +441,14 @@ public sealed partial class TaskRunner
                     (stopCode, stopReason) = (TaskFailedToStart, stoppedEssential.Reason ?? "CannotStartContainerError: the container did not start");
                 }
             }
-            else if (task.KnownStatus == CoreTaskStatus.Pending && TaskStatusRules.IsRunning(task.States()))
+            else if (task.KnownStatus == EcsTaskStatus.Pending && TaskStatusRules.IsRunning(task.States()))
             {
-                task.KnownStatus = CoreTaskStatus.Running;
+                task.KnownStatus = EcsTaskStatus.Running;
                 task.StartedAt ??= Now();
                 Telemetry.TasksStarted.Add(1, new KeyValuePair<string, object?>("ecs.cluster", task.Cluster));
                 publish = counts = true;
             }
-            else if (task.KnownStatus == CoreTaskStatus.Running)
+            else if (task.KnownStatus == EcsTaskStatus.Running)
             {
                 publish = true;
             }
@@ -465,7 +464,7 @@ public sealed partial class TaskRunner
             _logger.LogInformation("{TaskArn} is RUNNING", task.TaskArn);
             CountsChanged?.Invoke();
         }
-        if (publish) Background(_reporter.PublishAsync(task.Reports, () => SnapshotIf(task, CoreTaskStatus.Running), _shutdown.Token));
+        if (publish) Background(_reporter.PublishAsync(task.Reports, () => SnapshotIf(task, EcsTaskStatus.Running), _shutdown.Token));
     }
 
     /// <summary>The task's report if its known status is <paramref name="status"/>, else null (it moved on).</summary>

@@ -2,7 +2,6 @@ using Docker.DotNet;
 using Docker.DotNet.Models;
 using Microsoft.Extensions.Logging;
 using Serverless.Core.Tasks;
-using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Worker.Docker;
 
@@ -18,10 +17,10 @@ public sealed partial class TaskRunner
         lock (task.Gate)
         {
             if (task.StopSequence is not null) return;
-            task.DesiredStatus = CoreTaskStatus.Stopped;
+            task.DesiredStatus = EcsTaskStatus.Stopped;
             task.StopCode ??= stopCode;
             task.StoppedReason ??= reason;
-            if (task.KnownStatus != CoreTaskStatus.Stopped) task.KnownStatus = CoreTaskStatus.Stopping;
+            if (task.KnownStatus != EcsTaskStatus.Stopped) task.KnownStatus = EcsTaskStatus.Stopping;
             task.StopSequence = Task.Run(() => RunStopSequenceAsync(task, report));
             task.Pulse();
         }
@@ -29,7 +28,7 @@ public sealed partial class TaskRunner
         // Outside the gate: cancelling runs the waiters' continuations.
         task.Lifetime.Cancel();
         if (commanded && report)
-            _reporter.PublishLater(task.Reports, () => SnapshotIf(task, CoreTaskStatus.Stopping), _shutdown.Token);
+            _reporter.PublishLater(task.Reports, () => SnapshotIf(task, EcsTaskStatus.Stopping), _shutdown.Token);
         CountsChanged?.Invoke();
     }
 
@@ -64,11 +63,11 @@ public sealed partial class TaskRunner
             lock (task.Gate)
             {
                 foreach (var container in task.Containers) container.MarkStopped(null, null);
-                task.KnownStatus = CoreTaskStatus.Stopped;
+                task.KnownStatus = EcsTaskStatus.Stopped;
                 task.ExecutionStoppedAt ??= Now();
                 task.Pulse();
             }
-            if (report) await _reporter.PublishAsync(task.Reports, () => SnapshotIf(task, CoreTaskStatus.Stopped), token);
+            if (report) await _reporter.PublishAsync(task.Reports, () => SnapshotIf(task, EcsTaskStatus.Stopped), token);
             _logger.LogInformation("{TaskArn} is STOPPED ({StopCode}): {StoppedReason}", task.TaskArn, task.StopCode ?? "commanded", task.StoppedReason);
             Finish(task);
             Background(CleanUpAsync(task, strays, token));
@@ -362,14 +361,14 @@ public sealed partial class TaskRunner
             Cluster = cluster,
             TaskArn = taskArn,
             ContainerInstanceArn = _identity.ContainerInstanceArn,
-            LastStatus = CoreTaskStatus.Stopped,
+            LastStatus = EcsTaskStatus.Stopped,
             StopCode = stopCode,
             StoppedReason = reason,
             ExecutionStoppedAt = now,
             Containers = containerNames.Select(name => new ContainerStateChange
             {
                 Name = name,
-                LastStatus = CoreTaskStatus.Stopped,
+                LastStatus = EcsTaskStatus.Stopped,
                 Reason = containerReason,
             }).ToList(),
             ObservedAt = now,

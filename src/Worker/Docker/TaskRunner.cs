@@ -7,7 +7,6 @@ using Serverless.Core.Tasks;
 using Serverless.Worker.Logs;
 using Serverless.Worker.Registration;
 using Serverless.Worker.Reporting;
-using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Worker.Docker;
 
@@ -77,9 +76,9 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
     public event Action? CountsChanged;
 
     /// <summary>Tasks RUNNING (or still stopping: their containers still hold the host's resources).</summary>
-    public int RunningCount => Tasks.Count(t => t.KnownStatus is CoreTaskStatus.Running or CoreTaskStatus.Stopping);
+    public int RunningCount => Tasks.Count(t => t.KnownStatus is EcsTaskStatus.Running or EcsTaskStatus.Stopping);
 
-    public int PendingCount => Tasks.Count(t => t.KnownStatus == CoreTaskStatus.Pending);
+    public int PendingCount => Tasks.Count(t => t.KnownStatus == EcsTaskStatus.Pending);
 
     /// <summary>Task ARNs this worker manages right now.</summary>
     public IReadOnlyCollection<string> TaskArns => [.. _known.Where(e => e.Value.Task is not null).Select(e => e.Key)];
@@ -156,7 +155,7 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
             throw;
         }
 
-        if (refusedBy is { IsStopped: false, DesiredStatus: CoreTaskStatus.Stopped } row)
+        if (refusedBy is { IsStopped: false, DesiredStatus: EcsTaskStatus.Stopped } row)
         {
             _logger.LogInformation("Refused a Start of {TaskArn}: the task is desired STOPPED", command.TaskArn);
             if (await WithdrawAsync(task))
@@ -173,7 +172,7 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
     private static async Task<(bool Allowed, TaskRecord? Row)> StartVerdictAsync(Task<TaskRecord?> reading, bool redelivered)
     {
         var row = await reading;
-        var refused = (row is null && redelivered) || row is { IsStopped: true } || row is { DesiredStatus: CoreTaskStatus.Stopped };
+        var refused = (row is null && redelivered) || row is { IsStopped: true } || row is { DesiredStatus: EcsTaskStatus.Stopped };
         return (!refused, row);
     }
 
@@ -201,8 +200,8 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
         {
             if (task.IsStopping) return false;
             // Never reported: the delayed PENDING report finds nothing to say.
-            task.DesiredStatus = CoreTaskStatus.Stopped;
-            task.KnownStatus = CoreTaskStatus.Stopped;
+            task.DesiredStatus = EcsTaskStatus.Stopped;
+            task.KnownStatus = EcsTaskStatus.Stopped;
         }
         task.Lifetime.Cancel();
         Task start;

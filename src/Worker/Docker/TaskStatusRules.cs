@@ -1,7 +1,6 @@
 using System.Globalization;
 using Docker.DotNet.Models;
 using Serverless.Core.Tasks;
-using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Worker.Docker;
 
@@ -37,8 +36,8 @@ public static class TaskStatusRules
     public static bool ShouldReport(string? lastStatus, string? lastFingerprint, string status, string fingerprint)
     {
         if (lastStatus is null) return true;
-        if (lastStatus == CoreTaskStatus.Stopped) return false;
-        var (last, next) = (CoreTaskStatus.Rank(lastStatus), CoreTaskStatus.Rank(status));
+        if (lastStatus == EcsTaskStatus.Stopped) return false;
+        var (last, next) = (EcsTaskStatus.Rank(lastStatus), EcsTaskStatus.Rank(status));
         if (next != last) return next > last;
         return fingerprint != lastFingerprint;
     }

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Docker.DotNet.Models;
+using Serverless.Core.TaskDefinitions;
+using Serverless.Core.Tasks;
 
 namespace Serverless.Worker.Docker;
 
@@ -21,26 +23,26 @@ public static class TaskTranslation
     /// <param name="suffix">Makes this task's Docker names unique: the agent's random hex.</param>
     public static TaskPlan Plan(JsonObject taskDefinition, TaskContext context, JsonObject? overrides, string suffix, PlanDefaults defaults)
     {
-        var family = taskDefinition["family"]!.GetValue<string>();
-        var revision = taskDefinition["revision"]!.GetValue<int>();
-        var networkMode = taskDefinition["networkMode"]?.GetValue<string>() ?? "bridge";
-        var definitions = (taskDefinition["containerDefinitions"] as JsonArray ?? []).Select(c => (JsonObject)c!).ToList();
+        var view = new TaskDefinitionView(taskDefinition);
+        var family = view.Family;
+        var revision = view.Revision;
+        var networkMode = view.NetworkMode;
+        var definitions = view.ContainerDefinitions;
 
         // A refused task is still translated, so its report names its containers.
-        var refusal = Refusal(taskDefinition, definitions, networkMode) ?? defaults.Permissions.Refusal(taskDefinition);
+        var refusal = Refusal(taskDefinition, definitions) ?? defaults.Permissions.Refusal(taskDefinition);
 
         var volumes = new List<VolumePlan>();
         var sources = new Dictionary<string, string>(StringComparer.Ordinal); // ECS volume name → bind source
-        foreach (var node in taskDefinition["volumes"] as JsonArray ?? [])
+        foreach (var volume in view.Volumes)
         {
-            var volume = (JsonObject)node!;
-            var name = volume["name"]!.GetValue<string>();
-            if (volume["host"]?["sourcePath"]?.GetValue<string>() is { Length: > 0 } sourcePath)
+            var name = volume.Name;
+            if (volume.HostSourcePath is { Length: > 0 } sourcePath)
             {
                 sources[name] = sourcePath;
                 continue;
             }
-            var plan = volume["dockerVolumeConfiguration"] is JsonObject docker
+            var plan = volume.DockerVolumeConfiguration is { } docker
                 ? DockerVolume(name, docker, family, revision, context, suffix)
                 // A volume with no source ("host": {}) is Docker-managed scratch space shared by the
                 // task's containers and removed with the task, as the agent provides it.
@@ -51,12 +53,12 @@ public static class TaskTranslation
         }
 
         var containerOverrides = TaskOverrides.ContainerOverrides(overrides);
-        var dockerNames = definitions.ToDictionary(d => Name(d), d => ContainerName(family, revision, Name(d), suffix), StringComparer.Ordinal);
+        var dockerNames = definitions.ToDictionary(d => d.Name, d => ContainerName(family, revision, d.Name, suffix), StringComparer.Ordinal);
         var containers = definitions
-            .Select(d => Container(d, context, family, revision, networkMode, taskDefinition, containerOverrides.GetValueOrDefault(Name(d)), sources, dockerNames, defaults))
+            .Select(d => Container(d, context, family, revision, networkMode, view, containerOverrides.GetValueOrDefault(d.Name), sources, dockerNames, defaults))
             .ToList();
         var secrets = Serverless.Core.Secrets.SecretReference.Of(taskDefinition);
-        var limits = new TaskLimits(Text(overrides?["cpu"] ?? taskDefinition["cpu"]), Text(overrides?["memory"] ?? taskDefinition["memory"]));
+        var limits = new TaskLimits(TaskOverrides.Cpu(overrides) ?? view.Cpu, TaskOverrides.Memory(overrides) ?? view.Memory);
         if (networkMode != AwsVpc) return new TaskPlan(family, revision, networkMode, containers, volumes, refusal) { Secrets = secrets, Limits = limits };
 
         // awsvpc, as the agent does it: a pause container joins the network of the task's subnet first,
@@ -67,8 +69,6 @@ public static class TaskTranslation
         return new TaskPlan(family, revision, networkMode, joined, volumes, refusal, network) { Secrets = secrets, Limits = limits };
     }
 
-    private static string? Text(JsonNode? node) => node?.GetValueKind() == System.Text.Json.JsonValueKind.String ? node.GetValue<string>() : node?.ToJsonString();
-
     public const string AwsVpc = "awsvpc";
 
     /// <summary>The agent's name for the pause container of an <c>awsvpc</c> task (never reported).</summary>
@@ -78,9 +78,9 @@ public static class TaskTranslation
     /// The pause container: it sleeps, holds the task's network namespace on its subnet's network,
     /// and carries what Docker only takes on the namespace's owner (DNS servers, search domains, extra hosts).
     /// </summary>
-    private static ContainerPlan Pause(List<JsonObject> definitions, TaskContext context, string family, int revision, TaskNetworkPlan network, string suffix, PlanDefaults defaults)
+    private static ContainerPlan Pause(IReadOnlyList<ContainerDefinitionView> definitions, TaskContext context, string family, int revision, TaskNetworkPlan network, string suffix, PlanDefaults defaults)
     {
-        var labels = Labels(new JsonObject(), context, family, revision, PauseContainerName);
+        var labels = Labels(new Dictionary<string, string>(), context, family, revision, PauseContainerName);
         var dockerName = ContainerName(family, revision, "internalecspause", suffix);
         var parameters = new CreateContainerParameters
         {
@@ -91,10 +91,9 @@ public static class TaskTranslation
             HostConfig = new HostConfig
             {
                 NetworkMode = network.Name,
-                DNS = definitions.SelectMany(d => Strings(d["dnsServers"]) ?? []).Distinct().ToList().NullIfEmpty(),
-                DNSSearch = definitions.SelectMany(d => Strings(d["dnsSearchDomains"]) ?? []).Distinct().ToList().NullIfEmpty(),
-                ExtraHosts = definitions.SelectMany(d => d["extraHosts"] as JsonArray ?? [])
-                    .Select(h => $"{h!["hostname"]!.GetValue<string>()}:{h["ipAddress"]!.GetValue<string>()}").Distinct().ToList().NullIfEmpty(),
+                DNS = definitions.SelectMany(d => d.DnsServers).Distinct().ToList().NullIfEmpty(),
+                DNSSearch = definitions.SelectMany(d => d.DnsSearchDomains).Distinct().ToList().NullIfEmpty(),
+                ExtraHosts = definitions.SelectMany(d => d.ExtraHosts).Distinct().ToList().NullIfEmpty(),
             },
         };
         // Essential: without it the task has no network. Killed at once on stop (sleep ignores SIGTERM as PID 1).
@@ -131,13 +130,13 @@ public static class TaskTranslation
     /// Why this worker cannot run the task at all, or null. Every reason is honest: the worker has no
     /// registry credentials, no S3 access, no task ENIs and no EFS/FSx client.
     /// </summary>
-    private static string? Refusal(JsonObject taskDefinition, List<JsonObject> definitions, string networkMode)
+    private static string? Refusal(JsonObject taskDefinition, IReadOnlyList<ContainerDefinitionView> definitions)
     {
         foreach (var container in definitions)
         {
-            if (container["repositoryCredentials"] is not null)
+            if (container.HasRepositoryCredentials)
                 return "ResourceInitializationError: unable to pull secrets or registry auth: private registry authentication (repositoryCredentials) is not supported by this worker";
-            if (container["environmentFiles"] is JsonArray { Count: > 0 })
+            if (container.HasEnvironmentFiles)
                 return "ResourceInitializationError: unable to retrieve environment files: no S3 access is configured on this worker";
         }
         foreach (var node in taskDefinition["volumes"] as JsonArray ?? [])
@@ -159,19 +158,19 @@ public static class TaskTranslation
         return null;
     }
 
-    private static VolumePlan DockerVolume(string name, JsonObject docker, string family, int revision, TaskContext context, string suffix)
+    private static VolumePlan DockerVolume(string name, DockerVolumeConfigurationView docker, string family, int revision, TaskContext context, string suffix)
     {
-        var taskScoped = (docker["scope"]?.GetValue<string>() ?? "task") == "task";
+        var taskScoped = docker.TaskScoped;
         var labels = VolumeLabels(context, taskScoped);
-        foreach (var (key, value) in StringMap(docker["labels"])) labels.TryAdd(key, value);
+        foreach (var (key, value) in docker.Labels) labels.TryAdd(key, value);
         return new VolumePlan(
             name,
             taskScoped ? VolumeName(family, revision, name, suffix) : name,
             taskScoped,
             // A task-scoped volume is always created; a shared one only when asked to (ECS's autoprovision).
-            Autoprovision: taskScoped || docker["autoprovision"]?.GetValue<bool>() == true,
-            docker["driver"]?.GetValue<string>() ?? "local",
-            StringMap(docker["driverOpts"]),
+            Autoprovision: taskScoped || docker.Autoprovision,
+            docker.Driver,
+            new Dictionary<string, string>(docker.DriverOpts, StringComparer.Ordinal),
             labels);
     }
 
@@ -183,16 +182,16 @@ public static class TaskTranslation
     }
 
     private static ContainerPlan Container(
-        JsonObject definition, TaskContext context, string family, int revision, string networkMode, JsonObject taskDefinition,
+        ContainerDefinitionView definition, TaskContext context, string family, int revision, string networkMode, TaskDefinitionView taskDefinition,
         ContainerOverride? containerOverride, Dictionary<string, string> volumeSources, Dictionary<string, string> dockerNames, PlanDefaults defaults)
     {
-        var name = Name(definition);
-        var image = definition["image"]!.GetValue<string>();
-        var cpu = containerOverride?.Cpu ?? Int(definition, "cpu") ?? 0;
-        var memory = containerOverride?.Memory ?? Int(definition, "memory");
-        var memoryReservation = containerOverride?.MemoryReservation ?? Int(definition, "memoryReservation");
-        var stopTimeout = Int(definition, "stopTimeout") is { } stop ? TimeSpan.FromSeconds(stop) : defaults.StopTimeout;
-        var startTimeout = Int(definition, "startTimeout") is { } start ? TimeSpan.FromSeconds(start) : defaults.StartTimeout;
+        var name = definition.Name;
+        var image = definition.Image;
+        var cpu = containerOverride?.Cpu ?? definition.Cpu;
+        var memory = containerOverride?.Memory ?? definition.Memory;
+        var memoryReservation = containerOverride?.MemoryReservation ?? definition.MemoryReservation;
+        var stopTimeout = definition.StopTimeout is { } stop ? TimeSpan.FromSeconds(stop) : defaults.StopTimeout;
+        var startTimeout = definition.StartTimeout is { } start ? TimeSpan.FromSeconds(start) : defaults.StartTimeout;
 
         var host = new HostConfig
         {
@@ -200,37 +199,36 @@ public static class TaskTranslation
             CPUShares = Math.Max(cpu, MinimumCpuShares),
             Memory = (memory ?? 0) * MiB,
             MemoryReservation = (memoryReservation ?? 0) * MiB,
-            Privileged = definition["privileged"]?.GetValue<bool>() ?? false,
-            ReadonlyRootfs = definition["readonlyRootFilesystem"]?.GetValue<bool>() ?? false,
-            DNS = Strings(definition["dnsServers"]),
-            DNSSearch = Strings(definition["dnsSearchDomains"]),
-            SecurityOpt = Strings(definition["dockerSecurityOptions"]),
-            ExtraHosts = (definition["extraHosts"] as JsonArray ?? [])
-                .Select(h => $"{h!["hostname"]!.GetValue<string>()}:{h["ipAddress"]!.GetValue<string>()}").ToList().NullIfEmpty(),
+            Privileged = definition.Privileged,
+            ReadonlyRootfs = definition.ReadonlyRootFilesystem,
+            DNS = Strings(definition.DnsServers),
+            DNSSearch = Strings(definition.DnsSearchDomains),
+            SecurityOpt = Strings(definition.DockerSecurityOptions),
+            ExtraHosts = Strings(definition.ExtraHosts),
         };
-        if (taskDefinition["pidMode"]?.GetValue<string>() is { } pidMode) host.PidMode = pidMode;
-        if (taskDefinition["ipcMode"]?.GetValue<string>() is { } ipcMode) host.IpcMode = ipcMode;
+        if (taskDefinition.PidMode is { } pidMode) host.PidMode = pidMode;
+        if (taskDefinition.IpcMode is { } ipcMode) host.IpcMode = ipcMode;
 
         var parameters = new CreateContainerParameters
         {
             Name = dockerNames[name],
             Image = image,
             Env = Environment(definition, containerOverride),
-            Entrypoint = Strings(definition["entryPoint"]),
-            Cmd = containerOverride?.Command is { } command ? [.. command] : Strings(definition["command"]),
-            WorkingDir = definition["workingDirectory"]?.GetValue<string>(),
-            User = definition["user"]?.GetValue<string>(),
+            Entrypoint = Strings(definition.EntryPoint),
+            Cmd = containerOverride?.Command is { } command ? [.. command] : Strings(definition.Command),
+            WorkingDir = definition.WorkingDirectory,
+            User = definition.User,
             // Docker refuses a host name in host network mode; ECS validation refuses it too.
-            Hostname = networkMode == "host" ? null : definition["hostname"]?.GetValue<string>(),
-            NetworkDisabled = definition["disableNetworking"]?.GetValue<bool>() ?? false,
-            OpenStdin = definition["interactive"]?.GetValue<bool>() ?? false,
-            Tty = definition["pseudoTerminal"]?.GetValue<bool>() ?? false,
-            Labels = Labels(definition, context, family, revision, name),
+            Hostname = networkMode == "host" ? null : definition.Hostname,
+            NetworkDisabled = definition.DisableNetworking,
+            OpenStdin = definition.Interactive,
+            Tty = definition.PseudoTerminal,
+            Labels = Labels(definition.DockerLabels, context, family, revision, name),
             StopTimeout = stopTimeout,
-            Healthcheck = HealthCheck(definition["healthCheck"] as JsonObject),
+            Healthcheck = HealthCheck(definition.HealthCheck),
             HostConfig = host,
         };
-        Logs.AwsLogsConfig.AddLabel(definition, context.TaskArn, name, parameters.Labels);
+        Logs.AwsLogsConfig.AddLabel(definition.LogConfiguration, context.TaskArn, name, parameters.Labels);
 
         var mappings = PortMappings(definition, networkMode);
         if (networkMode != "none" && mappings.Count > 0)
@@ -245,21 +243,18 @@ public static class TaskTranslation
             }
         }
 
-        host.Binds = (definition["mountPoints"] as JsonArray ?? [])
-            .Select(m => (JsonObject)m!)
-            .Where(m => m["sourceVolume"]?.GetValue<string>() is { } source && volumeSources.ContainsKey(source))
-            .Select(m => $"{volumeSources[m["sourceVolume"]!.GetValue<string>()]}:{m["containerPath"]!.GetValue<string>()}"
-                         + (m["readOnly"]?.GetValue<bool>() == true ? ":ro" : ""))
+        host.Binds = definition.MountPoints
+            .Where(m => m.SourceVolume is { } source && volumeSources.ContainsKey(source))
+            .Select(m => $"{volumeSources[m.SourceVolume!]}:{m.ContainerPath}" + (m.ReadOnly ? ":ro" : ""))
             .ToList().NullIfEmpty();
 
-        var volumesFrom = (definition["volumesFrom"] as JsonArray ?? []).Select(v => (JsonObject)v!)
-            .Where(v => dockerNames.ContainsKey(v["sourceContainer"]!.GetValue<string>())).ToList();
+        var volumesFrom = definition.VolumesFrom.Where(v => dockerNames.ContainsKey(v.SourceContainer)).ToList();
         host.VolumesFrom = volumesFrom
-            .Select(v => dockerNames[v["sourceContainer"]!.GetValue<string>()] + (v["readOnly"]?.GetValue<bool>() == true ? ":ro" : ""))
+            .Select(v => dockerNames[v.SourceContainer] + (v.ReadOnly ? ":ro" : ""))
             .ToList().NullIfEmpty();
 
         // Links are legacy bridge networking: "name:alias" with the container's Docker name.
-        var links = (definition["links"] as JsonArray ?? []).Select(l => l!.GetValue<string>()).ToList();
+        var links = definition.Links;
         if (networkMode == "bridge")
         {
             host.Links = links
@@ -269,24 +264,23 @@ public static class TaskTranslation
                 .ToList().NullIfEmpty();
         }
 
-        host.Ulimits = (definition["ulimits"] as JsonArray ?? []).Select(u => new Ulimit
+        host.Ulimits = definition.Ulimits.Select(u => new Ulimit
         {
-            Name = u!["name"]!.GetValue<string>(),
-            Soft = u["softLimit"]!.GetValue<long>(),
-            Hard = u["hardLimit"]!.GetValue<long>(),
+            Name = u.Name,
+            Soft = u.SoftLimit,
+            Hard = u.HardLimit,
         }).ToList().NullIfEmpty();
 
-        if (definition["logConfiguration"] is JsonObject log)
-            host.LogConfig = Logs.AwsLogsConfig.DockerLogConfig(log) ?? new LogConfig { Type = log["logDriver"]!.GetValue<string>(), Config = StringMap(log["options"]) };
+        if (definition.LogConfiguration is { } log)
+            host.LogConfig = Logs.AwsLogsConfig.DockerLogConfig(log) ?? new LogConfig { Type = log.LogDriver!, Config = new Dictionary<string, string>(log.Options) };
 
-        var sysctls = (definition["systemControls"] as JsonArray ?? [])
-            .ToDictionary(s => s!["namespace"]!.GetValue<string>(), s => s!["value"]!.GetValue<string>());
+        var sysctls = definition.SystemControls.ToDictionary(s => s.Key, s => s.Value);
         if (sysctls.Count > 0) host.Sysctls = sysctls;
 
-        if (definition["linuxParameters"] is JsonObject linux) ApplyLinuxParameters(linux, host);
+        if (definition.LinuxParameters is { } linux) ApplyLinuxParameters(linux, host);
 
-        var dependsOn = (definition["dependsOn"] as JsonArray ?? [])
-            .Select(d => new ContainerDependency(d!["containerName"]!.GetValue<string>(), d["condition"]!.GetValue<string>()))
+        var dependsOn = definition.DependsOn
+            .Select(d => new ContainerDependency(d.ContainerName, d.Condition))
             .ToList();
         // A link needs its target running, so the agent treats it as an implicit START dependency.
         foreach (var target in links.Select(l => l.Split(':', 2)[0]).Where(dockerNames.ContainsKey))
@@ -298,12 +292,12 @@ public static class TaskTranslation
             name,
             dockerNames[name],
             image,
-            definition["essential"]?.GetValue<bool>() ?? true,
+            definition.Essential,
             stopTimeout,
             startTimeout,
             parameters.Healthcheck is not null,
             dependsOn,
-            volumesFrom.Select(v => v["sourceContainer"]!.GetValue<string>()).Distinct().ToList(),
+            volumesFrom.Select(v => v.SourceContainer).Distinct().ToList(),
             mappings,
             parameters);
     }
@@ -312,9 +306,9 @@ public static class TaskTranslation
     /// The container's environment: the definition's variables with the override's values for the
     /// same names, in the definition's order, then the override's new names (RunTask's merge).
     /// </summary>
-    public static IList<string> Environment(JsonObject definition, ContainerOverride? containerOverride)
+    public static IList<string> Environment(ContainerDefinitionView definition, ContainerOverride? containerOverride)
     {
-        var merged = new List<KeyValuePair<string, string>>(TaskOverrides.Environment(definition["environment"] as JsonArray));
+        var merged = new List<KeyValuePair<string, string>>(definition.Environment);
         foreach (var (name, value) in containerOverride?.Environment ?? [])
         {
             var index = merged.FindIndex(p => p.Key == name);
@@ -325,9 +319,9 @@ public static class TaskTranslation
     }
 
     /// <summary>The agent's labels over the definition's <c>dockerLabels</c> (ours win a clash), plus the owning instance.</summary>
-    private static Dictionary<string, string> Labels(JsonObject definition, TaskContext context, string family, int revision, string name)
+    private static Dictionary<string, string> Labels(IReadOnlyDictionary<string, string> dockerLabels, TaskContext context, string family, int revision, string name)
     {
-        var labels = StringMap(definition["dockerLabels"]);
+        var labels = new Dictionary<string, string>(dockerLabels, StringComparer.Ordinal);
         labels[DockerLabels.Cluster] = context.Cluster;
         labels[DockerLabels.TaskArn] = context.TaskArn;
         labels[DockerLabels.ContainerName] = name;
@@ -340,17 +334,17 @@ public static class TaskTranslation
     }
 
     /// <summary>ECS's health check in Docker's terms: the command as the test, seconds as durations.</summary>
-    public static HealthConfig? HealthCheck(JsonObject? healthCheck)
+    public static HealthConfig? HealthCheck(HealthCheckView? healthCheck)
     {
-        if (healthCheck?["command"] is not JsonArray command) return null;
+        if (healthCheck?.Command is not { } command) return null;
         return new HealthConfig
         {
-            Test = [.. command.Select(c => c!.GetValue<string>())],
-            Interval = TimeSpan.FromSeconds(healthCheck["interval"]?.GetValue<int>() ?? 30),
-            Timeout = TimeSpan.FromSeconds(healthCheck["timeout"]?.GetValue<int>() ?? 5),
-            Retries = healthCheck["retries"]?.GetValue<int>() ?? 3,
+            Test = [.. command],
+            Interval = TimeSpan.FromSeconds(healthCheck.Interval),
+            Timeout = TimeSpan.FromSeconds(healthCheck.Timeout),
+            Retries = healthCheck.Retries,
             // Docker's StartPeriod is in nanoseconds.
-            StartPeriod = (healthCheck["startPeriod"]?.GetValue<long>() ?? 0) * 1_000_000_000L,
+            StartPeriod = healthCheck.StartPeriod * 1_000_000_000L,
         };
     }
 
@@ -358,20 +352,18 @@ public static class TaskTranslation
     /// The port mappings, one per port (a <c>containerPortRange</c> becomes one ephemeral mapping per
     /// port). In host mode the container's ports are the host's: the host port is the container port.
     /// </summary>
-    public static IReadOnlyList<PortMappingPlan> PortMappings(JsonObject definition, string networkMode)
+    public static IReadOnlyList<PortMappingPlan> PortMappings(ContainerDefinitionView definition, string networkMode)
     {
         var result = new List<PortMappingPlan>();
-        foreach (var node in definition["portMappings"] as JsonArray ?? [])
+        foreach (var mapping in definition.PortMappings)
         {
-            var mapping = (JsonObject)node!;
-            var protocol = mapping["protocol"]?.GetValue<string>() ?? "tcp";
-            if (mapping["containerPort"] is { } containerPortNode)
+            var protocol = mapping.Protocol;
+            if (mapping.ContainerPort is { } containerPort)
             {
-                var containerPort = containerPortNode.GetValue<int>();
-                var hostPort = networkMode == "host" ? containerPort : mapping["hostPort"]?.GetValue<int>() ?? 0;
+                var hostPort = networkMode == "host" ? containerPort : mapping.HostPort ?? 0;
                 result.Add(new PortMappingPlan(containerPort, hostPort, protocol));
             }
-            else if (mapping["containerPortRange"]?.GetValue<string>() is { } range && range.Split('-') is [var low, var high])
+            else if (mapping.ContainerPortRange is { } range && range.Split('-') is [var low, var high])
             {
                 for (var port = int.Parse(low, CultureInfo.InvariantCulture); port <= int.Parse(high, CultureInfo.InvariantCulture); port++)
                     result.Add(new PortMappingPlan(port, networkMode == "host" ? port : 0, protocol));
@@ -382,49 +374,34 @@ public static class TaskTranslation
 
     public static string PortKey(int containerPort, string protocol) => $"{containerPort.ToString(CultureInfo.InvariantCulture)}/{protocol}";
 
-    private static void ApplyLinuxParameters(JsonObject linux, HostConfig host)
+    private static void ApplyLinuxParameters(LinuxParametersView linux, HostConfig host)
     {
-        if (linux["initProcessEnabled"]?.GetValue<bool>() == true) host.Init = true;
-        if (linux["capabilities"] is JsonObject capabilities)
+        if (linux.InitProcessEnabled) host.Init = true;
+        if (linux.HasCapabilities)
         {
-            host.CapAdd = Strings(capabilities["add"]);
-            host.CapDrop = Strings(capabilities["drop"]);
+            host.CapAdd = Strings(linux.AddedCapabilities);
+            host.CapDrop = Strings(linux.DroppedCapabilities);
         }
-        if (linux["sharedMemorySize"]?.GetValue<long>() is { } shm) host.ShmSize = shm * MiB;
-        var tmpfs = (linux["tmpfs"] as JsonArray ?? []).Select(t => (JsonObject)t!).ToDictionary(
-            t => t["containerPath"]!.GetValue<string>(),
-            t => string.Join(',', new[] { $"size={t["size"]!.GetValue<long>().ToString(CultureInfo.InvariantCulture)}m" }
-                .Concat(Strings(t["mountOptions"]) ?? [])));
+        if (linux.SharedMemorySize is { } shm) host.ShmSize = shm * MiB;
+        var tmpfs = linux.Tmpfs.ToDictionary(
+            t => t.ContainerPath,
+            t => string.Join(',', new[] { $"size={t.Size.ToString(CultureInfo.InvariantCulture)}m" }.Concat(t.MountOptions)));
         if (tmpfs.Count > 0) host.Tmpfs = tmpfs;
-        host.Devices = (linux["devices"] as JsonArray ?? []).Select(d => (JsonObject)d!).Select(d => new DeviceMapping
+        host.Devices = linux.Devices.Select(d => new DeviceMapping
         {
-            PathOnHost = d["hostPath"]!.GetValue<string>(),
-            PathInContainer = d["containerPath"]?.GetValue<string>() ?? d["hostPath"]!.GetValue<string>(),
-            CgroupPermissions = Strings(d["permissions"]) is { Count: > 0 } permissions
+            PathOnHost = d.HostPath,
+            PathInContainer = d.ContainerPath,
+            CgroupPermissions = d.Permissions is { Count: > 0 } permissions
                 ? string.Concat(permissions.Select(p => p switch { "read" => "r", "write" => "w", "mknod" => "m", _ => "" }))
                 : "rwm",
         }).ToList().NullIfEmpty();
         // maxSwap is extra swap on top of the hard limit; Docker's MemorySwap is the sum (needs a limit).
-        if (linux["maxSwap"]?.GetValue<long>() is { } maxSwap && host.Memory > 0) host.MemorySwap = host.Memory + maxSwap * MiB;
-        if (linux["swappiness"]?.GetValue<long>() is { } swappiness) host.MemorySwappiness = swappiness;
+        if (linux.MaxSwap is { } maxSwap && host.Memory > 0) host.MemorySwap = host.Memory + maxSwap * MiB;
+        if (linux.Swappiness is { } swappiness) host.MemorySwappiness = swappiness;
     }
 
-    private static string Name(JsonObject definition) => definition["name"]!.GetValue<string>();
-
-    private static int? Int(JsonObject definition, string name) => definition[name] is JsonValue value ? value.GetValue<int>() : null;
-
-    private static IList<string>? Strings(JsonNode? node)
-        => node is JsonArray { Count: > 0 } array ? array.Select(s => s!.GetValue<string>()).ToList() : null;
-
-    private static Dictionary<string, string> StringMap(JsonNode? node)
-    {
-        var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (node is JsonObject map)
-        {
-            foreach (var (key, value) in map) result[key] = value?.GetValue<string>() ?? "";
-        }
-        return result;
-    }
+    /// <summary>Docker's form of a list: null when empty, so Docker keeps the image's own value.</summary>
+    private static IList<string>? Strings(IReadOnlyList<string> values) => values.Count > 0 ? values.ToList() : null;
 
     private static List<T>? NullIfEmpty<T>(this List<T> list) => list.Count == 0 ? null : list;
 }

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
+using Serverless.Core.TaskDefinitions;
 using System.Text.RegularExpressions;
 using Docker.DotNet.Models;
 
@@ -23,15 +23,14 @@ public sealed record AwsLogsConfig(string Group, string? Stream, bool CreateGrou
     public string StreamFor(string dockerId) => Stream ?? dockerId;
 
     /// <summary>What Docker is given for a container whose driver is awslogs: its local json-file driver.</summary>
-    public static LogConfig? DockerLogConfig(JsonObject logConfiguration)
-        => logConfiguration["logDriver"]?.GetValue<string>() == "awslogs" ? new LogConfig { Type = "json-file", Config = new Dictionary<string, string>() } : null;
+    public static LogConfig? DockerLogConfig(LogConfigurationView logConfiguration)
+        => logConfiguration.LogDriver == LogConfigurationView.AwsLogs ? new LogConfig { Type = "json-file", Config = new Dictionary<string, string>() } : null;
 
-    /// <summary>Adds the label that carries the awslogs settings of <paramref name="definition"/>, if it has them.</summary>
-    public static void AddLabel(JsonObject definition, string taskArn, string containerName, IDictionary<string, string> labels)
+    /// <summary>Adds the label that carries the awslogs settings of a container's <paramref name="log"/> configuration, if it has them.</summary>
+    public static void AddLabel(LogConfigurationView? log, string taskArn, string containerName, IDictionary<string, string> labels)
     {
-        if (definition["logConfiguration"] is not JsonObject log || log["logDriver"]?.GetValue<string>() != "awslogs") return;
-        var options = log["options"] as JsonObject ?? [];
-        string? Option(string name) => options[name]?.GetValue<string>();
+        if (log is null || log.LogDriver != LogConfigurationView.AwsLogs) return;
+        string? Option(string name) => log.Option(name);
         var prefix = Option("awslogs-stream-prefix");
         var taskId = taskArn[(taskArn.LastIndexOf('/') + 1)..];
         var multiline = Option("awslogs-multiline-pattern") ?? (Option("awslogs-datetime-format") is { } format ? "^" + DatetimeRegex(format) : null);

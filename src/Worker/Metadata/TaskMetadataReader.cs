@@ -81,7 +81,7 @@ public sealed class TaskMetadataReader(
             if (Limits(task.Plan.Limits) is { } limits) json["Limits"] = limits;
             if (task.PullStartedAt is { } pullStarted) json["PullStartedAt"] = Time(pullStarted);
             if (task.PullStoppedAt is { } pullStopped) json["PullStoppedAt"] = Time(pullStopped);
-            if (task.ExecutionStoppedAt is { } stopped && task.KnownStatus == Core.Tasks.TaskStatus.Stopped) json["ExecutionStoppedAt"] = Time(stopped);
+            if (task.ExecutionStoppedAt is { } stopped && task.KnownStatus == EcsTaskStatus.Stopped) json["ExecutionStoppedAt"] = Time(stopped);
         }
         if (options.AvailabilityZone is { Length: > 0 } zone) json["AvailabilityZone"] = zone;
         json["LaunchType"] = options.CapacityProvider == "FARGATE" ? "FARGATE" : "EC2";
@@ -171,9 +171,9 @@ public sealed class TaskMetadataReader(
             json["KnownStatus"] = container.Status switch
             {
                 ContainerKnownStatus.Created => "CREATED",
-                ContainerKnownStatus.Running => "RUNNING",
-                ContainerKnownStatus.Stopped => "STOPPED",
-                _ => "PENDING",
+                ContainerKnownStatus.Running => EcsTaskStatus.Running,
+                ContainerKnownStatus.Stopped => EcsTaskStatus.Stopped,
+                _ => EcsTaskStatus.Pending,
             };
             if (container.ExitCode is { } exitCode) json["ExitCode"] = exitCode;
         }

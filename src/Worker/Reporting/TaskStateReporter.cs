@@ -6,7 +6,6 @@ using Microsoft.Extensions.Logging;
 using Serverless.Core.Storage;
 using Serverless.Core.Tasks;
 using Serverless.Worker.Docker;
-using CoreTaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Worker.Reporting;
 
@@ -69,7 +68,7 @@ public sealed class TaskStateReporter(StorageClients storage, QueueWake wake, Wo
             var fingerprint = Fingerprint(change);
             if (!TaskStatusRules.ShouldReport(state.LastStatus, state.LastFingerprint, change.LastStatus, fingerprint)) return false;
 
-            await SendAsync(change, transitional: change.LastStatus is CoreTaskStatus.Pending or CoreTaskStatus.Stopping, cancellationToken);
+            await SendAsync(change, transitional: change.LastStatus is EcsTaskStatus.Pending or EcsTaskStatus.Stopping, cancellationToken);
             state.Sent(change.LastStatus, fingerprint);
             logger.LogInformation("Reported {TaskArn} {LastStatus} ({Containers})", change.TaskArn, change.LastStatus,
                 string.Join(", ", change.Containers.Select(c => $"{c.Name} {c.LastStatus}{(c.ExitCode is { } code ? $" exit {code}" : "")}")));
@@ -312,7 +311,7 @@ public sealed class TaskReportState
         LastStatus = status;
         LastFingerprint = fingerprint;
         _first.TrySetResult();
-        if (CoreTaskStatus.Rank(status) >= CoreTaskStatus.Rank(CoreTaskStatus.Stopping)) _stopping.TrySetResult();
-        if (status == CoreTaskStatus.Stopped) _stopped.TrySetResult();
+        if (EcsTaskStatus.Rank(status) >= EcsTaskStatus.Rank(EcsTaskStatus.Stopping)) _stopping.TrySetResult();
+        if (status == EcsTaskStatus.Stopped) _stopped.TrySetResult();
     }
 }

@@ -4,7 +4,6 @@ using Serverless.Core.Api;
 using Serverless.Core.Capacity;
 using Serverless.Core.TaskDefinitions;
 using Serverless.Core.Tasks;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Tests.Capacity;
 
@@ -52,11 +51,11 @@ public sealed class AwsVpcTests
         var task = new TaskRecord
         {
             Cluster = "default", Id = "0123456789abcdef0123456789abcdef", Group = "family:web", TaskDefinitionArn = "td", Family = "web",
-            ContainerInstanceId = "i", LastStatus = TaskStatus.Provisioning, Attachment = attachment,
+            ContainerInstanceId = "i", LastStatus = EcsTaskStatus.Provisioning, Attachment = attachment,
             Containers = [new TaskContainer { Name = "app", Id = "c", Image = "i" }],
         };
-        var running = TaskStateApplier.Merge(task, Report(TaskStatus.Running, new TaskNetworkInterface("172.20.0.2", "02:42:ac:14:00:02")), DateTimeOffset.UnixEpoch)!;
-        Assert.Equal(TaskStatus.Running, running.LastStatus);
+        var running = TaskStateApplier.Merge(task, Report(EcsTaskStatus.Running, new TaskNetworkInterface("172.20.0.2", "02:42:ac:14:00:02")), DateTimeOffset.UnixEpoch)!;
+        Assert.Equal(EcsTaskStatus.Running, running.LastStatus);
         Assert.Equal(NetworkAttachment.Attached, running.Attachment!.Status);
         var json = running.Attachment.ToJson();
         Assert.Equal("ElasticNetworkInterface", json["type"]!.GetValue<string>());
@@ -67,7 +66,7 @@ public sealed class AwsVpcTests
         Assert.Equal(attachment.NetworkInterfaceId, details["networkInterfaceId"]);
         Assert.Equal(attachment.Id, running.Attachment.ContainerInterfaces()[0]!["attachmentId"]!.GetValue<string>());
 
-        var stopped = TaskStateApplier.Merge(running, Report(TaskStatus.Stopped, null), DateTimeOffset.UnixEpoch)!;
+        var stopped = TaskStateApplier.Merge(running, Report(EcsTaskStatus.Stopped, null), DateTimeOffset.UnixEpoch)!;
         Assert.Equal(NetworkAttachment.Deleted, stopped.Attachment!.Status);
         Assert.Equal("172.20.0.2", stopped.Attachment.PrivateIpv4Address);
     }
@@ -79,6 +78,6 @@ public sealed class AwsVpcTests
         ContainerInstanceArn = "ci",
         LastStatus = status,
         NetworkInterface = eni,
-        ObservedAt = DateTimeOffset.UnixEpoch.AddSeconds(status == TaskStatus.Stopped ? 2 : 1),
+        ObservedAt = DateTimeOffset.UnixEpoch.AddSeconds(status == EcsTaskStatus.Stopped ? 2 : 1),
     };
 }

@@ -130,7 +130,7 @@ public sealed class DeployDecisionTests
         var deployment = new Deployment
         {
             Id = Link.DeploymentId, Status = DeploymentStatus.Primary, TaskDefinitionArn = "arn:td/web:2",
-            DesiredCount = 2, RunningCount = 1, PendingCount = 1, RolloutState = DeploymentStatus.InProgress, RolloutStateReason = "in progress",
+            DesiredCount = 2, RunningCount = 1, PendingCount = 1, RolloutState = DeploymentRolloutState.InProgress, RolloutStateReason = "in progress",
         };
         var answer = DeploymentStatusReader.Describe(Link, Service([deployment]), "arn:svc");
         Assert.Equal(("IN_PROGRESS", 1, 2), (answer["rolloutState"]!.GetValue<string>(), answer["runningCount"]!.GetValue<int>(), answer["desiredCount"]!.GetValue<int>()));

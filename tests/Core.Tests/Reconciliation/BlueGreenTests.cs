@@ -3,7 +3,6 @@ using Serverless.Core.Api;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Services;
 using Serverless.Core.Tasks;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Tests.Reconciliation;
 
@@ -35,7 +34,7 @@ public class BlueGreenTests
             var blue = new Deployment
             {
                 Id = "ecs-svc/1", Status = DeploymentStatus.Primary, TaskDefinitionArn = V1, DesiredCount = desired,
-                RolloutState = DeploymentStatus.Completed, CreatedAt = Now.AddHours(-1),
+                RolloutState = DeploymentRolloutState.Completed, CreatedAt = Now.AddHours(-1),
                 Lifecycle = new DeploymentLifecycle { AlternateSlot = false },
             };
             Service = new ServiceRecord
@@ -58,7 +57,7 @@ public class BlueGreenTests
         public TaskRecord NewTask(string deployment, string definition) => new()
         {
             Cluster = "c", Id = $"t{++_next:D4}", Group = "service:web", TaskDefinitionArn = definition, Family = "web",
-            ContainerInstanceId = "i1", StartedBy = deployment, LastStatus = TaskStatus.Running, DesiredStatus = TaskStatus.Running,
+            ContainerInstanceId = "i1", StartedBy = deployment, LastStatus = EcsTaskStatus.Running, DesiredStatus = EcsTaskStatus.Running,
             CreatedAt = Now, StartedAt = Now,
         };
 
@@ -68,7 +67,7 @@ public class BlueGreenTests
             var green = new Deployment
             {
                 Id = "ecs-svc/2", Status = DeploymentStatus.Primary, TaskDefinitionArn = definition, DesiredCount = Service.DesiredCount,
-                RolloutState = DeploymentStatus.InProgress, CreatedAt = Now,
+                RolloutState = DeploymentRolloutState.InProgress, CreatedAt = Now,
             };
             Service = Service with
             {
@@ -102,7 +101,7 @@ public class BlueGreenTests
             foreach (var stop in step.Stop)
             {
                 var i = Tasks.FindIndex(t => t.Id == stop.TaskId);
-                Tasks[i] = Tasks[i] with { DesiredStatus = TaskStatus.Stopped, LastStatus = TaskStatus.Stopped, StoppedReason = stop.Reason };
+                Tasks[i] = Tasks[i] with { DesiredStatus = EcsTaskStatus.Stopped, LastStatus = EcsTaskStatus.Stopped, StoppedReason = stop.Reason };
             }
             foreach (var start in step.Start)
                 for (var i = 0; i < start.Count; i++) Tasks.Add(NewTask(start.DeploymentId, start.TaskDefinitionArn));
@@ -196,7 +195,7 @@ public class BlueGreenTests
         Assert.Empty(world.Live("ecs-svc/1"));
         Assert.Equal(2, world.Live("ecs-svc/2").Count);
 
-        world.StepUntil(w => w.Service.Primary!.RolloutState == DeploymentStatus.Completed);
+        world.StepUntil(w => w.Service.Primary!.RolloutState == DeploymentRolloutState.Completed);
         Assert.Equal("ecs-svc/2", world.Service.Primary!.Id);
         Assert.Contains(world.Service.DeploymentHistory, d => d.Id == "ecs-svc/1");   // still listed by ListServiceDeployments
     }
@@ -263,7 +262,7 @@ public class BlueGreenTests
 
         // A blue container exits while production is still on blue.
         var dead = world.Live("ecs-svc/1")[0];
-        world.Tasks[world.Tasks.FindIndex(t => t.Id == dead.Id)] = dead with { LastStatus = TaskStatus.Stopped, DesiredStatus = TaskStatus.Stopped, StopCode = "EssentialContainerExited" };
+        world.Tasks[world.Tasks.FindIndex(t => t.Id == dead.Id)] = dead with { LastStatus = EcsTaskStatus.Stopped, DesiredStatus = EcsTaskStatus.Stopped, StopCode = "EssentialContainerExited" };
         var step = world.Step();
 
         var start = Assert.Single(step.Start);
@@ -284,7 +283,7 @@ public class BlueGreenTests
             Deployments = world.Service.Deployments.Select(d => d.Id == "ecs-svc/2" ? d with { Lifecycle = d.Lifecycle! with { StopRequested = "ROLLBACK" } } : d).ToList(),
         };
         var dead = world.Live("ecs-svc/1")[0];
-        world.Tasks[world.Tasks.FindIndex(t => t.Id == dead.Id)] = dead with { LastStatus = TaskStatus.Stopped, DesiredStatus = TaskStatus.Stopped, StopCode = "EssentialContainerExited" };
+        world.Tasks[world.Tasks.FindIndex(t => t.Id == dead.Id)] = dead with { LastStatus = EcsTaskStatus.Stopped, DesiredStatus = EcsTaskStatus.Stopped, StopCode = "EssentialContainerExited" };
 
         var step = world.Step();
         Assert.Equal(ServiceDeploymentStatus.RollbackInProgress, world.Lifecycle()!.Status);
@@ -377,7 +376,7 @@ public class BlueGreenTests
     {
         var world = new World(Configuration());
         world.Deploy();
-        world.StepUntil(w => w.Service.Primary!.RolloutState == DeploymentStatus.Completed);
+        world.StepUntil(w => w.Service.Primary!.RolloutState == DeploymentRolloutState.Completed);
         world.Service = world.Service with { Passthrough = world.Service.Passthrough.DeepClone().AsObject() };
         world.Service.Passthrough["deploymentConfiguration"] = new JsonObject { ["strategy"] = "ROLLING" };
         world.Service = world.Service with
@@ -400,14 +399,14 @@ public class BlueGreenTests
         world.TargetHealthy = t => t.StartedBy != "ecs-svc/2";
         var waiting = world.Step();
         Assert.True(waiting.Stop.Count == 0, string.Join("; ", waiting.Stop));
-        Assert.Equal(DeploymentStatus.InProgress, world.Service.Primary!.RolloutState);
+        Assert.Equal(DeploymentRolloutState.InProgress, world.Service.Primary!.RolloutState);
 
         var first = world.Live("ecs-svc/2")[0].Id;
         world.TargetHealthy = t => t.StartedBy != "ecs-svc/2" || t.Id == first;
         Assert.Single(world.Step().Stop);
 
         world.TargetHealthy = _ => true;
-        world.StepUntil(w => w.Service.Primary!.RolloutState == DeploymentStatus.Completed);
+        world.StepUntil(w => w.Service.Primary!.RolloutState == DeploymentRolloutState.Completed);
         Assert.Empty(world.Live("ecs-svc/1"));
     }
 

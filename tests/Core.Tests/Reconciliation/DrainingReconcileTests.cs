@@ -1,7 +1,6 @@
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Tasks;
 using Serverless.TestSupport;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Tests.Reconciliation;
 
@@ -20,7 +19,7 @@ public sealed class DrainingReconcileTests(AzuriteFixture azurite) : IAsyncLifet
     {
         var store = _tables.NewTaskStore();
         foreach (var task in tasks)
-            await store.UpdateAsync(_tables.Cluster, task.Id, t => t with { LastStatus = TaskStatus.Running, StartedAt = _tables.Api.Time.GetUtcNow() }, _token);
+            await store.UpdateAsync(_tables.Cluster, task.Id, t => t with { LastStatus = EcsTaskStatus.Running, StartedAt = _tables.Api.Time.GetUtcNow() }, _token);
     }
 
     [Fact]
@@ -42,14 +41,14 @@ public sealed class DrainingReconcileTests(AzuriteFixture azurite) : IAsyncLifet
         var onB = tasks.Where(t => t.ContainerInstanceId == b.Id).ToList();
         Assert.Equal(2, onB.Count);
         // minimumHealthyPercent 100: the old ones keep running until their replacements do.
-        Assert.All(tasks.Where(t => t.ContainerInstanceId == a.Id), t => Assert.Equal(TaskStatus.Running, t.DesiredStatus));
+        Assert.All(tasks.Where(t => t.ContainerInstanceId == a.Id), t => Assert.Equal(EcsTaskStatus.Running, t.DesiredStatus));
 
         await RunAllAsync(onB);
         await reconciler.ReconcileAsync(new(_tables.Cluster, "web"), _token);
 
         tasks = await _tables.ServiceTasksAsync("web", _token);
-        Assert.All(tasks.Where(t => t.ContainerInstanceId == a.Id), t => Assert.Equal(TaskStatus.Stopped, t.DesiredStatus));
-        Assert.All(tasks.Where(t => t.ContainerInstanceId == b.Id), t => Assert.Equal(TaskStatus.Running, t.DesiredStatus));
+        Assert.All(tasks.Where(t => t.ContainerInstanceId == a.Id), t => Assert.Equal(EcsTaskStatus.Stopped, t.DesiredStatus));
+        Assert.All(tasks.Where(t => t.ContainerInstanceId == b.Id), t => Assert.Equal(EcsTaskStatus.Running, t.DesiredStatus));
         Assert.Equal(4, tasks.Count);
     }
 
@@ -70,7 +69,7 @@ public sealed class DrainingReconcileTests(AzuriteFixture azurite) : IAsyncLifet
         await _tables.NewHealthSweep().SweepClusterAsync(_tables.Cluster, _token);
 
         var orphans = await _tables.ServiceTasksAsync("web", _token);
-        Assert.All(orphans, t => Assert.Equal((TaskStatus.Stopped, TaskStatus.Stopped), (t.LastStatus, t.DesiredStatus)));
+        Assert.All(orphans, t => Assert.Equal((EcsTaskStatus.Stopped, EcsTaskStatus.Stopped), (t.LastStatus, t.DesiredStatus)));
         Assert.All(orphans, t => Assert.Contains("was deregistered", t.StoppedReason));
         Assert.Empty((await _tables.NewInstanceStore().FindAsync(_tables.Cluster, a.Id, _token))!.Reservations);
         Assert.Equal([new Serverless.Core.Services.ServiceKey(_tables.Cluster, "web")], await _tables.Api.ReconcilesAsync(_token));

@@ -2,7 +2,6 @@ using Serverless.Core.ContainerInstances;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Services;
 using Serverless.Core.Tasks;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Tests.Reconciliation;
 
@@ -12,7 +11,7 @@ public class RolloutTests
     private const string V1 = "arn:aws:ecs:us-east-1:000000000000:task-definition/web:1";
     private const string V2 = "arn:aws:ecs:us-east-1:000000000000:task-definition/web:2";
 
-    private static Deployment Deployment(string id, string status, string taskDefinition, string rollout = DeploymentStatus.InProgress) => new()
+    private static Deployment Deployment(string id, string status, string taskDefinition, string rollout = DeploymentRolloutState.InProgress) => new()
     {
         Id = id,
         Status = status,
@@ -32,8 +31,8 @@ public class RolloutTests
 
     private static int _next;
 
-    private static TaskRecord Task(string deployment, string lastStatus = TaskStatus.Running, string? health = null,
-        string desired = TaskStatus.Running, string? stopCode = null, string instance = "i1", int ageSeconds = 60) => new()
+    private static TaskRecord Task(string deployment, string lastStatus = EcsTaskStatus.Running, string? health = null,
+        string desired = EcsTaskStatus.Running, string? stopCode = null, string instance = "i1", int ageSeconds = 60) => new()
     {
         Cluster = "c",
         Id = TaskIds.New("service:web")[..24] + (++_next).ToString("x8"),
@@ -43,11 +42,11 @@ public class RolloutTests
         ContainerInstanceId = instance,
         StartedBy = deployment,
         LastStatus = lastStatus,
-        DesiredStatus = lastStatus == TaskStatus.Stopped ? TaskStatus.Stopped : desired,
+        DesiredStatus = lastStatus == EcsTaskStatus.Stopped ? EcsTaskStatus.Stopped : desired,
         HealthStatus = health,
         StopCode = stopCode,
         CreatedAt = Now.AddSeconds(-ageSeconds),
-        StartedAt = lastStatus == TaskStatus.Running ? Now.AddSeconds(-ageSeconds + 1) : null,
+        StartedAt = lastStatus == EcsTaskStatus.Running ? Now.AddSeconds(-ageSeconds + 1) : null,
     };
 
     private static RolloutStep Step(ServiceRecord service, IEnumerable<TaskRecord> tasks, bool healthCheck = false,
@@ -79,7 +78,7 @@ public class RolloutTests
         var tasks = new[] { Task("d1"), Task("d1") };
         var first = Step(service, tasks);
         Assert.False(first.ChangesTasks);
-        Assert.Equal(DeploymentStatus.Completed, first.Service.Primary!.RolloutState);
+        Assert.Equal(DeploymentRolloutState.Completed, first.Service.Primary!.RolloutState);
         Assert.Contains(first.Service.Events, e => e.Message == "(service web) has reached a steady state.");
         Assert.Contains(first.Service.Events, e => e.Message.Contains("deployment completed"));
 
@@ -90,17 +89,17 @@ public class RolloutTests
     [Fact]
     public void A_stopped_task_is_replaced()
     {
-        var service = Service(2, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentStatus.Completed));
-        var step = Step(service, [Task("d1"), Task("d1", TaskStatus.Stopped, stopCode: "EssentialContainerExited")]);
+        var service = Service(2, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentRolloutState.Completed));
+        var step = Step(service, [Task("d1"), Task("d1", EcsTaskStatus.Stopped, stopCode: "EssentialContainerExited")]);
         Assert.Equal(1, Starting(step));
     }
 
     [Fact]
     public void Scaling_in_stops_pending_tasks_before_running_ones()
     {
-        var service = Service(1, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentStatus.Completed));
+        var service = Service(1, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentRolloutState.Completed));
         var running = Task("d1");
-        var pending = Task("d1", TaskStatus.Pending);
+        var pending = Task("d1", EcsTaskStatus.Pending);
         var step = Step(service, [running, pending]);
         Assert.Equal(pending.Id, Assert.Single(step.Stop).TaskId);
     }
@@ -114,7 +113,7 @@ public class RolloutTests
     [InlineData(3, 100, 133, 0, 0)]
     public void A_rollout_never_exceeds_maximum_percent_nor_falls_below_minimum_healthy(int desired, int min, int max, int started, int stopped)
     {
-        var service = Service(desired, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed))
+        var service = Service(desired, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentRolloutState.Completed))
             with { DeploymentConfiguration = new DeploymentConfiguration(min, max) };
         var old = Enumerable.Range(0, desired).Select(_ => Task("d1")).ToList();
         var step = Step(service, old);
@@ -127,11 +126,11 @@ public class RolloutTests
     [Fact]
     public void A_rollout_drains_the_old_deployment_once_new_tasks_are_healthy_and_then_completes()
     {
-        var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed));
+        var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentRolloutState.Completed));
         var old = new[] { Task("d1"), Task("d1") };
 
         // New tasks pending: nothing old may stop yet (min healthy 100%).
-        var pendingNew = new[] { Task("d2", TaskStatus.Pending), Task("d2", TaskStatus.Pending) };
+        var pendingNew = new[] { Task("d2", EcsTaskStatus.Pending), Task("d2", EcsTaskStatus.Pending) };
         var waiting = Step(service, [.. old, .. pendingNew]);
         Assert.Empty(waiting.Stop);
         Assert.Equal(0, Starting(waiting));
@@ -140,19 +139,19 @@ public class RolloutTests
         var runningNew = new[] { Task("d2"), Task("d2") };
         var draining = Step(service, [.. old, .. runningNew]);
         Assert.Equal(old.Select(t => t.Id).Order(), draining.Stop.Select(s => s.TaskId).Order());
-        Assert.Equal(DeploymentStatus.InProgress, draining.Service.Primary!.RolloutState);
+        Assert.Equal(DeploymentRolloutState.InProgress, draining.Service.Primary!.RolloutState);
 
         // Old ones stopped: the old deployment leaves and the new one completes.
-        var stoppedOld = old.Select(t => t with { LastStatus = TaskStatus.Stopped, DesiredStatus = TaskStatus.Stopped, StopCode = "ServiceSchedulerInitiated" });
+        var stoppedOld = old.Select(t => t with { LastStatus = EcsTaskStatus.Stopped, DesiredStatus = EcsTaskStatus.Stopped, StopCode = "ServiceSchedulerInitiated" });
         var done = Step(draining.Service, [.. stoppedOld, .. runningNew]);
         Assert.Single(done.Service.Deployments);
-        Assert.Equal(DeploymentStatus.Completed, done.Service.Primary!.RolloutState);
+        Assert.Equal(DeploymentRolloutState.Completed, done.Service.Primary!.RolloutState);
     }
 
     [Fact]
     public void A_task_with_a_health_check_counts_as_healthy_only_when_healthy()
     {
-        var service = Service(1, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed));
+        var service = Service(1, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentRolloutState.Completed));
         var old = Task("d1");
         Assert.Empty(Step(service, [old, Task("d2", health: "UNKNOWN")], healthCheck: true).Stop);
         Assert.Equal(old.Id, Assert.Single(Step(service, [old, Task("d2", health: "HEALTHY")], healthCheck: true).Stop).TaskId);
@@ -161,7 +160,7 @@ public class RolloutTests
     [Fact]
     public void An_unhealthy_task_is_replaced_after_the_grace_period_only()
     {
-        var service = Service(1, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentStatus.Completed)) with { HealthCheckGracePeriodSeconds = 120 };
+        var service = Service(1, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentRolloutState.Completed)) with { HealthCheckGracePeriodSeconds = 120 };
         var young = Task("d1", health: "UNHEALTHY", ageSeconds: 30);
         var inGrace = Step(service, [young], healthCheck: true);
         Assert.Empty(inGrace.Stop);
@@ -186,7 +185,7 @@ public class RolloutTests
     [Fact]
     public void A_task_whose_target_is_unhealthy_is_replaced_after_the_grace_period_only()
     {
-        var service = Service(1, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentStatus.Completed)) with { HealthCheckGracePeriodSeconds = 120 };
+        var service = Service(1, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentRolloutState.Completed)) with { HealthCheckGracePeriodSeconds = 120 };
         var young = Task("d1", ageSeconds: 30);
         var inGrace = StepBehindTargets(service, [young], young);
         Assert.Empty(inGrace.Stop);
@@ -207,7 +206,7 @@ public class RolloutTests
     [Fact]
     public void A_task_whose_target_is_healthy_or_not_yet_checked_stays()
     {
-        var service = Service(2, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentStatus.Completed));
+        var service = Service(2, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentRolloutState.Completed));
         var step = StepBehindTargets(service, [Task("d1", ageSeconds: 300), Task("d1", ageSeconds: 300)]);
         Assert.Empty(step.Stop);
         Assert.Empty(step.Start);
@@ -217,7 +216,7 @@ public class RolloutTests
     [Fact]
     public void A_failing_container_health_check_names_the_container_reason_even_when_its_target_fails_too()
     {
-        var service = Service(1, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentStatus.Completed));
+        var service = Service(1, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentRolloutState.Completed));
         var task = Task("d1", health: "UNHEALTHY", ageSeconds: 300);
         Assert.Equal(Rollout.ReasonUnhealthy, Assert.Single(StepBehindTargets(service, [task], task).Stop).Reason);
     }
@@ -225,9 +224,9 @@ public class RolloutTests
     [Fact]
     public void Tasks_stopped_for_failing_elb_health_checks_trip_the_circuit_breaker()
     {
-        var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed))
+        var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentRolloutState.Completed))
             with { DeploymentConfiguration = new DeploymentConfiguration(CircuitBreakerEnable: true, CircuitBreakerRollback: true) };
-        var failures = Enumerable.Range(0, 3).Select(_ => Task("d2", TaskStatus.Stopped) with { StoppedReason = Rollout.ReasonElbUnhealthy(Group) });
+        var failures = Enumerable.Range(0, 3).Select(_ => Task("d2", EcsTaskStatus.Stopped) with { StoppedReason = Rollout.ReasonElbUnhealthy(Group) });
         var step = Step(service, [Task("d1"), Task("d1"), .. failures]);
         Assert.Equal(V1, step.Service.Primary!.TaskDefinitionArn);
         Assert.Contains(step.Service.Events, e => e.Message == "(service web) (deployment d2) deployment failed: tasks failed to start.");
@@ -244,16 +243,16 @@ public class RolloutTests
     [Fact]
     public void The_circuit_breaker_fails_the_deployment_and_rolls_back_to_the_last_completed_one()
     {
-        var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed))
+        var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentRolloutState.Completed))
             with { DeploymentConfiguration = new DeploymentConfiguration(CircuitBreakerEnable: true, CircuitBreakerRollback: true) };
-        var failures = Enumerable.Range(0, 3).Select(_ => Task("d2", TaskStatus.Stopped, stopCode: "EssentialContainerExited"));
+        var failures = Enumerable.Range(0, 3).Select(_ => Task("d2", EcsTaskStatus.Stopped, stopCode: "EssentialContainerExited"));
         var step = Step(service, [Task("d1"), Task("d1"), .. failures]);
 
         var primary = step.Service.Primary!;
         Assert.Equal(V1, primary.TaskDefinitionArn);
         Assert.NotEqual("d1", primary.Id);
         // The failed deployment has no tasks left, so it leaves the list like any drained one.
-        Assert.DoesNotContain(step.Service.Deployments, d => d.Id == "d2" && d.RolloutState != DeploymentStatus.Failed);
+        Assert.DoesNotContain(step.Service.Deployments, d => d.Id == "d2" && d.RolloutState != DeploymentRolloutState.Failed);
         Assert.Contains(step.Service.Events, e => e.Message == "(service web) (deployment d2) deployment failed: tasks failed to start.");
         Assert.Contains(step.Service.Events, e => e.Message == "(service web) rolling back to deployment d1.");
         Assert.Equal(V1, step.Service.TaskDefinitionArn);
@@ -262,21 +261,21 @@ public class RolloutTests
     [Fact]
     public void The_circuit_breaker_rolls_back_even_after_failing_tasks_that_ran_for_a_moment_replaced_every_old_one()
     {
-        var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed))
+        var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentRolloutState.Completed))
             with { DeploymentConfiguration = new DeploymentConfiguration(CircuitBreakerEnable: true, CircuitBreakerRollback: true) };
         var old = new[] { Task("d1"), Task("d1") };
         // The bad revision's tasks were RUNNING for a moment: they count as healthy, so the old ones go.
         var replacing = Step(service, [.. old, Task("d2"), Task("d2")]);
         Assert.Equal(2, replacing.Stop.Count);
-        var stoppedOld = old.Select(t => t with { LastStatus = TaskStatus.Stopped, DesiredStatus = TaskStatus.Stopped, StopCode = "ServiceSchedulerInitiated" }).ToList();
-        var oneFailed = new[] { Task("d2", TaskStatus.Stopped, stopCode: "EssentialContainerExited"), Task("d2") };
+        var stoppedOld = old.Select(t => t with { LastStatus = EcsTaskStatus.Stopped, DesiredStatus = EcsTaskStatus.Stopped, StopCode = "ServiceSchedulerInitiated" }).ToList();
+        var oneFailed = new[] { Task("d2", EcsTaskStatus.Stopped, stopCode: "EssentialContainerExited"), Task("d2") };
         var drained = Step(replacing.Service, [.. stoppedOld, .. oneFailed]);
 
         // d1 has no tasks left: INACTIVE (which DescribeServices does not show), but still there to roll back to.
         Assert.Equal(DeploymentStatus.Inactive, Assert.Single(drained.Service.Deployments, d => d.Id == "d1").Status);
         Assert.Equal(drained.Service.Deployments, Step(drained.Service, [.. stoppedOld, .. oneFailed]).Service.Deployments);
 
-        var failures = Enumerable.Range(0, 3).Select(_ => Task("d2", TaskStatus.Stopped, stopCode: "EssentialContainerExited"));
+        var failures = Enumerable.Range(0, 3).Select(_ => Task("d2", EcsTaskStatus.Stopped, stopCode: "EssentialContainerExited"));
         var tripped = Step(drained.Service, [.. stoppedOld, .. failures]);
         Assert.Equal(V1, tripped.Service.Primary!.TaskDefinitionArn);
         Assert.Contains(tripped.Service.Events, e => e.Message == "(service web) rolling back to deployment d1.");
@@ -285,7 +284,7 @@ public class RolloutTests
         // Once the rollback completes, the hidden deployment is gone.
         var back = tripped.Service.Primary!.Id;
         var done = Step(tripped.Service, [.. stoppedOld, .. failures, Task(back), Task(back)]);
-        Assert.Equal(DeploymentStatus.Completed, done.Service.Primary!.RolloutState);
+        Assert.Equal(DeploymentRolloutState.Completed, done.Service.Primary!.RolloutState);
         Assert.Single(done.Service.Deployments);
     }
 
@@ -295,15 +294,15 @@ public class RolloutTests
         // StopServiceDeployment ROLLBACK while the new revision's tasks are still starting: they all stop in
         // the step that fails the deployment, so it leaves the list in that step and must leave it FAILED.
         var requested = Deployment("d2", DeploymentStatus.Primary, V2) with { Lifecycle = new DeploymentLifecycle { StopRequested = HookStatus.Rollback } };
-        var service = Service(2, requested, Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed));
-        var step = Step(service, [Task("d1"), Task("d1"), Task("d2", TaskStatus.Pending), Task("d2", TaskStatus.Pending)]);
+        var service = Service(2, requested, Deployment("d1", DeploymentStatus.Active, V1, DeploymentRolloutState.Completed));
+        var step = Step(service, [Task("d1"), Task("d1"), Task("d2", EcsTaskStatus.Pending), Task("d2", EcsTaskStatus.Pending)]);
 
         Assert.Equal(2, step.Stop.Count);
         Assert.DoesNotContain(step.Service.Deployments, d => d.Id == "d2");
         var gone = Assert.Single(step.Service.DeploymentHistory, d => d.Id == "d2");
-        Assert.Equal(DeploymentStatus.Failed, gone.RolloutState);
+        Assert.Equal(DeploymentRolloutState.Failed, gone.RolloutState);
         Assert.Equal(BlueGreen.ReasonStopRequested, gone.RolloutStateReason);
-        var rollback = step.Service.Primary! with { RolloutState = DeploymentStatus.Completed };
+        var rollback = step.Service.Primary! with { RolloutState = DeploymentRolloutState.Completed };
         Assert.Equal(ServiceDeploymentStatus.RollbackSuccessful,
             ServiceDeploymentActions.Status(step.Service with { Deployments = [rollback] }, gone));
     }
@@ -314,12 +313,12 @@ public class RolloutTests
         // The retention sweep deleted the failed tasks; the deployment remembers how many there were.
         var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2) with { FailedTasks = 2 })
             with { DeploymentConfiguration = new DeploymentConfiguration(CircuitBreakerEnable: true) };
-        var step = Step(service, [Task("d2", TaskStatus.Stopped, stopCode: "EssentialContainerExited")]);
+        var step = Step(service, [Task("d2", EcsTaskStatus.Stopped, stopCode: "EssentialContainerExited")]);
         Assert.Equal(2, step.Service.Primary!.FailedTasks);
-        Assert.Equal(DeploymentStatus.InProgress, step.Service.Primary!.RolloutState);
+        Assert.Equal(DeploymentRolloutState.InProgress, step.Service.Primary!.RolloutState);
 
         var tripped = Step(service with { Deployments = [service.Deployments[0] with { FailedTasks = 3 }] }, []);
-        Assert.Equal(DeploymentStatus.Failed, tripped.Service.Primary!.RolloutState);
+        Assert.Equal(DeploymentRolloutState.Failed, tripped.Service.Primary!.RolloutState);
     }
 
     [Fact]
@@ -327,9 +326,9 @@ public class RolloutTests
     {
         var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2))
             with { DeploymentConfiguration = new DeploymentConfiguration(CircuitBreakerEnable: true) };
-        var failures = Enumerable.Range(0, 3).Select(_ => Task("d2", TaskStatus.Stopped, stopCode: "TaskFailedToStart"));
+        var failures = Enumerable.Range(0, 3).Select(_ => Task("d2", EcsTaskStatus.Stopped, stopCode: "TaskFailedToStart"));
         var step = Step(service, failures);
-        Assert.Equal(DeploymentStatus.Failed, step.Service.Primary!.RolloutState);
+        Assert.Equal(DeploymentRolloutState.Failed, step.Service.Primary!.RolloutState);
         Assert.Equal(0, Starting(step));
     }
 
@@ -338,7 +337,7 @@ public class RolloutTests
     {
         var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2))
             with { DeploymentConfiguration = new DeploymentConfiguration(CircuitBreakerEnable: true) };
-        var stopped = Enumerable.Range(0, 5).Select(_ => Task("d2", TaskStatus.Stopped, stopCode: "UserInitiated"));
+        var stopped = Enumerable.Range(0, 5).Select(_ => Task("d2", EcsTaskStatus.Stopped, stopCode: "UserInitiated"));
         Assert.Equal(2, Starting(Step(service, stopped)));
     }
 
@@ -350,9 +349,9 @@ public class RolloutTests
         var draining = Step(service, tasks);
         Assert.Equal(2, draining.Stop.Count);
         Assert.Equal(ServiceRecord.Draining, draining.Service.Status);
-        var stopping = tasks.Select(t => t with { DesiredStatus = TaskStatus.Stopped });
+        var stopping = tasks.Select(t => t with { DesiredStatus = EcsTaskStatus.Stopped });
         Assert.Equal(ServiceRecord.Draining, Step(service, stopping).Service.Status);
-        var stopped = tasks.Select(t => t with { LastStatus = TaskStatus.Stopped, DesiredStatus = TaskStatus.Stopped });
+        var stopped = tasks.Select(t => t with { LastStatus = EcsTaskStatus.Stopped, DesiredStatus = EcsTaskStatus.Stopped });
         Assert.Equal(ServiceRecord.Inactive, Step(service, stopped).Service.Status);
     }
 
@@ -360,7 +359,7 @@ public class RolloutTests
     public void A_task_stuck_before_running_past_the_deadline_is_replaced()
     {
         var service = Service(1, Deployment("d1", DeploymentStatus.Primary, V1));
-        var stuck = Task("d1", TaskStatus.Provisioning, ageSeconds: 600);
+        var stuck = Task("d1", EcsTaskStatus.Provisioning, ageSeconds: 600);
         var step = Step(service, [stuck]);
         Assert.Equal(Rollout.ReasonStuck, Assert.Single(step.Stop).Reason);
     }
@@ -383,7 +382,7 @@ public class RolloutTests
     [Fact]
     public void A_daemon_service_leaves_draining_instances_and_replaces_old_revisions_in_place()
     {
-        var service = Service(0, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed))
+        var service = Service(0, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentRolloutState.Completed))
             with { SchedulingStrategy = ServiceRecord.Daemon };
         var onDraining = Task("d2", instance: "b");
         var oldOnA = Task("d1", instance: "a");
@@ -417,11 +416,11 @@ public class RolloutDrainingTests
         DeploymentConfiguration = new DeploymentConfiguration(MinimumHealthyPercent: minimumHealthyPercent, MaximumPercent: maximumPercent),
         Deployments = [new Deployment
         {
-            Id = "d1", Status = DeploymentStatus.Primary, TaskDefinitionArn = V1, RolloutState = DeploymentStatus.Completed, CreatedAt = Now.AddMinutes(-10),
+            Id = "d1", Status = DeploymentStatus.Primary, TaskDefinitionArn = V1, RolloutState = DeploymentRolloutState.Completed, CreatedAt = Now.AddMinutes(-10),
         }],
     };
 
-    private static TaskRecord Task(string instance, string lastStatus = TaskStatus.Running, string desired = TaskStatus.Running) => new()
+    private static TaskRecord Task(string instance, string lastStatus = EcsTaskStatus.Running, string desired = EcsTaskStatus.Running) => new()
     {
         Cluster = "c",
         Id = $"task{++_next:x8}",
@@ -433,7 +432,7 @@ public class RolloutDrainingTests
         LastStatus = lastStatus,
         DesiredStatus = desired,
         CreatedAt = Now.AddSeconds(-60 - _next),
-        StartedAt = lastStatus == TaskStatus.Running ? Now.AddSeconds(-50) : null,
+        StartedAt = lastStatus == EcsTaskStatus.Running ? Now.AddSeconds(-50) : null,
     };
 
     private static RolloutStep Step(ServiceRecord service, IEnumerable<TaskRecord> tasks, params string[] draining)
@@ -462,7 +461,7 @@ public class RolloutDrainingTests
     [Fact]
     public void Given_replacements_are_still_pending_Then_the_healthy_tasks_on_the_draining_instance_stay()
     {
-        var step = Step(Service(2), [Task("a"), Task("a"), Task("b", TaskStatus.Pending), Task("b", TaskStatus.Pending)], "a");
+        var step = Step(Service(2), [Task("a"), Task("a"), Task("b", EcsTaskStatus.Pending), Task("b", EcsTaskStatus.Pending)], "a");
         Assert.Empty(step.Stop);
         Assert.Equal(0, Starting(step));
     }
@@ -476,16 +475,16 @@ public class RolloutDrainingTests
         Assert.Equal(2, step.Stop.Count);
         Assert.Equal(0, Starting(step));
 
-        var stopping = tasks.Select(t => step.Stop.Any(s => s.TaskId == t.Id) ? t with { DesiredStatus = TaskStatus.Stopped } : t);
+        var stopping = tasks.Select(t => step.Stop.Any(s => s.TaskId == t.Id) ? t with { DesiredStatus = EcsTaskStatus.Stopped } : t);
         Assert.Equal(0, Starting(Step(Service(4, 50, 100), stopping, "a")));
-        var stopped = tasks.Select(t => step.Stop.Any(s => s.TaskId == t.Id) ? t with { DesiredStatus = TaskStatus.Stopped, LastStatus = TaskStatus.Stopped } : t);
+        var stopped = tasks.Select(t => step.Stop.Any(s => s.TaskId == t.Id) ? t with { DesiredStatus = EcsTaskStatus.Stopped, LastStatus = EcsTaskStatus.Stopped } : t);
         Assert.Equal(2, Starting(Step(Service(4, 50, 100), stopped, "a")));
     }
 
     [Fact]
     public void A_pending_task_on_a_draining_instance_is_stopped_at_once_and_replaced()
     {
-        var pending = Task("a", TaskStatus.Pending);
+        var pending = Task("a", EcsTaskStatus.Pending);
         var step = Step(Service(2), [pending, Task("b")], "a");
         Assert.Equal(pending.Id, Assert.Single(step.Stop).TaskId);
         Assert.Equal(1, Starting(step));

@@ -1,8 +1,8 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Serverless.Core.Reconciliation;
+using Serverless.Core.Tasks;
 using Serverless.Core.Tests.Tasks;
 using Serverless.TestSupport;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Tests.Reconciliation;
 
@@ -56,7 +56,7 @@ public sealed class SweepReadsTests(AzuriteFixture azurite)
         await _world.Sweep.SweepAsync(round, _token);
         _world.Time.Advance(TimeSpan.FromSeconds(2));
         await health.SweepAsync(round, _token);
-        Assert.Equal(TaskStatus.Pending, (await _world.TaskNowAsync(launched.Id, _token)).LastStatus);
+        Assert.Equal(EcsTaskStatus.Pending, (await _world.TaskNowAsync(launched.Id, _token)).LastStatus);
 
         // The next minute's round: lost, its task stopped and its reservation freed.
         _world.Time.Advance(TimeSpan.FromSeconds(58));
@@ -64,7 +64,7 @@ public sealed class SweepReadsTests(AzuriteFixture azurite)
         await _world.Sweep.SweepAsync(round, _token);
         await health.SweepAsync(round, _token);
         var task = await _world.TaskNowAsync(launched.Id, _token);
-        Assert.Equal(TaskStatus.Stopped, task.LastStatus);
+        Assert.Equal(EcsTaskStatus.Stopped, task.LastStatus);
         Assert.Contains("has not reported", task.StoppedReason);
         Assert.False((await _world.InstanceNowAsync(instance.Id, _token)).HoldsReservationFor(launched.Id));
     }

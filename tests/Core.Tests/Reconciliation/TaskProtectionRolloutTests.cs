@@ -1,7 +1,6 @@
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Services;
 using Serverless.Core.Tasks;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Tests.Reconciliation;
 
@@ -32,7 +31,7 @@ public sealed class TaskProtectionRolloutTests
         Family = "web",
         ContainerInstanceId = "i1",
         StartedBy = deployment,
-        LastStatus = TaskStatus.Running,
+        LastStatus = EcsTaskStatus.Running,
         CreatedAt = Now.AddSeconds(-ageSeconds),
         StartedAt = Now.AddSeconds(-ageSeconds + 1),
         ProtectedUntil = protectedUntil,
@@ -44,7 +43,7 @@ public sealed class TaskProtectionRolloutTests
     [Fact]
     public void Scaling_in_skips_protected_tasks_and_stops_only_as_many_as_are_unprotected()
     {
-        var service = Service(1, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentStatus.Completed));
+        var service = Service(1, Deployment("d1", DeploymentStatus.Primary, V1, DeploymentRolloutState.Completed));
         // The newest task would go first; it is protected, so the next newest unprotected one goes.
         var newest = Task("d1", 10, Now.AddMinutes(30));
         var middle = Task("d1", 20);
@@ -63,8 +62,8 @@ public sealed class TaskProtectionRolloutTests
     public void A_deployment_does_not_replace_a_protected_task_until_protection_ends()
     {
         var service = Service(2,
-            Deployment("d2", DeploymentStatus.Primary, V2, DeploymentStatus.InProgress),
-            Deployment("d1", DeploymentStatus.Active, V1, DeploymentStatus.Completed));
+            Deployment("d2", DeploymentStatus.Primary, V2, DeploymentRolloutState.InProgress),
+            Deployment("d1", DeploymentStatus.Active, V1, DeploymentRolloutState.Completed));
         var guarded = Task("d1", 60, Now.AddMinutes(10));
         var free = Task("d1", 50);
         var step = Step(service, [guarded, free, Task("d2", 5), Task("d2", 5)]);

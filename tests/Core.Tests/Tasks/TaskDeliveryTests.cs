@@ -4,7 +4,6 @@ using Serverless.Core.Reconciliation;
 using Serverless.Core.Services;
 using Serverless.Core.Tasks;
 using Serverless.TestSupport;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Tests.Tasks;
 
@@ -26,8 +25,8 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
 
         var launched = await _world.Launcher.LaunchAsync(_world.Launch(definition), _token);
 
-        Assert.Equal(TaskStatus.Pending, Assert.Single(launched.Tasks).LastStatus);
-        Assert.Equal(TaskStatus.Pending, (await _world.TaskNowAsync(launched.Tasks[0].Id, _token)).LastStatus);
+        Assert.Equal(EcsTaskStatus.Pending, Assert.Single(launched.Tasks).LastStatus);
+        Assert.Equal(EcsTaskStatus.Pending, (await _world.TaskNowAsync(launched.Tasks[0].Id, _token)).LastStatus);
         Assert.Equal(TaskCommand.Start, Assert.Single(await _world.CommandsAsync(instance.Id, _token)).Type);
     }
 
@@ -56,14 +55,14 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
 
         _world.Time.Advance(TaskDeadlines.StartDeadline - TimeSpan.FromSeconds(1));
         await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
-        Assert.Equal(TaskStatus.Pending, (await _world.TaskNowAsync(placed.Id, _token)).LastStatus);
+        Assert.Equal(EcsTaskStatus.Pending, (await _world.TaskNowAsync(placed.Id, _token)).LastStatus);
         Assert.True((await _world.InstanceNowAsync(instance.Id, _token)).HoldsReservationFor(placed.Id));
 
         _world.Time.Advance(TimeSpan.FromSeconds(1));
         await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
 
         var task = await _world.TaskNowAsync(placed.Id, _token);
-        Assert.Equal((TaskStatus.Stopped, TaskStatus.Stopped, "TaskFailedToStart"), (task.LastStatus, task.DesiredStatus, task.StopCode));
+        Assert.Equal((EcsTaskStatus.Stopped, EcsTaskStatus.Stopped, "TaskFailedToStart"), (task.LastStatus, task.DesiredStatus, task.StopCode));
         Assert.Equal(TaskDeadlines.StartDeadlineReason, task.StoppedReason);
         Assert.False((await _world.InstanceNowAsync(instance.Id, _token)).HoldsReservationFor(placed.Id));
         // A worker that got the Start after all is told to stop it.
@@ -85,13 +84,13 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
         {
             Cluster = _world.Cluster, TaskArn = _world.Arns.Task(_world.Cluster, launched.Id),
             ContainerInstanceArn = _world.Arns.ContainerInstance(_world.Cluster, instance.Id),
-            LastStatus = TaskStatus.Pending, ObservedAt = _world.Time.GetUtcNow(),
+            LastStatus = EcsTaskStatus.Pending, ObservedAt = _world.Time.GetUtcNow(),
         }], _token);
 
         _world.Time.Advance(TaskDeadlines.StartDeadline + TimeSpan.FromMinutes(1));
         await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
 
-        Assert.Equal((TaskStatus.Pending, TaskStatus.Running), ((await _world.TaskNowAsync(launched.Id, _token)).LastStatus, (await _world.TaskNowAsync(launched.Id, _token)).DesiredStatus));
+        Assert.Equal((EcsTaskStatus.Pending, EcsTaskStatus.Running), ((await _world.TaskNowAsync(launched.Id, _token)).LastStatus, (await _world.TaskNowAsync(launched.Id, _token)).DesiredStatus));
         Assert.True((await _world.InstanceNowAsync(instance.Id, _token)).HoldsReservationFor(launched.Id));
         Assert.Empty(await _world.CommandsAsync(instance.Id, _token));
     }
@@ -107,7 +106,7 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
         // StopTask marked it (and recorded the attempt), then the send to the queue failed.
         await _world.Tasks.UpdateAsync(_world.Cluster, launched.Id, t => t with
         {
-            LastStatus = TaskStatus.Running, ObservedAt = now, DesiredStatus = TaskStatus.Stopped, StoppingAt = now, StopSentAt = now, StoppedReason = "Task stopped by user",
+            LastStatus = EcsTaskStatus.Running, ObservedAt = now, DesiredStatus = EcsTaskStatus.Stopped, StoppingAt = now, StopSentAt = now, StoppedReason = "Task stopped by user",
         }, _token);
 
         _world.Time.Advance(TaskDeadlines.StopResendAfter - TimeSpan.FromSeconds(1));
@@ -131,7 +130,7 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
         var launched = Assert.Single((await _world.Launcher.LaunchAsync(_world.Launch(definition), _token)).Tasks);
         await _world.CommandsAsync(instance.Id, _token);
         var now = _world.Time.GetUtcNow();
-        await _world.Tasks.UpdateAsync(_world.Cluster, launched.Id, t => t with { LastStatus = TaskStatus.Running, ObservedAt = now }, _token);
+        await _world.Tasks.UpdateAsync(_world.Cluster, launched.Id, t => t with { LastStatus = EcsTaskStatus.Running, ObservedAt = now }, _token);
         // StopTask on a task behind a load balancer: desired STOPPED, DEACTIVATING, no Stop until its 30 s draining ends.
         var drained = now.AddSeconds(30);
         var asked = await _world.Tasks.UpdateAsync(_world.Cluster, launched.Id, t => t.RequestStop("UserInitiated", "Task stopped by user", now, drained), _token);
@@ -168,7 +167,7 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
         // DeleteService's reconcile asked the task to stop, and the Stop never reached the queue.
         await _world.Tasks.UpdateAsync(_world.Cluster, launched.Id, t => t with
         {
-            LastStatus = TaskStatus.Running, ObservedAt = now, DesiredStatus = TaskStatus.Stopped, StoppingAt = now,
+            LastStatus = EcsTaskStatus.Running, ObservedAt = now, DesiredStatus = EcsTaskStatus.Stopped, StoppingAt = now,
         }, _token);
 
         _world.Time.Advance(TaskDeadlines.StopResendAfter);
@@ -191,7 +190,7 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
         instance = (await _world.Instances.TryReserveAsync(await _world.InstanceNowAsync(instance.Id, _token),
             new Reservation(orphan, 0, 128, [], []) { ReservedAt = _world.Time.GetUtcNow() }, _token))!;
         var acknowledged = _world.Time.GetUtcNow();
-        await _world.Tasks.UpdateAsync(_world.Cluster, running.Id, t => t with { LastStatus = TaskStatus.Running, ObservedAt = acknowledged }, _token);
+        await _world.Tasks.UpdateAsync(_world.Cluster, running.Id, t => t with { LastStatus = EcsTaskStatus.Running, ObservedAt = acknowledged }, _token);
 
         _world.Time.Advance(TaskDeadlines.OrphanReservationGrace - TimeSpan.FromSeconds(1));
         await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
@@ -224,7 +223,7 @@ public sealed class UncertainStartTests(AzuriteFixture azurite)
 
         Assert.True(endpoint.Sends > 0);
         var task = await world.TaskNowAsync(Assert.Single(launched.Tasks).Id, _token);
-        Assert.Equal((TaskStatus.Pending, TaskStatus.Running, null), (task.LastStatus, task.DesiredStatus, task.StopCode));
+        Assert.Equal((EcsTaskStatus.Pending, EcsTaskStatus.Running, null), (task.LastStatus, task.DesiredStatus, task.StopCode));
         Assert.True((await world.InstanceNowAsync(instance.Id, _token)).HoldsReservationFor(task.Id));
     }
 }
@@ -256,7 +255,7 @@ public sealed class RunTaskInterruptedTests(AzuriteFixture azurite)
         var start = Assert.Single(await world.CommandsAsync(instance.Id, _token));
         Assert.Equal((TaskCommand.Start, taskArn), (start.Type, start.TaskArn));
         var task = await world.TaskNowAsync(taskArn.Split('/')[^1], _token);
-        Assert.Equal((TaskStatus.Pending, TaskStatus.Running), (task.LastStatus, task.DesiredStatus));
+        Assert.Equal((EcsTaskStatus.Pending, EcsTaskStatus.Running), (task.LastStatus, task.DesiredStatus));
     }
 }
 
@@ -278,10 +277,10 @@ public sealed class DeliverySweepCostTests(AzuriteFixture azurite)
         _world.Time.Advance(TimeSpan.FromMinutes(1));
         var now = _world.Time.GetUtcNow();
         // [0] never acknowledged; [1] running; [2] told to stop, Stop sent now; [3] stopped.
-        await _world.Tasks.UpdateAsync(_world.Cluster, launched[1].Id, t => t with { LastStatus = TaskStatus.Running, ObservedAt = now }, _token);
+        await _world.Tasks.UpdateAsync(_world.Cluster, launched[1].Id, t => t with { LastStatus = EcsTaskStatus.Running, ObservedAt = now }, _token);
         await _world.Tasks.UpdateAsync(_world.Cluster, launched[2].Id, t => t with
         {
-            LastStatus = TaskStatus.Running, ObservedAt = now, DesiredStatus = TaskStatus.Stopped, StoppingAt = now, StopSentAt = now,
+            LastStatus = EcsTaskStatus.Running, ObservedAt = now, DesiredStatus = EcsTaskStatus.Stopped, StoppingAt = now, StopSentAt = now,
         }, _token);
         await _world.Tasks.UpdateAsync(_world.Cluster, launched[3].Id, t => t.RecordStopped("UserInitiated", "gone", now), _token);
 
@@ -308,7 +307,7 @@ public sealed class DeliverySweepCostTests(AzuriteFixture azurite)
         var definition = await _world.InitializeAsync(_token);
         var instance = await _world.InstanceAsync(_token);
         var task = Assert.Single((await _world.Launcher.LaunchAsync(_world.Launch(definition), _token)).Tasks);
-        await _world.Tasks.UpdateAsync(_world.Cluster, task.Id, t => t with { LastStatus = TaskStatus.Running, ObservedAt = _world.Time.GetUtcNow() }, _token);
+        await _world.Tasks.UpdateAsync(_world.Cluster, task.Id, t => t with { LastStatus = EcsTaskStatus.Running, ObservedAt = _world.Time.GetUtcNow() }, _token);
         _world.Time.Advance(TaskDeadlines.OrphanReservationGrace + TimeSpan.FromSeconds(1));
         await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);   // the first: a full scan, the task is live
         _world.Time.Advance(TimeSpan.FromSeconds(30));

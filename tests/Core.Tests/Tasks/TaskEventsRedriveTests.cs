@@ -3,7 +3,6 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Serverless.Core.Storage;
 using Serverless.Core.Tasks;
 using Serverless.TestSupport;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Tests.Tasks;
 
@@ -53,12 +52,12 @@ public sealed class TaskEventsRedriveTests(AzuriteFixture azurite)
     [Fact]
     public async Task A_poisoned_report_goes_back_to_task_events_and_still_reads_as_the_same_report()
     {
-        await PoisonAsync(TaskMessages.SerializeReports([Report(TaskStatus.Running), Report(TaskStatus.Stopped)]));
+        await PoisonAsync(TaskMessages.SerializeReports([Report(EcsTaskStatus.Running), Report(EcsTaskStatus.Stopped)]));
 
         await _redrive.RedriveAsync(_token);
 
         var back = Assert.Single(await TakeAsync(TaskMessages.TaskEventsQueue));
-        Assert.Equal([TaskStatus.Running, TaskStatus.Stopped], TaskMessages.DeserializeReports(back).Select(r => r.LastStatus));
+        Assert.Equal([EcsTaskStatus.Running, EcsTaskStatus.Stopped], TaskMessages.DeserializeReports(back).Select(r => r.LastStatus));
         Assert.Contains("\"redriven\":1", back);
         Assert.Empty(await TakeAsync(TaskEventsRedrive.PoisonQueue));
     }
@@ -66,15 +65,15 @@ public sealed class TaskEventsRedriveTests(AzuriteFixture azurite)
     [Fact]
     public async Task A_report_poisoned_again_after_the_last_redrive_is_given_up()
     {
-        var again = System.Text.Json.Nodes.JsonNode.Parse(TaskMessages.Serialize(Report(TaskStatus.Running)))!.AsObject();
+        var again = System.Text.Json.Nodes.JsonNode.Parse(TaskMessages.Serialize(Report(EcsTaskStatus.Running)))!.AsObject();
         again["redriven"] = TaskEventsRedrive.MaxRedrives;
         await PoisonAsync(again.ToJsonString());
-        await PoisonAsync(TaskMessages.Serialize(Report(TaskStatus.Pending)));
+        await PoisonAsync(TaskMessages.Serialize(Report(EcsTaskStatus.Pending)));
 
         await _redrive.RedriveAsync(_token);
 
         var back = Assert.Single(await TakeAsync(TaskMessages.TaskEventsQueue));
-        Assert.Equal(TaskStatus.Pending, Assert.Single(TaskMessages.DeserializeReports(back)).LastStatus);
+        Assert.Equal(EcsTaskStatus.Pending, Assert.Single(TaskMessages.DeserializeReports(back)).LastStatus);
         Assert.Empty(await TakeAsync(TaskEventsRedrive.PoisonQueue));
     }
 }

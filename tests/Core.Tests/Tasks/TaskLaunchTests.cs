@@ -1,6 +1,5 @@
 using Serverless.Core.Tasks;
 using Serverless.TestSupport;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Tests.Tasks;
 
@@ -73,7 +72,7 @@ public sealed class TaskLaunchTests(AzuriteFixture azurite)
         {
             Assert.Equal(TaskCommand.Start, command.Type);
             var task = await _world.TaskNowAsync(command.TaskArn.Split('/')[^1], _token);
-            Assert.Equal((TaskStatus.Pending, TaskStatus.Running), (task.LastStatus, task.DesiredStatus));
+            Assert.Equal((EcsTaskStatus.Pending, EcsTaskStatus.Running), (task.LastStatus, task.DesiredStatus));
             Assert.True(holder.HoldsReservationFor(task.Id));
         }
     }

@@ -41,7 +41,7 @@ public sealed class TaskProtectionActionsTests(AzuriteFixture azurite) : IAsyncL
         TaskDefinitionArn = _tables.DefinitionArn("web:1"),
         Family = "web",
         ContainerInstanceId = "i1",
-        LastStatus = Serverless.Core.Tasks.TaskStatus.Running,
+        LastStatus = EcsTaskStatus.Running,
         CreatedAt = _tables.Time.GetUtcNow(),
     }, _token);
 

@@ -5,7 +5,6 @@ using Serverless.Core.Api;
 using Serverless.Core.Storage;
 using Serverless.Core.Tasks;
 using Serverless.TestSupport;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Tests.Tasks;
 
@@ -33,8 +32,8 @@ public sealed class TaskRetentionTests
         var stopped = stoppedAgo is { } ago ? _time.GetUtcNow() - ago : (DateTimeOffset?)null;
         return await _tasks.InsertAsync(TaskRows.New("c", group, "i", _time.GetUtcNow() - TimeSpan.FromHours(3)) with
         {
-            LastStatus = stopped is null ? TaskStatus.Running : TaskStatus.Stopped,
-            DesiredStatus = stopped is null ? TaskStatus.Running : TaskStatus.Stopped,
+            LastStatus = stopped is null ? EcsTaskStatus.Running : EcsTaskStatus.Stopped,
+            DesiredStatus = stopped is null ? EcsTaskStatus.Running : EcsTaskStatus.Stopped,
             StoppedAt = stopped,
         }, _token);
     }

@@ -5,7 +5,6 @@ using Serverless.Core.Reconciliation;
 using Serverless.Core.Storage;
 using Serverless.Core.Tasks;
 using Serverless.TestSupport;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Tests.Tasks;
 
@@ -46,8 +45,8 @@ public sealed class TaskStateApplierTests
         TaskArn = Arns.Task(_cluster, task.Id),
         ContainerInstanceArn = Arns.ContainerInstance(_cluster, task.ContainerInstanceId),
         LastStatus = status,
-        StopCode = status == TaskStatus.Stopped ? "EssentialContainerExited" : null,
-        Containers = [new ContainerStateChange { Name = "app", LastStatus = status, ExitCode = status == TaskStatus.Stopped ? 0 : null }],
+        StopCode = status == EcsTaskStatus.Stopped ? "EssentialContainerExited" : null,
+        Containers = [new ContainerStateChange { Name = "app", LastStatus = status, ExitCode = status == EcsTaskStatus.Stopped ? 0 : null }],
         ObservedAt = _time.GetUtcNow(),
     };
 
@@ -66,13 +65,13 @@ public sealed class TaskStateApplierTests
             instance = (await _instances.TryReserveAsync(instance, new Reservation(task.Id, 0, 64, [], []), _token))!;
         var unknown = a with { Id = TaskIds.New("family:web") };
 
-        TaskStateChange[] message = [Report(a, TaskStatus.Running), Report(b, TaskStatus.Stopped), Report(c, TaskStatus.Stopped), Report(other, TaskStatus.Pending), Report(unknown, TaskStatus.Running)];
+        TaskStateChange[] message = [Report(a, EcsTaskStatus.Running), Report(b, EcsTaskStatus.Stopped), Report(c, EcsTaskStatus.Stopped), Report(other, EcsTaskStatus.Pending), Report(unknown, EcsTaskStatus.Running)];
         await _applier.ApplyAsync(message, _token);
 
-        Assert.Equal(TaskStatus.Running, (await _tasks.FindAsync(_cluster, a.Id, _token))!.LastStatus);
-        Assert.Equal(TaskStatus.Stopped, (await _tasks.FindAsync(_cluster, b.Id, _token))!.LastStatus);
-        Assert.Equal(TaskStatus.Stopped, (await _tasks.FindAsync(_cluster, c.Id, _token))!.LastStatus);
-        Assert.Equal(TaskStatus.Pending, (await _tasks.FindAsync(_cluster, other.Id, _token))!.LastStatus);
+        Assert.Equal(EcsTaskStatus.Running, (await _tasks.FindAsync(_cluster, a.Id, _token))!.LastStatus);
+        Assert.Equal(EcsTaskStatus.Stopped, (await _tasks.FindAsync(_cluster, b.Id, _token))!.LastStatus);
+        Assert.Equal(EcsTaskStatus.Stopped, (await _tasks.FindAsync(_cluster, c.Id, _token))!.LastStatus);
+        Assert.Equal(EcsTaskStatus.Pending, (await _tasks.FindAsync(_cluster, other.Id, _token))!.LastStatus);
         Assert.Null(await _tasks.FindAsync(_cluster, unknown.Id, _token));
         var after = (await _instances.FindAsync(_cluster, instance.Id, _token))!;
         Assert.Equal(new[] { a.Id, other.Id }.Order(StringComparer.Ordinal), after.Reservations.Select(r => r.TaskId).Order(StringComparer.Ordinal));
@@ -80,7 +79,7 @@ public sealed class TaskStateApplierTests
 
         // Delivered again (and late reports behind it): nothing moves backwards, nothing is written.
         var stored = await _tasks.FindAsync(_cluster, b.Id, _token);
-        await _applier.ApplyAsync([.. message, Report(b, TaskStatus.Running)], _token);
+        await _applier.ApplyAsync([.. message, Report(b, EcsTaskStatus.Running)], _token);
         Assert.Equal(stored!.ETag, (await _tasks.FindAsync(_cluster, b.Id, _token))!.ETag);
         Assert.Equal(after.Version, (await _instances.FindAsync(_cluster, instance.Id, _token))!.Version);
     }

@@ -1,5 +1,4 @@
 using Serverless.Core.Tasks;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Tests.Tasks;
 
@@ -7,7 +6,7 @@ public class TaskStateMergeTests
 {
     private static readonly DateTimeOffset T0 = new(2026, 11, 25, 12, 0, 0, TimeSpan.Zero);
 
-    private static TaskRecord Task(string lastStatus = TaskStatus.Provisioning) => new()
+    private static TaskRecord Task(string lastStatus = EcsTaskStatus.Provisioning) => new()
     {
         Cluster = "c",
         Id = TaskIds.New("family:web"),
@@ -26,7 +25,7 @@ public class TaskStateMergeTests
         TaskArn = "arn",
         ContainerInstanceArn = "arn",
         LastStatus = status,
-        StartedAt = status == TaskStatus.Running ? observed : null,
+        StartedAt = status == EcsTaskStatus.Running ? observed : null,
         StopCode = stopCode,
         StoppedReason = stopCode is null ? null : "Essential container in task exited",
         HealthStatus = health,
@@ -37,29 +36,29 @@ public class TaskStateMergeTests
             RuntimeId = "docker-id",
             LastStatus = status,
             ExitCode = exitCode,
-            NetworkBindings = status == TaskStatus.Running ? [new NetworkBinding("0.0.0.0", 8080, 32768, "tcp")] : [],
+            NetworkBindings = status == EcsTaskStatus.Running ? [new NetworkBinding("0.0.0.0", 8080, 32768, "tcp")] : [],
         }],
     };
 
     [Fact]
     public void Running_moves_a_provisioning_task_forward_with_its_container_details()
     {
-        var merged = TaskStateApplier.Merge(Task(), Report(TaskStatus.Running, T0.AddSeconds(1)), T0.AddSeconds(2))!;
-        Assert.Equal(TaskStatus.Running, merged.LastStatus);
+        var merged = TaskStateApplier.Merge(Task(), Report(EcsTaskStatus.Running, T0.AddSeconds(1)), T0.AddSeconds(2))!;
+        Assert.Equal(EcsTaskStatus.Running, merged.LastStatus);
         Assert.Equal(T0.AddSeconds(1), merged.StartedAt);
         var container = Assert.Single(merged.Containers);
-        Assert.Equal(("docker-id", TaskStatus.Running, 32768), (container.RuntimeId, container.LastStatus, container.NetworkBindings[0].HostPort));
+        Assert.Equal(("docker-id", EcsTaskStatus.Running, 32768), (container.RuntimeId, container.LastStatus, container.NetworkBindings[0].HostPort));
     }
 
     [Fact]
     public void A_first_PENDING_report_on_a_task_placed_PENDING_is_recorded_as_the_workers_acknowledgement()
     {
-        var placed = Task(TaskStatus.Pending) with { Containers = [new TaskContainer { Name = "app", Id = "c1", Image = "local/busybox" }] };
-        var bare = new TaskStateChange { Cluster = "c", TaskArn = "arn", ContainerInstanceArn = "arn", LastStatus = TaskStatus.Pending, ObservedAt = T0.AddSeconds(1) };
+        var placed = Task(EcsTaskStatus.Pending) with { Containers = [new TaskContainer { Name = "app", Id = "c1", Image = "local/busybox" }] };
+        var bare = new TaskStateChange { Cluster = "c", TaskArn = "arn", ContainerInstanceArn = "arn", LastStatus = EcsTaskStatus.Pending, ObservedAt = T0.AddSeconds(1) };
 
         var acknowledged = TaskStateApplier.Merge(placed, bare, T0.AddSeconds(2))!;
 
-        Assert.Equal((TaskStatus.Pending, T0.AddSeconds(1)), (acknowledged.LastStatus, acknowledged.ObservedAt));
+        Assert.Equal((EcsTaskStatus.Pending, T0.AddSeconds(1)), (acknowledged.LastStatus, acknowledged.ObservedAt));
         Assert.True(TaskDeadlines.IsAcknowledged(acknowledged));
         Assert.Null(TaskStateApplier.Merge(acknowledged, bare with { ObservedAt = T0.AddSeconds(3) }, T0.AddSeconds(4)));
     }
@@ -67,14 +66,14 @@ public class TaskStateMergeTests
     [Fact]
     public void A_running_report_after_stopped_changes_nothing()
     {
-        var stopped = TaskStateApplier.Merge(Task(TaskStatus.Running), Report(TaskStatus.Stopped, T0.AddSeconds(5), exitCode: 1, stopCode: "EssentialContainerExited"), T0.AddSeconds(6))!;
-        Assert.Null(TaskStateApplier.Merge(stopped, Report(TaskStatus.Running, T0.AddSeconds(1)), T0.AddSeconds(7)));
+        var stopped = TaskStateApplier.Merge(Task(EcsTaskStatus.Running), Report(EcsTaskStatus.Stopped, T0.AddSeconds(5), exitCode: 1, stopCode: "EssentialContainerExited"), T0.AddSeconds(6))!;
+        Assert.Null(TaskStateApplier.Merge(stopped, Report(EcsTaskStatus.Running, T0.AddSeconds(1)), T0.AddSeconds(7)));
     }
 
     [Fact]
     public void A_duplicated_report_changes_nothing()
     {
-        var report = Report(TaskStatus.Running, T0.AddSeconds(1));
+        var report = Report(EcsTaskStatus.Running, T0.AddSeconds(1));
         var once = TaskStateApplier.Merge(Task(), report, T0.AddSeconds(2))!;
         Assert.Null(TaskStateApplier.Merge(once, report, T0.AddSeconds(3)));
     }
@@ -82,29 +81,29 @@ public class TaskStateMergeTests
     [Fact]
     public void Stopped_sets_desired_status_times_and_the_workers_reason()
     {
-        var merged = TaskStateApplier.Merge(Task(TaskStatus.Running), Report(TaskStatus.Stopped, T0.AddSeconds(5), exitCode: 3, stopCode: "EssentialContainerExited"), T0.AddSeconds(6))!;
-        Assert.Equal((TaskStatus.Stopped, TaskStatus.Stopped), (merged.LastStatus, merged.DesiredStatus));
+        var merged = TaskStateApplier.Merge(Task(EcsTaskStatus.Running), Report(EcsTaskStatus.Stopped, T0.AddSeconds(5), exitCode: 3, stopCode: "EssentialContainerExited"), T0.AddSeconds(6))!;
+        Assert.Equal((EcsTaskStatus.Stopped, EcsTaskStatus.Stopped), (merged.LastStatus, merged.DesiredStatus));
         Assert.Equal(("EssentialContainerExited", "Essential container in task exited"), (merged.StopCode, merged.StoppedReason));
         Assert.Equal(T0.AddSeconds(6), merged.StoppedAt);
         Assert.Equal(3, merged.Containers[0].ExitCode);
-        Assert.Equal(TaskStatus.Stopped, merged.Containers[0].LastStatus);
+        Assert.Equal(EcsTaskStatus.Stopped, merged.Containers[0].LastStatus);
     }
 
     [Fact]
     public void A_user_stop_keeps_its_own_stop_code_and_reason()
     {
-        var stopping = Task(TaskStatus.Running) with { DesiredStatus = TaskStatus.Stopped, StopCode = "UserInitiated", StoppedReason = "Scaling down", StoppingAt = T0 };
-        var merged = TaskStateApplier.Merge(stopping, Report(TaskStatus.Stopped, T0.AddSeconds(5), exitCode: 143, stopCode: "EssentialContainerExited"), T0.AddSeconds(6))!;
+        var stopping = Task(EcsTaskStatus.Running) with { DesiredStatus = EcsTaskStatus.Stopped, StopCode = "UserInitiated", StoppedReason = "Scaling down", StoppingAt = T0 };
+        var merged = TaskStateApplier.Merge(stopping, Report(EcsTaskStatus.Stopped, T0.AddSeconds(5), exitCode: 143, stopCode: "EssentialContainerExited"), T0.AddSeconds(6))!;
         Assert.Equal(("UserInitiated", "Scaling down", T0), (merged.StopCode, merged.StoppedReason, merged.StoppingAt));
     }
 
     [Fact]
     public void Health_follows_the_newest_observation_only()
     {
-        var healthy = TaskStateApplier.Merge(Task(TaskStatus.Running), Report(TaskStatus.Running, T0.AddSeconds(10), health: "HEALTHY"), T0.AddSeconds(11))!;
+        var healthy = TaskStateApplier.Merge(Task(EcsTaskStatus.Running), Report(EcsTaskStatus.Running, T0.AddSeconds(10), health: "HEALTHY"), T0.AddSeconds(11))!;
         Assert.Equal("HEALTHY", healthy.HealthStatus);
-        Assert.Null(TaskStateApplier.Merge(healthy, Report(TaskStatus.Running, T0.AddSeconds(5), health: "UNHEALTHY"), T0.AddSeconds(12)));
-        Assert.Equal("UNHEALTHY", TaskStateApplier.Merge(healthy, Report(TaskStatus.Running, T0.AddSeconds(20), health: "UNHEALTHY"), T0.AddSeconds(21))!.HealthStatus);
+        Assert.Null(TaskStateApplier.Merge(healthy, Report(EcsTaskStatus.Running, T0.AddSeconds(5), health: "UNHEALTHY"), T0.AddSeconds(12)));
+        Assert.Equal("UNHEALTHY", TaskStateApplier.Merge(healthy, Report(EcsTaskStatus.Running, T0.AddSeconds(20), health: "UNHEALTHY"), T0.AddSeconds(21))!.HealthStatus);
     }
 
     [Fact]

@@ -13,7 +13,6 @@ using Serverless.Core.Tasks;
 using Serverless.Core.Tests.Api;
 using Serverless.Core.Tests.Tasks;
 using Serverless.TestSupport;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 using CoreTelemetry = Serverless.Core.Telemetry.Telemetry;
 
 namespace Serverless.Core.Tests.Telemetry;
@@ -108,15 +107,15 @@ public sealed class TelemetryTests(AzuriteFixture azurite)
             Cluster = cluster,
             TaskArn = TaskRows.Arns.Task(cluster, task.Id),
             ContainerInstanceArn = TaskRows.Arns.ContainerInstance(cluster, "instance"),
-            LastStatus = TaskStatus.Running,
-            Containers = [new ContainerStateChange { Name = "app", LastStatus = TaskStatus.Running }],
+            LastStatus = EcsTaskStatus.Running,
+            Containers = [new ContainerStateChange { Name = "app", LastStatus = EcsTaskStatus.Running }],
             ObservedAt = time.GetUtcNow(),
             TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         }], _token);
         tracer!.ForceFlush();
 
         var applied = Assert.Single(spans, s => s.TraceId == workerSpan.TraceId);
-        Assert.Equal(("ApplyTaskState", workerSpan.SpanId, TaskStatus.Running), (applied.DisplayName, applied.ParentSpanId, (string?)applied.GetTagItem("ecs.last_status")));
+        Assert.Equal(("ApplyTaskState", workerSpan.SpanId, EcsTaskStatus.Running), (applied.DisplayName, applied.ParentSpanId, (string?)applied.GetTagItem("ecs.last_status")));
     }
 
     [Fact]
