@@ -77,7 +77,7 @@ public sealed class HealthChecker(
 
     private async Task<HealthCheckResult> ProbeAsync(RouteTargetGroup group, TargetRow target, CancellationToken cancellationToken)
     {
-        var address = group.TargetType == "ip" ? target.Id : options.InstanceAddress;
+        var address = Routing.Address(group, target, options.InstanceAddress);
         var port = group.HealthCheckPort == "traffic-port" ? target.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) : group.HealthCheckPort;
         var host = IPAddress.TryParse(address, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

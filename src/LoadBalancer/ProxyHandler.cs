@@ -75,7 +75,7 @@ public sealed class ProxyHandler(RoutingState state, IHttpForwarder forwarder, D
             return;
         }
         var target = eligible[state.NextIndex(arn) % eligible.Count];
-        var address = group.TargetType == "ip" ? target.Id : options.InstanceAddress;
+        var address = Routing.Address(group, target, options.InstanceAddress);
         var destination = $"http://{(address.Contains(':') ? $"[{address}]" : address)}:{target.Port}/";
         var error = await forwarder.SendAsync(context, destination, _client, _config, HttpTransformer.Default);
         if (error == ForwarderError.None) return;

@@ -98,6 +98,14 @@ public static class Routing
         return healthy.Count > 0 ? healthy : serving;
     }
 
+    /// <summary>
+    /// Where a target is reached: an <c>ip</c> target at its id, an <c>instance</c> target at the host address its
+    /// container instance registered (carried on the target), else at <paramref name="fallback"/> (a target
+    /// registered through the API by instance id, or before the address was carried).
+    /// </summary>
+    public static string Address(RouteTargetGroup group, TargetRow target, string fallback)
+        => group.TargetType == "ip" ? target.Id : target.Address ?? fallback;
+
     /// <summary>Builds the routing table from the stored configuration rows and each forwarded-to group's targets.</summary>
     public static RoutingTable Build(IReadOnlyList<ElbRow> config, Func<string, IReadOnlyList<TargetRow>> targetsOf)
     {
