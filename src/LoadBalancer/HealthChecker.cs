@@ -54,6 +54,7 @@ public sealed class HealthChecker(
             var before = state.Health(key);
             var after = HealthChecks.Next(before ?? TargetHealthState.Initial, result, group.HealthyThreshold, group.UnhealthyThreshold);
             state.SetHealth(key, after);
+            if (before?.State != after.State) state.NoteHealthChange(group, target, before?.State, after.State, time.GetUtcNow());
             if (before is null || before.State != after.State || before.Reason != after.Reason)
             {
                 logger.LogInformation("Target {Target}:{Port} of {TargetGroupArn} is {State} {Reason}", target.Id, target.Port, group.Arn, after.State, after.Reason);

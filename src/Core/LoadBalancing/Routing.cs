@@ -21,11 +21,15 @@ public sealed record RouteRule(int Priority, IReadOnlyList<RouteCondition> Condi
 
 public sealed record RouteListener(string ListenerArn, int Port, IReadOnlyList<RouteRule> Rules);
 
-/// <summary>A target group as the data plane needs it: where its health checks go and how long its targets drain.</summary>
+/// <summary>
+/// A target group as the data plane needs it: where its health checks go, how long its targets drain, how long a
+/// target that turned healthy ramps up (<see cref="SlowStartSeconds"/>, 0: off) and, with <c>lb_cookie</c> stickiness
+/// on, how long a client stays pinned to its target (<see cref="StickySeconds"/>; null: off).
+/// </summary>
 public sealed record RouteTargetGroup(
     string Arn, string Id, string TargetType, int Port, bool HealthCheckEnabled, string HealthCheckPath, string HealthCheckPort,
     int IntervalSeconds, int TimeoutSeconds, int HealthyThreshold, int UnhealthyThreshold, string Matcher,
-    int DeregistrationDelaySeconds, IReadOnlyList<TargetRow> Targets);
+    int DeregistrationDelaySeconds, IReadOnlyList<TargetRow> Targets, int SlowStartSeconds = 0, int? StickySeconds = null);
 
 /// <summary>Everything one data plane serves, read at one configuration version. Immutable: swapped whole on a change.</summary>
 public sealed record RoutingTable(IReadOnlyList<RouteListener> Listeners, IReadOnlyDictionary<string, RouteTargetGroup> TargetGroups)
@@ -119,7 +123,8 @@ public static class Routing
                 d["HealthCheckEnabled"]?.GetValue<bool>() ?? true, d["HealthCheckPath"]!.GetValue<string>(), d["HealthCheckPort"]!.GetValue<string>(),
                 d["HealthCheckIntervalSeconds"]!.GetValue<int>(), d["HealthCheckTimeoutSeconds"]!.GetValue<int>(),
                 d["HealthyThresholdCount"]!.GetValue<int>(), d["UnhealthyThresholdCount"]!.GetValue<int>(),
-                d["Matcher"]?["HttpCode"]?.GetValue<string>() ?? "200", ElbRules.DeregistrationDelaySeconds(d), targetsOf(id));
+                d["Matcher"]?["HttpCode"]?.GetValue<string>() ?? "200", ElbRules.DeregistrationDelaySeconds(d), targetsOf(id),
+                ElbRules.SlowStartSeconds(d), ElbRules.LbCookieSeconds(d));
         }
 
         var rules = config.Where(r => r.RowKey.StartsWith("rule|", StringComparison.Ordinal))
