@@ -14,6 +14,7 @@ public sealed class RoutingState
     private readonly ConcurrentDictionary<string, TargetHealthState> _health = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, StrongBox> _next = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _slowStart = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _failed = new(StringComparer.Ordinal);
 
     public RoutingTable Table => _table;
 
@@ -37,6 +38,10 @@ public sealed class RoutingState
         {
             if (!keys.Contains(key)) _slowStart.TryRemove(key, out _);
         }
+        foreach (var key in _failed.Keys)
+        {
+            if (!keys.Contains(key)) _failed.TryRemove(key, out _);
+        }
     }
 
     /// <summary>
@@ -50,11 +55,15 @@ public sealed class RoutingState
         if (after != "healthy")
         {
             _slowStart.TryRemove(key, out _);
+            if (after == "unhealthy") _failed[key] = 0;
             return;
         }
         if (before == "healthy") return;
         var anotherTakesFullShare = group.Targets.Any(t => t.DrainingSince is null && Key(group, t) != key && HealthOf(group, t) == "healthy" && Share(group, t, now) >= 1);
-        if (TargetSelection.EntersSlowStart(group.SlowStartSeconds, anotherTakesFullShare, wasServing: target.Health == "healthy"))
+        // Serving before: the stored verdict (another data plane's, or ours before a restart) says healthy and this
+        // process has not seen it fail since; such a target's first healthy verdict here is not a new one.
+        var wasServing = target.Health == "healthy" && !_failed.ContainsKey(key);
+        if (TargetSelection.EntersSlowStart(group.SlowStartSeconds, anotherTakesFullShare, wasServing))
             _slowStart[key] = now;
     }
 
