@@ -7,9 +7,11 @@
 # Builds the control plane, the worker and the load balancer (Release), starts a fresh in-memory
 # Azurite, the control plane standalone, one worker on the local Docker engine and the data plane,
 # all on free ports, then, through boto3 (ecs, elbv2):
-#   1. proxy cost: a service of one busybox `httpd` task behind a listener; `wrk -t2 -c32 -d10s
-#      --latency` straight to the task's host port and through the listener (2 rounds, alternating),
-#      then p50/p99 open loop at 200 req/s, 20 s each way in 4 alternating slices;
+#   1. proxy cost: a service of one busybox `httpd` task behind a listener; `wrk -c32 -d10s --latency`
+#      straight to the task's host port and through the listener (5 rounds, alternating which goes
+#      first; the bar goes by the median round). On 2+ CPUs wrk runs pinned to the last CPU with one
+#      thread (taskset), so the generator takes at most one CPU (--no-pin in lbbench.py turns it
+#      off); then p50/p99 open loop at 200 req/s, 20 s each way in 4 alternating slices;
 #   2. deployments: a 2-task service behind a listener rolled to a new revision (100/200 %), and a
 #      2-task BLUE_GREEN service updated, each under a steady 200 req/s open-loop stream: failed
 #      requests and the deployment's duration.
@@ -29,7 +31,7 @@ while [[ $# -gt 0 ]]; do
     --no-build) BUILD=0 ;;
     --quick) RUN_ARGS+=(--duration 3 --warmup 1 --rounds 1 --latency-duration 4 --slices 2 --quiet-wait 2) ;;
     --keep-logs) KEEP_LOGS=1 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift

@@ -1,6 +1,7 @@
 // The ECS-compatible control plane on Azure: Storage (Tables + Queues), Key Vault (RBAC) with the
 // storage connection string and the SigV4 access keys, the Functions app (Linux Elastic Premium,
-// .NET 10 isolated) and an optional scale set of Docker worker hosts.
+// .NET 10 isolated), an optional scale set of Docker worker hosts and an optional scale set of
+// load balancer data plane hosts (the ELBv2 listeners).
 //
 //   az deployment group create -g <group> -n ecs -f infra/main.bicep \
 //     -p ecsAccessKeys='AKIA...:<secret>' workerSshPublicKey="$(cat ~/.ssh/id_ed25519.pub)"
@@ -160,10 +161,10 @@ param workerPoolMinSize int = 0
 @maxValue(1000)
 param workerPoolMaxSize int = 10
 
-@description('Admin user of the worker hosts (SSH key only, no password).')
+@description('Admin user of the worker and data plane hosts (SSH key only, no password).')
 param workerAdminUsername string = 'azureuser'
 
-@description('SSH public key (OpenSSH format) of workerAdminUsername. Required when deployWorkerHosts is true.')
+@description('SSH public key (OpenSSH format) of workerAdminUsername, on the worker and the data plane hosts. Required when deployWorkerHosts or deployLoadBalancerHosts is true.')
 param workerSshPublicKey string = ''
 
 @description('Where the hosts download the published worker (a .tar.gz of dotnet publish src/Worker). Empty: the blob worker-packages/serverless-worker.tar.gz in this deployment\'s storage account, read with the hosts\' managed identity. Any other URL is fetched without credentials (use a SAS URL or a public release).')
@@ -182,6 +183,40 @@ param workerSubnetPrefix string = '10.60.0.0/20'
 param functionSubnetPrefix string = '10.60.16.0/24'
 
 // ---------------------------------------------------------------------------------------------
+// Load balancer data plane hosts (src/LoadBalancer: the ELBv2 listeners)
+// ---------------------------------------------------------------------------------------------
+
+@description('Deploy the data plane scale set and its identity (its subnet is always deployed). False: ELBv2 calls are answered but no listener serves in Azure.')
+param deployLoadBalancerHosts bool = true
+
+@description('Number of data plane VMs. 0 deploys the scale set empty; scale it once the data plane package is uploaded. Each VM serves every listener.')
+@minValue(0)
+@maxValue(100)
+param loadBalancerCount int = 0
+
+@description('VM size of the data plane hosts (Trusted Launch capable; Gen2).')
+param loadBalancerVmSize string = 'Standard_D2s_v5'
+
+@description('TCP ports or ranges (strings: 80, 8000-8099) that listeners may use, opened to loadBalancerSourceRanges.')
+param loadBalancerListenerPorts array = [
+  '80'
+]
+
+@description('Addresses, CIDR ranges or service tags (e.g. Internet) that reach the listener ports; non-empty also gives each data plane VM a public IP. Empty: listeners are reached from the VNet only (an internal load balancer).')
+param loadBalancerSourceRanges array = []
+
+@description('LoadBalancer__WakePort: UDP port the data plane takes the control plane\'s configuration wakes on, at its private IP.')
+@minValue(1024)
+@maxValue(65535)
+param loadBalancerWakePort int = 7400
+
+@description('Subnet of the data plane hosts, inside workerVnetAddressPrefix.')
+param loadBalancerSubnetPrefix string = '10.60.17.0/24'
+
+@description('Where the hosts download the published data plane (a .tar.gz of dotnet publish src/LoadBalancer). Empty: the blob worker-packages/serverless-loadbalancer.tar.gz in this deployment\'s storage account, read with the hosts\' managed identity.')
+param loadBalancerPackageUrl string = ''
+
+// ---------------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------------
 
@@ -194,6 +229,8 @@ var names = {
   functionApp: 'func-${prefix}-${suffix}'
   functionIdentity: 'id-${prefix}-func-${suffix}'
   workerIdentity: 'id-${prefix}-worker-${suffix}'
+  loadBalancerIdentity: 'id-${prefix}-lb-${suffix}'
+  loadBalancerPrefix: '${prefix}-lb-${suffix}'
   logAnalytics: 'log-${prefix}-${suffix}'
   appInsights: 'appi-${prefix}-${suffix}'
   workerPrefix: '${prefix}-worker-${suffix}'
@@ -202,6 +239,7 @@ var names = {
 var contentShareName = take(toLower('${names.functionApp}-content'), 63)
 var workerPackageContainer = 'worker-packages'
 var workerPackageBlob = 'serverless-worker.tar.gz'
+var loadBalancerPackageBlob = 'serverless-loadbalancer.tar.gz'
 
 // ---------------------------------------------------------------------------------------------
 // Identities: one for the Functions app (Key Vault references), one for the worker hosts
@@ -219,6 +257,12 @@ resource workerIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-1
   tags: tags
 }
 
+resource loadBalancerIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' = if (deployLoadBalancerHosts) {
+  name: names.loadBalancerIdentity
+  location: location
+  tags: tags
+}
+
 // ---------------------------------------------------------------------------------------------
 // Modules
 // ---------------------------------------------------------------------------------------------
@@ -232,6 +276,9 @@ module network 'modules/network.bicep' = {
     addressPrefix: workerVnetAddressPrefix
     functionSubnetPrefix: functionSubnetPrefix
     workerSubnetPrefix: workerSubnetPrefix
+    loadBalancerSubnetPrefix: loadBalancerSubnetPrefix
+    listenerPorts: loadBalancerListenerPorts
+    listenerSourceRanges: loadBalancerSourceRanges
   }
 }
 
@@ -246,6 +293,8 @@ module storage 'modules/storage.bicep' = {
     workerPackageContainer: workerPackageContainer
     workerIdentityId: deployWorkerHosts ? workerIdentity.id : ''
     workerPrincipalId: deployWorkerHosts ? workerIdentity!.properties.principalId : ''
+    loadBalancerIdentityId: deployLoadBalancerHosts ? loadBalancerIdentity.id : ''
+    loadBalancerPrincipalId: deployLoadBalancerHosts ? loadBalancerIdentity!.properties.principalId : ''
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalType: operatorPrincipalType
     tablePrefix: ecsStoragePrefix
@@ -254,6 +303,7 @@ module storage 'modules/storage.bicep' = {
     allowedSubnetIds: [
       network.outputs.functionSubnetId
       network.outputs.workerSubnetId
+      network.outputs.loadBalancerSubnetId
     ]
     allowedIpRanges: operatorIpRanges
   }
@@ -373,6 +423,34 @@ module workers 'modules/workers.bicep' = if (deployWorkerHosts) {
   }
 }
 
+module loadBalancers 'modules/loadbalancers.bicep' = if (deployLoadBalancerHosts) {
+  name: 'loadbalancers'
+  params: {
+    namePrefix: names.loadBalancerPrefix
+    location: location
+    tags: tags
+    count: loadBalancerCount
+    vmSize: loadBalancerVmSize
+    adminUsername: workerAdminUsername
+    sshPublicKey: workerSshPublicKey
+    identityId: loadBalancerIdentity.id
+    identityClientId: loadBalancerIdentity!.properties.clientId
+    subnetId: network.outputs.loadBalancerSubnetId
+    tableServiceUri: storage.outputs.tableEndpoint
+    queueServiceUri: storage.outputs.queueEndpoint
+    packageUrl: empty(loadBalancerPackageUrl) ? '${storage.outputs.blobEndpoint}${workerPackageContainer}/${loadBalancerPackageBlob}' : loadBalancerPackageUrl
+    packageUsesManagedIdentity: empty(loadBalancerPackageUrl)
+    dotnetChannel: workerDotnetChannel
+    wakePort: loadBalancerWakePort
+    publicListeners: !empty(loadBalancerSourceRanges)
+    settings: {
+      Ecs__Region: ecsRegion
+      Ecs__AccountId: ecsAccountId
+      Ecs__StoragePrefix: ecsStoragePrefix
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Outputs
 // ---------------------------------------------------------------------------------------------
@@ -397,3 +475,9 @@ output workerPackageBlob string = workerPackageBlob
 
 @description('Name of the worker scale set (empty when deployWorkerHosts is false).')
 output workerScaleSetName string = deployWorkerHosts ? workers!.outputs.scaleSetName : ''
+
+@description('Blob name of the published data plane inside workerPackageContainer.')
+output loadBalancerPackageBlob string = loadBalancerPackageBlob
+
+@description('Name of the load balancer data plane scale set (empty when deployLoadBalancerHosts is false).')
+output loadBalancerScaleSetName string = deployLoadBalancerHosts ? loadBalancers!.outputs.scaleSetName : ''

@@ -1,14 +1,23 @@
 // The network both halves share, so Storage and Key Vault can refuse every other one: a VNet with
 // the Functions app's integration subnet (delegated to Microsoft.Web/serverFarms) and the worker
 // hosts' subnet, each with service endpoints for what it reaches (Storage; Key Vault for the app,
-// which resolves its Key Vault references through the VNet). A NAT gateway gives both their
-// outbound internet (apt, the .NET runtime, image pulls); nothing comes in from the internet.
+// which resolves its Key Vault references through the VNet), and the load balancer data plane's
+// subnet. A NAT gateway gives them their outbound internet (apt, the .NET runtime, image pulls);
+// nothing comes in from the internet but, when listenerSourceRanges names any, the data plane's
+// listener ports from those ranges.
 param namePrefix string
 param location string
 param tags object
 param addressPrefix string
 param functionSubnetPrefix string
 param workerSubnetPrefix string
+param loadBalancerSubnetPrefix string
+
+@description('TCP ports or ranges (e.g. 80, 8000-8999) the data plane\'s listeners may use, opened to listenerSourceRanges.')
+param listenerPorts array
+
+@description('Addresses, CIDR ranges or service tags (Internet) let in to listenerPorts. Empty: the listeners are reached from the VNet only.')
+param listenerSourceRanges array
 
 resource nsg 'Microsoft.Network/networkSecurityGroups@2025-05-01' = {
   name: 'nsg-${namePrefix}'
@@ -18,6 +27,31 @@ resource nsg 'Microsoft.Network/networkSecurityGroups@2025-05-01' = {
     // Only the default rules: VNet and load balancer traffic in, nothing from the internet. Task
     // ports are reachable inside the VNet; add rules (or a load balancer) to expose services.
     securityRules: []
+  }
+}
+
+// The data plane's subnet: the VNet's default rules (the control plane's wakes, clients in the VNet) and
+// the listener ports from listenerSourceRanges, nothing else (no SSH from the internet).
+resource loadBalancerNsg 'Microsoft.Network/networkSecurityGroups@2025-05-01' = {
+  name: 'nsg-${namePrefix}-lb'
+  location: location
+  tags: tags
+  properties: {
+    securityRules: empty(listenerSourceRanges) ? [] : [
+      {
+        name: 'listeners'
+        properties: {
+          priority: 100
+          direction: 'Inbound'
+          access: 'Allow'
+          protocol: 'Tcp'
+          sourceAddressPrefixes: listenerSourceRanges
+          sourcePortRange: '*'
+          destinationAddressPrefix: '*'
+          destinationPortRanges: listenerPorts
+        }
+      }
+    ]
   }
 }
 
@@ -105,6 +139,23 @@ resource vnet 'Microsoft.Network/virtualNetworks@2025-05-01' = {
           defaultOutboundAccess: false
         }
       }
+      {
+        name: 'loadbalancers'
+        properties: {
+          addressPrefix: loadBalancerSubnetPrefix
+          networkSecurityGroup: {
+            id: loadBalancerNsg.id
+          }
+          natGateway: {
+            id: nat.id
+          }
+          // Its table, the reconcile queue and its package blob.
+          serviceEndpoints: [
+            { service: 'Microsoft.Storage' }
+          ]
+          defaultOutboundAccess: false
+        }
+      }
     ]
   }
 }
@@ -112,3 +163,4 @@ resource vnet 'Microsoft.Network/virtualNetworks@2025-05-01' = {
 output vnetName string = vnet.name
 output functionSubnetId string = vnet.properties.subnets[0].id
 output workerSubnetId string = vnet.properties.subnets[1].id
+output loadBalancerSubnetId string = vnet.properties.subnets[2].id

@@ -5,7 +5,8 @@
 // mounted with a connection string, which lives only in Key Vault. Everything else uses Entra ID:
 // the Functions host and the control plane with the app's identity (roles on the account: they
 // create tables and queues at run time), the worker hosts with theirs (Storage Table / Queue Data
-// Contributor on exactly the tables and queues the worker uses).
+// Contributor on exactly the tables and queues the worker uses), the load balancer data plane with
+// its own (its table and the reconcile queue alone).
 //
 // Network: only the VNet's subnets (service endpoints) and the optional operator addresses reach
 // the account; everything else is refused (publicNetworkAccess 'Enabled' with defaultAction
@@ -20,6 +21,10 @@ param workerPackageContainer string
 @description('Resource id of the worker hosts\' identity, which reads worker packages and uses the worker\'s tables and queues. Empty: none.')
 param workerIdentityId string
 param workerPrincipalId string
+
+@description('Resource id of the load balancer data plane\'s identity, which uses the LoadBalancing table and the reconcile queue and reads its package. Empty: none.')
+param loadBalancerIdentityId string
+param loadBalancerPrincipalId string
 
 @description('Principal id of the Functions app\'s identity: the identity-based AzureWebJobsStorage (host and control plane).')
 param functionIdentityId string
@@ -62,6 +67,12 @@ var workerQueues = [
   'task-events'
 ]
 var commandQueuePrefix = 'ci-'
+
+// What the load balancer data plane (src/LoadBalancer) opens: LoadBalancingStore's table (the configuration it
+// serves, the targets' health it writes, its wake registration) and the reconcile queue (a target's health changed:
+// its service reconciles). workerQueues[0] is that queue.
+var dataPlaneTable = 'LoadBalancing'
+var reconcileQueueIndex = 0
 
 resource account 'Microsoft.Storage/storageAccounts@2025-06-01' = {
   name: name
@@ -176,6 +187,11 @@ resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2025-06-
   }
 ]
 
+resource dataPlaneTableResource 'Microsoft.Storage/storageAccounts/tableServices/tables@2025-06-01' = {
+  parent: tableService
+  name: '${tablePrefix}${dataPlaneTable}'
+}
+
 // Role assignment names derive from identity resource ids (known before deployment, unlike
 // principal ids), so what-if can predict them.
 resource packageReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(workerIdentityId)) {
@@ -245,6 +261,37 @@ resource workerCommandQueueAccess 'Microsoft.Authorization/roleAssignments@2022-
     description: 'ECS worker hosts: messages of the command queues ${commandQueuePrefix}* only'
     conditionVersion: '2.0'
     condition: '((!(ActionMatches{\'Microsoft.Storage/storageAccounts/queueServices/queues/messages/read\'}) AND !(ActionMatches{\'Microsoft.Storage/storageAccounts/queueServices/queues/messages/write\'}) AND !(ActionMatches{\'Microsoft.Storage/storageAccounts/queueServices/queues/messages/delete\'}) AND !(ActionMatches{\'Microsoft.Storage/storageAccounts/queueServices/queues/messages/process/action\'})) OR (@Resource[Microsoft.Storage/storageAccounts/queueServices/queues:name] StringStartsWith \'${commandQueuePrefix}\'))'
+  }
+}
+
+// The data plane's data access: its table and the reconcile queue alone, and its package.
+resource dataPlaneTableAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(loadBalancerIdentityId)) {
+  name: guid(dataPlaneTableResource.id, loadBalancerIdentityId, storageTableDataContributor)
+  scope: dataPlaneTableResource
+  properties: {
+    principalId: loadBalancerPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+  }
+}
+
+resource dataPlaneQueueAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(loadBalancerIdentityId)) {
+  name: guid(queues[reconcileQueueIndex].id, loadBalancerIdentityId, storageQueueDataContributor)
+  scope: queues[reconcileQueueIndex]
+  properties: {
+    principalId: loadBalancerPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributor)
+  }
+}
+
+resource dataPlanePackageReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(loadBalancerIdentityId)) {
+  name: guid(packages.id, loadBalancerIdentityId, storageBlobDataReader)
+  scope: packages
+  properties: {
+    principalId: loadBalancerPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataReader)
   }
 }
 

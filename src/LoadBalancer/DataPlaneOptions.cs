@@ -6,7 +6,11 @@ public sealed class DataPlaneOptions
     /// <summary>The address every listener binds: loopback here, where clients and tests reach it.</summary>
     public string ListenAddress { get; set; } = "127.0.0.1";
 
-    /// <summary>The address of an <c>instance</c> target: the Docker hosts here publish task ports on this machine.</summary>
+    /// <summary>
+    /// The address of an <c>instance</c> target that carries none: each target a service registers carries its
+    /// container instance's host address (<c>Worker__HostAddress</c>); one registered through the API by instance id
+    /// does not, and is reached here (default loopback: the Docker hosts publish task ports on this machine).
+    /// </summary>
     public string InstanceAddress { get; set; } = "127.0.0.1";
 
     /// <summary>

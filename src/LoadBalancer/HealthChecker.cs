@@ -54,6 +54,7 @@ public sealed class HealthChecker(
             var before = state.Health(key);
             var after = HealthChecks.Next(before ?? TargetHealthState.Initial, result, group.HealthyThreshold, group.UnhealthyThreshold);
             state.SetHealth(key, after);
+            if (before?.State != after.State) state.NoteHealthChange(group, target, before?.State, after.State, time.GetUtcNow());
             if (before is null || before.State != after.State || before.Reason != after.Reason)
             {
                 logger.LogInformation("Target {Target}:{Port} of {TargetGroupArn} is {State} {Reason}", target.Id, target.Port, group.Arn, after.State, after.Reason);
@@ -77,7 +78,7 @@ public sealed class HealthChecker(
 
     private async Task<HealthCheckResult> ProbeAsync(RouteTargetGroup group, TargetRow target, CancellationToken cancellationToken)
     {
-        var address = group.TargetType == "ip" ? target.Id : options.InstanceAddress;
+        var address = Routing.Address(group, target, options.InstanceAddress);
         var port = group.HealthCheckPort == "traffic-port" ? target.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) : group.HealthCheckPort;
         var host = IPAddress.TryParse(address, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

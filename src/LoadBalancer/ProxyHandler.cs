@@ -9,11 +9,11 @@ namespace Serverless.LoadBalancer;
 
 /// <summary>
 /// One request through a listener: the first matching rule by priority decides; a forward picks a target
-/// group by weight and a target round robin among those that may take new requests (never a draining one),
-/// and YARP forwards to it. ALB's answers where it has no target: 503 with no eligible target, 502 when the
+/// group by weight and a target among those that may take new requests (never a draining one) as
+/// <see cref="TargetSelection"/> decides (round robin, slow start, <c>lb_cookie</c> stickiness), and YARP forwards to it. ALB's answers where it has no target: 503 with no eligible target, 502 when the
 /// target fails, 504 when it does not answer in time. A failing target costs only its own requests.
 /// </summary>
-public sealed class ProxyHandler(RoutingState state, IHttpForwarder forwarder, DataPlaneOptions options, ILogger<ProxyHandler> logger)
+public sealed class ProxyHandler(RoutingState state, IHttpForwarder forwarder, DataPlaneOptions options, TimeProvider time, ILogger<ProxyHandler> logger)
 {
     private readonly HttpMessageInvoker _client = new(new SocketsHttpHandler
     {
@@ -74,8 +74,17 @@ public sealed class ProxyHandler(RoutingState state, IHttpForwarder forwarder, D
             await WriteAsync(context, 503, "text/plain", "Service Temporarily Unavailable");
             return;
         }
-        var target = eligible[state.NextIndex(arn) % eligible.Count];
-        var address = group.TargetType == "ip" ? target.Id : options.InstanceAddress;
+        var target = Choose(context.Request, group, eligible);
+        if (group.StickySeconds is { } sticky)
+        {
+            // On every response, as ALB renews its cookie; set when the response starts, after YARP copied the target's headers.
+            context.Response.OnStarting(() =>
+            {
+                foreach (var cookie in TargetSelection.SetCookies(group.Id, target, sticky, time.GetUtcNow())) context.Response.Headers.Append("Set-Cookie", cookie);
+                return Task.CompletedTask;
+            });
+        }
+        var address = Routing.Address(group, target, options.InstanceAddress);
         var destination = $"http://{(address.Contains(':') ? $"[{address}]" : address)}:{target.Port}/";
         var error = await forwarder.SendAsync(context, destination, _client, _config, HttpTransformer.Default);
         if (error == ForwarderError.None) return;
@@ -91,6 +100,25 @@ public sealed class ProxyHandler(RoutingState state, IHttpForwarder forwarder, D
         if (context.Response.HasStarted) return;
         var status = error is ForwarderError.RequestTimedOut ? 504 : 502;
         await WriteAsync(context, status, "text/plain", status == 504 ? "Gateway Timeout" : "Bad Gateway");
+    }
+
+    /// <summary>
+    /// The target of this request: the one its stickiness cookie names while that one may take requests; otherwise
+    /// round robin, weighted by the slow-start shares when a target of the group is ramping up.
+    /// </summary>
+    private TargetRow Choose(HttpRequest request, RouteTargetGroup group, IReadOnlyList<TargetRow> eligible)
+    {
+        if (group.StickySeconds is not null)
+        {
+            var cookie = request.Cookies[TargetSelection.StickyCookie] ?? request.Cookies[TargetSelection.StickyCorsCookie];
+            if (TargetSelection.Sticky(cookie, group.Id, eligible) is { } pinned) return pinned;
+        }
+        var next = state.NextIndex(group.Arn);
+        if (group.SlowStartSeconds == 0 || eligible.Count == 1) return eligible[next % eligible.Count];
+        var now = time.GetUtcNow();
+        var shares = new double[eligible.Count];
+        for (var i = 0; i < shares.Length; i++) shares[i] = state.Share(group, eligible[i], now);
+        return TargetSelection.Pick(eligible, shares, next, Random.Shared.NextDouble());
     }
 
     private static Task WriteAsync(HttpContext context, int status, string contentType, string body)

@@ -114,6 +114,15 @@ public sealed class WorkerOptions
     /// and advertised with; default loopback (one machine). Set it to an address the other side can reach when it runs elsewhere.</summary>
     public string? WakeAddress { get; set; }
 
+    /// <summary>
+    /// The host's private IP address, registered with the container instance: where a load balancer reaches the
+    /// host ports of this host's tasks (an <c>instance</c> target), as ALB reaches an EC2 instance by its primary
+    /// private IPv4 (the agent's <c>HostPrivateIPv4Address</c>). Default: loopback (one machine, the balancer beside
+    /// the workers). On a host the balancer reaches over a network, set it to the host's address there (the Azure
+    /// worker hosts take it from IMDS).
+    /// </summary>
+    public string? HostAddress { get; set; }
+
     /// <summary>Longest pause between polls of an idle command queue when the worker takes no wakes.</summary>
     public int CommandPollMaxDelayMilliseconds { get; set; } = 2000;
 

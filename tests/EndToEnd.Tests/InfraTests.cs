@@ -114,6 +114,43 @@ public sealed class InfraTests : IClassFixture<InfraTests.CompiledTemplate>
         Assert.Contains("poolSettings", _compiled.Module("functionapp")["variables"]!["allSettings"]!.GetValue<string>());
     }
 
+    [Fact]
+    public void The_load_balancer_data_plane_reaches_its_table_and_the_reconcile_queue_with_its_identity_and_only_listener_ports_are_open()
+    {
+        var module = _compiled.Module("loadbalancers");
+        var text = module.ToJsonString();
+        Assert.DoesNotContain("listKeys", text);
+        Assert.DoesNotContain("vault", text, StringComparison.OrdinalIgnoreCase);
+        var settings = module["variables"]!["hostSettings"]!;
+        Assert.Equal("managedidentity", settings["AzureWebJobsStorage__credential"]!.GetValue<string>());
+        Assert.NotNull(settings["AzureWebJobsStorage__tableServiceUri"]);
+        Assert.NotNull(settings["AzureWebJobsStorage__queueServiceUri"]);
+        Assert.Equal("0.0.0.0", settings["LoadBalancer__ListenAddress"]!.GetValue<string>());
+        Assert.Contains("wakePort", settings["LoadBalancer__WakePort"]!.GetValue<string>());
+
+        // Storage: Table Data Contributor on the LoadBalancing table, Queue Data Contributor on the reconcile queue,
+        // Blob Data Reader on the package container; nothing on the account.
+        var storage = _compiled.Module("storage");
+        var grants = Resources(storage)
+            .Where(r => Type(r) == "Microsoft.Authorization/roleAssignments" && r["name"]!.GetValue<string>().Contains("loadBalancerIdentityId", StringComparison.Ordinal))
+            .ToList();
+        Assert.Equal(3, grants.Count);
+        Assert.All(grants, g => Assert.Matches("tableServices/tables|queueServices/queues|blobServices/containers", g["scope"]!.GetValue<string>()));
+        var table = Assert.Single(grants, g => HasRole(storage, g, TableDataContributor));
+        Assert.Contains("variables('dataPlaneTable')", table["scope"]!.GetValue<string>());
+        Assert.Equal("LoadBalancing", storage["variables"]!["dataPlaneTable"]!.GetValue<string>());
+        var queue = Assert.Single(grants, g => HasRole(storage, g, QueueDataContributor));
+        Assert.Contains("variables('reconcileQueueIndex')", queue["scope"]!.GetValue<string>());
+        Assert.Equal("reconcile", storage["variables"]!["workerQueues"]![storage["variables"]!["reconcileQueueIndex"]!.GetValue<int>()]!.GetValue<string>());
+
+        // Network: the data plane's subnet admits only the listener ports, only from the given ranges (none by default).
+        var nsg = Resources(_compiled.Module("network")).Single(r => Type(r) == "Microsoft.Network/networkSecurityGroups" && r["name"]!.GetValue<string>().Contains("-lb", StringComparison.Ordinal));
+        var rules = nsg["properties"]!["securityRules"]!.GetValue<string>();
+        Assert.StartsWith("[if(empty(parameters('listenerSourceRanges')), createArray(),", rules);
+        Assert.Contains("'destinationPortRanges', parameters('listenerPorts')", rules);
+        Assert.Empty(_compiled.Template["parameters"]!["loadBalancerSourceRanges"]!["defaultValue"]!.AsArray());
+    }
+
     private static string Type(JsonNode resource) => resource["type"]!.GetValue<string>();
 
     /// <summary>Whether the grant's role is <paramref name="roleId"/>, written out or through a variable of the template.</summary>

@@ -103,6 +103,14 @@ public sealed record ContainerInstanceRecord
     public string? WakeEndpoint { get; init; }
 
     /// <summary>
+    /// The host's private address, where a load balancer reaches the host ports of its tasks (an <c>instance</c>
+    /// target): what ALB resolves an EC2 instance target to, the instance's primary private IPv4, and what the ECS
+    /// agent gives containers as <c>HostPrivateIPv4Address</c>. Reported by the worker; not part of the API (ECS's
+    /// containerInstance has no such member). Null for a row written before workers reported it.
+    /// </summary>
+    public string? HostAddress { get; init; }
+
+    /// <summary>
     /// The capacity provider whose pool the instance's worker belongs to (ECS's
     /// <c>capacityProviderName</c>); <c>FARGATE</c> for the hidden hosts Fargate tasks run on.
     /// </summary>
@@ -159,6 +167,7 @@ public sealed record ContainerInstanceRecord
             AgentHash = wanted.AgentHash,
             DockerVersion = wanted.DockerVersion,
             WakeEndpoint = wanted.WakeEndpoint ?? WakeEndpoint,
+            HostAddress = wanted.HostAddress ?? HostAddress,
             CapacityProviderName = wanted.CapacityProviderName,
             Owner = wanted.Owner,
             Beat = beat,
@@ -213,6 +222,7 @@ public sealed record ContainerInstanceRecord
             ["AgentHash"] = AgentHash,
             ["DockerVersion"] = DockerVersion,
             ["WakeEndpoint"] = WakeEndpoint,
+            ["HostAddress"] = HostAddress,
             ["CapacityProviderName"] = CapacityProviderName,
             ["Owner"] = Owner,
             ["Beat"] = Beat,
@@ -254,6 +264,7 @@ public sealed record ContainerInstanceRecord
         AgentHash = entity.GetString("AgentHash"),
         DockerVersion = entity.GetString("DockerVersion"),
         WakeEndpoint = entity.GetString("WakeEndpoint"),
+        HostAddress = entity.GetString("HostAddress"),
         CapacityProviderName = entity.GetString("CapacityProviderName"),
         Owner = entity.GetString("Owner") is { Length: > 0 } owner ? owner : null,
         Beat = entity.GetString("Beat"),

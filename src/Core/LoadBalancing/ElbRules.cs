@@ -113,6 +113,18 @@ public static partial class ElbRules
         => int.TryParse(targetGroup[ElbDocs.Attributes]?["deregistration_delay.timeout_seconds"]?.GetValue<string>(), CultureInfo.InvariantCulture, out var d)
             ? d : DefaultDeregistrationDelaySeconds;
 
+    /// <summary><c>slow_start.duration_seconds</c>; 0 (the default) is off.</summary>
+    public static int SlowStartSeconds(JsonObject targetGroup)
+        => int.TryParse(targetGroup[ElbDocs.Attributes]?["slow_start.duration_seconds"]?.GetValue<string>(), CultureInfo.InvariantCulture, out var d) ? d : 0;
+
+    /// <summary><c>stickiness.lb_cookie.duration_seconds</c> when <c>stickiness.enabled</c> is true with type <c>lb_cookie</c>; else null (no stickiness).</summary>
+    public static int? LbCookieSeconds(JsonObject targetGroup)
+    {
+        var attributes = targetGroup[ElbDocs.Attributes];
+        if (attributes?["stickiness.enabled"]?.GetValue<string>() != "true" || (attributes["stickiness.type"]?.GetValue<string>() ?? "lb_cookie") != "lb_cookie") return null;
+        return int.TryParse(attributes["stickiness.lb_cookie.duration_seconds"]?.GetValue<string>(), CultureInfo.InvariantCulture, out var d) ? d : 86400;
+    }
+
     private static readonly HashSet<string> ContentTypes = ["text/plain", "text/css", "text/html", "application/javascript", "application/json"];
 
     /// <summary>

@@ -11,12 +11,16 @@ public sealed record ElbRow(string RowKey, JsonObject Doc, JsonArray Tags, ETag 
 /// <summary>One registered target: where it is and what the data plane last found.</summary>
 public sealed record TargetRow(
     string TargetGroupId, string Id, int Port, string? AvailabilityZone, DateTimeOffset RegisteredAt,
-    DateTimeOffset? DrainingSince, string? Health, string? Reason, string? Description, string? Service = null, string? ServiceWake = null)
+    DateTimeOffset? DrainingSince, string? Health, string? Reason, string? Description, string? Service = null, string? ServiceWake = null,
+    string? Address = null)
 {
     /// <summary>
     /// <see cref="Service"/>: the ECS service that registered the target (<c>cluster/name</c>, a <c>ServiceKey</c>), which a
     /// data plane asks to reconcile when the target's health changes, waking <see cref="ServiceWake"/> (the registering
     /// control plane's <c>QueueWake</c> endpoint, as a worker's reports do); both null for a target registered through the API.
+    /// <see cref="Address"/>: where an <c>instance</c> target is reached, its container instance's host address
+    /// (as ALB resolves an instance id to its private IP); null for an <c>ip</c> target (its id is the address) and for an
+    /// instance target registered through the API, which the data plane reaches at its configured fallback.
     /// </summary>
     public static string Key(string id, int port) => $"{id}|{port}";
 }
@@ -254,14 +258,14 @@ public sealed class LoadBalancingStore(StorageClients storage, QueueWake wake, T
     {
         ["Id"] = t.Id, ["Port"] = t.Port, ["AvailabilityZone"] = t.AvailabilityZone, ["RegisteredAt"] = t.RegisteredAt,
         ["DrainingSince"] = t.DrainingSince, ["Health"] = t.Health, ["Reason"] = t.Reason, ["Description"] = t.Description,
-        ["Service"] = t.Service, ["ServiceWake"] = t.ServiceWake,
+        ["Service"] = t.Service, ["ServiceWake"] = t.ServiceWake, ["Address"] = t.Address,
     };
 
     private static TargetRow ToTarget(string targetGroupId, TableEntity e) => new(
         targetGroupId, e.GetString("Id"), e.GetInt32("Port") ?? 0, e.GetString("AvailabilityZone"),
         e.GetDateTimeOffset("RegisteredAt") ?? DateTimeOffset.MinValue, e.GetDateTimeOffset("DrainingSince"),
         NullIfEmpty(e.GetString("Health")), NullIfEmpty(e.GetString("Reason")), NullIfEmpty(e.GetString("Description")),
-        NullIfEmpty(e.GetString("Service")), NullIfEmpty(e.GetString("ServiceWake")));
+        NullIfEmpty(e.GetString("Service")), NullIfEmpty(e.GetString("ServiceWake")), NullIfEmpty(e.GetString("Address")));
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 

@@ -21,11 +21,15 @@ public sealed record RouteRule(int Priority, IReadOnlyList<RouteCondition> Condi
 
 public sealed record RouteListener(string ListenerArn, int Port, IReadOnlyList<RouteRule> Rules);
 
-/// <summary>A target group as the data plane needs it: where its health checks go and how long its targets drain.</summary>
+/// <summary>
+/// A target group as the data plane needs it: where its health checks go, how long its targets drain, how long a
+/// target that turned healthy ramps up (<see cref="SlowStartSeconds"/>, 0: off) and, with <c>lb_cookie</c> stickiness
+/// on, how long a client stays pinned to its target (<see cref="StickySeconds"/>; null: off).
+/// </summary>
 public sealed record RouteTargetGroup(
     string Arn, string Id, string TargetType, int Port, bool HealthCheckEnabled, string HealthCheckPath, string HealthCheckPort,
     int IntervalSeconds, int TimeoutSeconds, int HealthyThreshold, int UnhealthyThreshold, string Matcher,
-    int DeregistrationDelaySeconds, IReadOnlyList<TargetRow> Targets);
+    int DeregistrationDelaySeconds, IReadOnlyList<TargetRow> Targets, int SlowStartSeconds = 0, int? StickySeconds = null);
 
 /// <summary>Everything one data plane serves, read at one configuration version. Immutable: swapped whole on a change.</summary>
 public sealed record RoutingTable(IReadOnlyList<RouteListener> Listeners, IReadOnlyDictionary<string, RouteTargetGroup> TargetGroups)
@@ -98,6 +102,14 @@ public static class Routing
         return healthy.Count > 0 ? healthy : serving;
     }
 
+    /// <summary>
+    /// Where a target is reached: an <c>ip</c> target at its id, an <c>instance</c> target at the host address its
+    /// container instance registered (carried on the target), else at <paramref name="fallback"/> (a target
+    /// registered through the API by instance id, or before the address was carried).
+    /// </summary>
+    public static string Address(RouteTargetGroup group, TargetRow target, string fallback)
+        => group.TargetType == "ip" ? target.Id : target.Address ?? fallback;
+
     /// <summary>Builds the routing table from the stored configuration rows and each forwarded-to group's targets.</summary>
     public static RoutingTable Build(IReadOnlyList<ElbRow> config, Func<string, IReadOnlyList<TargetRow>> targetsOf)
     {
@@ -111,7 +123,8 @@ public static class Routing
                 d["HealthCheckEnabled"]?.GetValue<bool>() ?? true, d["HealthCheckPath"]!.GetValue<string>(), d["HealthCheckPort"]!.GetValue<string>(),
                 d["HealthCheckIntervalSeconds"]!.GetValue<int>(), d["HealthCheckTimeoutSeconds"]!.GetValue<int>(),
                 d["HealthyThresholdCount"]!.GetValue<int>(), d["UnhealthyThresholdCount"]!.GetValue<int>(),
-                d["Matcher"]?["HttpCode"]?.GetValue<string>() ?? "200", ElbRules.DeregistrationDelaySeconds(d), targetsOf(id));
+                d["Matcher"]?["HttpCode"]?.GetValue<string>() ?? "200", ElbRules.DeregistrationDelaySeconds(d), targetsOf(id),
+                ElbRules.SlowStartSeconds(d), ElbRules.LbCookieSeconds(d));
         }
 
         var rules = config.Where(r => r.RowKey.StartsWith("rule|", StringComparison.Ordinal))

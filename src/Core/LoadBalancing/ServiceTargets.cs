@@ -12,7 +12,8 @@ namespace Serverless.Core.LoadBalancing;
 /// it is RUNNING, and healthy when its definition has a health check; a task that stopped or is to stop is
 /// deregistered, and a task the scheduler stops is drained first, for the group's deregistration delay.
 /// </summary>
-public sealed class ServiceTargets(LoadBalancingStore store, QueueWake wake, TimeProvider time, ILogger<ServiceTargets> logger)
+public sealed class ServiceTargets(
+    LoadBalancingStore store, ContainerInstances.ContainerInstanceStore instances, QueueWake wake, TimeProvider time, ILogger<ServiceTargets> logger)
 {
     /// <summary>
     /// One <c>loadBalancers</c> entry. With an <c>advancedConfiguration</c> (blue/green), a task's target goes to
@@ -118,11 +119,29 @@ public sealed class ServiceTargets(LoadBalancingStore store, QueueWake wake, Tim
     }
 
     /// <summary>
-    /// Registers the service's serving tasks that are not registered yet and deregisters (drains) the targets
-    /// of its tasks that stopped or are to stop. Idempotent: what is already so is left alone.
+    /// Where the balancer reaches an <c>instance</c> target of <paramref name="task"/>: its container instance's host
+    /// address (null for an <c>ip</c> target, whose id is its address, and for an instance that reported none).
+    /// One read per instance per call, and only for targets about to be registered.
+    /// </summary>
+    private async Task<string?> AddressAsync(TaskRecord task, Dictionary<string, string?> known, CancellationToken cancellationToken)
+    {
+        if (task.Attachment is not null) return null;
+        if (!known.TryGetValue(task.ContainerInstanceId, out var address))
+        {
+            address = (await instances.FindAsync(task.Cluster, task.ContainerInstanceId, cancellationToken))?.HostAddress;
+            known[task.ContainerInstanceId] = address;
+        }
+        return address;
+    }
+
+    /// <summary>
+    /// Registers the service's serving tasks that are not registered yet (an <c>instance</c> target with its container
+    /// instance's host address) and deregisters (drains) the targets of its tasks that stopped or are to stop.
+    /// Idempotent: what is already so is left alone.
     /// </summary>
     public async Task SyncAsync(ServiceRecord service, IReadOnlyList<TaskRecord> tasks, bool hasHealthCheck, CancellationToken cancellationToken)
     {
+        var addresses = new Dictionary<string, string?>(StringComparer.Ordinal);
         foreach (var binding in Of(service))
         foreach (var groupArn in binding.Groups)
         {
@@ -139,8 +158,9 @@ public sealed class ServiceTargets(LoadBalancingStore store, QueueWake wake, Tim
                               && (task.HealthStatus == HealthStatus.Healthy || (!hasHealthCheck && task.HealthStatus != HealthStatus.Unhealthy));
                 if (serving && row is null && GroupFor(service, binding, task) == groupArn)
                 {
-                    changes.Add(new TargetRow(groupId, id, port, null, now, null, null, null, null, new ServiceKey(service.Cluster, service.Name).ToString(), wake.Endpoint));
-                    logger.LogInformation("Service {Service} registers task {TaskId} as {Target}:{Port} in {TargetGroupArn}", service.Name, task.Id, id, port, groupArn);
+                    var address = await AddressAsync(task, addresses, cancellationToken);
+                    changes.Add(new TargetRow(groupId, id, port, null, now, null, null, null, null, new ServiceKey(service.Cluster, service.Name).ToString(), wake.Endpoint, address));
+                    logger.LogInformation("Service {Service} registers task {TaskId} as {Target}:{Port} (at {Address}) in {TargetGroupArn}", service.Name, task.Id, id, port, address ?? id, groupArn);
                 }
                 else if (!serving && task.DesiredStatus != EcsTaskStatus.Running && row is { DrainingSince: null })
                 {

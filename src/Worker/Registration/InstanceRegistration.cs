@@ -91,8 +91,18 @@ public sealed class InstanceRegistration(
             // ECS reports the engine as "DockerVersion: <version>".
             DockerVersion = $"DockerVersion: {version.Version}",
             WakeEndpoint = wake.Endpoint,
+            HostAddress = HostAddress(options),
             CapacityProviderName = options.CapacityProvider is { Length: > 0 } provider ? provider : null,
         };
+    }
+
+    /// <summary><see cref="WorkerOptions.HostAddress"/>, checked: one IP address (a load balancer connects to it), default loopback.</summary>
+    public static string HostAddress(WorkerOptions options)
+    {
+        if (options.HostAddress is not { Length: > 0 } configured) return System.Net.IPAddress.Loopback.ToString();
+        return System.Net.IPAddress.TryParse(configured, out var ip) && !ip.Equals(System.Net.IPAddress.Any) && !ip.Equals(System.Net.IPAddress.IPv6Any)
+            ? ip.ToString()
+            : throw new InvalidOperationException($"Worker:HostAddress '{configured}' is not one IP address of this host.");
     }
 
     /// <summary>The worker's version, reported as ECS's agent version.</summary>

@@ -11,7 +11,7 @@ namespace Serverless.Core.Tests.LoadBalancing;
 [Collection(AzuriteCollection.Name)]
 public sealed class ElbApiTests(AzuriteFixture azurite) : IDisposable
 {
-    private static readonly XNamespace Ns = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/";
+    private static readonly XNamespace Ns = ElbQuery.Ns;
     private readonly ApiHarness _api = new(azurite, TestNames.Unique("elb"));
 
     public void Dispose() => _api.Dispose();
@@ -30,28 +30,8 @@ public sealed class ElbApiTests(AzuriteFixture azurite) : IDisposable
 
     private async Task<Answer> CallAsync(string action, params (string Name, string Value)[] parameters)
     {
-        var form = string.Join('&', new[] { ("Action", action), ("Version", "2015-12-01") }.Concat(parameters)
-            .Select(p => $"{Uri.EscapeDataString(p.Item1)}={Uri.EscapeDataString(p.Item2)}"));
-        var body = Encoding.UTF8.GetBytes(form);
-        var headers = new List<(string Name, string Value)>
-        {
-            ("Host", ApiHarness.Host),
-            ("X-Amz-Date", TimeProvider.System.GetUtcNow().UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'")),
-            ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
-        };
-        headers.Add(("Authorization", ApiHarness.Authorization(headers, "host;x-amz-date", body)));
-        var context = new DefaultHttpContext();
-        context.Request.Method = "POST";
-        context.Request.Path = "/";
-        foreach (var (name, value) in headers) context.Request.Headers.Append(name, value);
-        context.Request.Body = new MemoryStream(body);
-        context.Request.ContentLength = body.Length;
-        var output = new MemoryStream();
-        context.Response.Body = output;
-        var result = (QueryXmlResult)await _api.Endpoint.HandleAsync(context.Request, CancellationToken.None);
-        await result.WriteAsync(context.Response);
-        Assert.Equal("text/xml", context.Response.ContentType);
-        return new Answer(result.StatusCode, XElement.Parse(Encoding.UTF8.GetString(output.ToArray())));
+        var (status, xml) = await ElbQuery.CallAsync(_api, action, parameters);
+        return new Answer(status, xml);
     }
 
     private async Task<string> TargetGroupAsync(string name, params (string, string)[] more)

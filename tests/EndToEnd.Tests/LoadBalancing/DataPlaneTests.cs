@@ -88,6 +88,59 @@ public sealed class DataPlaneTests(ControlPlaneFixture plane)
         await Elb("delete-target-group", "--target-group-arn", tgArn);
     }
 
+    [Fact]
+    public async Task With_lb_cookie_stickiness_the_AWSALB_cookie_pins_a_client_to_its_target_until_that_target_drains()
+    {
+        await using var balancer = LoadBalancerProcess.Start(plane);
+        using var a = new Backend("A");
+        using var b = new Backend("B");
+
+        var lbArn = (await Elb("create-load-balancer", "--name", "dp-sticky")).Json["LoadBalancers"]![0]!["LoadBalancerArn"]!.GetValue<string>();
+        var tgArn = (await Elb("create-target-group", "--name", "dp-sticky-tg", "--protocol", "HTTP", "--port", "80", "--target-type", "ip",
+            "--health-check-path", "/health", "--health-check-interval-seconds", "5", "--health-check-timeout-seconds", "2",
+            "--healthy-threshold-count", "2")).Json["TargetGroups"]![0]!["TargetGroupArn"]!.GetValue<string>();
+        await Elb("modify-target-group-attributes", "--target-group-arn", tgArn, "--attributes",
+            "Key=stickiness.enabled,Value=true", "Key=stickiness.type,Value=lb_cookie", "Key=stickiness.lb_cookie.duration_seconds,Value=600",
+            "Key=deregistration_delay.timeout_seconds,Value=0");
+        await Elb("register-targets", "--target-group-arn", tgArn, "--targets", $"Id=127.0.0.1,Port={a.Port}", $"Id=127.0.0.1,Port={b.Port}");
+        var port = ControlPlaneFixture.FreePort();
+        await Elb("create-listener", "--load-balancer-arn", lbArn, "--protocol", "HTTP", "--port", port.ToString(), "--default-actions", $"Type=forward,TargetGroupArn={tgArn}");
+        await WaitForHealthAsync(tgArn, $"{a.Port}=healthy", $"{b.Port}=healthy");
+
+        // Without the cookie (a client that keeps none): round robin, and every answer offers a cookie naming the target it came from.
+        using var anonymous = new HttpClient(new HttpClientHandler { UseCookies = false }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        var cookieOf = new Dictionary<string, string>();
+        for (var i = 0; i < 10; i++)
+        {
+            using var response = await anonymous.GetAsync("/");
+            var cookie = response.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith("AWSALB=", StringComparison.Ordinal));
+            Assert.Contains("Path=/", cookie);
+            cookieOf[await response.Content.ReadAsStringAsync()] = cookie.Split(';')[0];
+        }
+        Assert.Equal(["A", "B"], cookieOf.Keys.Order());
+
+        // A client that keeps cookies stays with its target.
+        var jar = new CookieContainer();
+        using var sticky = new HttpClient(new HttpClientHandler { CookieContainer = jar }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        var first = await sticky.GetStringAsync("/");
+        for (var i = 0; i < 10; i++) Assert.Equal(first, await sticky.GetStringAsync("/"));
+
+        // Its target deregistered: the next request goes to the other one, and the new cookie pins it there.
+        var (pinned, other) = first == "A" ? (a, "B") : (b, "A");
+        await Elb("deregister-targets", "--target-group-arn", tgArn, "--targets", $"Id=127.0.0.1,Port={pinned.Port}");
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (await sticky.GetStringAsync("/") != other)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the sticky client still reaches its deregistered target");
+            await Task.Delay(100);
+        }
+        Assert.Equal(cookieOf[other], $"AWSALB={jar.GetCookies(sticky.BaseAddress!)["AWSALB"]!.Value}");
+        for (var i = 0; i < 5; i++) Assert.Equal(other, await sticky.GetStringAsync("/"));
+
+        await Elb("delete-load-balancer", "--load-balancer-arn", lbArn);
+        await Elb("delete-target-group", "--target-group-arn", tgArn);
+    }
+
     private async Task WaitForHealthAsync(string tgArn, params string[] expected)
     {
         var deadline = DateTime.UtcNow.AddSeconds(60);
