@@ -136,7 +136,7 @@ public sealed class CapacityLoop(
                     if (definition is null) continue;
                     var provider = task.CapacityProviderName ?? entry.CapacityProvider;
                     if (!byPool.TryGetValue(provider, out var pool)) byPool[provider] = pool = [.. CapacityPools.Eligible(hosts, provider)];
-                    var rules = await RulesAsync(task, rulesCache, cancellationToken);
+                    var rules = await RulesAsync(task, entry, rulesCache, cancellationToken);
                     var placed = await launcher.PlaceWaitingAsync(task, definition, pool, rules, cancellationToken);
                     if (placed is null) still.Add(task);
                     else
@@ -158,11 +158,12 @@ public sealed class CapacityLoop(
 
     /// <summary>
     /// How a waiting task is placed: a service's task by the service's strategies and constraints as they are now
-    /// (a distinctInstance service keeps one task per instance as its pool grows), a standalone one by RunTask's default.
+    /// (a distinctInstance service keeps one task per instance as its pool grows), a standalone one by its
+    /// RunTask's own, kept on its waiting row (RunTask's default for a row from before they were kept).
     /// </summary>
-    private async Task<PlacementRules> RulesAsync(TaskRecord task, Dictionary<(string, string), PlacementRules> cache, CancellationToken cancellationToken)
+    private async Task<PlacementRules> RulesAsync(TaskRecord task, WaitingTask entry, Dictionary<(string, string), PlacementRules> cache, CancellationToken cancellationToken)
     {
-        if (task.ServiceName is not { } name) return PlacementRules.RunTaskDefault;
+        if (task.ServiceName is not { } name) return entry.Placement?.Rules() ?? PlacementRules.RunTaskDefault;
         if (cache.TryGetValue((task.Cluster, name), out var rules)) return rules;
         var service = await services.FindAsync(task.Cluster, name, cancellationToken);
         return cache[(task.Cluster, name)] = service is null ? new PlacementRules(Placement.ServiceDefault, false, []) : PlacementRules.Of(service);

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Serverless.Core.Capacity;
 using Serverless.Core.ContainerInstances;
+using Serverless.Core.Scheduling;
 using Serverless.Core.Tasks;
 using Serverless.Core.Tests.Api;
 using Serverless.Core.Tests.ContainerInstances;
@@ -99,6 +100,43 @@ public sealed class WaitingForCapacityTests(AzuriteFixture azurite) : IDisposabl
         var second = await instances.RegisterAsync(ContainerInstanceTables.Host("c", memory: 1024) with { CapacityProviderName = "cp" }, _token);
         Assert.Empty(await loop.PlaceWaitingAsync(_token));
         Assert.Single((await instances.FindAsync("c", second.Id, _token))!.Reservations);
+    }
+
+    [Fact]
+    public async Task A_standalone_tasks_own_placement_strategy_and_constraints_place_it_after_waiting_not_RunTasks_default()
+    {
+        var api = await ClusterWithProviderAsync();
+        var run = await OkAsync(api, "RunTask", """
+            {"cluster": "c", "taskDefinition": "app", "count": 2,
+             "placementConstraints": [{"type": "distinctInstance"}, {"type": "memberOf", "expression": "attribute:color == blue"}],
+             "placementStrategy": [{"type": "binpack", "field": "memory"}]}
+            """);
+        Assert.Equal(2, run["tasks"]!.AsArray().Count);
+        var loop = api.Get<CapacityLoop>();
+        var instances = api.Get<ContainerInstanceStore>();
+        var kept = (await api.Get<WaitingTaskStore>().ListAsync(10, _token)).Select(w => w.Placement).ToList();
+        Assert.Equal(2, kept.Count);
+        Assert.All(kept, p =>
+        {
+            Assert.Equal([new PlacementStrategy("binpack", "memory")], p!.Strategies);
+            Assert.True(p.DistinctInstance);
+            Assert.Equal(["attribute:color == blue"], p.MemberOf);
+        });
+
+        // Room for both, but not blue: memberOf keeps both waiting (RunTask's default would place them there).
+        var red = await instances.RegisterAsync(ContainerInstanceTables.Host("c", memory: 1024, attributes: [new("color", "red")]) with { CapacityProviderName = "cp" }, _token);
+        Assert.Equal(2, (await loop.PlaceWaitingAsync(_token)).Count);
+        Assert.Empty((await instances.FindAsync("c", red.Id, _token))!.Reservations);
+
+        // Blue, with room for both: distinctInstance places one there and keeps the other waiting.
+        var blue = await instances.RegisterAsync(ContainerInstanceTables.Host("c", memory: 1024, attributes: [new("color", "blue")]) with { CapacityProviderName = "cp" }, _token);
+        Assert.Single(await loop.PlaceWaitingAsync(_token));
+        Assert.Single((await instances.FindAsync("c", blue.Id, _token))!.Reservations);
+
+        var other = await instances.RegisterAsync(ContainerInstanceTables.Host("c", memory: 1024, attributes: [new("color", "blue")]) with { CapacityProviderName = "cp" }, _token);
+        Assert.Empty(await loop.PlaceWaitingAsync(_token));
+        Assert.Single((await instances.FindAsync("c", other.Id, _token))!.Reservations);
+        Assert.Empty((await instances.FindAsync("c", red.Id, _token))!.Reservations);
     }
 
     [Fact]
