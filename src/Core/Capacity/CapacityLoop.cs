@@ -71,6 +71,16 @@ public sealed class CapacityLoop(
     /// </summary>
     public static readonly TimeSpan NoneWaitingReadInterval = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// The wake (<see cref="Storage.QueueWake"/>) that makes this process look at its waiting tasks at once: a
+    /// worker that registers sends it to the control planes whose tasks wait in its cluster (their waiting rows
+    /// name them), so a task that waited for that worker is placed without waiting for the next tick.
+    /// </summary>
+    public const string WakeName = "capacity-loop";
+
+    /// <summary>One look at the waiting tasks at a time in this process (the timer's tick, a wake's).</summary>
+    private readonly SemaphoreSlim _placing = new(1, 1);
+
     private long _lastSlot = -1;
     private DateTimeOffset? _noneWaitingUntil;
     private long _addsSeen = -1;
@@ -87,6 +97,19 @@ public sealed class CapacityLoop(
 
     /// <summary>Places what now fits; returns the tasks still waiting, per cluster and provider.</summary>
     public async Task<IReadOnlyList<TaskRecord>> PlaceWaitingAsync(CancellationToken cancellationToken)
+    {
+        await _placing.WaitAsync(cancellationToken);
+        try
+        {
+            return await PlaceWaitingOnceAsync(cancellationToken);
+        }
+        finally
+        {
+            _placing.Release();
+        }
+    }
+
+    private async Task<IReadOnlyList<TaskRecord>> PlaceWaitingOnceAsync(CancellationToken cancellationToken)
     {
         var still = new List<TaskRecord>();
         var now = time.GetUtcNow();

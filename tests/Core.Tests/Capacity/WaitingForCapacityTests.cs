@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Serverless.Core.Capacity;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Scheduling;
+using Serverless.Core.Storage;
 using Serverless.Core.Tasks;
 using Serverless.Core.Tests.Api;
 using Serverless.Core.Tests.ContainerInstances;
@@ -137,6 +138,42 @@ public sealed class WaitingForCapacityTests(AzuriteFixture azurite) : IDisposabl
         Assert.Empty(await loop.PlaceWaitingAsync(_token));
         Assert.Single((await instances.FindAsync("c", other.Id, _token))!.Reservations);
         Assert.Empty((await instances.FindAsync("c", red.Id, _token))!.Reservations);
+    }
+
+    [Fact]
+    public async Task A_wake_from_a_registering_worker_places_waiting_tasks_without_waiting_for_the_tick()
+    {
+        var api = await ClusterWithProviderAsync();
+        var wake = api.Get<QueueWake>();
+        var endpoint = wake.Listen(0, null);
+        Assert.NotNull(endpoint);
+        var run = await OkAsync(api, "RunTask", """{"cluster": "c", "taskDefinition": "app"}""");
+        var arn = run["tasks"]![0]!["taskArn"]!.GetValue<string>();
+
+        // The waiting row names this control plane: what a worker of the provider reads when it registers.
+        var waiting = api.Get<WaitingTaskStore>();
+        Assert.Equal([endpoint], await waiting.WakesAsync("c", "cp", _token));
+        Assert.Empty(await waiting.WakesAsync("c", "other", _token));
+
+        using var wakes = ActivatorUtilities.CreateInstance<CapacityWakes>(api.Services);
+        await wakes.StartAsync(_token);
+        try
+        {
+            var host = await api.Get<ContainerInstanceStore>().RegisterAsync(ContainerInstanceTables.Host("c", memory: 256) with { CapacityProviderName = "cp" }, _token);
+            // The worker's wake: a datagram from another process's QueueWake. No tick runs here; the wake alone places the task.
+            using var worker = new QueueWake(Microsoft.Extensions.Logging.Abstractions.NullLogger<QueueWake>.Instance);
+            worker.Send(endpoint, CapacityLoop.WakeName);
+            var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(30);
+            while ((await api.Get<TaskStore>().FindAsync("c", Arns.LastSegment(arn), _token))!.ContainerInstanceId != host.Id)
+            {
+                Assert.True(DateTimeOffset.UtcNow < deadline, "the woken capacity loop did not place the waiting task");
+                await Task.Delay(50, _token);
+            }
+        }
+        finally
+        {
+            await wakes.StopAsync(CancellationToken.None);
+        }
     }
 
     [Fact]
