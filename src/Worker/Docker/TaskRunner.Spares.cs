@@ -142,9 +142,9 @@ public sealed partial class TaskRunner
         }
     }
 
-    /// <summary>The managed task whose pause container is <paramref name="dockerId"/> (a taken spare).</summary>
+    /// <summary>The managed task one of whose containers is <paramref name="dockerId"/> (a taken spare is its pause container).</summary>
     private ManagedTask? SpareOwner(string dockerId)
-        => Tasks.FirstOrDefault(t => t.Plan.Network is not null && t.Containers.Any(c => c.Plan.Internal && c.DockerId == dockerId));
+        => Tasks.FirstOrDefault(t => t.Containers.Any(c => c.DockerId == dockerId));
 
     /// <summary>
     /// Removes this worker's spares no task owns: of one network (<paramref name="network"/>), or
