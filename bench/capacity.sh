@@ -65,10 +65,13 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || true
   done
-  # Containers and task networks of this run only: the engine is shared.
+  # Containers and task networks of this run only: the engine is shared. The static worker's own
+  # containers too (a spare pause container carries its instance id, no cluster), should it have been
+  # killed before its shutdown removed them.
   local ids nets
   ids="$( { docker ps -aq --filter "label=com.amazonaws.ecs.cluster=$CLUSTER";
-            docker ps -aq --filter "label=com.amazonaws.ecs.cluster=$STATIC_CLUSTER"; } 2>/dev/null | sort -u)"
+            docker ps -aq --filter "label=com.amazonaws.ecs.cluster=$STATIC_CLUSTER";
+            docker ps -aq --filter "label=ecs-worker.instance-id=$STATIC_ID"; } 2>/dev/null | sort -u)"
   [[ -n "$ids" ]] && docker rm -f $ids >/dev/null 2>&1 || true
   nets="$(docker network ls -q --filter "label=ecs-worker.instance-id=$STATIC_ID" 2>/dev/null)"
   [[ -n "$nets" ]] && docker network rm $nets >/dev/null 2>&1 || true

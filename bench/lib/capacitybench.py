@@ -317,7 +317,8 @@ def render(results: dict, args) -> str:
         f"## (b) RunTask -> RUNNING, awsvpc vs bridge ({len(by['awsvpc'])} samples each, alternating)",
         "",
         "The same one-container busybox task (32 MiB) on one static worker, `launchType EC2`; the awsvpc one with "
-        "`awsvpcConfiguration` (its own pause container on its subnet's Docker network). Each task is stopped before the next.",
+        "`awsvpcConfiguration` (its own pause container on its subnet's Docker network: the warm spare the worker made after "
+        "the previous awsvpc task reached RUNNING, when one is ready). Each task is stopped before the next.",
         "",
         "| ms | p50 | p95 | mean | min | max |",
         "|---|---:|---:|---:|---:|---:|",

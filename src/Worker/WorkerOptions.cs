@@ -104,6 +104,14 @@ public sealed class WorkerOptions
     public int AwsVpcNetworkIdleSeconds { get; set; } = 300;
 
     /// <summary>
+    /// Keep one warm spare pause container running on each subnet network in use, made after a task of
+    /// the subnet reaches RUNNING, so the subnet's next <c>awsvpc</c> task takes it instead of creating
+    /// and starting its own on its launch path. Spares are labelled <c>ecs-worker.awsvpc-spare</c> and
+    /// removed with their network, when the worker stops, and at its next start.
+    /// </summary>
+    public bool AwsVpcWarmSpare { get; set; } = true;
+
+    /// <summary>
     /// UDP port on which the worker takes wakes for its command queue from the control plane
     /// (<c>QueueWake</c>): 0 any free port, negative none (commands are then found by polling alone).
     /// The endpoint is registered with the container instance.

@@ -68,6 +68,7 @@ public static class WorkerServices
         services.AddSingleton<ServiceStore>();
         services.AddSingleton<ReconcileQueue>();
         services.AddSingleton<ServiceResync>();
+        services.AddSingleton<Serverless.Core.Capacity.WaitingTaskStore>();
         services.AddSingleton<TaskDefinitionCache>();
 
         services.AddSingleton<TaskStateReporter>();

@@ -71,6 +71,16 @@ public sealed class CapacityLoop(
     /// </summary>
     public static readonly TimeSpan NoneWaitingReadInterval = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// The wake (<see cref="Storage.QueueWake"/>) that makes this process look at its waiting tasks at once: a
+    /// worker that registers sends it to the control planes whose tasks wait in its cluster (their waiting rows
+    /// name them), so a task that waited for that worker is placed without waiting for the next tick.
+    /// </summary>
+    public const string WakeName = "capacity-loop";
+
+    /// <summary>One look at the waiting tasks at a time in this process (the timer's tick, a wake's).</summary>
+    private readonly SemaphoreSlim _placing = new(1, 1);
+
     private long _lastSlot = -1;
     private DateTimeOffset? _noneWaitingUntil;
     private long _addsSeen = -1;
@@ -87,6 +97,19 @@ public sealed class CapacityLoop(
 
     /// <summary>Places what now fits; returns the tasks still waiting, per cluster and provider.</summary>
     public async Task<IReadOnlyList<TaskRecord>> PlaceWaitingAsync(CancellationToken cancellationToken)
+    {
+        await _placing.WaitAsync(cancellationToken);
+        try
+        {
+            return await PlaceWaitingOnceAsync(cancellationToken);
+        }
+        finally
+        {
+            _placing.Release();
+        }
+    }
+
+    private async Task<IReadOnlyList<TaskRecord>> PlaceWaitingOnceAsync(CancellationToken cancellationToken)
     {
         var still = new List<TaskRecord>();
         var now = time.GetUtcNow();
@@ -136,7 +159,7 @@ public sealed class CapacityLoop(
                     if (definition is null) continue;
                     var provider = task.CapacityProviderName ?? entry.CapacityProvider;
                     if (!byPool.TryGetValue(provider, out var pool)) byPool[provider] = pool = [.. CapacityPools.Eligible(hosts, provider)];
-                    var rules = await RulesAsync(task, rulesCache, cancellationToken);
+                    var rules = await RulesAsync(task, entry, rulesCache, cancellationToken);
                     var placed = await launcher.PlaceWaitingAsync(task, definition, pool, rules, cancellationToken);
                     if (placed is null) still.Add(task);
                     else
@@ -158,11 +181,12 @@ public sealed class CapacityLoop(
 
     /// <summary>
     /// How a waiting task is placed: a service's task by the service's strategies and constraints as they are now
-    /// (a distinctInstance service keeps one task per instance as its pool grows), a standalone one by RunTask's default.
+    /// (a distinctInstance service keeps one task per instance as its pool grows), a standalone one by its
+    /// RunTask's own, kept on its waiting row (RunTask's default for a row from before they were kept).
     /// </summary>
-    private async Task<PlacementRules> RulesAsync(TaskRecord task, Dictionary<(string, string), PlacementRules> cache, CancellationToken cancellationToken)
+    private async Task<PlacementRules> RulesAsync(TaskRecord task, WaitingTask entry, Dictionary<(string, string), PlacementRules> cache, CancellationToken cancellationToken)
     {
-        if (task.ServiceName is not { } name) return PlacementRules.RunTaskDefault;
+        if (task.ServiceName is not { } name) return entry.Placement?.Rules() ?? PlacementRules.RunTaskDefault;
         if (cache.TryGetValue((task.Cluster, name), out var rules)) return rules;
         var service = await services.FindAsync(task.Cluster, name, cancellationToken);
         return cache[(task.Cluster, name)] = service is null ? new PlacementRules(Placement.ServiceDefault, false, []) : PlacementRules.Of(service);

@@ -20,6 +20,7 @@ public static class CapacityServices
         if (options.ScaleSets.Count > 0)
             services.AddSingleton(sp => ActivatorUtilities.CreateInstance<ScaleSetPools>(sp, StorageAccess.From(configuration).Credential(), new HttpClient()));
         services.AddSingleton<CapacityLoop>();
+        services.AddHostedService<CapacityWakes>();
         services.AddSingleton<IActionSource, CapacityProviderActions>();
         return services;
     }

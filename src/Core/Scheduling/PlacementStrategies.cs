@@ -9,6 +9,7 @@ public static class PlacementStrategies
 {
     public const int MaxStrategies = 5;
     public const int MaxConstraints = 10;
+    private const string AttributePrefix = "attribute:";
 
     public static IReadOnlyList<PlacementStrategy> Parse(JsonArray? json, IReadOnlyList<PlacementStrategy> @default)
     {
@@ -26,7 +27,8 @@ public static class PlacementStrategies
                     return new PlacementStrategy(type, field.ToLowerInvariant());
                 case "binpack":
                     throw new InvalidParameterException($"Invalid field for binpack strategy: {field ?? "(none)"}. Valid fields are cpu and memory.");
-                case "spread" when field is "instanceId" or "host" || field?.StartsWith("attribute:", StringComparison.Ordinal) == true:
+                // An attribute's name is 1 to 128 characters (PutAttributes): a longer one names nothing an instance can have.
+                case "spread" when field is "instanceId" or "host" || (field?.StartsWith("attribute:", StringComparison.Ordinal) == true && field.Length <= AttributePrefix.Length + 128):
                     return new PlacementStrategy(type, field == "host" ? "instanceId" : field);
                 case "spread":
                     throw new InvalidParameterException($"Invalid field for spread strategy: {field ?? "(none)"}. Valid fields are instanceId, host and attribute:<name>.");
@@ -52,10 +54,20 @@ public static class PlacementStrategies
             {
                 var expression = c!["expression"]?.GetValue<string>();
                 if (string.IsNullOrWhiteSpace(expression)) throw new InvalidParameterException("A memberOf placement constraint requires an expression.");
-                var query = ClusterQuery.Parse(expression);
-                return (Func<ContainerInstanceRecord, bool>)(instance => query.Matches(QueryTarget.From(instance)));
+                return MemberOfExpression(expression);
             })
             .ToList();
+    }
+
+    /// <summary>The <c>memberOf</c> expressions of <paramref name="constraints"/>, as given (checked by <see cref="MemberOf"/>).</summary>
+    public static IReadOnlyList<string> MemberOfExpressions(JsonArray constraints)
+        => [.. constraints.Where(c => c!["type"]?.GetValue<string>() == "memberOf").Select(c => c!["expression"]!.GetValue<string>())];
+
+    /// <summary>One <c>memberOf</c> expression compiled to a test on an instance.</summary>
+    public static Func<ContainerInstanceRecord, bool> MemberOfExpression(string expression)
+    {
+        var query = ClusterQuery.Parse(expression);
+        return instance => query.Matches(QueryTarget.From(instance));
     }
 
     private static void Check(JsonArray constraints)

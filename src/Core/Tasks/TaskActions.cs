@@ -227,6 +227,7 @@ public sealed class TaskActions(
             Strategies = strategies,
             DistinctInstance = PlacementStrategies.HasDistinctInstance(constraints),
             MemberOf = PlacementStrategies.MemberOf(constraints),
+            MemberOfExpressions = PlacementStrategies.MemberOfExpressions(constraints),
         };
     }
 

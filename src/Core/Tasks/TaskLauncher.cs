@@ -39,6 +39,8 @@ public sealed record LaunchRequest
     public IReadOnlyList<PlacementStrategy> Strategies { get; init; } = Placement.RunTaskDefault;
     public bool DistinctInstance { get; init; }
     public IReadOnlyList<Func<ContainerInstanceRecord, bool>> MemberOf { get; init; } = [];
+    /// <summary>The <c>memberOf</c> expressions <see cref="MemberOf"/> was compiled from: kept with a task that waits for capacity.</summary>
+    public IReadOnlyList<string> MemberOfExpressions { get; init; } = [];
     /// <summary>StartTask: one task on each of these instances, no strategy.</summary>
     public IReadOnlyList<string>? OnInstances { get; init; }
     /// <summary>
@@ -271,7 +273,13 @@ public sealed class TaskLauncher(
     private async Task<TaskRecord> InsertWaitingAsync(LaunchRequest request, string taskId, TaskNeed need, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        await waiting!.AddAsync(new WaitingTask(request.Cluster, taskId, request.CapacityProviderName!, now), cancellationToken);
+        // With the launch's own placement (a standalone task is placed by it once room appears), and where
+        // this control plane takes wakes (a worker that registers in the cluster wakes its capacity loop).
+        await waiting!.AddAsync(new WaitingTask(request.Cluster, taskId, request.CapacityProviderName!, now)
+        {
+            Placement = new WaitingPlacement(request.Strategies, request.DistinctInstance, request.MemberOfExpressions),
+            Wake = wake.Endpoint,
+        }, cancellationToken);
         var task = await tasks.InsertAsync(NewTask(request, taskId, null, need) with { LastStatus = EcsTaskStatus.Provisioning }, cancellationToken);
         logger.LogInformation("{TaskArn} waits in PROVISIONING for capacity in {CapacityProvider}", arns.Task(request.Cluster, taskId), request.CapacityProviderName);
         return task;

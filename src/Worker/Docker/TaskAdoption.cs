@@ -26,9 +26,13 @@ public sealed class TaskAdoption(TaskRunner runner, TaskStore tasks, WorkerIdent
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var containers = await runner.ListInstanceContainersAsync(cancellationToken);
+        // A task's pause container that was a spare carries no task label: it goes with the task
+        // whose containers' names end with the same suffix (last, so the first container is the task's own).
+        var spares = containers.Where(c => DockerLabels.Get(c.Labels, TaskRunner.SpareLabel) is not null).ToList();
         var byTask = containers
             .Where(c => c.Labels?.ContainsKey(DockerLabels.TaskArn) == true)
             .GroupBy(c => c.Labels[DockerLabels.TaskArn], StringComparer.Ordinal)
+            .Select(g => g.Concat(Suffix(g) is { } suffix ? spares.Where(s => TaskRunner.SpareOf(s, suffix)) : []).GroupBy(_ => g.Key).Single())
             .ToList();
         logger.LogInformation("Found {Containers} container(s) of {Tasks} task(s) from before this start", containers.Count, byTask.Count);
 
@@ -55,6 +59,8 @@ public sealed class TaskAdoption(TaskRunner runner, TaskStore tasks, WorkerIdent
             }
         }
 
+        // Spares of the worker's earlier run that no adopted task took (its networks can go then).
+        await runner.RemoveSparesAsync(null, keepReady: true, cancellationToken);
         // A network whose task has no container here and is not being taken over (a crash between
         // creating the network and its pause container, or a task gone while the worker was down).
         await runner.RemoveNetworksAsync(null, cancellationToken);
@@ -85,6 +91,10 @@ public sealed class TaskAdoption(TaskRunner runner, TaskStore tasks, WorkerIdent
             }
         }
     }
+
+    /// <summary>The random suffix of a task's Docker names (<see cref="TaskTranslation.ContainerName"/>).</summary>
+    private static string? Suffix(IEnumerable<global::Docker.DotNet.Models.ContainerListResponse> containers)
+        => containers.Select(c => c.Names?.FirstOrDefault()).OfType<string>().Select(n => n[(n.LastIndexOf('-') + 1)..]).FirstOrDefault();
 
     /// <summary>
     /// The tasks placed on this instance that have not stopped: <see cref="TaskStore.ListForInstanceAsync"/>'s

@@ -17,8 +17,20 @@ public sealed partial class TaskRunner
     public void OnDockerEvent(Message message)
     {
         if (message.Type != "container" || message.Actor?.Attributes is not { } attributes) return;
-        if (!attributes.TryGetValue(DockerLabels.TaskArn, out var taskArn)) return;
-        if (Existing(taskArn) is not { } task)
+        ManagedTask? task;
+        if (!attributes.TryGetValue(DockerLabels.TaskArn, out var taskArn))
+        {
+            // A spare pause container carries no task: a taken one is its task's, found by id.
+            if (!attributes.ContainsKey(SpareLabel) || message.Actor.ID is not { } spareId) return;
+            task = SpareOwner(spareId);
+            if (task is null)
+            {
+                OnSpareEvent(spareId, message.Action ?? message.Status ?? "");
+                return;
+            }
+            taskArn = task.TaskArn;
+        }
+        else if ((task = Existing(taskArn)) is null)
         {
             if ((message.Action ?? message.Status) == "start" && message.Actor.ID is { } strangerId)
                 _ = RemoveStrangerAsync(strangerId, taskArn, _shutdown.Token);

@@ -106,7 +106,8 @@ public sealed partial class TaskRunner
         }
 
         if (await EnsureVolumesAsync(task, token) is { } volumeError) return volumeError;
-        if (await EnsureNetworkAsync(task, token) is { } networkError) return networkError;
+        // A spare pause container of the subnet's network (so the network exists), else the network made sure of.
+        if (!await TakeSpareAsync(task) && await EnsureNetworkAsync(task, token) is { } networkError) return networkError;
 
         _metadata.Inject(task.Plan);
         // Containers are created together, each after the sources of its volumesFrom.
@@ -463,6 +464,8 @@ public sealed partial class TaskRunner
         {
             _logger.LogInformation("{TaskArn} is RUNNING", task.TaskArn);
             CountsChanged?.Invoke();
+            // The subnet's next task finds a spare pause container ready (made now, off this task's start).
+            if (task.Plan.Network is { } network) EnsureSpare(network);
         }
         if (publish) Background(_reporter.PublishAsync(task.Reports, () => SnapshotIf(task, EcsTaskStatus.Running), _shutdown.Token));
     }

@@ -329,6 +329,9 @@ public sealed partial class TaskRunner
             if (Tasks.Any(t => t.Plan.Network?.Name == name)) return;
             try
             {
+                // Its spare pause container goes first (Docker keeps a network a container is on).
+                await SparingDoneAsync(name, cancellationToken);
+                await RemoveSparesAsync(name, keepReady: false, cancellationToken);
                 await _docker.Networks.DeleteNetworkAsync(name, cancellationToken);
                 _networkReleases.TryRemove(name, out _);
                 _logger.LogInformation("Removed network {Network}: no task is on it", name);

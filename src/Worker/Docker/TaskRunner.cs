@@ -267,9 +267,9 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
     }
 
     /// <summary>
-    /// As <see cref="Dispose"/>, after removing this worker's networks no task it manages is on
-    /// (a subnet network kept for its next task, <see cref="WorkerOptions.AwsVpcNetworkIdleSeconds"/>,
-    /// does not outlive the worker; a running task's stays for the next start to adopt).
+    /// As <see cref="Dispose"/>, after removing this worker's spare pause containers and its networks
+    /// no task it manages is on (a subnet network kept for its next task, <see cref="WorkerOptions.AwsVpcNetworkIdleSeconds"/>,
+    /// and its spare do not outlive the worker; a running task's network stays for the next start to adopt).
     /// </summary>
     public async ValueTask DisposeAsync()
     {
@@ -278,6 +278,9 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
             try
             {
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                // Spares first: no task owns them, and their networks cannot go while they are on them.
+                await CloseSparesAsync(timeout.Token);
+                await RemoveSparesAsync(null, keepReady: false, timeout.Token);
                 await RemoveNetworksAsync(null, timeout.Token);
             }
             catch (Exception e) when (e is DockerApiException or HttpRequestException or IOException or OperationCanceledException or TimeoutException)

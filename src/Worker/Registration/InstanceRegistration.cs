@@ -2,6 +2,7 @@ using System.Reflection;
 using System.Runtime.InteropServices;
 using Docker.DotNet;
 using Microsoft.Extensions.Logging;
+using Serverless.Core.Capacity;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Storage;
@@ -16,7 +17,7 @@ namespace Serverless.Worker.Registration;
 /// </summary>
 public sealed class InstanceRegistration(
     ContainerInstanceStore store, ServiceResync resync, IDockerClient docker, QueueWake wake, WorkerIdentity identity, WorkerOptions options,
-    StorageClock clock, TimeProvider time, ILogger<InstanceRegistration> logger)
+    StorageClock clock, TimeProvider time, ILogger<InstanceRegistration> logger, WaitingTaskStore? waiting = null)
 {
     /// <summary>
     /// Registers the host, unless another live worker holds the instance id: then throws
@@ -49,7 +50,27 @@ public sealed class InstanceRegistration(
         // What RegisterContainerInstance does in the control plane: the cluster's services look at
         // the new capacity now (a DAEMON service starts its task here) rather than at the next resync.
         await resync.ResyncClusterAsync(identity.Cluster, cancellationToken);
+        await WakeCapacityLoopsAsync(cancellationToken);
         return registered;
+    }
+
+    /// <summary>
+    /// Tasks of this worker's capacity provider that wait for room can be placed here now: the control
+    /// planes that put them waiting (their rows name where they take wakes) are woken, so their capacity
+    /// loops place them at once rather than at their next tick. Best effort: the tick still finds them.
+    /// </summary>
+    private async Task WakeCapacityLoopsAsync(CancellationToken cancellationToken)
+    {
+        if (waiting is null || options.CapacityProvider is not { Length: > 0 } provider || CapacityProviderNames.IsFargate(provider)) return;
+        try
+        {
+            foreach (var endpoint in await waiting.WakesAsync(identity.Cluster, provider, cancellationToken))
+                wake.Send(endpoint, CapacityLoop.WakeName);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            logger.LogDebug("Could not read where to wake the capacity loop: {Error}", e.Message);
+        }
     }
 
     /// <summary>

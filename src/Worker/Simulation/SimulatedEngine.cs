@@ -80,6 +80,19 @@ public sealed class SimulatedEngine(TimeProvider time, TimeSpan startDelay, int 
         }
     }
 
+    /// <summary>Docker's rename: a name in use by another container is a conflict.</summary>
+    internal void Rename(string id, string newName)
+    {
+        lock (_gate)
+        {
+            var container = FindLocked(id);
+            newName = newName.TrimStart('/');
+            if (_containers.Values.Any(c => c.Name == newName && c != container))
+                throw new DockerApiException(HttpStatusCode.Conflict, $"{{\"message\":\"Conflict. The container name \\\"/{newName}\\\" is already in use\"}}");
+            container.Name = newName;
+        }
+    }
+
     internal SimulatedContainer Find(string id)
     {
         lock (_gate)
@@ -479,7 +492,7 @@ public sealed class SimulatedEngine(TimeProvider time, TimeSpan startDelay, int 
 internal sealed class SimulatedContainer(string id, string name, CreateContainerParameters parameters, DateTimeOffset created)
 {
     public string Id { get; } = id;
-    public string Name { get; } = name;
+    public string Name { get; set; } = name;
     public CreateContainerParameters Parameters { get; } = parameters;
     public IDictionary<string, string> Labels { get; } = parameters.Labels ?? new Dictionary<string, string>();
     public DateTimeOffset Created { get; } = created;

@@ -56,7 +56,11 @@ internal sealed class SimulatedContainerOperations(SimulatedEngine engine) : ICo
     public Task<Stream> GetContainerStatsAsync(string id, ContainerStatsParameters parameters, CancellationToken cancellationToken) => throw SimulatedDockerClient.Unsupported("GetContainerStatsAsync as a stream");
     public Task ResizeContainerTtyAsync(string id, ContainerResizeParameters parameters, CancellationToken cancellationToken = default) => throw SimulatedDockerClient.Unsupported(nameof(ResizeContainerTtyAsync));
     public Task RestartContainerAsync(string id, ContainerRestartParameters parameters, CancellationToken cancellationToken = default) => throw SimulatedDockerClient.Unsupported(nameof(RestartContainerAsync));
-    public Task RenameContainerAsync(string id, ContainerRenameParameters parameters, CancellationToken cancellationToken) => throw SimulatedDockerClient.Unsupported(nameof(RenameContainerAsync));
+    public Task RenameContainerAsync(string id, ContainerRenameParameters parameters, CancellationToken cancellationToken)
+    {
+        engine.Rename(id, parameters.NewName);
+        return Task.CompletedTask;
+    }
     public Task PauseContainerAsync(string id, CancellationToken cancellationToken = default) => throw SimulatedDockerClient.Unsupported(nameof(PauseContainerAsync));
     public Task UnpauseContainerAsync(string id, CancellationToken cancellationToken = default) => throw SimulatedDockerClient.Unsupported(nameof(UnpauseContainerAsync));
     public Task<MultiplexedStream> AttachContainerAsync(string id, bool tty, ContainerAttachParameters parameters, CancellationToken cancellationToken = default) => throw SimulatedDockerClient.Unsupported(nameof(AttachContainerAsync));

@@ -50,6 +50,8 @@ public sealed class ApiHarness : IDisposable
 
     public T Get<T>() where T : notnull => _services.GetRequiredService<T>();
 
+    public IServiceProvider Services => _services;
+
     public void Dispose() => _services.Dispose();
 
     public sealed record Answer(int Status, JsonObject? Body, string Raw)

@@ -2,6 +2,8 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Serverless.Core.Capacity;
 using Serverless.Core.ContainerInstances;
+using Serverless.Core.Scheduling;
+using Serverless.Core.Storage;
 using Serverless.Core.Tasks;
 using Serverless.Core.Tests.Api;
 using Serverless.Core.Tests.ContainerInstances;
@@ -99,6 +101,79 @@ public sealed class WaitingForCapacityTests(AzuriteFixture azurite) : IDisposabl
         var second = await instances.RegisterAsync(ContainerInstanceTables.Host("c", memory: 1024) with { CapacityProviderName = "cp" }, _token);
         Assert.Empty(await loop.PlaceWaitingAsync(_token));
         Assert.Single((await instances.FindAsync("c", second.Id, _token))!.Reservations);
+    }
+
+    [Fact]
+    public async Task A_standalone_tasks_own_placement_strategy_and_constraints_place_it_after_waiting_not_RunTasks_default()
+    {
+        var api = await ClusterWithProviderAsync();
+        var run = await OkAsync(api, "RunTask", """
+            {"cluster": "c", "taskDefinition": "app", "count": 2,
+             "placementConstraints": [{"type": "distinctInstance"}, {"type": "memberOf", "expression": "attribute:color == blue"}],
+             "placementStrategy": [{"type": "binpack", "field": "memory"}]}
+            """);
+        Assert.Equal(2, run["tasks"]!.AsArray().Count);
+        var loop = api.Get<CapacityLoop>();
+        var instances = api.Get<ContainerInstanceStore>();
+        var kept = (await api.Get<WaitingTaskStore>().ListAsync(10, _token)).Select(w => w.Placement).ToList();
+        Assert.Equal(2, kept.Count);
+        Assert.All(kept, p =>
+        {
+            Assert.Equal([new PlacementStrategy("binpack", "memory")], p!.Strategies);
+            Assert.True(p.DistinctInstance);
+            Assert.Equal(["attribute:color == blue"], p.MemberOf);
+        });
+
+        // Room for both, but not blue: memberOf keeps both waiting (RunTask's default would place them there).
+        var red = await instances.RegisterAsync(ContainerInstanceTables.Host("c", memory: 1024, attributes: [new("color", "red")]) with { CapacityProviderName = "cp" }, _token);
+        Assert.Equal(2, (await loop.PlaceWaitingAsync(_token)).Count);
+        Assert.Empty((await instances.FindAsync("c", red.Id, _token))!.Reservations);
+
+        // Blue, with room for both: distinctInstance places one there and keeps the other waiting.
+        var blue = await instances.RegisterAsync(ContainerInstanceTables.Host("c", memory: 1024, attributes: [new("color", "blue")]) with { CapacityProviderName = "cp" }, _token);
+        Assert.Single(await loop.PlaceWaitingAsync(_token));
+        Assert.Single((await instances.FindAsync("c", blue.Id, _token))!.Reservations);
+
+        var other = await instances.RegisterAsync(ContainerInstanceTables.Host("c", memory: 1024, attributes: [new("color", "blue")]) with { CapacityProviderName = "cp" }, _token);
+        Assert.Empty(await loop.PlaceWaitingAsync(_token));
+        Assert.Single((await instances.FindAsync("c", other.Id, _token))!.Reservations);
+        Assert.Empty((await instances.FindAsync("c", red.Id, _token))!.Reservations);
+    }
+
+    [Fact]
+    public async Task A_wake_from_a_registering_worker_places_waiting_tasks_without_waiting_for_the_tick()
+    {
+        var api = await ClusterWithProviderAsync();
+        var wake = api.Get<QueueWake>();
+        var endpoint = wake.Listen(0, null);
+        Assert.NotNull(endpoint);
+        var run = await OkAsync(api, "RunTask", """{"cluster": "c", "taskDefinition": "app"}""");
+        var arn = run["tasks"]![0]!["taskArn"]!.GetValue<string>();
+
+        // The waiting row names this control plane: what a worker of the provider reads when it registers.
+        var waiting = api.Get<WaitingTaskStore>();
+        Assert.Equal([endpoint], await waiting.WakesAsync("c", "cp", _token));
+        Assert.Empty(await waiting.WakesAsync("c", "other", _token));
+
+        using var wakes = ActivatorUtilities.CreateInstance<CapacityWakes>(api.Services);
+        await wakes.StartAsync(_token);
+        try
+        {
+            var host = await api.Get<ContainerInstanceStore>().RegisterAsync(ContainerInstanceTables.Host("c", memory: 256) with { CapacityProviderName = "cp" }, _token);
+            // The worker's wake: a datagram from another process's QueueWake. No tick runs here; the wake alone places the task.
+            using var worker = new QueueWake(Microsoft.Extensions.Logging.Abstractions.NullLogger<QueueWake>.Instance);
+            worker.Send(endpoint, CapacityLoop.WakeName);
+            var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(30);
+            while ((await api.Get<TaskStore>().FindAsync("c", Arns.LastSegment(arn), _token))!.ContainerInstanceId != host.Id)
+            {
+                Assert.True(DateTimeOffset.UtcNow < deadline, "the woken capacity loop did not place the waiting task");
+                await Task.Delay(50, _token);
+            }
+        }
+        finally
+        {
+            await wakes.StopAsync(CancellationToken.None);
+        }
     }
 
     [Fact]

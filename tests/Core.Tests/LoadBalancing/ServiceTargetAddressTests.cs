@@ -5,7 +5,6 @@ using Serverless.Core.Services;
 using Serverless.Core.Tasks;
 using Serverless.Core.Tests.Api;
 using Serverless.TestSupport;
-using TaskStatus = Serverless.Core.Tasks.TaskStatus;
 
 namespace Serverless.Core.Tests.LoadBalancing;
 
@@ -76,8 +75,8 @@ public sealed class ServiceTargetAddressTests(AzuriteFixture azurite) : IDisposa
         TaskDefinitionArn = "arn:aws:ecs:us-east-1:000000000000:task-definition/web:1",
         Family = "web",
         ContainerInstanceId = instanceId,
-        LastStatus = TaskStatus.Running,
-        Containers = [new TaskContainer { Name = "web", Id = Guid.NewGuid().ToString(), Image = "busybox", LastStatus = TaskStatus.Running,
+        LastStatus = EcsTaskStatus.Running,
+        Containers = [new TaskContainer { Name = "web", Id = Guid.NewGuid().ToString(), Image = "busybox", LastStatus = EcsTaskStatus.Running,
             NetworkBindings = [new NetworkBinding("0.0.0.0", 8080, 32768, "tcp")] }],
     };
 }

@@ -164,6 +164,101 @@ public sealed class AwsVpcDockerTests(WorkerFixture fixture, ITestOutputHelper o
         await WaitUntilAsync(async () => (await SubnetNetworksAsync(second)).Count == 0, "the adopted task's network was not removed after it stopped");
     }
 
+    [Fact]
+    public async Task A_subnets_next_task_takes_its_warm_spare_pause_container_keeps_it_across_a_restart_and_no_spare_outlives_the_worker()
+    {
+        var first = await WorkerHarness.StartAsync(fixture, output);
+        var definition = await first.RegisterAsync(TwoContainers.Replace("%FAMILY%", "vpc-spare", StringComparison.Ordinal));
+        var (instanceId, prefix) = (first.Identity.InstanceId, first.StoragePrefix);
+        var networkName = TaskNetworkPlan.NameFor(Subnet, instanceId);
+        var opening = first.StartCommand(definition) with { SubnetId = Subnet };
+        await first.Runner.StartAsync(opening, false, first.Stopping);
+        await Events.WaitForStatusAsync(opening.TaskArn, "RUNNING", first.Stopping);
+
+        // Once a task of the subnet runs, a spare pause container waits on its network, labelled as the worker's, with no task or cluster.
+        var spare = await SingleSpareAsync(first.Docker, instanceId, networkName);
+        Assert.Equal(networkName, spare.Labels[TaskRunner.SpareLabel]);
+        Assert.False(spare.Labels.ContainsKey(DockerLabels.TaskArn));
+        Assert.False(spare.Labels.ContainsKey(DockerLabels.Cluster));
+        var held = (await first.Docker.Containers.InspectContainerAsync(spare.ID)).NetworkSettings.Networks[networkName];
+
+        // The next task takes it: its namespace, address and MAC are the spare's, its containers share localhost.
+        var next = first.StartCommand(definition) with { SubnetId = Subnet };
+        await InsertRowAsync(first, next, definition);
+        await first.Runner.StartAsync(next, false, first.Stopping);
+        var running = await Events.WaitForAsync(next.TaskArn, r => r.Containers.Any(c => c.Name == "client" && c.LastStatus == "STOPPED"), first.Stopping);
+        Assert.Equal(0, running.Containers.Single(c => c.Name == "client").ExitCode);
+        Assert.Equal((held.IPAddress, held.MacAddress), (running.NetworkInterface!.PrivateIpv4Address, running.NetworkInterface.MacAddress));
+        var web = await first.InspectAsync(running.Containers.Single(c => c.Name == "web").RuntimeId!);
+        var pause = await first.Docker.Containers.InspectContainerAsync(web.HostConfig.NetworkMode["container:".Length..]);
+        Assert.Equal(spare.ID, pause.ID);
+        Assert.EndsWith("-internalecspause-" + pause.Name.Split('-')[^1], pause.Name);
+        using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) })
+            Assert.Contains("hello from the task", await http.GetStringAsync($"http://{held.IPAddress}:8080/"));
+        // ...and another spare is made for the task after it.
+        var replacement = await SingleSpareAsync(first.Docker, instanceId, networkName, except: spare.ID);
+        Assert.NotEqual(spare.ID, replacement.ID);
+
+        // The worker stops with the task running: the unused spare goes, the taken one stays with its task.
+        await first.Runner.StopAsync(WorkerHarness.StopCommand(opening.TaskArn), first.Stopping);
+        await Events.WaitForStatusAsync(opening.TaskArn, "STOPPED", first.Stopping);
+        await first.WaitUntilRemovedAsync(opening.TaskArn);
+        await first.DisposeAsync();
+        Assert.Equal([spare.ID], (await SparesAsync(fixture.Docker, instanceId)).Select(c => c.ID));
+
+        // A spare a crash left behind, unused.
+        var left = await fixture.Docker.Containers.CreateContainerAsync(new CreateContainerParameters
+        {
+            Image = "local/busybox:latest",
+            Cmd = ["sleep", "600"],
+            Labels = new Dictionary<string, string>
+            {
+                [DockerLabels.InstanceId] = instanceId,
+                [DockerLabels.ContainerName] = TaskTranslation.PauseContainerName,
+                [TaskRunner.SpareLabel] = networkName,
+            },
+            HostConfig = new HostConfig { NetworkMode = networkName },
+        });
+        await fixture.Docker.Containers.StartContainerAsync(left.ID, new ContainerStartParameters());
+
+        // The restarted worker adopts the task with the pause container it took (same address), and removes the stray spare.
+        await using var second = await WorkerHarness.StartAsync(fixture, output, instanceId, prefix, o => o.AwsVpcNetworkIdleSeconds = 0);
+        await second.Adoption.RunAsync(second.Stopping);
+        var readopted = await Events.WaitForAsync(next.TaskArn, r => r.LastStatus == "RUNNING" && r.ObservedAt > running.ObservedAt, second.Stopping);
+        Assert.Equal(running.NetworkInterface, readopted.NetworkInterface);
+        Assert.DoesNotContain(left.ID, (await SparesAsync(fixture.Docker, instanceId)).Select(c => c.ID));
+
+        // Its stop removes its pause container with it; with no task left, the network and its spare go.
+        await second.Runner.StopAsync(WorkerHarness.StopCommand(next.TaskArn), second.Stopping);
+        await Events.WaitForStatusAsync(next.TaskArn, "STOPPED", second.Stopping);
+        await second.WaitUntilRemovedAsync(next.TaskArn);
+        await WaitUntilAsync(async () => (await SubnetNetworksAsync(second)).Count == 0 && (await SparesAsync(fixture.Docker, instanceId)).Count == 0,
+            "the subnet's network or a spare was left after the last task");
+    }
+
+    private static async Task<IList<ContainerListResponse>> SparesAsync(global::Docker.DotNet.IDockerClient docker, string instanceId)
+        => await docker.Containers.ListContainersAsync(new ContainersListParameters
+        {
+            All = true,
+            Filters = new Dictionary<string, IDictionary<string, bool>>
+            {
+                ["label"] = new Dictionary<string, bool> { [$"{DockerLabels.InstanceId}={instanceId}"] = true, [TaskRunner.SpareLabel] = true },
+            },
+        });
+
+    /// <summary>Waits for the one running spare of <paramref name="network"/> other than <paramref name="except"/>.</summary>
+    private static async Task<ContainerListResponse> SingleSpareAsync(global::Docker.DotNet.IDockerClient docker, string instanceId, string network, string? except = null)
+    {
+        ContainerListResponse? found = null;
+        await WaitUntilAsync(async () =>
+        {
+            var spares = (await SparesAsync(docker, instanceId)).Where(c => c.ID != except && c.State == "running" && c.Labels[TaskRunner.SpareLabel] == network).ToList();
+            found = spares.Count == 1 ? spares[0] : null;
+            return found is not null;
+        }, $"no spare on {network}");
+        return found!;
+    }
+
     /// <summary>The row the control plane writes for an awsvpc task placed here: its attachment names the subnet.</summary>
     private static async Task InsertRowAsync(WorkerHarness worker, TaskCommand start, TaskDefinitionRecord definition)
     {
