@@ -80,6 +80,8 @@ public sealed class DockerEventWatcher(
                 };
                 var stream = docker.System.MonitorEventsAsync(parameters, new Inline<Message>(message =>
                 {
+                    // A read that outlived the watcher (below) delivers nothing.
+                    if (cancellationToken.IsCancellationRequested) return;
                     if (message.TimeNano > 0) since = DateTimeOffset.UnixEpoch.AddTicks(message.TimeNano / 100);
                     try
                     {
@@ -96,7 +98,13 @@ public sealed class DockerEventWatcher(
                     logger.LogInformation("Docker event stream reconnected; reconciling this instance's containers");
                     await runner.ReconcileAsync(cancellationToken);
                 }
-                await stream;
+                // Docker.DotNet parses each event with a blocking read on a thread of its own, which its
+                // cancellation does not reach, and that read can wait for the next event with the tail of
+                // the last one already received (StreamReader holds it back when it decoded more than the
+                // JSON reader asked for). On an instance with nothing more to say that is for ever: the
+                // watcher stops on its token, not when the library's read happens to return.
+                _ = stream.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                await stream.WaitAsync(cancellationToken);
                 logger.LogWarning("Docker event stream ended");
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
