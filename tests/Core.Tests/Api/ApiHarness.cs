@@ -79,7 +79,8 @@ public sealed class ApiHarness : IDisposable
         return SendRawAsync(headers, body, cancellationToken);
     }
 
-    public async Task<Answer> SendRawAsync(IEnumerable<(string Name, string Value)> headers, byte[] body, CancellationToken cancellationToken)
+    /// <summary>A POST to the endpoint's root with these headers and body, and the stream its answer is written to.</summary>
+    public static (DefaultHttpContext Context, MemoryStream Output) PostContext(IEnumerable<(string Name, string Value)> headers, byte[] body)
     {
         var context = new DefaultHttpContext();
         context.Request.Method = "POST";
@@ -89,6 +90,12 @@ public sealed class ApiHarness : IDisposable
         context.Request.ContentLength = body.Length;
         var output = new MemoryStream();
         context.Response.Body = output;
+        return (context, output);
+    }
+
+    public async Task<Answer> SendRawAsync(IEnumerable<(string Name, string Value)> headers, byte[] body, CancellationToken cancellationToken)
+    {
+        var (context, output) = PostContext(headers, body);
 
         var result = (AwsJsonResult)await Endpoint.HandleAsync(context.Request, cancellationToken);
         await result.WriteAsync(context.Response);

@@ -1,6 +1,5 @@
 using System.Text;
 using System.Xml.Linq;
-using Microsoft.AspNetCore.Http;
 using Serverless.Core.Api.Query;
 using Serverless.Core.Tests.Api;
 
@@ -23,14 +22,7 @@ internal static class ElbQuery
             ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
         };
         headers.Add(("Authorization", ApiHarness.Authorization(headers, "host;x-amz-date", body)));
-        var context = new DefaultHttpContext();
-        context.Request.Method = "POST";
-        context.Request.Path = "/";
-        foreach (var (name, value) in headers) context.Request.Headers.Append(name, value);
-        context.Request.Body = new MemoryStream(body);
-        context.Request.ContentLength = body.Length;
-        var output = new MemoryStream();
-        context.Response.Body = output;
+        var (context, output) = ApiHarness.PostContext(headers, body);
         var result = (QueryXmlResult)await api.Endpoint.HandleAsync(context.Request, CancellationToken.None);
         await result.WriteAsync(context.Response);
         Assert.Equal("text/xml", context.Response.ContentType);
