@@ -22,6 +22,9 @@
 #                 costs the client, the control plane and Azurite CPU while the engine starts ours
 #   --order O     alternate (default): which side of a pair goes first alternates; ours-first: ours
 #                 then raw in every pair (the order before 2026-12-03 afternoon)
+#   --raw-observer on|off   on (default): the raw `docker run -d` runs while the client polls
+#                 DescribeTasks as it does during ours (the polling's CPU, which on this machine
+#                 shares the engine's cores, then weighs on both); off: raw runs alone (as before)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,7 +38,8 @@ while [[ $# -gt 0 ]]; do
     --keep-logs) KEEP_LOGS=1 ;;
     --poll-interval) RUN_ARGS+=(--poll-interval "${2:?--poll-interval needs seconds}"); shift ;;
     --order) RUN_ARGS+=(--order "${2:?--order needs alternate or ours-first}"); shift ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --raw-observer) RUN_ARGS+=(--raw-observer "${2:?--raw-observer needs on or off}"); shift ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift

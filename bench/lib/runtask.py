@@ -183,6 +183,8 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.ecs = Ecs(args.url)
+        self.observer = Ecs(args.url)    # its own connection: it polls from another thread
+        self.last_arn = None
         self.cluster = args.cluster
         self.run_id = args.run_id
         self.cp_log = logs.LogTail(args.cp_log)
@@ -323,13 +325,38 @@ class Bench:
                 "ms": 1000 * (t_running - t0), "runtask_ms": 1000 * (t_resp - t0),
                 "describe_polls": polls, "describe_rtt_ms": [1000 * r for r in rtts]}
 
+    def observe(self, stop: threading.Event, polls: list) -> None:
+        """The client's DescribeTasks polling, the same call at the same interval, of the last task
+        of ours (RUNNING, or stopped: the same read and answer), with nothing to wait for."""
+        arn = self.last_arn or "0123456789abcdef0123456789abcdef"
+        while not stop.is_set():
+            self.observer.call("DescribeTasks", {"cluster": self.cluster, "tasks": [arn]})
+            polls.append(time.perf_counter())
+            stop.wait(self.args.poll_interval)
+
     def raw_sample(self) -> dict:
+        # This machine runs the client, the control plane and Azurite on the engine's two cores, so
+        # while ours starts, the client's polling (a signed request, the control plane's answer, an
+        # Azurite query, every 20 ms) takes CPU the engine then waits for; on Azure neither the
+        # control plane nor storage share the Docker host. With --raw-observer on (the default) the
+        # raw `docker run -d` runs with the same polling going on, so both engines work beside the
+        # same observer; off, it runs with nothing else of the benchmark running.
+        stop, polls, observer = threading.Event(), [], None
+        if self.args.raw_observer == "on":
+            observer = threading.Thread(target=self.observe, args=(stop, polls), daemon=True)
+            observer.start()
+            time.sleep(self.args.poll_interval)     # polling, as during ours, before the command starts
         t0 = time.time()
         p0 = time.perf_counter()
         # The options the worker gives our container from the task definition (memory 32 MiB, the
         # smallest CPU shares, stopTimeout 2 s), so both engines' create and start do the same work.
-        cid = docker("run", "-d", "--label", f"{RAW_LABEL}={self.run_id}", *RAW_OPTIONS, IMAGE, "sleep", "300")
-        p1 = time.perf_counter()
+        try:
+            cid = docker("run", "-d", "--label", f"{RAW_LABEL}={self.run_id}", *RAW_OPTIONS, IMAGE, "sleep", "300")
+        finally:
+            p1 = time.perf_counter()
+            stop.set()
+            if observer is not None:
+                observer.join()
         self.raw_containers.append(cid)
         inspected = docker("inspect", "-f", "{{.State.Running}} {{.State.StartedAt}}", cid)
         p2 = time.perf_counter()
@@ -337,7 +364,8 @@ class Bench:
         if running != "true":
             raise BenchmarkFailed(f"raw container {cid[:12]} is not running: {inspected}")
         return {"id": cid, "t0": t0, "ms": 1000 * (p1 - p0), "inspect_running_ms": 1000 * (p2 - p0),
-                "started_at_ms": 1000 * (docker_time(started_at) - t0)}
+                "started_at_ms": 1000 * (docker_time(started_at) - t0),
+                "observer_polls": sum(1 for t in polls if p0 <= t <= p1)}
 
     def latency(self) -> None:
         a = self.args
@@ -372,6 +400,7 @@ class Bench:
                 o = self.ours_sample()
                 t_end = time.monotonic()
             o["first"] = r["first"] = ours_first
+            self.last_arn = o["arn"]
             launched.append((o["arn"], time.monotonic()))
             pair_cpu = self.cpu_between(pair0, self.cpu_snapshot())
             docker("rm", "-f", r["id"])
@@ -673,6 +702,8 @@ def main() -> int:
     p.add_argument("--gap-jitter", type=float, default=2.0,
                    help="plus a uniformly random 0..this many seconds")
     p.add_argument("--poll-interval", type=float, default=0.02)
+    p.add_argument("--raw-observer", choices=("on", "off"), default="on",
+                   help="the raw docker run -d runs while the same DescribeTasks polling goes on (on), or alone (off)")
     p.add_argument("--order", choices=("alternate", "ours-first"), default="alternate",
                    help="which side of each pair goes first (ours-first: as before 2026-12-03)")
     p.add_argument("--cost-tasks", type=int, default=50)

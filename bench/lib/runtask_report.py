@@ -121,7 +121,8 @@ def render(results: dict, args) -> str:
             f"DescribeTasks every {args.poll_interval * 1000:.0f} ms until `lastStatus == RUNNING`. "
             f"Each is paired with one raw `docker run -d {RAW_DESC}` on the same "
             f"engine, timed from the command's start until it returns, 0.5 s after or before ours "
-            f"({'alternating: even pairs ours first, odd pairs raw first' if getattr(args, 'order', 'ours-first') == 'alternate' else 'ours first in every pair'}); "
+            f"({'alternating: even pairs ours first, odd pairs raw first' if getattr(args, 'order', 'ours-first') == 'alternate' else 'ours first in every pair'}), "
+            f"{'while the client polls DescribeTasks (the last task of ours) every ' + format(args.poll_interval * 1000, '.0f') + ' ms as it does during ours, so that the polling, which shares the engine cores here, weighs on both sides' if getattr(args, 'raw_observer', 'off') == 'on' else 'with nothing else of the benchmark running'}; "
             f"then the raw container is removed, and the next RunTask is sent {args.gap:g} s + a random 0-{args.gap_jitter:g} s "
             f"after the previous one was seen RUNNING: each launch finds the cluster idle (both of "
             f"our queue pollers back at their longest interval, 2 s) at a random point of the "
@@ -209,7 +210,10 @@ def render(results: dict, args) -> str:
             f"(server's own time p50 {pct(lat.get('describe_server_ms', []), 50):.1f} ms, "
             f"{sum(o['describe_polls'] for o in ours) / len(ours):.0f} polls per sample); "
             f"RunTask p50 {pct([o['runtask_ms'] for o in ours], 50):.0f} ms at the client, "
-            f"{pct(lat.get('runtask_server_ms', []), 50):.0f} ms in the server. CPU during the "
+            f"{pct(lat.get('runtask_server_ms', []), 50):.0f} ms in the server"
+            + (f"; during a raw `docker run -d` the observer polled {mean([r.get('observer_polls') for r in raw]):.0f} "
+               f"times (mean)" if any(r.get('observer_polls') for r in raw) else "")
+            + f". CPU during the "
             f"measured pairs (% of one core): " + ", ".join(
                 f"{k} {v:.0f}" for k, v in lat["cpu"].items() if k != "seconds") + ".", ""]
 
@@ -336,8 +340,14 @@ def render(results: dict, args) -> str:
             "environment, the raw one one label (for cleanup).",
             "- The raw baseline includes the docker CLI's own start-up (a Go binary); ours includes "
             f"the Python client's signing and the {args.poll_interval * 1000:.0f} ms DescribeTasks polling "
-            "granularity; each poll also costs the client, the control plane and Azurite CPU while "
-            "the engine starts our container (on 2 cores, engine time for ours).",
+            "granularity. Each poll also costs the client, the control plane and Azurite CPU while "
+            "the engine starts our container: on this machine they share the engine's 2 cores (on "
+            "Azure the control plane and storage do not run on the Docker host). " + (
+                "The raw `docker run -d` therefore runs with the same polling going on "
+                "(`--raw-observer on`, the default since 2026-12-03 afternoon)."
+                if getattr(args, "raw_observer", "off") == "on" else
+                "The raw `docker run -d` ran with no polling (`--raw-observer off`): that CPU weighed "
+                "on ours only."),
             "- The machine and its Docker engine are shared with other sessions; the CPU tables "
             "show how much else ran. Azurite stands in for Azure Storage (no network latency here; "
             "on Azure each storage call costs milliseconds more).",
