@@ -8,7 +8,8 @@
 # --debug (its log is where storage transactions are counted), the control plane standalone and
 # one worker on the local Docker engine, then:
 #   1. latency: 50 of our tasks (local/busybox:latest, sleep 300, 32 MiB) launched one after
-#      another, each followed by a raw `docker run -d` of the same image; p50/p95 and ratios;
+#      another, each paired with a raw `docker run -d` of the same image and options (which goes
+#      first alternates); p50/p95 and ratios;
 #   2. cost: windows of 50 launches (50 x RunTask count=1, 5 x count=10) and 50 stops, counting
 #      every storage request both processes make and every function execution;
 #   3. idle: 60 s with nothing to do: storage requests per minute and CPU of each process.
@@ -19,6 +20,11 @@
 #   --keep-logs   keep the work directory (Azurite's debug log, both processes' logs)
 #   --poll-interval S   seconds between the client's DescribeTasks polls (default 0.02); each poll
 #                 costs the client, the control plane and Azurite CPU while the engine starts ours
+#   --order O     alternate (default): which side of a pair goes first alternates; ours-first: ours
+#                 then raw in every pair (the order before 2026-12-03 afternoon)
+#   --raw-observer on|off   on (default): the raw `docker run -d` runs while the client polls
+#                 DescribeTasks as it does during ours (the polling's CPU, which on this machine
+#                 shares the engine's cores, then weighs on both); off: raw runs alone (as before)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,7 +37,9 @@ while [[ $# -gt 0 ]]; do
     --quick) RUN_ARGS+=(--samples 5 --warmup 1 --cost-tasks 10 --idle 10) ;;
     --keep-logs) KEEP_LOGS=1 ;;
     --poll-interval) RUN_ARGS+=(--poll-interval "${2:?--poll-interval needs seconds}"); shift ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --order) RUN_ARGS+=(--order "${2:?--order needs alternate or ours-first}"); shift ;;
+    --raw-observer) RUN_ARGS+=(--raw-observer "${2:?--raw-observer needs on or off}"); shift ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift

@@ -3,7 +3,7 @@
 # docker on the same engine, the storage requests and function executions that costs per task,
 # and the storage cost of one reconcile with and without 2,000 other tasks in the cluster.
 #
-#   bash bench/service-scale.sh [--no-build] [--quick] [--no-wait] [--keep-logs]
+#   bash bench/service-scale.sh [--no-build] [--quick] [--no-wait] [--keep-logs] [--repeats N]
 #
 # Builds the control plane and the worker (Release), starts a fresh in-memory Azurite with
 # --debug (one log record per storage request), the control plane standalone and one worker on
@@ -15,17 +15,19 @@
 #   --quick       10 tasks, one run, 200 other task rows: checks the script in about a minute
 #   --no-wait     measure at once, even while a test run or another benchmark is running
 #   --keep-logs   keep the work directory (Azurite debug log, process logs) after the run
+#   --repeats N   N cycles of 0 -> 50 -> 0 each side instead of 3 (a cycle pair takes about a minute)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="$REPO/bench"
-BUILD=1 QUICK=0 WAIT=1 KEEP_LOGS=0
+BUILD=1 QUICK=0 WAIT=1 KEEP_LOGS=0 REPEATS=3
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --no-build) BUILD=0 ;;
     --quick) QUICK=1 ;;
     --no-wait) WAIT=0 ;;
     --keep-logs) KEEP_LOGS=1 ;;
+    --repeats) REPEATS="${2:?--repeats needs a number}"; shift ;;
     -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -179,7 +181,7 @@ echo "  waiting for the control plane at $CP_URL"
 python3 -c "import readbench; readbench.wait_ready('$CP_URL', 120)" \
   || { echo "--- last lines of control-plane.log:" >&2; tail -30 "$WORK/control-plane.log" >&2; exit 1; }
 
-ARGS=(--count 50 --repeats 3 --warmup 10 --idle-seconds 15 --other-tasks 2000 --reconcile-samples 3)
+ARGS=(--count 50 --repeats "$REPEATS" --warmup 10 --idle-seconds 15 --other-tasks 2000 --reconcile-samples 3)
 [[ $QUICK -eq 1 ]] && ARGS=(--count 10 --repeats 1 --warmup 3 --idle-seconds 4 --other-tasks 200 --reconcile-samples 1 --quick)
 mkdir -p "$BENCH/results"
 OUT="$BENCH/results/service-scale.md" JSON="$BENCH/results/service-scale.json"

@@ -29,6 +29,7 @@ from readbench import BenchmarkFailed, loud, tree_cpu_seconds, machine_cpu
 from signing import sign
 
 IMAGE = "local/busybox:latest"
+RAW_OPTIONS = ("--memory", "32m", "--cpu-shares", "2", "--stop-timeout", "2")
 FAMILY = "bench-runtask-sleep"
 RAW_LABEL = "bench-run-task"
 CLUSTER_LABEL = "com.amazonaws.ecs.cluster"
@@ -101,16 +102,18 @@ def setup(url: str, cluster: str) -> None:
 # ---------------------------------------------------------------- docker
 
 class DockerEvents:
-    """`docker events` for container start/destroy, kept for our cluster's and our raw
-    containers only (the engine is shared). Watching it touches no storage."""
+    """`docker events` for container create/start/destroy, kept for our cluster's and our raw
+    containers only (the engine is shared). Watching it touches no storage. The create and start
+    events give both sides the same two engine-clock marks: when the engine answered `create`
+    and when it answered `start`."""
 
     def __init__(self, cluster: str, run_id: str):
         self.cluster, self.run_id = cluster, run_id
         self.events = []           # (epoch, action, container id, attributes)
         self.cond = threading.Condition()
         self.proc = subprocess.Popen(
-            ["docker", "events", "--filter", "type=container", "--filter", "event=start",
-             "--filter", "event=destroy", "--format",
+            ["docker", "events", "--filter", "type=container", "--filter", "event=create",
+             "--filter", "event=start", "--filter", "event=destroy", "--format",
              "{{.TimeNano}} {{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -180,6 +183,8 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.ecs = Ecs(args.url)
+        self.observer = Ecs(args.url)    # its own connection: it polls from another thread
+        self.last_arn = None
         self.cluster = args.cluster
         self.run_id = args.run_id
         self.cp_log = logs.LogTail(args.cp_log)
@@ -320,11 +325,38 @@ class Bench:
                 "ms": 1000 * (t_running - t0), "runtask_ms": 1000 * (t_resp - t0),
                 "describe_polls": polls, "describe_rtt_ms": [1000 * r for r in rtts]}
 
+    def observe(self, stop: threading.Event, polls: list) -> None:
+        """The client's DescribeTasks polling, the same call at the same interval, of the last task
+        of ours (RUNNING, or stopped: the same read and answer), with nothing to wait for."""
+        arn = self.last_arn or "0123456789abcdef0123456789abcdef"
+        while not stop.is_set():
+            self.observer.call("DescribeTasks", {"cluster": self.cluster, "tasks": [arn]})
+            polls.append(time.perf_counter())
+            stop.wait(self.args.poll_interval)
+
     def raw_sample(self) -> dict:
+        # This machine runs the client, the control plane and Azurite on the engine's two cores, so
+        # while ours starts, the client's polling (a signed request, the control plane's answer, an
+        # Azurite query, every 20 ms) takes CPU the engine then waits for; on Azure neither the
+        # control plane nor storage share the Docker host. With --raw-observer on (the default) the
+        # raw `docker run -d` runs with the same polling going on, so both engines work beside the
+        # same observer; off, it runs with nothing else of the benchmark running.
+        stop, polls, observer = threading.Event(), [], None
+        if self.args.raw_observer == "on":
+            observer = threading.Thread(target=self.observe, args=(stop, polls), daemon=True)
+            observer.start()
+            time.sleep(self.args.poll_interval)     # polling, as during ours, before the command starts
         t0 = time.time()
         p0 = time.perf_counter()
-        cid = docker("run", "-d", "--label", f"{RAW_LABEL}={self.run_id}", IMAGE, "sleep", "300")
-        p1 = time.perf_counter()
+        # The options the worker gives our container from the task definition (memory 32 MiB, the
+        # smallest CPU shares, stopTimeout 2 s), so both engines' create and start do the same work.
+        try:
+            cid = docker("run", "-d", "--label", f"{RAW_LABEL}={self.run_id}", *RAW_OPTIONS, IMAGE, "sleep", "300")
+        finally:
+            p1 = time.perf_counter()
+            stop.set()
+            if observer is not None:
+                observer.join()
         self.raw_containers.append(cid)
         inspected = docker("inspect", "-f", "{{.State.Running}} {{.State.StartedAt}}", cid)
         p2 = time.perf_counter()
@@ -332,12 +364,13 @@ class Bench:
         if running != "true":
             raise BenchmarkFailed(f"raw container {cid[:12]} is not running: {inspected}")
         return {"id": cid, "t0": t0, "ms": 1000 * (p1 - p0), "inspect_running_ms": 1000 * (p2 - p0),
-                "started_at_ms": 1000 * (docker_time(started_at) - t0)}
+                "started_at_ms": 1000 * (docker_time(started_at) - t0),
+                "observer_polls": sum(1 for t in polls if p0 <= t <= p1)}
 
     def latency(self) -> None:
         a = self.args
-        print(f"== latency: {a.warmup} warm-up + {a.samples} measured pairs (ours, then raw docker "
-              f"run -d), {a.gap:g}-{a.gap + a.gap_jitter:g} s from the end of one of ours to the next", flush=True)
+        print(f"== latency: {a.warmup} warm-up + {a.samples} measured pairs (ours and raw docker "
+              f"run -d, {'alternating which goes first' if a.order == 'alternate' else 'ours first'}), {a.gap:g}-{a.gap + a.gap_jitter:g} s from the end of one of ours to the next", flush=True)
         ours, raw = [], []
         launched = []
         cpu0 = None
@@ -353,11 +386,22 @@ class Bench:
             if i == a.warmup:
                 cpu0 = self.cpu_snapshot()
             pair0 = self.cpu_snapshot()
-            o = self.ours_sample()
+            # Alternate which side goes first: the second of a pair finds the engine just used
+            # (caches warm, no idle gap), the first finds it after seconds of quiet.
+            ours_first = a.order == "ours-first" or (a.order == "alternate" and i % 2 == 0)
+            if ours_first:
+                o = self.ours_sample()
+                t_end = time.monotonic()
+                time.sleep(0.5)      # the tail of ours (heartbeat, log follower) out of the way of raw's sample
+                r = self.raw_sample()
+            else:
+                r = self.raw_sample()
+                time.sleep(0.5)
+                o = self.ours_sample()
+                t_end = time.monotonic()
+            o["first"] = r["first"] = ours_first
+            self.last_arn = o["arn"]
             launched.append((o["arn"], time.monotonic()))
-            t_end = time.monotonic()
-            time.sleep(0.5)      # the tail of ours (heartbeat, inspect) out of the way of raw's sample
-            r = self.raw_sample()
             pair_cpu = self.cpu_between(pair0, self.cpu_snapshot())
             docker("rm", "-f", r["id"])
             o["other_cpu"] = r["other_cpu"] = pair_cpu["other processes"]
@@ -365,7 +409,7 @@ class Bench:
                 ours.append(o)
                 raw.append(r)
             tag = f"{i - a.warmup + 1:3d}/{a.samples}" if measured else f"warm-up {i + 1}"
-            print(f"  {tag}: ours {o['ms']:7.0f} ms (RunTask {o['runtask_ms']:4.0f} ms, "
+            print(f"  {tag}: {'ours first' if ours_first else 'raw first '} ours {o['ms']:7.0f} ms (RunTask {o['runtask_ms']:4.0f} ms, "
                   f"{o['describe_polls']:3d} DescribeTasks)   raw docker run -d {r['ms']:5.0f} ms",
                   flush=True)
             # Idle long enough for both pollers to reach their longest interval, plus a random
@@ -539,7 +583,9 @@ class Bench:
             if last == "RUNNING":
                 applied.setdefault(arn, t)
         starts = self.events.by_task("start")
+        creates = self.events.by_task("create")
         raw_starts = self.events.by_container("start")
+        raw_creates = self.events.by_container("create")
         ci_polls = sorted(r.t for r in requests if r.resource.startswith("ci-")
                           and r.operation == "Messages_Dequeue")
         te_polls = sorted(r.t for r in requests if r.resource == "task-events"
@@ -555,6 +601,7 @@ class Bench:
             marks = {
                 "runtask_answered": o["t_runtask_answered"],
                 "worker_received": last_before(ci_polls, w["starting"]) if "starting" in w else None,
+                "container_created": creates.get(o["arn"]),
                 "container_started": starts.get(o["arn"]),
                 "worker_reported": w.get("reported_running"),
                 "cp_received": last_before(te_polls, applied[o["arn"]]) if o["arn"] in applied else None,
@@ -572,6 +619,8 @@ class Bench:
         for r in self.results["latency"]["raw"]:
             t = raw_starts.get(r["id"])
             r["start_event_ms"] = 1000 * (t - r["t0"]) if t else None
+            t = raw_creates.get(r["id"])
+            r["create_event_ms"] = 1000 * (t - r["t0"]) if t else None
 
         # Cost windows.
         for w in self.results["windows"]:
@@ -653,6 +702,10 @@ def main() -> int:
     p.add_argument("--gap-jitter", type=float, default=2.0,
                    help="plus a uniformly random 0..this many seconds")
     p.add_argument("--poll-interval", type=float, default=0.02)
+    p.add_argument("--raw-observer", choices=("on", "off"), default="on",
+                   help="the raw docker run -d runs while the same DescribeTasks polling goes on (on), or alone (off)")
+    p.add_argument("--order", choices=("alternate", "ours-first"), default="alternate",
+                   help="which side of each pair goes first (ours-first: as before 2026-12-03)")
     p.add_argument("--cost-tasks", type=int, default=50)
     p.add_argument("--settle", type=float, default=4.0)
     p.add_argument("--idle", type=float, default=60)

@@ -17,8 +17,10 @@ SEGMENTS = [
      "API: validate, read cluster/definition/instances, reserve, insert task, send Start"),
     ("runtask_answered", "worker_received", "wait for the worker's command-queue poll",
      "the worker polls `ci-<instance>` with back-off 100 ms doubling to 2 s (`CommandPollMaxDelayMilliseconds`)"),
-    ("worker_received", "container_started", "worker starts the container",
-     "plan (task definition, cached), `docker create` beside the task-row check, `docker start`"),
+    ("worker_received", "container_created", "worker to Docker's `create` event",
+     "plan (task definition, cached), the `create` request beside the task-row check, the engine's create"),
+    ("container_created", "container_started", "`create` event to `start` event",
+     "the `start` request and the engine's start (the raw side's same two events: the table above)"),
     ("container_started", "worker_reported", "worker reports RUNNING",
      "one message to `task-events` (an inspect first only for a container with port mappings)"),
     ("worker_reported", "cp_received", "wait for the control plane's task-events poll",
@@ -39,6 +41,10 @@ def pct(values: list, p: float) -> float:
     lo = int(k)
     hi = min(lo + 1, len(v) - 1)
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def diff(a, b):
+    return b - a if a is not None and b is not None else None
 
 
 def mean(values: list) -> float:
@@ -113,9 +119,11 @@ def render(results: dict, args) -> str:
             f"{len(ours)} of our tasks launched one after another, each measured alone: RunTask "
             f"(signed, with a `clientToken` as boto3 sends) over a keep-alive connection, then "
             f"DescribeTasks every {args.poll_interval * 1000:.0f} ms until `lastStatus == RUNNING`. "
-            f"Each is followed (0.5 s later) by one raw `docker run -d {IMAGE_DESC}` on the same "
-            f"engine, timed from the command's start until it returns; then the raw container is "
-            f"removed, and the next RunTask is sent {args.gap:g} s + a random 0-{args.gap_jitter:g} s "
+            f"Each is paired with one raw `docker run -d {RAW_DESC}` on the same "
+            f"engine, timed from the command's start until it returns, 0.5 s after or before ours "
+            f"({'alternating: even pairs ours first, odd pairs raw first' if getattr(args, 'order', 'ours-first') == 'alternate' else 'ours first in every pair'}), "
+            f"{'while the client polls DescribeTasks (the last task of ours) every ' + format(args.poll_interval * 1000, '.0f') + ' ms as it does during ours, so that the polling, which shares the engine cores here, weighs on both sides' if getattr(args, 'raw_observer', 'off') == 'on' else 'with nothing else of the benchmark running'}; "
+            f"then the raw container is removed, and the next RunTask is sent {args.gap:g} s + a random 0-{args.gap_jitter:g} s "
             f"after the previous one was seen RUNNING: each launch finds the cluster idle (both of "
             f"our queue pollers back at their longest interval, 2 s) at a random point of the "
             f"pollers' cycles, as a user's RunTask would. {args.warmup} unmeasured warm-up pairs first. Our tasks keep "
@@ -129,9 +137,35 @@ def render(results: dict, args) -> str:
             stats_row("raw: → first `docker inspect` shows Running (one more CLI call)",
                       [r["inspect_running_ms"] for r in raw]),
             stats_row("raw: → container `StartedAt` (engine's clock)", [r["started_at_ms"] for r in raw]),
+            stats_row("raw: → its `create` event (docker events)", [r.get("create_event_ms") for r in raw]),
+            stats_row("raw: → its `start` event (docker events)", [r.get("start_event_ms") for r in raw]),
+            stats_row("ours: → our container's `create` event",
+                      [o["marks_ms"].get("container_created") for o in ours]),
             stats_row("ours: → our container's `start` event (docker events)",
                       [o["marks_ms"]["container_started"] for o in ours]),
+            "",
+            "The engine's own part, the same two events on both sides (`create` answered to `start` "
+            "answered: the client's `start` request and the engine's start):",
+            "",
+            "| ms | p50 | p95 | mean | min | max | n |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            stats_row("ours: `create` event → `start` event", [diff(o["marks_ms"].get("container_created"),
+                                                              o["marks_ms"].get("container_started")) for o in ours]),
+            stats_row("raw: `create` event → `start` event", [diff(r.get("create_event_ms"), r.get("start_event_ms"))
+                                                             for r in raw]),
+            stats_row("ours: the worker took the command → `create` event",
+                      [diff(o["marks_ms"].get("worker_received"), o["marks_ms"].get("container_created")) for o in ours]),
+            stats_row("raw: the CLI started → `create` event", [r.get("create_event_ms") for r in raw]),
             ""]
+    for first, label in ((True, "ours went first"), (False, "raw went first")):
+        idx = [i for i, o in enumerate(ours) if o.get("first", True) == first]
+        if idx and len(idx) < len(ours):
+            po = [ours[i]["ms"] for i in idx]
+            pr = [raw[i]["ms"] for i in idx]
+            out.append(f"Pairs where {label} ({len(idx)}): ours p50 {pct(po, 50):,.0f} / p95 {pct(po, 95):,.0f} ms, "
+                       f"raw p50 {pct(pr, 50):,.0f} / p95 {pct(pr, 95):,.0f} ms, ratio "
+                       f"{pct(po, 50) / pct(pr, 50):.2f}x / {pct(po, 95) / pct(pr, 95):.2f}x.")
+            out.append("")
     r50, r95 = pct(o_ms, 50) / pct(r_ms, 50), pct(o_ms, 95) / pct(r_ms, 95)
     quiet = [i for i, o in enumerate(ours) if o.get("other_cpu", 0) <= DISTURBED_CPU]
     q_o = [ours[i]["ms"] for i in quiet]
@@ -176,7 +210,10 @@ def render(results: dict, args) -> str:
             f"(server's own time p50 {pct(lat.get('describe_server_ms', []), 50):.1f} ms, "
             f"{sum(o['describe_polls'] for o in ours) / len(ours):.0f} polls per sample); "
             f"RunTask p50 {pct([o['runtask_ms'] for o in ours], 50):.0f} ms at the client, "
-            f"{pct(lat.get('runtask_server_ms', []), 50):.0f} ms in the server. CPU during the "
+            f"{pct(lat.get('runtask_server_ms', []), 50):.0f} ms in the server"
+            + (f"; during a raw `docker run -d` the observer polled {mean([r.get('observer_polls') for r in raw]):.0f} "
+               f"times (mean)" if any(r.get('observer_polls') for r in raw) else "")
+            + f". CPU during the "
             f"measured pairs (% of one core): " + ", ".join(
                 f"{k} {v:.0f}" for k, v in lat["cpu"].items() if k != "seconds") + ".", ""]
 
@@ -297,12 +334,20 @@ def render(results: dict, args) -> str:
             "`maxPollingInterval` 2 s, batch 16). Debug lines are switched on in two places to "
             "count what happens: the control plane's `Function.*` categories (one line per "
             "queue or timer invocation) and the worker's `Heartbeat`.",
-            "- Our container gets `--memory 32m` and labels from the task definition; the raw one is "
-            "exactly `docker run -d local/busybox:latest sleep 300` plus one label (for cleanup).",
+            "- Both containers get memory 32 MiB, CPU shares 2 and a stop timeout of 2 s (ours from "
+            "the task definition and the worker's minimum shares, the raw one as `docker run` "
+            "options); ours also carries the agent's labels, a name and the metadata endpoint's "
+            "environment, the raw one one label (for cleanup).",
             "- The raw baseline includes the docker CLI's own start-up (a Go binary); ours includes "
             f"the Python client's signing and the {args.poll_interval * 1000:.0f} ms DescribeTasks polling "
-            "granularity; each poll also costs the client, the control plane and Azurite CPU while "
-            "the engine starts our container (on 2 cores, engine time for ours).",
+            "granularity. Each poll also costs the client, the control plane and Azurite CPU while "
+            "the engine starts our container: on this machine they share the engine's 2 cores (on "
+            "Azure the control plane and storage do not run on the Docker host). " + (
+                "The raw `docker run -d` therefore runs with the same polling going on "
+                "(`--raw-observer on`, the default since 2026-12-03 afternoon)."
+                if getattr(args, "raw_observer", "off") == "on" else
+                "The raw `docker run -d` ran with no polling (`--raw-observer off`): that CPU weighed "
+                "on ours only."),
             "- The machine and its Docker engine are shared with other sessions; the CPU tables "
             "show how much else ran. Azurite stands in for Azure Storage (no network latency here; "
             "on Azure each storage call costs milliseconds more).",
@@ -311,6 +356,7 @@ def render(results: dict, args) -> str:
 
 
 IMAGE_DESC = "local/busybox:latest sleep 300"
+RAW_DESC = "--memory 32m --cpu-shares 2 --stop-timeout 2 local/busybox:latest sleep 300"
 
 
 def core_executions(w: dict) -> int:

@@ -8,8 +8,9 @@ namespace Serverless.Worker.Registration;
 
 /// <summary>
 /// Tells the control plane the worker is alive, with its RUNNING and PENDING task counts: every
-/// <see cref="WorkerOptions.HeartbeatSeconds"/>, and when the counts change (at most once a second,
-/// so a burst of task starts is one write). An instance row that vanished is registered again.
+/// <see cref="WorkerOptions.HeartbeatSeconds"/>, and a second after the counts change (one write for
+/// whatever changed in that second: a burst of task starts, or one task's PENDING and RUNNING). An
+/// instance row that vanished is registered again.
 /// </summary>
 public sealed class Heartbeat(
     ContainerInstanceStore store, InstanceRegistration registration, TaskRunner runner, WorkerIdentity identity,
@@ -43,10 +44,14 @@ public sealed class Heartbeat(
                 var due = time.GetUtcNow() - lastBeat >= interval;
                 if (due || counts != sent)
                 {
-                    var sinceLast = time.GetUtcNow() - lastBeat;
-                    if (!due && sinceLast < Debounce)
+                    if (!due)
                     {
-                        await Task.Delay(Debounce - sinceLast, time, cancellationToken);
+                        // A change waits a second for company, also after a long quiet: a launch's Start
+                        // changes the counts while its container is being created, and a beat then would
+                        // put three storage calls (the reservation just changed the row's ETag: a refused
+                        // merge, the owner check, the merge) beside Docker's create and start, and a second
+                        // beat after it for RUNNING. One beat a second later carries both.
+                        await Task.Delay(Debounce, time, cancellationToken);
                         counts = (runner.RunningCount, runner.PendingCount);
                     }
                     if (await BeatAsync(counts.RunningCount, counts.PendingCount, cancellationToken))
