@@ -117,7 +117,7 @@ function route() {
   const view = factory(ctx);
   document.title = `${view.title} · ECS console`;
   main.replaceChildren(...renderHeader(view.title, view.crumbs), alerts, view.node, statusLine);
-  current = { view, timer: null, interval: VISIBLE_INTERVAL_MS, generation, first: true, opened: performance.now() };
+  current = { view, timer: null, interval: VISIBLE_INTERVAL_MS, generation, first: true, again: false, opened: performance.now() };
   main.focus({ preventScroll: true });
   refresh(current);
 }
@@ -155,6 +155,12 @@ async function refresh(state) {
   } finally {
     state.busy = false;
   }
+  // Asked for while this refresh was in flight (after an action): its reads may predate the action, so read again now.
+  if (state.again) {
+    state.again = false;
+    await refresh(state);
+    return;
+  }
   schedule(state);
 }
 
@@ -171,7 +177,7 @@ async function refreshNow() {
   if (!state) return;
   clearTimeout(state.timer);
   state.interval = VISIBLE_INTERVAL_MS;
-  if (state.busy) { state.timer = setTimeout(() => refresh(state), 100); return; }
+  if (state.busy) { state.again = true; return; }
   await refresh(state);
 }
 
