@@ -27,23 +27,19 @@ public sealed class InstanceHealthSweep(
     public Task SweepAsync(CancellationToken cancellationToken) => SweepAsync(null, cancellationToken);
 
     /// <summary>Every ACTIVE cluster; with <paramref name="shared"/>, on the reads the minute's other sweep makes too.</summary>
-    public async Task SweepAsync(SweepReads.Round? shared, CancellationToken cancellationToken)
+    public Task SweepAsync(SweepReads.Round? shared, CancellationToken cancellationToken)
+        => SweepReads.ForEachActiveClusterAsync(clusters, shared, SweepClusterAsync, cancellationToken);
+
+    public Task SweepClusterAsync(string cluster, CancellationToken cancellationToken) => SweepClusterAsync(cluster, null, cancellationToken);
+
+    private async Task SweepClusterAsync(string cluster, SweepReads.Round? shared, CancellationToken cancellationToken)
     {
-        if (shared is null)
+        if (shared is not null)
         {
-            await foreach (var cluster in clusters.EnumerateActiveAsync(cancellationToken))
-                await SweepClusterAsync(cluster.Name, cancellationToken);
+            var (hosts, readAt) = await shared.InstancesAsync(cluster, cancellationToken);
+            await SweepClusterAsync(cluster, hosts, readAt, cancellationToken);
             return;
         }
-        foreach (var cluster in await shared.ActiveClustersAsync(cancellationToken))
-        {
-            var (hosts, readAt) = await shared.InstancesAsync(cluster.Name, cancellationToken);
-            await SweepClusterAsync(cluster.Name, hosts, readAt, cancellationToken);
-        }
-    }
-
-    public async Task SweepClusterAsync(string cluster, CancellationToken cancellationToken)
-    {
         var now = time.GetUtcNow();
         await SweepClusterAsync(cluster, await instances.ListAsync(cluster, cancellationToken), now, cancellationToken);
     }

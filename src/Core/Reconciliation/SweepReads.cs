@@ -30,6 +30,24 @@ public sealed class SweepReads(ClusterStore clusters, ContainerInstanceStore ins
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="sweepCluster"/> for every ACTIVE cluster, the one walk both sweeps make: on
+    /// <paramref name="shared"/>'s reads, or without a round enumerated from <paramref name="clusters"/> (the sweep
+    /// then gets a null round and reads for itself).
+    /// </summary>
+    public static async Task ForEachActiveClusterAsync(
+        ClusterStore clusters, Round? shared, Func<string, Round?, CancellationToken, Task> sweepCluster, CancellationToken cancellationToken)
+    {
+        if (shared is null)
+        {
+            await foreach (var cluster in clusters.EnumerateActiveAsync(cancellationToken))
+                await sweepCluster(cluster.Name, null, cancellationToken);
+            return;
+        }
+        foreach (var cluster in await shared.ActiveClustersAsync(cancellationToken))
+            await sweepCluster(cluster.Name, shared, cancellationToken);
+    }
+
     /// <summary>One minute's shared reads. A read that failed is not kept: the next sweep reads again.</summary>
     public sealed class Round
     {

@@ -36,17 +36,8 @@ public sealed class TaskDeliverySweep(
     public Task SweepAsync(CancellationToken cancellationToken) => SweepAsync(null, cancellationToken);
 
     /// <summary>Every ACTIVE cluster; with <paramref name="shared"/>, on the reads the minute's other sweep makes too.</summary>
-    public async Task SweepAsync(SweepReads.Round? shared, CancellationToken cancellationToken)
-    {
-        if (shared is null)
-        {
-            await foreach (var cluster in clusters.EnumerateActiveAsync(cancellationToken))
-                await SweepClusterAsync(cluster.Name, cancellationToken);
-            return;
-        }
-        foreach (var cluster in await shared.ActiveClustersAsync(cancellationToken))
-            await SweepClusterAsync(cluster.Name, shared, cancellationToken);
-    }
+    public Task SweepAsync(SweepReads.Round? shared, CancellationToken cancellationToken)
+        => SweepReads.ForEachActiveClusterAsync(clusters, shared, SweepClusterAsync, cancellationToken);
 
     // Per cluster: when this process's last complete sweep of it began.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> _sweptAt = new(StringComparer.Ordinal);
