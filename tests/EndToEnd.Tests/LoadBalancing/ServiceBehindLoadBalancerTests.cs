@@ -135,7 +135,7 @@ public sealed class ServiceBehindLoadBalancerTests(ControlPlaneFixture plane)
         var tgArn = (await Elb("create-target-group", "--name", $"{cluster}-tg", "--protocol", "HTTP", "--port", "8080", "--target-type", "ip",
             "--health-check-interval-seconds", "5", "--health-check-timeout-seconds", "2", "--healthy-threshold-count", "2"))
             .Json["TargetGroups"]![0]!["TargetGroupArn"]!.GetValue<string>();
-        await Elb("modify-target-group-attributes", "--target-group-arn", tgArn, "--attributes", "Key=deregistration_delay.timeout_seconds,Value=8");
+        await Elb("modify-target-group-attributes", "--target-group-arn", tgArn, "--attributes", "Key=deregistration_delay.timeout_seconds,Value=20");
         var port = ControlPlaneFixture.FreePort();
         await Elb("create-listener", "--load-balancer-arn", lbArn, "--protocol", "HTTP", "--port", port.ToString(), "--default-actions", $"Type=forward,TargetGroupArn={tgArn}");
 
@@ -170,7 +170,8 @@ public sealed class ServiceBehindLoadBalancerTests(ControlPlaneFixture plane)
             await Task.Delay(500);
         }
         var stoppedTask = (await plane.DescribeTasksAsync(cluster, [victim]))[0];
-        // Epoch seconds on the wire: the Stop left once the 8 s draining had ended.
+        // Epoch seconds on the wire: the Stop left once the 20 s draining had ended (20 s, so that on a loaded machine the two
+        // CLI calls after StopTask still find the target draining).
         Assert.True(stoppedTask["stoppedAt"]!.GetValue<double>() - stoppedTask["stoppingAt"]!.GetValue<double>() >= 7,
             $"stopped before its draining ended: {stoppedTask.ToJsonString()}");
         var stable = await plane.WaitAsync("services-stable", cluster, ["web"]);
