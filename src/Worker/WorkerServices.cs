@@ -73,6 +73,7 @@ public static class WorkerServices
 
         services.AddSingleton<TaskStateReporter>();
         services.AddSingleton<ImagePuller>();
+        services.AddSingleton<EngineStorage>();
         services.AddSingleton<TaskRunner>();
         services.AddWorkerLogs();
         services.AddSingleton<DockerEventWatcher>();

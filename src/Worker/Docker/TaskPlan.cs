@@ -15,6 +15,12 @@ public sealed record PlanDefaults(TimeSpan StopTimeout, TimeSpan StartTimeout)
     /// <summary>What the task may do to the host; nothing by default.</summary>
     public TaskPermissions Permissions { get; init; } = TaskPermissions.None;
 
+    /// <summary>
+    /// Whether the engine limits a container's writable layer (<see cref="EngineStorage.SizesWritableLayers"/>):
+    /// then a task's <c>ephemeralStorage</c> becomes each of its containers' <c>StorageOpt size</c>; else it is not passed.
+    /// </summary>
+    public bool SizeWritableLayers { get; init; }
+
     /// <summary>The ECS agent's defaults: 30 s to stop, 3 minutes to wait for dependencies.</summary>
     public static readonly PlanDefaults Agent = new(TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(3));
 }

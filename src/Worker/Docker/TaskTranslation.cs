@@ -57,6 +57,10 @@ public static class TaskTranslation
         var containers = definitions
             .Select(d => Container(d, context, family, revision, networkMode, view, containerOverrides.GetValueOrDefault(d.Name), sources, dockerNames, defaults))
             .ToList();
+        if (defaults.SizeWritableLayers && EphemeralStorageGiB(taskDefinition, overrides) is { } storage)
+        {
+            foreach (var container in containers) container.Parameters.HostConfig.StorageOpt = WritableLayerSize(storage);
+        }
         var secrets = Serverless.Core.Secrets.SecretReference.Of(taskDefinition);
         var limits = new TaskLimits(TaskOverrides.Cpu(overrides) ?? view.Cpu, TaskOverrides.Memory(overrides) ?? view.Memory);
         if (networkMode != AwsVpc) return new TaskPlan(family, revision, networkMode, containers, volumes, refusal) { Secrets = secrets, Limits = limits };
@@ -70,6 +74,26 @@ public static class TaskTranslation
     }
 
     public const string AwsVpc = "awsvpc";
+
+    /// <summary>
+    /// The task's <c>ephemeralStorage.sizeInGiB</c>: RunTask's override (TaskOverride.ephemeralStorage) over the
+    /// definition's; null when neither sets it (the task's containers are then not sized).
+    /// </summary>
+    public static int? EphemeralStorageGiB(JsonObject taskDefinition, JsonObject? overrides)
+    {
+        static int? Size(JsonNode? storage) => storage is JsonObject { } o && o["sizeInGiB"] is JsonValue v && v.TryGetValue<int>(out var size) && size > 0 ? size : null;
+        return Size(overrides?["ephemeralStorage"]) ?? Size(taskDefinition["ephemeralStorage"]);
+    }
+
+    /// <summary>
+    /// A container's writable layer limit for a task of <paramref name="sizeInGiB"/>: the whole size, on every
+    /// container the definition names (not on an awsvpc task's pause container, which writes nothing). On Fargate the task's
+    /// containers share one volume of that size, so any one of them may fill it; Docker can only limit
+    /// each container, so each may use the task's size and their sum is not capped. Docker reads
+    /// <c>G</c> as GiB (1024³ bytes).
+    /// </summary>
+    public static Dictionary<string, string> WritableLayerSize(int sizeInGiB)
+        => new(StringComparer.Ordinal) { ["size"] = sizeInGiB.ToString(CultureInfo.InvariantCulture) + "G" };
 
     /// <summary>The agent's name for the pause container of an <c>awsvpc</c> task (never reported).</summary>
     public const string PauseContainerName = "~internal~ecs~pause";

@@ -25,8 +25,9 @@ public static class InstanceAttributes
     /// <summary>Logging drivers advertised (ECS_AVAILABLE_LOGGING_DRIVERS' default).</summary>
     public static readonly IReadOnlyList<string> LoggingDrivers = ["json-file", "none", "awslogs"];
 
+    /// <param name="sizesWritableLayers">The engine limits containers' writable layers (<see cref="EngineStorage"/>): advertised as <see cref="EngineStorage.Attribute"/>.</param>
     public static IReadOnlyList<InstanceAttribute> Build(
-        WorkerOptions options, string cpuArchitecture, string dockerMinApiVersion, string dockerApiVersion)
+        WorkerOptions options, string cpuArchitecture, string dockerMinApiVersion, string dockerApiVersion, bool sizesWritableLayers = false)
     {
         var attributes = new List<InstanceAttribute>
         {
@@ -50,6 +51,8 @@ public static class InstanceAttributes
         // awsvpc: each task gets its own network (a Docker network and pause container, as the agent's task ENI).
         attributes.Add(new(Current + "task-eni", null));
         foreach (var name in HostAccess(options)) attributes.Add(new(name, null));
+        // ephemeralStorage is applied (each container's writable layer sized): a definition can require it.
+        if (sizesWritableLayers) attributes.Add(new(EngineStorage.Attribute, null));
 
         foreach (var custom in ParseCustom(options.Attributes))
         {

@@ -7,6 +7,7 @@ using Serverless.Core.ContainerInstances;
 using Serverless.Core.Reconciliation;
 using Serverless.Core.Storage;
 using Serverless.Core.Tasks;
+using Serverless.Worker.Docker;
 
 namespace Serverless.Worker.Registration;
 
@@ -17,7 +18,7 @@ namespace Serverless.Worker.Registration;
 /// </summary>
 public sealed class InstanceRegistration(
     ContainerInstanceStore store, ServiceResync resync, IDockerClient docker, QueueWake wake, WorkerIdentity identity, WorkerOptions options,
-    StorageClock clock, TimeProvider time, ILogger<InstanceRegistration> logger, WaitingTaskStore? waiting = null)
+    StorageClock clock, TimeProvider time, ILogger<InstanceRegistration> logger, WaitingTaskStore? waiting = null, EngineStorage? storage = null)
 {
     /// <summary>
     /// Registers the host, unless another live worker holds the instance id: then throws
@@ -107,7 +108,8 @@ public sealed class InstanceRegistration(
             RegisteredTcpPorts = ContainerInstanceRecord.EcsReservedPorts,
             RegisteredUdpPorts = [],
             Attributes = InstanceAttributes.Build(
-                options, HostResources.CpuArchitecture(RuntimeInformation.OSArchitecture), version.MinAPIVersion, version.APIVersion),
+                options, HostResources.CpuArchitecture(RuntimeInformation.OSArchitecture), version.MinAPIVersion, version.APIVersion,
+                storage?.Resolve(info) == true),
             AgentVersion = AgentVersion,
             // ECS reports the engine as "DockerVersion: <version>".
             DockerVersion = $"DockerVersion: {version.Version}",
