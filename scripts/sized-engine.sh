@@ -107,7 +107,10 @@ fi
 
 echo '{}' >"$dir/daemon.json"
 # setsid: its own session; 9>&-: no lock fd of a caller (install-deps.sh) is held by it.
-setsid dockerd \
+# unshare --net: its own network namespace. A dockerd started with --bridge none deletes the host's
+# docker0 (libnetwork's removeDefaultBridgeInterface) and so breaks every container the main engine
+# starts after it; in a namespace of its own it deletes nothing the main engine uses.
+setsid unshare --net dockerd \
     --config-file "$dir/daemon.json" \
     --data-root "$mnt/docker" \
     --exec-root "$dir/exec" \

@@ -39,6 +39,7 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
     private readonly Secrets.TaskSecretsReceiver _secrets;
     private readonly AwsLogsShipper _logs;
     private readonly Metadata.TaskMetadataEndpoint _metadata;
+    private readonly EngineStorage _storage;
 
     /// <summary>
     /// Every task ARN this worker knows, in one table so that admitting a task, finishing it and
@@ -55,9 +56,10 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
     public TaskRunner(
         IDockerClient docker, ImagePuller images, TaskDefinitionCache definitions, TaskStore taskStore, TaskStateReporter reporter,
         WorkerIdentity identity, WorkerOptions options, Arns arns, TimeProvider time, ILogger<TaskRunner> logger,
-        Secrets.TaskSecretsReceiver secrets, AwsLogsShipper logs, Metadata.TaskMetadataEndpoint metadata)
+        Secrets.TaskSecretsReceiver secrets, AwsLogsShipper logs, Metadata.TaskMetadataEndpoint metadata, EngineStorage storage)
     {
         _metadata = metadata;
+        _storage = storage;
         _secrets = secrets;
         _logs = logs;
         _docker = docker;
@@ -369,6 +371,7 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
     {
         Permissions = TaskPermissions.From(_options),
         PauseImage = _options.PauseImage,
+        SizeWritableLayers = _storage.SizesWritableLayers,
     };
 
     /// <summary>The agent's random hex that makes Docker names unique.</summary>

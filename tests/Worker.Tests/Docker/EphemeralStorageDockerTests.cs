@@ -1,4 +1,4 @@
-using Docker.DotNet.Models;
+using Serverless.Core.Tasks;
 using Serverless.Worker.Docker;
 using Serverless.Worker.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -26,50 +26,34 @@ public sealed class EphemeralStorageDockerTests(WorkerFixture fixture, SizedEngi
     public async Task A_task_with_ephemeral_storage_gets_containers_whose_writable_layer_holds_that_much_and_no_more()
     {
         output.WriteLine($"sized engine: {engine.Driver} at {engine.Endpoint}");
-        await using var worker = await WorkerHarness.StartAsync(fixture, output, configure: o => o.DockerEndpoint = engine.Endpoint, watchEvents: false);
+        await using var worker = await WorkerHarness.StartAsync(fixture, output, configure: o => o.DockerEndpoint = engine.Endpoint);
         var token = worker.Stopping;
 
         // The worker decides from its engine's docker info as it registers, and advertises it.
         var host = await worker.Registration.DescribeHostAsync(token);
         Assert.Contains(host.Attributes, a => a.Name == EngineStorage.Attribute);
-        var storage = worker.Get<EngineStorage>();
-        Assert.True(storage.SizesWritableLayers);
+        Assert.True(worker.Get<EngineStorage>().SizesWritableLayers);
 
-        var definition = await worker.RegisterAsync($$"""
-            {"family": "scratch", "networkMode": "none", "ephemeralStorage": {"sizeInGiB": 21},
-             "containerDefinitions": [{"name": "app", "image": "local/busybox:latest", "memory": 64, "command": ["sh", "-c", "{{Fill}}"]}]}
-            """);
-        var described = (await worker.Get<TaskDefinitionCache>().FindAsync(definition.Arn, token))!.TaskDefinition;
-        var context = new TaskContext(WorkerHarness.Cluster, worker.NewTaskArn("scratch"), worker.Identity.InstanceId);
+        // Through the worker's own start: the container's layer holds 21 GiB, and 22 do not fit.
+        var sized = await RunAsync(worker, """"{"sizeInGiB": 21}"""", token);
+        Assert.Equal(42, sized.ExitCode);
 
-        // As the worker plans the task on this engine: the container's layer holds 21 GiB, and 22 do not fit.
-        var sized = TaskTranslation.Plan(described, context, null, "51ced0", PlanDefaults.Agent with { SizeWritableLayers = storage.SizesWritableLayers }).Containers.Single();
-        var (sizedExit, sizedInspect) = await RunAsync(worker, sized);
-        Assert.Equal("21G", sizedInspect.HostConfig.StorageOpt["size"]);
-        Assert.Equal(42, sizedExit);
-
-        // The control: the same writes in a container without a size fit (the filesystem has room; it was the limit).
-        var unsized = TaskTranslation.Plan(described, context, null, "0151ce", PlanDefaults.Agent).Containers.Single();
-        var (unsizedExit, unsizedInspect) = await RunAsync(worker, unsized);
-        Assert.True(unsizedInspect.HostConfig.StorageOpt is null or { Count: 0 });
-        Assert.Equal(0, unsizedExit);
+        // The control: the same writes in a task without ephemeralStorage fit (the filesystem has room; it was the limit).
+        var unsized = await RunAsync(worker, null, token);
+        Assert.Equal(0, unsized.ExitCode);
     }
 
-    /// <summary>Creates and starts the planned container on the worker's engine, waits for it to exit, then removes it.</summary>
-    private static async Task<(long Exit, ContainerInspectResponse Inspected)> RunAsync(WorkerHarness worker, ContainerPlan plan)
+    /// <summary>Runs a one-container task of <see cref="Fill"/> with the worker's runner and returns its container as it stopped.</summary>
+    private async Task<ContainerStateChange> RunAsync(WorkerHarness worker, string? ephemeralStorage, CancellationToken token)
     {
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(worker.Stopping);
-        deadline.CancelAfter(TimeSpan.FromMinutes(2));
-        var created = await worker.Docker.Containers.CreateContainerAsync(plan.Parameters, deadline.Token);
-        try
-        {
-            await worker.Docker.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), deadline.Token);
-            var exited = await worker.Docker.Containers.WaitContainerAsync(created.ID, deadline.Token);
-            return (exited.StatusCode, await worker.Docker.Containers.InspectContainerAsync(created.ID, deadline.Token));
-        }
-        finally
-        {
-            await worker.Docker.Containers.RemoveContainerAsync(created.ID, new ContainerRemoveParameters { Force = true }, CancellationToken.None);
-        }
+        var storage = ephemeralStorage is null ? "" : $"\"ephemeralStorage\": {ephemeralStorage},";
+        var definition = await worker.RegisterAsync($$"""
+            {"family": "scratch", "networkMode": "none", {{storage}}
+             "containerDefinitions": [{"name": "app", "image": "local/busybox:latest", "memory": 64, "command": ["sh", "-c", "{{Fill}}"]}]}
+            """);
+        var start = worker.StartCommand(definition);
+        await worker.Runner.StartAsync(start, redelivered: false, token);
+        var stopped = await fixture.Events.WaitForStatusAsync(start.TaskArn, "STOPPED", token, TimeSpan.FromMinutes(2));
+        return Assert.Single(stopped.Containers);
     }
 }
