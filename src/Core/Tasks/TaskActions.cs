@@ -110,8 +110,11 @@ public sealed class TaskActions(
         var taskId = TaskId(cluster, request.String("task")!);
         var reason = request.String("reason") is { Length: > 0 } given ? given : "Task stopped by user";
         var now = time.GetUtcNow();
-        var drainingUntil = await DrainAsync(cluster, taskId, now, cancellationToken);
-        var stopped = await tasks.UpdateAsync(cluster, taskId, t => t.RequestStop("UserInitiated", reason, now, drainingUntil), cancellationToken) ?? throw new InvalidParameterException("The referenced task was not found.");
+        // Read once: the draining decision and the first attempt of the stop both use this row.
+        var task = await tasks.FindAsync(cluster, taskId, cancellationToken) ?? throw new InvalidParameterException("The referenced task was not found.");
+        var drainingUntil = await DrainAsync(task, now, cancellationToken);
+        var stopped = await tasks.UpdateAsync(cluster, taskId, t => t.RequestStop("UserInitiated", reason, now, drainingUntil), cancellationToken, known: task)
+            ?? throw new InvalidParameterException("The referenced task was not found.");
 
         if (stopped.ServiceName is { } service && drainingUntil is not null)
             // ECS's DEACTIVATING: the service's reconcile starts a replacement now and sends Stop once the draining ends.
@@ -126,11 +129,10 @@ public sealed class TaskActions(
     /// groups' deregistration delay) and returns when the draining ends, before which no Stop is sent, as ECS's
     /// DEACTIVATING. Null when nothing drains (a standalone task, no load balancer, no target, already stopping).
     /// </summary>
-    private async Task<DateTimeOffset?> DrainAsync(string cluster, string taskId, DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task<DateTimeOffset?> DrainAsync(TaskRecord task, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        if (targets is null) return null;
-        if (await tasks.FindAsync(cluster, taskId, cancellationToken) is not { DesiredStatus: EcsTaskStatus.Running, ServiceName: { } name } task) return null;
-        if (await services.FindAsync(cluster, name, cancellationToken) is not { } service || ServiceTargets.Of(service).Count == 0) return null;
+        if (targets is null || task is not { DesiredStatus: EcsTaskStatus.Running, ServiceName: { } name }) return null;
+        if (await services.FindAsync(task.Cluster, name, cancellationToken) is not { } service || ServiceTargets.Of(service).Count == 0) return null;
         return await targets.DrainAsync(service, task, cancellationToken) is ({ } until, _) && until > now ? until : null;
     }
 

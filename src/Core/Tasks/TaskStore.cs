@@ -37,13 +37,21 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
 
     /// <summary>
     /// Read-modify-write under optimistic concurrency. <paramref name="change"/> sees a fresh read
-    /// each attempt and returns null to leave the task as it is. Returns the task as stored, or null
+    /// each attempt (the first may be <paramref name="known"/>, a row the caller has just read, with
+    /// its ETag) and returns null to leave the task as it is. Returns the task as stored, or null
     /// when it does not exist.
     /// </summary>
-    public async Task<TaskRecord?> UpdateAsync(string cluster, string taskId, Func<TaskRecord, TaskRecord?> change, CancellationToken cancellationToken)
+    public async Task<TaskRecord?> UpdateAsync(
+        string cluster, string taskId, Func<TaskRecord, TaskRecord?> change, CancellationToken cancellationToken, TaskRecord? known = null)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        return await OptimisticUpdate.UpdateAsync(() => FindAsync(cluster, taskId, cancellationToken), change, async (current, changed) =>
+        Task<TaskRecord?> ReadAsync()
+        {
+            var first = known;
+            known = null;
+            return first is not null ? Task.FromResult<TaskRecord?>(first) : FindAsync(cluster, taskId, cancellationToken);
+        }
+        return await OptimisticUpdate.UpdateAsync(ReadAsync, change, async (current, changed) =>
         {
             changed = changed with { Version = current.Version + 1 };
             try
