@@ -179,7 +179,11 @@ public sealed class StorageFaultTests(FaultPlaneFixture fixture) : FaultCatalogu
         {
             Assert.Equal(5, (await Plane.DescribeServiceAsync(cluster, "web"))["runningCount"]!.GetValue<int>());
             // The tasks that ran before the outage still run: none was taken for lost.
-            Assert.Superset(before, (await Plane.ListTaskArnsAsync(cluster)).ToHashSet());
+            var gone = before.Except(await Plane.ListTaskArnsAsync(cluster)).ToList();
+            var why = gone.Count == 0 ? [] : await Plane.DescribeTasksAsync(cluster, gone);
+            Assert.True(gone.Count == 0, "tasks that ran before the outage no longer run: "
+                + string.Join("; ", why.Select(t => $"{t["taskArn"]} {t["group"]} {t["lastStatus"]}/{t["desiredStatus"]} stopCode {t["stopCode"]}: {t["stoppedReason"]}"))
+                + $"\ncontrol plane:\n{Plane.LogLinesMentioning(cluster, 150)}\n{Plane.WorkerLogTails(150)}");
         });
     }
 
