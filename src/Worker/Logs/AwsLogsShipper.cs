@@ -13,7 +13,8 @@ namespace Serverless.Worker.Logs;
 
 /// <summary>
 /// The <c>awslogs</c> driver, done by the worker: for each container labelled with <see cref="AwsLogsConfig"/>,
-/// follows Docker's logs API and puts the lines into the CloudWatch Logs stream ECS names, in batches
+/// follows the container's output (its json-file log read from the file on the engine's host,
+/// <see cref="JsonFileLogReader"/>, or else Docker's logs API) and puts the lines into the CloudWatch Logs stream ECS names, in batches
 /// (what arrived within about a second, at most 10,000 events or 1 MiB: one storage write per batch, the
 /// group and stream rows being read again only every <see cref="LogIngest.RowsMaxAge"/>). Each batch is
 /// stored with its cursor (<see cref="DockerLogParser.Cursor"/>: where in Docker's log it ends), so a restarted

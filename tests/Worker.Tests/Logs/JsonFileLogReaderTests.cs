@@ -108,6 +108,27 @@ public sealed class JsonFileLogReaderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_reader_left_several_rotations_behind_hands_over_to_Dockers_API_at_its_cursor()
+    {
+        // About 25 records a file: 150 lines make six files, and the reader's file ends up as LogPath.5.
+        var id = await StartAsync(bursts: 1, perBurst: 150, new Dictionary<string, string> { ["max-size"] = "2k", ["max-file"] = "10" });
+        using var reader = await JsonFileLogReader.TryOpenAsync(_docker, id, _timeout.Token);
+        Assert.NotNull(reader);
+        Release(1);
+        await _docker.Containers.WaitContainerAsync(id, _timeout.Token);
+        var fromFile = new Collected();
+        var parser = new JsonFileLogParser();
+
+        Assert.Equal(JsonFileLogReader.End.FallBack, await reader.ReadAsync(parser, fromFile.Deliver, _timeout.Token));
+        Assert.InRange(fromFile.Count, 1, 149);
+        // What the shipper does then: Docker's API from the cursor on.
+        var fromApi = new Collected();
+        await new DockerLogReader(_docker).ReadAsync(id, tty: false, follow: false, DockerLogParser.Since(parser.LastRecordNanos),
+            new DockerLogParser(parser.LastRecordNanos, parser.LastRecordRepeats), fromApi.Deliver, _timeout.Token);
+        Assert.Equal(Numbered(0, 150), fromFile.Lines.Concat(fromApi.Lines).Select(l => l.Message));
+    }
+
+    [Fact]
     public async Task After_the_container_exits_its_log_is_read_to_the_end()
     {
         var id = await StartAsync(bursts: 1, perBurst: 20_000);
