@@ -40,7 +40,7 @@ internal sealed class JsonFileLogReader : IDisposable
     private SafeFileHandle _file;
     private long _position;
 
-    /// <summary>The container's json-file log, as ContainerInspect names it.</summary>
+    /// <summary>The container's json-file log, as ContainerInspect names it (symbolic links resolved).</summary>
     public string LogPath { get; }
 
     /// <summary>Whether Docker had rotated the log (<c>LogPath.1</c>, maybe compressed) when it was opened: older lines are not in <see cref="LogPath"/>.</summary>
@@ -79,12 +79,13 @@ internal sealed class JsonFileLogReader : IDisposable
         {
             return null;
         }
-        if (PathOf(file) is null)
+        // The path as the kernel names the open file (symbolic links resolved), which is what a rotation is told by.
+        if (PathOf(file) is not { } path)
         {
             file.Dispose();
             return null;
         }
-        return new JsonFileLogReader(docker, dockerId, container.LogPath, file);
+        return new JsonFileLogReader(docker, dockerId, path, file);
     }
 
     /// <summary>
@@ -132,13 +133,16 @@ internal sealed class JsonFileLogReader : IDisposable
                         // Docker closed it before renaming it: read it to its end (again: a write may have come between
                         // the last read and the rename), then the new file from its start.
                         if (RandomAccess.GetLength(_file) > _position) continue;
-                        if (!TryReopen())
+                        switch (Reopen())
                         {
-                            // Renamed, the new file not made yet.
-                            await Task.Delay(PollInterval / 10, cancellationToken);
-                            continue;
+                            case Place.Same:
+                                filled = 0;
+                                continue;
+                            case Place.Lost:
+                                return End.FallBack;
                         }
-                        filled = 0;
+                        // Renamed, the new file not made yet.
+                        await Task.Delay(PollInterval / 10, cancellationToken);
                         continue;
                     case Place.Lost:
                         return End.FallBack;
@@ -180,20 +184,31 @@ internal sealed class JsonFileLogReader : IDisposable
         return Place.Lost;
     }
 
-    private bool TryReopen()
+    /// <summary>
+    /// After a rotation: opens the new log file (<see cref="Place.Same"/>), or it is not made yet (<see cref="Place.RotatedOnce"/>).
+    /// <see cref="Place.Lost"/> when the file read last was renamed again meanwhile: the file just opened may then be
+    /// one after the next.
+    /// </summary>
+    private Place Reopen()
     {
+        SafeFileHandle next;
         try
         {
-            var next = File.OpenHandle(LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            _file.Dispose();
-            (_file, _position) = (next, 0);
-            Rotations++;
-            return true;
+            next = File.OpenHandle(LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         }
         catch (FileNotFoundException)
         {
-            return false;
+            return Place.RotatedOnce;
         }
+        if (PathOf(_file) != LogPath + ".1")
+        {
+            next.Dispose();
+            return Place.Lost;
+        }
+        _file.Dispose();
+        (_file, _position) = (next, 0);
+        Rotations++;
+        return Place.Same;
     }
 
     /// <summary>The path an open file has now (renames included; <c>" (deleted)"</c> appended once unlinked), from <c>/proc/self/fd</c>; null where that does not exist.</summary>
