@@ -13,7 +13,8 @@ namespace Serverless.Worker.Logs;
 
 /// <summary>
 /// The <c>awslogs</c> driver, done by the worker: for each container labelled with <see cref="AwsLogsConfig"/>,
-/// follows Docker's logs API and puts the lines into the CloudWatch Logs stream ECS names, in batches
+/// follows the container's output (its json-file log read from the file on the engine's host,
+/// <see cref="JsonFileLogReader"/>, or else Docker's logs API) and puts the lines into the CloudWatch Logs stream ECS names, in batches
 /// (what arrived within about a second, at most 10,000 events or 1 MiB: one storage write per batch, the
 /// group and stream rows being read again only every <see cref="LogIngest.RowsMaxAge"/>). Each batch is
 /// stored with its cursor (<see cref="DockerLogParser.Cursor"/>: where in Docker's log it ends), so a restarted
@@ -31,6 +32,7 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEv
 
     private readonly ConcurrentDictionary<string, Task> _shipping = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, LogIngest.Writer> _prepared = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _readFrom = new(StringComparer.Ordinal);
     private DockerLogReader? _reader;
 
     private DockerLogReader Reader => _reader ??= new DockerLogReader(docker);
@@ -124,7 +126,7 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEv
         await SendAsync(lines.Reader, config, writer, cancellationToken);
         await reading;
         logger.LogInformation("Shipped the output of container {DockerId} to {LogGroup} {LogStream} (Docker's log read {How})",
-            dockerId, config.Group, streamName, Reader.Direct ? "directly" : "through Docker.DotNet");
+            dockerId, config.Group, streamName, _readFrom.TryRemove(dockerId, out var how) ? how : "not at all");
     }
 
     /// <summary>Where the stream's shipping stopped: the cursor stored last, or (for events stored without one) the newest event's time. Leaves the rows read in the writer.</summary>
@@ -144,14 +146,45 @@ public sealed class AwsLogsShipper(IDockerClient docker, LogIngest ingest, LogEv
             var (lastNanos, repeats) = (resume.Nanos, resume.Repeats);
             string? since = lastNanos != 0 ? DockerLogParser.Since(lastNanos)
                 : resume.AfterMilliseconds is { } ms ? DockerLogParser.Since(ms * 1_000_000) : null;
-            var parser = new DockerLogParser(lastNanos, repeats);
-            var follow = true;
             async Task Deliver(List<DockerLogLine> batch)
             {
                 // Without a cursor: lines up to the last stored event's millisecond were shipped by an earlier worker.
                 if (resume.AfterMilliseconds is { } last) batch.RemoveAll(l => l.Timestamp <= last);
                 if (batch.Count > 0) await lines.WriteAsync(batch, cancellationToken);
             }
+            // Docker's json-file on this host: read it directly, sparing dockerd the serving of every line.
+            using (var file = await JsonFileLogReader.TryOpenAsync(docker, dockerId, cancellationToken))
+            {
+                if (file is not null)
+                {
+                    if (file.HasRotatedFiles)
+                    {
+                        // Lines before the current file may be in rotated (maybe compressed) files: Docker's API reads
+                        // those. The file was opened first, so a rotation meanwhile is followed from it; what both read
+                        // is skipped by the cursor.
+                        var catchUp = new DockerLogParser(lastNanos, repeats);
+                        await Reader.ReadAsync(dockerId, tty, follow: false, since, catchUp, Deliver, cancellationToken);
+                        if (catchUp.LastRecordNanos != 0) (lastNanos, repeats) = (catchUp.LastRecordNanos, catchUp.LastRecordRepeats);
+                    }
+                    var fileParser = lastNanos != 0 ? new JsonFileLogParser(lastNanos, repeats)
+                        : resume.AfterMilliseconds is { } after ? new JsonFileLogParser(after * 1_000_000) : new JsonFileLogParser();
+                    var end = await file.ReadAsync(fileParser, Deliver, cancellationToken);
+                    if (fileParser.Unreadable > 0)
+                        logger.LogWarning("{Count} record(s) of {LogPath} could not be read (truncated under the reader?)", fileParser.Unreadable, file.LogPath);
+                    if (end == JsonFileLogReader.End.Done)
+                    {
+                        _readFrom[dockerId] = "from its json-file";
+                        lines.Complete();
+                        return;
+                    }
+                    if (fileParser.LastRecordNanos != 0) (lastNanos, repeats) = (fileParser.LastRecordNanos, fileParser.LastRecordRepeats);
+                    if (lastNanos != 0) since = DockerLogParser.Since(lastNanos);
+                    logger.LogWarning("The json-file log of container {DockerId} rotated out of reach of its reader; reading on through Docker's API", dockerId);
+                }
+            }
+            _readFrom[dockerId] = Reader.Direct ? "through Docker's API" : "through Docker.DotNet";
+            var parser = new DockerLogParser(lastNanos, repeats);
+            var follow = true;
             while (true)
             {
                 await Reader.ReadAsync(dockerId, tty, follow, since, parser, Deliver, cancellationToken);

@@ -54,8 +54,7 @@ public sealed class DockerLogParser(long skipNanos = 0, int skipCount = 0, bool 
 
     private readonly Pending[] _streams = [new(), new(), new()];
     private int _skipped;
-    private byte[] _second = [];
-    private long _secondNanos;
+    private readonly DockerTime _time = new();
 
     /// <summary>Docker's time (nanoseconds since the epoch) of the last complete record (line) read; 0 before the first.</summary>
     public long LastRecordNanos { get; private set; }
@@ -205,29 +204,7 @@ public sealed class DockerLogParser(long skipNanos = 0, int skipCount = 0, bool 
         if (start < text.Length) yield return text[start..];
     }
 
-    /// <summary>RFC 3339 with nanoseconds, as Docker writes it, in nanoseconds since the epoch; 0 when it is not one.</summary>
-    private long ParseNanos(ReadOnlySpan<byte> header)
-    {
-        var dot = header.IndexOf((byte)'.');
-        var seconds = dot > 0 ? header[..dot] : header.TrimEnd((byte)'Z');
-        // Consecutive lines mostly share their second: parse it once.
-        if (!seconds.SequenceEqual(_second))
-        {
-            var text = Encoding.ASCII.GetString(seconds) + "Z";
-            if (!DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time)) return 0;
-            _second = seconds.ToArray();
-            _secondNanos = time.ToUnixTimeSeconds() * 1_000_000_000;
-        }
-        var nanos = 0L;
-        if (dot > 0)
-        {
-            var digits = 0;
-            for (var i = dot + 1; i < header.Length && digits < 9 && header[i] is >= (byte)'0' and <= (byte)'9'; i++, digits++)
-                nanos = nanos * 10 + (header[i] - '0');
-            for (; digits < 9; digits++) nanos *= 10;
-        }
-        return _secondNanos + nanos;
-    }
+    private long ParseNanos(ReadOnlySpan<byte> header) => _time.ParseNanos(header);
 }
 
 /// <summary>

@@ -28,10 +28,20 @@ public sealed class AwsLogsDockerTests(WorkerFixture fixture, ITestOutputHelper 
         return messages;
     }
 
+    /// <summary>The test's output, with the lines written to it kept.</summary>
+    private sealed class Captured(ITestOutputHelper inner) : ITestOutputHelper
+    {
+        private readonly List<string> _lines = [];
+        public bool Any(string text) { lock (_lines) return _lines.Any(l => l.Contains(text, StringComparison.Ordinal)); }
+        public void WriteLine(string message) { lock (_lines) _lines.Add(message); inner.WriteLine(message); }
+        public void WriteLine(string format, params object[] args) => WriteLine(string.Format(System.Globalization.CultureInfo.InvariantCulture, format, args));
+    }
+
     [Fact]
     public async Task Stdout_and_stderr_reach_the_stream_ECS_names_in_order_and_outlive_the_container()
     {
-        await using var worker = await WorkerHarness.StartAsync(fixture, output);
+        var captured = new Captured(output);
+        await using var worker = await WorkerHarness.StartAsync(fixture, captured);
         var definition = await worker.RegisterAsync(Definition("shipped",
             "echo one; sleep 0.1; echo two >&2; sleep 0.1; printf 'Traceback\\n  at x\\n'; sleep 0.1; echo; echo three",
             extraOptions: """, "awslogs-multiline-pattern": "^[A-Za-z]" """));
@@ -43,6 +53,8 @@ public sealed class AwsLogsDockerTests(WorkerFixture fixture, ITestOutputHelper 
 
         var stream = $"web/app/{TaskRunner.TaskIdOf(start.TaskArn)}";
         Assert.Equal(["one", "two", "Traceback\n  at x", "three"], await MessagesAsync(worker, "/ecs/shipped", stream));
+        // On the engine's host, as root: from Docker's json-file, not through its API.
+        Assert.True(captured.Any("(Docker's log read from its json-file)"));
     }
 
     [Fact]
@@ -58,13 +70,15 @@ public sealed class AwsLogsDockerTests(WorkerFixture fixture, ITestOutputHelper 
         var (instanceId, prefix) = (first.Identity.InstanceId, first.StoragePrefix);
         await first.DisposeAsync();
 
-        await using var second = await WorkerHarness.StartAsync(fixture, output, instanceId, prefix);
+        var captured = new Captured(output);
+        await using var second = await WorkerHarness.StartAsync(fixture, captured, instanceId, prefix);
         await second.Adoption.RunAsync(second.Stopping);
         await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", second.Stopping);
         await second.WaitUntilRemovedAsync(start.TaskArn);
 
         var messages = await MessagesAsync(second, "/ecs/restarted", $"web/app/{TaskRunner.TaskIdOf(start.TaskArn)}");
         Assert.Equal(Enumerable.Range(0, 150).Select(i => $"line-{i}"), messages);
+        Assert.True(captured.Any("(Docker's log read from its json-file)"));
     }
 
     [Fact]
