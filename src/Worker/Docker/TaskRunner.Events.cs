@@ -70,14 +70,17 @@ public sealed partial class TaskRunner
 
     /// <summary>
     /// After the event stream was interrupted: one list of this instance's containers brings every
-    /// managed container up to date (an exit missed while disconnected, a container removed).
+    /// managed container up to date (an exit missed while disconnected, a container removed). Only
+    /// the containers the tasks knew before the list was asked for are compared with it: one created
+    /// while the list was on its way (or a task admitted meanwhile) is not in it, and is not gone.
     /// </summary>
     public async Task ReconcileAsync(CancellationToken cancellationToken)
     {
+        var known = Loops.Select(l => (Loop: l, l.View)).ToList();
         var listed = (await ListInstanceContainersAsync(cancellationToken)).ToDictionary(c => c.ID, StringComparer.Ordinal);
-        foreach (var loop in Loops)
+        foreach (var (loop, before) in known)
         {
-            foreach (var container in loop.View.Containers)
+            foreach (var container in before.Containers)
             {
                 if (container.DockerId is not { } id || container.Status == ContainerKnownStatus.Stopped) continue;
                 if (!listed.TryGetValue(id, out var entry))
