@@ -23,7 +23,7 @@ public sealed class DockerEventWatcher(
 
     private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    /// <summary>Completes when the first subscription was requested (events since just before then are delivered).</summary>
+    /// <summary>Completes when the first subscription was answered (events since just before the watcher started are delivered).</summary>
     public Task Started => _connected.Task;
 
     public async Task RunAsync(CancellationToken cancellationToken)
@@ -78,10 +78,15 @@ public sealed class DockerEventWatcher(
                         ["event"] = new Dictionary<string, bool> { ["start"] = true, ["die"] = true, ["oom"] = true, ["destroy"] = true, ["health_status"] = true },
                     },
                 };
-                var stream = docker.System.MonitorEventsAsync(parameters, new Inline<Message>(message =>
+                // Docker.DotNet makes the request (socket, API version, filters); the stream is read
+                // here, each event handed on as soon as its line arrives (DockerEventLines says why).
+#pragma warning disable CS0618 // the stream form is the one whose reading is ours
+                var stream = await docker.System.MonitorEventsAsync(parameters, cancellationToken);
+#pragma warning restore CS0618
+                await using var subscribed = stream;
+                _connected.TrySetResult();
+                var reading = DockerEventLines.ReadAsync(stream, message =>
                 {
-                    // A read that outlived the watcher (below) delivers nothing.
-                    if (cancellationToken.IsCancellationRequested) return;
                     if (message.TimeNano > 0) since = DateTimeOffset.UnixEpoch.AddTicks(message.TimeNano / 100);
                     try
                     {
@@ -91,20 +96,15 @@ public sealed class DockerEventWatcher(
                     {
                         logger.LogError(e, "Handling Docker event {Action} of {DockerId} failed", message.Action, message.Actor?.ID);
                     }
-                }), cancellationToken);
-                _connected.TrySetResult();
+                }, line => logger.LogWarning("Ignored a Docker event line that is not an event: {Line}", line), cancellationToken);
+                // Observed however the reconcile below ends (a failure of its own leaves the read to the stream's disposal).
+                _ = reading.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
                 if (reconnecting)
                 {
                     logger.LogInformation("Docker event stream reconnected; reconciling this instance's containers");
                     await runner.ReconcileAsync(cancellationToken);
                 }
-                // Docker.DotNet parses each event with a blocking read on a thread of its own, which its
-                // cancellation does not reach, and that read can wait for the next event with the tail of
-                // the last one already received (StreamReader holds it back when it decoded more than the
-                // JSON reader asked for). On an instance with nothing more to say that is for ever: the
-                // watcher stops on its token, not when the library's read happens to return.
-                _ = stream.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-                await stream.WaitAsync(cancellationToken);
+                await reading;
                 logger.LogWarning("Docker event stream ended");
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

@@ -5,13 +5,12 @@ namespace Serverless.Worker.Docker;
 
 /// <summary>
 /// One task this worker manages (the agent's <c>managedTask</c>): desired and known status, its
-/// containers, and what was reported. Fields change only under <see cref="Gate"/>; container
-/// statuses only move forward, so a late Docker event or a stale inspect cannot undo a newer one.
+/// containers, and what was reported. Its fields are read and changed only by its
+/// <see cref="TaskLoop"/>, one input at a time (everyone else reads the loop's <see cref="TaskView"/>);
+/// container statuses only move forward, so a late Docker event or a stale inspect cannot undo a newer one.
 /// </summary>
 internal sealed class ManagedTask
 {
-    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
     public ManagedTask(string cluster, string taskArn, TaskPlan plan)
     {
         Cluster = cluster;
@@ -19,8 +18,6 @@ internal sealed class ManagedTask
         Plan = plan;
         Containers = plan.Containers.Select(c => new ManagedContainer(c)).ToList();
     }
-
-    public object Gate { get; } = new();
 
     public string Cluster { get; }
 
@@ -76,18 +73,7 @@ internal sealed class ManagedTask
 
     public IReadOnlyList<ContainerSnapshot> States() => Containers.Select(c => c.State).ToList();
 
-    /// <summary>Completes at the next change of any container (call under <see cref="Gate"/>).</summary>
-    public Task NextChange => _changed.Task;
-
-    /// <summary>Wakes whoever waits on <see cref="NextChange"/> (call under <see cref="Gate"/>).</summary>
-    public void Pulse()
-    {
-        var changed = _changed;
-        _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        changed.TrySetResult();
-    }
-
-    /// <summary>The report of the current state (call under <see cref="Gate"/>).</summary>
+    /// <summary>The report of the current state (called by the task's loop).</summary>
     public TaskStateChange Snapshot(string containerInstanceArn, DateTimeOffset now) => new()
     {
         Cluster = Cluster,

@@ -31,41 +31,26 @@ public sealed partial class TaskRunner
             PullStoppedAt = row.PullStoppedAt,
             StartedAt = row.StartedAt,
         };
-        if (!Admit(task, out _)) return;
+        if (Admit(task, out _) is not { } loop) return;
         _logger.LogInformation("Adopting {TaskArn} with {Containers} existing container(s)", taskArn, containers.Count);
 
         // Every container is matched first, then read: a decision taken on the first one read
         // (an essential container that exited) already knows all of them.
-        var strays = new List<string>();
-        var adopted = new List<ManagedContainer>();
-        lock (task.Gate)
+        var claim = new TaskInput.Claim(containers);
+        await loop.SendAsync(claim);
+        foreach (var (name, entry) in claim.Adopted)
         {
-            foreach (var entry in containers)
-            {
-                var name = DockerLabels.Get(entry.Labels, DockerLabels.ContainerName);
-                var container = name is null ? null : task.Container(name);
-                if (container is null || container.DockerId is not null)
-                {
-                    strays.Add(entry.ID);
-                    continue;
-                }
-                container.MarkCreated(entry.ID);
-                adopted.Add(container);
-                // A restarted worker goes on shipping from after the last line stored.
-                _logs.Follow(entry.ID, entry.Labels, container.Plan.Parameters.Tty == true, _shutdown.Token);
-            }
+            // A restarted worker goes on shipping from after the last line stored.
+            _logs.Follow(entry.ID, entry.Labels, task.Container(name)!.Plan.Parameters.Tty == true, _shutdown.Token);
         }
-        foreach (var container in adopted) await RefreshAsync(task, container, cancellationToken);
-        foreach (var stray in strays)
+        foreach (var (container, _) in claim.Adopted) await loop.RefreshAsync(container, cancellationToken);
+        foreach (var stray in claim.Strays)
         {
             _logger.LogWarning("Removing container {DockerId}, which {TaskArn} has no place for", stray, taskArn);
             await _docker.Containers.RemoveContainerAsync(stray, new ContainerRemoveParameters { Force = true }, cancellationToken);
         }
 
-        bool unfinished;
-        lock (task.Gate) unfinished = !task.IsStopping && task.Containers.Any(c => c.Status is ContainerKnownStatus.None or ContainerKnownStatus.Created);
-        if (unfinished) BeginStartSequence(task);
-        else OnContainersChanged(task);
+        await loop.SendAsync(new TaskInput.Resume());
     }
 
     /// <summary>
@@ -99,16 +84,13 @@ public sealed partial class TaskRunner
             ? new TaskNetworkPlan(name, "", new Dictionary<string, string>())
             : null;
         var task = new ManagedTask(cluster, taskArn, new TaskPlan(family, revision, "bridge", [.. plans.Select(p => p.Plan)], [], Network: network));
-        if (!Admit(task, out _)) return;
+        if (Admit(task, out _) is not { } loop) return;
         _logger.LogInformation("Stopping {Count} container(s) of {TaskArn} found after a restart: {Reason}", containers.Count, taskArn, reason);
-        lock (task.Gate)
-        {
-            foreach (var (entry, plan) in plans) task.Container(plan.Name)!.MarkCreated(entry.ID);
-        }
+        foreach (var (entry, plan) in plans) await loop.SendAsync(new TaskInput.Created(plan.Name, entry.ID));
         foreach (var (entry, _) in plans) _logs.Follow(entry.ID, entry.Labels, tty: false, _shutdown.Token);
         // Not awaited: adoption goes on with the next task while this one's containers stop (each
         // is read from Docker first, so one that exited meanwhile keeps its exit code).
-        BeginStop(task, stopCode, reason, commanded: false, report);
+        _ = loop.SendAsync(new TaskInput.Stop(stopCode, reason, commanded: false, report));
     }
 
     /// <summary>Starts a task the control plane placed here and this worker never started (its Start was lost).</summary>

@@ -17,48 +17,27 @@ public sealed partial class TaskRunner
     public void OnDockerEvent(Message message)
     {
         if (message.Type != "container" || message.Actor?.Attributes is not { } attributes) return;
-        ManagedTask? task;
+        TaskLoop? loop;
         if (!attributes.TryGetValue(DockerLabels.TaskArn, out var taskArn))
         {
             // A spare pause container carries no task: a taken one is its task's, found by id.
             if (!attributes.ContainsKey(SpareLabel) || message.Actor.ID is not { } spareId) return;
-            task = SpareOwner(spareId);
-            if (task is null)
+            loop = SpareOwner(spareId);
+            if (loop is null)
             {
                 OnSpareEvent(spareId, message.Action ?? message.Status ?? "");
                 return;
             }
-            taskArn = task.TaskArn;
         }
-        else if ((task = Existing(taskArn)) is null)
+        else if ((loop = Existing(taskArn)) is null)
         {
             if ((message.Action ?? message.Status) == "start" && message.Actor.ID is { } strangerId)
                 _ = RemoveStrangerAsync(strangerId, taskArn, _shutdown.Token);
             return;
         }
-        if (!attributes.TryGetValue(DockerLabels.ContainerName, out var name) || task.Container(name) is not { } container) return;
-        var action = message.Action ?? message.Status ?? "";
-
-        bool changed;
-        lock (task.Gate)
-        {
-            // Only the container the worker knows by id: an adopted one is read by inspect first.
-            if (container.DockerId != message.Actor.ID) return;
-            changed = action switch
-            {
-                "die" => container.MarkStopped(ExitCode(attributes), null),
-                "destroy" => container.MarkStopped(null, ContainerVanished),
-                "oom" => SetOutOfMemory(container),
-                _ when action.StartsWith("health_status", StringComparison.Ordinal)
-                    => Health(action[(action.IndexOf(':') + 1)..].Trim()) is { } health && container.SetHealth(health),
-                _ => false,
-            };
-        }
-        if (changed)
-        {
-            _logger.LogDebug("{ContainerName} of {TaskArn}: {Action}", name, taskArn, action);
-            OnContainersChanged(task);
-        }
+        if (!attributes.TryGetValue(DockerLabels.ContainerName, out var name) || loop.Managed.Container(name) is null) return;
+        // The task's loop applies it, in the order the events came.
+        _ = loop.SendAsync(new TaskInput.DockerEvent(name, message.Actor.ID, message.Action ?? message.Status ?? "", ExitCode(attributes)));
     }
 
     /// <summary>
@@ -84,12 +63,6 @@ public sealed partial class TaskRunner
         }
     }
 
-    private static bool SetOutOfMemory(ManagedContainer container)
-    {
-        container.OutOfMemory = true;
-        return false;
-    }
-
     private static int? ExitCode(IDictionary<string, string> attributes)
         => attributes.TryGetValue("exitCode", out var text) && int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var code)
             ? code
@@ -97,26 +70,27 @@ public sealed partial class TaskRunner
 
     /// <summary>
     /// After the event stream was interrupted: one list of this instance's containers brings every
-    /// managed container up to date (an exit missed while disconnected, a container removed).
+    /// managed container up to date (an exit missed while disconnected, a container removed). Only
+    /// the containers the tasks knew before the list was asked for are compared with it: one created
+    /// while the list was on its way (or a task admitted meanwhile) is not in it, and is not gone.
     /// </summary>
     public async Task ReconcileAsync(CancellationToken cancellationToken)
     {
+        var known = Loops.Select(l => (Loop: l, l.View)).ToList();
         var listed = (await ListInstanceContainersAsync(cancellationToken)).ToDictionary(c => c.ID, StringComparer.Ordinal);
-        foreach (var task in Tasks)
+        foreach (var (loop, before) in known)
         {
-            foreach (var container in task.Containers)
+            foreach (var container in before.Containers)
             {
                 if (container.DockerId is not { } id || container.Status == ContainerKnownStatus.Stopped) continue;
                 if (!listed.TryGetValue(id, out var entry))
                 {
-                    bool vanished;
-                    lock (task.Gate) vanished = container.MarkStopped(null, ContainerVanished);
-                    if (vanished) OnContainersChanged(task);
+                    await loop.SendAsync(new TaskInput.Vanished(container.Name));
                 }
                 // An exit, or a health change, may have been missed while disconnected.
                 else if (entry.State is "exited" or "dead" || (entry.State == "running" && container.Plan.HasHealthCheck))
                 {
-                    await RefreshAsync(task, container, cancellationToken);
+                    await loop.RefreshAsync(container.Name, cancellationToken);
                 }
             }
         }

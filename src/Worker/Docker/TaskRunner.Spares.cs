@@ -22,13 +22,16 @@ public sealed partial class TaskRunner
     public const string SpareLabel = "ecs-worker.awsvpc-spare";
 
     /// <summary>A ready spare: its container, and the address and MAC it holds on its network.</summary>
-    private sealed record Spare(string Id, TaskNetworkInterface Interface);
+    internal sealed record Spare(string Id, TaskNetworkInterface Interface);
 
     /// <summary>The ready spare of each subnet network (at most one).</summary>
     private readonly ConcurrentDictionary<string, Spare> _spares = new(StringComparer.Ordinal);
 
     /// <summary>The spare being made for a subnet network (at most one at a time).</summary>
     private readonly ConcurrentDictionary<string, Task> _sparing = new(StringComparer.Ordinal);
+
+    /// <summary>Spares handed to a task's start sequence that its loop does not show yet (<see cref="TakeSpare"/>).</summary>
+    private readonly ConcurrentDictionary<string, bool> _taking = new(StringComparer.Ordinal);
 
     private volatile bool _sparesClosed;
 
@@ -42,47 +45,33 @@ public sealed partial class TaskRunner
            && name.EndsWith($"-internalecspause-{suffix}", StringComparison.Ordinal);
 
     /// <summary>
-    /// Gives the task's pause container a ready spare of its network, when there is one and the
-    /// pause container needs nothing a spare lacks (DNS servers, search domains and extra hosts are
-    /// only taken at create): renamed to the pause container's name, it is the task's pause
-    /// container from here on, running, with its address known. False: the task makes its own.
+    /// Hands the ready spare of <paramref name="network"/> to a task's start sequence
+    /// (<see cref="TaskLoop"/>'s TakeSpareAsync), or null when there is none. Until the taker
+    /// <see cref="SpareTaken"/> (its loop's view then shows it as the pause container), the sweep
+    /// of <see cref="RemoveSparesAsync"/> leaves it alone.
     /// </summary>
-    private async Task<bool> TakeSpareAsync(ManagedTask task)
+    internal Spare? TakeSpare(string network)
     {
-        if (task.Plan.Network is not { } network
-            || task.Containers.FirstOrDefault(c => c.Plan.Internal) is not { DockerId: null, Status: ContainerKnownStatus.None } pause
-            || pause.Plan.Parameters.HostConfig is not { DNS: null, DNSSearch: null, ExtraHosts: null }
-            || pause.Plan.Image != _options.PauseImage
-            || !_spares.TryRemove(network.Name, out var spare))
-        {
-            return false;
-        }
-        try
-        {
-            await _docker.Containers.RenameContainerAsync(spare.Id, new ContainerRenameParameters { NewName = pause.Plan.DockerName }, _shutdown.Token);
-        }
-        catch (Exception e) when (e is DockerApiException or HttpRequestException or IOException or TimeoutException)
-        {
-            // Gone meanwhile (or a name in use): the task makes its own pause container.
-            _logger.LogWarning("Could not take spare {DockerId} on {Network} for {TaskArn}: {Error}", spare.Id, network.Name, task.TaskArn, e.Message);
-            Background(RemoveQuietlyAsync(spare.Id, _shutdown.Token));
-            return false;
-        }
-        lock (task.Gate)
-        {
-            pause.MarkCreated(spare.Id);
-            pause.MarkRunning();
-            task.NetworkInterface = spare.Interface;
-        }
-        _logger.LogDebug("{TaskArn} took spare {DockerId} on {Network}", task.TaskArn, spare.Id, network.Name);
-        return true;
+        if (!_spares.TryGetValue(network, out var spare)) return null;
+        // Marked as being taken before it leaves the ready ones: a sweep never sees it as neither.
+        _taking[spare.Id] = true;
+        if (_spares.TryRemove(new KeyValuePair<string, Spare>(network, spare))) return spare;
+        _taking.TryRemove(spare.Id, out _);
+        return null;
+    }
+
+    /// <summary>The taker of a spare is done with it: owned by its task (or, when its rename failed, removed).</summary>
+    internal void SpareTaken(Spare spare, bool failed)
+    {
+        if (failed) Background(RemoveQuietlyAsync(spare.Id, _shutdown.Token));
+        _taking.TryRemove(spare.Id, out _);
     }
 
     /// <summary>
     /// Makes sure the subnet network has a spare, ready or being made (called while a task of the
     /// network is managed here, so the network's idle removal waits for the spare and removes it).
     /// </summary>
-    private void EnsureSpare(TaskNetworkPlan network)
+    internal void EnsureSpare(TaskNetworkPlan network)
     {
         if (!_options.AwsVpcWarmSpare || _sparesClosed || _shutdown.IsCancellationRequested || _spares.ContainsKey(network.Name)) return;
         var making = new Task<Task>(() => MakeSpareAsync(network));
@@ -112,7 +101,7 @@ public sealed partial class TaskRunner
             id = created.ID;
             await _docker.Containers.StartContainerAsync(id, new ContainerStartParameters(), token);
             var inspected = await _docker.Containers.InspectContainerAsync(id, token);
-            if (inspected.State?.Running != true || PauseEndpoint(inspected, network) is not { IPAddress: { Length: > 0 } address } endpoint)
+            if (inspected.State?.Running != true || TaskLoop.PauseEndpoint(inspected, network) is not { IPAddress: { Length: > 0 } address } endpoint)
                 throw new InvalidOperationException("the spare is not running with an address on its network");
             if (_spares.TryAdd(network.Name, new Spare(id, new TaskNetworkInterface(address, endpoint.MacAddress is { Length: > 0 } mac ? mac : null))))
                 id = null;
@@ -142,9 +131,12 @@ public sealed partial class TaskRunner
         }
     }
 
-    /// <summary>The managed task one of whose containers is <paramref name="dockerId"/> (a taken spare is its pause container).</summary>
-    private ManagedTask? SpareOwner(string dockerId)
-        => Tasks.FirstOrDefault(t => t.Containers.Any(c => c.DockerId == dockerId));
+    /// <summary>
+    /// The loop of the managed task one of whose containers is <paramref name="dockerId"/> (a taken
+    /// spare is its pause container), as the loops' published views show it.
+    /// </summary>
+    private TaskLoop? SpareOwner(string dockerId)
+        => Loops.FirstOrDefault(l => l.View.Containers.Any(c => c.DockerId == dockerId));
 
     /// <summary>
     /// Removes this worker's spares no task owns: of one network (<paramref name="network"/>), or
@@ -169,7 +161,7 @@ public sealed partial class TaskRunner
                 if (keepReady) continue;
                 if (!_spares.TryRemove(ready)) continue; // taken meanwhile
             }
-            else if (SpareOwner(container.ID) is not null)
+            else if (_taking.ContainsKey(container.ID) || SpareOwner(container.ID) is not null)
             {
                 continue;
             }

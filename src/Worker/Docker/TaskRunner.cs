@@ -13,7 +13,8 @@ namespace Serverless.Worker.Docker;
 /// <summary>
 /// Runs tasks on the local Docker engine, the ECS agent's task engine: starts a task's containers
 /// in dependency order, follows them through Docker's events, stops them, reports every state
-/// change, and cleans up. One <see cref="ManagedTask"/> per task ARN; a task ARN once stopped is
+/// change, and cleans up. A router: each task's state has one owner, its <see cref="TaskLoop"/>,
+/// which commands and Docker events reach by the task's ARN; a task ARN once stopped is
 /// remembered, so a duplicated or late command cannot bring it back.
 /// </summary>
 public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
@@ -78,18 +79,18 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
     public event Action? CountsChanged;
 
     /// <summary>Tasks RUNNING (or still stopping: their containers still hold the host's resources).</summary>
-    public int RunningCount => Tasks.Count(t => t.KnownStatus is EcsTaskStatus.Running or EcsTaskStatus.Stopping);
+    public int RunningCount => Loops.Count(t => t.View.KnownStatus is EcsTaskStatus.Running or EcsTaskStatus.Stopping);
 
-    public int PendingCount => Tasks.Count(t => t.KnownStatus == EcsTaskStatus.Pending);
+    public int PendingCount => Loops.Count(t => t.View.KnownStatus == EcsTaskStatus.Pending);
 
     /// <summary>Task ARNs this worker manages right now.</summary>
-    public IReadOnlyCollection<string> TaskArns => [.. _known.Where(e => e.Value.Task is not null).Select(e => e.Key)];
+    public IReadOnlyCollection<string> TaskArns => [.. _known.Where(e => e.Value.Loop is not null).Select(e => e.Key)];
 
     /// <summary>Whether the task already stopped here (and its STOPPED was reported).</summary>
-    public bool HasFinished(string taskArn) => _known.TryGetValue(taskArn, out var known) && known.Task is null;
+    public bool HasFinished(string taskArn) => _known.TryGetValue(taskArn, out var known) && known.Loop is null;
 
-    /// <summary>The tasks this worker manages right now.</summary>
-    private IEnumerable<ManagedTask> Tasks => _known.Values.Select(k => k.Task).OfType<ManagedTask>();
+    /// <summary>The tasks this worker manages right now, each by its loop.</summary>
+    private IEnumerable<TaskLoop> Loops => _known.Values.Select(k => k.Loop).OfType<TaskLoop>();
 
     /// <summary>
     /// Handles a Start command. Returns once the task's first state (PENDING, RUNNING or STOPPED)
@@ -101,7 +102,7 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
     {
         if (Existing(command.TaskArn) is { } known)
         {
-            await known.Reports.FirstReported.WaitAsync(cancellationToken);
+            await known.Managed.Reports.FirstReported.WaitAsync(cancellationToken);
             return;
         }
         if (HasFinished(command.TaskArn)) return;
@@ -130,15 +131,15 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
             Secrets = command.Secrets,
             StartAllowed = AllowedAsync(verdict),
         };
-        if (!Admit(task, out var existing))
+        if (Admit(task, out var existing) is not { } loop)
         {
             await ((Task)reading).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            if (existing is not null) await existing.Reports.FirstReported.WaitAsync(cancellationToken);
+            if (existing is not null) await existing.Managed.Reports.FirstReported.WaitAsync(cancellationToken);
             return;
         }
         _logger.LogInformation("Starting {TaskArn} ({Family}:{Revision}, {Containers} container(s))",
             task.TaskArn, plan.Family, plan.Revision, plan.Containers.Count);
-        BeginStartSequence(task);
+        _ = loop.SendAsync(new TaskInput.Start());
 
         TaskRecord? refusedBy;
         try
@@ -153,20 +154,20 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // The row could not be read: nothing started; the command comes back for another try.
-            await WithdrawAsync(task);
+            await WithdrawAsync(loop);
             throw;
         }
 
         if (refusedBy is { IsStopped: false, DesiredStatus: EcsTaskStatus.Stopped } row)
         {
             _logger.LogInformation("Refused a Start of {TaskArn}: the task is desired STOPPED", command.TaskArn);
-            if (await WithdrawAsync(task))
+            if (await WithdrawAsync(loop))
                 await ReportStoppedAsync(command.Cluster, command.TaskArn, null, row.StoppedReason, row.Containers.Select(c => c.Name), null, cancellationToken);
         }
         else
         {
             _logger.LogInformation("Ignored a Start of {TaskArn}: the task is {State}", command.TaskArn, refusedBy is null ? "gone" : "stopped");
-            await WithdrawAsync(task);
+            await WithdrawAsync(loop);
         }
     }
 
@@ -196,22 +197,16 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
     /// started; what was created (containers, task volumes, its network) is removed, and the task
     /// is forgotten without a report. False when a Stop meanwhile owns the task (it reports).
     /// </summary>
-    private async Task<bool> WithdrawAsync(ManagedTask task)
+    private async Task<bool> WithdrawAsync(TaskLoop loop)
     {
-        lock (task.Gate)
-        {
-            if (task.IsStopping) return false;
-            // Never reported: the delayed PENDING report finds nothing to say.
-            task.DesiredStatus = EcsTaskStatus.Stopped;
-            task.KnownStatus = EcsTaskStatus.Stopped;
-        }
-        task.Lifetime.Cancel();
-        Task start;
-        lock (task.Gate) start = task.StartSequence;
-        await start.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        var withdraw = new TaskInput.Withdraw();
+        await loop.SendAsync(withdraw);
+        if (!withdraw.Withdrawn) return false;
+        loop.Managed.Lifetime.Cancel();
+        await withdraw.StartSequence.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         // Forgotten first: the removals' destroy events then belong to no task.
-        Finish(task);
-        await RemoveResourcesAsync(task, [], _shutdown.Token);
+        Finish(loop);
+        await loop.RemoveResourcesAsync([], _shutdown.Token);
         return true;
     }
 
@@ -227,8 +222,8 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
         var tombstone = Known.Finished(_time.GetUtcNow());
         var known = _known.GetOrAdd(command.TaskArn, tombstone);
         var unknown = ReferenceEquals(known, tombstone);
-        var task = known.Task;
-        if (task is null)
+        var loop = known.Loop;
+        if (loop is null)
         {
             if (unknown)
             {
@@ -238,8 +233,8 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
             return;
         }
 
-        BeginStop(task, stopCode: null, command.Reason, commanded: true);
-        await task.Reports.StoppingReported.WaitAsync(cancellationToken);
+        _ = loop.SendAsync(new TaskInput.Stop(stopCode: null, command.Reason, commanded: true));
+        await loop.Managed.Reports.StoppingReported.WaitAsync(cancellationToken);
     }
 
     /// <summary>
@@ -250,10 +245,10 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
     internal async Task AbandonAsync(TaskCommand command, string reason, CancellationToken cancellationToken)
     {
         var stopCode = command.Type == TaskCommand.Start ? TaskFailedToStart : null;
-        if (Existing(command.TaskArn) is { } task)
+        if (Existing(command.TaskArn) is { } loop)
         {
-            BeginStop(task, stopCode, reason, commanded: false);
-            await task.Reports.StoppedReported.WaitAsync(cancellationToken);
+            _ = loop.SendAsync(new TaskInput.Stop(stopCode, reason, commanded: false));
+            await loop.Managed.Reports.StoppedReported.WaitAsync(cancellationToken);
         }
         else if (!HasFinished(command.TaskArn))
         {
@@ -295,28 +290,37 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
 
     // ---------------------------------------------------------------- admission
 
-    private ManagedTask? Existing(string taskArn) => _known.TryGetValue(taskArn, out var known) ? known.Task : null;
+    private TaskLoop? Existing(string taskArn) => _known.TryGetValue(taskArn, out var known) ? known.Loop : null;
 
     /// <summary>A task this worker manages, for the task metadata endpoint.</summary>
-    internal ManagedTask? Managed(string taskArn) => Existing(taskArn);
+    internal TaskLoop? Managed(string taskArn) => Existing(taskArn);
 
-    /// <summary>Registers a task unless it is known or finished; atomic with <see cref="StopAsync"/>'s check.</summary>
-    private bool Admit(ManagedTask task, out ManagedTask? existing)
+    /// <summary>
+    /// Gives a task its loop and registers it unless it is known or finished (atomic with
+    /// <see cref="StopAsync"/>'s check); null when it was not admitted.
+    /// </summary>
+    private TaskLoop? Admit(ManagedTask task, out TaskLoop? existing)
     {
-        var admitted = Known.Managing(task);
+        var loop = new TaskLoop(task, this, _logger);
+        var admitted = Known.Managing(loop);
         var known = _known.GetOrAdd(task.TaskArn, admitted);
-        existing = known.Task;
-        if (!ReferenceEquals(known, admitted)) return false;
+        existing = known.Loop;
+        if (!ReferenceEquals(known, admitted))
+        {
+            loop.Close();
+            return null;
+        }
         CountsChanged?.Invoke();
-        return true;
+        return loop;
     }
 
-    /// <summary>The task is done here: its entry becomes a tombstone, and tombstones past their lifetime go.</summary>
-    private void Finish(ManagedTask task)
+    /// <summary>The task is done here: its loop is forgotten, its entry becomes a tombstone, and tombstones past their lifetime go.</summary>
+    internal void Finish(TaskLoop loop)
     {
         var now = _time.GetUtcNow();
-        if (_known.TryGetValue(task.TaskArn, out var known) && known.Task == task)
-            _known.TryUpdate(task.TaskArn, Known.Finished(now), known);
+        var taskArn = loop.Managed.TaskArn;
+        if (_known.TryGetValue(taskArn, out var known) && known.Loop == loop)
+            _known.TryUpdate(taskArn, Known.Finished(now), known);
         Forget(now - TombstoneLifetime);
         CountsChanged?.Invoke();
     }
@@ -324,24 +328,24 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
     /// <summary>Records that a task's STOPPED was reported without it running here (a task it manages stays).</summary>
     private void Tombstone(string taskArn)
         => _known.AddOrUpdate(taskArn, _ => Known.Finished(_time.GetUtcNow()),
-            (_, existing) => existing.Task is not null ? existing : Known.Finished(_time.GetUtcNow()));
+            (_, existing) => existing.Loop is not null ? existing : Known.Finished(_time.GetUtcNow()));
 
     private void Forget(DateTimeOffset cutoff)
     {
         foreach (var entry in _known)
         {
-            if (entry.Value.Task is null && entry.Value.FinishedAt < cutoff) _known.TryRemove(entry);
+            if (entry.Value.Loop is null && entry.Value.FinishedAt < cutoff) _known.TryRemove(entry);
         }
     }
 
-    /// <summary>One entry of <see cref="_known"/>: a managed task, or a finished one. Compared by reference.</summary>
-    private sealed class Known(ManagedTask? task, DateTimeOffset finishedAt)
+    /// <summary>One entry of <see cref="_known"/>: a managed task's loop, or a finished task. Compared by reference.</summary>
+    private sealed class Known(TaskLoop? loop, DateTimeOffset finishedAt)
     {
-        public ManagedTask? Task { get; } = task;
+        public TaskLoop? Loop { get; } = loop;
 
         public DateTimeOffset FinishedAt { get; } = finishedAt;
 
-        public static Known Managing(ManagedTask task) => new(task, default);
+        public static Known Managing(TaskLoop loop) => new(loop, default);
 
         public static Known Finished(DateTimeOffset at) => new(null, at);
     }
@@ -379,12 +383,34 @@ public sealed partial class TaskRunner : IDisposable, IAsyncDisposable
 
     internal static string TaskIdOf(string taskArn) => Arns.LastSegment(taskArn);
 
+    // ---------------------------------------------------------------- what the task loops use
+
+    /// <summary>The agent's reason for a container Docker no longer knows.</summary>
+    internal const string ContainerVanished = "ContainerVanishedError: No container matching saved ID found";
+
+    internal IDockerClient Engine => _docker;
+    internal ImagePuller Images => _images;
+    internal Secrets.TaskSecretsReceiver SecretsReceiver => _secrets;
+    internal AwsLogsShipper LogShipper => _logs;
+    internal Metadata.TaskMetadataEndpoint MetadataEndpoint => _metadata;
+    internal TaskStateReporter Reporter => _reporter;
+    internal WorkerOptions Options => _options;
+    internal WorkerIdentity Identity => _identity;
+    internal TimeProvider Time => _time;
+
+    /// <summary>Cancelled when the worker stops: every task's pending work winds down.</summary>
+    internal CancellationToken Shutdown => _shutdown.Token;
+
     // ---------------------------------------------------------------- helpers
 
-    private DateTimeOffset Now() => _time.GetUtcNow();
+    internal DateTimeOffset Now() => _time.GetUtcNow();
+
+    internal string ContainerInstanceArn => _identity.ContainerInstanceArn;
+
+    internal void OnCountsChanged() => CountsChanged?.Invoke();
 
     /// <summary>Work nobody awaits: failures are logged, cancellation at shutdown is not a failure.</summary>
-    private void Background(Task work)
+    internal void Background(Task work)
         => work.ContinueWith(
             t => _logger.LogError(t.Exception, "Background work failed"),
             CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);

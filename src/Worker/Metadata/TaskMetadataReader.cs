@@ -23,19 +23,22 @@ public sealed class TaskMetadataReader(
 {
     // Each task's container ids (for ContainerARN), from its row: they never change, so a task's row
     // is read once for them, at its first metadata request, not on every request (bounded).
+    /// <summary>How long an answer waits for a task's loop to learn what Docker already says of a container.</summary>
+    private static readonly TimeSpan CatchUp = TimeSpan.FromSeconds(5);
+
     private readonly ConcurrentDictionary<string, IReadOnlyDictionary<string, string>> _containerIds = new(StringComparer.Ordinal);
     private const int MaxCachedTasks = 1024;
 
     public async Task<IResult> ContainerAsync(string id, CancellationToken cancellationToken)
     {
-        if (await FindAsync(id, cancellationToken) is not var (task, container)) return NotFound();
-        return Results.Json(await ContainerJsonAsync(task, container, await ContainerIdsAsync(task, null, cancellationToken), cancellationToken));
+        if (await FindAsync(id, cancellationToken) is not var (loop, container)) return NotFound();
+        return Results.Json(await ContainerJsonAsync(loop, container, await ContainerIdsAsync(loop.Managed, null, cancellationToken), cancellationToken));
     }
 
     public async Task<IResult> TaskAsync(string id, CancellationToken cancellationToken)
     {
-        if (await FindAsync(id, cancellationToken) is not var (task, _)) return NotFound();
-        return Results.Json(await TaskJsonAsync(task, null, cancellationToken));
+        if (await FindAsync(id, cancellationToken) is not var (loop, _)) return NotFound();
+        return Results.Json(await TaskJsonAsync(loop, null, cancellationToken));
     }
 
     /// <summary>
@@ -44,9 +47,9 @@ public sealed class TaskMetadataReader(
     /// </summary>
     public async Task<IResult> TaskWithTagsAsync(string id, CancellationToken cancellationToken)
     {
-        if (await FindAsync(id, cancellationToken) is not var (task, _)) return NotFound();
-        var row = await tasks.FindAsync(task.Cluster, task.TaskId, cancellationToken);
-        var json = await TaskJsonAsync(task, row, cancellationToken);
+        if (await FindAsync(id, cancellationToken) is not var (loop, _)) return NotFound();
+        var row = await tasks.FindAsync(loop.Managed.Cluster, loop.Managed.TaskId, cancellationToken);
+        var json = await TaskJsonAsync(loop, row, cancellationToken);
         if (row is { Tags.Count: > 0 }) json["TaskTags"] = TagMap(row.Tags);
         if (await instances.FindAsync(identity.Cluster, identity.InstanceId, cancellationToken) is { Tags.Count: > 0 } instance)
             json["ContainerInstanceTags"] = TagMap(instance.Tags);
@@ -60,29 +63,28 @@ public sealed class TaskMetadataReader(
         return map;
     }
 
-    private async Task<JsonObject> TaskJsonAsync(ManagedTask task, TaskRecord? row, CancellationToken cancellationToken)
+    private async Task<JsonObject> TaskJsonAsync(TaskLoop loop, TaskRecord? row, CancellationToken cancellationToken)
     {
+        var task = loop.Managed;
         var ids = await ContainerIdsAsync(task, row, cancellationToken);
         var containers = new JsonArray();
-        foreach (var container in task.Containers.Where(c => !c.Plan.Internal && c.DockerId is not null))
-            containers.Add(await ContainerJsonAsync(task, container, ids, cancellationToken));
-        JsonObject json;
-        lock (task.Gate)
+        foreach (var container in loop.View.Containers.Where(c => !c.Plan.Internal && c.DockerId is not null))
+            containers.Add(await ContainerJsonAsync(loop, container, ids, cancellationToken));
+        var view = loop.View;
+        var json = new JsonObject
         {
-            json = new JsonObject
-            {
-                ["Cluster"] = arns.Cluster(task.Cluster),
-                ["TaskARN"] = task.TaskArn,
-                ["Family"] = task.Plan.Family,
-                ["Revision"] = task.Plan.Revision.ToString(CultureInfo.InvariantCulture),
-                ["DesiredStatus"] = task.DesiredStatus,
-                ["KnownStatus"] = task.KnownStatus,
-            };
-            if (Limits(task.Plan.Limits) is { } limits) json["Limits"] = limits;
-            if (task.PullStartedAt is { } pullStarted) json["PullStartedAt"] = Time(pullStarted);
-            if (task.PullStoppedAt is { } pullStopped) json["PullStoppedAt"] = Time(pullStopped);
-            if (task.ExecutionStoppedAt is { } stopped && task.KnownStatus == EcsTaskStatus.Stopped) json["ExecutionStoppedAt"] = Time(stopped);
-        }
+            ["Cluster"] = arns.Cluster(task.Cluster),
+            ["TaskARN"] = task.TaskArn,
+            ["Family"] = task.Plan.Family,
+            ["Revision"] = task.Plan.Revision.ToString(CultureInfo.InvariantCulture),
+            ["DesiredStatus"] = view.DesiredStatus,
+            ["KnownStatus"] = view.KnownStatus,
+        };
+        if (Limits(task.Plan.Limits) is { } limits) json["Limits"] = limits;
+        if (view.Report.PullStartedAt is { } pullStarted) json["PullStartedAt"] = Time(pullStarted);
+        if (view.Report.PullStoppedAt is { } pullStopped) json["PullStoppedAt"] = Time(pullStopped);
+        // The report carries it only once the task is STOPPED.
+        if (view.Report.ExecutionStoppedAt is { } stopped) json["ExecutionStoppedAt"] = Time(stopped);
         if (options.AvailabilityZone is { Length: > 0 } zone) json["AvailabilityZone"] = zone;
         json["LaunchType"] = options.CapacityProvider == "FARGATE" ? "FARGATE" : "EC2";
         json["Containers"] = containers;
@@ -109,9 +111,9 @@ public sealed class TaskMetadataReader(
 
     public async Task<IResult> TaskStatsAsync(string id, CancellationToken cancellationToken)
     {
-        if (await FindAsync(id, cancellationToken) is not var (task, _)) return NotFound();
+        if (await FindAsync(id, cancellationToken) is not var (loop, _)) return NotFound();
         var json = new JsonObject();
-        foreach (var container in task.Containers.Where(c => !c.Plan.Internal && c.DockerId is not null))
+        foreach (var container in loop.View.Containers.Where(c => !c.Plan.Internal && c.DockerId is not null))
             json[container.DockerId!] = JsonNode.Parse(await StatsAsync(container.DockerId!, cancellationToken));
         return Results.Json(json);
     }
@@ -130,10 +132,10 @@ public sealed class TaskMetadataReader(
 
     /// <summary>The cluster, ARN and id of the task whose container carries the metadata id, on this instance; null for an unknown id.</summary>
     public async Task<(string Cluster, string TaskArn, string TaskId)?> TaskOfAsync(string id, CancellationToken cancellationToken)
-        => await FindAsync(id, cancellationToken) is var (task, _) ? (task.Cluster, task.TaskArn, task.TaskId) : null;
+        => await FindAsync(id, cancellationToken) is var (loop, _) ? (loop.Managed.Cluster, loop.Managed.TaskArn, loop.Managed.TaskId) : null;
 
     /// <summary>The managed task and container that carry the id, on this instance; null for an unknown id.</summary>
-    private async Task<(ManagedTask Task, ManagedContainer Container)?> FindAsync(string id, CancellationToken cancellationToken)
+    private async Task<(TaskLoop Loop, ContainerView Container)?> FindAsync(string id, CancellationToken cancellationToken)
     {
         if (id.Length != 32) return null;
         var filter = DockerLabels.InstanceFilter(identity.InstanceId);
@@ -141,13 +143,14 @@ public sealed class TaskMetadataReader(
         var found = await docker.Containers.ListContainersAsync(new ContainersListParameters { All = true, Filters = filter }, cancellationToken);
         if (found.Count != 1) return null;
         var labels = found[0].Labels;
-        if (DockerLabels.Get(labels, DockerLabels.TaskArn) is not { } taskArn || runner.Managed(taskArn) is not { } task) return null;
-        return task.Containers.FirstOrDefault(c => c.DockerId == found[0].ID) is { } container ? (task, container) : null;
+        if (DockerLabels.Get(labels, DockerLabels.TaskArn) is not { } taskArn || runner.Managed(taskArn) is not { } loop) return null;
+        return loop.View.Containers.FirstOrDefault(c => c.DockerId == found[0].ID) is { } container ? (loop, container) : null;
     }
 
     private async Task<JsonObject> ContainerJsonAsync(
-        ManagedTask task, ManagedContainer container, IReadOnlyDictionary<string, string> containerIds, CancellationToken cancellationToken)
+        TaskLoop loop, ContainerView container, IReadOnlyDictionary<string, string> containerIds, CancellationToken cancellationToken)
     {
+        var task = loop.Managed;
         var inspected = await docker.Containers.InspectContainerAsync(container.DockerId!, cancellationToken);
         var labels = new JsonObject();
         foreach (var (name, value) in inspected.Config.Labels ?? new Dictionary<string, string>())
@@ -165,18 +168,34 @@ public sealed class TaskMetadataReader(
             ["Labels"] = labels,
         };
         if (containerIds.TryGetValue(container.Name, out var containerId)) json["ContainerARN"] = arns.Container(task.Cluster, task.TaskId, containerId);
-        lock (task.Gate)
+        // As the task's loop knows it now (the inspect above took a while). A container Docker
+        // already runs can still be CREATED there for a moment: its start's outcome is an input on
+        // its way to the loop (a container reading its own metadata as it starts is this case).
+        // The answer waits for the loop to catch up, a few seconds at most.
+        var view = loop.View;
+        for (var waited = System.Diagnostics.Stopwatch.StartNew();
+             inspected.State.Running && view.Container(container.Name)!.Status < ContainerKnownStatus.Running && waited.Elapsed < CatchUp;
+             view = loop.View)
         {
-            json["DesiredStatus"] = task.DesiredStatus;
-            json["KnownStatus"] = container.Status switch
+            try
             {
-                ContainerKnownStatus.Created => "CREATED",
-                ContainerKnownStatus.Running => EcsTaskStatus.Running,
-                ContainerKnownStatus.Stopped => EcsTaskStatus.Stopped,
-                _ => EcsTaskStatus.Pending,
-            };
-            if (container.ExitCode is { } exitCode) json["ExitCode"] = exitCode;
+                await view.Superseded.WaitAsync(CatchUp - waited.Elapsed, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                break;
+            }
         }
+        var now = view.Container(container.Name)!.State;
+        json["DesiredStatus"] = view.DesiredStatus;
+        json["KnownStatus"] = now.Status switch
+        {
+            ContainerKnownStatus.Created => "CREATED",
+            ContainerKnownStatus.Running => EcsTaskStatus.Running,
+            ContainerKnownStatus.Stopped => EcsTaskStatus.Stopped,
+            _ => EcsTaskStatus.Pending,
+        };
+        if (now.ExitCode is { } exitCode) json["ExitCode"] = exitCode;
         json["Limits"] = new JsonObject
         {
             ["CPU"] = host.CPUShares,
@@ -184,7 +203,7 @@ public sealed class TaskMetadataReader(
         };
         json["CreatedAt"] = Time(inspected.Created);
         if (DockerTime(inspected.State.StartedAt) is { } started) json["StartedAt"] = started;
-        if (container.Status == ContainerKnownStatus.Stopped && DockerTime(inspected.State.FinishedAt) is { } finished) json["FinishedAt"] = finished;
+        if (now.Status == ContainerKnownStatus.Stopped && DockerTime(inspected.State.FinishedAt) is { } finished) json["FinishedAt"] = finished;
         json["Type"] = "NORMAL";
         if (host.LogConfig is { Type: { Length: > 0 } driver } log)
         {
@@ -198,18 +217,17 @@ public sealed class TaskMetadataReader(
             }
             json["LogOptions"] = logOptions;
         }
-        json["Networks"] = Networks(task, inspected);
+        json["Networks"] = Networks(task, loop.View, inspected);
         return json;
     }
 
     /// <summary>The container's networks: Docker's for bridge mode, the task's interface for <c>awsvpc</c>, the host's mode alone for host.</summary>
-    private static JsonArray Networks(ManagedTask task, ContainerInspectResponse inspected)
+    private static JsonArray Networks(ManagedTask task, TaskView view, ContainerInspectResponse inspected)
     {
         var mode = task.Plan.NetworkMode;
         if (mode == "awsvpc")
         {
-            string? ip;
-            lock (task.Gate) ip = task.NetworkInterface?.PrivateIpv4Address;
+            var ip = view.Report.NetworkInterface?.PrivateIpv4Address;
             return [new JsonObject { ["NetworkMode"] = mode, ["IPv4Addresses"] = ip is null ? new JsonArray() : new JsonArray(ip) }];
         }
         var networks = new JsonArray();

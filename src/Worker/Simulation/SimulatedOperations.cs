@@ -157,5 +157,32 @@ internal sealed class SimulatedSystemOperations(SimulatedEngine engine) : ISyste
         => engine.MonitorAsync(parameters, progress, cancellationToken);
 
     public Task AuthenticateAsync(AuthConfig authConfig, CancellationToken cancellationToken = default) => throw SimulatedDockerClient.Unsupported(nameof(AuthenticateAsync));
-    public Task<Stream> MonitorEventsAsync(ContainerEventsParameters parameters, CancellationToken cancellationToken) => throw SimulatedDockerClient.Unsupported("MonitorEventsAsync as a stream");
+    /// <summary>
+    /// As the engine's <c>/events</c>: one JSON line per event (the form the worker's watcher reads),
+    /// until <paramref name="cancellationToken"/> or the reader's disposal of the stream.
+    /// </summary>
+    public Task<Stream> MonitorEventsAsync(ContainerEventsParameters parameters, CancellationToken cancellationToken)
+    {
+        // The writer never pauses: a flush never waits, so the engine's publish never blocks on a slow reader.
+        var pipe = new System.IO.Pipelines.Pipe(new System.IO.Pipelines.PipeOptions(pauseWriterThreshold: 0));
+        var subscription = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var gate = new object();
+        var monitoring = engine.MonitorAsync(parameters, new Serverless.Worker.Docker.Inline<Message>(message =>
+        {
+            lock (gate)
+            {
+                if (subscription.IsCancellationRequested) return;
+                System.Buffers.BuffersExtensions.Write(pipe.Writer, Serverless.Worker.Docker.DockerEventLines.Line(message).AsSpan());
+                // Completes at once (the writer never pauses); completed: the reader let go.
+                if (pipe.Writer.FlushAsync().AsTask().GetAwaiter().GetResult().IsCompleted) _ = subscription.CancelAsync();
+            }
+        }), subscription.Token);
+        if (monitoring.IsFaulted) return Task.FromException<Stream>(monitoring.Exception!.InnerException!);
+        _ = monitoring.ContinueWith(t =>
+        {
+            lock (gate) pipe.Writer.Complete(t.Exception?.InnerException);
+            subscription.Dispose();
+        }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        return Task.FromResult(pipe.Reader.AsStream());
+    }
 }

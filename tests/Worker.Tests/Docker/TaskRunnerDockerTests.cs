@@ -1,4 +1,5 @@
 using System.Globalization;
+using Docker.DotNet;
 using Docker.DotNet.Models;
 using Serverless.Core.Tasks;
 using Serverless.Worker.Docker;
@@ -538,6 +539,69 @@ public sealed class TaskRunnerDockerTests(WorkerFixture fixture, ITestOutputHelp
         var stopped = await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", deaf.Stopping);
         Assert.Equal("EssentialContainerExited", stopped.StopCode);
         Assert.Equal(137, stopped.Containers.Single().ExitCode);
+    }
+
+    [Fact]
+    public async Task A_container_created_while_the_reconcile_lists_is_not_taken_for_vanished()
+    {
+        // The reconcile's list is answered before the task's container exists and compared after.
+        var gate = new ListGate();
+        await using var deaf = await WorkerHarness.StartAsync(fixture, output, watchEvents: false, wrapDocker: gate.Wrap);
+        var definition = await deaf.RegisterAsync("""
+            {"family": "reconcile-race", "containerDefinitions": [{"name": "app", "image": "local/busybox:latest", "memory": 32, "command": ["sleep", "300"], "stopTimeout": 1}]}
+            """);
+        var start = deaf.StartCommand(definition);
+
+        var reconciling = gate.HoldNextAsync(() => deaf.Runner.ReconcileAsync(deaf.Stopping));
+        await gate.Listed.WaitAsync(TimeSpan.FromSeconds(60), deaf.Stopping);
+        await deaf.Runner.StartAsync(start, redelivered: false, deaf.Stopping);
+        await Events.WaitForStatusAsync(start.TaskArn, "RUNNING", deaf.Stopping);
+        gate.Release();
+        await reconciling.WaitAsync(TimeSpan.FromSeconds(60), deaf.Stopping);
+
+        // Still running: the stop the test asks for is the one that stops it.
+        await deaf.Runner.StopAsync(WorkerHarness.StopCommand(start.TaskArn), deaf.Stopping);
+        var stopped = await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", deaf.Stopping);
+        Assert.Null(stopped.StopCode);
+        Assert.Equal("Task stopped by the test", stopped.StoppedReason);
+        Assert.Null(Assert.Single(stopped.Containers).Reason);
+        await deaf.WaitUntilRemovedAsync(start.TaskArn);
+    }
+
+    /// <summary>Holds the answer of one list of containers until released (the engine's client otherwise as it is).</summary>
+    private sealed class ListGate
+    {
+        private readonly TaskCompletionSource _listed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _armed;
+
+        /// <summary>Completes once the held list was answered by the engine.</summary>
+        public Task Listed => _listed.Task;
+
+        public void Release() => _released.TrySetResult();
+
+        public async Task HoldNextAsync(Func<Task> work)
+        {
+            Interlocked.Exchange(ref _armed, 1);
+            await work();
+        }
+
+        public IDockerClient Wrap(IDockerClient inner)
+        {
+            var containers = Forwarding.Create(inner.Containers, (method, args) =>
+                method.Name == nameof(IContainerOperations.ListContainersAsync) && Interlocked.Exchange(ref _armed, 0) == 1
+                    ? HeldAsync((Task<IList<ContainerListResponse>>)method.Invoke(inner.Containers, args)!)
+                    : Forwarding.Pass);
+            return Forwarding.Create(inner, (method, _) => method.Name == "get_" + nameof(IDockerClient.Containers) ? containers : Forwarding.Pass);
+        }
+
+        private async Task<IList<ContainerListResponse>> HeldAsync(Task<IList<ContainerListResponse>> listing)
+        {
+            var listed = await listing;
+            _listed.TrySetResult();
+            await _released.Task;
+            return listed;
+        }
     }
 
     [Fact]

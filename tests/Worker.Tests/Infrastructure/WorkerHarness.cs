@@ -62,7 +62,7 @@ public sealed class WorkerHarness : IAsyncDisposable
     /// </summary>
     public static async Task<WorkerHarness> StartAsync(
         WorkerFixture fixture, ITestOutputHelper output, string? instanceId = null, string? storagePrefix = null, Action<WorkerOptions>? configure = null,
-        bool watchEvents = true, TimeProvider? time = null)
+        bool watchEvents = true, TimeProvider? time = null, Func<IDockerClient, IDockerClient>? wrapDocker = null)
     {
         var options = new WorkerOptions
         {
@@ -80,10 +80,19 @@ public sealed class WorkerHarness : IAsyncDisposable
         var prefix = storagePrefix ?? TestNames.Unique("worker");
         var collection = new ServiceCollection();
         if (time is not null) collection.AddSingleton(time);
-        var services = collection
+        collection
             .AddLogging(logging => logging.AddProvider(new XunitLoggerProvider(output)).SetMinimumLevel(LogLevel.Debug))
-            .AddWorker(options, new EcsOptions { StoragePrefix = prefix }, fixture.ConnectionString, runAsHostedService: false)
-            .BuildServiceProvider();
+            .AddWorker(options, new EcsOptions { StoragePrefix = prefix }, fixture.ConnectionString, runAsHostedService: false);
+        if (wrapDocker is not null)
+        {
+            // The worker's engine client, as composed, seen through the test's wrapper.
+            var engine = collection.Last(d => d.ServiceType == typeof(IDockerClient));
+            collection.Remove(engine);
+            collection.AddSingleton(sp => wrapDocker((IDockerClient)(engine.ImplementationInstance
+                ?? engine.ImplementationFactory?.Invoke(sp)
+                ?? ActivatorUtilities.CreateInstance(sp, engine.ImplementationType!))));
+        }
+        var services = collection.BuildServiceProvider();
         var harness = new WorkerHarness(services, prefix, fixture.ConnectionString);
         if (watchEvents)
         {

@@ -160,6 +160,30 @@ public sealed class SimulatedDockerClientTests
     }
 
     [Fact]
+    public async Task The_stream_form_carries_the_same_events_as_lines_until_cancelled()
+    {
+        using var stop = new CancellationTokenSource();
+#pragma warning disable CS0618 // the form the worker's watcher reads
+        var stream = await _docker.System.MonitorEventsAsync(new ContainerEventsParameters(), stop.Token);
+#pragma warning restore CS0618
+        var events = new List<Message>();
+        var reading = Serverless.Worker.Docker.DockerEventLines.ReadAsync(stream, m => { lock (events) events.Add(m); }, _ => { }, stop.Token);
+
+        var id = await RunningAsync("a");
+        _docker.Engine.Exit(id, 3);
+        for (var waited = 0; waited < 300 && events.Count < 2; waited++) await Task.Delay(100);
+
+        lock (events)
+        {
+            Assert.Equal(["start", "die"], events.Select(e => e.Action));
+            Assert.Equal(id, events[1].Actor.ID);
+            Assert.Equal("3", events[1].Actor.Attributes["exitCode"]);
+        }
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => reading);
+    }
+
+    [Fact]
     public async Task Stats_read_a_running_containers_cpu_and_memory()
     {
         var id = await RunningAsync("a");
