@@ -14,7 +14,7 @@ STORAGE_BAR, EXECUTIONS_BAR = 15, 4
 SEGMENTS = [
     # (from mark, to mark, label, what it is)
     (None, "runtask_answered", "RunTask call",
-     "API: validate, read cluster/definition/instances, reserve, insert task, send Start"),
+     "API: definition read beside the clientToken claim (cluster, instances: shared views), reserve beside insert task, record answer, send Start"),
     ("runtask_answered", "worker_received", "wait for the worker's command-queue poll",
      "the worker polls `ci-<instance>` with back-off 100 ms doubling to 2 s (`CommandPollMaxDelayMilliseconds`)"),
     ("worker_received", "container_created", "worker to Docker's `create` event",
@@ -26,7 +26,7 @@ SEGMENTS = [
     ("worker_reported", "cp_received", "wait for the control plane's task-events poll",
      "queue trigger back-off 100 ms doubling to `maxPollingInterval` (host.json: 2 s), ±20% jitter"),
     ("cp_received", "cp_applied", "control plane applies the report",
-     "TaskStateApplier: read task row, conditional replace"),
+     "TaskStateApplier: conditional replace on the row as this control plane last wrote it (read first only without one)"),
     ("cp_applied", "running_seen", "client sees it",
      "DescribeTasks every 20 ms (persistent signed connection)"),
 ]

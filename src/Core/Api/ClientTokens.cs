@@ -56,7 +56,51 @@ public sealed class ClientTokens(StorageClients storage, TimeProvider time)
     public async Task<JsonObject> RunOnceAsync(
         string cluster, string action, string? token, JsonObject request, Func<Task<JsonObject>> run, CancellationToken cancellationToken)
     {
-        if (!Validate(token)) return await run();
+        if (await ClaimAsync(cluster, action, token, request, cancellationToken) is not { } claim) return await run();
+        if (claim.Answer is { } answer) return answer;
+
+        JsonObject result;
+        try
+        {
+            result = await run();
+        }
+        catch
+        {
+            await ReleaseAsync(claim);
+            throw;
+        }
+        await RecordAsync(claim, result);
+        return result;
+    }
+
+    /// <summary>
+    /// A token taken for one run of an action (<see cref="Answer"/> null: this caller runs it, then
+    /// <see cref="RecordAsync"/> or <see cref="ReleaseAsync"/>), or the answer its first run recorded.
+    /// </summary>
+    public sealed class Claim
+    {
+        internal Claim(TableClient table, TableEntity row, JsonObject? answer)
+        {
+            Table = table;
+            Row = row;
+            Answer = answer;
+        }
+
+        internal TableClient Table { get; }
+        internal TableEntity Row { get; }
+
+        /// <summary>The answer recorded by the token's first run; null when this claim is the run.</summary>
+        public JsonObject? Answer { get; }
+    }
+
+    /// <summary>
+    /// The first half of <see cref="RunOnceAsync"/>, for an action that runs it beside its own reads:
+    /// claims the token (an insert), or waits for the answer of a run in flight with the same token,
+    /// or takes over a claim gone stale. Null when the request has no token.
+    /// </summary>
+    public async Task<Claim?> ClaimAsync(string cluster, string action, string? token, JsonObject request, CancellationToken cancellationToken)
+    {
+        if (!Validate(token)) return null;
 
         var table = await storage.TableAsync(TableName, cancellationToken);
         var claim = Row(cluster, action, token!, request);
@@ -68,7 +112,7 @@ public sealed class ClientTokens(StorageClients storage, TimeProvider time)
             try
             {
                 await table.AddEntityAsync(claim, cancellationToken);
-                break;
+                return new Claim(table, claim, null);
             }
             catch (RequestFailedException e) when (e.Status == 409)
             {
@@ -76,7 +120,7 @@ public sealed class ClientTokens(StorageClients storage, TimeProvider time)
                 if (existing is null) continue;
                 if (existing.GetString("Fingerprint") != fingerprint)
                     throw new InvalidParameterException("The clientToken was already used with different parameters.");
-                if (LargeJson.Read(existing, "Response") is { } response) return JsonNode.Parse(response)!.AsObject();
+                if (LargeJson.Read(existing, "Response") is { } response) return new Claim(table, existing, JsonNode.Parse(response)!.AsObject());
                 if (time.GetUtcNow() - existing.GetDateTimeOffset("ClaimedAt") > InFlightTimeout)
                 {
                     // The first attempt died mid-way; whoever deletes the stale claim runs again.
@@ -90,19 +134,20 @@ public sealed class ClientTokens(StorageClients storage, TimeProvider time)
                 await Task.Delay(ClaimPoll, time, cancellationToken);
             }
         }
+    }
 
-        JsonObject result;
-        try
-        {
-            result = await run();
-        }
-        catch
-        {
-            await table.DeleteEntityAsync(cluster, key, cancellationToken: CancellationToken.None);
-            throw;
-        }
-        LargeJson.Write(claim, result.ToJsonString(), "Response");
-        await table.UpsertEntityAsync(claim, TableUpdateMode.Replace, CancellationToken.None);
-        return result;
+    /// <summary>Records the answer of the run <paramref name="claim"/> started: from now on a retry with the token gets it.</summary>
+    public async Task RecordAsync(Claim claim, JsonObject result)
+    {
+        if (claim.Answer is not null) throw new InvalidOperationException("The token was answered already.");
+        LargeJson.Write(claim.Row, result.ToJsonString(), "Response");
+        await claim.Table.UpsertEntityAsync(claim.Row, TableUpdateMode.Replace, CancellationToken.None);
+    }
+
+    /// <summary>Gives the token up after a run that failed (nothing of it stands): a retry runs again.</summary>
+    public async Task ReleaseAsync(Claim claim)
+    {
+        if (claim.Answer is not null) return;
+        await claim.Table.DeleteEntityAsync(claim.Row.PartitionKey, claim.Row.RowKey, cancellationToken: CancellationToken.None);
     }
 }

@@ -44,49 +44,74 @@ public sealed class TaskActions(
         var token = request.String("clientToken");
         ClientTokens.Validate(token);
 
-        // The cluster (its capacity providers and default strategy), its instances and the task
-        // definition are read side by side; a missing cluster is the error, whatever else is wrong.
+        // The cluster (its capacity providers and default strategy), its instances, the task
+        // definition and the clientToken's claim are read side by side; a missing cluster is the
+        // error, whatever else is wrong, and any error of the request comes before the token's.
         // The cluster row from a view shared by the launches of the last few seconds (no read per call).
         var row = clusters.GetActiveForLaunchAsync(cluster, cancellationToken);
         // Placement's shared view of the instances (a few seconds old at most), not a read of every row per call.
         var hosts = instances.ListForPlacementAsync(cluster, fresh: false, cancellationToken);
         var definition = LaunchRequestAsync(cluster, request, count, row, cancellationToken);
+        // clientToken: claimed (an insert) before anything is placed, so a retry, or a duplicate
+        // running alongside, waits for this call's answer and places nothing.
+        var claiming = clientTokens.ClaimAsync(cluster, "RunTask", token, request, cancellationToken);
         try
         {
-            await Task.WhenAll(row, hosts, definition);
+            await Task.WhenAll(row, hosts, definition, claiming);
         }
         catch
         {
             // All have finished; which error the client gets is decided below.
         }
-        await row;
-        var launch = await definition;
-        var (listed, cached) = await hosts;
-        // A capacity provider strategy's tasks wait for their pools instead (PROVISIONING).
-        if (launch.Pool is null && launch.CapacityProviderStrategy.Count == 0 && CapacityPools.Eligible(listed, null).Count == 0 && cached)
-            (listed, cached) = await instances.ListForPlacementAsync(cluster, fresh: true, cancellationToken);
-        if (launch.Pool is null && launch.CapacityProviderStrategy.Count == 0 && CapacityPools.Eligible(listed, null).Count == 0)
-            throw new InvalidParameterException(TaskLauncher.NoInstancesMessage);
-
-        // clientToken: the placed tasks are recorded as the token's answer before any worker hears of
-        // them; a retry, or a duplicate running alongside, gets that answer and places nothing.
-        LaunchResult? placed = null;
-        JsonObject answer;
+        LaunchRequest launch;
+        IReadOnlyList<ContainerInstanceRecord> listed;
+        bool cached;
         try
         {
-            answer = await clientTokens.RunOnceAsync(cluster, "RunTask", token, request, async () =>
-            {
-                placed = await PlaceAsync(launch, listed, cached, cancellationToken);
-                return Response(placed);
-            }, cancellationToken);
+            await row;
+            launch = await definition;
+            (listed, cached) = await hosts;
+            // A capacity provider strategy's tasks wait for their pools instead (PROVISIONING).
+            if (launch.Pool is null && launch.CapacityProviderStrategy.Count == 0 && CapacityPools.Eligible(listed, null).Count == 0 && cached)
+                (listed, cached) = await instances.ListForPlacementAsync(cluster, fresh: true, cancellationToken);
+            if (launch.Pool is null && launch.CapacityProviderStrategy.Count == 0 && CapacityPools.Eligible(listed, null).Count == 0)
+                throw new InvalidParameterException(TaskLauncher.NoInstancesMessage);
         }
         catch
         {
-            // Placed but not answered (the answer could not be recorded): undo, nothing was sent.
-            if (placed is not null) await launcher.AbandonAsync(placed, CancellationToken.None);
+            // The request is refused: a claim taken meanwhile goes, so that the token's retry runs again.
+            if (claiming.IsCompletedSuccessfully && claiming.Result is { Answer: null } taken) await clientTokens.ReleaseAsync(taken);
             throw;
         }
-        if (placed is null) return answer;   // the token's recorded answer
+        var claim = await claiming;
+        if (claim?.Answer is { } recorded) return recorded;   // the token's recorded answer
+
+        LaunchResult placed;
+        try
+        {
+            placed = await PlaceAsync(launch, listed, cached, cancellationToken);
+        }
+        catch
+        {
+            if (claim is not null) await clientTokens.ReleaseAsync(claim);
+            throw;
+        }
+        // The placed tasks are recorded as the token's answer before any worker hears of them: a
+        // crash after this leaves tasks that never start (the start deadline stops them) and an
+        // answer that names them, never a second launch for one token.
+        if (claim is not null)
+        {
+            try
+            {
+                await clientTokens.RecordAsync(claim, Response(placed));
+            }
+            catch
+            {
+                // Placed but not answered (the answer could not be recorded): undo, nothing was sent.
+                await launcher.AbandonAsync(placed, CancellationToken.None);
+                throw;
+            }
+        }
         // From here on the client going away changes nothing: what was placed is started, never left
         // holding reservations with no Start sent. Finishing is a few writes and is what the recorded
         // answer has already promised, so it runs to the end without the request's token (a crash is

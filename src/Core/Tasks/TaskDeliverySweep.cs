@@ -114,6 +114,12 @@ public sealed class TaskDeliverySweep(
             }
         }
 
+        // A full scan also shows a live task whose instance holds no reservation for it.
+        if (last is null)
+            foreach (var task in live.Where(t => Unreserved(t, hosts, now)))
+                if (await StopUnreservedAsync(cluster, task, now, cancellationToken) && task.ServiceName is { } service)
+                    services.Add(service);
+
         // A full scan shows which tasks are live; otherwise what is held is what was seen live before.
         var liveIds = last is null ? live.Select(t => t.Id).ToHashSet(StringComparer.Ordinal) : null;
         var reserved = new HashSet<string>(StringComparer.Ordinal);
@@ -145,6 +151,46 @@ public sealed class TaskDeliverySweep(
             await reconcile.EnqueueAsync(new ServiceKey(cluster, service), null, cancellationToken);
         _sweptAt[cluster] = began;
         if (last is null) _fullAt[cluster] = began;
+    }
+
+    /// <summary>The stop reason of a task found running without a reservation (see <see cref="StopUnreservedAsync"/>).</summary>
+    public const string UnreservedReason = "Task stopped: its placement did not complete (no resources were reserved for it on its container instance).";
+
+    // Placed on an instance (not waiting for capacity), placed longer ago than the grace period, and
+    // that instance, as read before the tasks, holds no reservation for it.
+    private bool Unreserved(TaskRecord task, IReadOnlyList<ContainerInstanceRecord> hosts, DateTimeOffset now)
+        => !task.IsStopped && task.ContainerInstanceId.Length > 0 && (task.PlacedAt ?? task.CreatedAt) + _orphanGrace <= now
+           && hosts.FirstOrDefault(h => h.Id == task.ContainerInstanceId) is { } host && !host.HoldsReservationFor(task.Id);
+
+    /// <summary>
+    /// A live task whose instance holds no reservation for it: a RunTask (or a reconcile) inserts a
+    /// task's row beside its reservation, and a control plane that died between the two, or a lost
+    /// race whose row could not be deleted, leaves a row without one. It was never answered (the
+    /// answer is recorded after both) and got no Start, so the start deadline stops it; but a worker
+    /// that restarts meanwhile starts the tasks placed on it, and then nothing accounts for what it
+    /// uses. Such a task is stopped (it is nobody's: a retry of its RunTask placed another) and its
+    /// service told. Checked on the instance read again, just before.
+    /// </summary>
+    private async Task<bool> StopUnreservedAsync(string cluster, TaskRecord task, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (await instances.FindAsync(cluster, task.ContainerInstanceId, cancellationToken) is not { } instance || instance.HoldsReservationFor(task.Id)) return false;
+        var stopped = false;
+        var updated = await tasks.UpdateAsync(cluster, task.Id, t =>
+        {
+            stopped = !t.IsStopped && t.ContainerInstanceId == task.ContainerInstanceId;
+            return stopped ? t.RecordStopped("TaskFailedToStart", UnreservedReason, now) : null;
+        }, cancellationToken);
+        if (updated is null || !stopped) return false;
+        logger.LogWarning("Stopped {TaskArn}: {InstanceId} holds no reservation for it", arns.Task(cluster, task.Id), task.ContainerInstanceId);
+        try
+        {
+            await launcher.SendStopAsync(updated, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning(e, "Could not send Stop to {TaskArn}", arns.Task(cluster, task.Id));
+        }
+        return true;
     }
 
     /// <summary>Records an unacknowledged task STOPPED, sends Stop, frees its reservation; false when it was acknowledged or stopped meanwhile.</summary>

@@ -204,6 +204,8 @@ public sealed class TaskLauncher(
 
         var taskId = TaskIds.New(request.Group);
         ContainerInstanceRecord? reservedOn = null;
+        TaskRecord? inserted = null;
+        var triedBeside = false;
         PlacementDecision? decision = null;
         for (var attempt = 0; attempt < MaxPlacementAttempts && reservedOn is null; attempt++)
         {
@@ -234,7 +236,17 @@ public sealed class TaskLauncher(
             }
             if (!decision.Placed) break;
 
-            reservedOn = await instances.TryReserveAsync(decision.Instance!, need.ReservationFor(taskId, request.Group) with { ReservedAt = time.GetUtcNow() }, cancellationToken);
+            var reservation = need.ReservationFor(taskId, request.Group) with { ReservedAt = time.GetUtcNow() };
+            if (!triedBeside)
+            {
+                // The first choice: the row is inserted beside the reservation (one round trip instead of two).
+                triedBeside = true;
+                (reservedOn, inserted) = await ReserveAndInsertAsync(request, taskId, decision.Instance!, reservation, need, cancellationToken);
+            }
+            else
+            {
+                reservedOn = await instances.TryReserveAsync(decision.Instance!, reservation, cancellationToken);
+            }
             // Lost the race for that instance: see what it holds now and decide again.
             var current = reservedOn ?? await instances.FindAsync(request.Cluster, decision.Instance!.Id, cancellationToken);
             Replace(hosts, current, decision.Instance!.Id);
@@ -252,6 +264,11 @@ public sealed class TaskLauncher(
 
         groupCounts[reservedOn.Id] = groupCounts.GetValueOrDefault(reservedOn.Id) + 1;
         secrets?.NoteHolder(reservedOn);
+        if (inserted is not null)
+        {
+            logger.LogInformation("Placed {TaskArn} on {InstanceArn}", arns.Task(request.Cluster, taskId), arns.ContainerInstance(request.Cluster, reservedOn.Id));
+            return (inserted, null);
+        }
         try
         {
             var task = await tasks.InsertAsync(NewTask(request, taskId, reservedOn, need), cancellationToken);
@@ -263,6 +280,43 @@ public sealed class TaskLauncher(
             await instances.ReleaseAsync(request.Cluster, reservedOn.Id, taskId, CancellationToken.None);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Reserves on <paramref name="instance"/> and inserts the task's row there at the same time.
+    /// Both or neither stand when this returns: a row whose reservation was lost (null) or failed is
+    /// deleted, a reservation whose row could not be inserted is released. Either way no Start has
+    /// been sent, so no worker has heard of the task; what a crash between the two leaves behind is
+    /// what a crash between them in sequence would: a reservation with no row (released by the
+    /// delivery sweep after its grace period) or a PENDING row with no Start and no reservation
+    /// (stopped by the start deadline; never in a recorded answer, since the answer is written after).
+    /// </summary>
+    private async Task<(ContainerInstanceRecord? ReservedOn, TaskRecord? Inserted)> ReserveAndInsertAsync(
+        LaunchRequest request, string taskId, ContainerInstanceRecord instance, Reservation reservation, TaskNeed need, CancellationToken cancellationToken)
+    {
+        var inserting = tasks.InsertAsync(NewTask(request, taskId, instance, need), cancellationToken);
+        var reserving = instances.TryReserveAsync(instance, reservation, cancellationToken);
+        try
+        {
+            await Task.WhenAll(inserting, reserving);
+        }
+        catch
+        {
+            // Both have finished; what each did decides below.
+        }
+        if (!inserting.IsCompletedSuccessfully)
+        {
+            if (reserving.IsCompletedSuccessfully && reserving.Result is { } won)
+                await instances.ReleaseAsync(request.Cluster, won.Id, taskId, CancellationToken.None);
+            await inserting;   // its exception
+        }
+        if (!reserving.IsCompletedSuccessfully || reserving.Result is null)
+        {
+            // Lost the race for the instance (or the write failed): the row goes before anything else.
+            await tasks.DeleteAsync(inserting.Result, CancellationToken.None);
+            return (await reserving, null);   // the exception, or null: decide again
+        }
+        return (reserving.Result, inserting.Result);
     }
 
     /// <summary>

@@ -17,14 +17,47 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
         var response = await table.AddEntityAsync(task.ToEntity(), cancellationToken);
-        return task with { ETag = response.Headers.ETag ?? default };
+        return Remember(task with { ETag = response.Headers.ETag ?? default });
     }
 
     /// <summary>Deletes the task row as it was inserted or last read (a row changed since is left alone).</summary>
     public async Task DeleteAsync(TaskRecord task, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
+        _written.TryRemove((task.Cluster, task.Id), out _);
         await table.DeleteEntityAsync(task.PartitionKey, task.Id, task.ETag, cancellationToken);
+    }
+
+    /// <summary>How long a row this process wrote is kept as the first guess of <see cref="UpdateAsync"/>.</summary>
+    public static readonly TimeSpan WrittenRowsMaxAge = TimeSpan.FromMinutes(2);
+
+    /// <summary>At most this many such rows are kept (beyond it, the oldest half goes).</summary>
+    public const int MaxWrittenRows = 4096;
+
+    // The rows this process last wrote (or read to update), with their ETags: UpdateAsync decides on
+    // that copy first and writes conditionally on its ETag, so a launch's reports (PENDING, RUNNING)
+    // cost one write each instead of a read and a write. A copy another writer has since changed
+    // only costs a refused write (412) before the usual read; it can never be written over.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Cluster, string Id), (TaskRecord Task, long At)> _written = new();
+
+    private TaskRecord Remember(TaskRecord task)
+    {
+        if (_written.Count >= MaxWrittenRows)
+        {
+            var cutoff = _written.Values.Select(v => v.At).Order().ElementAt(_written.Count / 2);
+            foreach (var (key, value) in _written)
+                if (value.At <= cutoff) _written.TryRemove(key, out _);
+        }
+        _written[(task.Cluster, task.Id)] = (task, Environment.TickCount64);
+        return task;
+    }
+
+    private TaskRecord? Written(string cluster, string taskId)
+    {
+        if (!_written.TryGetValue((cluster, taskId), out var seen)) return null;
+        if (Environment.TickCount64 - seen.At <= (long)WrittenRowsMaxAge.TotalMilliseconds) return seen.Task;
+        _written.TryRemove((cluster, taskId), out _);
+        return null;
     }
 
     public async Task<TaskRecord?> FindAsync(string cluster, string taskId, CancellationToken cancellationToken)
@@ -41,29 +74,71 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
     /// its ETag) and returns null to leave the task as it is. Returns the task as stored, or null
     /// when it does not exist.
     /// </summary>
+    /// <remarks>
+    /// When this process wrote the row last (and recently), the first attempt decides on that copy
+    /// instead of reading: its write is conditional on the copy's ETag, so it lands only if the row
+    /// is still exactly that copy; otherwise (the row changed or went, or <paramref name="change"/>
+    /// finds nothing to do on the copy) the row is read and decided on as usual.
+    /// </remarks>
     public async Task<TaskRecord?> UpdateAsync(
         string cluster, string taskId, Func<TaskRecord, TaskRecord?> change, CancellationToken cancellationToken, TaskRecord? known = null)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        Task<TaskRecord?> ReadAsync()
-        {
-            var first = known;
-            known = null;
-            return first is not null ? Task.FromResult<TaskRecord?>(first) : FindAsync(cluster, taskId, cancellationToken);
-        }
-        return await OptimisticUpdate.UpdateAsync(ReadAsync, change, async (current, changed) =>
+        async Task<TaskRecord> WriteAsync(TaskRecord current, TaskRecord changed)
         {
             changed = changed with { Version = current.Version + 1 };
             try
             {
                 var response = await table.UpdateEntityAsync(changed.ToEntity(), current.ETag, TableUpdateMode.Replace, cancellationToken);
-                return changed with { ETag = response.Headers.ETag ?? default };
+                return Remember(changed with { ETag = response.Headers.ETag ?? default });
             }
             catch (RequestFailedException e) when (e.Status == 412)
             {
                 throw new ConcurrentUpdateException(arns.Task(cluster, taskId));
             }
-        }, cancellationToken);
+        }
+
+        if (known is not null)
+        {
+            // A row the caller has just read: decided on as a read, once; a lost race reads again below.
+            var changed = change(known);
+            if (changed is null || ReferenceEquals(changed, known)) return known;
+            try
+            {
+                return await WriteAsync(known, changed);
+            }
+            catch (Exception e) when (e is ConcurrentUpdateException || e is RequestFailedException { Status: 404 })
+            {
+                _written.TryRemove((cluster, taskId), out _);
+            }
+        }
+        else if (Written(cluster, taskId) is { } copy && Guess(change, copy) is { } guessed && !ReferenceEquals(guessed, copy))
+        {
+            try
+            {
+                return await WriteAsync(copy, guessed);
+            }
+            catch (Exception e) when (e is ConcurrentUpdateException || e is RequestFailedException { Status: 404 })
+            {
+                _written.TryRemove((cluster, taskId), out _);
+            }
+        }
+        var stored = await OptimisticUpdate.UpdateAsync(() => FindAsync(cluster, taskId, cancellationToken), change, WriteAsync, cancellationToken);
+        if (stored is null) _written.TryRemove((cluster, taskId), out _);
+        return stored;
+    }
+
+    // A change that refuses the copy (throws) is asked again on the row as read.
+    private static TaskRecord? Guess(Func<TaskRecord, TaskRecord?> change, TaskRecord copy)
+    {
+        try
+        {
+            return change(copy);
+        }
+        catch (Exception)
+        {
+            return null;
+        }
     }
 
     /// <summary>
@@ -100,7 +175,7 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
             {
                 var responses = await table.SubmitTransactionAsync(
                     changed.Select(t => new TableTransactionAction(TableTransactionActionType.UpdateReplace, t.ToEntity(), t.ETag)), cancellationToken);
-                var stored = changed.Select((t, i) => t with { ETag = responses.Value[i].Headers.ETag ?? default }).ToDictionary(t => t.Id);
+                var stored = changed.Select((t, i) => Remember(t with { ETag = responses.Value[i].Headers.ETag ?? default })).ToDictionary(t => t.Id);
                 return current.Select(t => stored.GetValueOrDefault(t.Id) ?? t).ToList();
             }
             catch (TableTransactionFailedException e) when (e.Status == 412)

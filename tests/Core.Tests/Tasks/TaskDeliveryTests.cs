@@ -180,6 +180,35 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_running_task_whose_instance_holds_no_reservation_for_it_is_stopped_by_a_full_sweep_after_the_grace_period()
+    {
+        var definition = await _world.InitializeAsync(_token);
+        var instance = await _world.InstanceAsync(_token);
+        var launched = (await _world.Launcher.LaunchAsync(_world.Launch(definition) with { Count = 2 }, _token)).Tasks;
+        var (kept, unreserved) = (launched[0], launched[1]);
+        // A row inserted beside a reservation that never landed (its control plane died), then started by
+        // a worker that restarted (it starts what was placed on it): both are acknowledged and RUNNING.
+        await _world.Instances.ReleaseAsync(_world.Cluster, instance.Id, unreserved.Id, _token);
+        foreach (var task in launched)
+            await _world.Tasks.UpdateAsync(_world.Cluster, task.Id, t => t with { LastStatus = EcsTaskStatus.Running, ObservedAt = _world.Time.GetUtcNow() }, _token);
+        _ = await _world.CommandsAsync(instance.Id, _token);
+
+        _world.Time.Advance(TaskDeadlines.OrphanReservationGrace - TimeSpan.FromSeconds(1));
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
+        Assert.Equal(EcsTaskStatus.Running, (await _world.TaskNowAsync(unreserved.Id, _token)).LastStatus);
+
+        _world.Time.Advance(TaskDeliverySweep.FullSweepEvery);
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
+
+        var stopped = await _world.TaskNowAsync(unreserved.Id, _token);
+        Assert.Equal((EcsTaskStatus.Stopped, "TaskFailedToStart", TaskDeliverySweep.UnreservedReason), (stopped.LastStatus, stopped.StopCode, stopped.StoppedReason));
+        var stop = Assert.Single(await _world.CommandsAsync(instance.Id, _token));
+        Assert.Equal((TaskCommand.Stop, _world.Arns.Task(_world.Cluster, unreserved.Id)), (stop.Type, stop.TaskArn));
+        Assert.Equal(EcsTaskStatus.Running, (await _world.TaskNowAsync(kept.Id, _token)).LastStatus);
+        Assert.True((await _world.InstanceNowAsync(instance.Id, _token)).HoldsReservationFor(kept.Id));
+    }
+
+    [Fact]
     public async Task A_reservation_whose_task_row_never_appeared_is_released_after_the_grace_period()
     {
         var definition = await _world.InitializeAsync(_token);
