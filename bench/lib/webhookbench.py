@@ -27,7 +27,8 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
-from readbench import BenchmarkFailed, CpuMeter
+from benchcommon import BenchmarkFailed, write_report
+from readbench import CpuMeter
 from runtask import Ecs
 from runtask_report import command_output, mean, pct
 
@@ -247,13 +248,7 @@ def main() -> int:
             setup(args)
             return 0
         results = Bench(args).run()
-        report = render(results, args)
-        with open(args.out, "w") as f:
-            f.write(report)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(results, f, indent=2)
-        print("\n" + report)
+        write_report(args.out, render(results, args), args.json, results)
         return 0
     except BenchmarkFailed as e:
         print(f"benchmark failed: {e}", file=sys.stderr)
