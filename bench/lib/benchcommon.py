@@ -125,6 +125,21 @@ def local_epoch(h: int, m: int, s: int, ms: int, near: float) -> float:
     return best
 
 
+def setup_or_run(args, setup, bench, render) -> int:
+    """A driver's `setup` or `run` command: run writes render(results, args) and the results; the
+    exit code, 1 with the reason on stderr when the benchmark failed."""
+    try:
+        if args.command == "setup":
+            setup(args)
+            return 0
+        results = bench(args).run()
+        write_report(args.out, render(results, args), args.json, results)
+        return 0
+    except BenchmarkFailed as e:
+        print(f"benchmark failed: {e}", file=sys.stderr)
+        return 1
+
+
 def write_report(out: str, text: str, json_path: str = None, results=None, indent: int = 2) -> None:
     """The Markdown report to `out` (its directory made), the raw numbers to `json_path`, then the
     report on stdout."""

@@ -29,7 +29,7 @@ import sys
 import time
 import uuid
 
-from benchcommon import BenchmarkFailed, write_report
+from benchcommon import BenchmarkFailed, setup_or_run
 from readbench import CpuMeter
 from runtask import Ecs
 from runtask_logs import LogTail, task_applications
@@ -362,17 +362,7 @@ def main() -> int:
             p.add_argument("--azurite-pid", type=int, required=True)
             p.add_argument("--out", required=True)
             p.add_argument("--json")
-    args = parser.parse_args()
-    try:
-        if args.command == "setup":
-            setup(args)
-            return 0
-        results = Bench(args).run()
-        write_report(args.out, render(results, args), args.json, results)
-        return 0
-    except BenchmarkFailed as e:
-        print(f"benchmark failed: {e}", file=sys.stderr)
-        return 1
+    return setup_or_run(parser.parse_args(), setup, Bench, render)
 
 
 if __name__ == "__main__":
