@@ -22,8 +22,7 @@
 #   --keep-logs   keep the work directory (Azurite debug log, process logs) after the run
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BENCH="$REPO/bench"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 BUILD=1 QUICK=0 WAIT=1 KEEP_LOGS=0 LATENCY_ONLY=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -38,155 +37,42 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-for tool in python3 azurite dotnet docker xargs pgrep; do
-  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-docker image inspect local/busybox:latest >/dev/null 2>&1 \
-  || { echo "missing image local/busybox:latest (see ARCHITECTURE.md, 'Facts about the machines')" >&2; exit 1; }
+bench_require python3 azurite dotnet docker xargs pgrep
+bench_require_docker
+bench_wait_quiet 'read-throughput.sh|run-task.sh|service-scale.sh|idle-cost.sh'
 
-# Shared machine: a test run or another benchmark would pollute the numbers (and a build would
-# replace the DLLs under a running test). Wait for them, polling every 15 s, up to 30 minutes.
-BUSY_PATTERN='read-throughput.sh|run-task.sh|service-scale.sh|idle-cost.sh'
-BUSY_NOTE=""
-if [[ $WAIT -eq 1 && $QUICK -eq 0 ]]; then
-  waited=0
-  while pgrep -f "$BUSY_PATTERN" >/dev/null; do
-    if [[ $waited -eq 0 ]]; then
-      echo "== waiting for other heavy jobs to finish (polling every 15 s, up to 30 min):"
-      pgrep -af "$BUSY_PATTERN" | cut -c1-150 | sed 's/^/   /'
-    fi
-    if [[ $waited -ge 1800 ]]; then
-      BUSY_NOTE="measured while other jobs were still running after a 30-minute wait: $(pgrep -f "$BUSY_PATTERN" | wc -l) processes matching '$BUSY_PATTERN'"
-      echo "   still busy after 30 min; measuring anyway (the report says so)"
-      break
-    fi
-    sleep 15
-    waited=$((waited + 15))
-  done
-  [[ $waited -gt 0 && -z "$BUSY_NOTE" ]] && echo "   quiet after ${waited} s"
-elif pgrep -f "$BUSY_PATTERN" >/dev/null; then
-  BUSY_NOTE="measured while other jobs ran (--no-wait or --quick): $(pgrep -f "$BUSY_PATTERN" | wc -l) processes matching '$BUSY_PATTERN'"
-  echo "note: $BUSY_NOTE"
-fi
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/ecs-autoscaling.XXXXXX")"
-PIDS=()
+bench_workdir ecs-autoscaling
 CLUSTER="as-$(date +%H%M%S)-$$"
 INSTANCE_ID="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  # Each process runs in its own session (setsid): its process group is exactly what we started.
-  for pid in "${PIDS[@]}"; do
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  done
-  # Containers of this run only (by cluster label and instance id).
-  local ids
-  ids="$(docker ps -aq --filter "label=com.amazonaws.ecs.cluster=$CLUSTER"; \
-         docker ps -aq --filter "label=ecs-worker.instance-id=$INSTANCE_ID")"
-  ids="$(echo "$ids" | sort -u | grep . || true)"
-  [[ -n "$ids" ]] && echo "$ids" | xargs -r docker rm -f >/dev/null 2>&1 || true
-  if [[ $rc -ne 0 || $KEEP_LOGS -eq 1 ]]; then
-    echo "logs kept in $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT INT TERM
-
-read -r AZ_QUEUE_PORT AZ_TABLE_PORT CP_PORT < <(python3 - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-EOF
-)
-
-start() {  # start NAME command... : own session, output to $WORK/NAME.log
-  local name="$1"; shift
-  setsid "$@" >"$WORK/$name.log" 2>&1 &
-  PIDS+=("$!")
-  echo "  started $name (pid $!)"
-}
+# Containers of this run only (by cluster label and instance id).
+BENCH_CONTAINER_FILTERS=("label=com.amazonaws.ecs.cluster=$CLUSTER" "label=ecs-worker.instance-id=$INSTANCE_ID")
+read -r AZ_QUEUE_PORT AZ_TABLE_PORT CP_PORT < <(bench_free_ports 3)
 
 echo "== setup (work directory $WORK)"
 if [[ $BUILD -eq 1 ]]; then
-  for project in Functions/Serverless.Functions.csproj Worker/Serverless.Worker.csproj; do
-    echo "  dotnet build -c Release src/$project"
-    dotnet build -c Release "$REPO/src/$project" -nologo -v quiet >>"$WORK/build.log" 2>&1 \
-      || { tail -40 "$WORK/build.log" >&2; echo "build failed (log: $WORK/build.log)" >&2; exit 1; }
-  done
+  bench_build src/Functions/Serverless.Functions.csproj src/Worker/Serverless.Worker.csproj
 fi
-CP_DLL="$REPO/src/Functions/bin/Release/net10.0/Serverless.Functions.dll"
-WORKER_DLL="$REPO/src/Worker/bin/Release/net10.0/Serverless.Worker.dll"
-for dll in "$CP_DLL" "$WORKER_DLL"; do
-  [[ -f "$dll" ]] || { echo "missing $dll (run without --no-build)" >&2; exit 1; }
-done
+bench_require_files "$CP_DLL" "$WORKER_DLL"
 
-(
-  cd "$WORK"   # azurite writes its extent files to the working directory
-  start azurite azurite --inMemoryPersistence --silent --skipApiVersionCheck --loose --disableTelemetry \
-    --blobPort 0 --queuePort "$AZ_QUEUE_PORT" --tablePort "$AZ_TABLE_PORT" --debug "$WORK/azurite-debug.log"
-  echo "${PIDS[-1]}" >"$WORK/azurite.pid"
-)
-AZURITE_PID="$(cat "$WORK/azurite.pid")"; PIDS+=("$AZURITE_PID")
-(cd "$BENCH/lib" && python3 -c "import readbench, sys; readbench.wait_ports([$AZ_QUEUE_PORT, $AZ_TABLE_PORT], $AZURITE_PID, 30)") \
-  || { tail -20 "$WORK/azurite.log" >&2; exit 1; }
-
-AZURITE_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-export AzureWebJobsStorage="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$AZURITE_KEY;QueueEndpoint=http://127.0.0.1:$AZ_QUEUE_PORT/devstoreaccount1;TableEndpoint=http://127.0.0.1:$AZ_TABLE_PORT/devstoreaccount1;"
-export Ecs__AccessKeys="AKIALOCALDEVELOPMENT:local-development-secret-key-not-for-production"
-export Ecs__Region=us-east-1 Ecs__AccountId=000000000000
-export DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production
-# The worker's Azure SDK sends no User-Agent: Azurite's log then tells its requests from ours.
+bench_start_azurite --debug "$WORK/azurite-debug.log"
+bench_storage_env
 CP_URL="http://127.0.0.1:$CP_PORT"
-(
-  cd "$(dirname "$CP_DLL")"
-  export ASPNETCORE_URLS="$CP_URL" Standalone__Urls="$CP_URL"
-  export Logging__LogLevel__Default=Information Logging__LogLevel__Microsoft=Warning
-  # One line per queue/timer execution ("Function X completed message ..."), which the
-  # standalone host writes at Debug.
-  export Logging__LogLevel__Function=Debug
-  if [[ $QUICK -eq 1 ]]; then
-    export AutoScaling__MetricPeriodSeconds=30 AutoScaling__EvaluationSeconds=30
-  fi
-  start control-plane dotnet "$CP_DLL" --urls "$CP_URL"
-  echo "${PIDS[-1]}" >"$WORK/cp.pid"
-)
-CP_PID="$(cat "$WORK/cp.pid")"; PIDS+=("$CP_PID")
+CP_ENV=("${BENCH_CP_COUNTING_ENV[@]}")
+if [[ $QUICK -eq 1 ]]; then
+  CP_ENV+=(AutoScaling__MetricPeriodSeconds=30 AutoScaling__EvaluationSeconds=30)
+fi
+bench_start_control_plane "$CP_URL" "${CP_ENV[@]}"
 
 WORKER_MEMORY=4096
-mkdir -p "$WORK/worker-state"
-(
-  cd "$(dirname "$WORKER_DLL")"
-  export AZURE_TELEMETRY_DISABLED=true
-  export Worker__Cluster="$CLUSTER" Worker__InstanceId="$INSTANCE_ID" Worker__StateDirectory="$WORK/worker-state"
-  export Worker__MemoryMiB=$WORKER_MEMORY Worker__Cpu=8192
-  if [[ $QUICK -eq 1 ]]; then
-    export Worker__MetricsSampleSeconds=10 Worker__MetricsPeriodSeconds=30
-  fi
-  # The task metadata endpoint costs no storage; off, so a Docker bridge without a gateway cannot stop the run.
-  export Worker__MetadataPort=-1
-  export Logging__LogLevel__Default=Information Logging__LogLevel__Microsoft=Warning
-  # Single-line, time-stamped console lines, as the control plane writes them (to read the timeline).
-  export Logging__Console__FormatterName=simple Logging__Console__FormatterOptions__SingleLine=true
-  export Logging__Console__FormatterOptions__TimestampFormat="HH:mm:ss.fff "
-  start worker dotnet "$WORKER_DLL"
-  echo "${PIDS[-1]}" >"$WORK/worker.pid"
-)
-WORKER_PID="$(cat "$WORK/worker.pid")"; PIDS+=("$WORKER_PID")
+# The task metadata endpoint costs no storage; off, so a Docker bridge without a gateway cannot stop the run.
+WORKER_ENV=("${BENCH_WORKER_COUNTING_ENV[@]}" Worker__MemoryMiB=$WORKER_MEMORY Worker__Cpu=8192 Worker__MetadataPort=-1)
+if [[ $QUICK -eq 1 ]]; then
+  WORKER_ENV+=(Worker__MetricsSampleSeconds=10 Worker__MetricsPeriodSeconds=30)
+fi
+bench_start_worker "$CLUSTER" "$INSTANCE_ID" "${WORKER_ENV[@]}"
 
 cd "$BENCH/lib"
-echo "  waiting for the control plane at $CP_URL"
-python3 -c "import readbench; readbench.wait_ready('$CP_URL', 120)" \
-  || { echo "--- last lines of control-plane.log:" >&2; tail -30 "$WORK/control-plane.log" >&2; exit 1; }
+bench_wait_ready "$CP_URL"
 
 mkdir -p "$BENCH/results"
 OUT="$BENCH/results/autoscaling.md" JSON="$BENCH/results/autoscaling.json"

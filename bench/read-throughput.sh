@@ -16,8 +16,7 @@
 #   --keep-logs      keep the work directory (server logs, request files) after the run
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BENCH="$REPO/bench"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 BUILD=1 OURS_URL="" MOTO_URL="" KEEP_LOGS=0
 RUN_ARGS=()
 while [[ $# -gt 0 ]]; do
@@ -33,90 +32,30 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-for tool in wrk python3 moto_server azurite dotnet; do
-  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
+bench_require wrk python3 moto_server azurite dotnet
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/ecs-read-bench.XXXXXX")"
-PIDS=()
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  # Each server runs in its own session (setsid), so its process group holds exactly what we
-  # started: azurite's node, dotnet, moto's python and any children they spawned.
-  for pid in "${PIDS[@]}"; do
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  done
-  if [[ $rc -ne 0 || $KEEP_LOGS -eq 1 ]]; then
-    echo "logs and request files kept in $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT INT TERM
-
-# Distinct free ports, taken while all are held so two calls cannot return the same one.
-read -r AZ_QUEUE_PORT AZ_TABLE_PORT OURS_PORT MOTO_PORT < <(python3 - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(4)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-EOF
-)
-
-start() {  # start NAME command... : runs in its own session, logs to $WORK/NAME.log
-  local name="$1"; shift
-  setsid "$@" >"$WORK/$name.log" 2>&1 &
-  PIDS+=("$!")
-  local command="$*"
-  echo "  started $name (pid $!): ${command%%$'\n'*}"
-}
+bench_workdir ecs-read-bench
+# Each server runs in its own session (setsid), so its process group holds exactly what we
+# started: azurite's node, dotnet, moto's python and any children they spawned.
+BENCH_LOGS_NAME="logs and request files"
+read -r AZ_QUEUE_PORT AZ_TABLE_PORT OURS_PORT MOTO_PORT < <(bench_free_ports 4)
 
 echo "== setup (work directory $WORK)"
 AZURITE_PID=""
 if [[ -z "$OURS_URL" ]]; then
   if [[ $BUILD -eq 1 ]]; then
-    # Only what is measured (Functions and the Core it references): a test project that does
-    # not compile at the moment must not stop a benchmark of the server.
-    echo "  dotnet build -c Release src/Functions"
-    dotnet build -c Release "$REPO/src/Functions/Serverless.Functions.csproj" -nologo -v quiet \
-      >"$WORK/build.log" 2>&1 \
-      || { tail -40 "$WORK/build.log" >&2; echo "build failed (log: $WORK/build.log)" >&2; exit 1; }
+    # Only what is measured (Functions and the Core it references).
+    bench_build src/Functions/Serverless.Functions.csproj
   fi
-  DLL="$REPO/src/Functions/bin/Release/net10.0/Serverless.Functions.dll"
-  [[ -f "$DLL" ]] || { echo "missing $DLL (run without --no-build)" >&2; exit 1; }
+  bench_require_files "$CP_DLL"
 
-  cd "$WORK"   # azurite writes its debug and extent files to the working directory
-  start azurite azurite --inMemoryPersistence --silent --skipApiVersionCheck --loose --disableTelemetry \
-    --blobPort 0 --queuePort "$AZ_QUEUE_PORT" --tablePort "$AZ_TABLE_PORT"
-  AZURITE_PID="${PIDS[-1]}"
-  python3 "$BENCH/lib/readbench.py" wait-port --pid "$AZURITE_PID" "$AZ_QUEUE_PORT" "$AZ_TABLE_PORT" \
-    || { tail -20 "$WORK/azurite.log" >&2; exit 1; }
-
-  AZURITE_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+  bench_start_azurite
+  bench_storage_env
   OURS_URL="http://127.0.0.1:$OURS_PORT"
-  (
-    cd "$REPO/src/Functions/bin/Release/net10.0"
-    export AzureWebJobsStorage="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$AZURITE_KEY;QueueEndpoint=http://127.0.0.1:$AZ_QUEUE_PORT/devstoreaccount1;TableEndpoint=http://127.0.0.1:$AZ_TABLE_PORT/devstoreaccount1;"
-    export Ecs__AccessKeys="AKIALOCALDEVELOPMENT:local-development-secret-key-not-for-production"
-    export Ecs__Region=us-east-1 Ecs__AccountId=000000000000
-    # The seeded tasks sit on a container instance no worker serves: keep the health sweep from
-    # retiring it (and stopping its tasks) in the middle of the run.
-    export Ecs__AgentLostAfterSeconds=86400
-    export ASPNETCORE_URLS="$OURS_URL" Standalone__Urls="$OURS_URL"
-    export Logging__LogLevel__Default=Warning Logging__LogLevel__Microsoft=Warning
-    export DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production
-    start ours dotnet "$DLL" --urls "$OURS_URL"
-    echo "${PIDS[-1]}" >"$WORK/ours.pid"
-  )
-  PIDS+=("$(cat "$WORK/ours.pid")")
+  # The seeded tasks sit on a container instance no worker serves: keep the health sweep from
+  # retiring it (and stopping its tasks) in the middle of the run.
+  bench_start_control_plane "$OURS_URL" Ecs__AgentLostAfterSeconds=86400 \
+    Logging__LogLevel__Default=Warning Logging__LogLevel__Microsoft=Warning
 else
   echo "  ours: using the running server at $OURS_URL"
 fi
@@ -125,7 +64,7 @@ if [[ -z "$MOTO_URL" ]]; then
   MOTO_URL="http://127.0.0.1:$MOTO_PORT"
   # moto_server's own entry point with Werkzeug's per-request access log muted: ours logs
   # at Warning, so neither server pays for a log line per request.
-  start moto python3 -c 'import logging, sys
+  bench_start moto -- python3 -c 'import logging, sys
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 from moto.server import main
 main(sys.argv[1:])' -H 127.0.0.1 -p "$MOTO_PORT"
@@ -134,14 +73,12 @@ else
 fi
 
 cd "$BENCH/lib"
-for server in "ours $OURS_URL" "moto $MOTO_URL"; do
-  set -- $server
-  echo "  waiting for $1 at $2"
-  if ! python3 readbench.py wait "$2" --timeout 120; then
-    [[ -f "$WORK/$1.log" ]] && { echo "--- last lines of $1.log:" >&2; tail -30 "$WORK/$1.log" >&2; }
-    exit 1
-  fi
-done
+bench_wait_ready "$OURS_URL" "$WORK/control-plane.log"
+echo "  waiting for moto at $MOTO_URL"
+if ! python3 readbench.py wait "$MOTO_URL" --timeout 120; then
+  [[ -f "$WORK/moto.log" ]] && { echo "--- last lines of moto.log:" >&2; tail -30 "$WORK/moto.log" >&2; }
+  exit 1
+fi
 
 echo "== seeding both servers through boto3"
 python3 readbench.py seed "$OURS_URL" & SEED_OURS=$!

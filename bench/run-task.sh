@@ -27,8 +27,7 @@
 #                 shares the engine's cores, then weighs on both); off: raw runs alone (as before)
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BENCH="$REPO/bench"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 BUILD=1 KEEP_LOGS=0
 RUN_ARGS=()
 while [[ $# -gt 0 ]]; do
@@ -45,117 +44,41 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-for tool in python3 azurite dotnet docker; do
-  command -v "$tool" >/dev/null || { echo "missing: $tool (bash scripts/install-deps.sh)" >&2; exit 1; }
-done
-docker info >/dev/null 2>&1 || { echo "the Docker engine does not answer (bash scripts/install-deps.sh starts it)" >&2; exit 1; }
-docker image inspect local/busybox:latest >/dev/null 2>&1 \
-  || { echo "missing image local/busybox:latest (bash scripts/install-deps.sh makes it)" >&2; exit 1; }
+bench_require python3 azurite dotnet docker
+bench_require_docker
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/ecs-runtask-bench.XXXXXX")"
+bench_workdir ecs-runtask-bench
 RUN_ID="$(python3 -c 'import uuid; print(uuid.uuid4().hex[:10])')"
 CLUSTER="bench-runtask-$RUN_ID"
 INSTANCE_ID="$(python3 -c 'import uuid; print(uuid.uuid4().hex)')"
-PIDS=()
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  # Each process runs in its own session (setsid): its process group is exactly what we started.
-  for pid in "${PIDS[@]}"; do
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  done
-  # Containers of this run only: the engine is shared. The worker leaves its containers running
-  # when it stops (the next start would adopt them), so they go here.
-  local ids
-  ids="$( { docker ps -aq --filter "label=com.amazonaws.ecs.cluster=$CLUSTER";
-            docker ps -aq --filter "label=bench-run-task=$RUN_ID"; } 2>/dev/null | sort -u)"
-  [[ -n "$ids" ]] && docker rm -f $ids >/dev/null 2>&1 || true
-  if [[ $rc -ne 0 || $KEEP_LOGS -eq 1 ]]; then
-    echo "logs kept in $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT INT TERM
-
-read -r AZ_QUEUE_PORT AZ_TABLE_PORT OURS_PORT < <(python3 - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-EOF
-)
-
-start() {  # start NAME command... : runs in its own session, logs to $WORK/NAME.log
-  local name="$1"; shift
-  setsid "$@" >"$WORK/$name.log" 2>&1 &
-  PIDS+=("$!")
-  echo "  started $name (pid $!)"
-}
+# Containers of this run only (the worker's and the raw ones).
+BENCH_CONTAINER_FILTERS=("label=com.amazonaws.ecs.cluster=$CLUSTER" "label=bench-run-task=$RUN_ID")
+read -r AZ_QUEUE_PORT AZ_TABLE_PORT OURS_PORT < <(bench_free_ports 3)
 
 echo "== setup (work directory $WORK, cluster $CLUSTER)"
 if [[ $BUILD -eq 1 ]]; then
-  # Only what is measured: a test project that does not compile at the moment cannot stop it.
-  for project in src/Functions/Serverless.Functions.csproj src/Worker/Serverless.Worker.csproj; do
-    echo "  dotnet build -c Release $project"
-    dotnet build -c Release "$REPO/$project" -nologo -v quiet >>"$WORK/build.log" 2>&1 \
-      || { tail -40 "$WORK/build.log" >&2; echo "build failed (log: $WORK/build.log)" >&2; exit 1; }
-  done
+  bench_build src/Functions/Serverless.Functions.csproj src/Worker/Serverless.Worker.csproj
 fi
-CP_DIR="$REPO/src/Functions/bin/Release/net10.0"
-WORKER_DIR="$REPO/src/Worker/bin/Release/net10.0"
-for dll in "$CP_DIR/Serverless.Functions.dll" "$WORKER_DIR/Serverless.Worker.dll"; do
-  [[ -f "$dll" ]] || { echo "missing $dll (run without --no-build)" >&2; exit 1; }
-done
+bench_require_files "$CP_DLL" "$WORKER_DLL"
 
-cd "$WORK"   # azurite writes its extent files to the working directory
-start azurite azurite --inMemoryPersistence --silent --skipApiVersionCheck --loose --disableTelemetry \
-  --blobPort 0 --queuePort "$AZ_QUEUE_PORT" --tablePort "$AZ_TABLE_PORT" --debug "$WORK/azurite-debug.log"
-AZURITE_PID="${PIDS[-1]}"
-python3 "$BENCH/lib/readbench.py" wait-port --pid "$AZURITE_PID" "$AZ_QUEUE_PORT" "$AZ_TABLE_PORT" \
-  || { tail -20 "$WORK/azurite.log" >&2; exit 1; }
-
-AZURITE_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-export AzureWebJobsStorage="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$AZURITE_KEY;QueueEndpoint=http://127.0.0.1:$AZ_QUEUE_PORT/devstoreaccount1;TableEndpoint=http://127.0.0.1:$AZ_TABLE_PORT/devstoreaccount1;"
-export Ecs__AccessKeys="AKIALOCALDEVELOPMENT:local-development-secret-key-not-for-production"
-export Ecs__Region=us-east-1 Ecs__AccountId=000000000000
-export DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production
+bench_start_azurite --debug "$WORK/azurite-debug.log"
+bench_storage_env
 OURS_URL="http://127.0.0.1:$OURS_PORT"
 
 # The control plane at its default log level (host.json: Information: one line per API call and
 # per applied task report), plus the standalone host's per-invocation lines of its queue and timer
 # functions (category Function.<name>, Debug), which count function executions.
-cd "$CP_DIR"
-start control-plane env "Logging__LogLevel__Function=Debug" \
-  ASPNETCORE_URLS="$OURS_URL" Standalone__Urls="$OURS_URL" \
-  dotnet "$CP_DIR/Serverless.Functions.dll" --urls "$OURS_URL"
-CP_PID="${PIDS[-1]}"
+bench_start_control_plane "$OURS_URL" Logging__LogLevel__Function=Debug
 cd "$BENCH/lib"
-if ! python3 readbench.py wait "$OURS_URL" --timeout 120; then
-  tail -30 "$WORK/control-plane.log" >&2; exit 1
-fi
+bench_wait_ready "$OURS_URL"
 python3 runtask.py setup "$OURS_URL" --cluster "$CLUSTER"
 
 # The worker with its defaults. AZURE_TELEMETRY_DISABLED drops the Azure SDK's User-Agent header
 # from its storage requests: that is how Azurite's log tells them from the control plane's.
 # Single-line timestamped logs (like the control plane's) and heartbeat lines (Debug) let the
 # driver follow it without calling the API.
-cd "$WORKER_DIR"
-mkdir -p "$WORK/worker-state"
-start worker env AZURE_TELEMETRY_DISABLED=true \
-  Worker__Cluster="$CLUSTER" Worker__InstanceId="$INSTANCE_ID" Worker__StateDirectory="$WORK/worker-state" \
-  Logging__Console__FormatterName=simple Logging__Console__FormatterOptions__SingleLine=true \
-  "Logging__Console__FormatterOptions__TimestampFormat=HH:mm:ss.fff " \
-  "Logging__LogLevel__Serverless.Worker.Registration.Heartbeat=Debug" \
-  dotnet "$WORKER_DIR/Serverless.Worker.dll"
-WORKER_PID="${PIDS[-1]}"
+bench_start_worker "$CLUSTER" "$INSTANCE_ID" AZURE_TELEMETRY_DISABLED=true "${BENCH_SINGLE_LINE_LOGS[@]}" \
+  "Logging__LogLevel__Serverless.Worker.Registration.Heartbeat=Debug"
 
 cd "$BENCH/lib"
 echo "== measuring (nproc $(nproc)); the processes, the engine and the driver share these cores"

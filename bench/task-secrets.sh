@@ -7,7 +7,7 @@
 # Needs azurite on PATH, a running Docker engine and the image local/busybox:latest
 # (bash scripts/install-deps.sh). Prints a Markdown table and writes it to bench/results/task-secrets.md.
 set -euo pipefail
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 BUILD=1
 ARGS=()
 while [[ $# -gt 0 ]]; do
@@ -19,11 +19,8 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-for tool in azurite dotnet docker; do
-  command -v "$tool" >/dev/null || { echo "missing: $tool (bash scripts/install-deps.sh)" >&2; exit 1; }
-done
-docker image inspect local/busybox:latest >/dev/null 2>&1 \
-  || { echo "missing image local/busybox:latest (bash scripts/install-deps.sh makes it)" >&2; exit 1; }
+bench_require azurite dotnet docker
+bench_require_docker
 PROJECT="$REPO/bench/TaskSecrets/TaskSecretsBench.csproj"
 if [[ $BUILD -eq 1 ]]; then
   dotnet build -c Release "$PROJECT" -nologo -v quiet >/dev/null

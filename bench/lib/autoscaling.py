@@ -23,7 +23,6 @@ One cluster, one worker, 10 services of 3 small `sleep` tasks each (task CPU 128
 
 import argparse
 import datetime
-import json
 import os
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import boto3
 from botocore.config import Config
 
 import servicescale_storage as st
+from benchcommon import BenchmarkFailed, write_report
 
 IMAGE = "local/busybox:latest"
 FAMILY = "bench-as-sleep"
@@ -49,10 +49,6 @@ TASK_ARN_LABEL = "com.amazonaws.ecs.task-arn"
 METRICS_RESOURCES = {"table Metrics", "queue metrics"}
 SCALING_RESOURCES = {"table ScalingTargets", "table ScalingActivities", "table MetricAlarms", "table AlarmHistory",
                      "table ScheduledActions"}
-
-
-class BenchmarkFailed(Exception):
-    pass
 
 
 def clients(url: str):
@@ -440,13 +436,7 @@ def main() -> int:
     results["host"] = os.uname().nodename
     results["when"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["busy_note"] = os.environ.get("AUTOSCALING_BUSY_NOTE", "")
-    text = render(results)
-    print()
-    print(text)
-    with open(a.out, "w") as f:
-        f.write(text)
-    with open(a.json, "w") as f:
-        json.dump(results, f, indent=1, default=str)
+    write_report(a.out, render(results), a.json, results, indent=1)
     return 0
 
 

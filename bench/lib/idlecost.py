@@ -11,13 +11,13 @@ worker runs without one, so each request is told to its process.
 
 import argparse
 import datetime
-import json
 import os
 import sys
 import time
 
 import servicescale_storage as st
-from servicescale import BenchmarkFailed, Ecs
+from benchcommon import BenchmarkFailed, wait_worker_registered, write_report
+from servicescale import Ecs
 
 IMAGE = "local/busybox:latest"
 FAMILY = "bench-idle-sleep"
@@ -26,16 +26,7 @@ BAR_PER_HOUR = 2000
 
 def setup(ecs: Ecs, cluster: str, services: int) -> None:
     ecs.call("CreateCluster", {"clusterName": cluster})
-    deadline = time.monotonic() + 90
-    while True:
-        arns = ecs.call("ListContainerInstances", {"cluster": cluster}).get("containerInstanceArns", [])
-        if arns:
-            d = ecs.call("DescribeContainerInstances", {"cluster": cluster, "containerInstances": arns})
-            if any(i["agentConnected"] and i["status"] == "ACTIVE" for i in d["containerInstances"]):
-                break
-        if time.monotonic() > deadline:
-            raise BenchmarkFailed("the worker did not register within 90 s")
-        time.sleep(0.5)
+    wait_worker_registered(ecs, cluster, 90)
     ecs.call("RegisterTaskDefinition", {
         "family": FAMILY,
         "containerDefinitions": [{
@@ -140,13 +131,7 @@ def main() -> int:
         return 1
     results["host"] = os.uname().nodename
     results["when"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = render(results)
-    print()
-    print(text)
-    with open(a.out, "w") as f:
-        f.write(text)
-    with open(a.json, "w") as f:
-        json.dump(results, f, indent=1, default=str)
+    write_report(a.out, render(results), a.json, results, indent=1)
     return 0
 
 

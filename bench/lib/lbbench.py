@@ -22,7 +22,8 @@ import boto3
 from botocore.config import Config
 
 from openloop import percentile
-from readbench import BenchmarkFailed, CpuMeter, loud, wait_for_quiet
+from benchcommon import BenchmarkFailed, loud, write_report
+from readbench import CpuMeter, wait_for_quiet
 from signing import ACCESS_KEY, REGION, SECRET_KEY
 
 IMAGE = "local/busybox:latest"
@@ -507,14 +508,7 @@ def main() -> int:
         started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         results = Bench(args).run()
         results["started"] = started
-        report = render(results, args)
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write(report)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(results, f, indent=2, default=str)
-        print("\n" + report)
+        write_report(args.out, render(results, args), args.json, results)
     except BenchmarkFailed as e:
         loud("BENCHMARK FAILED")
         print(str(e), file=sys.stderr)

@@ -26,20 +26,17 @@ storage request; the worker sends no User-Agent, the control plane's SDK does).
 
 import argparse
 import datetime
-import http.client
 import json
 import os
-import statistics
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from urllib.parse import urlsplit
 
 import servicescale_storage as st
 from readbench import machine_cpu, tree_cpu_seconds
-from signing import sign
+from benchcommon import BenchmarkFailed, Client, median, wait_worker_registered, write_report
 
 IMAGE = "local/busybox:latest"
 GROUP = "/bench/logs"
@@ -53,51 +50,21 @@ POLL_SECONDS = 0.1
 BARS = {"ratio": 0.8, "per_1000": 5.0, "p50": 2.0}
 
 
-class BenchmarkFailed(Exception):
-    pass
-
-
 def loud(message: str) -> None:
     print(message, flush=True)
 
 
 # ---------------------------------------------------------------- the API, signed in process
 
-class Api:
-    """One keep-alive connection to an AWS JSON 1.1 endpoint; each request signed right before it goes."""
-
-    def __init__(self, url: str, target_prefix: str, service: str):
-        self.url, self.prefix, self.service = url, target_prefix, service
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname, parts.port
-        self.conn = None
-
+class Api(Client):
     def call(self, action: str, params: dict, timeout: float = 60, ok_errors: tuple = ()) -> dict:
-        request = sign(self.url, action, params, target_prefix=self.prefix, service=self.service)
-        for attempt in (1, 2):
-            try:
-                if self.conn is None:
-                    self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-                self.conn.putrequest("POST", "/", skip_host=True, skip_accept_encoding=True)
-                for name, value in request.headers:
-                    self.conn.putheader(name, value)
-                self.conn.putheader("Content-Length", str(len(request.body)))
-                self.conn.endheaders(request.body)
-                response = self.conn.getresponse()
-                body = response.read()
-                break
-            except (OSError, http.client.HTTPException):
-                if self.conn is not None:
-                    self.conn.close()
-                self.conn = None
-                if attempt == 2:
-                    raise
+        status, body = self.send(action, params, timeout)
         answer = json.loads(body) if body else {}
-        if response.status != 200:
+        if status != 200:
             kind = str(answer.get("__type", "")).rsplit("#", 1)[-1]
             if kind in ok_errors:
                 return {"__error": kind}
-            raise BenchmarkFailed(f"{action} -> HTTP {response.status}: {body[:500]!r}")
+            raise BenchmarkFailed(f"{action} -> HTTP {status}: {body[:500]!r}")
         return answer
 
 
@@ -355,16 +322,7 @@ def latency(ecs: Api, logs: Api, az: st.AzuriteLog, events: DockerEvents, args) 
 
 def setup(ecs: Api, cluster: str, lines: int) -> None:
     ecs.call("CreateCluster", {"clusterName": cluster})
-    deadline = time.monotonic() + 120
-    while True:
-        arns = ecs.call("ListContainerInstances", {"cluster": cluster}).get("containerInstanceArns", [])
-        if arns:
-            d = ecs.call("DescribeContainerInstances", {"cluster": cluster, "containerInstances": arns})
-            if any(i["agentConnected"] and i["status"] == "ACTIVE" for i in d["containerInstances"]):
-                break
-        if time.monotonic() > deadline:
-            raise BenchmarkFailed("the worker did not register within 120 s")
-        time.sleep(0.5)
+    wait_worker_registered(ecs, cluster, 120)
 
     def define(family: str, prefix: str, script: str) -> None:
         ecs.call("RegisterTaskDefinition", {"family": family, "containerDefinitions": [{
@@ -384,10 +342,6 @@ def shipping_cost(thousand: dict) -> int:
     time bounds; the rest made the stream (PrepareAsync, once per container)."""
     ops = thousand["operations"]
     return ops.get("LogEvents Table_InsertEntity", 0) + ops.get("LogStreams Table_UpdateEntity", 0)
-
-
-def median(values):
-    return statistics.median(values) if values else float("nan")
 
 
 def render(r: dict) -> str:
@@ -499,12 +453,7 @@ def main() -> int:
         loud(f"  p50 {lat['p50']:.2f} s, p95 {lat['p95']:.2f} s over {lat['lines']} lines")
     finally:
         events.close()
-    text = render(result)
-    print(text)
-    with open(args.out, "w") as f:
-        f.write(text)
-    with open(args.json, "w") as f:
-        json.dump(result, f, indent=1)
+    write_report(args.out, render(result), args.json, result, indent=1)
     return 0
 
 

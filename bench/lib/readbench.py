@@ -9,12 +9,10 @@ read-throughput.sh starts the servers and calls these; see bench/README.md.
 """
 
 import argparse
-import datetime
 import glob
 import http.client
 import json
 import os
-import platform
 import resource
 import socket
 import subprocess
@@ -23,6 +21,7 @@ import time
 
 import openloop
 import workload
+from benchcommon import BenchmarkFailed, command_output, loud, machine_info, write_report
 from signing import sign, write_lua_requests
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,15 +30,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # % of one core used by processes outside the benchmark above which a run counts as disturbed.
 DISTURBED_CPU = 25
-
-
-class BenchmarkFailed(Exception):
-    pass
-
-
-def loud(message: str) -> None:
-    bar = "!" * 78
-    print(f"\n{bar}\n!! {message}\n{bar}\n", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- talking to a server
@@ -349,39 +339,6 @@ def measure(args) -> dict:
 
 # ---------------------------------------------------------------- the report
 
-def command_output(command: list) -> str:
-    try:
-        return subprocess.run(command, capture_output=True, text=True,
-                              timeout=20).stdout.strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.TimeoutExpired):
-        return "n/a"
-
-
-def machine_info() -> list:
-    model = "n/a"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    repo = os.path.dirname(os.path.dirname(HERE))
-    head = command_output(["git", "-C", repo, "rev-parse", "--short", "HEAD"])
-    dirty = command_output(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"])
-    return [
-        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")),
-        ("nproc", str(os.cpu_count())),
-        ("cpu", model),
-        ("memory", f"{mem_gb:.1f} GiB"),
-        ("kernel", platform.release()),
-        ("dotnet", command_output(["dotnet", "--version"])),
-        ("moto", command_output([sys.executable, "-c", "import moto; print(moto.__version__)"])),
-        ("wrk", command_output(["wrk", "--version"]).split(" [")[0]),
-        ("python", platform.python_version()),
-        ("commit", head + (" (plus uncommitted changes)" if dirty not in ("", "n/a") else "")),
-    ]
-
-
 def render(results: dict, args) -> str:
     t, l, c = results["throughput"], results["latency"], results["cpu"]
     cores = os.cpu_count() or 1
@@ -424,7 +381,10 @@ def render(results: dict, args) -> str:
             f"{idle.get('ours_backing', 0):.0f}%, moto {idle.get('moto', 0):.0f}%, other "
             f"processes {idle['other']:.0f}%."]
     out += ["", "Machine:", ""]
-    out += [f"- {k}: {v}" for k, v in machine_info()]
+    out += [f"- {k}: {v}" for k, v in machine_info([
+        ("moto", command_output([sys.executable, "-c", "import moto; print(moto.__version__)"])),
+        ("wrk", command_output(["wrk", "--version"]).split(" [")[0]),
+    ])]
     out += ["", "Caveats:", "",
             f"- wrk and the servers share the same {cores} cores; wrk's own CPU is in the "
             "table above. A server that leaves CPU idle while wrk keeps "
@@ -511,13 +471,7 @@ def main() -> int:
             warnings = bound_warnings(results, args)
             if warnings:
                 report += "\nWarnings from this run:\n\n" + "".join(f"- {w}\n" for w in warnings)
-            os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-            with open(args.out, "w") as f:
-                f.write(report)
-            if args.json:
-                with open(args.json, "w") as f:
-                    json.dump(results, f, indent=2)
-            print("\n" + report)
+            write_report(args.out, report, args.json, results)
             if warnings:
                 loud("WARNINGS (also in the report):\n!! " + "\n!! ".join(warnings))
     except BenchmarkFailed as e:

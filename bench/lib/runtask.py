@@ -10,7 +10,6 @@ bench/README.md.
 """
 
 import argparse
-import http.client
 import json
 import os
 import random
@@ -20,13 +19,12 @@ import sys
 import threading
 import time
 import uuid
-from urllib.parse import urlsplit
 
 import readbench
 import runtask_logs as logs
 import runtask_report as report
 from readbench import BenchmarkFailed, loud, tree_cpu_seconds, machine_cpu
-from signing import sign
+from benchcommon import Client, write_report
 
 IMAGE = "local/busybox:latest"
 RAW_OPTIONS = ("--memory", "32m", "--cpu-shares", "2", "--stop-timeout", "2")
@@ -41,38 +39,11 @@ DISTURBED_CPU = 50    # ... above which a measured pair counts as disturbed
 
 # ---------------------------------------------------------------- the ECS API, raw and signed
 
-class Ecs:
-    """One keep-alive connection; each request signed with botocore's SigV4Auth right before it
-    is sent (about 0.2 ms), so the client's own cost is small and the same for every sample."""
-
-    def __init__(self, url: str):
-        self.url = url
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname, parts.port
-        self.conn = None
-
+class Ecs(Client):
     def call(self, action: str, params: dict, timeout: float = 30) -> dict:
-        request = sign(self.url, action, params)
-        for attempt in (1, 2):
-            try:
-                if self.conn is None:
-                    self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-                self.conn.putrequest("POST", "/", skip_host=True, skip_accept_encoding=True)
-                for name, value in request.headers:
-                    self.conn.putheader(name, value)
-                self.conn.putheader("Content-Length", str(len(request.body)))
-                self.conn.endheaders(request.body)
-                response = self.conn.getresponse()
-                body = response.read()
-                break
-            except (OSError, http.client.HTTPException):
-                if self.conn is not None:
-                    self.conn.close()
-                self.conn = None
-                if attempt == 2:
-                    raise
-        if response.status != 200:
-            raise BenchmarkFailed(f"{action} {params} -> HTTP {response.status}: {body[:500]!r}")
+        status, body = self.send(action, params, timeout)
+        if status != 200:
+            raise BenchmarkFailed(f"{action} {params} -> HTTP {status}: {body[:500]!r}")
         return json.loads(body)
 
     def run_task(self, cluster: str, count: int = 1) -> list:
@@ -720,13 +691,7 @@ def main() -> int:
         warnings = report.warnings(bench.results, args)
         if warnings:
             text += "\nWarnings from this run:\n\n" + "".join(f"- {w}\n" for w in warnings)
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write(text)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(bench.results, f, indent=1, default=str)
-        print("\n" + text)
+        write_report(args.out, text, args.json, bench.results, indent=1)
         if warnings:
             loud("WARNINGS (also in the report):\n!! " + "\n!! ".join(warnings))
     except BenchmarkFailed as e:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import unquote, urlsplit
 
+from benchcommon import local_epoch
+
 REQUEST_MARK = "StorageContextMiddleware: RequestMethod="
 OPERATION_MARK = "DispatchMiddleware: Operation="
 END_MARK = "EndMiddleware: End response."
@@ -141,19 +143,6 @@ class LogLine:
     message: str
 
 
-def _local_epoch(h: int, m: int, s: int, ms: int, near: float) -> float:
-    """Epoch of a local wall-clock time of day, on the day that puts it nearest to `near`."""
-    tz = datetime.datetime.now().astimezone().tzinfo
-    base = datetime.datetime.fromtimestamp(near, tz)
-    best = None
-    for days in (-1, 0, 1):
-        d = (base + datetime.timedelta(days=days)).date()
-        cand = datetime.datetime(d.year, d.month, d.day, h, m, s, ms * 1000, tzinfo=tz).timestamp()
-        if best is None or abs(cand - near) < abs(best - near):
-            best = cand
-    return best
-
-
 class LogTail:
     """Follows a growing .NET console log (SimpleConsole, SingleLine, timestamps HH:mm:ss.fff)."""
 
@@ -181,7 +170,7 @@ class LogTail:
             if not m:
                 continue
             h, mi, s, ms, level, category, message = m.groups()
-            line = LogLine(_local_epoch(int(h), int(mi), int(s), int(ms), now), level, category, message)
+            line = LogLine(local_epoch(int(h), int(mi), int(s), int(ms), now), level, category, message)
             new.append(line)
         self.lines.extend(new)
         return new

@@ -1,9 +1,8 @@
 """The Markdown report of the RunTask benchmark (runtask.py collects, this renders)."""
 
-import datetime
 import os
-import platform
-import subprocess
+
+from benchcommon import command_output, machine_info
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -60,39 +59,6 @@ def stats_row(label: str, values: list) -> str:
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
-
-
-def command_output(command: list) -> str:
-    try:
-        return subprocess.run(command, capture_output=True, text=True,
-                              timeout=20).stdout.strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.TimeoutExpired):
-        return "n/a"
-
-
-def machine_info() -> list:
-    model = "n/a"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    repo = os.path.dirname(os.path.dirname(HERE))
-    head = command_output(["git", "-C", repo, "rev-parse", "--short", "HEAD"])
-    dirty = command_output(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"])
-    return [
-        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")),
-        ("nproc", str(os.cpu_count())),
-        ("cpu", model),
-        ("memory", f"{mem_gb:.1f} GiB"),
-        ("kernel", platform.release()),
-        ("dotnet", command_output(["dotnet", "--version"])),
-        ("docker engine", command_output(["docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"])),
-        ("azurite", command_output(["azurite", "--version"])),
-        ("python", platform.python_version()),
-        ("commit", head + (" (plus uncommitted changes)" if dirty not in ("", "n/a") else "")),
-    ]
 
 
 def breakdown_table(rows: list, tasks: int, per_label: str = "per task") -> list:
@@ -321,7 +287,10 @@ def render(results: dict, args) -> str:
                 "seconds; the idle numbers above are the steady state."]
     out.append("")
 
-    out += ["Machine:", ""] + [f"- {k}: {v}" for k, v in machine_info()]
+    out += ["Machine:", ""] + [f"- {k}: {v}" for k, v in machine_info([
+        ("docker engine", command_output(["docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"])),
+        ("azurite", command_output(["azurite", "--version"])),
+    ])]
     out += ["", "Caveats:", "",
             "- Azurite runs with `--debug` for the whole run (about 30 log lines per request); that "
             "costs Azurite CPU and a little latency on every storage call, ours only (raw docker "

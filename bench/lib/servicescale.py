@@ -13,22 +13,20 @@ import argparse
 import concurrent.futures
 import datetime
 import hashlib
-import http.client
 import json
 import socket
 import os
 import re
 import secrets
-import statistics
 import subprocess
 import sys
 import threading
 import time
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import servicescale_storage as st
 from readbench import machine_cpu, tree_cpu_seconds
-from signing import sign
+from benchcommon import BenchmarkFailed, Client, local_epoch, median, write_report
 
 IMAGE = "local/busybox:latest"
 FAMILY = "bench-scale-sleep"
@@ -44,43 +42,13 @@ WORKER_MAX_BATCH = 32                    # CommandLoop.MaxBatch: messages per re
 LAUNCH_BATCH = 10                        # ServiceReconciler: LaunchAsync for at most 10 at a time
 
 
-class BenchmarkFailed(Exception):
-    pass
-
-
 # ---------------------------------------------------------------- the ECS API
 
-class Ecs:
-    """One keep-alive connection; each request signed (botocore SigV4Auth) right before it goes."""
-
-    def __init__(self, url: str):
-        self.url = url
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname, parts.port
-        self.conn = None
-
+class Ecs(Client):
     def call(self, action: str, params: dict, timeout: float = 60) -> dict:
-        request = sign(self.url, action, params)
-        for attempt in (1, 2):
-            try:
-                if self.conn is None:
-                    self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-                self.conn.putrequest("POST", "/", skip_host=True, skip_accept_encoding=True)
-                for name, value in request.headers:
-                    self.conn.putheader(name, value)
-                self.conn.putheader("Content-Length", str(len(request.body)))
-                self.conn.endheaders(request.body)
-                response = self.conn.getresponse()
-                body = response.read()
-                break
-            except (OSError, http.client.HTTPException):
-                if self.conn is not None:
-                    self.conn.close()
-                self.conn = None
-                if attempt == 2:
-                    raise
-        if response.status != 200:
-            raise BenchmarkFailed(f"{action} -> HTTP {response.status}: {body[:500]!r}")
+        status, body = self.send(action, params, timeout)
+        if status != 200:
+            raise BenchmarkFailed(f"{action} -> HTTP {status}: {body[:500]!r}")
         return json.loads(body)
 
 
@@ -88,19 +56,6 @@ class Ecs:
 
 # "04:56:20.721 info: Serverless.Core.Api.ApiEndpoint[0] RunTask 200 90.9 ms <request id>"
 _NET_RE = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) (\w+): ([^\[\s]+)\[\d+\] ?(.*)$")
-
-
-def _local_epoch(h: int, m: int, s: int, ms: int, near: float) -> float:
-    """Epoch of a local time of day (SimpleConsole's HH:mm:ss.fff), on the day nearest `near`."""
-    tz = datetime.datetime.now().astimezone().tzinfo
-    base = datetime.datetime.fromtimestamp(near, tz)
-    best = None
-    for days in (-1, 0, 1):
-        d = (base + datetime.timedelta(days=days)).date()
-        t = datetime.datetime(d.year, d.month, d.day, h, m, s, ms * 1000, tzinfo=tz).timestamp()
-        if best is None or abs(t - near) < abs(best - near):
-            best = t
-    return best
 
 
 class NetLog:
@@ -123,7 +78,7 @@ class NetLog:
             m = _NET_RE.match(raw)
             if m:
                 h, mi, s, ms, level, category, message = m.groups()
-                self.lines.append((_local_epoch(int(h), int(mi), int(s), int(ms), now), level, category, message))
+                self.lines.append((local_epoch(int(h), int(mi), int(s), int(ms), now), level, category, message))
 
     def window(self, start: float, end: float) -> list:
         self.poll()
@@ -218,10 +173,6 @@ class DockerEvents:
 
 
 # ---------------------------------------------------------------- the benchmark
-
-def median(values):
-    return statistics.median(values) if values else float("nan")
-
 
 class Bench:
     def __init__(self, a):
@@ -941,13 +892,7 @@ def main() -> int:
     results["when"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results["worker_memory"] = a.worker_memory
     results["docker_version"] = docker("version", "--format", "{{.Server.Version}}", check=False) or "?"
-    text = render(results)
-    print()
-    print(text)
-    with open(a.out, "w") as f:
-        f.write(text)
-    with open(a.json, "w") as f:
-        json.dump(results, f, indent=1, default=str)
+    write_report(a.out, render(results), a.json, results, indent=1)
     return 0
 
 

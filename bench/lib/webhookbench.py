@@ -27,7 +27,8 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
-from readbench import BenchmarkFailed, CpuMeter
+from benchcommon import BenchmarkFailed, setup_or_run
+from readbench import CpuMeter
 from runtask import Ecs
 from runtask_report import command_output, mean, pct
 
@@ -241,23 +242,7 @@ def main() -> int:
             p.add_argument("--azurite-pid", type=int, required=True)
             p.add_argument("--out", required=True)
             p.add_argument("--json")
-    args = parser.parse_args()
-    try:
-        if args.command == "setup":
-            setup(args)
-            return 0
-        results = Bench(args).run()
-        report = render(results, args)
-        with open(args.out, "w") as f:
-            f.write(report)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(results, f, indent=2)
-        print("\n" + report)
-        return 0
-    except BenchmarkFailed as e:
-        print(f"benchmark failed: {e}", file=sys.stderr)
-        return 1
+    return setup_or_run(parser.parse_args(), setup, Bench, render)
 
 
 if __name__ == "__main__":
