@@ -53,8 +53,9 @@ if [[ -z "$OURS_URL" ]]; then
   bench_storage_env
   OURS_URL="http://127.0.0.1:$OURS_PORT"
   # The seeded tasks sit on a container instance no worker serves: keep the health sweep from
-  # retiring it (and stopping its tasks) in the middle of the run.
-  bench_start_control_plane "$OURS_URL" Ecs__AgentLostAfterSeconds=86400 \
+  # retiring it, and the delivery sweep from stopping its never-acknowledged tasks after the
+  # 5-minute start deadline, in the middle of a slow run.
+  bench_start_control_plane "$OURS_URL" Ecs__AgentLostAfterSeconds=86400 Ecs__TaskStartDeadlineSeconds=86400 \
     Logging__LogLevel__Default=Warning Logging__LogLevel__Microsoft=Warning
 else
   echo "  ours: using the running server at $OURS_URL"
