@@ -17,6 +17,10 @@ public sealed class FaultPlaneFixture : ControlPlaneFixture
 
     protected override IReadOnlyDictionary<string, string> ControlPlaneSettings => new Dictionary<string, string>
     {
+        // The product's 3 minutes, not the other end-to-end tests' 10 s: a fault that silences a worker for
+        // a minute (storage gone) must not have its tasks taken for lost when the minute's health sweep
+        // runs between storage coming back and the worker's next heartbeat landing.
+        ["Ecs__AgentLostAfterSeconds"] = "180",
         ["Ecs__TaskStartDeadlineSeconds"] = "30",
         ["Ecs__OrphanReservationGraceSeconds"] = "30",
         ["Ecs__WakePort"] = WakePort.ToString(System.Globalization.CultureInfo.InvariantCulture),
