@@ -220,6 +220,15 @@ public class ControlPlaneFixture : IAsyncLifetime
     public string LogLinesMentioning(string text, int lines = 80)
         => string.Join('\n', Log.Split('\n').Where(l => l.Contains(text, StringComparison.Ordinal)).TakeLast(lines));
 
+    /// <summary>The last <paramref name="lines"/> lines of the running workers' logs that mention <paramref name="text"/>, for a failure message.</summary>
+    public string WorkerLogLinesMentioning(string text, int lines = 80)
+    {
+        lock (_workers)
+        {
+            return string.Join('\n', _workers.SelectMany(w => w.Log.Split('\n')).Where(l => l.Contains(text, StringComparison.Ordinal)).TakeLast(lines));
+        }
+    }
+
     /// <summary>The last <paramref name="lines"/> lines of each running worker's log, for a failure message.</summary>
     public string WorkerLogTails(int lines = 60)
     {

@@ -25,7 +25,7 @@ public sealed class TaskAdoption(TaskRunner runner, TaskStore tasks, WorkerIdent
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        var containers = await runner.ListInstanceContainersAsync(cancellationToken);
+        var containers = await runner.ListContainersFoundAtStartAsync(cancellationToken);
         // A task's pause container that was a spare carries no task label: it goes with the task
         // whose containers' names end with the same suffix (last, so the first container is the task's own).
         var spares = containers.Where(c => DockerLabels.Get(c.Labels, TaskRunner.SpareLabel) is not null).ToList();

@@ -46,11 +46,15 @@ public sealed partial class TaskRunner
     /// admits a task before it creates its containers, so this is never one of its own starts. It is
     /// removed when no task row places it on this instance; a task that is placed here, whatever its
     /// state, is left to the paths that own it (its Start or Stop, or adoption after a restart).
+    /// A container that adoption found is adoption's: the event stream starts a second before the
+    /// worker does, so it can show the <c>start</c> of a container from before this start, which
+    /// adoption is about to take over or stop.
     /// </summary>
     private async Task RemoveStrangerAsync(string dockerId, string taskArn, CancellationToken cancellationToken)
     {
         try
         {
+            if ((await _foundAtStart.Task.WaitAsync(cancellationToken)).Contains(dockerId)) return;
             var row = await _taskStore.FindAsync(_identity.Cluster, TaskIdOf(taskArn), cancellationToken);
             if (row is not null && row.ContainerInstanceId == _identity.InstanceId) return;
             if (Existing(taskArn) is not null) return;
@@ -94,6 +98,17 @@ public sealed partial class TaskRunner
                 }
             }
         }
+    }
+
+    // The containers adoption found when this worker started: theirs, not strangers.
+    private readonly TaskCompletionSource<IReadOnlySet<string>> _foundAtStart = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Adoption's list of the containers from before this start (the first, if it is tried again); strangers are told apart from them.</summary>
+    internal async Task<IList<ContainerListResponse>> ListContainersFoundAtStartAsync(CancellationToken cancellationToken)
+    {
+        var found = await ListInstanceContainersAsync(cancellationToken);
+        _foundAtStart.TrySetResult(found.Select(c => c.ID).ToHashSet(StringComparer.Ordinal));
+        return found;
     }
 
     internal async Task<IList<ContainerListResponse>> ListInstanceContainersAsync(CancellationToken cancellationToken)

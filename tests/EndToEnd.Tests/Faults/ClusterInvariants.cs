@@ -124,8 +124,15 @@ public static class ClusterInvariants
             }
             await Task.Delay(1000);
         }
-        throw new TimeoutException($"Not converged within {bound.TotalSeconds:0} s:\n{string.Join('\n', last)}\n{plane.WorkerLogTails()}");
+        throw new TimeoutException($"Not converged within {bound.TotalSeconds:0} s:\n{string.Join('\n', last)}\n{Stories(plane, last)}\n{plane.WorkerLogTails()}");
     }
+
+    /// <summary>What the control plane and the workers logged of each task a violation names: how it came to be there.</summary>
+    private static string Stories(ControlPlaneFixture plane, IEnumerable<string> violations)
+        => string.Join('\n', violations
+            .SelectMany(v => System.Text.RegularExpressions.Regex.Matches(v, "task/[^/ ]+/([0-9a-f]{32})").Select(m => m.Groups[1].Value))
+            .Distinct().Take(5)
+            .Select(id => $"--- {id}, control plane:\n{plane.LogLinesMentioning(id, 40)}\n--- {id}, workers:\n{plane.WorkerLogLinesMentioning(id, 40)}"));
 
     private static string Str(JsonNode node, string name) => node[name]?.GetValue<string>() ?? "";
 

@@ -99,6 +99,36 @@ public sealed class AdoptionDockerTests(WorkerFixture fixture, ITestOutputHelper
     }
 
     [Fact]
+    public async Task A_start_event_seen_before_adoption_leaves_the_container_to_adoption()
+    {
+        var first = await WorkerHarness.StartAsync(fixture, output);
+        var definition = await first.RegisterAsync(Family("early"));
+        var start = first.StartCommand(definition);
+        await first.Runner.StartAsync(start, false, first.Stopping);
+        await Events.WaitForStatusAsync(start.TaskArn, "RUNNING", first.Stopping);
+        var (instanceId, prefix) = (first.Identity.InstanceId, first.StoragePrefix);
+        await first.DisposeAsync();
+
+        // The restarted worker's event stream begins a second early, so it can show the start of a
+        // container from before; no row places that task here, yet the container is adoption's.
+        await using var second = await WorkerHarness.StartAsync(fixture, output, instanceId, prefix);
+        var container = (await second.ContainersAsync(start.TaskArn)).Single();
+        second.Runner.OnDockerEvent(new Message
+        {
+            Type = "container",
+            Action = "start",
+            Actor = new Actor { ID = container.ID, Attributes = new Dictionary<string, string>(container.Labels) },
+        });
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.Single(await second.ContainersAsync(start.TaskArn));
+
+        await second.Adoption.RunAsync(second.Stopping);
+        var stopped = await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", second.Stopping);
+        Assert.Equal(TaskAdoption.TaskNoLongerExists, stopped.StoppedReason);
+        await second.WaitUntilRemovedAsync(start.TaskArn);
+    }
+
+    [Fact]
     public async Task A_task_placed_here_but_never_started_is_started_and_one_whose_containers_vanished_is_reported_STOPPED()
     {
         await using var worker = await WorkerHarness.StartAsync(fixture, output);
