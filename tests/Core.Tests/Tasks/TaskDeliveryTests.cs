@@ -77,7 +77,7 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
         var instance = await _world.InstanceAsync(_token);
         var launched = Assert.Single((await _world.Launcher.LaunchAsync(_world.Launch(definition), _token)).Tasks);
         await _world.CommandsAsync(instance.Id, _token);
-        var applier = new TaskStateApplier(_world.Tasks, _world.Instances, _world.Reconcile, _world.Arns, _world.Time,
+        var applier = new TaskStateApplier(_world.Tasks, _world.Instances, _world.Launcher, _world.Reconcile, _world.Arns, _world.Time,
             Microsoft.Extensions.Logging.Abstractions.NullLogger<TaskStateApplier>.Instance);
         // The worker's first report: PENDING, what the row already says, and still its acknowledgement.
         await applier.ApplyAsync([new TaskStateChange
