@@ -209,6 +209,34 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task Between_full_sweeps_an_unreserved_running_task_is_found_when_its_worker_reports_more_tasks_than_are_reserved()
+    {
+        var definition = await _world.InitializeAsync(_token);
+        var instance = await _world.InstanceAsync(_token);
+        var launched = (await _world.Launcher.LaunchAsync(_world.Launch(definition) with { Count = 2 }, _token)).Tasks;
+        var (kept, unreserved) = (launched[0], launched[1]);
+        await _world.Instances.ReleaseAsync(_world.Cluster, instance.Id, unreserved.Id, _token);
+        foreach (var task in launched)
+            await _world.Tasks.UpdateAsync(_world.Cluster, task.Id, t => t with { LastStatus = EcsTaskStatus.Running, ObservedAt = _world.Time.GetUtcNow() }, _token);
+        _ = await _world.CommandsAsync(instance.Id, _token);
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);   // the process's full sweep, inside the grace period
+
+        // Past the grace period, not yet an hour on: the worker's count matching the reservations leaves the tasks unread.
+        _world.Time.Advance(TaskDeadlines.OrphanReservationGrace);
+        await _world.Instances.HeartbeatAsync(_world.Cluster, instance.Id, runningTasksCount: 1, pendingTasksCount: 0, _token);
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
+        Assert.Equal(EcsTaskStatus.Running, (await _world.TaskNowAsync(unreserved.Id, _token)).LastStatus);
+
+        // The worker reports both: the instance's tasks are read, and the one without a reservation stopped.
+        await _world.Instances.HeartbeatAsync(_world.Cluster, instance.Id, runningTasksCount: 2, pendingTasksCount: 0, _token);
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
+        var stopped = await _world.TaskNowAsync(unreserved.Id, _token);
+        Assert.Equal((EcsTaskStatus.Stopped, TaskDeliverySweep.UnreservedReason), (stopped.LastStatus, stopped.StoppedReason));
+        Assert.Equal((TaskCommand.Stop, _world.Arns.Task(_world.Cluster, unreserved.Id)), Assert.Single(await _world.CommandsAsync(instance.Id, _token)) is var stop ? (stop.Type, stop.TaskArn) : default);
+        Assert.Equal(EcsTaskStatus.Running, (await _world.TaskNowAsync(kept.Id, _token)).LastStatus);
+    }
+
+    [Fact]
     public async Task A_reservation_whose_task_row_never_appeared_is_released_after_the_grace_period()
     {
         var definition = await _world.InitializeAsync(_token);
