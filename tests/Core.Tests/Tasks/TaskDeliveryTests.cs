@@ -179,19 +179,27 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
         Assert.Equal(ServiceRecord.Draining, (await _world.Services.FindAsync(_world.Cluster, "web", _token))!.Status);
     }
 
-    [Fact]
-    public async Task A_running_task_whose_instance_holds_no_reservation_for_it_is_stopped_by_a_full_sweep_after_the_grace_period()
+    /// <summary>
+    /// Two RUNNING tasks on one instance, which holds a reservation for the first only: as a row
+    /// inserted beside a reservation that never landed (its control plane died), then started by a
+    /// worker that restarted (it starts what was placed on it), leaves it.
+    /// </summary>
+    private async Task<(ContainerInstanceRecord Instance, TaskRecord Kept, TaskRecord Unreserved)> RunningWithOneUnreservedAsync()
     {
         var definition = await _world.InitializeAsync(_token);
         var instance = await _world.InstanceAsync(_token);
         var launched = (await _world.Launcher.LaunchAsync(_world.Launch(definition) with { Count = 2 }, _token)).Tasks;
-        var (kept, unreserved) = (launched[0], launched[1]);
-        // A row inserted beside a reservation that never landed (its control plane died), then started by
-        // a worker that restarted (it starts what was placed on it): both are acknowledged and RUNNING.
-        await _world.Instances.ReleaseAsync(_world.Cluster, instance.Id, unreserved.Id, _token);
+        await _world.Instances.ReleaseAsync(_world.Cluster, instance.Id, launched[1].Id, _token);
         foreach (var task in launched)
             await _world.Tasks.UpdateAsync(_world.Cluster, task.Id, t => t with { LastStatus = EcsTaskStatus.Running, ObservedAt = _world.Time.GetUtcNow() }, _token);
         _ = await _world.CommandsAsync(instance.Id, _token);
+        return (instance, launched[0], launched[1]);
+    }
+
+    [Fact]
+    public async Task A_running_task_whose_instance_holds_no_reservation_for_it_is_stopped_by_a_full_sweep_after_the_grace_period()
+    {
+        var (instance, kept, unreserved) = await RunningWithOneUnreservedAsync();
 
         _world.Time.Advance(TaskDeadlines.OrphanReservationGrace - TimeSpan.FromSeconds(1));
         await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
@@ -211,14 +219,7 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
     [Fact]
     public async Task Between_full_sweeps_an_unreserved_running_task_is_found_when_its_worker_reports_more_tasks_than_are_reserved()
     {
-        var definition = await _world.InitializeAsync(_token);
-        var instance = await _world.InstanceAsync(_token);
-        var launched = (await _world.Launcher.LaunchAsync(_world.Launch(definition) with { Count = 2 }, _token)).Tasks;
-        var (kept, unreserved) = (launched[0], launched[1]);
-        await _world.Instances.ReleaseAsync(_world.Cluster, instance.Id, unreserved.Id, _token);
-        foreach (var task in launched)
-            await _world.Tasks.UpdateAsync(_world.Cluster, task.Id, t => t with { LastStatus = EcsTaskStatus.Running, ObservedAt = _world.Time.GetUtcNow() }, _token);
-        _ = await _world.CommandsAsync(instance.Id, _token);
+        var (instance, kept, unreserved) = await RunningWithOneUnreservedAsync();
         await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);   // the process's full sweep, inside the grace period
 
         // Past the grace period, not yet an hour on: the worker's count matching the reservations leaves the tasks unread.
@@ -232,7 +233,8 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
         await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
         var stopped = await _world.TaskNowAsync(unreserved.Id, _token);
         Assert.Equal((EcsTaskStatus.Stopped, TaskDeliverySweep.UnreservedReason), (stopped.LastStatus, stopped.StoppedReason));
-        Assert.Equal((TaskCommand.Stop, _world.Arns.Task(_world.Cluster, unreserved.Id)), Assert.Single(await _world.CommandsAsync(instance.Id, _token)) is var stop ? (stop.Type, stop.TaskArn) : default);
+        var stop = Assert.Single(await _world.CommandsAsync(instance.Id, _token));
+        Assert.Equal((TaskCommand.Stop, _world.Arns.Task(_world.Cluster, unreserved.Id)), (stop.Type, stop.TaskArn));
         Assert.Equal(EcsTaskStatus.Running, (await _world.TaskNowAsync(kept.Id, _token)).LastStatus);
     }
 
