@@ -92,7 +92,16 @@ public sealed class Workers(string cluster, string storage)
     // The engines of workers stopped by StopAsync(keepEngines: true), by worker number: their hosts, which outlive them.
     private readonly Dictionary<int, SimulatedEngine> _stoppedEngines = [];
 
-    public int Running => Snapshot().Sum(w => w.Engine.Running);
+    /// <summary>Containers running on every host, those of workers stopped with their engines kept included.</summary>
+    public int Running
+    {
+        get
+        {
+            List<SimulatedEngine> stopped;
+            lock (_workers) stopped = [.. _stoppedEngines.Values];
+            return Snapshot().Sum(w => w.Engine.Running) + stopped.Sum(e => e.Running);
+        }
+    }
 
     /// <summary>The container instance id of worker <paramref name="index"/> (the same at every start of it).</summary>
     public string InstanceId(int index) => _run + index.ToString("x24", CultureInfo.InvariantCulture);
