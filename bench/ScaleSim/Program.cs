@@ -72,51 +72,86 @@ try
     var services = Math.Max(1, serviceTasks / 50);
     var perService = serviceTasks / services;
     var standalone = settings.Tasks - services * perService;
-    var spread = new JsonArray(new JsonObject { ["type"] = "spread", ["field"] = "instanceId" });
-    await Parallel.ForEachAsync(Enumerable.Range(0, services), new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (i, ct) =>
-        await RetryAsync(() => diagnostics.TimeAsync("CreateService", () => api.EcsAsync("CreateService", new JsonObject
-        {
-            ["cluster"] = cluster, ["serviceName"] = $"svc-{i:D4}", ["taskDefinition"] = "sim", ["desiredCount"] = perService,
-            ["placementStrategy"] = spread.DeepClone(),
-        }, ct))));
-    // Calls of 5 rather than 10: a call places its tasks one after the other, and a loaded Azurite's
-    // latency times 10 placements came near the client's 60 s timeout (a timed-out call is made again).
-    await Parallel.ForEachAsync(Chunks(standalone, 5), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (count, ct) =>
-        await RunTasksAsync(api, diagnostics, cluster, count, ct));
-    // A standalone task that failed to start (its Start not acknowledged within the start deadline)
-    // is not replaced, as ECS does not replace one: when the count stops rising for 90 s, the
-    // shortfall is launched again, so a run does not wait for tasks that will never come.
     var toppedUp = 0;
-    var fillClock = Stopwatch.StartNew();
-    var stalled = Stopwatch.StartNew();
-    var lastRunning = -1;
-    var lastPrint = TimeSpan.Zero;
-    while (workers.Running is var now && now < settings.Tasks)
+    JsonObject? seeding = null;
+    if (settings.Seed)
     {
-        if (fillClock.Elapsed > TimeSpan.FromMinutes(settings.FillMinutes)) throw new TimeoutException($"{settings.Tasks} tasks running: not after {settings.FillMinutes} minutes ({now} running)");
-        if (now > lastRunning)
+        // The seeded fill: the state written, the hosts' containers made, the workers restarted to adopt them (Seed).
+        var names = Enumerable.Range(0, services).Select(i => $"svc-{i:D4}").ToList();
+        var seed = new Seed(probe, api, workers, cluster, settings.Instances);
+        var seedStart = meter.Take();
+        await seed.WriteAsync(names, perService, standalone, "sim", default);
+        var written = meter.Take();
+        var writtenAt = clock.Elapsed.TotalSeconds;
+        Console.WriteLine($"seeded in {writtenAt:F0} s; {meter.Total} transactions so far; the workers start again and adopt their tasks");
+        await seed.RestartAsync(services * perService, default);
+        var restarted = meter.Take();
+        var restartedAt = clock.Elapsed.TotalSeconds;
+        await seed.VerifyAsync(names, perService, TimeSpan.FromMinutes(settings.FillMinutes), default);
+        // What the fill cost, per task: the writes (with the services' API calls and the workers' stop), the
+        // workers' restart (each reads its tasks and reports them again; those reports' reconciles), the checks.
+        var steps = new[]
         {
-            lastRunning = now;
-            stalled.Restart();
-        }
-        if (stalled.Elapsed > TimeSpan.FromSeconds(90))
+            PhaseResult.Of("seeded fill: services, workers stopped, state written (per task)", written.Since(seedStart), null, settings.Tasks),
+            PhaseResult.Of("seeded fill: workers started again, adoption worked off (per task)", restarted.Since(written), null, settings.Tasks),
+            PhaseResult.Of("seeded fill: the checks until steady (per task)", meter.Take().Since(restarted), null, settings.Tasks),
+        };
+        foreach (var step in steps) Console.WriteLine(step.Line());
+        seeding = new JsonObject
         {
-            var missing = settings.Tasks - now;
-            Console.WriteLine($"  fill stalled at {now} running for 90 s: {missing} more launched with RunTask");
-            await Parallel.ForEachAsync(Chunks(missing, 5), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (count, ct) =>
-                await RunTasksAsync(api, diagnostics, cluster, count, ct));
-            toppedUp += missing;
-            stalled.Restart();
-        }
-        if (fillClock.Elapsed - lastPrint > TimeSpan.FromSeconds(15))
+            ["writeSeconds"] = Math.Round(writtenAt),
+            ["restartSeconds"] = Math.Round(restartedAt - writtenAt),
+            ["checkSeconds"] = Math.Round(clock.Elapsed.TotalSeconds - restartedAt),
+            ["steps"] = JsonSerializer.SerializeToNode(steps),
+        };
+    }
+    else
+    {
+        var spread = new JsonArray(new JsonObject { ["type"] = "spread", ["field"] = "instanceId" });
+        await Parallel.ForEachAsync(Enumerable.Range(0, services), new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (i, ct) =>
+            await RetryAsync(() => diagnostics.TimeAsync("CreateService", () => api.EcsAsync("CreateService", new JsonObject
+            {
+                ["cluster"] = cluster, ["serviceName"] = $"svc-{i:D4}", ["taskDefinition"] = "sim", ["desiredCount"] = perService,
+                ["placementStrategy"] = spread.DeepClone(),
+            }, ct))));
+        // Calls of 5 rather than 10: a call places its tasks one after the other, and a loaded Azurite's
+        // latency times 10 placements came near the client's 60 s timeout (a timed-out call is made again).
+        await Parallel.ForEachAsync(Chunks(standalone, 5), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (count, ct) =>
+            await RunTasksAsync(api, diagnostics, cluster, count, ct));
+        // A standalone task that failed to start (its Start not acknowledged within the start deadline)
+        // is not replaced, as ECS does not replace one: when the count stops rising for 90 s, the
+        // shortfall is launched again, so a run does not wait for tasks that will never come.
+        var fillClock = Stopwatch.StartNew();
+        var stalled = Stopwatch.StartNew();
+        var lastRunning = -1;
+        var lastPrint = TimeSpan.Zero;
+        while (workers.Running is var now && now < settings.Tasks)
         {
-            Console.WriteLine($"  waiting for {settings.Tasks} tasks running: {now} running after {fillClock.Elapsed.TotalSeconds:F0} s");
-            lastPrint = fillClock.Elapsed;
+            if (fillClock.Elapsed > TimeSpan.FromMinutes(settings.FillMinutes)) throw new TimeoutException($"{settings.Tasks} tasks running: not after {settings.FillMinutes} minutes ({now} running)");
+            if (now > lastRunning)
+            {
+                lastRunning = now;
+                stalled.Restart();
+            }
+            if (stalled.Elapsed > TimeSpan.FromSeconds(90))
+            {
+                var missing = settings.Tasks - now;
+                Console.WriteLine($"  fill stalled at {now} running for 90 s: {missing} more launched with RunTask");
+                await Parallel.ForEachAsync(Chunks(missing, 5), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (count, ct) =>
+                    await RunTasksAsync(api, diagnostics, cluster, count, ct));
+                toppedUp += missing;
+                stalled.Restart();
+            }
+            if (fillClock.Elapsed - lastPrint > TimeSpan.FromSeconds(15))
+            {
+                Console.WriteLine($"  waiting for {settings.Tasks} tasks running: {now} running after {fillClock.Elapsed.TotalSeconds:F0} s");
+                lastPrint = fillClock.Elapsed;
+            }
+            await Task.Delay(500);
         }
-        await Task.Delay(500);
     }
     var fillSeconds = clock.Elapsed.TotalSeconds;
-    Console.WriteLine($"{settings.Tasks} tasks running ({services} services of {perService}, {standalone} standalone, {toppedUp} launched again) in {fillSeconds:F0} s; {meter.Total} transactions so far");
+    Console.WriteLine($"{settings.Tasks} tasks running ({services} services of {perService}, {standalone} standalone, {(settings.Seed ? "seeded" : $"{toppedUp} launched again")}) in {fillSeconds:F0} s; {meter.Total} transactions so far");
     await Task.Delay(TimeSpan.FromSeconds(10));
 
     // Each timer once before measuring: the probe's first calls create its tables (once per process).
@@ -215,6 +250,8 @@ try
         ["operations"] = k,
         ["fillSeconds"] = Math.Round(fillSeconds),
         ["toppedUp"] = toppedUp,
+        ["fill"] = settings.Seed ? "seeded" : "api",
+        ["seeding"] = seeding,
         ["settings"] = JsonSerializer.SerializeToNode(Sim.WorkerSettings),
         ["phases"] = JsonSerializer.SerializeToNode(phases),
     };
@@ -269,22 +306,7 @@ static async Task<IReadOnlyList<string>> RunTasksAsync(SignedClient api, Diagnos
     }
 }
 
-// A loaded machine answers slowly: a call that timed out is made again (a RunTask may then launch twice; the fill counts what runs).
-static async Task<T> RetryAsync<T>(Func<Task<T>> call)
-{
-    for (var attempt = 1; ; attempt++)
-    {
-        try
-        {
-            return await call();
-        }
-        catch (Exception e) when (attempt < 5 && e is TaskCanceledException or HttpRequestException)
-        {
-            Console.WriteLine($"  retrying after: {e.Message}");
-            await Task.Delay(1000 * attempt);
-        }
-    }
-}
+static Task<T> RetryAsync<T>(Func<Task<T>> call) => Retry.CallAsync(call);
 
 static async Task<int> CountInstancesAsync(SignedClient api, string cluster)
 {

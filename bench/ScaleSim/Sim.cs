@@ -56,7 +56,7 @@ public static class Sim
 }
 
 public sealed record SimSettings(
-    int Instances, int Tasks, int Operations, int IdleSeconds, int FillMinutes, Uri AzuriteTables, Uri AzuriteQueues, string FunctionsAssembly, string Out, int ApiPort,
+    int Instances, int Tasks, int Operations, int IdleSeconds, int FillMinutes, bool Seed, Uri AzuriteTables, Uri AzuriteQueues, string FunctionsAssembly, string Out, int ApiPort,
     IReadOnlyList<(string Name, int Pid)> Azurite, string LogDirectory)
 {
     // "<pid>" (one Azurite) or "<tables pid>,<queues pid>" (azurite-table and azurite-queue apart).
@@ -73,7 +73,7 @@ public sealed record SimSettings(
         string Get(string name, string? fallback = null) => values.TryGetValue(name, out var v) ? v : fallback ?? throw new ArgumentException($"--{name} is required");
         int Int(string name, int fallback) => int.Parse(Get(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
         return new SimSettings(
-            Int("instances", 10), Int("tasks", 100), Int("operations", 50), Int("idle", 60), Int("fill-minutes", 60),
+            Int("instances", 10), Int("tasks", 100), Int("operations", 50), Int("idle", 60), Int("fill-minutes", 60), Get("seed", "0") == "1",
             new Uri(Get("azurite-tables")), new Uri(Get("azurite-queues")), Get("functions"), Get("out", "."), Int("port", 7199),
             AzuriteProcesses(Get("azurite-pid", "")), Get("log-dir", "."));
     }
@@ -82,47 +82,89 @@ public sealed record SimSettings(
 /// <summary>Many workers in this process: each its own service graph (identity, engine, command queue, loops).</summary>
 public sealed class Workers(string cluster, string storage)
 {
-    private readonly List<(ServiceProvider Provider, List<IHostedService> Hosted, SimulatedEngine Engine)> _workers = [];
+    private readonly List<(int Index, ServiceProvider Provider, List<IHostedService> Hosted, SimulatedEngine Engine)> _workers = [];
     private readonly string _run = Guid.NewGuid().ToString("N")[..8];
 
     // One logger factory for every worker: a console logger per worker would be a console queue and
     // its thread per worker (1,000 threads at 1,000 instances) for the same console.
     private readonly ILoggerFactory _logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
 
-    public int Running => Snapshot().Sum(w => w.Engine.Running);
+    // The engines of workers stopped by StopAsync(keepEngines: true), by worker number: their hosts, which outlive them.
+    private readonly Dictionary<int, SimulatedEngine> _stoppedEngines = [];
 
-    public async Task StartAsync(int count, CancellationToken cancellationToken)
+    /// <summary>Containers running on every host, those of workers stopped with their engines kept included.</summary>
+    public int Running
+    {
+        get
+        {
+            List<SimulatedEngine> stopped;
+            lock (_workers) stopped = [.. _stoppedEngines.Values];
+            return Snapshot().Sum(w => w.Engine.Running) + stopped.Sum(e => e.Running);
+        }
+    }
+
+    /// <summary>The container instance id of worker <paramref name="index"/> (the same at every start of it).</summary>
+    public string InstanceId(int index) => _run + index.ToString("x24", CultureInfo.InvariantCulture);
+
+    /// <summary>Worker <paramref name="index"/>'s options, as every start of it has them.</summary>
+    public WorkerOptions Options(int index)
+    {
+        var options = new WorkerOptions
+        {
+            Cluster = cluster,
+            InstanceId = InstanceId(index),
+            Ec2InstanceId = $"i-sim{index:D5}",
+            Engine = "simulated",
+        };
+        var section = new ConfigurationBuilder()
+            .AddInMemoryCollection(Sim.WorkerSettings.ToDictionary(s => s.Key.Replace("__", ":", StringComparison.Ordinal), s => (string?)s.Value))
+            .Build().GetSection("Worker");
+        section.Bind(options);
+        return options;
+    }
+
+    /// <summary>The tasks running worker <paramref name="index"/> runs as its own (started or adopted); 0 when it is not running.</summary>
+    public int RunningTasks(int index)
+        => Snapshot().FirstOrDefault(w => w.Index == index) is { Provider: { } provider } ? provider.GetRequiredService<TaskRunner>().RunningCount : 0;
+
+    /// <summary>The running workers' engines, by worker number.</summary>
+    public IReadOnlyDictionary<int, SimulatedEngine> Engines() => Snapshot().ToDictionary(w => w.Index, w => w.Engine);
+
+    /// <summary>The engine (host) of a worker stopped with its engine kept, to put containers on while the worker is down.</summary>
+    public SimulatedEngine StoppedEngine(int index)
+    {
+        lock (_workers) return _stoppedEngines[index];
+    }
+
+    public Task StartAsync(int count, CancellationToken cancellationToken) => StartAsync(Enumerable.Range(0, count), cancellationToken);
+
+    /// <summary>Starts workers <paramref name="indexes"/> (again, on its engine, for a worker stopped with its engine kept).</summary>
+    public async Task StartAsync(IEnumerable<int> indexes, CancellationToken cancellationToken)
     {
         var ecs = new EcsOptions { Region = Sim.Region, AccountId = "000000000000" };
         var started = 0;
         // A few at once: each start waits on storage (its key, its registration), not on this process.
-        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (i, ct) =>
+        await Parallel.ForEachAsync(indexes, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (i, ct) =>
         {
-            var options = new WorkerOptions
-            {
-                Cluster = cluster,
-                InstanceId = _run + i.ToString("x24", CultureInfo.InvariantCulture),
-                Ec2InstanceId = $"i-sim{i:D5}",
-                Engine = "simulated",
-            };
-            var section = new ConfigurationBuilder()
-                .AddInMemoryCollection(Sim.WorkerSettings.ToDictionary(s => s.Key.Replace("__", ":", StringComparison.Ordinal), s => (string?)s.Value))
-                .Build().GetSection("Worker");
-            section.Bind(options);
             var services = new ServiceCollection();
             // Before AddLogging, which only adds a factory when none is registered; a registered instance is not disposed with the worker.
             services.AddSingleton(_logging);
             services.AddLogging();
-            services.AddWorker(options, ecs, storage);
+            services.AddWorker(Options(i), ecs, storage);
+            SimulatedEngine? kept;
+            lock (_workers) _stoppedEngines.Remove(i, out kept);
+            // A worker started again runs on the host it ran on (the engine and its containers): the
+            // last registration of SimulatedEngine is the one resolved, so the engine client gets it.
+            if (kept is not null) services.AddSingleton(kept);
             var provider = services.BuildServiceProvider();
             var hosted = provider.GetServices<IHostedService>().ToList();
             foreach (var service in hosted) await service.StartAsync(ct);
-            lock (_workers) _workers.Add((provider, hosted, provider.GetRequiredService<SimulatedEngine>()));
+            lock (_workers) _workers.Add((i, provider, hosted, provider.GetRequiredService<SimulatedEngine>()));
             if (Interlocked.Increment(ref started) % 100 == 0) Console.WriteLine($"  {started} workers started");
         });
     }
 
-    private List<(ServiceProvider Provider, List<IHostedService> Hosted, SimulatedEngine Engine)> Snapshot()
+    private List<(int Index, ServiceProvider Provider, List<IHostedService> Hosted, SimulatedEngine Engine)> Snapshot()
     {
         lock (_workers) return [.. _workers];
     }
@@ -131,7 +173,7 @@ public sealed class Workers(string cluster, string storage)
     public void ExitTasks(IReadOnlyCollection<string> taskArns)
     {
         var wanted = taskArns.ToHashSet(StringComparer.Ordinal);
-        foreach (var (provider, _, engine) in Snapshot())
+        foreach (var (_, provider, _, engine) in Snapshot())
         {
             var docker = provider.GetRequiredService<Docker.DotNet.IDockerClient>();
             var containers = docker.Containers.ListContainersAsync(new Docker.DotNet.Models.ContainersListParameters()).GetAwaiter().GetResult();
@@ -142,17 +184,24 @@ public sealed class Workers(string cluster, string storage)
         }
     }
 
-    public async Task StopAsync()
+    /// <summary>
+    /// Stops every worker (each gives its instance up, as a worker stopping cleanly does) within
+    /// <paramref name="grace"/> (2 s unless given). With <paramref name="keepEngines"/>, each
+    /// worker's engine and its containers stay, for <see cref="StartAsync"/> to start it on again.
+    /// </summary>
+    public async Task StopAsync(TimeSpan? grace = null, bool keepEngines = false)
     {
-        await Parallel.ForEachAsync(Snapshot(), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (worker, _) =>
+        var workers = Snapshot();
+        lock (_workers) _workers.Clear();
+        await Parallel.ForEachAsync(workers, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (worker, _) =>
         {
-            var (provider, hosted, _) = worker;
-            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            var (index, provider, hosted, engine) = worker;
+            using var timeout = new CancellationTokenSource(grace ?? TimeSpan.FromSeconds(2));
             foreach (var service in hosted)
             {
                 try
                 {
-                    await service.StopAsync(grace.Token);
+                    await service.StopAsync(timeout.Token);
                 }
                 catch (Exception)
                 {
@@ -160,7 +209,28 @@ public sealed class Workers(string cluster, string storage)
                 }
             }
             await provider.DisposeAsync();
+            if (keepEngines) lock (_workers) _stoppedEngines[index] = engine;
         });
+    }
+}
+
+public static class Retry
+{
+    /// <summary>A loaded machine answers slowly: a call that timed out is made again (a RunTask may then launch twice; the fill counts what runs).</summary>
+    public static async Task<T> CallAsync<T>(Func<Task<T>> call)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await call();
+            }
+            catch (Exception e) when (attempt < 5 && e is TaskCanceledException or HttpRequestException)
+            {
+                Console.WriteLine($"  retrying after: {e.Message}");
+                await Task.Delay(1000 * attempt);
+            }
+        }
     }
 }
 

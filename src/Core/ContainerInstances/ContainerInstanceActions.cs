@@ -101,7 +101,7 @@ public sealed partial class ContainerInstanceActions(
         logger.LogInformation("Registered {ContainerInstanceArn} ({Ec2InstanceId}, version {Version}) with {Cpu} cpu and {Memory} MiB",
             arns.ContainerInstance(cluster, id), registered.Ec2InstanceId, registered.Version, registered.RegisteredCpu, registered.RegisteredMemory);
         // New capacity: DAEMON services start a task on it, waiting services can place.
-        await resync.ResyncClusterAsync(cluster, cancellationToken);
+        await resync.ResyncClusterAsync(cluster, cancellationToken, newCapacity: true);
         return new JsonObject { ["containerInstance"] = ToJson(registered, includeTags: true, includeHealth: false) };
     }
 

@@ -15,19 +15,27 @@ public sealed class ServiceResync(ServiceStore services, ReconcileQueue reconcil
 {
     private const int Page = 100;
 
-    /// <summary>Enqueues a reconcile for every ACTIVE or DRAINING service of <paramref name="cluster"/> (one partition range per page).</summary>
-    public async Task<int> ResyncClusterAsync(string cluster, CancellationToken cancellationToken)
+    /// <summary>
+    /// Enqueues a reconcile for every ACTIVE or DRAINING service of <paramref name="cluster"/> (one
+    /// partition range per page). With <paramref name="newCapacity"/> (an instance registered), only
+    /// for the services new room can change: DAEMON services (a task on every instance) and those
+    /// not steady (waiting for room, or mid-rollout); a steady REPLICA service places nothing on a
+    /// new instance, and a cluster of many services would otherwise cost a reconcile of each per
+    /// registering worker (the minute's resync still looks at every service).
+    /// </summary>
+    public async Task<int> ResyncClusterAsync(string cluster, CancellationToken cancellationToken, bool newCapacity = false)
     {
         var count = 0;
         string? after = null;
         while (true)
         {
-            var (page, more) = await services.ListAsync(cluster, after, Page, null, null, cancellationToken);
+            var (listed, more) = await services.ListAsync(cluster, after, Page, null, null, cancellationToken);
+            var page = newCapacity ? listed.Where(s => !s.Steady || s.SchedulingStrategy == ServiceRecord.Daemon).ToList() : listed;
             // A page at once: this runs inside Register/DeregisterContainerInstance and UpdateContainerInstancesState.
             await Task.WhenAll(page.Select(s => reconcile.EnqueueAsync(new ServiceKey(s.Cluster, s.Name), null, cancellationToken)));
             count += page.Count;
-            if (!more || page.Count == 0) return count;
-            after = page[^1].Name;
+            if (!more || listed.Count == 0) return count;
+            after = listed[^1].Name;
         }
     }
 

@@ -114,11 +114,15 @@ public sealed class TaskDeliverySweep(
             }
         }
 
-        // A full scan also shows a live task whose instance holds no reservation for it.
-        if (last is null)
-            foreach (var task in live.Where(t => Unreserved(t, hosts, now)))
-                if (await StopUnreservedAsync(cluster, task, now, cancellationToken) && task.ServiceName is { } service)
-                    services.Add(service);
+        // A full scan also shows a live task whose instance holds no reservation for it; between
+        // full scans, an instance whose worker reports more tasks than it holds reservations for
+        // has its tasks read to find it.
+        var unreservedCandidates = last is null
+            ? live
+            : (await Task.WhenAll(hosts.Where(ReportsMoreThanReserved).Select(h => tasks.ListForInstanceAsync(cluster, h.Id, cancellationToken)))).SelectMany(t => t);
+        foreach (var task in unreservedCandidates.Where(t => Unreserved(t, hosts, now)).ToList())
+            if (await StopUnreservedAsync(cluster, task, now, cancellationToken) && task.ServiceName is { } service)
+                services.Add(service);
 
         // A full scan shows which tasks are live; otherwise what is held is what was seen live before.
         var liveIds = last is null ? live.Select(t => t.Id).ToHashSet(StringComparer.Ordinal) : null;
@@ -155,6 +159,11 @@ public sealed class TaskDeliverySweep(
 
     /// <summary>The stop reason of a task found running without a reservation (see <see cref="StopUnreservedAsync"/>).</summary>
     public const string UnreservedReason = "Task stopped: its placement did not complete (no resources were reserved for it on its container instance).";
+
+    // The worker's last heartbeat counts more tasks on it than the instance holds reservations for:
+    // one of them may run unaccounted for (also, briefly, a task stopped whose containers still stop).
+    private static bool ReportsMoreThanReserved(ContainerInstanceRecord host)
+        => host.RunningTasksCount + host.PendingTasksCount > host.Reservations.Count;
 
     // Placed on an instance (not waiting for capacity), placed longer ago than the grace period, and
     // that instance, as read before the tasks, holds no reservation for it.

@@ -441,12 +441,33 @@ public sealed class TaskLauncher(
             if (waiting is not null) await waiting.RemoveAsync(task.Cluster, task.Id, cancellationToken);
             return;
         }
-        await SendAsync(task, new TaskCommand
+        await SendAsync(task.ContainerInstanceId, task.WakeEndpoint, new TaskCommand
         {
             Type = TaskCommand.Stop,
             Cluster = task.Cluster,
             TaskArn = arns.Task(task.Cluster, task.Id),
             Reason = task.StoppedReason,
+            ReportWake = wake.Endpoint,
+        }, cancellationToken);
+    }
+
+    /// <summary>The stop reason of a task a worker runs that has no row (see <see cref="SendStopOfUnknownAsync"/>).</summary>
+    public const string UnknownTaskReason = "Task stopped: the control plane has no record of this task.";
+
+    /// <summary>
+    /// Tells a worker to stop a task it reported but that has no row: whatever left it running (a
+    /// lost write, a row removed by hand), nothing would ever stop it otherwise, and nothing accounts
+    /// for what it uses. The worker reports it STOPPED, which is then ignored like this report.
+    /// </summary>
+    public async Task SendStopOfUnknownAsync(string cluster, string containerInstanceId, string taskArn, CancellationToken cancellationToken)
+    {
+        var instance = await instances.FindAsync(cluster, containerInstanceId, cancellationToken);
+        await SendAsync(containerInstanceId, instance?.WakeEndpoint, new TaskCommand
+        {
+            Type = TaskCommand.Stop,
+            Cluster = cluster,
+            TaskArn = taskArn,
+            Reason = UnknownTaskReason,
             ReportWake = wake.Endpoint,
         }, cancellationToken);
     }
@@ -491,9 +512,9 @@ public sealed class TaskLauncher(
     /// (the queue could not be had, or storage refused the message); any other failure leaves it
     /// unknown whether the message was enqueued (a timeout, a connection lost, a server error).
     /// </summary>
-    private async Task SendAsync(TaskRecord task, TaskCommand command, CancellationToken cancellationToken)
+    private async Task SendAsync(string containerInstanceId, string? wakeEndpoint, TaskCommand command, CancellationToken cancellationToken)
     {
-        var name = TaskMessages.CommandQueue(task.ContainerInstanceId);
+        var name = TaskMessages.CommandQueue(containerInstanceId);
         QueueClient queue;
         try
         {
@@ -512,7 +533,7 @@ public sealed class TaskLauncher(
             // The service answered and refused: nothing was enqueued.
             throw new CommandNotSentException(e);
         }
-        wake.Send(task.WakeEndpoint, name);
+        wake.Send(wakeEndpoint, name);
     }
 
     /// <summary>A command that is certainly not on its queue (as opposed to one whose send had no clear answer).</summary>
@@ -537,7 +558,7 @@ public sealed class TaskLauncher(
             };
             // The task's secret values, sealed for its instance, go with the Start (or are stored before it).
             if (secrets is not null) start = await secrets.AttachAsync(task, start, cancellationToken);
-            await SendAsync(task, start, cancellationToken);
+            await SendAsync(task.ContainerInstanceId, task.WakeEndpoint, start, cancellationToken);
             return task;
         }
         catch (Exception e) when (e is not CommandNotSentException && (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested))

@@ -11,7 +11,8 @@ namespace Serverless.Core.Tasks;
 /// frees its reservation (again, harmlessly, on a duplicate).
 /// </summary>
 public sealed class TaskStateApplier(
-    TaskStore tasks, ContainerInstanceStore instances, ReconcileQueue reconcile, Arns arns, TimeProvider time, ILogger<TaskStateApplier> logger)
+    TaskStore tasks, ContainerInstanceStore instances, TaskLauncher launcher, ReconcileQueue reconcile, Arns arns, TimeProvider time,
+    ILogger<TaskStateApplier> logger)
 {
     /// <summary>
     /// Applies one message's reports. Each is a conditional merge that never moves a task backwards,
@@ -41,7 +42,7 @@ public sealed class TaskStateApplier(
                     ? await tasks.UpdateAsync(partition.Key.Cluster, byId.Keys.Single(), t => Merge(t, byId[t.Id], now), cancellationToken) is { } one ? [one] : []
                     : await tasks.UpdateManyAsync(partition.Key.Cluster, byId.Keys, t => Merge(t, byId[t.Id], now), cancellationToken);
                 foreach (var missing in byId.Keys.Except(stored.Select(t => t.Id)))
-                    logger.LogWarning("Ignoring a state change for unknown task {TaskArn}", byId[missing].TaskArn);
+                    await StopUnknownAsync(partition.Key.Cluster, byId[missing], cancellationToken);
                 return stored.Select(t => (Task: t, Change: byId[t.Id]));
             }))).SelectMany(r => r).ToList();
 
@@ -62,6 +63,22 @@ public sealed class TaskStateApplier(
                      .Where(a => a.Task.ServiceName is not null && a.Change.LastStatus is EcsTaskStatus.Running or EcsTaskStatus.Stopped)
                      .Select(a => new ServiceKey(a.Task.Cluster, a.Task.ServiceName!)).Distinct())
             await reconcile.EnqueueAsync(service, null, cancellationToken);
+    }
+
+    /// <summary>
+    /// A report of a task that has no row: a task that still runs is told to stop (a row is written
+    /// before its Start is sent, so a worker runs a task without one only after something was lost);
+    /// a STOPPED one is the answer to that Stop, or the late report of a task long removed.
+    /// </summary>
+    private async Task StopUnknownAsync(string cluster, TaskStateChange change, CancellationToken cancellationToken)
+    {
+        if (change.LastStatus == EcsTaskStatus.Stopped || arns.ParseClusterScoped(change.ContainerInstanceArn, "container-instance") is not { } instance)
+        {
+            logger.LogWarning("Ignoring a state change for unknown task {TaskArn}", change.TaskArn);
+            return;
+        }
+        logger.LogWarning("{TaskArn} runs on {ContainerInstanceArn} but has no row: telling its worker to stop it", change.TaskArn, change.ContainerInstanceArn);
+        await launcher.SendStopOfUnknownAsync(cluster, instance.Id, change.TaskArn, cancellationToken);
     }
 
     /// <summary>

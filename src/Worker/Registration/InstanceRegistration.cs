@@ -48,9 +48,9 @@ public sealed class InstanceRegistration(
         var registered = await store.RegisterAsync(wanted, cancellationToken);
         logger.LogInformation("Registered {ContainerInstanceArn} ({Ec2InstanceId}): CPU {Cpu}, MEMORY {Memory} MiB",
             identity.ContainerInstanceArn, registered.Ec2InstanceId, registered.RegisteredCpu, registered.RegisteredMemory);
-        // What RegisterContainerInstance does in the control plane: the cluster's services look at
-        // the new capacity now (a DAEMON service starts its task here) rather than at the next resync.
-        await resync.ResyncClusterAsync(identity.Cluster, cancellationToken);
+        // What RegisterContainerInstance does in the control plane: the cluster's services that new room
+        // can change look at it now (a DAEMON service starts its task here) rather than at the next resync.
+        await resync.ResyncClusterAsync(identity.Cluster, cancellationToken, newCapacity: true);
         await WakeCapacityLoopsAsync(cancellationToken);
         return registered;
     }

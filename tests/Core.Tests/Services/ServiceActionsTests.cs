@@ -94,10 +94,16 @@ public sealed class ServiceActionsTests(AzuriteFixture azurite) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Capacity_that_joins_or_drains_makes_every_service_of_the_cluster_reconcile_at_once()
+    public async Task Capacity_that_joins_makes_the_services_it_can_change_reconcile_and_capacity_that_drains_every_service()
     {
         await CreateAsync("web");
         await CreateAsync("agent", extra: """, "schedulingStrategy": "DAEMON" """);
+        await CreateAsync("steady");
+        // A REPLICA service at rest: one COMPLETED deployment running what it wants.
+        await _tables.Services.UpdateAsync(Cluster, "steady", s => s with
+        {
+            Deployments = [s.Deployments.Single() with { RolloutState = DeploymentRolloutState.Completed, RunningCount = s.DesiredCount, PendingCount = 0 }],
+        }, _token);
         await _tables.ReconcilesAsync(_token);
 
         var registered = await CallAsync("RegisterContainerInstance", $$"""
@@ -108,7 +114,7 @@ public sealed class ServiceActionsTests(AzuriteFixture azurite) : IAsyncLifetime
 
         var instance = Str(registered["containerInstance"]!["containerInstanceArn"]);
         await CallAsync("UpdateContainerInstancesState", $$"""{"cluster":"{{Cluster}}","containerInstances":["{{instance}}"],"status":"DRAINING"}""");
-        Assert.Equal(["agent", "web"], (await _tables.ReconcilesAsync(_token)).Select(k => k.Name).Order());
+        Assert.Equal(["agent", "steady", "web"], (await _tables.ReconcilesAsync(_token)).Select(k => k.Name).Order());
 
         // Asking for the status it already has changes nothing, and wakes nobody.
         await CallAsync("UpdateContainerInstancesState", $$"""{"cluster":"{{Cluster}}","containerInstances":["{{instance}}"],"status":"DRAINING"}""");

@@ -77,7 +77,7 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
         var instance = await _world.InstanceAsync(_token);
         var launched = Assert.Single((await _world.Launcher.LaunchAsync(_world.Launch(definition), _token)).Tasks);
         await _world.CommandsAsync(instance.Id, _token);
-        var applier = new TaskStateApplier(_world.Tasks, _world.Instances, _world.Reconcile, _world.Arns, _world.Time,
+        var applier = new TaskStateApplier(_world.Tasks, _world.Instances, _world.Launcher, _world.Reconcile, _world.Arns, _world.Time,
             Microsoft.Extensions.Logging.Abstractions.NullLogger<TaskStateApplier>.Instance);
         // The worker's first report: PENDING, what the row already says, and still its acknowledgement.
         await applier.ApplyAsync([new TaskStateChange
@@ -179,19 +179,27 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
         Assert.Equal(ServiceRecord.Draining, (await _world.Services.FindAsync(_world.Cluster, "web", _token))!.Status);
     }
 
-    [Fact]
-    public async Task A_running_task_whose_instance_holds_no_reservation_for_it_is_stopped_by_a_full_sweep_after_the_grace_period()
+    /// <summary>
+    /// Two RUNNING tasks on one instance, which holds a reservation for the first only: as a row
+    /// inserted beside a reservation that never landed (its control plane died), then started by a
+    /// worker that restarted (it starts what was placed on it), leaves it.
+    /// </summary>
+    private async Task<(ContainerInstanceRecord Instance, TaskRecord Kept, TaskRecord Unreserved)> RunningWithOneUnreservedAsync()
     {
         var definition = await _world.InitializeAsync(_token);
         var instance = await _world.InstanceAsync(_token);
         var launched = (await _world.Launcher.LaunchAsync(_world.Launch(definition) with { Count = 2 }, _token)).Tasks;
-        var (kept, unreserved) = (launched[0], launched[1]);
-        // A row inserted beside a reservation that never landed (its control plane died), then started by
-        // a worker that restarted (it starts what was placed on it): both are acknowledged and RUNNING.
-        await _world.Instances.ReleaseAsync(_world.Cluster, instance.Id, unreserved.Id, _token);
+        await _world.Instances.ReleaseAsync(_world.Cluster, instance.Id, launched[1].Id, _token);
         foreach (var task in launched)
             await _world.Tasks.UpdateAsync(_world.Cluster, task.Id, t => t with { LastStatus = EcsTaskStatus.Running, ObservedAt = _world.Time.GetUtcNow() }, _token);
         _ = await _world.CommandsAsync(instance.Id, _token);
+        return (instance, launched[0], launched[1]);
+    }
+
+    [Fact]
+    public async Task A_running_task_whose_instance_holds_no_reservation_for_it_is_stopped_by_a_full_sweep_after_the_grace_period()
+    {
+        var (instance, kept, unreserved) = await RunningWithOneUnreservedAsync();
 
         _world.Time.Advance(TaskDeadlines.OrphanReservationGrace - TimeSpan.FromSeconds(1));
         await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
@@ -206,6 +214,28 @@ public sealed class TaskDeliveryTests(AzuriteFixture azurite)
         Assert.Equal((TaskCommand.Stop, _world.Arns.Task(_world.Cluster, unreserved.Id)), (stop.Type, stop.TaskArn));
         Assert.Equal(EcsTaskStatus.Running, (await _world.TaskNowAsync(kept.Id, _token)).LastStatus);
         Assert.True((await _world.InstanceNowAsync(instance.Id, _token)).HoldsReservationFor(kept.Id));
+    }
+
+    [Fact]
+    public async Task Between_full_sweeps_an_unreserved_running_task_is_found_when_its_worker_reports_more_tasks_than_are_reserved()
+    {
+        var (instance, kept, unreserved) = await RunningWithOneUnreservedAsync();
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);   // the process's full sweep, inside the grace period
+
+        // Past the grace period, not yet an hour on: the worker's count matching the reservations leaves the tasks unread.
+        _world.Time.Advance(TaskDeadlines.OrphanReservationGrace);
+        await _world.Instances.HeartbeatAsync(_world.Cluster, instance.Id, runningTasksCount: 1, pendingTasksCount: 0, _token);
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
+        Assert.Equal(EcsTaskStatus.Running, (await _world.TaskNowAsync(unreserved.Id, _token)).LastStatus);
+
+        // The worker reports both: the instance's tasks are read, and the one without a reservation stopped.
+        await _world.Instances.HeartbeatAsync(_world.Cluster, instance.Id, runningTasksCount: 2, pendingTasksCount: 0, _token);
+        await _world.Sweep.SweepClusterAsync(_world.Cluster, _token);
+        var stopped = await _world.TaskNowAsync(unreserved.Id, _token);
+        Assert.Equal((EcsTaskStatus.Stopped, TaskDeliverySweep.UnreservedReason), (stopped.LastStatus, stopped.StoppedReason));
+        var stop = Assert.Single(await _world.CommandsAsync(instance.Id, _token));
+        Assert.Equal((TaskCommand.Stop, _world.Arns.Task(_world.Cluster, unreserved.Id)), (stop.Type, stop.TaskArn));
+        Assert.Equal(EcsTaskStatus.Running, (await _world.TaskNowAsync(kept.Id, _token)).LastStatus);
     }
 
     [Fact]

@@ -19,14 +19,18 @@ public sealed class TaskStateApplierTests
     private readonly TaskStore _tasks;
     private readonly ContainerInstanceStore _instances;
     private readonly TaskStateApplier _applier;
+    private readonly StorageClients _storage;
 
     public TaskStateApplierTests(AzuriteFixture azurite)
     {
         var storage = new StorageClients(azurite.ConnectionString, new EcsOptions { StoragePrefix = TestNames.Unique("Apply") });
         _tasks = new TaskStore(storage, Arns);
         _instances = new ContainerInstanceStore(storage, Arns, _time);
-        var reconcile = new ReconcileQueue(storage, new QueueWake(NullLogger<QueueWake>.Instance));
-        _applier = new TaskStateApplier(_tasks, _instances, reconcile, Arns, _time, NullLogger<TaskStateApplier>.Instance);
+        var wake = new QueueWake(NullLogger<QueueWake>.Instance);
+        var reconcile = new ReconcileQueue(storage, wake);
+        _storage = storage;
+        var launcher = new TaskLauncher(_instances, _tasks, storage, Arns, new EcsOptions(), wake, _time, NullLogger<TaskLauncher>.Instance);
+        _applier = new TaskStateApplier(_tasks, _instances, launcher, reconcile, Arns, _time, NullLogger<TaskStateApplier>.Instance);
     }
 
     private async Task<TaskRecord> TaskAsync(string group, string instance)
@@ -82,5 +86,27 @@ public sealed class TaskStateApplierTests
         await _applier.ApplyAsync([.. message, Report(b, EcsTaskStatus.Running)], _token);
         Assert.Equal(stored!.ETag, (await _tasks.FindAsync(_cluster, b.Id, _token))!.ETag);
         Assert.Equal(after.Version, (await _instances.FindAsync(_cluster, instance.Id, _token))!.Version);
+    }
+
+    [Fact]
+    public async Task A_task_reported_running_without_a_row_is_told_to_stop_and_its_STOPPED_report_is_ignored()
+    {
+        var instance = await _instances.RegisterAsync(new ContainerInstanceRecord
+        {
+            Cluster = _cluster, Id = Guid.NewGuid().ToString("N"), Ec2InstanceId = "host", RegisteredCpu = 1024, RegisteredMemory = 1024,
+        }, _token);
+        var unknown = TaskRows.New(_cluster, "family:web", instance.Id, _time.GetUtcNow());
+        var commands = await _storage.QueueAsync(TaskMessages.CommandQueue(instance.Id), _token);
+
+        await _applier.ApplyAsync([Report(unknown, EcsTaskStatus.Running)], _token);
+        var sent = (await commands.ReceiveMessagesAsync(32, cancellationToken: _token)).Value;
+        var stop = TaskMessages.Deserialize<TaskCommand>(Assert.Single(sent).MessageText);
+        Assert.Equal(TaskCommand.Stop, stop.Type);
+        Assert.Equal(Arns.Task(_cluster, unknown.Id), stop.TaskArn);
+        Assert.Equal(TaskLauncher.UnknownTaskReason, stop.Reason);
+        Assert.Null(await _tasks.FindAsync(_cluster, unknown.Id, _token));   // no row is made up for it
+
+        await _applier.ApplyAsync([Report(unknown, EcsTaskStatus.Stopped)], _token);
+        Assert.Empty((await commands.PeekMessagesAsync(32, _token)).Value);   // the Stop above is invisible, having been received
     }
 }

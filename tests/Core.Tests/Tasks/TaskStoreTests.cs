@@ -52,4 +52,39 @@ public sealed class TaskStoreTests(AzuriteFixture azurite)
         var reread = await _tasks.FindManyAsync("c", web.Select(t => t.Id), _token);
         Assert.All(reread.Values, t => Assert.Equal("HEALTHY", t.HealthStatus));
     }
+
+    [Fact]
+    public async Task A_hundred_rows_of_one_partition_are_inserted_in_one_batch_as_they_were_given_and_no_more_or_mixed_ones()
+    {
+        var rows = Enumerable.Range(0, 100)
+            .Select(i => TaskRows.New("c", "service:seeded", $"i{i % 7}", _now) with
+            {
+                LastStatus = EcsTaskStatus.Running, StartedAt = _now, ObservedAt = _now, Cpu = 64, Memory = 32, StartedBy = "ecs-svc/1",
+                Containers = [new TaskContainer { Name = "app", Id = $"c{i}", Image = "local/sim:latest", LastStatus = EcsTaskStatus.Running, RuntimeId = $"r{i}" }],
+            })
+            .ToList();
+
+        await _tasks.InsertManyAsync(rows, _token);
+
+        var found = await _tasks.FindManyAsync("c", rows.Select(t => t.Id), _token);
+        Assert.Equal(100, found.Count);
+        Assert.All(rows, t => Assert.Equal(Columns(t), Columns(found[t.Id])));
+        // What a launch's row is found by: the service's partition, and the instance it was placed on.
+        Assert.Equal(100, (await _tasks.ListForGroupAsync("c", "service:seeded", _token)).Count);
+        var (onOne, _) = await _tasks.ListAsync("c", new TaskFilter(ContainerInstanceId: "i3", NotStopped: true), 1000, null, _token);
+        Assert.Equal(rows.Count(t => t.ContainerInstanceId == "i3"), onOne.Count);
+
+        var tooMany = Enumerable.Range(0, 101).Select(_ => TaskRows.New("c", "service:seeded", "i", _now)).ToList();
+        await Assert.ThrowsAsync<ArgumentException>(() => _tasks.InsertManyAsync(tooMany, _token));
+        var mixed = new[] { TaskRows.New("c", "service:a", "i", _now), TaskRows.New("c", "service:b", "i", _now) };
+        await Assert.ThrowsAsync<ArgumentException>(() => _tasks.InsertManyAsync(mixed, _token));
+        // All or none: a batch with a row that exists already writes nothing.
+        var again = new[] { TaskRows.New("c", "service:seeded", "i", _now), rows[0] };
+        await Assert.ThrowsAnyAsync<Exception>(() => _tasks.InsertManyAsync(again, _token));
+        Assert.Null(await _tasks.FindAsync("c", again[0].Id, _token));
+    }
+
+    // The row's stored form, whatever is not the row's own (ETag, timestamp) left out.
+    private static List<string> Columns(TaskRecord task)
+        => task.ToEntity().Where(c => c.Key is not ("odata.etag" or "Timestamp")).Select(c => $"{c.Key}={c.Value}").Order(StringComparer.Ordinal).ToList();
 }

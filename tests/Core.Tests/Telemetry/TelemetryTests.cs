@@ -93,7 +93,10 @@ public sealed class TelemetryTests(AzuriteFixture azurite)
         var cluster = TestNames.Unique("traced");
         var storage = new StorageClients(azurite.ConnectionString, new EcsOptions { StoragePrefix = TestNames.Unique("Traced") });
         var tasks = new TaskStore(storage, TaskRows.Arns);
-        var applier = new TaskStateApplier(tasks, new ContainerInstanceStore(storage, TaskRows.Arns, time),
+        var instances = new ContainerInstanceStore(storage, TaskRows.Arns, time);
+        var wake = new QueueWake(NullLogger<QueueWake>.Instance);
+        var applier = new TaskStateApplier(tasks, instances,
+            new TaskLauncher(instances, tasks, storage, TaskRows.Arns, new EcsOptions(), wake, time, NullLogger<TaskLauncher>.Instance),
             new ReconcileQueue(storage, new QueueWake(NullLogger<QueueWake>.Instance)), TaskRows.Arns, time, NullLogger<TaskStateApplier>.Instance);
         var task = await tasks.InsertAsync(TaskRows.New(cluster, "family:web", "instance", time.GetUtcNow()) with
         {

@@ -86,7 +86,9 @@ public static class ClusterInvariants
                 var reserved = Memory(instance!, "registeredResources") - Memory(instance!, "remainingResources");
                 var held = notStopped.Where(t => t["containerInstanceArn"]?.GetValue<string>() == arn)
                     .Sum(t => int.Parse(t["memory"]?.GetValue<string>() ?? "0", CultureInfo.InvariantCulture));
-                if (reserved != held) violations.Add($"instance {arn[^8..]}: {reserved} MiB reserved, tasks on it hold {held} MiB");
+                if (reserved != held)
+                    violations.Add($"instance {arn[^8..]}: {reserved} MiB reserved, tasks on it hold {held} MiB"
+                        + await UnreservedAsync(plane, cluster, arn, notStopped.Where(t => t["containerInstanceArn"]?.GetValue<string>() == arn)));
             }
         }
 
@@ -133,6 +135,17 @@ public static class ClusterInvariants
             .SelectMany(v => System.Text.RegularExpressions.Regex.Matches(v, "task/[^/ ]+/([0-9a-f]{32})").Select(m => m.Groups[1].Value))
             .Distinct().Take(5)
             .Select(id => $"--- {id}, control plane:\n{plane.LogLinesMentioning(id, 40)}\n--- {id}, workers:\n{plane.WorkerLogLinesMentioning(id, 40)}"));
+
+    /// <summary>For a failure message: which of the instance's live tasks its row holds no reservation for (read from storage: the API does not show reservations).</summary>
+    private static async Task<string> UnreservedAsync(ControlPlaneFixture plane, string cluster, string instanceArn, IEnumerable<JsonNode> live)
+    {
+        var row = await new Azure.Data.Tables.TableClient(plane.StorageConnectionString, "ContainerInstances")
+            .GetEntityIfExistsAsync<Azure.Data.Tables.TableEntity>(cluster, instanceArn[(instanceArn.LastIndexOf('/') + 1)..]);
+        if (!row.HasValue) return " (its row is gone)";
+        var reservations = string.Concat(row.Value!.Where(p => p.Key.StartsWith("Reservations", StringComparison.Ordinal)).Select(p => p.Value as string));
+        var unreserved = live.Select(t => Str(t, "taskArn")).Where(a => !reservations.Contains(a[(a.LastIndexOf('/') + 1)..], StringComparison.Ordinal)).ToList();
+        return unreserved.Count == 0 ? "" : $"; no reservation for {string.Join(", ", unreserved)}";
+    }
 
     private static string Str(JsonNode node, string name) => node[name]?.GetValue<string>() ?? "";
 

@@ -1,4 +1,5 @@
 using Docker.DotNet.Models;
+using Serverless.Core.Tasks;
 using Serverless.Worker.Docker;
 using Serverless.Worker.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -79,18 +80,24 @@ public sealed class AdoptionDockerTests(WorkerFixture fixture, ITestOutputHelper
         await second.WaitUntilRemovedAsync(start.TaskArn);
     }
 
-    [Fact]
-    public async Task Containers_of_a_task_the_control_plane_does_not_know_are_removed()
+    /// <summary>A worker that ran a task no row knows of, restarted (its adoption not run yet).</summary>
+    private async Task<(WorkerHarness Second, TaskCommand Start)> RestartedWithATaskWithoutRowAsync(string family)
     {
         var first = await WorkerHarness.StartAsync(fixture, output);
-        var definition = await first.RegisterAsync(Family("orphan"));
+        var definition = await first.RegisterAsync(Family(family));
         var start = first.StartCommand(definition);
         await first.Runner.StartAsync(start, false, first.Stopping);
         await Events.WaitForStatusAsync(start.TaskArn, "RUNNING", first.Stopping);
         var (instanceId, prefix) = (first.Identity.InstanceId, first.StoragePrefix);
         await first.DisposeAsync();
+        return (await WorkerHarness.StartAsync(fixture, output, instanceId, prefix), start);
+    }
 
-        await using var second = await WorkerHarness.StartAsync(fixture, output, instanceId, prefix);
+    [Fact]
+    public async Task Containers_of_a_task_the_control_plane_does_not_know_are_removed()
+    {
+        var (second, start) = await RestartedWithATaskWithoutRowAsync("orphan");
+        await using var _ = second;
         await second.Adoption.RunAsync(second.Stopping);
 
         var stopped = await Events.WaitForStatusAsync(start.TaskArn, "STOPPED", second.Stopping);
@@ -101,17 +108,10 @@ public sealed class AdoptionDockerTests(WorkerFixture fixture, ITestOutputHelper
     [Fact]
     public async Task A_start_event_seen_before_adoption_leaves_the_container_to_adoption()
     {
-        var first = await WorkerHarness.StartAsync(fixture, output);
-        var definition = await first.RegisterAsync(Family("early"));
-        var start = first.StartCommand(definition);
-        await first.Runner.StartAsync(start, false, first.Stopping);
-        await Events.WaitForStatusAsync(start.TaskArn, "RUNNING", first.Stopping);
-        var (instanceId, prefix) = (first.Identity.InstanceId, first.StoragePrefix);
-        await first.DisposeAsync();
-
         // The restarted worker's event stream begins a second early, so it can show the start of a
         // container from before; no row places that task here, yet the container is adoption's.
-        await using var second = await WorkerHarness.StartAsync(fixture, output, instanceId, prefix);
+        var (second, start) = await RestartedWithATaskWithoutRowAsync("early");
+        await using var _ = second;
         var container = (await second.ContainersAsync(start.TaskArn)).Single();
         second.Runner.OnDockerEvent(new Message
         {

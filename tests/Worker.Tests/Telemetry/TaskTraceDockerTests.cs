@@ -56,7 +56,7 @@ public sealed class TaskTraceDockerTests(WorkerFixture fixture, ITestOutputHelpe
         // The control plane's side, on the worker's storage: RunTask's launch and the task-events applier.
         var launcher = new TaskLauncher(worker.Instances, worker.Tasks, worker.Get<StorageClients>(), worker.Arns, worker.Get<EcsOptions>(),
             worker.Get<QueueWake>(), TimeProvider.System, NullLogger<TaskLauncher>.Instance);
-        var applier = new TaskStateApplier(worker.Tasks, worker.Instances, worker.Get<ReconcileQueue>(), worker.Arns, TimeProvider.System,
+        var applier = new TaskStateApplier(worker.Tasks, worker.Instances, launcher, worker.Get<ReconcileQueue>(), worker.Arns, TimeProvider.System,
             NullLogger<TaskStateApplier>.Instance);
         _ = worker.Commands.RunAsync(worker.Stopping);
 
