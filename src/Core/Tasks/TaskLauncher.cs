@@ -192,6 +192,21 @@ public sealed class TaskLauncher(
     {
         /// <summary>Whether <see cref="Hosts"/> came from the shared placement view (a "does not fit" is then checked on a fresh read).</summary>
         public bool Cached { get; set; }
+
+        /// <summary>Placement's decision for one task of the launch among <paramref name="instances"/> (StartTask's named one: no strategy).</summary>
+        public PlacementDecision Decide(IReadOnlyList<ContainerInstanceRecord> instances, IReadOnlyDictionary<string, int> groupCounts, DateTimeOffset now)
+            => Placement.Choose(new PlacementRequest
+            {
+                Need = Need,
+                Instances = instances,
+                GroupTasksPerInstance = groupCounts,
+                Strategies = Request.OnInstances is null ? Request.Strategies : [],
+                DistinctInstance = Request.DistinctInstance,
+                MemberOf = Request.MemberOf,
+                RequiredAttributes = Request.Definition.RequiresAttributes,
+                Now = now,
+                AgentTimeout = AgentTimeout,
+            });
     }
 
     /// <summary>How many rounds <see cref="PlaceTogetherAsync"/> tries before leaving the rest to placement one by one.</summary>
@@ -268,25 +283,14 @@ public sealed class TaskLauncher(
     /// </summary>
     private List<PlannedTask> Plan(SlotPlacement placement, List<int> slots)
     {
-        var (request, hosts, need, groupCounts, agentTimeout) = placement;
+        var (request, hosts, need, groupCounts, _) = placement;
         var view = hosts.ToList();
         var counts = new Dictionary<string, int>(groupCounts);
         var now = time.GetUtcNow();
         var planned = new List<PlannedTask>();
         foreach (var slot in slots)
         {
-            var decision = Placement.Choose(new PlacementRequest
-            {
-                Need = need,
-                Instances = view,
-                GroupTasksPerInstance = counts,
-                Strategies = request.Strategies,
-                DistinctInstance = request.DistinctInstance,
-                MemberOf = request.MemberOf,
-                RequiredAttributes = request.Definition.RequiresAttributes,
-                Now = now,
-                AgentTimeout = agentTimeout,
-            });
+            var decision = placement.Decide(view, counts, now);
             // A share's rows go in one batch, which Azure caps.
             if (!decision.Placed || planned.Count(p => p.Instance.Id == decision.Instance!.Id) == TableQueries.MaxBatchOperations) break;
             var chosen = decision.Instance!;
@@ -305,7 +309,7 @@ public sealed class TaskLauncher(
     /// </summary>
     private async Task<(TaskRecord? Task, LaunchFailure? Failure)> PlaceOneAsync(SlotPlacement placement, int slot, CancellationToken cancellationToken)
     {
-        var (request, hosts, need, groupCounts, agentTimeout) = placement;
+        var (request, hosts, need, groupCounts, _) = placement;
         var candidates = request.OnInstances is { } only ? hosts.Where(h => h.Id == only[slot]).ToList() : hosts;
         if (candidates.Count == 0 && request.OnInstances is not null)
             return (null, new LaunchFailure(arns.ContainerInstance(request.Cluster, request.OnInstances[slot]), "MISSING"));
@@ -317,18 +321,7 @@ public sealed class TaskLauncher(
         PlacementDecision? decision = null;
         for (var attempt = 0; attempt < MaxPlacementAttempts && reservedOn is null; attempt++)
         {
-            decision = Placement.Choose(new PlacementRequest
-            {
-                Need = need,
-                Instances = candidates,
-                GroupTasksPerInstance = groupCounts,
-                Strategies = request.OnInstances is null ? request.Strategies : [],
-                DistinctInstance = request.DistinctInstance,
-                MemberOf = request.MemberOf,
-                RequiredAttributes = request.Definition.RequiresAttributes,
-                Now = time.GetUtcNow(),
-                AgentTimeout = agentTimeout,
-            });
+            decision = placement.Decide(candidates, groupCounts, time.GetUtcNow());
             if (!decision.Placed && placement.Cached)
             {
                 // Decided on the shared view: see the instances as they are now before answering "no room".
