@@ -223,11 +223,20 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     /// for that task, returns <paramref name="seen"/> unchanged, so retrying a reservation is harmless.
     /// Whether the task fits is the caller's decision (<see cref="Scheduling.Placement.Choose"/>).
     /// </summary>
-    public async Task<ContainerInstanceRecord?> TryReserveAsync(ContainerInstanceRecord seen, Reservation reservation, CancellationToken cancellationToken)
+    public Task<ContainerInstanceRecord?> TryReserveAsync(ContainerInstanceRecord seen, Reservation reservation, CancellationToken cancellationToken)
+        => TryReserveAsync(seen, [reservation], cancellationToken);
+
+    /// <summary>
+    /// <see cref="TryReserveAsync(ContainerInstanceRecord, Reservation, CancellationToken)"/> for several
+    /// tasks at once: all of <paramref name="reservations"/> in one conditional write, or none.
+    /// </summary>
+    public async Task<ContainerInstanceRecord?> TryReserveAsync(
+        ContainerInstanceRecord seen, IReadOnlyList<Reservation> reservations, CancellationToken cancellationToken)
     {
-        if (seen.HoldsReservationFor(reservation.TaskId)) return seen;
+        var adding = reservations.Where(r => !seen.HoldsReservationFor(r.TaskId)).ToList();
+        if (adding.Count == 0) return seen;
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var reserved = seen with { Reservations = [.. seen.Reservations, reservation], Version = seen.Version + 1 };
+        var reserved = seen with { Reservations = [.. seen.Reservations, .. adding], Version = seen.Version + 1 };
         var written = await ReplaceAsync(table, reserved, cancellationToken);
         if (written is not null) NoteInView(written.Cluster, written.Id, written);
         return written;

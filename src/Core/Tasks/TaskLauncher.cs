@@ -44,8 +44,9 @@ public sealed record LaunchRequest
     /// <summary>StartTask: one task on each of these instances, no strategy.</summary>
     public IReadOnlyList<string>? OnInstances { get; init; }
     /// <summary>
-    /// Asked before each task is placed (a service reconcile's lease check); false places nothing
-    /// more, and the tasks placed so far are started as usual.
+    /// Asked before each step of placement (a service reconcile's lease check): before each round of
+    /// tasks placed together, and before each task placed alone; false places nothing more, and the
+    /// tasks placed so far are started as usual.
     /// </summary>
     public Func<CancellationToken, Task<bool>>? KeepPlacing { get; init; }
 }
@@ -85,12 +86,11 @@ public sealed class TaskLauncher(
     public const string NoInstancesMessage = "No Container Instances were found in your cluster.";
 
     /// <summary>
-    /// Places and starts the tasks, each task's Start sent as soon as that task is placed, while the
-    /// next is being placed: the first worker hears of its task after one placement, not after all
-    /// of them (each is a conditional write on its instance row, one after another). A failure part
-    /// way stops placing and is thrown once the Starts already on their way have been sent; the
-    /// tasks placed before it keep their rows, reservations and Starts, as they would had it come
-    /// later. <paramref name="cancellationToken"/> stops placement; a task placed is started
+    /// Places and starts the tasks, each task's Start sent as soon as that task is placed, while
+    /// others are being placed (see <see cref="PlaceTogetherAsync"/>: the tasks bound for one instance
+    /// are placed with one write on its row). A failure part way stops placing and is thrown once the
+    /// Starts already on their way have been sent; the tasks placed before it keep their rows,
+    /// reservations and Starts, as they would had it come later. <paramref name="cancellationToken"/> stops placement; a task placed is started
     /// whatever happens to the caller, since undoing a placement costs as many writes as finishing
     /// it and its Start may already be on its way.
     /// </summary>
@@ -155,7 +155,10 @@ public sealed class TaskLauncher(
         var failures = new List<LaunchFailure>();
         try
         {
-            for (var slot = 0; slot < (request.OnInstances?.Count ?? request.Count); slot++)
+            var slots = Enumerable.Range(0, request.OnInstances?.Count ?? request.Count).ToList();
+            // StartTask names an instance per task: those go one by one.
+            var alone = request.OnInstances is null ? await PlaceTogetherAsync(placement, slots, launched, placedOne, cancellationToken) : slots;
+            foreach (var slot in alone ?? [])
             {
                 if (request.KeepPlacing is { } keep && !await keep(cancellationToken)) break;
                 var (task, failure) = await PlaceOneAsync(placement, slot, cancellationToken);
@@ -189,6 +192,115 @@ public sealed class TaskLauncher(
     {
         /// <summary>Whether <see cref="Hosts"/> came from the shared placement view (a "does not fit" is then checked on a fresh read).</summary>
         public bool Cached { get; set; }
+
+        /// <summary>Placement's decision for one task of the launch among <paramref name="instances"/> (StartTask's named one: no strategy).</summary>
+        public PlacementDecision Decide(IReadOnlyList<ContainerInstanceRecord> instances, IReadOnlyDictionary<string, int> groupCounts, DateTimeOffset now)
+            => Placement.Choose(new PlacementRequest
+            {
+                Need = Need,
+                Instances = instances,
+                GroupTasksPerInstance = groupCounts,
+                Strategies = Request.OnInstances is null ? Request.Strategies : [],
+                DistinctInstance = Request.DistinctInstance,
+                MemberOf = Request.MemberOf,
+                RequiredAttributes = Request.Definition.RequiresAttributes,
+                Now = now,
+                AgentTimeout = AgentTimeout,
+            });
+    }
+
+    /// <summary>How many rounds <see cref="PlaceTogetherAsync"/> tries before leaving the rest to placement one by one.</summary>
+    private const int MaxTogetherRounds = 3;
+
+    /// <summary>One task of a round of <see cref="PlaceTogetherAsync"/>: its slot, where it goes (as last seen) and what it holds there.</summary>
+    private sealed record PlannedTask(int Slot, ContainerInstanceRecord Instance, string TaskId, Reservation Reservation);
+
+    /// <summary>
+    /// Places <paramref name="slots"/> in rounds. A round decides the tasks in turn (pure
+    /// <see cref="Placement"/>), each on the hosts as the ones before it left them, up to the first
+    /// that does not fit; then each chosen instance gets its share with one conditional write of its
+    /// row beside one batch insert of the share's rows (<see cref="ReserveAndInsertAsync"/>),
+    /// instances side by side. Ten tasks bound for one instance cost two storage calls and one round
+    /// trip, where placing them one by one cost twenty calls and ten round trips in a row. A share
+    /// whose instance changed since it was seen is decided again in the next round, on the row as it
+    /// is now. Returns the slots left for placement one by one (those that did not fit the view, which
+    /// <see cref="PlaceOneAsync"/> checks on a fresh read and answers with a reason), or null when
+    /// <see cref="LaunchRequest.KeepPlacing"/> said stop. A failed write is thrown after the round's
+    /// other shares are recorded (and handed to <paramref name="placedOne"/>).
+    /// </summary>
+    private async Task<List<int>?> PlaceTogetherAsync(
+        SlotPlacement placement, List<int> slots, List<TaskRecord> launched, Action<TaskRecord>? placedOne, CancellationToken cancellationToken)
+    {
+        var request = placement.Request;
+        for (var round = 0; round < MaxTogetherRounds && slots.Count > 0; round++)
+        {
+            if (request.KeepPlacing is { } keep && !await keep(cancellationToken)) return null;
+            var planned = Plan(placement, slots);
+            if (planned.Count == 0) break;
+            var shares = planned.GroupBy(p => p.Instance.Id).Select(g => g.ToList()).ToList();
+            var outcomes = await Task.WhenAll(shares.Select(async share =>
+            {
+                try
+                {
+                    return (Share: share, Placed: await ReserveAndInsertAsync(request, share[0].Instance,
+                        share.Select(p => (p.TaskId, p.Reservation)).ToList(), placement.Need, cancellationToken), Error: (Exception?)null);
+                }
+                catch (Exception e)
+                {
+                    return (Share: share, Placed: (ReservedOn: (ContainerInstanceRecord?)null, Inserted: (IReadOnlyList<TaskRecord>?)null), Error: e);
+                }
+            }));
+            foreach (var (share, (reservedOn, inserted), _) in outcomes)
+            {
+                var instanceId = share[0].Instance.Id;
+                if (reservedOn is null || inserted is null)
+                {
+                    // Lost the race for that instance (or its write failed): see what it holds now; its share is decided again.
+                    if (outcomes.All(o => o.Error is null))
+                        Replace(placement.Hosts, await instances.FindAsync(request.Cluster, instanceId, cancellationToken), instanceId);
+                    continue;
+                }
+                Replace(placement.Hosts, reservedOn, instanceId);
+                placement.GroupCounts[instanceId] = placement.GroupCounts.GetValueOrDefault(instanceId) + inserted.Count;
+                secrets?.NoteHolder(reservedOn);
+                foreach (var task in inserted)
+                {
+                    logger.LogInformation("Placed {TaskArn} on {InstanceArn}", arns.Task(request.Cluster, task.Id), arns.ContainerInstance(request.Cluster, instanceId));
+                    launched.Add(task);
+                    placedOne?.Invoke(task);
+                }
+                var placedSlots = share.Select(p => p.Slot).ToHashSet();
+                slots = slots.Where(s => !placedSlots.Contains(s)).ToList();
+            }
+            if (outcomes.FirstOrDefault(o => o.Error is not null).Error is { } error) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        }
+        return slots;
+    }
+
+    /// <summary>
+    /// One round's decisions: the slots in order, each decided on the hosts with the reservations and
+    /// group counts of the slots before it added, up to the first that does not fit.
+    /// </summary>
+    private List<PlannedTask> Plan(SlotPlacement placement, List<int> slots)
+    {
+        var (request, hosts, need, groupCounts, _) = placement;
+        var view = hosts.ToList();
+        var counts = new Dictionary<string, int>(groupCounts);
+        var now = time.GetUtcNow();
+        var planned = new List<PlannedTask>();
+        foreach (var slot in slots)
+        {
+            var decision = placement.Decide(view, counts, now);
+            // A share's rows go in one batch, which Azure caps.
+            if (!decision.Placed || planned.Count(p => p.Instance.Id == decision.Instance!.Id) == TableQueries.MaxBatchOperations) break;
+            var chosen = decision.Instance!;
+            var taskId = TaskIds.New(request.Group);
+            var reservation = need.ReservationFor(taskId, request.Group) with { ReservedAt = now };
+            planned.Add(new PlannedTask(slot, hosts.Single(h => h.Id == chosen.Id), taskId, reservation));
+            Replace(view, chosen with { Reservations = [.. chosen.Reservations, reservation] }, chosen.Id);
+            counts[chosen.Id] = counts.GetValueOrDefault(chosen.Id) + 1;
+        }
+        return planned;
     }
 
     /// <summary>
@@ -197,7 +309,7 @@ public sealed class TaskLauncher(
     /// </summary>
     private async Task<(TaskRecord? Task, LaunchFailure? Failure)> PlaceOneAsync(SlotPlacement placement, int slot, CancellationToken cancellationToken)
     {
-        var (request, hosts, need, groupCounts, agentTimeout) = placement;
+        var (request, hosts, need, groupCounts, _) = placement;
         var candidates = request.OnInstances is { } only ? hosts.Where(h => h.Id == only[slot]).ToList() : hosts;
         if (candidates.Count == 0 && request.OnInstances is not null)
             return (null, new LaunchFailure(arns.ContainerInstance(request.Cluster, request.OnInstances[slot]), "MISSING"));
@@ -209,18 +321,7 @@ public sealed class TaskLauncher(
         PlacementDecision? decision = null;
         for (var attempt = 0; attempt < MaxPlacementAttempts && reservedOn is null; attempt++)
         {
-            decision = Placement.Choose(new PlacementRequest
-            {
-                Need = need,
-                Instances = candidates,
-                GroupTasksPerInstance = groupCounts,
-                Strategies = request.OnInstances is null ? request.Strategies : [],
-                DistinctInstance = request.DistinctInstance,
-                MemberOf = request.MemberOf,
-                RequiredAttributes = request.Definition.RequiresAttributes,
-                Now = time.GetUtcNow(),
-                AgentTimeout = agentTimeout,
-            });
+            decision = placement.Decide(candidates, groupCounts, time.GetUtcNow());
             if (!decision.Placed && placement.Cached)
             {
                 // Decided on the shared view: see the instances as they are now before answering "no room".
@@ -241,7 +342,8 @@ public sealed class TaskLauncher(
             {
                 // The first choice: the row is inserted beside the reservation (one round trip instead of two).
                 triedBeside = true;
-                (reservedOn, inserted) = await ReserveAndInsertAsync(request, taskId, decision.Instance!, reservation, need, cancellationToken);
+                var (won, rows) = await ReserveAndInsertAsync(request, decision.Instance!, [(taskId, reservation)], need, cancellationToken);
+                (reservedOn, inserted) = (won, rows?.Single());
             }
             else
             {
@@ -283,19 +385,22 @@ public sealed class TaskLauncher(
     }
 
     /// <summary>
-    /// Reserves on <paramref name="instance"/> and inserts the task's row there at the same time.
-    /// Both or neither stand when this returns: a row whose reservation was lost (null) or failed is
-    /// deleted, a reservation whose row could not be inserted is released. Either way no Start has
-    /// been sent, so no worker has heard of the task; what a crash between the two leaves behind is
-    /// what a crash between them in sequence would: a reservation with no row (released by the
-    /// delivery sweep after its grace period) or a PENDING row with no Start and no reservation
+    /// Reserves for <paramref name="placing"/> on <paramref name="instance"/> (one conditional write)
+    /// and inserts their rows (one insert, or one batch of the group's partition) at the same time.
+    /// Both or neither stand when this returns: rows whose reservation was lost (null) or failed are
+    /// deleted, reservations whose rows could not be inserted are released. Either way no Start has
+    /// been sent, so no worker has heard of the tasks; what a crash between the two leaves behind is
+    /// what a crash between them in sequence would: reservations with no row (released by the
+    /// delivery sweep after its grace period) or PENDING rows with no Start and no reservation
     /// (stopped by the start deadline; never in a recorded answer, since the answer is written after).
     /// </summary>
-    private async Task<(ContainerInstanceRecord? ReservedOn, TaskRecord? Inserted)> ReserveAndInsertAsync(
-        LaunchRequest request, string taskId, ContainerInstanceRecord instance, Reservation reservation, TaskNeed need, CancellationToken cancellationToken)
+    private async Task<(ContainerInstanceRecord? ReservedOn, IReadOnlyList<TaskRecord>? Inserted)> ReserveAndInsertAsync(
+        LaunchRequest request, ContainerInstanceRecord instance, IReadOnlyList<(string TaskId, Reservation Reservation)> placing, TaskNeed need,
+        CancellationToken cancellationToken)
     {
-        var inserting = tasks.InsertAsync(NewTask(request, taskId, instance, need), cancellationToken);
-        var reserving = instances.TryReserveAsync(instance, reservation, cancellationToken);
+        var rows = placing.Select(p => NewTask(request, p.TaskId, instance, need)).ToList();
+        var inserting = rows.Count == 1 ? InsertOneAsync() : tasks.InsertManyAsync(rows, cancellationToken);
+        var reserving = instances.TryReserveAsync(instance, placing.Select(p => p.Reservation).ToList(), cancellationToken);
         try
         {
             await Task.WhenAll(inserting, reserving);
@@ -307,16 +412,18 @@ public sealed class TaskLauncher(
         if (!inserting.IsCompletedSuccessfully)
         {
             if (reserving.IsCompletedSuccessfully && reserving.Result is { } won)
-                await instances.ReleaseAsync(request.Cluster, won.Id, taskId, CancellationToken.None);
+                await instances.ReleaseAsync(request.Cluster, won.Id, placing.Select(p => p.TaskId).ToList(), CancellationToken.None);
             await inserting;   // its exception
         }
         if (!reserving.IsCompletedSuccessfully || reserving.Result is null)
         {
-            // Lost the race for the instance (or the write failed): the row goes before anything else.
-            await tasks.DeleteAsync(inserting.Result, CancellationToken.None);
+            // Lost the race for the instance (or the write failed): the rows go before anything else.
+            await Task.WhenAll(inserting.Result.Select(row => tasks.DeleteAsync(row, CancellationToken.None)));
             return (await reserving, null);   // the exception, or null: decide again
         }
         return (reserving.Result, inserting.Result);
+
+        async Task<IReadOnlyList<TaskRecord>> InsertOneAsync() => [await tasks.InsertAsync(rows[0], cancellationToken)];
     }
 
     /// <summary>

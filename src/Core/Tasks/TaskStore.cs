@@ -23,17 +23,20 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
     /// <summary>
     /// Inserts new task rows of one partition in one entity-group batch (at most
     /// <see cref="TableQueries.MaxBatchOperations"/>, Azure's limit; a task row is a few KiB, far
-    /// below the batch's 4 MiB): all or none. For writing a cluster's state in bulk (the scale
-    /// simulation's seeded fill, bench/ScaleSim); a launch inserts its rows one at a time beside their reservations.
+    /// below the batch's 4 MiB): all or none. Returns the tasks with their rows' ETags. A launch
+    /// inserts the tasks it places on one instance so, beside their reservation (<see cref="TaskLauncher"/>).
     /// </summary>
-    public async Task InsertManyAsync(IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<TaskRecord>> InsertManyAsync(IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
     {
-        if (tasks.Count == 0) return;
+        if (tasks.Count == 0) return [];
         if (tasks.Count > TableQueries.MaxBatchOperations) throw new ArgumentException($"At most {TableQueries.MaxBatchOperations} tasks a batch.", nameof(tasks));
         var partition = tasks[0].PartitionKey;
         if (tasks.Any(t => t.PartitionKey != partition)) throw new ArgumentException("Tasks of one partition only.", nameof(tasks));
         var table = await storage.TableAsync(TableName, cancellationToken);
-        await table.SubmitTransactionAsync(tasks.Select(t => new TableTransactionAction(TableTransactionActionType.Add, t.ToEntity())), cancellationToken);
+        var responses = (await table.SubmitTransactionAsync(
+            tasks.Select(t => new TableTransactionAction(TableTransactionActionType.Add, t.ToEntity())), cancellationToken)).Value;
+        // The batch answers each operation in order, each with its row's ETag.
+        return tasks.Select((t, i) => Remember(t with { ETag = responses[i].Headers.ETag ?? default })).ToList();
     }
 
     /// <summary>Deletes the task row as it was inserted or last read (a row changed since is left alone).</summary>

@@ -37,39 +37,42 @@ public sealed class ServiceLeaseTests(AzuriteFixture azurite) : IAsyncLifetime
     [Fact]
     public async Task A_reconcile_whose_lease_expired_and_was_taken_mid_work_places_nothing_more_and_leaves_the_new_holders_record()
     {
-        await CreateServiceAsync(desiredCount: 3);
+        // 25 tasks: three launches of at most ten, each placed in one round and preceded by a lease check.
+        await CreateServiceAsync(desiredCount: 25);
         var second = _tables.NewReconciler();
         ReconcileResult? secondResult = null;
         var fired = 0;
         var first = _tables.NewReconciler(new OnEachPlacement<TaskLauncher>(() =>
         {
             if (Interlocked.Exchange(ref fired, 1) == 1) return;
-            // The first reconcile stalls past its lease; a second control plane takes the service and converges it.
+            // After its first ten, the first reconcile stalls past its lease; a second control plane takes the service and converges it.
             _tables.Api.Time.Advance(ServiceLease.DefaultDuration + TimeSpan.FromSeconds(1));
             secondResult = Interleave(second);
         }));
 
         var result = await first.ReconcileAsync(new(_tables.Cluster, "web"), _token);
 
-        Assert.Equal(3, (await _tables.ServiceTasksAsync("web", _token)).Count);
+        Assert.Equal(25, (await _tables.ServiceTasksAsync("web", _token)).Count);
         Assert.NotNull(secondResult);
         Assert.Equal(TimeSpan.FromMilliseconds(200), result.RequeueAfter);
         var service = await _tables.Api.Services.FindAsync(_tables.Cluster, "web", _token);
         Assert.Null(service!.LeaseOwner);
-        // Both reconciles' starts are recorded: the first's one task, the second's two.
-        Assert.Contains(service.Events, e => e.Message.StartsWith("(service web) has started 1 tasks", StringComparison.Ordinal));
-        Assert.Contains(service.Events, e => e.Message.StartsWith("(service web) has started 2 tasks", StringComparison.Ordinal));
+        // Both reconciles' starts are recorded: the first's ten tasks, the second's fifteen.
+        Assert.Contains(service.Events, e => e.Message.StartsWith("(service web) has started 10 tasks", StringComparison.Ordinal));
+        Assert.Contains(service.Events, e => e.Message.StartsWith("(service web) has started 15 tasks", StringComparison.Ordinal));
     }
 
     [Fact]
     public async Task A_reconcile_that_works_longer_than_its_lease_renews_it_so_no_other_control_plane_acts_meanwhile()
     {
-        await CreateServiceAsync(desiredCount: 3);
+        await CreateServiceAsync(desiredCount: 25);
         var second = _tables.NewReconciler();
         var secondResults = new List<ReconcileResult>();
+        var placed = 0;
         var first = _tables.NewReconciler(new OnEachPlacement<TaskLauncher>(() =>
         {
-            // Each placement takes two thirds of a lease: three of them outlast one lease by far.
+            // Each launch of ten (one round of placement) takes two thirds of a lease: three of them outlast one lease by far.
+            if (placed++ % 10 != 0) return;
             _tables.Api.Time.Advance(ServiceLease.DefaultDuration * 2 / 3);
             secondResults.Add(Interleave(second));
         }));
@@ -80,7 +83,7 @@ public sealed class ServiceLeaseTests(AzuriteFixture azurite) : IAsyncLifetime
         Assert.Equal(3, secondResults.Count);
         // Each time the second control plane looked, the service was held: it backed off for at most a second.
         Assert.All(secondResults, r => Assert.True(r.RequeueAfter <= TimeSpan.FromSeconds(1), $"{r}"));
-        Assert.Equal(3, (await _tables.ServiceTasksAsync("web", _token)).Count);
+        Assert.Equal(25, (await _tables.ServiceTasksAsync("web", _token)).Count);
         Assert.Null((await _tables.Api.Services.FindAsync(_tables.Cluster, "web", _token))!.LeaseOwner);
     }
 
