@@ -90,9 +90,9 @@ public sealed class TaskLauncher(
     /// others are being placed (see <see cref="PlaceTogetherAsync"/>: the tasks bound for one instance
     /// are placed with one write on its row). A failure part way stops placing and is thrown once the
     /// Starts already on their way have been sent; the tasks placed before it keep their rows,
-    /// reservations and Starts, as they would had it come later. <paramref name="cancellationToken"/> stops placement; a task placed is started
-    /// whatever happens to the caller, since undoing a placement costs as many writes as finishing
-    /// it and its Start may already be on its way.
+    /// reservations and Starts, as they would had it come later. <paramref name="cancellationToken"/>
+    /// stops placement; a task placed is started whatever happens to the caller, since undoing a
+    /// placement costs as many writes as finishing it and its Start may already be on its way.
     /// </summary>
     public async Task<LaunchResult> LaunchAsync(LaunchRequest request, CancellationToken cancellationToken)
     {
@@ -250,14 +250,13 @@ public sealed class TaskLauncher(
                     return (Share: share, Placed: (ReservedOn: (ContainerInstanceRecord?)null, Inserted: (IReadOnlyList<TaskRecord>?)null), Error: e);
                 }
             }));
+            var lost = new List<string>();
             foreach (var (share, (reservedOn, inserted), _) in outcomes)
             {
                 var instanceId = share[0].Instance.Id;
                 if (reservedOn is null || inserted is null)
                 {
-                    // Lost the race for that instance (or its write failed): see what it holds now; its share is decided again.
-                    if (outcomes.All(o => o.Error is null))
-                        Replace(placement.Hosts, await instances.FindAsync(request.Cluster, instanceId, cancellationToken), instanceId);
+                    lost.Add(instanceId);
                     continue;
                 }
                 Replace(placement.Hosts, reservedOn, instanceId);
@@ -273,6 +272,9 @@ public sealed class TaskLauncher(
                 slots = slots.Where(s => !placedSlots.Contains(s)).ToList();
             }
             if (outcomes.FirstOrDefault(o => o.Error is not null).Error is { } error) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+            // The instances whose share lost the race, read side by side: those shares are decided again on the rows as they are now.
+            var current = await Task.WhenAll(lost.Select(id => instances.FindAsync(request.Cluster, id, cancellationToken)));
+            for (var i = 0; i < lost.Count; i++) Replace(placement.Hosts, current[i], lost[i]);
         }
         return slots;
     }
