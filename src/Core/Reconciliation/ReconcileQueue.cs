@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using Serverless.Core.Services;
 using Serverless.Core.Storage;
@@ -26,18 +27,52 @@ public sealed class ReconcileQueue(StorageClients storage, QueueWake wake, TimeP
 {
     public const string QueueName = "reconcile";
 
-    /// <summary>Enqueues a look at <paramref name="service"/>, visible after <paramref name="delay"/> (requeue-after).</summary>
+    /// <summary>How long before its due time a delayed look counts as still ahead (it cannot run before then).</summary>
+    internal static readonly TimeSpan PendingMargin = TimeSpan.FromSeconds(1);
+
+    private const int PendingPruneAbove = 10_000;
+
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
+    /// <summary>Per service, when the earliest delayed look this process enqueued and that has not come due yet comes due.</summary>
+    private readonly ConcurrentDictionary<ServiceKey, DateTimeOffset> _pending = new();
+
+    /// <summary>
+    /// Enqueues a look at <paramref name="service"/>, visible after <paramref name="delay"/> (requeue-after).
+    /// A delayed look that one this process already enqueued comes before is not enqueued again: that
+    /// one cannot run before its due time, so it reads the service as it is now or later, and asks for
+    /// the next look itself if one is still needed. During a rollout every reconcile that sees a task
+    /// still starting asks to look again at its start deadline, ~5 minutes out; without this, a
+    /// service scaled by 50 left ~45 such messages behind, each one more reconcile when it came due.
+    /// </summary>
     public async Task EnqueueAsync(ServiceKey service, TimeSpan? delay, CancellationToken cancellationToken)
     {
+        var later = delay is { } d && d > TimeSpan.Zero;
+        var now = _time.GetUtcNow();
+        var due = later ? now + delay!.Value : now;
+        if (later && _pending.TryGetValue(service, out var pending) && pending - PendingMargin > now && pending <= due) return;
+
         var queue = await storage.QueueAsync(QueueName, cancellationToken);
         var message = TaskMessages.Serialize(new ReconcileMessage { Cluster = service.Cluster, Service = service.Name, TraceParent = Telemetry.Telemetry.TraceParent });
-        var later = delay is { } d && d > TimeSpan.Zero;
         await queue.SendMessageAsync(message, visibilityTimeout: later ? delay : null, cancellationToken: cancellationToken);
         // Visible now: when this process runs the reconcile function, it need not wait for its next poll. Visible
         // later: nobody announces that moment, so this process wakes its own poller then (another control plane's
         // back-off poll finds it should this one be gone by then).
-        if (!later) wake.Local(QueueName);
-        else wake.LocalAfter(QueueName, delay!.Value, time ?? TimeProvider.System);
+        if (!later)
+        {
+            wake.Local(QueueName);
+            return;
+        }
+        wake.LocalAfter(QueueName, delay!.Value, _time);
+        // Due no later than the server makes it visible (it counts from its receipt of the send, after `now`).
+        _pending.AddOrUpdate(service, due, (_, earlier) => earlier - PendingMargin > now && earlier < due ? earlier : due);
+        if (_pending.Count > PendingPruneAbove)
+        {
+            foreach (var (key, at) in _pending)
+            {
+                if (at <= now) _pending.TryRemove(KeyValuePair.Create(key, at));
+            }
+        }
     }
 
     /// <summary>
