@@ -223,7 +223,8 @@ public sealed class TaskLauncher(
     /// instances side by side. Ten tasks bound for one instance cost two storage calls and one round
     /// trip, where placing them one by one cost twenty calls and ten round trips in a row. A share
     /// whose instance changed since it was seen is decided again in the next round, on the row as it
-    /// is now. Returns the slots left for placement one by one (those that did not fit the view, which
+    /// is now; from the second round on, a share's rows are inserted once its reservation is won (a
+    /// launch that lost a race is contended, and a lost share then costs no insert and delete). Returns the slots left for placement one by one (those that did not fit the view, which
     /// <see cref="PlaceOneAsync"/> checks on a fresh read and answers with a reason), or null when
     /// <see cref="LaunchRequest.KeepPlacing"/> said stop. A failed write is thrown after the round's
     /// other shares are recorded (and handed to <paramref name="placedOne"/>).
@@ -243,7 +244,7 @@ public sealed class TaskLauncher(
                 try
                 {
                     return (Share: share, Placed: await ReserveAndInsertAsync(request, share[0].Instance,
-                        share.Select(p => (p.TaskId, p.Reservation)).ToList(), placement.Need, cancellationToken), Error: (Exception?)null);
+                        share.Select(p => (p.TaskId, p.Reservation)).ToList(), placement.Need, beside: round == 0, cancellationToken), Error: (Exception?)null);
                 }
                 catch (Exception e)
                 {
@@ -344,7 +345,7 @@ public sealed class TaskLauncher(
             {
                 // The first choice: the row is inserted beside the reservation (one round trip instead of two).
                 triedBeside = true;
-                var (won, rows) = await ReserveAndInsertAsync(request, decision.Instance!, [(taskId, reservation)], need, cancellationToken);
+                var (won, rows) = await ReserveAndInsertAsync(request, decision.Instance!, [(taskId, reservation)], need, beside: true, cancellationToken);
                 (reservedOn, inserted) = (won, rows?.Single());
             }
             else
@@ -388,20 +389,36 @@ public sealed class TaskLauncher(
 
     /// <summary>
     /// Reserves for <paramref name="placing"/> on <paramref name="instance"/> (one conditional write)
-    /// and inserts their rows (one insert, or one batch of the group's partition) at the same time.
-    /// Both or neither stand when this returns: rows whose reservation was lost (null) or failed are
-    /// deleted, reservations whose rows could not be inserted are released. Either way no Start has
-    /// been sent, so no worker has heard of the tasks; what a crash between the two leaves behind is
-    /// what a crash between them in sequence would: reservations with no row (released by the
-    /// delivery sweep after its grace period) or PENDING rows with no Start and no reservation
-    /// (stopped by the start deadline; never in a recorded answer, since the answer is written after).
+    /// and inserts their rows (one insert, or one batch of the group's partition): with
+    /// <paramref name="beside"/>, at the same time (one round trip), else the rows only once the
+    /// reservation is won (a launch that already lost a race expects to lose again, and a lost
+    /// reservation then costs no insert and no delete). Both or neither stand when this returns: rows
+    /// whose reservation was lost (null) or failed are deleted (one batch), reservations whose rows
+    /// could not be inserted are released. Either way no Start has been sent, so no worker has heard
+    /// of the tasks; what a crash between the two leaves behind is what a crash between them in
+    /// sequence would: reservations with no row (released by the delivery sweep after its grace
+    /// period) or PENDING rows with no Start and no reservation (stopped by the start deadline; never
+    /// in a recorded answer, since the answer is written after).
     /// </summary>
     private async Task<(ContainerInstanceRecord? ReservedOn, IReadOnlyList<TaskRecord>? Inserted)> ReserveAndInsertAsync(
         LaunchRequest request, ContainerInstanceRecord instance, IReadOnlyList<(string TaskId, Reservation Reservation)> placing, TaskNeed need,
-        CancellationToken cancellationToken)
+        bool beside, CancellationToken cancellationToken)
     {
         var rows = placing.Select(p => NewTask(request, p.TaskId, instance, need)).ToList();
-        var inserting = rows.Count == 1 ? InsertOneAsync() : tasks.InsertManyAsync(rows, cancellationToken);
+        if (!beside)
+        {
+            if (await instances.TryReserveAsync(instance, placing.Select(p => p.Reservation).ToList(), cancellationToken) is not { } reserved) return (null, null);
+            try
+            {
+                return (reserved, await InsertAsync());
+            }
+            catch
+            {
+                await instances.ReleaseAsync(request.Cluster, reserved.Id, placing.Select(p => p.TaskId).ToList(), CancellationToken.None);
+                throw;
+            }
+        }
+        var inserting = InsertAsync();
         var reserving = instances.TryReserveAsync(instance, placing.Select(p => p.Reservation).ToList(), cancellationToken);
         try
         {
@@ -420,12 +437,13 @@ public sealed class TaskLauncher(
         if (!reserving.IsCompletedSuccessfully || reserving.Result is null)
         {
             // Lost the race for the instance (or the write failed): the rows go before anything else.
-            await Task.WhenAll(inserting.Result.Select(row => tasks.DeleteAsync(row, CancellationToken.None)));
+            await tasks.DeleteManyAsync(inserting.Result, CancellationToken.None);
             return (await reserving, null);   // the exception, or null: decide again
         }
         return (reserving.Result, inserting.Result);
 
-        async Task<IReadOnlyList<TaskRecord>> InsertOneAsync() => [await tasks.InsertAsync(rows[0], cancellationToken)];
+        async Task<IReadOnlyList<TaskRecord>> InsertAsync()
+            => rows.Count == 1 ? [await tasks.InsertAsync(rows[0], cancellationToken)] : await tasks.InsertManyAsync(rows, cancellationToken);
     }
 
     /// <summary>

@@ -39,6 +39,26 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
         return tasks.Select((t, i) => Remember(t with { ETag = responses[i].Headers.ETag ?? default })).ToList();
     }
 
+    /// <summary>
+    /// Deletes rows of one partition as they were inserted (<see cref="InsertManyAsync"/>) in one
+    /// entity-group batch: all or none (a row changed since fails the batch, and is left alone).
+    /// </summary>
+    public async Task DeleteManyAsync(IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
+    {
+        if (tasks.Count == 0) return;
+        if (tasks.Count == 1)
+        {
+            await DeleteAsync(tasks[0], cancellationToken);
+            return;
+        }
+        if (tasks.Count > TableQueries.MaxBatchOperations) throw new ArgumentException($"At most {TableQueries.MaxBatchOperations} tasks a batch.", nameof(tasks));
+        if (tasks.Any(t => t.PartitionKey != tasks[0].PartitionKey)) throw new ArgumentException("Tasks of one partition only.", nameof(tasks));
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        foreach (var task in tasks) _written.TryRemove((task.Cluster, task.Id), out _);
+        await table.SubmitTransactionAsync(
+            tasks.Select(t => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(t.PartitionKey, t.Id), t.ETag)), cancellationToken);
+    }
+
     /// <summary>Deletes the task row as it was inserted or last read (a row changed since is left alone).</summary>
     public async Task DeleteAsync(TaskRecord task, CancellationToken cancellationToken)
     {

@@ -2,6 +2,7 @@ using Serverless.Core.ContainerInstances;
 using Serverless.Core.Scheduling;
 using Serverless.Core.Tasks;
 using Serverless.TestSupport;
+using Serverless.TestSupport.Storage;
 
 namespace Serverless.Core.Tests.Tasks;
 
@@ -81,6 +82,54 @@ public sealed class TaskLaunchTests(AzuriteFixture azurite)
         // Nothing of the lost round is left: every row of the group is a launched task.
         var rows = await _world.Tasks.ListForGroupAsync(_world.Cluster, "family:web", _token);
         Assert.Equal(launched.Tasks.Select(t => t.Id).Order(), rows.Select(t => t.Id).Order());
+    }
+
+    [Fact]
+    public async Task A_share_that_lost_a_race_is_inserted_only_once_its_reservation_is_won()
+    {
+        var definition = await _world.InitializeAsync(_token);
+        var (first, second) = await TwoInstancesSeenThenSecondChangedAsync();
+        var elsewhere = new ContainerInstanceStore(_world.Storage, _world.Arns, _world.Time);
+        var rounds = 0;
+        var request = _world.Launch(definition) with
+        {
+            Count = 4,
+            Strategies = [new PlacementStrategy("spread", "instanceId")],
+            // Before the second round, the second instance changes again: its share loses twice.
+            KeepPlacing = async cancellationToken =>
+            {
+                if (++rounds == 2)
+                    Assert.NotNull(await elsewhere.TryReserveAsync(await _world.InstanceNowAsync(second.Id, cancellationToken),
+                        new Reservation("fedcba9876543210fedcba9876543210", 0, 64, [], []), cancellationToken));
+                return true;
+            },
+        };
+        // Batches and deletes on the Tasks table: a share's insert, or the delete of a lost share's rows.
+        var taskWrites = new List<string>();
+        azurite.Proxy.Observe = r =>
+        {
+            if (r.Service == StorageService.Table && r.Resource?.EndsWith("Tasks", StringComparison.Ordinal) == true && (r.Kind == "batch" || r.Method == "DELETE"))
+                lock (taskWrites) taskWrites.Add($"{r.Method} {r.Kind} {r.Entities}");
+        };
+        LaunchResult launched;
+        try
+        {
+            launched = await _world.Launcher.LaunchAsync(request, _token);
+        }
+        finally
+        {
+            azurite.Proxy.Observe = null;
+        }
+
+        Assert.Equal(4, launched.Tasks.Count);
+        Assert.Equal(3, rounds);
+        // First round: both shares inserted beside their reservations, the lost one's two rows deleted with one batch.
+        // Second round: the lost share's reservation is tried first, lost again: nothing written. Third: won, then inserted.
+        Assert.Equal(["POST batch 2", "POST batch 2", "POST batch 2", "POST batch 2"], taskWrites);
+        var rows = await _world.Tasks.ListForGroupAsync(_world.Cluster, "family:web", _token);
+        Assert.Equal(launched.Tasks.Select(t => t.Id).Order(), rows.Select(t => t.Id).Order());
+        var b = await _world.InstanceNowAsync(second.Id, _token);
+        Assert.Equal(4, b.Reservations.Count);   // two foreign, two of ours
     }
 
     [Fact]
