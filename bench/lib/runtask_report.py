@@ -13,7 +13,7 @@ STORAGE_BAR, EXECUTIONS_BAR = 15, 4
 SEGMENTS = [
     # (from mark, to mark, label, what it is)
     (None, "runtask_answered", "RunTask call",
-     "API: definition read beside the clientToken claim (cluster, instances: shared views), reserve beside insert task, record answer, send Start"),
+     "API: definition read beside the clientToken claim (cluster, instances: shared views), reserve beside insert task, send Start beside recording the answer"),
     ("runtask_answered", "worker_received", "wait for the worker's command-queue poll",
      "the worker polls `ci-<instance>` with back-off 100 ms doubling to 2 s (`CommandPollMaxDelayMilliseconds`)"),
     ("worker_received", "container_created", "worker to Docker's `create` event",

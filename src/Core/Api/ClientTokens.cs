@@ -11,8 +11,10 @@ namespace Serverless.Core.Api;
 /// <c>clientToken</c> idempotency, one protocol for every action that takes a token: a repeat with
 /// the same token gets the first request's response back; the same token with different parameters
 /// is refused, as ECS does. <see cref="RunOnceAsync"/> claims the token before running (an insert,
-/// so two concurrent retries cannot both run) and records the response after it. An action with a
-/// step that must not run twice (RunTask's Start) does it after the answer is recorded.
+/// so two concurrent retries cannot both run) and records the response after it. A claim whose run
+/// died before recording its answer is taken over once stale (<see cref="Claim.TookOver"/>): an
+/// action with a step that must not run twice (RunTask's Start, sent beside the answer's record)
+/// first looks for what the dead run did.
 /// </summary>
 public sealed class ClientTokens(StorageClients storage, TimeProvider time)
 {
@@ -79,11 +81,12 @@ public sealed class ClientTokens(StorageClients storage, TimeProvider time)
     /// </summary>
     public sealed class Claim
     {
-        internal Claim(TableClient table, TableEntity row, JsonObject? answer)
+        internal Claim(TableClient table, TableEntity row, JsonObject? answer, bool tookOver = false)
         {
             Table = table;
             Row = row;
             Answer = answer;
+            TookOver = tookOver;
         }
 
         internal TableClient Table { get; }
@@ -91,6 +94,12 @@ public sealed class ClientTokens(StorageClients storage, TimeProvider time)
 
         /// <summary>The answer recorded by the token's first run; null when this claim is the run.</summary>
         public JsonObject? Answer { get; }
+
+        /// <summary>
+        /// This run replaced a claim gone stale with no answer: an earlier run with the token died part
+        /// way, after doing any part of its work.
+        /// </summary>
+        public bool TookOver { get; }
     }
 
     /// <summary>
@@ -107,12 +116,13 @@ public sealed class ClientTokens(StorageClients storage, TimeProvider time)
         var key = claim.RowKey;
         var fingerprint = claim.GetString("Fingerprint");
 
+        var tookOver = false;
         for (var attempt = 0; ; attempt++)
         {
             try
             {
                 await table.AddEntityAsync(claim, cancellationToken);
-                return new Claim(table, claim, null);
+                return new Claim(table, claim, null, tookOver);
             }
             catch (RequestFailedException e) when (e.Status == 409)
             {
@@ -124,7 +134,14 @@ public sealed class ClientTokens(StorageClients storage, TimeProvider time)
                 if (time.GetUtcNow() - existing.GetDateTimeOffset("ClaimedAt") > InFlightTimeout)
                 {
                     // The first attempt died mid-way; whoever deletes the stale claim runs again.
-                    try { await table.DeleteEntityAsync(existing, existing.ETag, cancellationToken); } catch (RequestFailedException) { }
+                    try
+                    {
+                        await table.DeleteEntityAsync(existing, existing.ETag, cancellationToken);
+                        tookOver = true;
+                    }
+                    catch (RequestFailedException)
+                    {
+                    }
                     continue;
                 }
                 // Still in flight: wait for its answer, or until its claim goes stale and is taken

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
 using Serverless.Core.Api;
 using Serverless.Core.Capacity;
 using Serverless.Core.Clusters;
@@ -25,6 +26,7 @@ public sealed class TaskActions(
     TimeProvider time,
     ServiceStore services,
     ReconcileQueue reconcile,
+    ILogger<TaskActions> logger,
     ServiceTargets? targets = null) : IActionSource
 {
     public void MapActions(ActionRegistry registry)
@@ -85,38 +87,60 @@ public sealed class TaskActions(
         }
         var claim = await claiming;
         if (claim?.Answer is { } recorded) return recorded;   // the token's recorded answer
+        if (claim is { TookOver: true } && await ResumeAsync(claim, launch, token!, cancellationToken) is { } resumed) return resumed;
 
         LaunchResult placed;
         try
         {
-            placed = await PlaceAsync(launch, listed, cached, cancellationToken);
+            placed = await PlaceAsync(launch with { ClientToken = token }, listed, cached, cancellationToken);
         }
         catch
         {
             if (claim is not null) await clientTokens.ReleaseAsync(claim);
             throw;
         }
-        // The placed tasks are recorded as the token's answer before any worker hears of them: a
-        // crash after this leaves tasks that never start (the start deadline stops them) and an
-        // answer that names them, never a second launch for one token.
+        // From here on the client going away changes nothing: what was placed is started, never left
+        // holding reservations with no Start sent (a crash is left to TaskDeliverySweep). The Starts
+        // leave beside the answer's record, not after it: a run that dies between the two leaves a
+        // claim with no answer, and the retry that takes it over finds these tasks by their token
+        // (ResumeAsync) instead of placing again.
+        var starting = launcher.StartAsync(placed, CancellationToken.None);
         if (claim is not null)
         {
             try
             {
                 await clientTokens.RecordAsync(claim, Response(placed));
             }
-            catch
+            catch (Exception e)
             {
-                // Placed but not answered (the answer could not be recorded): undo, nothing was sent.
-                await launcher.AbandonAsync(placed, CancellationToken.None);
-                throw;
+                // Placed and started, not answered: a retry waits for the claim to go stale, then resumes.
+                logger.LogWarning(e, "RunTask's answer for clientToken {ClientToken} could not be recorded; a retry finds its tasks", token);
             }
         }
-        // From here on the client going away changes nothing: what was placed is started, never left
-        // holding reservations with no Start sent. Finishing is a few writes and is what the recorded
-        // answer has already promised, so it runs to the end without the request's token (a crash is
-        // left to TaskDeliverySweep).
-        return Response(await launcher.StartAsync(placed, CancellationToken.None));
+        return Response(await starting);
+    }
+
+    /// <summary>
+    /// A RunTask retried after its first run died with the token claimed and no answer recorded: the
+    /// tasks that run placed (found by the token on their rows, each held by its instance's
+    /// reservation or waiting for capacity) are the answer, and their Starts go again (a worker that
+    /// has one already takes the second as a duplicate). A row its run inserted without winning the
+    /// reservation is nobody's: TaskDeliverySweep stops it. Null when the run placed none: this run
+    /// places them.
+    /// </summary>
+    private async Task<JsonObject?> ResumeAsync(ClientTokens.Claim claim, LaunchRequest launch, string token, CancellationToken cancellationToken)
+    {
+        var found = await tasks.ListForClientTokenAsync(launch.Cluster, launch.Group, token, cancellationToken);
+        var hosts = (await Task.WhenAll(found.Where(t => !t.IsWaitingForCapacity).Select(t => t.ContainerInstanceId).Distinct()
+            .Select(id => instances.FindAsync(launch.Cluster, id, cancellationToken)))).OfType<ContainerInstanceRecord>().ToDictionary(h => h.Id);
+        var placed = found.Where(t => t.IsWaitingForCapacity || (hosts.TryGetValue(t.ContainerInstanceId, out var host) && host.HoldsReservationFor(t.Id))).ToList();
+        if (placed.Count == 0) return null;
+        logger.LogInformation("RunTask with clientToken {ClientToken} resumes the {Count} task(s) of a run that died before answering", token, placed.Count);
+        var pending = placed.Where(t => !t.IsStopped && t.LastStatus == EcsTaskStatus.Pending).ToList();
+        var started = (await launcher.StartAsync(new LaunchResult(pending, []), CancellationToken.None)).Tasks.ToDictionary(t => t.Id);
+        var answer = Response(new LaunchResult([.. placed.Select(t => started.GetValueOrDefault(t.Id) ?? t)], []));
+        await clientTokens.RecordAsync(claim, answer);
+        return answer;
     }
 
     private async Task<JsonObject> StartTaskAsync(JsonObject request, RequestContext context, CancellationToken cancellationToken)

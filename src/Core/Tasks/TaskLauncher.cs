@@ -21,6 +21,8 @@ public sealed record LaunchRequest
     public required string Group { get; init; }
     public JsonObject? Overrides { get; init; }
     public string? StartedBy { get; init; }
+    /// <summary>RunTask's <c>clientToken</c>, kept on each task row (<see cref="TaskRecord.ClientToken"/>).</summary>
+    public string? ClientToken { get; init; }
     public IReadOnlyList<Tag> Tags { get; init; } = [];
     /// <summary>An <c>awsvpc</c> definition's checked network configuration: each task gets an interface in it.</summary>
     public AwsVpcConfiguration? Network { get; init; }
@@ -720,6 +722,7 @@ public sealed class TaskLauncher(
         ContainerInstanceId = instance?.Id ?? "",
         WakeEndpoint = instance?.WakeEndpoint,
         StartedBy = request.StartedBy,
+        ClientToken = request.ClientToken,
         Cpu = need.Cpu,
         Memory = need.Memory,
         Containers = TaskSizing.Containers(request.Definition, request.Overrides),

@@ -49,6 +49,11 @@ public sealed record TaskRecord
     public string DesiredStatus { get; init; } = EcsTaskStatus.Running;
     public string LaunchType { get; init; } = "EC2";
     public string? StartedBy { get; init; }
+    /// <summary>
+    /// The <c>clientToken</c> of the RunTask that placed it: a retry that takes over the token from an
+    /// attempt that died before recording its answer finds what that attempt placed (never shown).
+    /// </summary>
+    public string? ClientToken { get; init; }
     /// <summary>Reserved cpu units and MiB, as ECS reports them (strings on the wire).</summary>
     public int Cpu { get; init; }
     public int Memory { get; init; }
@@ -174,6 +179,7 @@ public sealed record TaskRecord
             ["DesiredStatus"] = DesiredStatus,
             ["LaunchType"] = LaunchType,
             ["StartedBy"] = StartedBy,
+            ["ClientToken"] = ClientToken,
             ["Cpu"] = Cpu,
             ["Memory"] = Memory,
             ["Overrides"] = Overrides?.ToJsonString(),
@@ -218,6 +224,7 @@ public sealed record TaskRecord
         DesiredStatus = entity.GetString("DesiredStatus"),
         LaunchType = entity.GetString("LaunchType") ?? "EC2",
         StartedBy = entity.GetString("StartedBy"),
+        ClientToken = entity.GetString("ClientToken"),
         Cpu = entity.GetInt32("Cpu") ?? 0,
         Memory = entity.GetInt32("Memory") ?? 0,
         Containers = JsonSerializer.Deserialize<List<TaskContainer>>(LargeJson.Read(entity, "Containers") ?? "[]", Json)!,

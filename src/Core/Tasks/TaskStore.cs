@@ -274,6 +274,21 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
         return tasks;
     }
 
+    /// <summary>
+    /// The tasks of <paramref name="group"/> a RunTask with <paramref name="clientToken"/> placed: its group's
+    /// partition, filtered (for a retry that takes over a token whose first attempt died, not for hot paths).
+    /// </summary>
+    public async Task<IReadOnlyList<TaskRecord>> ListForClientTokenAsync(string cluster, string group, string clientToken, CancellationToken cancellationToken)
+    {
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        var filter = TableClient.CreateQueryFilter(
+            $"PartitionKey eq {TaskIds.GroupPartitionKey(cluster, group)} and Group eq {group} and ClientToken eq {clientToken}");
+        var tasks = new List<TaskRecord>();
+        await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+            tasks.Add(TaskRecord.FromEntity(entity));
+        return tasks;
+    }
+
     /// <summary>Tasks placed on one instance that have not stopped (a cluster-wide scan: for recovery, not hot paths).</summary>
     public async Task<IReadOnlyList<TaskRecord>> ListForInstanceAsync(string cluster, string containerInstanceId, CancellationToken cancellationToken)
     {

@@ -1,6 +1,8 @@
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging.Abstractions;
 using Serverless.Core.Api;
 using Serverless.Core.ContainerInstances;
+using Serverless.Core.Storage;
 using Serverless.Core.Tasks;
 using Serverless.TestSupport;
 using Serverless.TestSupport.Storage;
@@ -22,10 +24,11 @@ public sealed class RunTaskRoundTripTests(AzuriteFixture azurite)
     // A request the SDK retries on 503 fails once its 1 + 3 attempts are all refused.
     private const int RequestsOfAFailedCall = 4;
 
-    private ActionHandler RunTask()
+    private ActionHandler RunTask(TaskLauncher? launcher = null)
     {
-        var actions = new TaskActions(_world.Clusters, _world.Instances, _world.Definitions, _world.Tasks, _world.Launcher,
-            new ClientTokens(_world.Storage, _world.Time), new TaskJson(_world.Arns), _world.Arns, _world.Time, _world.Services, _world.Reconcile);
+        var actions = new TaskActions(_world.Clusters, _world.Instances, _world.Definitions, _world.Tasks, launcher ?? _world.Launcher,
+            new ClientTokens(_world.Storage, _world.Time), new TaskJson(_world.Arns), _world.Arns, _world.Time, _world.Services, _world.Reconcile,
+            NullLogger<TaskActions>.Instance);
         Assert.True(new ActionRegistry([actions]).TryGet($"{ActionRegistry.EcsTargetPrefix}.RunTask", out var runTask));
         return runTask;
     }
@@ -124,6 +127,87 @@ public sealed class RunTaskRoundTripTests(AzuriteFixture azurite)
         Assert.Empty((await _world.InstanceNowAsync(instance.Id, _token)).Reservations);
         Assert.Single(await _world.Tasks.ListForGroupAsync(_world.Cluster, "family:web", _token));
         Assert.Empty(await _world.CommandsAsync(instance.Id, _token));
+    }
+
+    [Fact]
+    public async Task A_run_whose_answer_cannot_be_recorded_still_starts_its_task_and_its_retry_resumes_it_instead_of_placing_again()
+    {
+        await _world.InitializeAsync(_token);
+        var instance = await _world.InstanceAsync(_token);
+        var token = Guid.NewGuid().ToString("N");
+        // Once the task is placed (its token claimed long before), the ClientTokens table goes away: the answer's record fails.
+        InjectedFault? outage = null;
+        var launcher = new TaskLauncher(_world.Instances, _world.Tasks, _world.Storage, _world.Arns, new EcsOptions(),
+            new QueueWake(NullLogger<QueueWake>.Instance), _world.Time,
+            new Reconciliation.OnEachPlacement<TaskLauncher>(() => outage ??= azurite.Faults.Inject(
+                StorageFault.ServerBusy, StorageService.Table, _world.Storage.TableName("ClientTokens"), requests: RequestsOfAFailedCall)));
+
+        var first = await RunTask(launcher)(Request("web", token), new RequestContext("AKIDTEST"), _token);
+
+        // The task was placed and its Start went out beside the failed record: the call answers it.
+        var arn = first["tasks"]![0]!["taskArn"]!.GetValue<string>();
+        Assert.Equal([arn], (await _world.CommandsAsync(instance.Id, _token)).Select(c => c.TaskArn));
+        Assert.Equal(RequestsOfAFailedCall, outage!.Hits);
+
+        // An SDK's retry waits while the claim is fresh, takes it over once stale, and finds the task by its token.
+        var runTask = RunTask();
+        var retrying = runTask(Request("web", token), new RequestContext("AKIDTEST"), _token);
+        while (!retrying.IsCompleted)
+        {
+            _world.Time.Advance(TimeSpan.FromSeconds(1));
+            await Task.Delay(20, _token);
+        }
+        var again = await retrying;
+        var more = await runTask(Request("web", token), new RequestContext("AKIDTEST"), _token);
+
+        Assert.Equal(arn, again["tasks"]![0]!["taskArn"]!.GetValue<string>());
+        Assert.Equal(arn, more["tasks"]![0]!["taskArn"]!.GetValue<string>());
+        Assert.Single(await _world.Tasks.ListForGroupAsync(_world.Cluster, "family:web", _token));
+        Assert.Single((await _world.InstanceNowAsync(instance.Id, _token)).Reservations);
+        // Since the first call's Start (read above): the resumed task's Start again (a duplicate the worker ignores), nothing else.
+        Assert.Equal([arn], (await _world.CommandsAsync(instance.Id, _token)).Select(c => c.TaskArn));
+    }
+
+    [Fact]
+    public async Task A_retry_that_takes_over_a_claim_whose_run_placed_nothing_places_the_task()
+    {
+        await _world.InitializeAsync(_token);
+        var instance = await _world.InstanceAsync(_token);
+        var runTask = RunTask();
+        var token = Guid.NewGuid().ToString("N");
+        // A run claimed the token and died before placing anything: its claim is left, unanswered, and goes stale.
+        var claims = new ClientTokens(_world.Storage, _world.Time);
+        var request = Request("web", token);
+        Assert.NotNull(await claims.ClaimAsync(_world.Cluster, "RunTask", token, request, _token));
+        _world.Time.Advance(TimeSpan.FromMinutes(1));
+
+        var answer = await runTask(Request("web", token), new RequestContext("AKIDTEST"), _token);
+
+        var arn = answer["tasks"]![0]!["taskArn"]!.GetValue<string>();
+        Assert.Equal([arn], (await _world.CommandsAsync(instance.Id, _token)).Select(c => c.TaskArn));
+        Assert.Equal(token, (await _world.TaskNowAsync(arn.Split('/')[^1], _token)).ClientToken);
+    }
+
+    [Fact]
+    public async Task A_row_the_dead_run_inserted_without_its_reservation_is_not_resumed()
+    {
+        await _world.InitializeAsync(_token);
+        var instance = await _world.InstanceAsync(_token);
+        var runTask = RunTask();
+        var token = Guid.NewGuid().ToString("N");
+        // The run claimed the token, inserted its task's row beside a reservation it lost, and died.
+        Assert.NotNull(await new ClientTokens(_world.Storage, _world.Time).ClaimAsync(_world.Cluster, "RunTask", token, Request("web", token), _token));
+        var orphan = await _world.Tasks.InsertAsync(
+            TaskRows.New(_world.Cluster, "family:web", instance.Id, _world.Time.GetUtcNow()) with { ClientToken = token, LastStatus = EcsTaskStatus.Pending }, _token);
+        _world.Time.Advance(TimeSpan.FromMinutes(1));
+
+        var answer = await runTask(Request("web", token), new RequestContext("AKIDTEST"), _token);
+
+        // Nobody was answered with the orphan: the retry places a task of its own (the delivery sweep stops the orphan).
+        var arn = answer["tasks"]![0]!["taskArn"]!.GetValue<string>();
+        Assert.NotEqual(orphan.Id, arn.Split('/')[^1]);
+        Assert.Equal([arn], (await _world.CommandsAsync(instance.Id, _token)).Select(c => c.TaskArn));
+        Assert.Equal([arn.Split('/')[^1]], (await _world.InstanceNowAsync(instance.Id, _token)).Reservations.Select(r => r.TaskId));
     }
 
     [Fact]

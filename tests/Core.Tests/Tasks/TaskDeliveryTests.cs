@@ -301,7 +301,8 @@ public sealed class RunTaskInterruptedTests(AzuriteFixture azurite)
         await world.InitializeAsync(_token);
         var instance = await world.InstanceAsync(_token);
         var actions = new TaskActions(world.Clusters, world.Instances, world.Definitions, world.Tasks, world.Launcher,
-            new ClientTokens(world.Storage, world.Time), new TaskJson(world.Arns), world.Arns, world.Time, world.Services, world.Reconcile);
+            new ClientTokens(world.Storage, world.Time), new TaskJson(world.Arns), world.Arns, world.Time, world.Services, world.Reconcile,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<TaskActions>.Instance);
         var registry = new ActionRegistry([actions]);
         Assert.True(registry.TryGet($"{ActionRegistry.EcsTargetPrefix}.RunTask", out var runTask));
         using var client = CancellationTokenSource.CreateLinkedTokenSource(_token);
