@@ -252,26 +252,24 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
     private static async Task<IReadOnlyList<TaskRecord>> ReadPartitionAsync(
         TableClient table, string cluster, IReadOnlyCollection<string> taskIds, CancellationToken cancellationToken)
     {
-        async Task<List<TaskRecord>> QueryAsync(string filter)
-        {
-            var found = new List<TaskRecord>();
-            await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
-                found.Add(TaskRecord.FromEntity(entity));
-            return found;
-        }
         var filters = TableQueries.RowsOfPartitionFilters(TaskIds.PartitionKey(cluster, taskIds.First()), taskIds);
-        return (await Task.WhenAll(filters.Select(QueryAsync))).SelectMany(f => f).ToList();
+        return (await Task.WhenAll(filters.Select(filter => ReadAllAsync(table, filter, cancellationToken)))).SelectMany(f => f).ToList();
+    }
+
+    /// <summary>Every task row <paramref name="filter"/> matches, all pages.</summary>
+    private static async Task<List<TaskRecord>> ReadAllAsync(TableClient table, string filter, CancellationToken cancellationToken)
+    {
+        var found = new List<TaskRecord>();
+        await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
+            found.Add(TaskRecord.FromEntity(entity));
+        return found;
     }
 
     /// <summary>A group's tasks (a service's, for example): one partition.</summary>
     public async Task<IReadOnlyList<TaskRecord>> ListForGroupAsync(string cluster, string group, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {TaskIds.GroupPartitionKey(cluster, group)} and Group eq {group}");
-        var tasks = new List<TaskRecord>();
-        await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
-            tasks.Add(TaskRecord.FromEntity(entity));
-        return tasks;
+        return await ReadAllAsync(table, TableClient.CreateQueryFilter($"PartitionKey eq {TaskIds.GroupPartitionKey(cluster, group)} and Group eq {group}"), cancellationToken);
     }
 
     /// <summary>
@@ -281,12 +279,8 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
     public async Task<IReadOnlyList<TaskRecord>> ListForClientTokenAsync(string cluster, string group, string clientToken, CancellationToken cancellationToken)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = TableClient.CreateQueryFilter(
-            $"PartitionKey eq {TaskIds.GroupPartitionKey(cluster, group)} and Group eq {group} and ClientToken eq {clientToken}");
-        var tasks = new List<TaskRecord>();
-        await foreach (var entity in table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken))
-            tasks.Add(TaskRecord.FromEntity(entity));
-        return tasks;
+        return await ReadAllAsync(table, TableClient.CreateQueryFilter(
+            $"PartitionKey eq {TaskIds.GroupPartitionKey(cluster, group)} and Group eq {group} and ClientToken eq {clientToken}"), cancellationToken);
     }
 
     /// <summary>Tasks placed on one instance that have not stopped (a cluster-wide scan: for recovery, not hot paths).</summary>
