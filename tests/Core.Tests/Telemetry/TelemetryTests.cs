@@ -24,14 +24,15 @@ public sealed class TelemetryTests(AzuriteFixture azurite)
     private readonly CancellationToken _token = new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token;
 
     // Every test here runs inside a trace of its own: what is exported under it is this test's, whatever runs beside it.
-    private static readonly ActivitySource TestSource = new("Serverless.Tests.Telemetry");
+    private const string TestSourceName = "Serverless.Tests.Telemetry";
+    private static readonly ActivitySource TestSource = new(TestSourceName);
 
     [Fact]
     public async Task An_API_call_is_a_server_span_of_the_callers_trace_and_counted_by_action_and_status()
     {
         var spans = new List<Activity>();
         var metrics = new List<Metric>();
-        using var tracer = Sdk.CreateTracerProviderBuilder().AddSource(CoreTelemetry.ControlPlane, TestSource.Name).AddInMemoryExporter(spans).Build();
+        using var tracer = Sdk.CreateTracerProviderBuilder().AddSource(CoreTelemetry.ControlPlane, TestSourceName).AddInMemoryExporter(spans).Build();
         using var meter = Sdk.CreateMeterProviderBuilder().AddMeter(CoreTelemetry.ControlPlane).AddInMemoryExporter(metrics).Build();
         using var api = new ApiHarness(azurite, TestNames.Unique<TelemetryTests>());
 
@@ -68,7 +69,8 @@ public sealed class TelemetryTests(AzuriteFixture azurite)
     {
         using var listener = new ActivityListener
         {
-            ShouldListenTo = source => source.Name == TestSource.Name,
+            // By name: when this test runs first, the listener sees TestSource being made, before the field holds it.
+            ShouldListenTo = source => source.Name == TestSourceName,
             Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
         };
         ActivitySource.AddActivityListener(listener);
@@ -125,7 +127,7 @@ public sealed class TelemetryTests(AzuriteFixture azurite)
     public async Task A_reconcile_message_carries_the_trace_that_enqueued_it_and_its_reconcile_continues_it()
     {
         var spans = new List<Activity>();
-        using var tracer = Sdk.CreateTracerProviderBuilder().AddSource(CoreTelemetry.ControlPlane, TestSource.Name).AddInMemoryExporter(spans).Build();
+        using var tracer = Sdk.CreateTracerProviderBuilder().AddSource(CoreTelemetry.ControlPlane, TestSourceName).AddInMemoryExporter(spans).Build();
         var storage = new StorageClients(azurite.ConnectionString, new EcsOptions { StoragePrefix = TestNames.Unique("TracedReconcile") });
         var queue = new ReconcileQueue(storage, new QueueWake(NullLogger<QueueWake>.Instance));
         var service = new Serverless.Core.Services.ServiceKey(TestNames.Unique("traced"), "web");
