@@ -226,7 +226,8 @@ public sealed class TaskLauncher(
     /// trip, where placing them one by one cost twenty calls and ten round trips in a row. A share
     /// whose instance changed since it was seen is decided again in the next round, on the row as it
     /// is now; from the second round on, a share's rows are inserted once its reservation is won (a
-    /// launch that lost a race is contended, and a lost share then costs no insert and delete). Returns the slots left for placement one by one (those that did not fit the view, which
+    /// launch that lost a race is contended, and a lost share then costs no insert and delete).
+    /// Returns the slots left for placement one by one (those that did not fit the view, which
     /// <see cref="PlaceOneAsync"/> checks on a fresh read and answers with a reason), or null when
     /// <see cref="LaunchRequest.KeepPlacing"/> said stop. A failed write is thrown after the round's
     /// other shares are recorded (and handed to <paramref name="placedOne"/>).
