@@ -28,7 +28,7 @@ public sealed class ReconcileQueue(StorageClients storage, QueueWake wake, TimeP
     public const string QueueName = "reconcile";
 
     /// <summary>How long before its due time a delayed look counts as still ahead (it cannot run before then).</summary>
-    internal static readonly TimeSpan PendingMargin = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan PendingMargin = TimeSpan.FromSeconds(1);
 
     private const int PendingPruneAbove = 10_000;
 

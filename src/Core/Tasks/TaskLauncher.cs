@@ -344,17 +344,10 @@ public sealed class TaskLauncher(
             if (!decision.Placed) break;
 
             var reservation = need.ReservationFor(taskId, request.Group) with { ReservedAt = time.GetUtcNow() };
-            if (!triedBeside)
-            {
-                // The first choice: the row is inserted beside the reservation (one round trip instead of two).
-                triedBeside = true;
-                var (won, rows) = await ReserveAndInsertAsync(request, decision.Instance!, [(taskId, reservation)], need, beside: true, cancellationToken);
-                (reservedOn, inserted) = (won, rows?.Single());
-            }
-            else
-            {
-                reservedOn = await instances.TryReserveAsync(decision.Instance!, reservation, cancellationToken);
-            }
+            // The first choice inserts the row beside the reservation (one round trip instead of two); after a lost race, once the reservation is won.
+            var (won, rows) = await ReserveAndInsertAsync(request, decision.Instance!, [(taskId, reservation)], need, beside: !triedBeside, cancellationToken);
+            triedBeside = true;
+            (reservedOn, inserted) = (won, rows?.Single());
             // Lost the race for that instance: see what it holds now and decide again.
             var current = reservedOn ?? await instances.FindAsync(request.Cluster, decision.Instance!.Id, cancellationToken);
             Replace(hosts, current, decision.Instance!.Id);
@@ -372,22 +365,8 @@ public sealed class TaskLauncher(
 
         groupCounts[reservedOn.Id] = groupCounts.GetValueOrDefault(reservedOn.Id) + 1;
         secrets?.NoteHolder(reservedOn);
-        if (inserted is not null)
-        {
-            logger.LogInformation("Placed {TaskArn} on {InstanceArn}", arns.Task(request.Cluster, taskId), arns.ContainerInstance(request.Cluster, reservedOn.Id));
-            return (inserted, null);
-        }
-        try
-        {
-            var task = await tasks.InsertAsync(NewTask(request, taskId, reservedOn, need), cancellationToken);
-            logger.LogInformation("Placed {TaskArn} on {InstanceArn}", arns.Task(request.Cluster, taskId), arns.ContainerInstance(request.Cluster, reservedOn.Id));
-            return (task, null);
-        }
-        catch
-        {
-            await instances.ReleaseAsync(request.Cluster, reservedOn.Id, taskId, CancellationToken.None);
-            throw;
-        }
+        logger.LogInformation("Placed {TaskArn} on {InstanceArn}", arns.Task(request.Cluster, taskId), arns.ContainerInstance(request.Cluster, reservedOn.Id));
+        return (inserted!, null);
     }
 
     /// <summary>
@@ -408,21 +387,23 @@ public sealed class TaskLauncher(
         bool beside, CancellationToken cancellationToken)
     {
         var rows = placing.Select(p => NewTask(request, p.TaskId, instance, need)).ToList();
+        var reservations = placing.Select(p => p.Reservation).ToList();
+        var taskIds = placing.Select(p => p.TaskId).ToList();
         if (!beside)
         {
-            if (await instances.TryReserveAsync(instance, placing.Select(p => p.Reservation).ToList(), cancellationToken) is not { } reserved) return (null, null);
+            if (await instances.TryReserveAsync(instance, reservations, cancellationToken) is not { } reserved) return (null, null);
             try
             {
                 return (reserved, await InsertAsync());
             }
             catch
             {
-                await instances.ReleaseAsync(request.Cluster, reserved.Id, placing.Select(p => p.TaskId).ToList(), CancellationToken.None);
+                await instances.ReleaseAsync(request.Cluster, reserved.Id, taskIds, CancellationToken.None);
                 throw;
             }
         }
         var inserting = InsertAsync();
-        var reserving = instances.TryReserveAsync(instance, placing.Select(p => p.Reservation).ToList(), cancellationToken);
+        var reserving = instances.TryReserveAsync(instance, reservations, cancellationToken);
         try
         {
             await Task.WhenAll(inserting, reserving);
@@ -434,7 +415,7 @@ public sealed class TaskLauncher(
         if (!inserting.IsCompletedSuccessfully)
         {
             if (reserving.IsCompletedSuccessfully && reserving.Result is { } won)
-                await instances.ReleaseAsync(request.Cluster, won.Id, placing.Select(p => p.TaskId).ToList(), CancellationToken.None);
+                await instances.ReleaseAsync(request.Cluster, won.Id, taskIds, CancellationToken.None);
             await inserting;   // its exception
         }
         if (!reserving.IsCompletedSuccessfully || reserving.Result is null)

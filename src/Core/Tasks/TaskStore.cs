@@ -29,9 +29,7 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
     public async Task<IReadOnlyList<TaskRecord>> InsertManyAsync(IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
     {
         if (tasks.Count == 0) return [];
-        if (tasks.Count > TableQueries.MaxBatchOperations) throw new ArgumentException($"At most {TableQueries.MaxBatchOperations} tasks a batch.", nameof(tasks));
-        var partition = tasks[0].PartitionKey;
-        if (tasks.Any(t => t.PartitionKey != partition)) throw new ArgumentException("Tasks of one partition only.", nameof(tasks));
+        CheckBatch(tasks);
         var table = await storage.TableAsync(TableName, cancellationToken);
         var responses = (await table.SubmitTransactionAsync(
             tasks.Select(t => new TableTransactionAction(TableTransactionActionType.Add, t.ToEntity())), cancellationToken)).Value;
@@ -51,12 +49,18 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
             await DeleteAsync(tasks[0], cancellationToken);
             return;
         }
-        if (tasks.Count > TableQueries.MaxBatchOperations) throw new ArgumentException($"At most {TableQueries.MaxBatchOperations} tasks a batch.", nameof(tasks));
-        if (tasks.Any(t => t.PartitionKey != tasks[0].PartitionKey)) throw new ArgumentException("Tasks of one partition only.", nameof(tasks));
+        CheckBatch(tasks);
         var table = await storage.TableAsync(TableName, cancellationToken);
         foreach (var task in tasks) _written.TryRemove((task.Cluster, task.Id), out _);
         await table.SubmitTransactionAsync(
             tasks.Select(t => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(t.PartitionKey, t.Id), t.ETag)), cancellationToken);
+    }
+
+    /// <summary>What one entity-group batch may hold: rows of one partition, at most Azure's limit.</summary>
+    private static void CheckBatch(IReadOnlyList<TaskRecord> tasks)
+    {
+        if (tasks.Count > TableQueries.MaxBatchOperations) throw new ArgumentException($"At most {TableQueries.MaxBatchOperations} tasks a batch.", nameof(tasks));
+        if (tasks.Any(t => t.PartitionKey != tasks[0].PartitionKey)) throw new ArgumentException("Tasks of one partition only.", nameof(tasks));
     }
 
     /// <summary>Deletes the task row as it was inserted or last read (a row changed since is left alone).</summary>
