@@ -559,28 +559,42 @@ class Bench:
         raw_creates = self.events.by_container("create")
         ci_polls = sorted(r.t for r in requests if r.resource.startswith("ci-")
                           and r.operation == "Messages_Dequeue")
-        te_polls = sorted(r.t for r in requests if r.resource == "task-events"
-                          and r.operation == "Messages_Dequeue")
+        ci_sends = sorted(r.t for r in requests if r.resource.startswith("ci-")
+                          and r.operation == "Messages_Enqueue")
 
         def last_before(polls, t):
             import bisect
             i = bisect.bisect_right(polls, t + 0.002)
             return polls[i - 1] if i else None
 
+        express_starts = 0
         for o in self.results["latency"]["ours"]:
             w = worker_tasks.get(o["arn"], {})
+            received = None
+            if "starting" in w:
+                # Taken from the queue when a poll of it came between the Start's enqueue and the worker taking it;
+                # otherwise it came express (in the wake datagram) and the worker took it as it arrived.
+                sent, polled = last_before(ci_sends, w["starting"]), last_before(ci_polls, w["starting"])
+                express = sent is not None and (polled is None or polled < sent)
+                express_starts += express
+                received = w["starting"] if express else polled
             marks = {
                 "runtask_answered": o["t_runtask_answered"],
-                "worker_received": last_before(ci_polls, w["starting"]) if "starting" in w else None,
+                "worker_received": received,
                 "container_created": creates.get(o["arn"]),
                 "container_started": starts.get(o["arn"]),
                 "worker_reported": w.get("reported_running"),
-                "cp_received": last_before(te_polls, applied[o["arn"]]) if o["arn"] in applied else None,
                 "cp_applied": applied.get(o["arn"]),
                 "running_seen": o["t_running_seen"],
             }
             o["marks_ms"] = {k: (1000 * (v - o["t0"]) if v else None) for k, v in marks.items()}
         lat = self.results["latency"]
+        measured = [l for l in cp_lines if min(o["t0"] for o in lat["ours"]) <= l.t <= max(o["t_running_seen"] for o in lat["ours"])]
+        lat["express"] = {
+            "samples": len(lat["ours"]), "starts": express_starts,
+            "report_messages": sum(1 for l in measured if "Function TaskEvents completed message" in l.message),
+            "reports": sum(1 for l in measured if "Function TaskEvents completed message express-" in l.message),
+        }
         t_a = min(o["t0"] for o in lat["ours"])
         t_b = max(o["t_running_seen"] for o in lat["ours"])
         lat["describe_server_ms"] = [ms for t, action, _, ms in logs.api_calls(cp_lines)

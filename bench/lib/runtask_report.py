@@ -14,18 +14,16 @@ SEGMENTS = [
     # (from mark, to mark, label, what it is)
     (None, "runtask_answered", "RunTask call",
      "API: definition read beside the clientToken claim (cluster, instances: shared views), reserve beside insert task, send Start beside recording the answer"),
-    ("runtask_answered", "worker_received", "wait for the worker's command-queue poll",
-     "the worker polls `ci-<instance>` with back-off 100 ms doubling to 2 s (`CommandPollMaxDelayMilliseconds`)"),
+    ("runtask_answered", "worker_received", "Start reaches the worker",
+     "express: sealed in the wake datagram, sent once the Start is queued (may arrive before the answer); otherwise the worker's poll of `ci-<instance>`"),
     ("worker_received", "container_created", "worker to Docker's `create` event",
      "plan (task definition, cached), the `create` request beside the task-row check, the engine's create"),
     ("container_created", "container_started", "`create` event to `start` event",
      "the `start` request and the engine's start (the raw side's same two events: the table above)"),
     ("container_started", "worker_reported", "worker reports RUNNING",
-     "one message to `task-events` (an inspect first only for a container with port mappings)"),
-    ("worker_reported", "cp_received", "wait for the control plane's task-events poll",
-     "queue trigger back-off 100 ms doubling to `maxPollingInterval` (host.json: 2 s), ±20% jitter"),
-    ("cp_received", "cp_applied", "control plane applies the report",
-     "TaskStateApplier: conditional replace on the row as this control plane last wrote it (read first only without one)"),
+     "the report goes express in a wake datagram, then to `task-events` (an inspect first only for a container with port mappings)"),
+    ("worker_reported", "cp_applied", "report reaches the control plane, applied",
+     "the datagram (or the queue trigger's poll, when it was not taken), then TaskStateApplier: conditional replace on the row as this control plane last wrote it"),
     ("cp_applied", "running_seen", "client sees it",
      "DescribeTasks every 20 ms (persistent signed connection)"),
 ]
@@ -171,6 +169,12 @@ def render(results: dict, args) -> str:
         out.append(f"| {label} | {pct(vals, 50):,.0f} | {pct(vals, 95):,.0f} | {mean(vals):,.0f} | "
                    f"{100 * mean(vals) / total_mean:.0f}% | {what} |")
     rtt = [x for o in ours for x in o["describe_rtt_ms"]]
+    if "express" in lat:
+        e = lat["express"]
+        out += ["", f"Express deliveries during the measured pairs: {e['starts']} of {e['samples']} Starts reached the worker in the "
+                f"wake datagram (no poll of its queue between the Start's enqueue and the worker taking it); "
+                f"{e['reports']} of {e['report_messages']} `task-events` messages were applied from the datagram, and their "
+                f"queued twins only deleted."]
     out += ["",
             f"Client overhead: a DescribeTasks round trip took p50 {pct(rtt, 50):.1f} ms at the client "
             f"(server's own time p50 {pct(lat.get('describe_server_ms', []), 50):.1f} ms, "

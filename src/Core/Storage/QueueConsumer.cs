@@ -45,6 +45,15 @@ public sealed record QueueConsumerOptions
     /// <summary>How long a consumer keeps the shorter back-off of <see cref="MissedWakePollingInterval"/> after a missed wake (at most 150 polls at 2 s).</summary>
     public static readonly TimeSpan MissedWakeWindow = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// Whether messages may also arrive express (<see cref="QueueConsumer.DeliverExpress"/>): each received message is then
+    /// matched against them (<see cref="ExpressTwins"/>), so one sent both ways is handled once.
+    /// </summary>
+    public bool TakesExpress { get; init; }
+
+    /// <summary>How long after an express message was handled its consumer polls to collect the queued twin (and those of any that follow).</summary>
+    public static readonly TimeSpan TwinCollectionDelay = TimeSpan.FromSeconds(1);
+
     internal int InFlightLimit => MaxInFlight ?? BatchSize + NewBatchThreshold;
 }
 
@@ -97,6 +106,9 @@ public sealed partial class QueueConsumer
     private DateTimeOffset _wakesMissedUntil = DateTimeOffset.MinValue;
     private readonly SemaphoreSlim _completed = new(0);
     private readonly HashSet<Task> _inFlight = [];
+    private readonly ExpressTwins? _twins;
+    private CancellationToken? _running;
+    private int _collecting;
     private long _pollCount;
     private long _idleWaits;
 
@@ -126,6 +138,7 @@ public sealed partial class QueueConsumer
         _backoff = new PollingBackoff(floor, options.MaxPollingInterval > floor ? options.MaxPollingInterval : floor);
         if (wake is not null && options.MissedWakePollingInterval is { } missed && missed < options.MaxPollingInterval)
             _missedWakeBackoff = new PollingBackoff(floor, missed > floor ? missed : floor);
+        if (options.TakesExpress) _twins = new ExpressTwins(time);
     }
 
     public string QueueName => _queue.Name;
@@ -157,6 +170,7 @@ public sealed partial class QueueConsumer
     /// </summary>
     public async Task RunAsync(CancellationToken stoppingToken)
     {
+        _running = stoppingToken;
         try
         {
             await PollAsync(stoppingToken);
@@ -164,6 +178,7 @@ public sealed partial class QueueConsumer
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
+        _running = null;
         Task[] remaining;
         lock (_inFlight) remaining = [.. _inFlight];
         await Task.WhenAll(remaining);
@@ -188,6 +203,8 @@ public sealed partial class QueueConsumer
             try
             {
                 Interlocked.Increment(ref _pollCount);
+                // This poll collects whatever express twins are queued by now.
+                Volatile.Write(ref _collecting, 0);
                 messages = (await _queue.ReceiveMessagesAsync(batch, _options.MessageLease, stoppingToken)).Value;
             }
             catch (RequestFailedException e) when (e.ErrorCode == QueueErrorCode.QueueNotFound)
@@ -243,12 +260,70 @@ public sealed partial class QueueConsumer
         }
     }
 
+    /// <summary>
+    /// A message that came express (<see cref="QueueWake.TakeExpress"/>): handled now, beside the polls; its queued
+    /// twin is then only deleted, or handled as usual when this copy was not settled as done. False when this
+    /// consumer takes no express messages, is not running, or already handles as many messages as it may at once (the
+    /// caller then wakes it to poll instead: the queued copy waits its turn, as it would have without the datagram).
+    /// </summary>
+    /// <param name="messageText">The message's text, exactly as it is (or will be) on the queue.</param>
+    /// <param name="enqueued">Whether the queued copy is already there: the consumer then polls for it once this one is handled.</param>
+    public bool DeliverExpress(string messageText, bool enqueued)
+    {
+        if (_twins is null || _running is not { } stoppingToken || stoppingToken.IsCancellationRequested
+            || InFlightCount >= _options.InFlightLimit) return false;
+        var key = ExpressTwins.KeyOf(System.Text.Encoding.UTF8.GetBytes(messageText));
+        // Its queued twin, or an earlier express copy, was taken already.
+        if (_twins.Expressed(key) is not { } handled) return true;
+        var now = _time.GetUtcNow();
+        var message = QueuesModelFactory.QueueMessage(
+            $"express-{key:x32}", popReceipt: "", BinaryData.FromString(messageText), dequeueCount: 1, nextVisibleOn: null, insertedOn: now, expiresOn: null);
+        Track(Task.Run(async () =>
+        {
+            var settledDone = false;
+            try
+            {
+                settledDone = await HandleExpressAsync(message, stoppingToken);
+            }
+            finally
+            {
+                handled.TrySetResult(settledDone);
+                // Collect the queued twin soon rather than at the idle back-off (a sender ahead of its queued copy wakes us
+                // itself): one poll a little later collects the twins of a whole burst.
+                if (enqueued && _wake is not null && Interlocked.Exchange(ref _collecting, 1) == 0)
+                    _wake.SetAfter(QueueConsumerOptions.TwinCollectionDelay, _time);
+            }
+        }, CancellationToken.None));
+        return true;
+    }
+
+    private async Task<bool> HandleExpressAsync(QueueMessage message, CancellationToken stoppingToken)
+    {
+        await using var lease = QueueMessageLease.Express(message, _logger, _wake is null ? null : delay => _wake.SetAfter(delay, _time));
+        try
+        {
+            await _handler(message, lease, stoppingToken);
+        }
+        catch (Exception e)
+        {
+            LogHandlerFailed(_logger, e, message.MessageId, _queue.Name, e.Message);
+        }
+        return lease.IsDone;
+    }
+
     private async Task HandleAsync(QueueMessage message, CancellationToken stoppingToken)
     {
         await using var lease = new QueueMessageLease(_queue, message, _options.MessageLease, _time, _logger,
             _wake is null ? null : delay => _wake.SetAfter(delay, _time));
         try
         {
+            if (_twins?.Queued(ExpressTwins.KeyOf(message.Body.ToMemory().Span)) is { } expressed && await expressed)
+            {
+                // Its express twin was handled to the end: this copy is only taken off the queue.
+                await lease.DeleteAsync(CancellationToken.None);
+                LogTwinDeleted(_logger, message.MessageId, _queue.Name);
+                return;
+            }
             await _handler(message, lease, stoppingToken);
         }
         catch (Exception e)
@@ -313,6 +388,9 @@ public sealed partial class QueueConsumer
         Message = "Queue {Queue}: a poll no wake brought found {Count} message(s); polling at most every {Interval} for a while")]
     private static partial void LogWakesMissed(ILogger logger, string queue, int count, TimeSpan interval);
 
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Deleted message {MessageId} of {Queue}: its express twin was handled")]
+    private static partial void LogTwinDeleted(ILogger logger, string messageId, string queue);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not poll queue {Queue}: {Error}")]
     private static partial void LogPollFailed(ILogger logger, Exception exception, string queue, string error);
 
@@ -328,7 +406,7 @@ public sealed partial class QueueConsumer
 /// </summary>
 public sealed partial class QueueMessageLease : IAsyncDisposable
 {
-    private readonly QueueClient _queue;
+    private readonly QueueClient? _queue;
     private readonly QueueMessage _message;
     private readonly TimeSpan _lease;
     private readonly TimeProvider _time;
@@ -349,11 +427,32 @@ public sealed partial class QueueMessageLease : IAsyncDisposable
         _logger = logger;
         _released = released;
         _popReceipt = message.PopReceipt;
-        _renewing = RenewAsync();
+        _renewing = RenewAsync(queue);
     }
+
+    private QueueMessageLease(QueueMessage message, ILogger logger, Action<TimeSpan>? released)
+    {
+        _message = message;
+        _logger = logger;
+        _released = released;
+        _time = TimeProvider.System;
+        _popReceipt = message.PopReceipt;
+        _renewing = Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// The lease of an express copy (<see cref="QueueConsumer.DeliverExpress"/>), which is on no queue: settling it
+    /// touches no storage and only decides what becomes of its queued twin (deleted when this one is done, handled
+    /// again when it was handed back).
+    /// </summary>
+    public static QueueMessageLease Express(QueueMessage message, ILogger logger, Action<TimeSpan>? released)
+        => new(message, logger, released);
 
     /// <summary>Whether the message was deleted or handed back (by this lease).</summary>
     public bool IsSettled => Volatile.Read(ref _settled) == 1;
+
+    /// <summary>Whether the message was settled as done (deleted).</summary>
+    public bool IsDone { get; private set; }
 
     /// <summary>The current pop receipt (for a caller that settles the message itself after <see cref="StopRenewingAsync"/>).</summary>
     public string PopReceipt => Volatile.Read(ref _popReceipt);
@@ -361,6 +460,8 @@ public sealed partial class QueueMessageLease : IAsyncDisposable
     /// <summary>Done with: the message goes. A message already gone, or taken by a redelivery after the lease ran out, is not an error.</summary>
     public Task DeleteAsync(CancellationToken cancellationToken) => SettleAsync(async receipt =>
     {
+        IsDone = true;
+        if (_queue is null) return;
         try
         {
             await _queue.DeleteMessageAsync(_message.MessageId, receipt, cancellationToken);
@@ -380,14 +481,18 @@ public sealed partial class QueueMessageLease : IAsyncDisposable
     /// <summary>Hands the message back, visible again after <paramref name="delay"/> (zero: at once) for another try.</summary>
     public Task ReleaseAsync(TimeSpan delay, CancellationToken cancellationToken) => SettleAsync(async receipt =>
     {
-        try
+        if (_queue is not null)
         {
-            await _queue.UpdateMessageAsync(_message.MessageId, receipt, messageText: null, delay, cancellationToken);
+            try
+            {
+                await _queue.UpdateMessageAsync(_message.MessageId, receipt, messageText: null, delay, cancellationToken);
+            }
+            catch (RequestFailedException e) when (IsLost(e))
+            {
+                return;   // gone, or visible again and taken by a redelivery: it comes back without us
+            }
         }
-        catch (RequestFailedException e) when (IsLost(e))
-        {
-            return;   // gone, or visible again and taken by a redelivery: it comes back without us
-        }
+        // An express copy handed back: its queued twin, handled as usual, is the retry, when it is due.
         _released?.Invoke(delay);
     });
 
@@ -411,7 +516,7 @@ public sealed partial class QueueMessageLease : IAsyncDisposable
         await settle(PopReceipt);
     }
 
-    private async Task RenewAsync()
+    private async Task RenewAsync(QueueClient queue)
     {
         while (true)
         {
@@ -426,19 +531,19 @@ public sealed partial class QueueMessageLease : IAsyncDisposable
             try
             {
                 // Not cancelled midway: a renewal that succeeded must hand back its new pop receipt.
-                var receipt = await _queue.UpdateMessageAsync(_message.MessageId, PopReceipt, messageText: null, _lease, CancellationToken.None);
+                var receipt = await queue.UpdateMessageAsync(_message.MessageId, PopReceipt, messageText: null, _lease, CancellationToken.None);
                 Volatile.Write(ref _popReceipt, receipt.Value.PopReceipt);
             }
             catch (RequestFailedException e) when (e.Status is 400 or 404)
             {
                 // The receipt no longer matches (the lease ran out and someone else took it) or the message is gone.
-                LogRenewFailed(_logger, e, _message.MessageId, _queue.Name, e.Message);
+                LogRenewFailed(_logger, e, _message.MessageId, queue.Name, e.Message);
                 return;
             }
             catch (Exception e)
             {
                 // Storage busy or unreachable: try again at the next half lease, which still falls within this one.
-                LogRenewFailed(_logger, e, _message.MessageId, _queue.Name, e.Message);
+                LogRenewFailed(_logger, e, _message.MessageId, queue.Name, e.Message);
             }
         }
     }

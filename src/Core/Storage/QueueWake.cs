@@ -19,9 +19,12 @@ namespace Serverless.Core.Storage;
 /// One instance per process. <see cref="Listen"/> opens this process's receiving socket; a poller
 /// waits on <see cref="Signal"/> for its queue between polls. Senders learn where to send from
 /// storage (a worker registers its endpoint with its container instance) or from the message they
-/// answer (a Start command names the control plane that sent it).
+/// answer (a Start command names the control plane that sent it). The advertised endpoint carries
+/// this process's public key (<c>ip:port#key</c>), so a datagram may also carry a message itself,
+/// sealed for its receiver (<see cref="SendExpress"/>, <see cref="ExpressKeys"/>): a stranger can still
+/// only wake a poller, never hand it a message.
 /// </remarks>
-public sealed partial class QueueWake(ILogger<QueueWake> logger) : IDisposable
+public sealed partial class QueueWake(ILogger<QueueWake> logger, TimeProvider? time = null) : IDisposable
 {
     /// <summary>
     /// Wake-driven polls of one queue per second, at most, once a burst of <see cref="WakeBurst"/> is
@@ -33,16 +36,21 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger) : IDisposable
     public const int WakeBurst = 8;
 
     // An Azure queue name is at most 63 characters.
-    private const int MaxPayload = 63;
+    private const int MaxQueueName = 63;
 
     private readonly ConcurrentDictionary<string, WakeSignal> _signals = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Func<string, bool, bool>> _express = new(StringComparer.Ordinal);
+    private readonly ExpressKeys _keys = new(time);
     private readonly Lock _gate = new();
     private readonly CancellationTokenSource _closing = new();
     private Socket? _listening;
     private Socket? _sender4;
     private Socket? _sender6;
 
-    /// <summary>Where this process listens for wakes (<c>address:port</c>), or null when it does not.</summary>
+    /// <summary>
+    /// Where this process listens for wakes, with the public key express messages to it are sealed for
+    /// (<c>address:port#key</c>), or null when it does not listen.
+    /// </summary>
     public string? Endpoint { get; private set; }
 
     /// <summary>The signal a poller of <paramref name="queueName"/> waits on; set by a wake naming that queue.</summary>
@@ -82,7 +90,7 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger) : IDisposable
             }
             var bound = (IPEndPoint)socket.LocalEndPoint!;
             _listening = socket;
-            Endpoint = bound.ToString();
+            Endpoint = $"{bound}#{_keys.PublicKey}";
             _ = Task.Run(() => ReceiveAsync(socket, _closing.Token));
             LogListening(logger, Endpoint);
             return Endpoint;
@@ -92,17 +100,75 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger) : IDisposable
     /// <summary>Tells the process at <paramref name="endpoint"/> to poll <paramref name="queueName"/>. Best effort, never throws.</summary>
     public void Send(string? endpoint, string queueName)
     {
-        if (endpoint is null || !IPEndPoint.TryParse(endpoint, out var target) || target.Port == 0) return;
+        if (Target(endpoint) is not { } target) return;
         if (endpoint == Endpoint)
         {
             // Ourselves: no datagram needed.
             Local(queueName);
             return;
         }
+        SendTo(target.Address, Encoding.ASCII.GetBytes(queueName), queueName, endpoint!);
+    }
+
+    /// <summary>
+    /// Hands <paramref name="messageText"/>, a message of <paramref name="queueName"/>, to the process at
+    /// <paramref name="endpoint"/> in the wake datagram itself, sealed for it; a plain wake when that process
+    /// advertised no key, the message is too large for a datagram, or the endpoint is this process. Best effort,
+    /// never throws. The same text must be (or be about to be) on the queue: a datagram may be lost.
+    /// </summary>
+    /// <param name="enqueued">
+    /// True when the text is already on the queue: the datagram is then also the wake for it. False when it is sent
+    /// ahead of the queued copy, which then needs its own <see cref="Send"/> once queued.
+    /// </param>
+    public void SendExpress(string? endpoint, string queueName, string messageText, bool enqueued)
+    {
+        if (Target(endpoint) is not { } target) return;
+        var datagram = endpoint != Endpoint && target.PublicKey is { } key && _keys.Learn(key)
+            ? _keys.Seal(key, queueName, messageText, enqueued)
+            : null;
+        if (datagram is not null) SendTo(target.Address, datagram, queueName, endpoint!);
+        else if (enqueued) Send(endpoint, queueName);
+    }
+
+    /// <summary>
+    /// Remembers the key in <paramref name="endpoint"/>, an address read from storage or from a queued message (never
+    /// from a datagram), so express messages from that process can be opened before this one ever sends to it.
+    /// </summary>
+    public void Learn(string? endpoint)
+    {
+        if (Target(endpoint) is { PublicKey: { } key }) _keys.Learn(key);
+    }
+
+    /// <summary>
+    /// Express messages of <paramref name="queueName"/> go to <paramref name="deliver"/> (its text, and whether it is
+    /// already queued), until disposed; when it returns false (not taking them now) the datagram is a plain wake.
+    /// </summary>
+    public IDisposable TakeExpress(string queueName, Func<string, bool, bool> deliver)
+    {
+        _express[queueName] = deliver;
+        return new ExpressRegistration(this, queueName, deliver);
+    }
+
+    private sealed class ExpressRegistration(QueueWake wake, string queueName, Func<string, bool, bool> deliver) : IDisposable
+    {
+        public void Dispose() => wake._express.TryRemove(KeyValuePair.Create(queueName, deliver));
+    }
+
+    private static (IPEndPoint Address, string? PublicKey)? Target(string? endpoint)
+    {
+        if (endpoint is null) return null;
+        var hash = endpoint.IndexOf('#');
+        var address = hash < 0 ? endpoint : endpoint[..hash];
+        if (!IPEndPoint.TryParse(address, out var target) || target.Port == 0) return null;
+        return (target, hash < 0 ? null : endpoint[(hash + 1)..]);
+    }
+
+    private void SendTo(IPEndPoint target, byte[] datagram, string queueName, string endpoint)
+    {
         try
         {
             var socket = SenderFor(target.AddressFamily);
-            socket.SendTo(Encoding.ASCII.GetBytes(queueName), SocketFlags.None, target);
+            socket.SendTo(datagram, SocketFlags.None, target);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
@@ -135,6 +201,7 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger) : IDisposable
             _sender6?.Dispose();
         }
         _closing.Dispose();
+        _keys.Dispose();
     }
 
     private Socket SenderFor(AddressFamily family)
@@ -148,18 +215,14 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger) : IDisposable
 
     private async Task ReceiveAsync(Socket socket, CancellationToken cancellationToken)
     {
-        var buffer = new byte[MaxPayload + 1];
+        var buffer = new byte[ExpressKeys.MaxDatagramBytes + 1];
         EndPoint any = new IPEndPoint(IPAddress.Any, 0);
         while (!cancellationToken.IsCancellationRequested)
         {
             try
             {
                 var received = await socket.ReceiveFromAsync(buffer, SocketFlags.None, any, cancellationToken);
-                // Only a queue name, and only of a queue someone here polls: anything else is dropped
-                // unread, so a stranger's datagram costs a receive and nothing more.
-                var payload = buffer.AsSpan(0, received.ReceivedBytes);
-                if (!IsQueueName(payload)) continue;
-                Local(Encoding.ASCII.GetString(payload));
+                Receive(buffer.AsSpan(0, received.ReceivedBytes));
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -177,10 +240,27 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger) : IDisposable
         }
     }
 
+    /// <summary>
+    /// One datagram: a queue name wakes that queue's poller; an express message this process can open goes to its
+    /// queue's taker; one it cannot open (or that nobody here takes) is a plain wake for the queue it names. Anything
+    /// else is dropped unread, so a stranger's datagram costs a receive and at most one poll.
+    /// </summary>
+    internal void Receive(ReadOnlySpan<byte> payload)
+    {
+        if (payload.Length > 0 && payload[0] == ExpressKeys.Marker)
+        {
+            if (_keys.TryOpen(payload, out var queue, out var text, out var enqueued)
+                && _express.TryGetValue(queue, out var deliver) && deliver(text, enqueued)) return;
+            if (ExpressKeys.QueueNameOf(payload) is { } named) Local(named);
+            return;
+        }
+        if (IsQueueName(payload)) Local(Encoding.ASCII.GetString(payload));
+    }
+
     /// <summary>Azure's rule for a queue name: 3-63 of a-z, 0-9 and single hyphens, a letter or digit at each end.</summary>
     internal static bool IsQueueName(ReadOnlySpan<byte> name)
     {
-        if (name.Length is < 3 or > MaxPayload || name[0] == '-' || name[^1] == '-') return false;
+        if (name.Length is < 3 or > MaxQueueName || name[0] == '-' || name[^1] == '-') return false;
         for (var i = 0; i < name.Length; i++)
         {
             var c = name[i];

@@ -618,7 +618,8 @@ public sealed class TaskLauncher(
     }
 
     /// <summary>
-    /// Puts <paramref name="command"/> on the task's instance queue, then wakes that instance's worker.
+    /// Puts <paramref name="command"/> on the task's instance queue, then hands it to that instance's worker
+    /// express as well (<see cref="QueueWake.SendExpress"/>), which also wakes its poller to collect the queued copy.
     /// Throws <see cref="CommandNotSentException"/> when the command is certainly not on the queue
     /// (the queue could not be had, or storage refused the message); any other failure leaves it
     /// unknown whether the message was enqueued (a timeout, a connection lost, a server error).
@@ -635,16 +636,18 @@ public sealed class TaskLauncher(
         {
             throw new CommandNotSentException(e);
         }
+        var text = TaskMessages.Serialize(command);
         try
         {
-            await queue.SendMessageAsync(TaskMessages.Serialize(command), cancellationToken);
+            await queue.SendMessageAsync(text, cancellationToken);
         }
         catch (RequestFailedException e) when (e.Status is >= 400 and < 500 and not 408)
         {
             // The service answered and refused: nothing was enqueued.
             throw new CommandNotSentException(e);
         }
-        wake.Send(wakeEndpoint, name);
+        // Only once it is queued: a worker must never run a command the queue (and so this call's outcome) does not hold.
+        wake.SendExpress(wakeEndpoint, name, text, enqueued: true);
     }
 
     /// <summary>A command that is certainly not on its queue (as opposed to one whose send had no clear answer).</summary>

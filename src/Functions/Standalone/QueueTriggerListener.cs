@@ -59,8 +59,12 @@ public sealed partial class QueueTriggerListener
             MaxPollingInterval = maxPollingInterval ?? options.MaxPollingInterval,
             // Messages found that no wake announced: host.json's back-off for a while (QueueConsumer).
             MissedWakePollingInterval = options.MaxPollingInterval,
+            TakesExpress = wake is not null,
         }, ProcessAsync, time, logger, wake);
     }
+
+    /// <summary>A message of the queue handed over in a wake datagram (<see cref="QueueWake.TakeExpress"/>); see <see cref="QueueConsumer.DeliverExpress"/>.</summary>
+    public bool DeliverExpress(string messageText, bool enqueued) => _consumer.DeliverExpress(messageText, enqueued);
 
     public string QueueName => _queue.Name;
 

@@ -36,6 +36,7 @@ internal sealed partial class StandaloneTriggerService(
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<QueueTriggerListener> _listeners = [];
     private readonly List<Task> _running = [];
+    private readonly List<IDisposable> _registrations = [];
     private readonly ILogger _logger = loggers.CreateLogger("Serverless.Functions.Standalone.Triggers");
 
     public Task StartAsync(CancellationToken cancellationToken)
@@ -60,6 +61,8 @@ internal sealed partial class StandaloneTriggerService(
                 wake.Signal(binding.QueueName),
                 maxPolling);
             _listeners.Add(listener);
+            // A worker's reports arrive in its wake datagrams too, sealed for this process, ahead of their queued copies.
+            _registrations.Add(wake.TakeExpress(binding.QueueName, listener.DeliverExpress));
             _running.Add(Task.Run(() => listener.RunAsync(_stopping.Token), CancellationToken.None));
         }
         foreach (var binding in timers)
@@ -92,7 +95,11 @@ internal sealed partial class StandaloneTriggerService(
         }
     }
 
-    public void Dispose() => _stopping.Dispose();
+    public void Dispose()
+    {
+        foreach (var registration in _registrations) registration.Dispose();
+        _stopping.Dispose();
+    }
 
     private async Task InvokeAsync(
         StandaloneFunction function, object? trigger, IReadOnlyDictionary<string, object?>? bindingData, CancellationToken cancellationToken)

@@ -39,6 +39,8 @@ public sealed class CommandLoop(
             // Without wakes, poll fast again after every batch, as a plain poller does.
             wake.Endpoint is null ? null : wake.Signal(queue.Name));
         logger.LogInformation("Taking commands from queue {Queue}", queue.Name);
+        // Commands sealed for this worker arrive in the wake datagram too, ahead of the poll that would bring them.
+        using var express = wake.TakeExpress(queue.Name, consumer.DeliverExpress);
         await consumer.RunAsync(cancellationToken);
     }
 
@@ -61,6 +63,7 @@ public sealed class CommandLoop(
             MaxPollingInterval = takesWakes && fallback > poll ? fallback : poll,
             // Commands found that no wake announced: the back-off without wakes for a while (QueueConsumer).
             MissedWakePollingInterval = poll,
+            TakesExpress = takesWakes,
         };
     }
 
@@ -96,8 +99,13 @@ public sealed class CommandLoop(
             return;
         }
 
-        // Reports about this task (and any other) wake the control plane that sent the latest command.
-        if (command.ReportWake is { } reportWake) reporter.ReportWake = reportWake;
+        // Reports about this task (and any other) wake the control plane that sent the latest command, which is
+        // known from now on: its express commands can be opened.
+        if (command.ReportWake is { } reportWake)
+        {
+            reporter.ReportWake = reportWake;
+            wake.Learn(reportWake);
+        }
         try
         {
             if (message.DequeueCount > options.MaxCommandDequeueCount)

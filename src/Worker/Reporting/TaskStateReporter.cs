@@ -191,6 +191,10 @@ public sealed class TaskStateReporter(StorageClients storage, QueueWake wake, Wo
     {
         var body = batch.Count == 1 ? batch[0].Json : TaskMessages.SerializeReports(batch.Select(o => o.Change));
         var delay = TimeSpan.FromMilliseconds(250);
+        // A report is a fact, not a command: the control plane may apply it before its queued copy exists, so it goes
+        // express ahead of the queue; the wake after the send has the queued twin collected (or handled, when the
+        // express copy was lost or could not be opened).
+        wake.SendExpress(ReportWake, TaskMessages.TaskEventsQueue, body, enqueued: false);
         for (var attempt = 1; ; attempt++)
         {
             try

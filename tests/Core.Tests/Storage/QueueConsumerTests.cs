@@ -284,4 +284,132 @@ public sealed class QueueConsumerTests(AzuriteFixture azurite)
 
         Assert.True(await woken.WaitAsync(Ceiling, _token));
     }
+
+    /// <summary>A consumer that takes express messages, with a handler that records each text and settles it as told.</summary>
+    private (QueueConsumer Consumer, List<string> Handled, QueueWake Wakes) ExpressConsumer(QueueClient queue, Func<string, bool>? done = null)
+    {
+        var wakes = new QueueWake(NullLogger<QueueWake>.Instance);
+        var handled = new List<string>();
+        var consumer = new QueueConsumer(queue, new QueueConsumerOptions { MaxPollingInterval = TimeSpan.FromSeconds(60), TakesExpress = true },
+            async (message, lease, token) =>
+            {
+                var text = message.Body.ToString();
+                lock (handled) handled.Add(text);
+                if (done?.Invoke(text) ?? true) await lease.DeleteAsync(token);
+                else await lease.ReleaseAsync(TimeSpan.Zero, token);
+            }, _time, NullLogger.Instance, wakes.Signal(queue.Name));
+        return (consumer, handled, wakes);
+    }
+
+    private static int CountOf(List<string> handled)
+    {
+        lock (handled) return handled.Count;
+    }
+
+    [Fact]
+    public async Task A_message_sent_express_and_queued_is_handled_once_and_its_queued_twin_only_deleted()
+    {
+        var queue = await QueueAsync();
+        var (consumer, handled, wakes) = ExpressConsumer(queue);
+        using var _ = wakes;
+        Assert.False(consumer.DeliverExpress("before it runs", enqueued: false));
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(_token);
+        var running = consumer.RunAsync(stop.Token);
+        await UntilAsync(() => consumer.IdleWaits > 0, "the first idle wait");
+
+        await queue.SendMessageAsync("start task 1", _token);
+        Assert.True(consumer.DeliverExpress("start task 1", enqueued: true));
+
+        // Handled from the datagram; a little later the consumer polls and only deletes the queued copy.
+        await UntilAsync(() => CountOf(handled) == 1, "the express copy handled");
+        var polls = consumer.PollCount;
+        await Task.Delay(100, _token);
+        Assert.Equal(polls, consumer.PollCount);
+        _time.Advance(QueueConsumerOptions.TwinCollectionDelay);
+        await UntilAsync(() => queue.GetProperties(_token).Value.ApproximateMessagesCount == 0, "the queued twin deleted");
+        Assert.Equal(["start task 1"], handled);
+        // A second datagram of the same message (a replay, or a retry of the send) is not handled again.
+        Assert.True(consumer.DeliverExpress("start task 1", enqueued: true));
+        await Task.Delay(100, _token);
+        Assert.Single(handled);
+
+        await stop.CancelAsync();
+        await running;
+    }
+
+    [Fact]
+    public async Task An_express_copy_handed_back_leaves_its_queued_twin_to_be_handled_as_usual()
+    {
+        var queue = await QueueAsync();
+        var attempts = 0;
+        var (consumer, handled, wakes) = ExpressConsumer(queue, _ => Interlocked.Increment(ref attempts) > 1);
+        using var _ = wakes;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(_token);
+        var running = consumer.RunAsync(stop.Token);
+        await UntilAsync(() => consumer.IdleWaits > 0, "the first idle wait");
+
+        await queue.SendMessageAsync("stop task 2", _token);
+        consumer.DeliverExpress("stop task 2", enqueued: true);
+
+        await UntilAsync(() => CountOf(handled) == 2, "the queued twin handled after the express copy failed");
+        await UntilAsync(() => queue.GetProperties(_token).Value.ApproximateMessagesCount == 0, "the queued copy deleted by its handler");
+        await stop.CancelAsync();
+        await running;
+    }
+
+    [Fact]
+    public async Task An_express_copy_that_comes_after_its_queued_twin_is_dropped()
+    {
+        var queue = await QueueAsync();
+        var (consumer, handled, wakes) = ExpressConsumer(queue);
+        using var _ = wakes;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(_token);
+        var running = consumer.RunAsync(stop.Token);
+        await UntilAsync(() => consumer.IdleWaits > 0, "the first idle wait");
+
+        await queue.SendMessageAsync("report task 3 RUNNING", _token);
+        wakes.Local(queue.Name);
+        await UntilAsync(() => CountOf(handled) == 1, "the queued copy handled");
+        Assert.True(consumer.DeliverExpress("report task 3 RUNNING", enqueued: false));
+        // A different message is still taken express.
+        Assert.True(consumer.DeliverExpress("report task 4 RUNNING", enqueued: false));
+
+        await UntilAsync(() => CountOf(handled) == 2, "the other express message handled");
+        Assert.Equal(["report task 3 RUNNING", "report task 4 RUNNING"], handled);
+        await stop.CancelAsync();
+        await running;
+    }
+
+    [Fact]
+    public async Task A_consumer_at_its_limit_takes_no_express_message_and_leaves_it_to_the_queue()
+    {
+        var queue = await QueueAsync();
+        using var wakes = new QueueWake(NullLogger<QueueWake>.Instance);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handled = new List<string>();
+        var consumer = new QueueConsumer(queue,
+            new QueueConsumerOptions { BatchSize = 1, NewBatchThreshold = 0, MaxInFlight = 1, MaxPollingInterval = TimeSpan.FromSeconds(60), TakesExpress = true },
+            async (message, lease, token) =>
+            {
+                lock (handled) handled.Add(message.Body.ToString());
+                await gate.Task.WaitAsync(token);
+                await lease.DeleteAsync(token);
+            }, _time, NullLogger.Instance, wakes.Signal(queue.Name));
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(_token);
+        var running = consumer.RunAsync(stop.Token);
+        await UntilAsync(() => consumer.IdleWaits > 0, "the first idle wait");
+
+        Assert.True(consumer.DeliverExpress("first", enqueued: false));
+        await UntilAsync(() => consumer.InFlightCount == 1, "the first one in flight");
+        // As many in flight as it may have: the second is left to its queued copy.
+        Assert.False(consumer.DeliverExpress("second", enqueued: true));
+        await queue.SendMessageAsync("second", _token);
+        gate.SetResult();
+        wakes.Local(queue.Name);
+
+        await UntilAsync(() => CountOf(handled) == 2, "the queued copy handled");
+        await UntilAsync(() => queue.GetProperties(_token).Value.ApproximateMessagesCount == 0, "the queued copy deleted");
+        await stop.CancelAsync();
+        await running;
+    }
 }
