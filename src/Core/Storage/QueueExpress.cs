@@ -15,7 +15,7 @@ namespace Serverless.Core.Storage;
 /// <remarks>
 /// <para>
 /// Every process makes a fresh P-256 key pair at start and keeps its private key in memory only; its
-/// public key travels in its advertised wake address (<c>ip:port#key</c>), which reaches a peer only
+/// public key travels in its advertised wake address (<c>ip:port~key</c>), which reaches a peer only
 /// through storage (an instance row, a task row) or a queued command: never through a datagram. Two
 /// processes that know each other's addresses share an AES-256 key by ECDH, and a datagram is sealed
 /// with AES-GCM under it: readable and forgeable by those two only. Its header (sender, time, queue) is

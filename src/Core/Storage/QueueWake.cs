@@ -20,7 +20,7 @@ namespace Serverless.Core.Storage;
 /// waits on <see cref="Signal"/> for its queue between polls. Senders learn where to send from
 /// storage (a worker registers its endpoint with its container instance) or from the message they
 /// answer (a Start command names the control plane that sent it). The advertised endpoint carries
-/// this process's public key (<c>ip:port#key</c>), so a datagram may also carry a message itself,
+/// this process's public key (<c>ip:port~key</c>), so a datagram may also carry a message itself,
 /// sealed for its receiver (<see cref="SendExpress"/>, <see cref="ExpressKeys"/>): a stranger can still
 /// only wake a poller, never hand it a message.
 /// </remarks>
@@ -34,6 +34,10 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger, TimeProvider? t
 
     /// <summary>Wakes one queue may take back to back before <see cref="MaxWakesPerSecond"/> applies.</summary>
     public const int WakeBurst = 8;
+
+    // Between an endpoint's socket address and its key: a character that is neither in an IP endpoint nor in
+    // base64url, and that a table key may hold (endpoints are row keys too; '#' may not be).
+    private const char KeySeparator = '~';
 
     // An Azure queue name is at most 63 characters.
     private const int MaxQueueName = 63;
@@ -49,7 +53,7 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger, TimeProvider? t
 
     /// <summary>
     /// Where this process listens for wakes, with the public key express messages to it are sealed for
-    /// (<c>address:port#key</c>), or null when it does not listen.
+    /// (<c>address:port~key</c>), or null when it does not listen.
     /// </summary>
     public string? Endpoint { get; private set; }
 
@@ -90,7 +94,7 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger, TimeProvider? t
             }
             var bound = (IPEndPoint)socket.LocalEndPoint!;
             _listening = socket;
-            Endpoint = $"{bound}#{_keys.PublicKey}";
+            Endpoint = $"{bound}{KeySeparator}{_keys.PublicKey}";
             _ = Task.Run(() => ReceiveAsync(socket, _closing.Token));
             LogListening(logger, Endpoint);
             return Endpoint;
@@ -157,10 +161,10 @@ public sealed partial class QueueWake(ILogger<QueueWake> logger, TimeProvider? t
     private static (IPEndPoint Address, string? PublicKey)? Target(string? endpoint)
     {
         if (endpoint is null) return null;
-        var hash = endpoint.IndexOf('#');
-        var address = hash < 0 ? endpoint : endpoint[..hash];
+        var separator = endpoint.IndexOf(KeySeparator);
+        var address = separator < 0 ? endpoint : endpoint[..separator];
         if (!IPEndPoint.TryParse(address, out var target) || target.Port == 0) return null;
-        return (target, hash < 0 ? null : endpoint[(hash + 1)..]);
+        return (target, separator < 0 ? null : endpoint[(separator + 1)..]);
     }
 
     private void SendTo(IPEndPoint target, byte[] datagram, string queueName, string endpoint)

@@ -117,7 +117,7 @@ public sealed class QueueExpressTests
         using var controlPlane = new QueueWake(NullLogger<QueueWake>.Instance);
         var workerEndpoint = worker.Listen(0, "127.0.0.1")!;
         var controlPlaneEndpoint = controlPlane.Listen(0, "127.0.0.1")!;
-        Assert.Contains('#', workerEndpoint);
+        Assert.Contains('~', workerEndpoint);
         var delivered = new TaskCompletionSource<(string, bool)>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var taking = controlPlane.TakeExpress(Queue, (text, enqueued) => delivered.TrySetResult((text, enqueued)));
 
@@ -164,7 +164,7 @@ public sealed class QueueExpressTests
         // What the worker would send, captured by sending it to a socket of our own instead.
         using var capture = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         capture.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        var captureEndpoint = $"{capture.LocalEndPoint}#{endpoint.Split('#')[1]}";
+        var captureEndpoint = $"{capture.LocalEndPoint}~{endpoint.Split('~')[1]}";
         worker.SendExpress(captureEndpoint, Queue, Text, enqueued: true);
         var buffer = new byte[ExpressKeys.MaxDatagramBytes];
         capture.ReceiveTimeout = 30_000;

@@ -16,8 +16,8 @@ public sealed class QueueWakeTests
 
     private static QueueWake NewWake() => new(NullLogger<QueueWake>.Instance);
 
-    /// <summary>The socket address of an advertised endpoint (<c>ip:port#key</c>).</summary>
-    private static IPEndPoint SocketOf(string endpoint) => IPEndPoint.Parse(endpoint.Split('#')[0]);
+    /// <summary>The socket address of an advertised endpoint (<c>ip:port~key</c>).</summary>
+    private static IPEndPoint SocketOf(string endpoint) => IPEndPoint.Parse(endpoint.Split('~')[0]);
 
     [Fact]
     public async Task A_datagram_naming_a_queue_wakes_that_queues_poller_in_another_process()
