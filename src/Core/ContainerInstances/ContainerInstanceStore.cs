@@ -27,6 +27,18 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
 {
     public const string TableName = "ContainerInstances";
 
+    /// <summary>
+    /// The cluster's DRAINING instances, one empty row each (partition: the cluster, row: the instance id), so a
+    /// reconcile learns them from a partition as small as the drain rather than by filtering every instance's row.
+    /// A change into DRAINING lists the instance before its row says so and a change out of it unlists it after:
+    /// the list may hold more than the draining instances (a write that failed between the two), never fewer, and
+    /// <see cref="ListDrainingIdsAsync"/> checks what it lists against the rows.
+    /// </summary>
+    public const string DrainsTableName = "ContainerInstanceDrains";
+
+    // Clusters whose drains this process has listed from the rows once (instances drained before the list existed).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task> _drainsBackfilled = new(StringComparer.Ordinal);
+
     // The ETag each heartbeat of this process left on its instance's row, by (cluster, id, owner).
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Cluster, string Id, string Owner), ETag> _ownHeartbeats = new();
 
@@ -182,17 +194,75 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     }
 
     /// <summary>
-    /// The ids of the cluster's DRAINING instances (whose service tasks are moved elsewhere): one
-    /// partition query that returns the row keys only, usually none.
+    /// The ids of the cluster's DRAINING instances (whose service tasks are moved elsewhere): one query of the
+    /// cluster's partition of <see cref="DrainsTableName"/>, usually empty, and one point read of each instance it
+    /// lists, which keeps those whose row says DRAINING. Nothing here grows with the instances that are not draining.
     /// </summary>
     public async Task<IReadOnlySet<string>> ListDrainingIdsAsync(string cluster, CancellationToken cancellationToken)
     {
-        var table = await storage.TableAsync(TableName, cancellationToken);
-        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {cluster} and Status eq {ContainerInstanceRecord.Draining}");
-        var ids = new HashSet<string>(StringComparer.Ordinal);
-        await foreach (var row in table.QueryAsync<TableEntity>(filter, maxPerPage: 1000, select: ["RowKey"], cancellationToken: cancellationToken))
-            ids.Add(row.RowKey);
-        return ids;
+        await _drainsBackfilled.GetOrAdd(cluster, c => BackfillDrainsAsync(c, CancellationToken.None))
+            .WaitAsync(cancellationToken);
+        var drains = await storage.TableAsync(DrainsTableName, cancellationToken);
+        var listed = new List<string>();
+        await foreach (var row in drains.QueryAsync<TableEntity>(TableClient.CreateQueryFilter($"PartitionKey eq {cluster}"),
+                           maxPerPage: 1000, select: ["RowKey"], cancellationToken: cancellationToken))
+            listed.Add(row.RowKey);
+        if (listed.Count == 0) return new HashSet<string>(StringComparer.Ordinal);
+        var rows = await Task.WhenAll(listed.Select(id => FindAsync(cluster, id, cancellationToken)));
+        // An entry whose row is not DRAINING is left alone: it may be a drain whose row is about to say so.
+        return rows.Where(i => i is { Status: ContainerInstanceRecord.Draining }).Select(i => i!.Id).ToHashSet(StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// Lists the instances whose rows say DRAINING, once per cluster and process: those drained before
+    /// <see cref="DrainsTableName"/> existed. A failure is forgotten, so the next call tries again.
+    /// </summary>
+    private async Task BackfillDrainsAsync(string cluster, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var table = await storage.TableAsync(TableName, cancellationToken);
+            var filter = TableClient.CreateQueryFilter($"PartitionKey eq {cluster} and Status eq {ContainerInstanceRecord.Draining}");
+            await foreach (var row in table.QueryAsync<TableEntity>(filter, maxPerPage: 1000, select: ["RowKey"], cancellationToken: cancellationToken))
+                await ListDrainAsync(cluster, row.RowKey, cancellationToken);
+        }
+        catch
+        {
+            _drainsBackfilled.TryRemove(cluster, out _);
+            throw;
+        }
+    }
+
+    private async Task ListDrainAsync(string cluster, string id, CancellationToken cancellationToken)
+    {
+        var drains = await storage.TableAsync(DrainsTableName, cancellationToken);
+        await drains.UpsertEntityAsync(new TableEntity(cluster, id), TableUpdateMode.Replace, cancellationToken);
+    }
+
+    /// <summary>
+    /// <paramref name="changed"/> over <paramref name="current"/>, conditional on its ETag, keeping
+    /// <see cref="DrainsTableName"/> a superset of the draining instances: listed before a change into DRAINING,
+    /// unlisted after a change out of it (an unlisting that fails leaves an entry that reads check away).
+    /// </summary>
+    private async Task<ContainerInstanceRecord> ReplaceKeepingDrainsAsync(
+        TableClient table, ContainerInstanceRecord current, ContainerInstanceRecord changed, CancellationToken cancellationToken)
+    {
+        const string draining = ContainerInstanceRecord.Draining;
+        if (changed.Status == draining && current.Status != draining) await ListDrainAsync(changed.Cluster, changed.Id, cancellationToken);
+        var written = await ReplaceOrThrowAsync(table, changed, cancellationToken);
+        if (current.Status == draining && changed.Status != draining)
+        {
+            try
+            {
+                var drains = await storage.TableAsync(DrainsTableName, cancellationToken);
+                await drains.DeleteEntityAsync(changed.Cluster, changed.Id, ETag.All, cancellationToken);
+            }
+            catch (RequestFailedException)
+            {
+                // The change itself is written; the entry left behind costs a point read per reconcile until the next drain ends.
+            }
+        }
+        return written;
     }
 
     /// <summary>
@@ -209,7 +279,7 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
             async () => await FindAsync(cluster, id, cancellationToken) ?? throw NotFound(cluster, id),
             // A copy even when change returns its argument: every update counts as a new version.
             current => change(current) with { Cluster = current.Cluster, Id = current.Id, Version = current.Version + 1, ETag = current.ETag },
-            (current, changed) => ReplaceOrThrowAsync(table, changed, cancellationToken),
+            (current, changed) => ReplaceKeepingDrainsAsync(table, current, changed, cancellationToken),
             cancellationToken, MaxAttempts))!;
         NoteInView(cluster, id, updated);
         return updated;

@@ -3,6 +3,7 @@ using Serverless.Core.Api;
 using Serverless.Core.ContainerInstances;
 using Serverless.Core.Tags;
 using Serverless.TestSupport;
+using Serverless.TestSupport.Storage;
 using static Serverless.Core.Tests.ContainerInstances.ContainerInstanceTables;
 
 namespace Serverless.Core.Tests.ContainerInstances;
@@ -325,6 +326,61 @@ public sealed class ContainerInstanceStoreTests(AzuriteFixture azurite)
         Assert.Equal(new[] { active.Id, draining.Id }.Order(StringComparer.Ordinal), later.Select(i => i.Id));
         Assert.Equal([elsewhere.Id], (await store.ListAsync("other", _token)).Select(i => i.Id));
         Assert.Empty(await store.ListAsync("empty", _token));
+    }
+
+    [Fact]
+    public async Task Draining_instances_are_read_from_their_own_list_and_checked_against_their_rows()
+    {
+        var store = _tables.NewStore();
+        var ids = new List<string>();
+        for (var i = 0; i < 6; i++) ids.Add((await store.RegisterAsync(Host(), _token)).Id);
+        await store.RegisterAsync(Host(cluster: "other"), _token);
+        await store.UpdateAsync("default", ids[1], i => i with { Status = ContainerInstanceRecord.Draining }, _token);
+        await store.UpdateAsync("default", ids[2], i => i with { Status = ContainerInstanceRecord.Draining }, _token);
+        await store.UpdateAsync("default", ids[3], i => i with { Status = ContainerInstanceRecord.Draining }, _token);
+        // Out of DRAINING: back to ACTIVE, and deregistered.
+        await store.UpdateAsync("default", ids[2], i => i with { Status = ContainerInstanceRecord.Active }, _token);
+        await store.UpdateAsync("default", ids[3], i => i with { Status = ContainerInstanceRecord.Inactive }, _token);
+        // A list entry whose row never became DRAINING (a drain whose write failed after it was listed).
+        var drains = await new Serverless.Core.Storage.StorageClients(azurite.ConnectionString, _tables.Options).TableAsync(ContainerInstanceStore.DrainsTableName, _token);
+        await drains.UpsertEntityAsync(new Azure.Data.Tables.TableEntity("default", ids[4]), cancellationToken: _token);
+
+        // Warm the process's one-time look at the rows, then watch what a reconcile's read costs.
+        Assert.Equal([ids[1]], await store.ListDrainingIdsAsync("default", _token));
+        var seen = new List<StorageRequest>();
+        azurite.Proxy.Observe = r => { lock (seen) seen.Add(r); };
+        IReadOnlySet<string> draining;
+        try
+        {
+            draining = await store.ListDrainingIdsAsync("default", _token);
+        }
+        finally
+        {
+            azurite.Proxy.Observe = null;
+        }
+
+        Assert.Equal([ids[1]], draining);
+        Assert.Empty(await store.ListDrainingIdsAsync("other", _token));
+        // One query of the list's partition (two entries) and one point read per entry; no query of the instances' rows.
+        Assert.Equal(
+            [$"query {ContainerInstanceStore.DrainsTableName} default 2", $"read {ContainerInstanceStore.TableName} default 1", $"read {ContainerInstanceStore.TableName} default 1"],
+            seen.Select(r => $"{r.Kind} {r.Resource![_tables.Prefix.Length..]} {r.Partition} {r.Entities}").Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task An_instance_drained_before_the_list_existed_is_found_by_a_processs_first_look()
+    {
+        var store = _tables.NewStore();
+        var old = await store.RegisterAsync(Host(), _token);
+        // Written as a version without the list wrote it: the row alone says DRAINING.
+        var rows = await new Serverless.Core.Storage.StorageClients(azurite.ConnectionString, _tables.Options).TableAsync(ContainerInstanceStore.TableName, _token);
+        var entity = (await rows.GetEntityAsync<Azure.Data.Tables.TableEntity>("default", old.Id, cancellationToken: _token)).Value;
+        entity["Status"] = ContainerInstanceRecord.Draining;
+        await rows.UpdateEntityAsync(entity, entity.ETag, cancellationToken: _token);
+
+        Assert.Equal([old.Id], await _tables.NewStore().ListDrainingIdsAsync("default", _token));
+        await store.UpdateAsync("default", old.Id, i => i with { Status = ContainerInstanceRecord.Active }, _token);
+        Assert.Empty(await store.ListDrainingIdsAsync("default", _token));
     }
 
     [Fact]
