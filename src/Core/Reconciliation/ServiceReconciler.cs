@@ -39,6 +39,9 @@ public sealed class ServiceReconciler(
 {
     private readonly TimeSpan _leaseDuration = TimeSpan.FromSeconds(options.ServiceLeaseSeconds);
     private static readonly TimeSpan PlacementRetry = TimeSpan.FromSeconds(20);
+
+    /// <summary>How soon a reconcile that lost a write to the service row (another reconcile, an API call) looks again.</summary>
+    private static readonly TimeSpan LostRaceRetry = TimeSpan.FromMilliseconds(200);
     private readonly ConcurrentDictionary<string, bool> _healthChecks = new();
 
     public async Task<ReconcileResult> ReconcileAsync(ServiceKey key, CancellationToken cancellationToken)
@@ -80,7 +83,10 @@ public sealed class ServiceReconciler(
 
         if (!step.ChangesTasks)
         {
-            if (!SameRecord(service, step.Service)) await SaveOrRequeueAsync(step.Service, cancellationToken);
+            // A lost save (another reconcile's counts, an API update) is looked at again with that write in view:
+            // another reconcile's save enqueues nothing, and what this one saw (a task that just started) must be counted.
+            if (!SameRecord(service, step.Service) && !await TrySaveAsync(step.Service, cancellationToken))
+                return ReconcileResult.After(LostRaceRetry);
             var later = Earliest(step.CheckAgainIn, nextStop - now);
             return later is { } delay ? ReconcileResult.After(delay) : ReconcileResult.Done;
         }
@@ -88,7 +94,7 @@ public sealed class ServiceReconciler(
         // Claim the service before acting: losing this write means someone else changed it since
         // our read, and their change must be seen before anything is decided.
         var lease = await ServiceLease.TryClaimAsync(services, time, _leaseDuration, service, cancellationToken);
-        if (lease is null) return ReconcileResult.After(TimeSpan.FromMilliseconds(200));
+        if (lease is null) return ReconcileResult.After(LostRaceRetry);
         try
         {
             return await ActAsync(key, step, view.Tasks, lease, nextStop - now, cancellationToken);
@@ -155,7 +161,7 @@ public sealed class ServiceReconciler(
                 LeaseOwner = s.LeaseOwner == lease.Owner ? null : s.LeaseOwner,
                 LeaseExpiresAt = s.LeaseOwner == lease.Owner ? null : s.LeaseExpiresAt,
             }, cancellationToken);
-        return ReconcileResult.After(lease.Lost ? TimeSpan.FromMilliseconds(200) : TimeSpan.Zero);
+        return ReconcileResult.After(lease.Lost ? LostRaceRetry : TimeSpan.Zero);
     }
 
     /// <summary>Stops the step's tasks; a task behind a load balancer is drained first. Returns when the next draining ends.</summary>
@@ -313,15 +319,17 @@ public sealed class ServiceReconciler(
         return instance => instance.Status == ContainerInstanceRecord.Active && memberOf.All(m => m(instance));
     }
 
-    private async Task SaveOrRequeueAsync(ServiceRecord next, CancellationToken cancellationToken)
+    /// <summary>Saves <paramref name="next"/> conditional on the ETag it was read with; false when someone wrote the service since.</summary>
+    private async Task<bool> TrySaveAsync(ServiceRecord next, CancellationToken cancellationToken)
     {
         try
         {
             await services.SaveAsync(next, cancellationToken);
+            return true;
         }
         catch (ConcurrentUpdateException)
         {
-            // Someone changed the service since we read it; their write enqueued its own reconcile.
+            return false;
         }
     }
 
