@@ -60,6 +60,13 @@ public static class Rollout
     /// <summary>A task not RUNNING after this long is stopped and replaced.</summary>
     public static readonly TimeSpan StartDeadline = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// How long every task of the primary deployment must have run before the service counts as steady and the
+    /// deployment COMPLETED: a revision whose containers exit at once reaches RUNNING for an instant, and completing on
+    /// that instant would drop the deployment the circuit breaker rolls back to and leave the crash loop unbroken.
+    /// </summary>
+    public static readonly TimeSpan SteadyAfter = TimeSpan.FromSeconds(10);
+
     public const string ReasonScaling = "Scaling activity initiated by ({0})";
     public const string ReasonUnhealthy = "Task failed container health checks";
     private const string ReasonElbUnhealthyPrefix = "Task failed ELB health checks in (target-group ";
@@ -118,6 +125,7 @@ public static class Rollout
         // A deleted service is INACTIVE once every task has actually stopped, not when told to.
         var status = draining && view.Tasks.All(t => t.IsStopped) ? ServiceRecord.Inactive : service.Status;
         var steady = events.Steady;
+        if (events.SteadyIn is { } settling) checkAgain = checkAgain is { } sooner && sooner < settling ? sooner : settling;
         List<string> messages = [.. breaker.Events, .. events.Messages];
         if (steady && status == ServiceRecord.Active && !LastEventIsSteady(service))
             messages.Add($"(service {service.Name}) has reached a steady state.");
@@ -220,7 +228,8 @@ public static class Rollout
     }
 
     /// <summary>The events the counting adds, and whether the service is steady once the step is applied.</summary>
-    internal sealed record CountEvents(IReadOnlyList<string> Messages, bool Steady);
+    /// <param name="SteadyIn">When the service would be steady if nothing changes: its newest task has not run <see cref="SteadyAfter"/> yet.</param>
+    internal sealed record CountEvents(IReadOnlyList<string> Messages, bool Steady, TimeSpan? SteadyIn = null);
 
     /// <summary>
     /// The deployments as they will be once this step is applied: each one's desired, running,
@@ -254,7 +263,14 @@ public static class Rollout
         var primaryNow = counted.First(d => d.Id == primary.Id);
         var healthyPrimary = primaryAfter.Count(t => IsHealthy(t, view.PrimaryHasHealthCheck) && TargetServing(view, t));
         var steady = !oldAfter.Any() && started == 0 && stops.Count == 0 && healthyPrimary == desired && primaryAfter.Count == desired;
-        if (!steady || primaryNow.RolloutState != DeploymentRolloutState.InProgress) return (counted, new CountEvents([], steady));
+        // Steady once the newest of its tasks has run for SteadyAfter (look again then); a task with no start time counts as settled.
+        TimeSpan? steadyIn = null;
+        if (steady && primaryAfter.Select(t => t.StartedAt).Max() is { } newest && newest + SteadyAfter > view.Now)
+        {
+            steady = false;
+            steadyIn = newest + SteadyAfter - view.Now;
+        }
+        if (!steady || primaryNow.RolloutState != DeploymentRolloutState.InProgress) return (counted, new CountEvents([], steady, steadyIn));
 
         primaryNow = primaryNow with { RolloutState = DeploymentRolloutState.Completed, RolloutStateReason = "ECS deployment " + primaryNow.Id + " completed.", UpdatedAt = view.Now };
         return (counted.Where(d => d.Status != DeploymentStatus.Inactive).Select(d => d.Id == primaryNow.Id ? primaryNow : d).ToList(),

@@ -124,6 +124,27 @@ public class RolloutTests
     }
 
     [Fact]
+    public void A_deployment_completes_only_once_its_newest_task_has_run_long_enough_and_looks_again_then()
+    {
+        var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentRolloutState.Completed));
+        // Both new tasks just reached RUNNING (a revision that exits at once is RUNNING for an instant too).
+        var fresh = new[] { Task("d2", ageSeconds: 3), Task("d2", ageSeconds: 2) };
+
+        var settling = Step(service, fresh);
+
+        Assert.Equal(DeploymentRolloutState.InProgress, settling.Service.Primary!.RolloutState);
+        Assert.DoesNotContain(settling.Service.Events, e => e.Message.Contains("steady state"));
+        // The newest started 1 s ago: look again when it has run SteadyAfter.
+        Assert.Equal(Rollout.SteadyAfter - TimeSpan.FromSeconds(1), settling.CheckAgainIn);
+        // The fallback deployment is still there for the circuit breaker.
+        Assert.Contains(settling.Service.Deployments, d => d.Id == "d1");
+
+        var settled = Step(service, fresh.Select(t => t with { StartedAt = t.StartedAt - Rollout.SteadyAfter }));
+        Assert.Equal(DeploymentRolloutState.Completed, settled.Service.Primary!.RolloutState);
+        Assert.Single(settled.Service.Deployments);
+    }
+
+    [Fact]
     public void A_rollout_drains_the_old_deployment_once_new_tasks_are_healthy_and_then_completes()
     {
         var service = Service(2, Deployment("d2", DeploymentStatus.Primary, V2), Deployment("d1", DeploymentStatus.Active, V1, DeploymentRolloutState.Completed));
