@@ -75,6 +75,7 @@ public static class ControlPlaneServices
         services.AddSingleton<IActionSource, ServiceActions>();
         services.AddSingleton<IActionSource, ServiceDeploymentActions>();
         services.AddSingleton<ServiceReconciler>();
+        services.AddSingleton<ReconcileRuns>();
         services.AddSingleton<ServiceResync>();
         services.AddSingleton<InstanceHealthSweep>();
         services.AddSingleton<TaskRetention>();

@@ -3,8 +3,11 @@ using Serverless.Core.Reconciliation;
 
 namespace Serverless.Functions.Reconciliation;
 
-/// <summary>Reconciles the service a message names (queue <c>reconcile</c>); "look again in T" becomes a delayed message.</summary>
-public sealed class ReconcileFunction(ServiceReconciler reconciler, ReconcileQueue queue)
+/// <summary>
+/// Reconciles the service a message names (queue <c>reconcile</c>), one run at a time per service in this process
+/// (<see cref="ReconcileRuns"/>); "look again in T" becomes a delayed message.
+/// </summary>
+public sealed class ReconcileFunction(ReconcileRuns runs, ReconcileQueue queue)
 {
     [Function("Reconcile")]
     public async Task Run([QueueTrigger(ReconcileQueue.QueueName)] string message, CancellationToken cancellationToken)
@@ -13,7 +16,7 @@ public sealed class ReconcileFunction(ServiceReconciler reconciler, ReconcileQue
         var (key, activity) = ReconcileQueue.Begin(message);
         using (activity)
         {
-            var result = await reconciler.ReconcileAsync(key, cancellationToken);
+            var result = await runs.ReconcileAsync(key, cancellationToken);
             if (result.RequeueAfter is { } delay) await queue.EnqueueAsync(key, delay, cancellationToken);
         }
     }
