@@ -62,8 +62,9 @@ public sealed class ServiceTests(ControlPlaneFixture plane) : IAsyncLifetime
         await WaitStableAsync(cluster, "web");
         var tasks = await RunningTasksAsync(cluster, "web");
         Assert.Equal(3, tasks.Count);
-        var service = await DescribeAsync(cluster, "web");
-        Assert.Contains(service["events"]!.AsArray(), e => e!["message"]!.GetValue<string>() == "(service web) has reached a steady state.");
+        // Steady once its newest task has run Rollout.SteadyAfter (10 s): the waiter only checks the counts.
+        await WaitForAsync(async () => (await DescribeAsync(cluster, "web"))["events"]!.AsArray()
+            .Any(e => e!["message"]!.GetValue<string>() == "(service web) has reached a steady state."), "the steady-state event");
 
         // docker kill one task's container: the service replaces it and is stable again.
         var victim = tasks[0]["containers"]![0]!["runtimeId"]!.GetValue<string>();
@@ -114,6 +115,9 @@ public sealed class ServiceTests(ControlPlaneFixture plane) : IAsyncLifetime
             await Task.Delay(500);
         }
         await WaitStableAsync(cluster, "api");
+        // COMPLETED once the newest task has run Rollout.SteadyAfter (10 s): the waiter only checks the counts.
+        await WaitForAsync(async () => (await DescribeAsync(cluster, "api"))["deployments"]![0]!["rolloutState"]!.GetValue<string>() == "COMPLETED",
+            "the new deployment to complete");
         var final = await DescribeAsync(cluster, "api");
         Assert.Equal(v2, final["taskDefinition"]!.GetValue<string>());
         Assert.Equal("COMPLETED", final["deployments"]![0]!["rolloutState"]!.GetValue<string>());
