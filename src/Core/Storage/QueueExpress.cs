@@ -254,14 +254,6 @@ public sealed class ExpressTwins(TimeProvider time)
 
     public static UInt128 KeyOf(ReadOnlySpan<byte> messageText) => BinaryPrimitives.ReadUInt128BigEndian(SHA256.HashData(messageText));
 
-    public int Count
-    {
-        get
-        {
-            lock (_gate) return _entries.Count;
-        }
-    }
-
     /// <summary>
     /// An express copy arrived: the completion its handler sets (true when it settled the message as done), or null when
     /// a copy of it was already taken (from the queue, or express before) and this one is dropped.
