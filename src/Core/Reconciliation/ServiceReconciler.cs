@@ -57,7 +57,7 @@ public sealed class ServiceReconciler(
             // announced may be newer than what the holder read.
             return ReconcileResult.After(TimeSpan.FromMilliseconds(Math.Min(1000, (service.LeaseExpiresAt!.Value - now).TotalMilliseconds + 50)));
 
-        var serviceTasks = await tasks.ListForGroupAsync(key.Cluster, service.Group, cancellationToken);
+        var serviceTasks = await tasks.ListForGroupAsync(key.Cluster, service.Group, cancellationToken, includeStopped: NeedsStoppedTasks(service));
         // A blue/green deployment's traffic is brought to what its lifecycle asks for first; it moves on only
         // once the rules carried it when read, and counts a task as ready only once its target is healthy.
         var trafficApplied = !BlueGreen.Runs(service) || traffic is null || await traffic.EnsureAsync(service, service.Primary!, cancellationToken);
@@ -105,6 +105,16 @@ public sealed class ServiceReconciler(
             await lease.ReleaseAsync(CancellationToken.None);
         }
     }
+
+    /// <summary>
+    /// Whether a reconcile must read the service's stopped tasks, not only those that run: a deployment in progress
+    /// counts its failed launches among them (the circuit breaker), and a load balancer's targets of a task that
+    /// stopped are deregistered from them. Otherwise nothing decided reads a stopped task, and a service that churns
+    /// keeps each for the retention period: a service scaled 0 -> 50 -> 0 a few times made every reconcile read and
+    /// parse ~180 KB of them, the largest storage cost of its scale-out.
+    /// </summary>
+    private static bool NeedsStoppedTasks(ServiceRecord service)
+        => service.Deployments.Any(d => d.RolloutState == DeploymentRolloutState.InProgress) || ServiceTargets.Of(service).Count > 0;
 
     /// <summary>
     /// Applies <paramref name="step"/> under <paramref name="lease"/>: every stop and every placement

@@ -269,11 +269,19 @@ public sealed class TaskStore(StorageClients storage, Arns arns)
         return found;
     }
 
-    /// <summary>A group's tasks (a service's, for example): one partition.</summary>
-    public async Task<IReadOnlyList<TaskRecord>> ListForGroupAsync(string cluster, string group, CancellationToken cancellationToken)
+    /// <summary>
+    /// A group's tasks (a service's, for example): one partition. Without <paramref name="includeStopped"/>, the
+    /// stopped ones are left out where they are stored: a group that churns keeps its stopped tasks for the retention
+    /// period, and a reader that needs only what runs would otherwise transfer and parse every one of them each time.
+    /// </summary>
+    public async Task<IReadOnlyList<TaskRecord>> ListForGroupAsync(string cluster, string group, CancellationToken cancellationToken, bool includeStopped = true)
     {
         var table = await storage.TableAsync(TableName, cancellationToken);
-        return await ReadAllAsync(table, TableClient.CreateQueryFilter($"PartitionKey eq {TaskIds.GroupPartitionKey(cluster, group)} and Group eq {group}"), cancellationToken);
+        var partition = TaskIds.GroupPartitionKey(cluster, group);
+        var filter = includeStopped
+            ? TableClient.CreateQueryFilter($"PartitionKey eq {partition} and Group eq {group}")
+            : TableClient.CreateQueryFilter($"PartitionKey eq {partition} and Group eq {group} and LastStatus ne {EcsTaskStatus.Stopped}");
+        return await ReadAllAsync(table, filter, cancellationToken);
     }
 
     /// <summary>
