@@ -13,13 +13,13 @@ public sealed class ClusterStore(StorageClients storage, Arns arns, TimeProvider
 
     private const string TableName = "Clusters";
 
-    /// <summary>How long <see cref="GetActiveForLaunchAsync"/> answers from one read of a cluster's row.</summary>
-    public static readonly TimeSpan LaunchViewMaxAge = TimeSpan.FromSeconds(3);
+    /// <summary>How long <see cref="GetActiveSharedAsync"/> answers from one read of a cluster's row.</summary>
+    public static readonly TimeSpan SharedViewMaxAge = TimeSpan.FromSeconds(3);
 
-    // RunTask's shared, short-lived view of each cluster's row (see GetActiveForLaunchAsync).
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, LaunchView> _launchViews = new(StringComparer.Ordinal);
+    // A shared, short-lived view of each cluster's row (see GetActiveSharedAsync).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SharedView> _sharedViews = new(StringComparer.Ordinal);
 
-    private sealed record LaunchView(DateTimeOffset ReadAt, Task<ClusterRecord?> Read);
+    private sealed record SharedView(DateTimeOffset ReadAt, Task<ClusterRecord?> Read);
 
     public async Task<ClusterRecord?> FindAsync(string name, CancellationToken cancellationToken)
     {
@@ -35,16 +35,17 @@ public sealed class ClusterStore(StorageClients storage, Arns arns, TimeProvider
     }
 
     /// <summary>
-    /// <see cref="GetActiveAsync"/> for RunTask: one read of the row serves the launches of the next
-    /// <see cref="LaunchViewMaxAge"/> (as placement shares one read of the instances), so launching costs no
-    /// cluster read per call. A write through this store forgets the view at once; a change made through
-    /// another control plane (a deleted cluster, new capacity providers) is seen within that age, and a
-    /// launch on a cluster deleted meanwhile still finds no registered instance to reserve on.
+    /// <see cref="GetActiveAsync"/> for the hot paths: one read of the row serves the calls of the next
+    /// <see cref="SharedViewMaxAge"/> (as placement shares one read of the instances), so a launch, and the
+    /// existence check of a read on the cluster (<see cref="ReadInActiveAsync"/>), costs no cluster read per call.
+    /// A write through this store forgets the view at once; a change made through another control plane (a
+    /// deleted cluster, new capacity providers) is seen within that age, and a launch on a cluster deleted
+    /// meanwhile still finds no registered instance to reserve on.
     /// </summary>
-    public async Task<ClusterRecord> GetActiveForLaunchAsync(string name, CancellationToken cancellationToken)
+    public async Task<ClusterRecord> GetActiveSharedAsync(string name, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow();
-        if (_launchViews.TryGetValue(name, out var seen) && now - seen.ReadAt < LaunchViewMaxAge)
+        if (_sharedViews.TryGetValue(name, out var seen) && now - seen.ReadAt < SharedViewMaxAge)
         {
             try
             {
@@ -53,18 +54,18 @@ public sealed class ClusterStore(StorageClients storage, Arns arns, TimeProvider
             catch (Exception) when (seen.Read.IsFaulted || seen.Read.IsCanceled)
             {
                 // The shared read failed: read again below, for this caller.
-                _launchViews.TryRemove(KeyValuePair.Create(name, seen));
+                _sharedViews.TryRemove(KeyValuePair.Create(name, seen));
             }
         }
-        var view = new LaunchView(now, FindAsync(name, CancellationToken.None));
-        _launchViews[name] = view;
+        var view = new SharedView(now, FindAsync(name, CancellationToken.None));
+        _sharedViews[name] = view;
         try
         {
             return Active(await view.Read.WaitAsync(cancellationToken));
         }
         catch (Exception) when (view.Read.IsFaulted || view.Read.IsCanceled)
         {
-            _launchViews.TryRemove(KeyValuePair.Create(name, view));
+            _sharedViews.TryRemove(KeyValuePair.Create(name, view));
             throw;
         }
     }
@@ -72,17 +73,18 @@ public sealed class ClusterStore(StorageClients storage, Arns arns, TimeProvider
     private static ClusterRecord Active(ClusterRecord? cluster)
         => cluster is { Status: ClusterRecord.Active } ? cluster : throw new ClusterNotFoundException();
 
-    /// <summary>Forgets RunTask's view of a cluster's row (<see cref="GetActiveForLaunchAsync"/>): the row is being written.</summary>
-    private void ForgetLaunchView(string name) => _launchViews.TryRemove(name, out _);
+    /// <summary>Forgets the shared view of a cluster's row (<see cref="GetActiveSharedAsync"/>): the row is being written.</summary>
+    private void ForgetSharedView(string name) => _sharedViews.TryRemove(name, out _);
 
     /// <summary>
     /// <paramref name="read"/>'s result, awaited together with the check that cluster <paramref name="name"/>
-    /// is ACTIVE: one round trip instead of two. A missing cluster still wins
-    /// (<see cref="ClusterNotFoundException"/>); the read is then thrown away.
+    /// is ACTIVE, which the shared view answers (<see cref="GetActiveSharedAsync"/>): a read of a busy cluster costs
+    /// its own round trip and no cluster read. A missing cluster still wins (<see cref="ClusterNotFoundException"/>);
+    /// the read is then thrown away.
     /// </summary>
     public async Task<T> ReadInActiveAsync<T>(string name, Task<T> read, CancellationToken cancellationToken)
     {
-        await Task.WhenAll(GetActiveAsync(name, cancellationToken), read);
+        await Task.WhenAll(GetActiveSharedAsync(name, cancellationToken), read);
         return await read;
     }
 
@@ -101,7 +103,7 @@ public sealed class ClusterStore(StorageClients storage, Arns arns, TimeProvider
         }
         finally
         {
-            ForgetLaunchView(cluster.Name);
+            ForgetSharedView(cluster.Name);
         }
     }
 
@@ -120,7 +122,7 @@ public sealed class ClusterStore(StorageClients storage, Arns arns, TimeProvider
         }
         finally
         {
-            ForgetLaunchView(cluster.Name);
+            ForgetSharedView(cluster.Name);
         }
     }
 

@@ -50,7 +50,7 @@ public sealed class TaskActions(
         // definition and the clientToken's claim are read side by side; a missing cluster is the
         // error, whatever else is wrong, and any error of the request comes before the token's.
         // The cluster row from a view shared by the launches of the last few seconds (no read per call).
-        var row = clusters.GetActiveForLaunchAsync(cluster, cancellationToken);
+        var row = clusters.GetActiveSharedAsync(cluster, cancellationToken);
         // Placement's shared view of the instances (a few seconds old at most), not a read of every row per call.
         var hosts = instances.ListForPlacementAsync(cluster, fresh: false, cancellationToken);
         var definition = LaunchRequestAsync(cluster, request, count, row, cancellationToken);
