@@ -99,11 +99,11 @@ run_phase() {  # PHASE [ARG...]
 # log record of about 4 KB per storage request), whose cost would otherwise be timed as ours.
 echo "== phase 1 of 2: timing (Azurite silent)"
 start_stack
-run_phase timing --out "$WORK/timing.md" --json "$WORK/timing.json"
+run_phase timing --json "$WORK/timing.json"
 stop_stack timing
 echo "== phase 2 of 2: counting (Azurite with --debug)"
 start_stack --debug "$WORK/azurite-debug.log"
-run_phase cost --azurite-log "$WORK/azurite-debug.log" --timing-json "$WORK/timing.json" --out "$OUT" --json "$JSON"
+run_phase counting --azurite-log "$WORK/azurite-debug.log" --timing-json "$WORK/timing.json" --out "$OUT" --json "$JSON"
 if [[ $QUICK -eq 1 ]]; then
   echo "(--quick: bench/results untouched)"
 else

@@ -183,7 +183,7 @@ class Bench:
         self.cp_log = NetLog(a.cp_log)
         self.worker_log = NetLog(a.worker_log)
         # Only the counting phase reads Azurite's debug log: the timed cycles run against a silent Azurite.
-        self.az = st.AzuriteLog(a.azurite_log) if a.phase == "cost" else None
+        self.az = st.AzuriteLog(a.azurite_log) if a.phase == "counting" else None
         self.storage = st.Storage(a.table_port, a.queue_port)
         self.events = None
         self.pids = {"control plane": [a.cp_pid], "worker": [a.worker_pid], "azurite": [a.azurite_pid]}
@@ -895,11 +895,11 @@ def main() -> int:
     r.add_argument("--cluster", required=True)
     r.add_argument("--cp-log", required=True)
     r.add_argument("--worker-log", required=True)
-    r.add_argument("--phase", choices=("timing", "cost"), required=True,
-                   help="timing: warm-up and timed cycles, ours and raw (Azurite silent); cost: counted cycles and one "
-                        "reconcile (Azurite with --debug), merged with --timing-json into the report")
-    r.add_argument("--timing-json", help="the timing phase's results (--phase cost)")
-    r.add_argument("--azurite-log", help="Azurite's debug log (--phase cost)")
+    r.add_argument("--phase", choices=("timing", "counting"), required=True,
+                   help="timing: warm-up and timed cycles, ours and raw (Azurite silent), written to --json; counting: "
+                        "counted cycles and one reconcile (Azurite with --debug), merged with --timing-json into the report")
+    r.add_argument("--timing-json", help="the timing phase's results (--phase counting)")
+    r.add_argument("--azurite-log", help="Azurite's debug log (--phase counting)")
     r.add_argument("--cp-pid", type=int, required=True)
     r.add_argument("--worker-pid", type=int, required=True)
     r.add_argument("--azurite-pid", type=int, required=True)
@@ -919,11 +919,11 @@ def main() -> int:
     r.add_argument("--busy-pattern", default=os.environ.get(
         "SERVICESCALE_BUSY_PATTERN", "dotnet test|vstest|testhost|read-throughput.sh|run-task.sh"))
     r.add_argument("--quick", action="store_true")
-    r.add_argument("--out", required=True)
+    r.add_argument("--out", help="the Markdown report (--phase counting)")
     r.add_argument("--json", required=True)
     a = p.parse_args()
-    if a.phase == "cost" and not (a.azurite_log and a.timing_json):
-        p.error("--phase cost needs --azurite-log and --timing-json")
+    if a.phase == "counting" and not (a.azurite_log and a.timing_json and a.out):
+        p.error("--phase counting needs --azurite-log, --timing-json and --out")
 
     bench = Bench(a)
     try:
