@@ -1,7 +1,6 @@
 using Serverless.Core.Api;
 using Serverless.Core.Clusters;
 using Serverless.TestSupport;
-using Serverless.TestSupport.Storage;
 
 namespace Serverless.Core.Tests.ContainerInstances;
 
@@ -56,18 +55,12 @@ public sealed class ClusterSharedViewTests(AzuriteFixture azurite)
         Assert.True(await store.TryAddAsync(new ClusterRecord { Name = "busy", CreatedAt = _tables.Time.GetUtcNow() }, _token));
         Assert.Equal(1, await store.ReadInActiveAsync("busy", Task.FromResult(1), _token));
 
-        var seen = new List<StorageRequest>();
-        azurite.Proxy.Observe = r => { lock (seen) seen.Add(r); };
-        try
+        var seen = await azurite.Proxy.RecordAsync(async () =>
         {
             for (var i = 0; i < 5; i++) Assert.Equal(i, await store.ReadInActiveAsync("busy", Task.FromResult(i), _token));
-        }
-        finally
-        {
-            azurite.Proxy.Observe = null;
-        }
+        });
         // Five reads within the view's age: no request for the cluster's row.
-        lock (seen) Assert.DoesNotContain(seen, r => r.Resource?.EndsWith("Clusters", StringComparison.Ordinal) == true);
+        Assert.DoesNotContain(seen, r => r.Resource?.EndsWith("Clusters", StringComparison.Ordinal) == true);
 
         await store.UpdateAsync("busy", c => c with { Status = ClusterRecord.Inactive }, _token);
         await Assert.ThrowsAsync<ClusterNotFoundException>(() => store.ReadInActiveAsync("busy", Task.FromResult(0), _token));

@@ -347,17 +347,8 @@ public sealed class ContainerInstanceStoreTests(AzuriteFixture azurite)
 
         // Warm the process's one-time look at the rows, then watch what a reconcile's read costs.
         Assert.Equal([ids[1]], await store.ListDrainingIdsAsync("default", _token));
-        var seen = new List<StorageRequest>();
-        azurite.Proxy.Observe = r => { lock (seen) seen.Add(r); };
-        IReadOnlySet<string> draining;
-        try
-        {
-            draining = await store.ListDrainingIdsAsync("default", _token);
-        }
-        finally
-        {
-            azurite.Proxy.Observe = null;
-        }
+        IReadOnlySet<string> draining = new HashSet<string>();
+        var seen = await azurite.Proxy.RecordAsync(async () => draining = await store.ListDrainingIdsAsync("default", _token));
 
         Assert.Equal([ids[1]], draining);
         Assert.Empty(await store.ListDrainingIdsAsync("other", _token));

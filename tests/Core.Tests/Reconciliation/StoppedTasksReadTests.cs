@@ -87,18 +87,6 @@ public sealed class StoppedTasksReadTests(AzuriteFixture azurite)
 
     /// <summary>The rows each query of the Tasks table returned while <paramref name="act"/> ran.</summary>
     private async Task<IReadOnlyList<int>> TasksQueriesOfAsync(Func<Task> act)
-    {
-        var seen = new List<StorageRequest>();
-        azurite.Proxy.Observe = r => { lock (seen) seen.Add(r); };
-        try
-        {
-            await act();
-        }
-        finally
-        {
-            azurite.Proxy.Observe = null;
-        }
-        lock (seen)
-            return [.. seen.Where(r => r is { Service: StorageService.Table, Kind: "query" } && r.Resource!.EndsWith("Tasks", StringComparison.Ordinal)).Select(r => r.Entities)];
-    }
+        => [.. (await azurite.Proxy.RecordAsync(act))
+            .Where(r => r is { Service: StorageService.Table, Kind: "query" } && r.Resource!.EndsWith("Tasks", StringComparison.Ordinal)).Select(r => r.Entities)];
 }

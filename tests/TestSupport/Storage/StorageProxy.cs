@@ -62,6 +62,22 @@ public sealed class StorageProxy : IAsyncDisposable
     /// </summary>
     public Action<StorageRequest>? Observe { get; set; }
 
+    /// <summary>The requests received while <paramref name="act"/> ran (<see cref="Observe"/> is taken meanwhile).</summary>
+    public async Task<IReadOnlyList<StorageRequest>> RecordAsync(Func<Task> act)
+    {
+        var seen = new List<StorageRequest>();
+        Observe = r => { lock (seen) seen.Add(r); };
+        try
+        {
+            await act();
+        }
+        finally
+        {
+            Observe = null;
+        }
+        lock (seen) return [.. seen];
+    }
+
     /// <summary>Faults to inject into what passes through.</summary>
     public StorageFaults Faults { get; }
 
