@@ -106,6 +106,13 @@ fi
 docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
 
 if ! docker_answers; then
+    # A dockerd that runs but does not answer is wedged, not missing: a second one cannot start beside it.
+    # (Debian bookworm's 20.10.24 can deadlock in libnetwork when many containers exit at once,
+    # moby/moby#46661; every call then hangs until the daemon is restarted.)
+    wedged="$(pgrep -x dockerd 2>/dev/null | xargs || true)"
+    if [ -n "$wedged" ]; then
+        die "dockerd (pid $wedged) runs but has not answered 'docker info' within 10 s: it is wedged; stop it and its containerd (sudo kill -9 $wedged; sudo pkill -9 -f /var/run/docker/containerd/containerd.toml) and run this again"
+    fi
     log "starting dockerd (log: $STATE_DIR/dockerd.log)"
     # Its own session, so Ctrl-C in the shell that ran this script does not stop the engine.
     as_root setsid dockerd >>"$STATE_DIR/dockerd.log" 2>&1 </dev/null 9>&- &
