@@ -73,10 +73,7 @@ start_stack() {
 
 # Stops what start_stack started (a cycle leaves no container behind) and keeps its logs in $WORK/$1.
 stop_stack() {
-  local pid
-  for pid in "${PIDS[@]}"; do bench_stop_pid "$pid"; done
-  for pid in "${PIDS[@]}"; do bench_reap_pid "$pid"; done
-  PIDS=()
+  bench_stop_all
   mkdir -p "$WORK/$1"
   mv "$WORK"/*.log "$WORK/worker-state" "$WORK/$1/"
 }

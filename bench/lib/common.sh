@@ -17,6 +17,7 @@
 #   bench_start_control_plane URL [VAR=VALUE...]   the standalone control plane; CP_PID
 #   bench_wait_ready URL [LOG]         wait for the API to answer (120 s), else tail LOG and exit 1
 #   bench_start_worker CLUSTER INSTANCE_ID [VAR=VALUE...]   one worker; WORKER_PID
+#   bench_stop_all                     stop every process started so far (the cleanup does it too)
 # The cleanup removes the containers (and networks) matching the docker filters a script lists in
 # BENCH_CONTAINER_FILTERS (BENCH_NETWORK_FILTERS), runs BENCH_CLEANUP_HOOK if set, and keeps $WORK
 # when the run failed or KEEP_LOGS=1.
@@ -103,16 +104,22 @@ bench_reap_pid() {  # up to BENCH_STOP_SECONDS for the process to end, then KILL
   kill -KILL -- "-$pid" 2>/dev/null || true
 }
 
-bench_cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  local i pid filter ids nets
+bench_stop_all() {  # every process in PIDS (in reverse, one by one, with BENCH_STOP_IN_REVERSE=1); PIDS is emptied
+  local i pid
   if [[ $BENCH_STOP_IN_REVERSE -eq 1 ]]; then
     for (( i=${#PIDS[@]}-1; i>=0; i-- )); do bench_stop_pid "${PIDS[$i]}"; bench_reap_pid "${PIDS[$i]}"; done
   else
     for pid in "${PIDS[@]}"; do bench_stop_pid "$pid"; done
     for pid in "${PIDS[@]}"; do bench_reap_pid "$pid"; done
   fi
+  PIDS=()
+}
+
+bench_cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  local filter ids nets
+  bench_stop_all
   # Containers and networks of this run only: the engine is shared, and a worker leaves its
   # containers running when it stops (the next start would adopt them).
   if [[ ${#BENCH_CONTAINER_FILTERS[@]} -gt 0 ]]; then

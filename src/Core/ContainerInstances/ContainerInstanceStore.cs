@@ -200,8 +200,17 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     /// </summary>
     public async Task<IReadOnlySet<string>> ListDrainingIdsAsync(string cluster, CancellationToken cancellationToken)
     {
-        await _drainsBackfilled.GetOrAdd(cluster, c => BackfillDrainsAsync(c, CancellationToken.None))
-            .WaitAsync(cancellationToken);
+        var backfill = _drainsBackfilled.GetOrAdd(cluster, c => BackfillDrainsAsync(c, CancellationToken.None));
+        try
+        {
+            await backfill.WaitAsync(cancellationToken);
+        }
+        catch (Exception) when (backfill.IsFaulted || backfill.IsCanceled)
+        {
+            // A failed look is forgotten, so the next call tries again.
+            _drainsBackfilled.TryRemove(KeyValuePair.Create(cluster, backfill));
+            throw;
+        }
         var drains = await storage.TableAsync(DrainsTableName, cancellationToken);
         var listed = new List<string>();
         await foreach (var row in drains.QueryAsync<TableEntity>(TableClient.CreateQueryFilter($"PartitionKey eq {cluster}"),
@@ -214,23 +223,15 @@ public sealed partial class ContainerInstanceStore(StorageClients storage, Arns 
     }
 
     /// <summary>
-    /// Lists the instances whose rows say DRAINING, once per cluster and process: those drained before
-    /// <see cref="DrainsTableName"/> existed. A failure is forgotten, so the next call tries again.
+    /// Lists the instances whose rows say DRAINING, once per cluster and process (<see cref="ListDrainingIdsAsync"/>):
+    /// those drained before <see cref="DrainsTableName"/> existed.
     /// </summary>
     private async Task BackfillDrainsAsync(string cluster, CancellationToken cancellationToken)
     {
-        try
-        {
-            var table = await storage.TableAsync(TableName, cancellationToken);
-            var filter = TableClient.CreateQueryFilter($"PartitionKey eq {cluster} and Status eq {ContainerInstanceRecord.Draining}");
-            await foreach (var row in table.QueryAsync<TableEntity>(filter, maxPerPage: 1000, select: ["RowKey"], cancellationToken: cancellationToken))
-                await ListDrainAsync(cluster, row.RowKey, cancellationToken);
-        }
-        catch
-        {
-            _drainsBackfilled.TryRemove(cluster, out _);
-            throw;
-        }
+        var table = await storage.TableAsync(TableName, cancellationToken);
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {cluster} and Status eq {ContainerInstanceRecord.Draining}");
+        await foreach (var row in table.QueryAsync<TableEntity>(filter, maxPerPage: 1000, select: ["RowKey"], cancellationToken: cancellationToken))
+            await ListDrainAsync(cluster, row.RowKey, cancellationToken);
     }
 
     private async Task ListDrainAsync(string cluster, string id, CancellationToken cancellationToken)

@@ -125,7 +125,7 @@ public static class Rollout
         // A deleted service is INACTIVE once every task has actually stopped, not when told to.
         var status = draining && view.Tasks.All(t => t.IsStopped) ? ServiceRecord.Inactive : service.Status;
         var steady = events.Steady;
-        if (events.SteadyIn is { } settling) checkAgain = checkAgain is { } sooner && sooner < settling ? sooner : settling;
+        if (events.SteadyIn is { } settling) checkAgain = Min(checkAgain, settling);
         List<string> messages = [.. breaker.Events, .. events.Messages];
         if (steady && status == ServiceRecord.Active && !LastEventIsSteady(service))
             messages.Add($"(service {service.Name}) has reached a steady state.");
